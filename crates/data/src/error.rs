@@ -1,0 +1,46 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong while fetching or reading data. Every variant names the file
+/// (or URL) it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Format { path: PathBuf, message: String },
+    #[error("{}: cannot decode image: {message}", path.display())]
+    Image { path: PathBuf, message: String },
+    #[error("download of {url} failed: {message}")]
+    Download { url: String, message: String },
+    #[error(
+        "{}: MD5 checksum mismatch (expected {expected}, got {actual}); the file was deleted, run again to re-download",
+        path.display()
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DataError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        DataError::Format {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

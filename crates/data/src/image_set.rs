@@ -1,0 +1,197 @@
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::{DataError, Result};
+
+/// Images held in memory as `u8`, planar CHW per image (the CIFAR-10 binary layout), with labels.
+/// 50,000 CIFAR images are 150 MB this way, against 600 MB as `f32`.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub classes: Vec<String>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Per-channel mean and standard deviation of pixel values scaled to [0, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn image(&self, index: usize) -> &[u8] {
+        let n = self.image_size();
+        &self.images[index * n..(index + 1) * n]
+    }
+
+    /// A new set holding the given images, in that order.
+    pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        let mut images = Vec::with_capacity(indices.len() * self.image_size());
+        let mut labels = Vec::with_capacity(indices.len());
+        for &i in indices {
+            images.extend_from_slice(self.image(i));
+            labels.push(self.labels[i]);
+        }
+        ImageSet {
+            images,
+            labels,
+            classes: self.classes.clone(),
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+        }
+    }
+
+    /// Carve a seeded random validation split of `valid_count` images: returns (train, valid).
+    pub fn split_validation(&self, valid_count: usize, seed: u64) -> Result<(ImageSet, ImageSet)> {
+        if valid_count >= self.len() {
+            return Err(DataError::Invalid(format!(
+                "validation split of {valid_count} images leaves nothing to train on: the training set has {} images",
+                self.len()
+            )));
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let (valid, train) = order.split_at(valid_count);
+        let mut train = train.to_vec();
+        let mut valid = valid.to_vec();
+        // Keep the original order inside each split: reproducible and cache friendly.
+        train.sort_unstable();
+        valid.sort_unstable();
+        Ok((self.subset(&train), self.subset(&valid)))
+    }
+
+    /// Mean and (population) standard deviation per channel over all pixels of the set.
+    pub fn channel_stats(&self) -> Normalization {
+        let plane = self.height * self.width;
+        let mut sum = vec![0f64; self.channels];
+        let mut sum_sq = vec![0f64; self.channels];
+        for img in self.images.chunks_exact(self.image_size()) {
+            for (c, chan) in img.chunks_exact(plane).enumerate() {
+                // Integer sums are exact and much faster than per-pixel float work.
+                let (s, s2) = chan.iter().fold((0u64, 0u64), |(s, s2), &p| {
+                    (s + p as u64, s2 + (p as u64) * (p as u64))
+                });
+                sum[c] += s as f64;
+                sum_sq[c] += s2 as f64;
+            }
+        }
+        let count = (self.len() * plane).max(1) as f64;
+        let mut mean = Vec::with_capacity(self.channels);
+        let mut std = Vec::with_capacity(self.channels);
+        for c in 0..self.channels {
+            let m = sum[c] / count / 255.0;
+            let var = (sum_sq[c] / count / (255.0 * 255.0) - m * m).max(0.0);
+            mean.push(m as f32);
+            // A constant channel would divide by zero; 1 leaves it centred only.
+            std.push(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
+        }
+        Normalization { mean, std }
+    }
+
+    /// Number of images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+}
+
+impl Normalization {
+    /// Lookup table: `table[c][p]` is the normalised value of pixel byte `p` in channel `c`.
+    pub fn table(&self) -> Vec<[f32; 256]> {
+        self.mean
+            .iter()
+            .zip(&self.std)
+            .map(|(&m, &s)| {
+                let mut t = [0f32; 256];
+                for (p, v) in t.iter_mut().enumerate() {
+                    *v = (p as f32 / 255.0 - m) / s;
+                }
+                t
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> ImageSet {
+        let mut images = Vec::new();
+        for i in 0..n {
+            images.extend(std::iter::repeat_n(i as u8, 3 * 2 * 2));
+        }
+        ImageSet {
+            images,
+            labels: (0..n).map(|i| (i % 2) as u8).collect(),
+            classes: vec!["a".into(), "b".into()],
+            channels: 3,
+            height: 2,
+            width: 2,
+        }
+    }
+
+    #[test]
+    fn validation_split_is_disjoint_seeded_and_complete() {
+        let s = set(20);
+        let (t1, v1) = s.split_validation(5, 7).expect("split");
+        let (t2, v2) = s.split_validation(5, 7).expect("split");
+        assert_eq!(v1.images, v2.images);
+        assert_eq!(t1.images, t2.images);
+        assert_eq!(v1.len(), 5);
+        assert_eq!(t1.len(), 15);
+        let mut all: Vec<u8> = t1.images.chunks(12).chain(v1.images.chunks(12)).map(|c| c[0]).collect();
+        all.sort();
+        assert_eq!(all, (0..20u8).collect::<Vec<_>>());
+        let (_, v3) = s.split_validation(5, 8).expect("split");
+        assert_ne!(v1.images, v3.images);
+    }
+
+    #[test]
+    fn validation_split_too_large_is_an_error() {
+        assert!(set(4).split_validation(4, 0).is_err());
+    }
+
+    #[test]
+    fn channel_stats_known_answer() {
+        // Channel 0 all 0, channel 1 all 255, channel 2 half 0 half 255.
+        let img = vec![0, 0, 0, 0, 255, 255, 255, 255, 0, 255, 0, 255];
+        let s = ImageSet {
+            images: img,
+            labels: vec![0],
+            classes: vec!["x".into()],
+            channels: 3,
+            height: 2,
+            width: 2,
+        };
+        let n = s.channel_stats();
+        assert_eq!(n.mean, vec![0.0, 1.0, 0.5]);
+        assert_eq!(n.std[0], 1.0, "constant channel gets std 1");
+        assert!((n.std[2] - 0.5).abs() < 1e-6);
+        let t = n.table();
+        assert!((t[2][255] - 1.0).abs() < 1e-6);
+        assert!((t[2][0] + 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,19 @@
+//! Datasets for burnlab: downloads (checksum + atomic rename), parsing, image folders,
+//! augmentation and batching. No model code.
+
+pub mod augment;
+pub mod cifar;
+pub mod download;
+pub mod error;
+pub mod image_folder;
+pub mod image_set;
+pub mod loader;
+pub mod source;
+
+pub use augment::Augment;
+pub use error::DataError;
+pub use image_set::{ImageSet, Normalization};
+pub use loader::{EpochTiming, ImageBatch, ImageLoader};
+pub use source::{ImageData, load_image_data};
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

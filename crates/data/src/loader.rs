@@ -1,0 +1,296 @@
+//! A data loader over an in-memory [`ImageSet`] whose epoch order depends only on
+//! (seed, epoch): a run resumed at epoch k sees exactly the batches an uninterrupted run would.
+//! Burn's `DataLoaderBuilder::shuffle` draws every epoch from one running RNG, so a resumed
+//! run would replay epoch 1's order instead.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::data::dataset::DatasetError;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rayon::prelude::*;
+
+use crate::{Augment, ImageSet, Normalization};
+
+/// A batch of normalised images [batch, channels, height, width] and their class indices.
+#[derive(Clone, Debug)]
+pub struct ImageBatch {
+    pub images: Tensor<4>,
+    pub targets: Tensor<1, Int>,
+}
+
+#[derive(Clone)]
+pub struct ImageLoader {
+    set: Arc<ImageSet>,
+    range: (usize, usize),
+    batch_size: usize,
+    shuffle_seed: Option<u64>,
+    augment: Option<Augment>,
+    table: Arc<Vec<[f32; 256]>>,
+    device: Device,
+    /// The epoch the next `iter()` call serves (1-based, like burn-train's epochs).
+    next_epoch: Arc<AtomicUsize>,
+    timings: Arc<Mutex<Vec<EpochTiming>>>,
+}
+
+/// Wall time of one pass, from the end of its first batch to the end of its last (the
+/// consumer's work included), as the PyTorch peer measures training throughput.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EpochTiming {
+    pub epoch: usize,
+    /// Images served after the first batch.
+    pub images: usize,
+    pub seconds: f64,
+}
+
+/// Mix seed, epoch and a position into an independent RNG seed (SplitMix64 finaliser).
+fn mix(seed: u64, epoch: u64, index: u64) -> u64 {
+    let mut z = seed
+        .wrapping_add(epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .wrapping_add(index.wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl ImageLoader {
+    pub fn new(set: Arc<ImageSet>, batch_size: usize, norm: &Normalization, device: Device) -> Self {
+        let len = set.len();
+        Self {
+            set,
+            range: (0, len),
+            batch_size: batch_size.max(1),
+            shuffle_seed: None,
+            augment: None,
+            table: Arc::new(norm.table()),
+            device,
+            next_epoch: Arc::new(AtomicUsize::new(1)),
+            timings: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Timings of the passes served so far (shared with clones of this loader).
+    pub fn timings(&self) -> Vec<EpochTiming> {
+        self.timings.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Shuffle each epoch with an order derived from (seed, epoch).
+    pub fn shuffle(mut self, seed: u64) -> Self {
+        self.shuffle_seed = Some(seed);
+        self
+    }
+
+    pub fn augment(mut self, augment: Augment) -> Self {
+        self.augment = (!augment.is_identity()).then_some(augment);
+        self
+    }
+
+    /// The epoch the first `iter()` call serves; a run resumed after epoch k starts at k + 1.
+    pub fn starting_epoch(self, epoch: usize) -> Self {
+        self.next_epoch.store(epoch.max(1), Ordering::SeqCst);
+        self
+    }
+
+    /// Indices of the images of `epoch`, in the order they are served.
+    pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
+        if let Some(seed) = self.shuffle_seed {
+            order.shuffle(&mut StdRng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
+        }
+        order
+    }
+
+    /// Build the normalised (and augmented) float pixels and labels of one batch.
+    fn prepare(&self, epoch: usize, offset: usize, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
+        let set = &self.set;
+        let size = set.image_size();
+        let plane = set.height * set.width;
+        let mut pixels = vec![0f32; indices.len() * size];
+        pixels
+            .par_chunks_mut(size)
+            .zip(indices.par_iter().enumerate())
+            .for_each(|(out, (k, &i))| {
+                let src = set.image(i);
+                let mut tmp;
+                let src = match (&self.augment, self.shuffle_seed) {
+                    (Some(a), seed) => {
+                        tmp = vec![0u8; size];
+                        let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
+                        a.apply(src, &mut tmp, set.channels, set.height, set.width, &mut StdRng::seed_from_u64(s));
+                        &tmp[..]
+                    }
+                    (None, _) => src,
+                };
+                for (c, (o, s)) in out.chunks_exact_mut(plane).zip(src.chunks_exact(plane)).enumerate() {
+                    let t = &self.table[c];
+                    for (o, &p) in o.iter_mut().zip(s) {
+                        *o = t[p as usize];
+                    }
+                }
+            });
+        let labels = indices.iter().map(|&i| set.labels[i] as i64).collect();
+        (pixels, labels)
+    }
+
+    fn to_batch(&self, pixels: Vec<f32>, labels: Vec<i64>) -> ImageBatch {
+        let n = labels.len();
+        let set = &self.set;
+        ImageBatch {
+            images: Tensor::from_data(TensorData::new(pixels, [n, set.channels, set.height, set.width]), &self.device),
+            targets: Tensor::from_data(TensorData::new(labels, [n]), &self.device),
+        }
+    }
+}
+
+struct ImageLoaderIter<'a> {
+    loader: &'a ImageLoader,
+    receiver: Receiver<(Vec<f32>, Vec<i64>)>,
+    processed: usize,
+    total: usize,
+    epoch: usize,
+    /// Set when the first batch is handed out: (time, images in it).
+    first: Option<(Instant, usize)>,
+}
+
+impl Iterator for ImageLoaderIter<'_> {
+    type Item = Result<ImageBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Ok((pixels, labels)) = self.receiver.recv() else {
+            if let Some((t0, n0)) = self.first.take()
+                && let Ok(mut t) = self.loader.timings.lock()
+            {
+                t.push(EpochTiming { epoch: self.epoch, images: self.processed - n0, seconds: t0.elapsed().as_secs_f64() });
+            }
+            return None;
+        };
+        self.processed += labels.len();
+        let batch = self.loader.to_batch(pixels, labels);
+        if self.first.is_none() {
+            self.first = Some((Instant::now(), self.processed));
+        }
+        Some(Ok(batch))
+    }
+}
+
+impl DataLoaderIterator<ImageBatch> for ImageLoaderIter<'_> {
+    fn progress(&self) -> Progress {
+        Progress::new(self.processed, self.total, Some("images".to_string()))
+    }
+}
+
+impl DataLoader<ImageBatch> for ImageLoader {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ImageBatch> + 'a> {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        let order = self.epoch_order(epoch);
+        if let Some(seed) = self.shuffle_seed {
+            // Dropout and other random layers draw from the backend RNG: seeding it per epoch
+            // makes a resumed epoch draw what the uninterrupted run drew.
+            self.device.seed(mix(seed, epoch as u64, u64::MAX - 1));
+        }
+        let total = order.len();
+        // A worker prepares batches ahead (augmentation + normalisation, in parallel) while
+        // the model trains on the current one; two in flight bound the memory.
+        let (sender, receiver) = sync_channel(2);
+        let worker = self.clone();
+        std::thread::spawn(move || {
+            for (b, chunk) in order.chunks(worker.batch_size).enumerate() {
+                let batch = worker.prepare(epoch, b * worker.batch_size, chunk);
+                if sender.send(batch).is_err() {
+                    return; // the consumer stopped early
+                }
+            }
+        });
+        Box::new(ImageLoaderIter {
+            loader: self,
+            receiver,
+            processed: 0,
+            total,
+            epoch,
+            first: None,
+        })
+    }
+
+    fn num_items(&self) -> usize {
+        self.range.1 - self.range.0
+    }
+
+    fn to_device(&self, device: &Device) -> Arc<dyn DataLoader<ImageBatch>> {
+        let mut l = self.clone();
+        l.device = device.clone();
+        Arc::new(l)
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
+        let mut l = self.clone();
+        let s = (self.range.0 + start).min(self.range.1);
+        l.range = (s, (self.range.0 + end).clamp(s, self.range.1));
+        Arc::new(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> Arc<ImageSet> {
+        Arc::new(ImageSet {
+            images: (0..n).flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4)).collect(),
+            labels: (0..n).map(|i| (i % 3) as u8).collect(),
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            channels: 3,
+            height: 4,
+            width: 4,
+        })
+    }
+
+    fn norm() -> Normalization {
+        Normalization { mean: vec![0.0; 3], std: vec![1.0 / 255.0; 3] } // value = pixel byte
+    }
+
+    fn first_pixels(loader: &ImageLoader) -> Vec<Vec<i64>> {
+        loader
+            .iter()
+            .map(|b| {
+                let b = b.expect("batch");
+                let v: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
+                v.chunks(48).map(|c| c[0].round() as i64).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_cover_every_image_once_with_labels() {
+        let l = ImageLoader::new(set(10), 4, &norm(), Device::flex()).shuffle(1);
+        let batches = first_pixels(&l);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        let mut all: Vec<i64> = batches.concat();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        let b = l.iter().next().expect("batch").expect("ok");
+        let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
+        let labels: Vec<i64> = b.targets.into_data().convert::<i64>().try_to_vec().expect("i64");
+        for (k, lab) in labels.iter().enumerate() {
+            assert_eq!(*lab, (px[k * 48].round() as i64) % 3);
+        }
+    }
+
+    #[test]
+    fn epoch_order_depends_only_on_seed_and_epoch() {
+        let a = ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5);
+        let e1 = first_pixels(&a);
+        let e2 = first_pixels(&a);
+        assert_ne!(e1, e2, "epochs differ");
+        // A fresh loader resumed at epoch 2 replays epoch 2 exactly.
+        let resumed = ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5).starting_epoch(2);
+        assert_eq!(first_pixels(&resumed), e2);
+        let plain = ImageLoader::new(set(5), 2, &norm(), Device::flex());
+        assert_eq!(first_pixels(&plain), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+}

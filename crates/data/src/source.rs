@@ -1,0 +1,71 @@
+//! Where the images of a run come from: a local folder (image folder or CIFAR-10 binary) or the
+//! official CIFAR-10 download cached under the datasets folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::download::Download;
+use crate::{DataError, ImageSet, Result, cifar, image_folder};
+
+/// Train and test images, and a description of where they came from.
+pub struct ImageData {
+    pub train: ImageSet,
+    pub test: ImageSet,
+    pub source: String,
+}
+
+/// Load from `data` if given, else from the download cache `cache` (downloading if needed).
+pub fn load_image_data(data: Option<&Path>, cache: &Path, download: &Download) -> Result<ImageData> {
+    let Some(root) = data else {
+        let dir = cifar::ensure(cache, download)?;
+        let (train, test) = cifar::load_dir(&dir)?;
+        return Ok(ImageData { train, test, source: format!("cifar10-binary:{}", dir.display()) });
+    };
+    if !root.exists() {
+        return Err(DataError::format(root, "data folder does not exist"));
+    }
+    let (train_dir, test_dir) = (root.join("train"), root.join("test"));
+    if train_dir.is_dir() && test_dir.is_dir() {
+        let train = image_folder::load(&train_dir, cifar::SIDE as u32, None)?;
+        let test = image_folder::load(&test_dir, cifar::SIDE as u32, Some(&train.classes))?;
+        return Ok(ImageData { train, test, source: format!("image-folder:{}", root.display()) });
+    }
+    let candidates: [PathBuf; 2] = [root.to_path_buf(), root.join(cifar::DIR_NAME)];
+    if let Some(dir) = candidates.iter().find(|d| cifar::is_complete(d)) {
+        let (train, test) = cifar::load_dir(dir)?;
+        return Ok(ImageData { train, test, source: format!("cifar10-binary:{}", dir.display()) });
+    }
+    Err(DataError::format(
+        root,
+        "not a dataset: expected an image folder (train/<class>/*.jpg and test/<class>/*.jpg) \
+         or a CIFAR-10 binary folder (data_batch_1..5.bin, test_batch.bin)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_folder_layout_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let d = cifar::official_download();
+        let err = load_image_data(Some(dir.path()), dir.path(), &d).err().expect("error").to_string();
+        assert!(err.contains("not a dataset"), "{err}");
+        let missing = dir.path().join("nope");
+        let err = load_image_data(Some(&missing), dir.path(), &d).err().expect("error").to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn binary_folder_is_recognised() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let bin = dir.path().join(cifar::DIR_NAME);
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        for f in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
+            std::fs::write(bin.join(f), cifar::tests::synthetic_record(4)).expect("write");
+        }
+        let d = load_image_data(Some(dir.path()), dir.path(), &cifar::official_download()).expect("load");
+        assert_eq!(d.train.len(), 5);
+        assert!(d.source.starts_with("cifar10-binary:"));
+    }
+}

@@ -1,0 +1,45 @@
+//! The training wrapper: an image network plus its loss, as burn-train's Learner wants it.
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
+use burnlab_data::ImageBatch;
+use burnlab_models::{LossKind, Mlp};
+
+#[derive(Module, Debug)]
+pub struct ImageClassifier {
+    pub net: Mlp,
+    #[module(skip)]
+    pub loss: LossKind,
+}
+
+impl ImageClassifier {
+    pub fn logits(&self, images: Tensor<4>) -> Tensor<2> {
+        self.net.forward(images)
+    }
+
+    pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
+        let logits = self.logits(batch.images);
+        let loss = self.loss.forward(logits.clone(), batch.targets.clone());
+        ClassificationOutput { loss, output: logits, targets: batch.targets }
+    }
+}
+
+impl TrainStep for ImageClassifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
+        let item = self.forward_classification(batch);
+        TrainOutput::new(self, item.loss.backward(), item)
+    }
+}
+
+impl InferenceStep for ImageClassifier {
+    type Input = ImageBatch;
+    type Output = ClassificationOutput;
+
+    fn step(&self, batch: ImageBatch) -> ClassificationOutput {
+        self.forward_classification(batch)
+    }
+}

@@ -1,0 +1,107 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::Backend;
+
+/// burnlab: train the classic deep-learning models on real data, on CPU or GPU.
+#[derive(Parser, Debug)]
+#[command(name = "burnlab", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a model.
+    #[command(subcommand)]
+    Train(TrainTask),
+    /// Test accuracy and per-class accuracy of a trained run.
+    Eval(EvalArgs),
+    /// Classify image files with a trained run.
+    Predict(PredictArgs),
+    /// List what each backend can see.
+    Devices,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrainTask {
+    /// Multi-layer perceptron (or linear softmax/SVM classifier) on CIFAR-10.
+    Mlp(TrainArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Local dataset: an image folder (train/<class>/*, test/<class>/*) or a CIFAR-10 binary
+    /// folder. Without it, CIFAR-10 is downloaded into the cache.
+    #[arg(long, env = "BURNLAB_DATA")]
+    pub data: Option<PathBuf>,
+    /// Download cache.
+    #[arg(long, env = "BURNLAB_CACHE", default_value = "datasets")]
+    pub cache: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Experiment config (TOML).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    /// Override train.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Override optim.lr.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Override train.batch_size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Override seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder (default: runs/<name>, numbered if taken).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint.
+    #[arg(long, requires = "run_dir")]
+    pub resume: bool,
+    /// Override any config field: --set model.hidden=[1024] --set optim.name=adam
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    if k.is_empty() {
+        return Err(format!("empty key in `{s}`"));
+    }
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    pub run_dir: PathBuf,
+    /// Image files (any size; resized to the training size).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}

@@ -1,0 +1,240 @@
+//! Experiment configs: one human-readable TOML file per experiment, every field overridable
+//! from the command line, validated before anything runs.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use burnlab_models::{Activation, LossKind, WeightInit};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MlpExperiment {
+    /// Name of the run folder under `runs/` (a timestamp is added if it exists).
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    pub model: MlpModel,
+    #[serde(default)]
+    pub data: DataConfig,
+    pub train: TrainConfig,
+    pub optim: OptimConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MlpModel {
+    /// Hidden layer widths; `[]` is the linear softmax/SVM classifier.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default)]
+    pub init: WeightInit,
+    #[serde(default)]
+    pub loss: LossKind,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Images held out of training for validation (seeded).
+    pub valid_size: usize,
+    /// Zero padding before the random 32x32 crop; 0 turns cropping off.
+    pub crop_padding: usize,
+    pub hflip: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self { valid_size: 5000, crop_padding: 4, hflip: true }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Print a plain progress line every N steps when not on a terminal (0: per epoch only).
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
+}
+
+fn default_log_every() -> usize {
+    100
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimKind {
+    Sgd,
+    Adagrad,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    pub name: OptimKind,
+    pub lr: f64,
+    /// SGD momentum (0 disables it).
+    #[serde(default)]
+    pub momentum: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+    /// L2 penalty λ (coupled weight decay; decoupled for AdamW).
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    #[default]
+    Constant,
+    Cosine,
+    Onecycle,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(default)]
+    pub name: ScheduleKind,
+    /// Linear warm-up length in epochs (fractions allowed). One-cycle with 0 uses 30%.
+    #[serde(default)]
+    pub warmup_epochs: f64,
+}
+
+/// Set `key` (dotted path, e.g. `optim.lr`) to `value` in a TOML table. The value is read as
+/// TOML (`0.1`, `true`, `[512, 256]`, `"relu"`); a bare word is taken as a string.
+pub fn set_path(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").context("parsing override")?,
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut cur = table;
+    for p in &parts[..parts.len() - 1] {
+        cur = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .with_context(|| format!("`{key}`: `{p}` is not a section"))?;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), parsed);
+    Ok(())
+}
+
+/// Read a config file, apply `key=value` overrides, and validate.
+pub fn load_mlp(path: &Path, overrides: &[(String, String)]) -> Result<MlpExperiment> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+    for (k, v) in overrides {
+        set_path(&mut table, k, v)?;
+    }
+    let exp: MlpExperiment = table
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
+    Ok(exp)
+}
+
+impl MlpExperiment {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            bail!("name must be a non-empty folder name, got {:?}", self.name);
+        }
+        if self.train.epochs == 0 {
+            bail!("train.epochs must be at least 1");
+        }
+        if self.train.batch_size == 0 {
+            bail!("train.batch_size must be at least 1, got 0");
+        }
+        let o = &self.optim;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            bail!("optim.lr must be a positive number, got {}", o.lr);
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            bail!("optim.momentum must be in [0, 1), got {}", o.momentum);
+        }
+        if o.nesterov && (o.momentum == 0.0 || o.name != OptimKind::Sgd) {
+            bail!("optim.nesterov needs optim.name = \"sgd\" and a momentum above 0");
+        }
+        if !(o.weight_decay.is_finite() && o.weight_decay >= 0.0) {
+            bail!("optim.weight_decay must be >= 0, got {}", o.weight_decay);
+        }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            bail!("model.dropout must be in [0, 1), got {}", self.model.dropout);
+        }
+        if self.model.hidden.contains(&0) {
+            bail!("model.hidden layer widths must be at least 1, got {:?}", self.model.hidden);
+        }
+        let w = self.schedule.warmup_epochs;
+        if !(w.is_finite() && w >= 0.0 && w < self.train.epochs as f64) {
+            bail!("schedule.warmup_epochs must be in [0, epochs), got {w}");
+        }
+        if self.data.crop_padding > 16 {
+            bail!("data.crop_padding must be at most 16, got {}", self.data.crop_padding);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+[model]
+hidden = [8]
+[train]
+epochs = 2
+batch_size = 4
+[optim]
+name = "sgd"
+lr = 0.1
+momentum = 0.9
+nesterov = true
+"#;
+
+    fn load(overrides: &[(&str, &str)]) -> Result<MlpExperiment> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, BASE)?;
+        let o: Vec<(String, String)> = overrides.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        load_mlp(&p, &o)
+    }
+
+    fn err(overrides: &[(&str, &str)]) -> String {
+        format!("{:#}", load(overrides).expect_err("should fail"))
+    }
+
+    #[test]
+    fn parses_with_defaults_and_overrides() {
+        let e = load(&[("optim.lr", "0.5"), ("model.hidden", "[3, 2]"), ("model.activation", "tanh")]).expect("ok");
+        assert_eq!(e.optim.lr, 0.5);
+        assert_eq!(e.model.hidden, vec![3, 2]);
+        assert_eq!(e.model.activation, Activation::Tanh);
+        assert_eq!(e.data, DataConfig::default());
+        assert_eq!(e.schedule.name, ScheduleKind::Constant);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        assert!(err(&[("train.batch_size", "0")]).contains("batch_size must be at least 1"));
+        assert!(err(&[("optim.lr", "-0.1")]).contains("optim.lr must be a positive number"));
+        assert!(err(&[("model.dropout", "1.0")]).contains("dropout"));
+        assert!(err(&[("model.activation", "gelu")]).contains("unknown variant `gelu`"));
+        assert!(err(&[("optim.learning_rate", "0.1")]).contains("unknown field `learning_rate`"));
+        assert!(err(&[("train.batch_size", "-3")]).contains("batch_size"));
+        assert!(err(&[("schedule.warmup_epochs", "5")]).contains("warmup_epochs"));
+    }
+}

@@ -1,0 +1,121 @@
+//! `burnlab eval` and `burnlab predict`, and the evaluation loop training also uses.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::data::dataloader::DataLoader;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use burnlab_data::image_folder::decode_rgb;
+use burnlab_data::{ImageLoader, ImageSet, Normalization};
+use serde::Serialize;
+
+use crate::classifier::ImageClassifier;
+use crate::cli::{EvalArgs, PredictArgs};
+use crate::run;
+use crate::train_image::{load_data, load_run_model};
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub images: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub per_class_accuracy: Vec<(String, f64)>,
+    /// confusion[true][predicted]
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Loss, accuracy and confusion matrix of `model` (used in eval mode) over `set`.
+pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize) -> EvalReport {
+    let model = model.valid();
+    let k = set.classes.len();
+    let mut confusion = vec![vec![0usize; k]; k];
+    let mut loss_sum = 0f64;
+    let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
+    for b in loader.iter().flatten() {
+        let n = b.targets.dims()[0];
+        let out = model.forward_classification(b);
+        loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
+        let pred: Vec<i64> = out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let truth: Vec<i64> = out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        for (t, p) in truth.iter().zip(&pred) {
+            confusion[*t as usize][*p as usize] += 1;
+        }
+    }
+    let total: usize = confusion.iter().flatten().sum();
+    let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+    let per_class_accuracy = set
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let n: usize = confusion[i].iter().sum();
+            (c.clone(), if n > 0 { confusion[i][i] as f64 / n as f64 } else { 0.0 })
+        })
+        .collect();
+    EvalReport {
+        images: total,
+        loss: loss_sum / total.max(1) as f64,
+        accuracy: correct as f64 / total.max(1) as f64,
+        per_class_accuracy,
+        confusion,
+    }
+}
+
+pub fn eval_command(args: EvalArgs) -> Result<()> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let meta = run::read_meta(&args.run_dir)?;
+    let device = args.backend.device()?;
+    let model = load_run_model(&args.run_dir, &meta, &device)?;
+    let mut data_args = args.data.clone();
+    if data_args.data.is_none()
+        && let Some(path) = meta.data_source.split_once(':').map(|(_, p)| std::path::PathBuf::from(p))
+        && path.exists()
+    {
+        // Default to the data the run was trained on.
+        data_args.data = Some(path);
+    }
+    let data = load_data(&data_args)?;
+    if data.test.classes != meta.classes {
+        bail!("test classes {:?} differ from the run's classes {:?}", data.test.classes, meta.classes);
+    }
+    let report = evaluate(&model, &Arc::new(data.test), &meta.normalization, &device, args.batch_size);
+    println!("{} on {} test images ({})", meta.model, report.images, data.source);
+    println!("test loss      {:.4}", report.loss);
+    println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
+    println!("per class:");
+    for (c, a) in &report.per_class_accuracy {
+        println!("  {c:<12} {:6.2}%", 100.0 * a);
+    }
+    let out = args.run_dir.join("eval.json");
+    run::write_json(&out, &report)?;
+    println!("written: {}", out.display());
+    Ok(())
+}
+
+pub fn predict_command(args: PredictArgs) -> Result<()> {
+    let meta = run::read_meta(&args.run_dir)?;
+    let device = args.backend.device()?;
+    let model = load_run_model(&args.run_dir, &meta, &device)?.valid();
+    let [c, h, w] = meta.image_size;
+    if h != w || c != 3 {
+        bail!("run has images of shape {:?}; predict supports square RGB", meta.image_size);
+    }
+    let table = meta.normalization.table();
+    let k = args.top_k.clamp(1, meta.classes.len());
+    for path in &args.images {
+        let chw = decode_rgb(path, h as u32).with_context(|| format!("reading {}", path.display()))?;
+        let plane = h * w;
+        let pixels: Vec<f32> = chw.iter().enumerate().map(|(i, &p)| table[i / plane][p as usize]).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), &device);
+        let probs: Vec<f32> = softmax(model.logits(x), 1).into_data().try_to_vec().context("reading probabilities")?;
+        let mut order: Vec<usize> = (0..probs.len()).collect();
+        order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
+        let tops: Vec<String> = order[..k].iter().map(|&i| format!("{} {:.1}%", meta.classes[i], 100.0 * probs[i])).collect();
+        println!("{}: {}", path.display(), tops.join(", "));
+    }
+    Ok(())
+}

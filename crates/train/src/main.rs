@@ -1,0 +1,45 @@
+//! The `burnlab` command line.
+
+mod backend;
+mod classifier;
+mod cli;
+mod config;
+mod evaluate;
+mod metrics;
+mod optim;
+mod renderer;
+mod run;
+mod train_image;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, TrainTask};
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("BURNLAB_LOG")
+                .unwrap_or_else(|_| EnvFilter::new("warn,burnlab=info,burnlab_data=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(TrainTask::Mlp(args)) => train_image::train_mlp(args),
+        Command::Eval(args) => evaluate::eval_command(args),
+        Command::Predict(args) => evaluate::predict_command(args),
+        Command::Devices => {
+            backend::print_devices();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

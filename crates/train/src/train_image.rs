@@ -1,0 +1,266 @@
+//! Training an image classifier end to end: data, model, burn-train Learner, checkpoints,
+//! final model and metrics.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::Device;
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::{Learner, SupervisedTraining};
+use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
+use burnlab_models::MlpConfig;
+use serde::Serialize;
+
+use crate::classifier::ImageClassifier;
+use crate::cli::{DataArgs, TrainArgs};
+use crate::config::{self, MlpExperiment};
+use crate::evaluate::{EvalReport, evaluate};
+use crate::metrics::{NonFiniteGuard, ThroughputMetric};
+use crate::optim::{Schedule, build_optimizer};
+use crate::renderer::PlainRenderer;
+use crate::run::{self, RunMeta, Status};
+
+pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
+
+/// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
+/// `BURNLAB_CIFAR10_MD5` are set.
+pub fn cifar_download() -> Download {
+    let mut d = cifar::official_download();
+    if let Ok(url) = std::env::var("BURNLAB_CIFAR10_URL") {
+        d.url = url;
+    }
+    if let Ok(md5) = std::env::var("BURNLAB_CIFAR10_MD5") {
+        d.md5 = md5.to_lowercase();
+    }
+    d
+}
+
+pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
+    let data = load_image_data(args.data.as_deref(), &args.cache, &cifar_download())?;
+    tracing::info!("data: {} ({} train, {} test images)", data.source, data.train.len(), data.test.len());
+    Ok(data)
+}
+
+pub fn build_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3], device: &Device) -> ImageClassifier {
+    let m = &exp.model;
+    let net = MlpConfig::new()
+        .with_d_input(image.iter().product())
+        .with_num_classes(classes)
+        .with_hidden(m.hidden.clone())
+        .with_activation(m.activation)
+        .with_dropout(m.dropout)
+        .with_init(m.init)
+        .init(device);
+    ImageClassifier { net, loss: m.loss }
+}
+
+pub fn describe_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3]) -> String {
+    let mut dims = vec![image.iter().product::<usize>()];
+    dims.extend(&exp.model.hidden);
+    dims.push(classes);
+    let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("mlp {}", dims.join("-"))
+}
+
+#[derive(Serialize)]
+struct MetricsFile<'a> {
+    epochs: usize,
+    train_images: usize,
+    train_seconds: f64,
+    train_images_per_s: f64,
+    /// Peak resident memory of the process so far (Linux), MiB.
+    peak_rss_mib: Option<f64>,
+    valid: &'a EvalReport,
+    test: &'a EvalReport,
+}
+
+fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
+    let mut o = Vec::new();
+    if let Some(v) = args.epochs {
+        o.push(("train.epochs".into(), v.to_string()));
+    }
+    if let Some(v) = args.lr {
+        o.push(("optim.lr".into(), format!("{v:?}")));
+    }
+    if let Some(v) = args.batch_size {
+        o.push(("train.batch_size".into(), v.to_string()));
+    }
+    if let Some(v) = args.seed {
+        o.push(("seed".into(), v.to_string()));
+    }
+    o.extend(args.sets.iter().cloned());
+    o
+}
+
+pub fn train_mlp(args: TrainArgs) -> Result<()> {
+    // A resumed run reads the config it was started with; overrides still apply (e.g. more epochs).
+    let (run_dir, config_path, resume_from) = if args.resume {
+        let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
+        let meta = run::read_meta(&dir)?;
+        if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
+            bail!("{} already finished ({} epochs); pass --epochs N to train further", dir.display(), meta.epochs_done);
+        }
+        let epoch = run::last_checkpoint(&dir);
+        (Some(dir.clone()), dir.join(run::CONFIG_FILE), epoch)
+    } else {
+        (None, args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MLP_CONFIG)), None)
+    };
+    let exp = config::load_mlp(&config_path, &overrides(&args))?;
+    let device = args.backend.device()?;
+    let run_dir = match run_dir {
+        Some(d) => d,
+        None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
+    };
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
+        .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    println!("run folder: {}", run_dir.display());
+
+    let data = load_data(&args.data)?;
+    let (train, valid) = data.train.split_validation(exp.data.valid_size, exp.seed)?;
+    if valid.is_empty() {
+        bail!("data.valid_size is 0: a validation split is needed to track training");
+    }
+    let norm = train.channel_stats();
+    let image = [train.channels, train.height, train.width];
+    let classes = train.classes.len();
+
+    // Initialise on the CPU from the seed, then move: the same seed gives the same starting
+    // weights on every backend.
+    let init_device = Device::flex();
+    init_device.seed(exp.seed);
+    let ad = device.clone().autodiff();
+    let model = build_mlp(&exp, classes, image, &init_device).fork(&ad);
+    let mut meta = RunMeta {
+        task: "mlp".into(),
+        model: describe_mlp(&exp, classes, image),
+        backend: args.backend.to_string(),
+        data_source: data.source.clone(),
+        classes: train.classes.clone(),
+        image_size: image,
+        normalization: norm.clone(),
+        trainable_params: model.num_params(),
+        status: Status::Running,
+        epochs_done: resume_from.unwrap_or(0),
+        message: None,
+    };
+    run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    println!(
+        "{}: {} trainable parameters, {} train / {} valid images, backend {}",
+        meta.model, meta.trainable_params, train.len(), valid.len(), meta.backend
+    );
+
+    let steps_per_epoch = train.len().div_ceil(exp.train.batch_size);
+    let train_set = Arc::new(train);
+    let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
+        .shuffle(exp.seed)
+        .augment(Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip })
+        .starting_epoch(resume_from.map_or(1, |e| e + 1));
+    let valid_set = Arc::new(valid);
+    let valid_loader = ImageLoader::new(valid_set.clone(), 256, &norm, device.clone());
+
+    let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
+        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(ThroughputMetric::new())
+        .with_default_checkpointers()
+        .with_application_logger(None)
+        .num_epochs(exp.train.epochs);
+    let guard = NonFiniteGuard::new(training.interrupter());
+    training = training.metric_train(guard.clone());
+    if !std::io::stdout().is_terminal() {
+        training = training.renderer(Box::new(PlainRenderer::new(exp.train.log_every)));
+    }
+    if let Some(epoch) = resume_from {
+        println!("resuming from the checkpoint of epoch {epoch}");
+        training = training.checkpoint(epoch);
+    } else if args.resume {
+        println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
+    }
+    let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
+    let started = Instant::now();
+    let result = training.launch(Learner::new(model, build_optimizer(&exp.optim), schedule));
+    let wall = started.elapsed().as_secs_f64();
+
+    let tripped = guard.tripped.lock().ok().and_then(|t| t.clone());
+    if let Some(reason) = tripped {
+        meta.status = Status::Failed;
+        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
+        meta.message = Some(reason.clone());
+        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        bail!(
+            "training stopped: {reason}. Checkpoints up to epoch {} are kept in {}; lower optim.lr (now {}) and train again",
+            meta.epochs_done,
+            run_dir.join(run::CHECKPOINT_DIR).display(),
+            exp.optim.lr
+        );
+    }
+    if let Some(err) = result.error {
+        meta.status = Status::Failed;
+        meta.message = Some(err.to_string());
+        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        bail!("training failed: {err}");
+    }
+    if result.interrupted.is_some() {
+        meta.status = Status::Interrupted;
+        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
+        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        println!("interrupted; continue with: burnlab train mlp --run-dir {} --resume", run_dir.display());
+        return Ok(());
+    }
+
+    let model = result.model;
+    model
+        .clone()
+        .save_file(run_dir.join(run::MODEL_FILE))
+        .with_context(|| format!("saving the model to {}", run_dir.display()))?;
+    let valid_report = evaluate(&model, &valid_set, &norm, &device, 256);
+    let test_report = evaluate(&model, &Arc::new(data.test), &norm, &device, 256);
+    let timings = train_loader.timings();
+    let (imgs, secs) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
+    let metrics = MetricsFile {
+        epochs: exp.train.epochs,
+        train_images: train_set.len(),
+        train_seconds: wall,
+        train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
+        peak_rss_mib: peak_rss_mib(),
+        valid: &valid_report,
+        test: &test_report,
+    };
+    run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
+    meta.status = Status::Finished;
+    meta.epochs_done = exp.train.epochs;
+    run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    println!(
+        "done in {wall:.1}s: valid accuracy {:.2}%, test accuracy {:.2}%, {:.0} train images/s\nmodel: {}",
+        100.0 * valid_report.accuracy,
+        100.0 * test_report.accuracy,
+        metrics.train_images_per_s,
+        run_dir.join(run::MODEL_FILE).display()
+    );
+    Ok(())
+}
+
+/// Rebuild a trained run's model (weights loaded) on `device`.
+pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result<ImageClassifier> {
+    let exp = config::load_mlp(&run_dir.join(run::CONFIG_FILE), &[])?;
+    let model = build_mlp(&exp, meta.classes.len(), meta.image_size, device);
+    let path = run_dir.join(run::MODEL_FILE);
+    if !path.is_file() {
+        bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);
+    }
+    model
+        .try_load_file(&path)
+        .with_context(|| format!("{}: cannot load the model", path.display()))
+}
+
+/// `VmHWM` from /proc/self/status: the peak resident set size, in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}

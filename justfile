@@ -1,0 +1,26 @@
+# burnlab: `just` lists the recipes. Extra arguments pass through: `just train-mlp --backend wgpu`.
+
+set positional-arguments
+
+default:
+    @just --list
+
+# Train the 3072-512-256-10 MLP on CIFAR-10 (downloads it unless --data/BURNLAB_DATA is given)
+train-mlp *args:
+    cargo run --release -p burnlab -- train mlp --config configs/mlp-cifar10.toml "$@"
+
+# Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
+train-softmax *args:
+    cargo run --release -p burnlab -- train mlp --config configs/softmax-cifar10.toml "$@"
+
+# Evaluate a run on the test set
+eval run *args:
+    cargo run --release -p burnlab -- eval "$@"
+
+# Run every test (release profile: Burn is compiled once for build and tests)
+test *args:
+    cargo test --release --workspace "$@"
+
+# MLP benchmark on the shared CIFAR-10 image folder: key=value lines (BURNLAB_DATA overrides the path)
+bench-mlp *args:
+    bash scripts/bench-mlp.sh "$@"

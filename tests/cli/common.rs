@@ -1,0 +1,93 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn burnlab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_burnlab"));
+    c.env_remove("BURNLAB_DATA").env_remove("BURNLAB_BACKEND").env_remove("BURNLAB_CACHE");
+    c
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run burnlab");
+    assert!(out.status.success(), "burnlab failed:\nstdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+pub fn run_err(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().expect("run burnlab");
+    assert!(!out.status.success(), "burnlab should have failed:\n{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    err
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub const CLASSES: [&str; 3] = ["blue", "green", "red"];
+
+/// An image folder `root/{train,test}/<class>/*.png` of 32x32 images whose colour tells the class,
+/// with seeded noise.
+pub fn make_image_folder(root: &Path, train_per_class: usize, test_per_class: usize) {
+    let mut state = 12345u64;
+    let mut noise = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) % 90) as u8
+    };
+    for (split, n) in [("train", train_per_class), ("test", test_per_class)] {
+        for (ci, class) in CLASSES.iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            for i in 0..n {
+                let img = image::RgbImage::from_fn(32, 32, |_, _| {
+                    let mut px = [noise(), noise(), noise()];
+                    // channel order r, g, b; classes sorted: blue=0, green=1, red=2
+                    let strong = [2usize, 1, 0][ci];
+                    px[strong] = 150 + noise();
+                    image::Rgb(px)
+                });
+                img.save(dir.join(format!("{i:04}.png"))).expect("save");
+            }
+        }
+    }
+}
+
+/// A tiny MLP config for the image folder above.
+pub fn tiny_config(dir: &Path, epochs: usize, dropout: f64) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"name = "tiny"
+seed = 3
+[model]
+hidden = [16]
+dropout = {dropout}
+[data]
+valid_size = 30
+crop_padding = 2
+hflip = true
+[train]
+epochs = {epochs}
+batch_size = 16
+log_every = 2
+[optim]
+name = "sgd"
+lr = 0.05
+momentum = 0.9
+nesterov = true
+weight_decay = 5e-4
+[schedule]
+name = "cosine"
+"#
+        ),
+    )
+    .expect("write config");
+    p
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&t).expect("json")
+}

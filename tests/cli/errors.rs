@@ -1,0 +1,75 @@
+use crate::common::*;
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 4, 2);
+    let cfg = tiny_config(tmp.path(), 1, 0.0);
+    (tmp, data, cfg)
+}
+
+#[test]
+fn bad_config_values_are_clear_errors() {
+    let (tmp, data, cfg) = setup();
+    let train = |extra: &[&str]| {
+        let mut c = burnlab();
+        c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(tmp.path().join("r")).args(extra);
+        run_err(&mut c)
+    };
+    let e = train(&["--batch-size", "0"]);
+    assert!(e.contains("train.batch_size must be at least 1"), "{e}");
+    let e = train(&["--lr=-0.5"]);
+    assert!(e.contains("optim.lr must be a positive number"), "{e}");
+    let e = train(&["--backend", "tpu"]);
+    assert!(e.contains("invalid value 'tpu'") && e.contains("flex"), "{e}");
+    let e = train(&["--set", "model.activation=swish"]);
+    assert!(e.contains("unknown variant `swish`"), "{e}");
+    let e = train(&["--set", "optim.momentum"]);
+    assert!(e.contains("expected KEY=VALUE"), "{e}");
+    assert!(!tmp.path().join("r").join("model.bpk").exists());
+}
+
+#[test]
+fn bad_data_is_a_clear_error() {
+    let (tmp, data, cfg) = setup();
+    std::fs::write(data.join("train/red/broken.jpg"), b"\xff\xd8\xff not a jpeg").expect("write");
+    let mut c = burnlab();
+    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(tmp.path().join("r"));
+    let e = run_err(&mut c);
+    assert!(e.contains("broken.jpg") && e.contains("cannot decode image"), "{e}");
+
+    let mut c = burnlab();
+    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(tmp.path().join("nothing-here")).arg("--run-dir").arg(tmp.path().join("r2"));
+    let e = run_err(&mut c);
+    assert!(e.contains("nothing-here") && e.contains("does not exist"), "{e}");
+
+    let mut c = burnlab();
+    c.args(["train", "mlp", "--config"]).arg(tmp.path().join("missing.toml"));
+    let e = run_err(&mut c);
+    assert!(e.contains("missing.toml"), "{e}");
+}
+
+#[test]
+fn download_from_an_unreachable_mirror_fails_cleanly() {
+    let (tmp, _data, cfg) = setup();
+    let cache = tmp.path().join("cache");
+    let mut c = burnlab();
+    c.args(["train", "mlp", "--config"])
+        .arg(&cfg)
+        .arg("--cache")
+        .arg(&cache)
+        .arg("--run-dir")
+        .arg(tmp.path().join("r"))
+        .env("BURNLAB_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz");
+    let e = run_err(&mut c);
+    assert!(e.contains("download of http://127.0.0.1:9/"), "{e}");
+    let left: Vec<_> = std::fs::read_dir(&cache).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "nothing left in the cache: {left:?}");
+}
+
+#[test]
+fn eval_of_a_folder_that_is_not_a_run() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let e = run_err(burnlab().arg("eval").arg(tmp.path()));
+    assert!(e.contains("is not a burnlab run folder"), "{e}");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of the `burnlab` binary on small datasets the tests make themselves.
+//! One test binary with modules, so the heavy Burn build links once.
+
+mod common;
+mod errors;
+mod mlp;
+mod resume;
+mod wgpu;

@@ -1,0 +1,50 @@
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Kill a run once its first checkpoint is on disk, resume it, and end exactly where an
+/// uninterrupted run ends.
+#[test]
+fn resume_after_kill_matches_uninterrupted_run() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 150, 5);
+    let cfg = tiny_config(tmp.path(), 4, 0.3);
+    let train = |run: &std::path::Path| {
+        let mut c = burnlab();
+        c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(run);
+        c
+    };
+
+    let full = tmp.path().join("full");
+    run_ok(&mut train(&full));
+
+    let killed = tmp.path().join("killed");
+    let mut child = train(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let ckpt = killed.join("checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = ["model", "optim", "scheduler"].iter().all(|k| ckpt.join(format!("{k}-1.bpk")).exists());
+        if done || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
+
+    let out = run_ok(&mut train(&killed).arg("--resume"));
+    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
+    let a = read_json(&full.join("metrics.json"));
+    let b = read_json(&killed.join("metrics.json"));
+    for split in ["valid", "test"] {
+        let (la, lb) = (a[split]["loss"].as_f64().expect("loss"), b[split]["loss"].as_f64().expect("loss"));
+        assert!((la - lb).abs() < 1e-5, "{split} loss: uninterrupted {la} vs resumed {lb}");
+        assert_eq!(a[split]["confusion"], b[split]["confusion"]);
+    }
+    assert_eq!(read_json(&killed.join("run.json"))["status"], "finished");
+
+    let e = run_err(&mut train(&killed).arg("--resume"));
+    assert!(e.contains("already finished"), "{e}");
+}
