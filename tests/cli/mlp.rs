@@ -52,7 +52,7 @@ fn linear_svm_trains_with_hinge_loss() {
             .arg(&data)
             .arg("--run-dir")
             .arg(&run)
-            .args(["--set", "model.hidden=[]", "--set", "model.loss=hinge", "--set", "optim.name=adagrad", "--lr", "0.01"]),
+            .args(["--set", "model.hidden=[]", "--set", "model.loss=hinge", "--set", "optim.name=adagrad", "--set", "optim.nesterov=false", "--lr", "0.01"]),
     );
     let meta = read_json(&run.join("run.json"));
     assert_eq!(meta["model"], "mlp 3072-3", "description");

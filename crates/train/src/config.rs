@@ -141,7 +141,7 @@ pub fn load_mlp(path: &Path, overrides: &[(String, String)]) -> Result<MlpExperi
     }
     let exp: MlpExperiment = table
         .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
     exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
     Ok(exp)
 }
@@ -234,7 +234,8 @@ nesterov = true
         assert!(err(&[("model.dropout", "1.0")]).contains("dropout"));
         assert!(err(&[("model.activation", "gelu")]).contains("unknown variant `gelu`"));
         assert!(err(&[("optim.learning_rate", "0.1")]).contains("unknown field `learning_rate`"));
-        assert!(err(&[("train.batch_size", "-3")]).contains("batch_size"));
+        let e = err(&[("train.batch_size", "-3")]);
+        assert!(e.contains("batch_size"), "{e}");
         assert!(err(&[("schedule.warmup_epochs", "5")]).contains("warmup_epochs"));
     }
 }

@@ -22,7 +22,7 @@ pub struct ThroughputMetric {
 
 impl ThroughputMetric {
     pub fn new() -> Self {
-        Self { name: Arc::new("images/s".to_string()), state: NumericMetricState::default(), start: None }
+        Self { name: Arc::new("Throughput".to_string()), state: NumericMetricState::default(), start: None }
     }
 }
 
@@ -99,7 +99,7 @@ impl Metric for NonFiniteGuard {
     type Input = GuardInput;
 
     fn update(&mut self, input: &GuardInput, metadata: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
-        let loss = input.0.clone().into_data().to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(0.0);
+        let loss = input.0.clone().into_data().try_to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(0.0);
         if !loss.is_finite() {
             let at = format!(
                 "loss became {loss} at iteration {} ({} of {} items into the epoch)",

@@ -41,7 +41,7 @@ impl SplitStats {
             .map(|(name, (sum, w, last, fin))| {
                 let value = match (running, fin) {
                     (false, Some(f)) => *f,
-                    _ if name.contains("Learning Rate") || name.contains("/s") => *last,
+                    _ if name == "Learning Rate" || name == "Throughput" => *last,
                     _ if *w > 0.0 => sum / w,
                     _ => f64::NAN,
                 };
@@ -57,6 +57,7 @@ fn format_metric(name: &str, value: f64) -> String {
         "Loss" => "loss".to_string(),
         "Accuracy" => "acc".to_string(),
         "Learning Rate" => "lr".to_string(),
+        "Throughput" => "img/s".to_string(),
         other => other.to_lowercase(),
     };
     if short == "acc" {

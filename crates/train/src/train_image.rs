@@ -133,7 +133,7 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_mlp(&exp, classes, image, &init_device).fork(&ad);
+    let model = build_mlp(&exp, classes, image, &init_device).fork(&ad).train();
     let mut meta = RunMeta {
         task: "mlp".into(),
         model: describe_mlp(&exp, classes, image),
