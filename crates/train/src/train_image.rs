@@ -133,7 +133,11 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_mlp(&exp, classes, image, &init_device).fork(&ad).train();
+    let model = build_mlp(&exp, classes, image, &init_device);
+    // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
+    // or they would be drawn on the training device by its own RNG.
+    let _ = model.clone().into_record();
+    let model = model.fork(&ad).train();
     let mut meta = RunMeta {
         task: "mlp".into(),
         model: describe_mlp(&exp, classes, image),
