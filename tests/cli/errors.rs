@@ -73,3 +73,20 @@ fn eval_of_a_folder_that_is_not_a_run() {
     let e = run_err(burnlab().arg("eval").arg(tmp.path()));
     assert!(e.contains("is not a burnlab run folder"), "{e}");
 }
+
+#[test]
+fn nan_loss_stops_training_with_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    make_image_folder(&data, 40, 2);
+    let cfg = tiny_config(tmp.path(), 3, 0.0);
+    let run = tmp.path().join("r");
+    let mut c = burnlab();
+    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(&run).args(["--lr", "1e12"]);
+    let e = run_err(&mut c);
+    assert!(e.contains("training stopped: loss became"), "{e}");
+    assert!(e.contains("lower optim.lr"), "{e}");
+    let meta = read_json(&run.join("run.json"));
+    assert_eq!(meta["status"], "failed");
+    assert!(!run.join("model.bpk").exists(), "no final model from a diverged run");
+}

@@ -48,6 +48,11 @@ pub fn wgpu_adapters() -> Vec<(String, String, String)> {
 }
 
 impl Backend {
+    /// Whether tensors live in host memory (CPU backends).
+    pub fn is_host(self) -> bool {
+        matches!(self, Backend::Flex | Backend::Ndarray)
+    }
+
     /// The device to compute on, or a clear error when the backend cannot run here.
     pub fn device(self) -> Result<Device> {
         Ok(match self {

@@ -9,7 +9,10 @@ mod metrics;
 mod optim;
 mod renderer;
 mod run;
+mod sgd;
 mod train_image;
+
+use std::io::IsTerminal;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -23,6 +26,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("warn,burnlab=info,burnlab_data=info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     let cli = Cli::parse();

@@ -1,24 +1,25 @@
 //! Optimisers and learning-rate schedules from the experiment config, with PyTorch's defaults
-//! where Burn's differ (momentum dampening 0, Adam ε 1e-8, Adagrad ε 1e-10).
+//! where Burn's differ (momentum dampening 0, Adam ε 1e-8, Adagrad ε 1e-10). SGD is
+//! [`FusedSgd`](crate::sgd::FusedSgd).
 
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer};
 
 use crate::config::{OptimConfig, OptimKind, ScheduleConfig, ScheduleKind};
+use crate::sgd::FusedSgd;
 
-pub fn build_optimizer(c: &OptimConfig) -> ModuleOptimizer {
+/// `host`: the backend keeps tensors in host memory (flex, ndarray), so SGD can update in place.
+pub fn build_optimizer(c: &OptimConfig, host: bool) -> ModuleOptimizer {
     let decay = (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32));
     match c.name {
-        OptimKind::Sgd => SgdConfig::new()
-            .with_momentum((c.momentum > 0.0).then(|| MomentumConfig {
-                momentum: c.momentum,
-                dampening: 0.0,
-                nesterov: c.nesterov,
-            }))
-            .with_weight_decay(decay)
-            .init(),
+        OptimKind::Sgd => FusedSgd {
+            momentum: c.momentum as f32,
+            nesterov: c.nesterov,
+            weight_decay: c.weight_decay as f32,
+            host,
+        }
+        .into(),
         OptimKind::Adagrad => AdaGradConfig::new().with_epsilon(1e-10).with_weight_decay(decay).init(),
         OptimKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay).init(),
         OptimKind::Adamw => AdamWConfig::new()

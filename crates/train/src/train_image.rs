@@ -186,7 +186,7 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     }
     let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
     let started = Instant::now();
-    let result = training.launch(Learner::new(model, build_optimizer(&exp.optim), schedule));
+    let result = training.launch(Learner::new(model, build_optimizer(&exp.optim, args.backend.is_host()), schedule));
     let wall = started.elapsed().as_secs_f64();
 
     let tripped = guard.tripped.lock().ok().and_then(|t| t.clone());
