@@ -1,16 +1,16 @@
-//! Metrics burn-train does not ship: training throughput in images/s, and a guard that stops
-//! training as soon as the loss is not finite.
+//! Metrics burn-train does not ship: training throughput in images/s, and a loss that stops
+//! training as soon as it is not finite.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use burn::tensor::{Tensor, TensorReadError};
+use burn::tensor::TensorReadError;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
+use burn::train::Interrupter;
 use burn::train::metric::{
-    Adaptor, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry,
-    SerializedEntry,
+    LossInput, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
+    NumericEntry, SerializedEntry,
 };
-use burn::train::{ClassificationOutput, Interrupter};
 
 /// Images per second over the epoch so far.
 #[derive(Clone)]
@@ -73,33 +73,36 @@ impl Numeric for ThroughputMetric {
     }
 }
 
-/// Input of [`NonFiniteGuard`]: the batch loss.
-pub struct GuardInput(Tensor<1>);
-
-impl Adaptor<GuardInput> for ClassificationOutput {
-    fn adapt(&self) -> GuardInput {
-        GuardInput(self.loss.clone())
-    }
-}
-
-/// Stops training when the loss becomes NaN or infinite, and remembers where.
+/// burn-train's training loss, which also stops training as soon as the loss is NaN or
+/// infinite and remembers where. It keeps the name "Loss", so the dashboard shows one loss.
 #[derive(Clone)]
-pub struct NonFiniteGuard {
+pub struct GuardedLoss {
+    inner: LossMetric,
     interrupter: Interrupter,
     pub tripped: Arc<Mutex<Option<String>>>,
 }
 
-impl NonFiniteGuard {
+impl GuardedLoss {
     pub fn new(interrupter: Interrupter) -> Self {
-        Self { interrupter, tripped: Arc::new(Mutex::new(None)) }
+        Self { inner: LossMetric::new(), interrupter, tripped: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Why training was stopped, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.tripped.lock().ok().and_then(|t| t.clone())
     }
 }
 
-impl Metric for NonFiniteGuard {
-    type Input = GuardInput;
+impl Metric for GuardedLoss {
+    type Input = LossInput;
 
-    fn update(&mut self, input: &GuardInput, metadata: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
-        let loss = input.0.clone().into_data().try_to_vec::<f32>().ok().and_then(|v| v.first().copied()).unwrap_or(0.0);
+    fn update(&mut self, input: &LossInput, metadata: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+        let entry = self.inner.update(input, metadata)?;
+        let loss = match self.inner.value() {
+            Some(NumericEntry::Value(v)) | Some(NumericEntry::Final(v)) => v,
+            Some(NumericEntry::Aggregated { aggregated_value, .. }) => aggregated_value,
+            None => 0.0,
+        };
         if !loss.is_finite() {
             let at = format!(
                 "loss became {loss} at iteration {} ({} of {} items into the epoch)",
@@ -114,16 +117,34 @@ impl Metric for NonFiniteGuard {
             }
             self.interrupter.stop(Some(&at));
         }
-        Ok(SerializedEntry::new(String::new(), String::new()))
+        Ok(entry)
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(SerializedEntry::new(String::new(), String::new()))
+        self.inner.compute()
     }
 
-    fn clear(&mut self) {}
+    fn clear(&mut self) {
+        self.inner.clear()
+    }
 
     fn name(&self) -> MetricName {
-        Arc::new("non-finite guard".to_string())
+        self.inner.name()
+    }
+
+    fn attributes(&self) -> MetricAttributes {
+        self.inner.attributes()
+    }
+}
+
+impl Numeric for GuardedLoss {
+    fn value(&self) -> Option<NumericEntry> {
+        self.inner.value()
+    }
+    fn running_value(&self) -> Option<NumericEntry> {
+        self.inner.running_value()
+    }
+    fn final_value(&self) -> NumericEntry {
+        self.inner.final_value()
     }
 }

@@ -19,7 +19,7 @@ use crate::classifier::ImageClassifier;
 use crate::cli::{DataArgs, TrainArgs};
 use crate::config::{self, MlpExperiment};
 use crate::evaluate::{EvalReport, evaluate};
-use crate::metrics::{NonFiniteGuard, ThroughputMetric};
+use crate::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
 use crate::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
@@ -167,14 +167,15 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let valid_loader = ImageLoader::new(valid_set.clone(), 256, &norm, device.clone());
 
     let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
-        .metrics((AccuracyMetric::new(), LossMetric::new()))
+        .metrics((AccuracyMetric::new(),))
+        .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::new())
         .with_default_checkpointers()
         .with_application_logger(None)
         .num_epochs(exp.train.epochs);
-    let guard = NonFiniteGuard::new(training.interrupter());
-    training = training.metric_train(guard.clone());
+    let guard = GuardedLoss::new(training.interrupter());
+    training = training.metric_train_numeric(guard.clone());
     if !std::io::stdout().is_terminal() {
         training = training.renderer(Box::new(PlainRenderer::new(exp.train.log_every)));
     }
@@ -188,9 +189,10 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let started = Instant::now();
     let result = training.launch(Learner::new(model, build_optimizer(&exp.optim, args.backend.is_host()), schedule));
     let wall = started.elapsed().as_secs_f64();
+    // Closing the dashboard restores the terminal; what follows must print after that.
+    drop(result.renderer);
 
-    let tripped = guard.tripped.lock().ok().and_then(|t| t.clone());
-    if let Some(reason) = tripped {
+    if let Some(reason) = guard.reason() {
         meta.status = Status::Failed;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         meta.message = Some(reason.clone());
