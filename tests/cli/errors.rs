@@ -18,7 +18,7 @@ fn bad_config_values_are_clear_errors() {
     };
     let e = train(&["--batch-size", "0"]);
     assert!(e.contains("train.batch_size must be at least 1"), "{e}");
-    let e = train(&["--lr=-0.5"]);
+    let e = train(&["--lr", "-0.5"]);
     assert!(e.contains("optim.lr must be a positive number"), "{e}");
     let e = train(&["--backend", "tpu"]);
     assert!(e.contains("invalid value 'tpu'") && e.contains("flex"), "{e}");
@@ -85,7 +85,7 @@ fn nan_loss_stops_training_with_a_clear_error() {
     c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(&run).args(["--lr", "1e12"]);
     let e = run_err(&mut c);
     assert!(e.contains("training stopped: loss became"), "{e}");
-    assert!(e.contains("lower optim.lr"), "{e}");
+    assert!(e.contains("Lower optim.lr"), "{e}");
     let meta = read_json(&run.join("run.json"));
     assert_eq!(meta["status"], "failed");
     assert!(!run.join("model.bpk").exists(), "no final model from a diverged run");

@@ -137,6 +137,11 @@ pub fn load_dir(dir: &Path) -> Result<(ImageSet, ImageSet)> {
     Ok((train, test))
 }
 
+/// Load only the test batch of a `cifar-10-batches-bin` folder.
+pub fn load_test(dir: &Path) -> Result<ImageSet> {
+    load_files(dir, &[TEST_FILE], &read_class_names(dir)?)
+}
+
 /// Whether `dir` holds every batch file.
 pub fn is_complete(dir: &Path) -> bool {
     TRAIN_FILES

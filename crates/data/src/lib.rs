@@ -14,6 +14,6 @@ pub use augment::Augment;
 pub use error::DataError;
 pub use image_set::{ImageSet, Normalization};
 pub use loader::{EpochTiming, ImageBatch, ImageLoader};
-pub use source::{ImageData, load_image_data};
+pub use source::{ImageData, load_image_data, load_test_data};
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

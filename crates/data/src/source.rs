@@ -13,32 +13,69 @@ pub struct ImageData {
     pub source: String,
 }
 
-/// Load from `data` if given, else from the download cache `cache` (downloading if needed).
-pub fn load_image_data(data: Option<&Path>, cache: &Path, download: &Download) -> Result<ImageData> {
+/// The layout of a dataset folder.
+enum Layout {
+    ImageFolder(PathBuf),
+    Binary(PathBuf),
+}
+
+/// Absolute form of `p` for run metadata, so a run can be evaluated from another directory.
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn locate(data: Option<&Path>, cache: &Path, download: &Download) -> Result<Layout> {
     let Some(root) = data else {
-        let dir = cifar::ensure(cache, download)?;
-        let (train, test) = cifar::load_dir(&dir)?;
-        return Ok(ImageData { train, test, source: format!("cifar10-binary:{}", dir.display()) });
+        return Ok(Layout::Binary(cifar::ensure(cache, download)?));
     };
     if !root.exists() {
         return Err(DataError::format(root, "data folder does not exist"));
     }
-    let (train_dir, test_dir) = (root.join("train"), root.join("test"));
-    if train_dir.is_dir() && test_dir.is_dir() {
-        let train = image_folder::load(&train_dir, cifar::SIDE as u32, None)?;
-        let test = image_folder::load(&test_dir, cifar::SIDE as u32, Some(&train.classes))?;
-        return Ok(ImageData { train, test, source: format!("image-folder:{}", root.display()) });
+    if root.join("train").is_dir() && root.join("test").is_dir() {
+        return Ok(Layout::ImageFolder(absolute(root)));
     }
     let candidates: [PathBuf; 2] = [root.to_path_buf(), root.join(cifar::DIR_NAME)];
     if let Some(dir) = candidates.iter().find(|d| cifar::is_complete(d)) {
-        let (train, test) = cifar::load_dir(dir)?;
-        return Ok(ImageData { train, test, source: format!("cifar10-binary:{}", dir.display()) });
+        return Ok(Layout::Binary(absolute(dir)));
     }
     Err(DataError::format(
         root,
         "not a dataset: expected an image folder (train/<class>/*.jpg and test/<class>/*.jpg) \
          or a CIFAR-10 binary folder (data_batch_1..5.bin, test_batch.bin)",
     ))
+}
+
+fn describe(layout: &Layout) -> String {
+    match layout {
+        Layout::ImageFolder(p) => format!("image-folder:{}", p.display()),
+        Layout::Binary(p) => format!("cifar10-binary:{}", p.display()),
+    }
+}
+
+/// Load from `data` if given, else from the download cache `cache` (downloading if needed).
+pub fn load_image_data(data: Option<&Path>, cache: &Path, download: &Download) -> Result<ImageData> {
+    let layout = locate(data, cache, download)?;
+    let source = describe(&layout);
+    let (train, test) = match &layout {
+        Layout::ImageFolder(root) => {
+            let train = image_folder::load(&root.join("train"), cifar::SIDE as u32, None)?;
+            let test = image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(&train.classes))?;
+            (train, test)
+        }
+        Layout::Binary(dir) => cifar::load_dir(dir)?,
+    };
+    Ok(ImageData { train, test, source })
+}
+
+/// Only the test split (labelled with `classes` for an image folder), and its source.
+pub fn load_test_data(data: Option<&Path>, cache: &Path, download: &Download, classes: &[String]) -> Result<(ImageSet, String)> {
+    let layout = locate(data, cache, download)?;
+    let source = describe(&layout);
+    let test = match &layout {
+        Layout::ImageFolder(root) => image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(classes))?,
+        Layout::Binary(dir) => cifar::load_test(dir)?,
+    };
+    Ok((test, source))
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ pub struct DataArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Experiment config (TOML).
     #[arg(long, short)]

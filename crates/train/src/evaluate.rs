@@ -8,13 +8,13 @@ use burn::data::dataloader::DataLoader;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use burnlab_data::image_folder::decode_rgb;
-use burnlab_data::{ImageLoader, ImageSet, Normalization};
+use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
 use serde::Serialize;
 
 use crate::classifier::ImageClassifier;
 use crate::cli::{EvalArgs, PredictArgs};
 use crate::run;
-use crate::train_image::{load_data, load_run_model};
+use crate::train_image::{cifar_download, load_run_model};
 
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
@@ -70,20 +70,20 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let meta = run::read_meta(&args.run_dir)?;
     let device = args.backend.device()?;
     let model = load_run_model(&args.run_dir, &meta, &device)?;
-    let mut data_args = args.data.clone();
-    if data_args.data.is_none()
-        && let Some(path) = meta.data_source.split_once(':').map(|(_, p)| std::path::PathBuf::from(p))
-        && path.exists()
+    let mut data = args.data.data.clone();
+    if data.is_none()
+        && let Some((_, path)) = meta.data_source.split_once(':')
+        && std::path::Path::new(path).exists()
     {
         // Default to the data the run was trained on.
-        data_args.data = Some(path);
+        data = Some(path.into());
     }
-    let data = load_data(&data_args)?;
-    if data.test.classes != meta.classes {
-        bail!("test classes {:?} differ from the run's classes {:?}", data.test.classes, meta.classes);
+    let (test, source) = load_test_data(data.as_deref(), &args.data.cache, &cifar_download(), &meta.classes)?;
+    if test.classes != meta.classes {
+        bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
     }
-    let report = evaluate(&model, &Arc::new(data.test), &meta.normalization, &device, args.batch_size);
-    println!("{} on {} test images ({})", meta.model, report.images, data.source);
+    let report = evaluate(&model, &Arc::new(test), &meta.normalization, &device, args.batch_size);
+    println!("{} on {} test images ({source})", meta.model, report.images);
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
     println!("per class:");

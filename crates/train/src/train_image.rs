@@ -111,6 +111,12 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     };
     let exp = config::load_mlp(&config_path, &overrides(&args))?;
     let device = args.backend.device()?;
+    // Data first: a run folder appears only once there is something to train on.
+    let data = load_data(&args.data)?;
+    let (train, valid) = data.train.split_validation(exp.data.valid_size, exp.seed)?;
+    if valid.is_empty() {
+        bail!("data.valid_size is 0: a validation split is needed to track training");
+    }
     let run_dir = match run_dir {
         Some(d) => d,
         None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
@@ -118,12 +124,6 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
         .with_context(|| format!("writing config to {}", run_dir.display()))?;
     println!("run folder: {}", run_dir.display());
-
-    let data = load_data(&args.data)?;
-    let (train, valid) = data.train.split_validation(exp.data.valid_size, exp.seed)?;
-    if valid.is_empty() {
-        bail!("data.valid_size is 0: a validation split is needed to track training");
-    }
     let norm = train.channel_stats();
     let image = [train.channels, train.height, train.width];
     let classes = train.classes.len();
@@ -197,12 +197,11 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         meta.message = Some(reason.clone());
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
-        bail!(
-            "training stopped: {reason}. Checkpoints up to epoch {} are kept in {}; lower optim.lr (now {}) and train again",
-            meta.epochs_done,
-            run_dir.join(run::CHECKPOINT_DIR).display(),
-            exp.optim.lr
-        );
+        let kept = match meta.epochs_done {
+            0 => "no epoch had finished".to_string(),
+            e => format!("the checkpoints of epochs up to {e} are kept in {}", run_dir.join(run::CHECKPOINT_DIR).display()),
+        };
+        bail!("training stopped: {reason}; {kept}. Lower optim.lr (now {}) and train again", exp.optim.lr);
     }
     if let Some(err) = result.error {
         meta.status = Status::Failed;
