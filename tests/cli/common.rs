@@ -91,3 +91,31 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&t).expect("json")
 }
+
+/// A temporary folder with a colour-class image folder and a tiny config.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub cfg: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(train_per_class: usize, test_per_class: usize, epochs: usize, dropout: f64) -> Self {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let data = tmp.path().join("data");
+        make_image_folder(&data, train_per_class, test_per_class);
+        let cfg = tiny_config(tmp.path(), epochs, dropout);
+        Fixture { tmp, data, cfg }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `burnlab train mlp` on this data and config, into the run folder `run`.
+    pub fn train(&self, run: &Path) -> Command {
+        let mut c = burnlab();
+        c.args(["train", "mlp", "--config"]).arg(&self.cfg).arg("--data").arg(&self.data).arg("--run-dir").arg(run);
+        c
+    }
+}

@@ -1,21 +1,13 @@
 use crate::common::*;
 
-fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 4, 2);
-    let cfg = tiny_config(tmp.path(), 1, 0.0);
-    (tmp, data, cfg)
+fn setup() -> Fixture {
+    Fixture::new(4, 2, 1, 0.0)
 }
 
 #[test]
 fn bad_config_values_are_clear_errors() {
-    let (tmp, data, cfg) = setup();
-    let train = |extra: &[&str]| {
-        let mut c = burnlab();
-        c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(tmp.path().join("r")).args(extra);
-        run_err(&mut c)
-    };
+    let f = setup();
+    let train = |extra: &[&str]| run_err(f.train(&f.path("r")).args(extra));
     let e = train(&["--batch-size", "0"]);
     assert!(e.contains("train.batch_size must be at least 1"), "{e}");
     let e = train(&["--lr", "-0.5"]);
@@ -26,16 +18,15 @@ fn bad_config_values_are_clear_errors() {
     assert!(e.contains("unknown variant `swish`"), "{e}");
     let e = train(&["--set", "optim.momentum"]);
     assert!(e.contains("expected KEY=VALUE"), "{e}");
-    assert!(!tmp.path().join("r").join("model.bpk").exists());
+    assert!(!f.path("r").exists(), "no run folder for a run that never started");
 }
 
 #[test]
 fn bad_data_is_a_clear_error() {
-    let (tmp, data, cfg) = setup();
-    std::fs::write(data.join("train/red/broken.jpg"), b"\xff\xd8\xff not a jpeg").expect("write");
-    let mut c = burnlab();
-    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(tmp.path().join("r"));
-    let e = run_err(&mut c);
+    let f = setup();
+    let (tmp, cfg) = (&f.tmp, &f.cfg);
+    std::fs::write(f.data.join("train/red/broken.jpg"), b"\xff\xd8\xff not a jpeg").expect("write");
+    let e = run_err(&mut f.train(&f.path("r")));
     assert!(e.contains("broken.jpg") && e.contains("cannot decode image"), "{e}");
 
     let mut c = burnlab();
@@ -51,7 +42,8 @@ fn bad_data_is_a_clear_error() {
 
 #[test]
 fn download_from_an_unreachable_mirror_fails_cleanly() {
-    let (tmp, _data, cfg) = setup();
+    let f = setup();
+    let (tmp, cfg) = (&f.tmp, &f.cfg);
     let cache = tmp.path().join("cache");
     let mut c = burnlab();
     c.args(["train", "mlp", "--config"])
@@ -76,14 +68,9 @@ fn eval_of_a_folder_that_is_not_a_run() {
 
 #[test]
 fn nan_loss_stops_training_with_a_clear_error() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 40, 2);
-    let cfg = tiny_config(tmp.path(), 3, 0.0);
-    let run = tmp.path().join("r");
-    let mut c = burnlab();
-    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(&run).args(["--lr", "1e12"]);
-    let e = run_err(&mut c);
+    let f = Fixture::new(40, 2, 3, 0.0);
+    let run = f.path("r");
+    let e = run_err(f.train(&run).args(["--lr", "1e12"]));
     assert!(e.contains("training stopped: loss became"), "{e}");
     assert!(e.contains("Lower optim.lr"), "{e}");
     let meta = read_json(&run.join("run.json"));

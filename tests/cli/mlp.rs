@@ -2,12 +2,9 @@ use crate::common::*;
 
 #[test]
 fn train_eval_predict_on_flex() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 40, 10);
-    let cfg = tiny_config(tmp.path(), 3, 0.0);
-    let run = tmp.path().join("run");
-    let out = run_ok(burnlab().args(["train", "mlp", "--backend", "flex", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(&run));
+    let f = Fixture::new(40, 10, 3, 0.0);
+    let (tmp, data, run) = (&f.tmp, &f.data, f.path("run"));
+    let out = run_ok(f.train(&run).args(["--backend", "flex"]));
     assert!(out.contains("mlp 3072-16-3"), "{out}");
     assert!(out.contains("epoch 3/3  train: "), "plain per-epoch lines off a terminal:\n{out}");
     assert!(out.contains("valid: acc"), "{out}");
@@ -23,7 +20,7 @@ fn train_eval_predict_on_flex() {
     assert_eq!(meta["normalization"]["mean"].as_array().expect("mean").len(), 3);
     assert_eq!(meta["trainable_params"], 3072 * 16 + 16 + 16 * 3 + 3);
 
-    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&data));
+    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(data));
     assert!(out.contains("test accuracy"), "{out}");
     assert!(out.contains("  red "), "per-class lines: {out}");
     let e = read_json(&run.join("eval.json"));
@@ -39,19 +36,10 @@ fn train_eval_predict_on_flex() {
 
 #[test]
 fn linear_svm_trains_with_hinge_loss() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 30, 10);
-    let cfg = tiny_config(tmp.path(), 2, 0.0);
-    let run = tmp.path().join("svm");
+    let f = Fixture::new(30, 10, 2, 0.0);
+    let run = f.path("svm");
     run_ok(
-        burnlab()
-            .args(["train", "mlp", "--config"])
-            .arg(&cfg)
-            .arg("--data")
-            .arg(&data)
-            .arg("--run-dir")
-            .arg(&run)
+        f.train(&run)
             .args(["--set", "model.hidden=[]", "--set", "model.loss=hinge", "--set", "optim.name=adagrad", "--set", "optim.nesterov=false", "--lr", "0.01"]),
     );
     let meta = read_json(&run.join("run.json"));

@@ -6,15 +6,9 @@ use crate::common::*;
 /// uninterrupted run ends.
 #[test]
 fn resume_after_kill_matches_uninterrupted_run() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 150, 5);
-    let cfg = tiny_config(tmp.path(), 4, 0.3);
-    let train = |run: &std::path::Path| {
-        let mut c = burnlab();
-        c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(run);
-        c
-    };
+    let f = Fixture::new(150, 5, 4, 0.3);
+    let train = |run: &std::path::Path| f.train(run);
+    let tmp = &f.tmp;
 
     let full = tmp.path().join("full");
     run_ok(&mut train(&full));

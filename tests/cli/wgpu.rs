@@ -6,13 +6,11 @@ use crate::common::*;
 #[test]
 fn wgpu_matches_flex_or_explains_missing_adapter() {
     let devices = run_ok(burnlab().arg("devices"));
-    let tmp = tempfile::tempdir().expect("tmp");
-    let data = tmp.path().join("data");
-    make_image_folder(&data, 20, 4);
-    let cfg = tiny_config(tmp.path(), 2, 0.0);
+    let f = Fixture::new(20, 4, 2, 0.0);
+    let tmp = &f.tmp;
     let train = |backend: &str| {
-        let mut c = burnlab();
-        c.args(["train", "mlp", "--backend", backend, "--config"]).arg(&cfg).arg("--data").arg(&data).arg("--run-dir").arg(tmp.path().join(backend));
+        let mut c = f.train(&f.path(backend));
+        c.args(["--backend", backend]);
         c
     };
     if devices.contains("wgpu     gpu  no adapter") {

@@ -74,8 +74,29 @@ impl Backend {
                 Device::wgpu(DeviceKind::DefaultDevice)
             }
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Device::cuda(0),
+            Backend::Cuda => cuda_device()?,
         })
+    }
+}
+
+/// CUDA device 0, checked with one small computation: without a driver or GPU, cubecl panics on
+/// first use, which we turn into an error.
+#[cfg(feature = "cuda")]
+fn cuda_device() -> Result<Device> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::cuda(0);
+        let x = burn::tensor::Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>();
+        (x == 4.0).then_some(device)
+    });
+    std::panic::set_hook(hook);
+    match probe {
+        Ok(Some(device)) => Ok(device),
+        _ => bail!(
+            "--backend cuda: no usable CUDA device (looked for an NVIDIA GPU with its driver). \
+             Install the NVIDIA driver, or train with `--backend wgpu` or `--backend flex`."
+        ),
     }
 }
 
