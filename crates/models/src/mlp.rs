@@ -1,10 +1,10 @@
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::Activation;
+use crate::{Activation, Dropout};
 
 /// How the weights of each linear layer are initialised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,6 +51,9 @@ pub struct MlpConfig {
     pub dropout: f64,
     #[config(default = "WeightInit::Kaiming")]
     pub init: WeightInit,
+    /// Draw dropout masks on the host: set for CPU backends (see [`Dropout`]).
+    #[config(default = false)]
+    pub host_dropout: bool,
 }
 
 #[derive(Module, Debug)]
@@ -81,7 +84,7 @@ impl MlpConfig {
         Mlp {
             hidden,
             output,
-            dropout: DropoutConfig::new(self.dropout).init(),
+            dropout: Dropout::new(self.dropout, self.host_dropout),
             activation: self.activation,
         }
     }

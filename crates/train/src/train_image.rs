@@ -45,7 +45,7 @@ pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
     Ok(data)
 }
 
-pub fn build_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3], device: &Device) -> ImageClassifier {
+pub fn build_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3], host: bool, device: &Device) -> ImageClassifier {
     let m = &exp.model;
     let net = MlpConfig::new()
         .with_d_input(image.iter().product())
@@ -54,6 +54,7 @@ pub fn build_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3], device:
         .with_activation(m.activation)
         .with_dropout(m.dropout)
         .with_init(m.init)
+        .with_host_dropout(host)
         .init(device);
     ImageClassifier { net, loss: m.loss }
 }
@@ -133,7 +134,7 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_mlp(&exp, classes, image, &init_device);
+    let model = build_mlp(&exp, classes, image, args.backend.is_host(), &init_device);
     // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
     // or they would be drawn on the training device by its own RNG.
     let _ = model.clone().into_record();
@@ -252,7 +253,8 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
 /// Rebuild a trained run's model (weights loaded) on `device`.
 pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result<ImageClassifier> {
     let exp = config::load_mlp(&run_dir.join(run::CONFIG_FILE), &[])?;
-    let model = build_mlp(&exp, meta.classes.len(), meta.image_size, device);
+    // Dropout is inactive outside training, so where masks are drawn does not matter here.
+    let model = build_mlp(&exp, meta.classes.len(), meta.image_size, true, device);
     let path = run_dir.join(run::MODEL_FILE);
     if !path.is_file() {
         bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);
