@@ -210,7 +210,10 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
         bail!("training failed: {err}");
     }
-    if result.interrupted.is_some() {
+    // Count finished epochs ourselves: burn-train's dashboard resets the interrupter when it
+    // closes, so a run stopped with `q` comes back with `interrupted: None`.
+    let completed = resume_from.unwrap_or(0) + train_loader.timings().len();
+    if result.interrupted.is_some() || completed < exp.train.epochs {
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
