@@ -2,10 +2,12 @@
 
 pub mod activation;
 pub mod dropout;
+pub mod lenet5;
 pub mod loss;
 pub mod mlp;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
+pub use lenet5::{LeNet5, LeNet5Config};
 pub use loss::{LossKind, hinge_loss};
 pub use mlp::{Mlp, MlpConfig, WeightInit};

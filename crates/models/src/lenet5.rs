@@ -1,0 +1,77 @@
+//! LeNet-5 (LeCun et al. 1998) for 32x32 images: conv5x5·6 → pool → conv5x5·16 → pool →
+//! fc120 → fc84 → fc(classes), with the activation from the config.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::Activation;
+
+#[derive(Config, Debug)]
+pub struct LeNet5Config {
+    #[config(default = 3)]
+    pub in_channels: usize,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    #[config(default = "Activation::Relu")]
+    pub activation: Activation,
+}
+
+#[derive(Module, Debug)]
+pub struct LeNet5 {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+    #[module(skip)]
+    activation: Activation,
+}
+
+impl LeNet5Config {
+    pub fn init(&self, device: &Device) -> LeNet5 {
+        LeNet5 {
+            conv1: Conv2dConfig::new([self.in_channels, 6], [5, 5]).init(device),
+            conv2: Conv2dConfig::new([6, 16], [5, 5]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).init(),
+            fc1: LinearConfig::new(16 * 5 * 5, 120).init(device),
+            fc2: LinearConfig::new(120, 84).init(device),
+            fc3: LinearConfig::new(84, self.num_classes).init(device),
+            activation: self.activation,
+        }
+    }
+}
+
+impl LeNet5 {
+    /// `images`: [batch, channels, 32, 32] → logits [batch, classes].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let a = &self.activation;
+        let x = self.pool.forward(a.forward(self.conv1.forward(images))); // [b, 6, 14, 14]
+        let x = self.pool.forward(a.forward(self.conv2.forward(x))); // [b, 16, 5, 5]
+        let x: Tensor<2> = x.flatten(1, 3);
+        let x = a.forward(self.fc1.forward(x));
+        let x = a.forward(self.fc2.forward(x));
+        self.fc3.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_parameter_count() {
+        let d = Device::flex();
+        let m = LeNet5Config::new().init(&d);
+        let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
+        assert_eq!(y.dims(), [2, 10]);
+        // 456 + 2,416 + 48,120 + 10,164 + 850: the known 62,006 for 3 input channels.
+        assert_eq!(m.num_params(), 62_006);
+        let grey = LeNet5Config::new().with_in_channels(1).init(&d);
+        assert_eq!(grey.num_params(), 62_006 - 2 * 150);
+    }
+}
