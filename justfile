@@ -9,6 +9,10 @@ default:
 train-mlp *args:
     cargo run --release -p burnlab -- train mlp --config configs/mlp-cifar10.toml "$@"
 
+# Train a CNN on CIFAR-10 (LeNet-5 for now; `--model lenet5`)
+train-cnn *args:
+    cargo run --release -p burnlab -- train cnn --config configs/lenet5-cifar10.toml "$@"
+
 # Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
 train-softmax *args:
     cargo run --release -p burnlab -- train mlp --config configs/softmax-cifar10.toml "$@"

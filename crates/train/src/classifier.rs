@@ -4,11 +4,27 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burnlab_data::ImageBatch;
-use burnlab_models::{LossKind, Mlp};
+use burnlab_models::{LeNet5, LossKind, Mlp};
+
+/// The image networks burnlab trains.
+#[derive(Module, Debug)]
+pub enum ImageNet {
+    Mlp(Mlp),
+    LeNet5(LeNet5),
+}
+
+impl ImageNet {
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            ImageNet::Mlp(m) => m.forward(images),
+            ImageNet::LeNet5(m) => m.forward(images),
+        }
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct ImageClassifier {
-    pub net: Mlp,
+    pub net: ImageNet,
     #[module(skip)]
     pub loss: LossKind,
 }

@@ -29,6 +29,17 @@ pub enum Command {
 pub enum TrainTask {
     /// Multi-layer perceptron (or linear softmax/SVM classifier) on CIFAR-10.
     Mlp(TrainArgs),
+    /// Convolutional network on CIFAR-10.
+    Cnn(CnnArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CnnArgs {
+    /// Network (overrides model.arch).
+    #[arg(long, value_parser = ["lenet5"])]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub train: TrainArgs,
 }
 
 #[derive(Args, Debug, Clone)]

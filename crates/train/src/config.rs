@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct MlpExperiment {
+pub struct ImageExperiment {
     /// Name of the run folder under `runs/` (a timestamp is added if it exists).
     pub name: String,
     #[serde(default)]
     pub seed: u64,
-    pub model: MlpModel,
+    pub model: ModelConfig,
     #[serde(default)]
     pub data: DataConfig,
     pub train: TrainConfig,
@@ -25,7 +25,10 @@ pub struct MlpExperiment {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct MlpModel {
+pub struct ModelConfig {
+    /// Network: `mlp` (with `hidden`, `dropout`, `init`) or `lenet5`.
+    #[serde(default)]
+    pub arch: Arch,
     /// Hidden layer widths; `[]` is the linear softmax/SVM classifier.
     #[serde(default)]
     pub hidden: Vec<usize>,
@@ -37,6 +40,14 @@ pub struct MlpModel {
     pub init: WeightInit,
     #[serde(default)]
     pub loss: LossKind,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    #[default]
+    Mlp,
+    Lenet5,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -133,20 +144,20 @@ pub fn set_path(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
 }
 
 /// Read a config file, apply `key=value` overrides, and validate.
-pub fn load_mlp(path: &Path, overrides: &[(String, String)]) -> Result<MlpExperiment> {
+pub fn load_image(path: &Path, overrides: &[(String, String)]) -> Result<ImageExperiment> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
     let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
     for (k, v) in overrides {
         set_path(&mut table, k, v)?;
     }
-    let exp: MlpExperiment = table
+    let exp: ImageExperiment = table
         .try_into()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
     exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
     Ok(exp)
 }
 
-impl MlpExperiment {
+impl ImageExperiment {
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
             bail!("name must be a non-empty folder name, got {:?}", self.name);
@@ -172,6 +183,9 @@ impl MlpExperiment {
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
             bail!("model.dropout must be in [0, 1), got {}", self.model.dropout);
+        }
+        if self.model.arch != Arch::Mlp && (!self.model.hidden.is_empty() || self.model.dropout > 0.0) {
+            bail!("model.hidden and model.dropout apply to arch = \"mlp\" only");
         }
         if self.model.hidden.contains(&0) {
             bail!("model.hidden layer widths must be at least 1, got {:?}", self.model.hidden);
@@ -205,12 +219,12 @@ momentum = 0.9
 nesterov = true
 "#;
 
-    fn load(overrides: &[(&str, &str)]) -> Result<MlpExperiment> {
+    fn load(overrides: &[(&str, &str)]) -> Result<ImageExperiment> {
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("c.toml");
         std::fs::write(&p, BASE)?;
         let o: Vec<(String, String)> = overrides.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        load_mlp(&p, &o)
+        load_image(&p, &o)
     }
 
     fn err(overrides: &[(&str, &str)]) -> String {
@@ -237,5 +251,7 @@ nesterov = true
         let e = err(&[("train.batch_size", "-3")]);
         assert!(e.contains("batch_size"), "{e}");
         assert!(err(&[("schedule.warmup_epochs", "5")]).contains("warmup_epochs"));
+        assert!(err(&[("model.arch", "lenet5")]).contains("apply to arch = \"mlp\" only"));
+        assert!(err(&[("model.arch", "vgg")]).contains("unknown variant `vgg`"));
     }
 }

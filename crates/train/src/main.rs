@@ -31,7 +31,13 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(TrainTask::Mlp(args)) => train_image::train_mlp(args),
+        Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
+        Command::Train(TrainTask::Cnn(mut args)) => {
+            if let Some(m) = args.model.take() {
+                args.train.sets.insert(0, ("model.arch".into(), m));
+            }
+            train_image::train_image(args.train, train_image::DEFAULT_CNN_CONFIG, "cnn")
+        }
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Devices => {

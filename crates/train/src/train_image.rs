@@ -12,12 +12,12 @@ use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
-use burnlab_models::MlpConfig;
+use burnlab_models::{LeNet5Config, MlpConfig};
 use serde::Serialize;
 
-use crate::classifier::ImageClassifier;
+use crate::classifier::{ImageClassifier, ImageNet};
 use crate::cli::{DataArgs, TrainArgs};
-use crate::config::{self, MlpExperiment};
+use crate::config::{self, Arch, ImageExperiment};
 use crate::evaluate::{EvalReport, evaluate};
 use crate::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
@@ -25,6 +25,7 @@ use crate::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
 
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
+pub const DEFAULT_CNN_CONFIG: &str = "configs/lenet5-cifar10.toml";
 
 /// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
 /// `BURNLAB_CIFAR10_MD5` are set.
@@ -45,26 +46,42 @@ pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
     Ok(data)
 }
 
-pub fn build_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3], host: bool, device: &Device) -> ImageClassifier {
+pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], host: bool, device: &Device) -> ImageClassifier {
     let m = &exp.model;
-    let net = MlpConfig::new()
-        .with_d_input(image.iter().product())
-        .with_num_classes(classes)
-        .with_hidden(m.hidden.clone())
-        .with_activation(m.activation)
-        .with_dropout(m.dropout)
-        .with_init(m.init)
-        .with_host_dropout(host)
-        .init(device);
+    let net = match m.arch {
+        Arch::Mlp => ImageNet::Mlp(
+            MlpConfig::new()
+                .with_d_input(image.iter().product())
+                .with_num_classes(classes)
+                .with_hidden(m.hidden.clone())
+                .with_activation(m.activation)
+                .with_dropout(m.dropout)
+                .with_init(m.init)
+                .with_host_dropout(host)
+                .init(device),
+        ),
+        Arch::Lenet5 => ImageNet::LeNet5(
+            LeNet5Config::new()
+                .with_in_channels(image[0])
+                .with_num_classes(classes)
+                .with_activation(m.activation)
+                .init(device),
+        ),
+    };
     ImageClassifier { net, loss: m.loss }
 }
 
-pub fn describe_mlp(exp: &MlpExperiment, classes: usize, image: [usize; 3]) -> String {
-    let mut dims = vec![image.iter().product::<usize>()];
-    dims.extend(&exp.model.hidden);
-    dims.push(classes);
-    let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-    format!("mlp {}", dims.join("-"))
+pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
+    match exp.model.arch {
+        Arch::Mlp => {
+            let mut dims = vec![image.iter().product::<usize>()];
+            dims.extend(&exp.model.hidden);
+            dims.push(classes);
+            let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+            format!("mlp {}", dims.join("-"))
+        }
+        Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
+    }
 }
 
 #[derive(Serialize)]
@@ -97,7 +114,8 @@ fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
     o
 }
 
-pub fn train_mlp(args: TrainArgs) -> Result<()> {
+/// `burnlab train mlp|cnn`: `default_config` when `--config` is not given, `task` names the run.
+pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<()> {
     // A resumed run reads the config it was started with; overrides still apply (e.g. more epochs).
     let (run_dir, config_path, resume_from) = if args.resume {
         let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
@@ -108,9 +126,9 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
         let epoch = run::last_checkpoint(&dir);
         (Some(dir.clone()), dir.join(run::CONFIG_FILE), epoch)
     } else {
-        (None, args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_MLP_CONFIG)), None)
+        (None, args.config.clone().unwrap_or_else(|| PathBuf::from(default_config)), None)
     };
-    let exp = config::load_mlp(&config_path, &overrides(&args))?;
+    let exp = config::load_image(&config_path, &overrides(&args))?;
     let device = args.backend.device()?;
     // Data first: a run folder appears only once there is something to train on.
     let data = load_data(&args.data)?;
@@ -134,14 +152,14 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_mlp(&exp, classes, image, args.backend.is_host(), &init_device);
+    let model = build_model(&exp, classes, image, args.backend.is_host(), &init_device);
     // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
     // or they would be drawn on the training device by its own RNG.
     let _ = model.clone().into_record();
     let model = model.fork(&ad).train();
     let mut meta = RunMeta {
-        task: "mlp".into(),
-        model: describe_mlp(&exp, classes, image),
+        task: task.into(),
+        model: describe_model(&exp, classes, image),
         backend: args.backend.to_string(),
         data_source: data.source.clone(),
         classes: train.classes.clone(),
@@ -217,7 +235,7 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
-        println!("interrupted; continue with: burnlab train mlp --run-dir {} --resume", run_dir.display());
+        println!("interrupted; continue with: burnlab train {task} --run-dir {} --resume", run_dir.display());
         return Ok(());
     }
 
@@ -255,9 +273,9 @@ pub fn train_mlp(args: TrainArgs) -> Result<()> {
 
 /// Rebuild a trained run's model (weights loaded) on `device`.
 pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result<ImageClassifier> {
-    let exp = config::load_mlp(&run_dir.join(run::CONFIG_FILE), &[])?;
+    let exp = config::load_image(&run_dir.join(run::CONFIG_FILE), &[])?;
     // Dropout is inactive outside training, so where masks are drawn does not matter here.
-    let model = build_mlp(&exp, meta.classes.len(), meta.image_size, true, device);
+    let model = build_model(&exp, meta.classes.len(), meta.image_size, true, device);
     let path = run_dir.join(run::MODEL_FILE);
     if !path.is_file() {
         bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);

@@ -1,0 +1,30 @@
+use crate::common::*;
+
+#[test]
+fn lenet5_trains_evaluates_and_predicts() {
+    let f = Fixture::new(30, 10, 2, 0.0);
+    let run = f.path("lenet");
+    // The fixture's config is an MLP one: `--model` switches the architecture.
+    let mut cnn = burnlab();
+    cnn.args(["train", "cnn", "--model", "lenet5", "--config"])
+        .arg(&f.cfg)
+        .arg("--data")
+        .arg(&f.data)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["--set", "model.hidden=[]", "--lr", "0.02"]);
+    let out = run_ok(&mut cnn);
+    assert!(out.contains("lenet5 3x32x32 -> 3: "), "{out}");
+    let meta = read_json(&run.join("run.json"));
+    assert_eq!(meta["task"], "cnn");
+    // 62,006 for 10 classes; 3 classes drop 7 outputs of the last layer (84 weights + 1 bias each).
+    assert_eq!(meta["trainable_params"], 62_006 - 7 * 85);
+    let acc = read_json(&run.join("metrics.json"))["test"]["accuracy"].as_f64().expect("acc");
+    assert!(acc > 0.6, "LeNet-5 on colour classes: {acc}");
+    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data));
+    assert!(out.contains("test accuracy"), "{out}");
+    let img = f.path("g.png");
+    image::RgbImage::from_pixel(32, 32, image::Rgb([20, 230, 20])).save(&img).expect("save");
+    let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img));
+    assert!(out.contains("g.png: "), "{out}");
+}
