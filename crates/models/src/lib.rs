@@ -1,13 +1,17 @@
 //! Burn modules for burnlab: configs and forward passes only, no file or network I/O.
 
 pub mod activation;
+pub mod blocks;
 pub mod dropout;
 pub mod lenet5;
 pub mod loss;
 pub mod mlp;
+pub mod resnet;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
 pub use lenet5::{LeNet5, LeNet5Config};
 pub use loss::{LossKind, hinge_loss};
 pub use mlp::{Mlp, MlpConfig, WeightInit};
+pub use resnet::{CifarResNet, CifarResNetConfig};
+pub use blocks::ShortcutKind;

@@ -1,0 +1,105 @@
+//! CIFAR ResNets of He et al. 2015 (section 4.2): a 3x3·16 stem, three stages of n basic blocks
+//! with 16/32/64 channels (depth = 6n + 2: ResNet-20, -32, -56), global average pool, linear.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::{Device, Tensor};
+
+use crate::blocks::{BasicBlock, ConvBn, ShortcutKind, kaiming_normal};
+
+#[derive(Config, Debug)]
+pub struct CifarResNetConfig {
+    /// 6n + 2: 20, 32, 44, 56, 110.
+    #[config(default = 20)]
+    pub depth: usize,
+    #[config(default = 3)]
+    pub in_channels: usize,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    #[config(default = "ShortcutKind::A")]
+    pub shortcut: ShortcutKind,
+}
+
+#[derive(Module, Debug)]
+pub struct CifarResNet {
+    stem: ConvBn,
+    blocks: Vec<BasicBlock>,
+    head: Linear,
+}
+
+impl CifarResNetConfig {
+    /// Panics unless `depth` is 6n + 2 with n ≥ 1 (configs are validated before this).
+    pub fn init(&self, device: &Device) -> CifarResNet {
+        assert!(self.depth >= 8 && (self.depth - 2) % 6 == 0, "ResNet depth must be 6n + 2, got {}", self.depth);
+        let n = (self.depth - 2) / 6;
+        let mut blocks = Vec::with_capacity(3 * n);
+        let mut c_in = 16;
+        for (c_out, stride) in [(16, 1), (32, 2), (64, 2)] {
+            for i in 0..n {
+                blocks.push(BasicBlock::new(c_in, c_out, if i == 0 { stride } else { 1 }, self.shortcut, device));
+                c_in = c_out;
+            }
+        }
+        CifarResNet {
+            stem: ConvBn::new(self.in_channels, 16, 3, 1, device),
+            blocks,
+            head: LinearConfig::new(64, self.num_classes).with_initializer(kaiming_normal()).init(device),
+        }
+    }
+}
+
+impl CifarResNet {
+    /// `images`: [batch, channels, height, width] → logits [batch, classes].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.stem.forward(images));
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
+        self.head.forward(x)
+    }
+
+    /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
+    pub fn num_trainable_params(&self) -> usize {
+        let buffers: usize = self.stem.buffer_count() + self.blocks.iter().map(BasicBlock::buffer_count).sum::<usize>();
+        self.num_params() - buffers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resnet20_shapes_and_parameter_count() {
+        let d = Device::flex();
+        let m = CifarResNetConfig::new().init(&d);
+        let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
+        assert_eq!(y.dims(), [2, 10]);
+        // The PyTorch peer's ResNet-20 (option A) has 269,722 parameters.
+        assert_eq!(m.num_trainable_params(), 269_722);
+        // The same peer code with n = 9 (ResNet-56): 853,018.
+        assert_eq!(CifarResNetConfig::new().with_depth(56).init(&d).num_trainable_params(), 853_018);
+    }
+
+    #[test]
+    fn option_b_adds_projections() {
+        let d = Device::flex();
+        let a = CifarResNetConfig::new().init(&d).num_trainable_params();
+        let b = CifarResNetConfig::new().with_shortcut(ShortcutKind::B).init(&d).num_trainable_params();
+        // Two projections: 16→32 and 32→64 (1x1 conv + BN gamma/beta).
+        assert_eq!(b - a, (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
+    }
+
+    #[test]
+    fn option_a_shortcut_subsamples_and_pads_with_zeros() {
+        let d = Device::flex();
+        let block = crate::blocks::ZeroPad { stride: 2, before: 1, after: 1 };
+        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new((0..16).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 4]), &d);
+        let y: Vec<f32> = block.forward(x).into_data().try_to_vec().expect("f32");
+        assert_eq!(y, vec![0., 0., 0., 0., 0., 2., 8., 10., 0., 0., 0., 0.]);
+    }
+}
