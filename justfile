@@ -9,9 +9,9 @@ default:
 train-mlp *args:
     cargo run --release -p burnlab -- train mlp --config configs/mlp-cifar10.toml "$@"
 
-# Train a CNN on CIFAR-10 (LeNet-5 for now; `--model lenet5`)
+# Train a CNN on CIFAR-10: ResNet-20 by default; `--model lenet5|resnet20|resnet32|resnet56`
 train-cnn *args:
-    cargo run --release -p burnlab -- train cnn --config configs/lenet5-cifar10.toml "$@"
+    cargo run --release -p burnlab -- train cnn "$@"
 
 # Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
 train-softmax *args:

@@ -28,3 +28,26 @@ fn lenet5_trains_evaluates_and_predicts() {
     let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img));
     assert!(out.contains("g.png: "), "{out}");
 }
+
+#[test]
+fn resnet20_trains_and_evaluates_with_batchnorm_in_eval_mode() {
+    let f = Fixture::new(20, 6, 1, 0.0);
+    let run = f.path("resnet");
+    let mut c = burnlab();
+    c.args(["train", "cnn", "--model", "resnet20", "--config"])
+        .arg(&f.cfg)
+        .arg("--data")
+        .arg(&f.data)
+        .arg("--run-dir")
+        .arg(&run)
+        .args(["--set", "model.hidden=[]", "--batch-size", "8"]);
+    let out = run_ok(&mut c);
+    assert!(out.contains("resnet20 (shortcut A) -> 3"), "{out}");
+    let meta = read_json(&run.join("run.json"));
+    // 269,722 for 10 classes; 3 classes drop 7 outputs of the 64-wide head.
+    assert_eq!(meta["trainable_params"], 269_722 - 7 * 65);
+    let m = read_json(&run.join("metrics.json"));
+    // Eval mode uses the running statistics: evaluating again gives the same answer.
+    run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data));
+    assert_eq!(read_json(&run.join("eval.json"))["loss"], m["test"]["loss"]);
+}

@@ -4,13 +4,14 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burnlab_data::ImageBatch;
-use burnlab_models::{LeNet5, LossKind, Mlp};
+use burnlab_models::{CifarResNet, LeNet5, LossKind, Mlp};
 
 /// The image networks burnlab trains.
 #[derive(Module, Debug)]
 pub enum ImageNet {
     Mlp(Mlp),
     LeNet5(LeNet5),
+    ResNet(CifarResNet),
 }
 
 impl ImageNet {
@@ -18,6 +19,15 @@ impl ImageNet {
         match self {
             ImageNet::Mlp(m) => m.forward(images),
             ImageNet::LeNet5(m) => m.forward(images),
+            ImageNet::ResNet(m) => m.forward(images),
+        }
+    }
+
+    /// Trainable parameters (Burn's `num_params` also counts BatchNorm running statistics).
+    pub fn num_trainable_params(&self) -> usize {
+        match self {
+            ImageNet::ResNet(m) => m.num_trainable_params(),
+            other => other.num_params(),
         }
     }
 }

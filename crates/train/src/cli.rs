@@ -35,8 +35,8 @@ pub enum TrainTask {
 
 #[derive(Args, Debug, Clone)]
 pub struct CnnArgs {
-    /// Network (overrides model.arch).
-    #[arg(long, value_parser = ["lenet5"])]
+    /// Network (overrides model.arch, and model.depth for ResNets).
+    #[arg(long, value_parser = ["lenet5", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
     pub model: Option<String>,
     #[command(flatten)]
     pub train: TrainArgs,

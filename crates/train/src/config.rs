@@ -26,9 +26,16 @@ pub struct ImageExperiment {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Network: `mlp` (with `hidden`, `dropout`, `init`) or `lenet5`.
+    /// Network: `mlp` (with `hidden`, `dropout`, `init`), `lenet5`, or `resnet` (with `depth`,
+    /// `shortcut`).
     #[serde(default)]
     pub arch: Arch,
+    /// ResNet depth, 6n + 2.
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// ResNet shortcut when a block changes shape: `a` (zero padding) or `b` (projection).
+    #[serde(default)]
+    pub shortcut: burnlab_models::ShortcutKind,
     /// Hidden layer widths; `[]` is the linear softmax/SVM classifier.
     #[serde(default)]
     pub hidden: Vec<usize>,
@@ -48,6 +55,8 @@ pub enum Arch {
     #[default]
     Mlp,
     Lenet5,
+    /// CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 56, …).
+    Resnet,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -74,6 +83,10 @@ pub struct TrainConfig {
     /// Print a plain progress line every N steps when not on a terminal (0: per epoch only).
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+}
+
+fn default_depth() -> usize {
+    20
 }
 
 fn default_log_every() -> usize {
@@ -187,6 +200,9 @@ impl ImageExperiment {
         if self.model.arch != Arch::Mlp && (!self.model.hidden.is_empty() || self.model.dropout > 0.0) {
             bail!("model.hidden and model.dropout apply to arch = \"mlp\" only");
         }
+        if self.model.arch == Arch::Resnet && (self.model.depth < 8 || (self.model.depth - 2) % 6 != 0) {
+            bail!("model.depth must be 6n + 2 (20, 32, 44, 56, 110), got {}", self.model.depth);
+        }
         if self.model.hidden.contains(&0) {
             bail!("model.hidden layer widths must be at least 1, got {:?}", self.model.hidden);
         }
@@ -253,5 +269,7 @@ nesterov = true
         assert!(err(&[("schedule.warmup_epochs", "5")]).contains("warmup_epochs"));
         assert!(err(&[("model.arch", "lenet5")]).contains("apply to arch = \"mlp\" only"));
         assert!(err(&[("model.arch", "vgg")]).contains("unknown variant `vgg`"));
+        let e = err(&[("model.arch", "resnet"), ("model.hidden", "[]"), ("model.depth", "21")]);
+        assert!(e.contains("model.depth must be 6n + 2"), "{e}");
     }
 }

@@ -33,10 +33,21 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
         Command::Train(TrainTask::Cnn(mut args)) => {
+            // The default config follows the model: LeNet-5's recipe, or the ResNet one.
+            let mut default_config = train_image::DEFAULT_CNN_CONFIG;
             if let Some(m) = args.model.take() {
-                args.train.sets.insert(0, ("model.arch".into(), m));
+                match m.strip_prefix("resnet") {
+                    Some(depth) => {
+                        args.train.sets.insert(0, ("model.depth".into(), depth.to_string()));
+                        args.train.sets.insert(0, ("model.arch".into(), "resnet".into()));
+                    }
+                    None => {
+                        default_config = train_image::DEFAULT_LENET5_CONFIG;
+                        args.train.sets.insert(0, ("model.arch".into(), m));
+                    }
+                }
             }
-            train_image::train_image(args.train, train_image::DEFAULT_CNN_CONFIG, "cnn")
+            train_image::train_image(args.train, default_config, "cnn")
         }
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),

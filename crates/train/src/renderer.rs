@@ -62,6 +62,8 @@ fn format_metric(name: &str, value: f64) -> String {
     };
     if short == "acc" {
         format!("{short} {value:.2}%")
+    } else if short == "img/s" {
+        format!("{short} {value:.0}")
     } else if short == "lr" {
         format!("{short} {value:.3e}")
     } else if value.abs() >= 100.0 {

@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
-use burnlab_models::{LeNet5Config, MlpConfig};
+use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig};
 use serde::Serialize;
 
 use crate::classifier::{ImageClassifier, ImageNet};
@@ -25,7 +25,8 @@ use crate::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
 
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
-pub const DEFAULT_CNN_CONFIG: &str = "configs/lenet5-cifar10.toml";
+pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
+pub const DEFAULT_LENET5_CONFIG: &str = "configs/lenet5-cifar10.toml";
 
 /// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
 /// `BURNLAB_CIFAR10_MD5` are set.
@@ -67,6 +68,14 @@ pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], hos
                 .with_activation(m.activation)
                 .init(device),
         ),
+        Arch::Resnet => ImageNet::ResNet(
+            CifarResNetConfig::new()
+                .with_depth(m.depth)
+                .with_in_channels(image[0])
+                .with_num_classes(classes)
+                .with_shortcut(m.shortcut)
+                .init(device),
+        ),
     };
     ImageClassifier { net, loss: m.loss }
 }
@@ -81,6 +90,7 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
             format!("mlp {}", dims.join("-"))
         }
         Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
+        Arch::Resnet => format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut),
     }
 }
 
@@ -165,7 +175,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         classes: train.classes.clone(),
         image_size: image,
         normalization: norm.clone(),
-        trainable_params: model.num_params(),
+        trainable_params: model.net.num_trainable_params(),
         status: Status::Running,
         epochs_done: resume_from.unwrap_or(0),
         message: None,
