@@ -5,15 +5,7 @@ fn lenet5_trains_evaluates_and_predicts() {
     let f = Fixture::new(30, 10, 2, 0.0);
     let run = f.path("lenet");
     // The fixture's config is an MLP one: `--model` switches the architecture.
-    let mut cnn = burnlab();
-    cnn.args(["train", "cnn", "--model", "lenet5", "--config"])
-        .arg(&f.cfg)
-        .arg("--data")
-        .arg(&f.data)
-        .arg("--run-dir")
-        .arg(&run)
-        .args(["--set", "model.hidden=[]", "--lr", "0.02"]);
-    let out = run_ok(&mut cnn);
+    let out = run_ok(f.train_cnn(&run, "lenet5").args(["--lr", "0.02"]));
     assert!(out.contains("lenet5 3x32x32 -> 3: "), "{out}");
     let meta = read_json(&run.join("run.json"));
     assert_eq!(meta["task"], "cnn");
@@ -33,15 +25,7 @@ fn lenet5_trains_evaluates_and_predicts() {
 fn resnet20_trains_and_evaluates_with_batchnorm_in_eval_mode() {
     let f = Fixture::new(20, 6, 1, 0.0);
     let run = f.path("resnet");
-    let mut c = burnlab();
-    c.args(["train", "cnn", "--model", "resnet20", "--config"])
-        .arg(&f.cfg)
-        .arg("--data")
-        .arg(&f.data)
-        .arg("--run-dir")
-        .arg(&run)
-        .args(["--set", "model.hidden=[]", "--batch-size", "8"]);
-    let out = run_ok(&mut c);
+    let out = run_ok(f.train_cnn(&run, "resnet20").args(["--batch-size", "8"]));
     assert!(out.contains("resnet20 (shortcut A) -> 3"), "{out}");
     let meta = read_json(&run.join("run.json"));
     // 269,722 for 10 classes; 3 classes drop 7 outputs of the 64-wide head.

@@ -114,8 +114,19 @@ impl Fixture {
 
     /// `burnlab train mlp` on this data and config, into the run folder `run`.
     pub fn train(&self, run: &Path) -> Command {
+        self.train_task(run, &["mlp"])
+    }
+
+    /// `burnlab train cnn --model MODEL` with the fixture's (MLP) config, its hidden layers cleared.
+    pub fn train_cnn(&self, run: &Path, model: &str) -> Command {
+        let mut c = self.train_task(run, &["cnn", "--model", model]);
+        c.args(["--set", "model.hidden=[]"]);
+        c
+    }
+
+    fn train_task(&self, run: &Path, task: &[&str]) -> Command {
         let mut c = burnlab();
-        c.args(["train", "mlp", "--config"]).arg(&self.cfg).arg("--data").arg(&self.data).arg("--run-dir").arg(run);
+        c.arg("train").args(task).arg("--config").arg(&self.cfg).arg("--data").arg(&self.data).arg("--run-dir").arg(run);
         c
     }
 }
