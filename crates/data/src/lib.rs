@@ -10,7 +10,7 @@ pub mod image_set;
 pub mod loader;
 pub mod source;
 
-pub use augment::Augment;
+pub use augment::{Augment, Rect};
 pub use error::DataError;
 pub use image_set::{ImageSet, Normalization};
 pub use loader::{EpochTiming, ImageBatch, ImageLoader};

@@ -120,11 +120,12 @@ impl ImageLoader {
             .for_each(|(out, (k, &i))| {
                 let src = set.image(i);
                 let mut tmp;
+                let mut cut = None;
                 let src = match (&self.augment, self.shuffle_seed) {
                     (Some(a), seed) => {
                         tmp = vec![0u8; size];
                         let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
-                        a.apply(src, &mut tmp, set.channels, set.height, set.width, &mut StdRng::seed_from_u64(s));
+                        cut = a.apply(src, &mut tmp, set.channels, set.height, set.width, &mut StdRng::seed_from_u64(s));
                         &tmp[..]
                     }
                     (None, _) => src,
@@ -133,6 +134,11 @@ impl ImageLoader {
                     let t = &self.table[c];
                     for (o, &p) in o.iter_mut().zip(s) {
                         *o = t[p as usize];
+                    }
+                    if let Some(r) = cut {
+                        for row in o.chunks_exact_mut(set.width).take(r.y1).skip(r.y0) {
+                            row[r.x0..r.x1].fill(0.0);
+                        }
                     }
                 }
             });
@@ -294,5 +300,25 @@ mod tests {
         assert_eq!(first_pixels(&resumed), e2);
         let plain = ImageLoader::new(set(5), 2, &norm(), Device::flex());
         assert_eq!(first_pixels(&plain), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    #[test]
+    fn cutout_blanks_a_square_after_standardisation() {
+        // Pixels of image i are i + 1, so only Cutout can make a value 0.
+        let mut s = (*set(6)).clone();
+        s.images.iter_mut().for_each(|p| *p += 1);
+        let l = ImageLoader::new(Arc::new(s), 6, &norm(), Device::flex())
+            .shuffle(2)
+            .augment(Augment { cutout: 2, ..Augment::default() });
+        let b = l.iter().next().expect("batch").expect("ok");
+        let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
+        for img in px.chunks(48) {
+            let planes: Vec<Vec<bool>> = img.chunks(16).map(|c| c.iter().map(|&v| v == 0.0).collect()).collect();
+            let zeros = planes[0].iter().filter(|&&z| z).count();
+            // A 2x2 square, clipped to 1x1 or 1x2 at a border; the same pixels in every channel.
+            assert!([1, 2, 4].contains(&zeros), "{zeros}");
+            assert!(planes.iter().all(|p| *p == planes[0]));
+            assert!(img.iter().all(|&v| v == 0.0 || v >= 1.0));
+        }
     }
 }

@@ -36,6 +36,16 @@ impl ConvBn {
         self.bn.forward(self.conv.forward(x))
     }
 
+    /// conv → BN → ReLU.
+    pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.forward(x))
+    }
+
+    /// Trainable parameters: conv weights and BN scale and shift.
+    pub fn trainable_params(&self) -> usize {
+        self.conv.weight.shape().num_elements() + 2 * self.bn.gamma.dims()[0]
+    }
+
     /// BatchNorm running statistics held (counted by `num_params`, not trainable).
     pub fn buffer_count(&self) -> usize {
         2 * self.bn.gamma.dims()[0]
@@ -119,5 +129,27 @@ impl BasicBlock {
     pub fn buffer_count(&self) -> usize {
         let projection = self.projection.as_ref().map_or(0, ConvBn::buffer_count);
         self.first.buffer_count() + self.second.buffer_count() + projection
+    }
+}
+
+/// `x + relu(bn(conv(relu(bn(conv(x))))))`: the residual of the DAWNBench ResNet-9 (Page 2018),
+/// two shape-preserving conv-BN-ReLU layers around an identity shortcut.
+#[derive(Module, Debug)]
+pub struct Residual {
+    pub first: ConvBn,
+    pub second: ConvBn,
+}
+
+impl Residual {
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Self { first: ConvBn::new(channels, channels, 3, 1, device), second: ConvBn::new(channels, channels, 3, 1, device) }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        x.clone() + self.second.forward_relu(self.first.forward_relu(x))
+    }
+
+    pub fn buffer_count(&self) -> usize {
+        self.first.buffer_count() + self.second.buffer_count()
     }
 }

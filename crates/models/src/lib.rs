@@ -7,6 +7,7 @@ pub mod lenet5;
 pub mod loss;
 pub mod mlp;
 pub mod resnet;
+pub mod resnet9;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
@@ -14,4 +15,5 @@ pub use lenet5::{LeNet5, LeNet5Config};
 pub use loss::{LossKind, hinge_loss};
 pub use mlp::{Mlp, MlpConfig, WeightInit};
 pub use resnet::{CifarResNet, CifarResNetConfig};
+pub use resnet9::{ResNet9, ResNet9Config};
 pub use blocks::ShortcutKind;

@@ -23,6 +23,18 @@ impl LossKind {
             LossKind::Hinge => hinge_loss(logits, targets, 1.0),
         }
     }
+
+    /// As [`forward`](Self::forward), with label smoothing `epsilon` for cross-entropy (the
+    /// target distribution is (1 − ε)·onehot + ε/K, as PyTorch's `label_smoothing`).
+    pub fn forward_smoothed(&self, logits: Tensor<2>, targets: Tensor<1, Int>, epsilon: f64) -> Tensor<1> {
+        match self {
+            LossKind::Ce if epsilon > 0.0 => CrossEntropyLossConfig::new()
+                .with_smoothing(Some(epsilon as f32))
+                .init(&logits.device())
+                .forward(logits, targets),
+            _ => self.forward(logits, targets),
+        }
+    }
 }
 
 impl std::str::FromStr for LossKind {
@@ -112,5 +124,19 @@ mod tests {
         let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64, 3, 5, 9]), &d);
         let loss: f32 = LossKind::Ce.forward(logits, targets).into_scalar::<f32>();
         assert!((loss - (10f32).ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn label_smoothing_known_answer() {
+        // logits [ln 1, ln 2, ln 5] → p = [0.125, 0.25, 0.625]; true class 2, ε = 0.3:
+        // target [0.1, 0.1, 0.8]; loss = −(0.1 ln 0.125 + 0.1 ln 0.25 + 0.8 ln 0.625).
+        let d = device();
+        let logits = Tensor::<2>::from_data(TensorData::from([[0.0f32, 2f32.ln(), 5f32.ln()]]), &d);
+        let targets = Tensor::<1, Int>::from_data(TensorData::from([2i64]), &d);
+        let expected = -(0.1 * 0.125f64.ln() + 0.1 * 0.25f64.ln() + 0.8 * 0.625f64.ln());
+        let loss: f32 = LossKind::Ce.forward_smoothed(logits.clone(), targets.clone(), 0.3).into_scalar();
+        assert!((loss as f64 - expected).abs() < 1e-5, "{loss} vs {expected}");
+        let plain: f32 = LossKind::Ce.forward_smoothed(logits, targets, 0.0).into_scalar();
+        assert!((plain as f64 + 0.625f64.ln()).abs() < 1e-5, "{plain}");
     }
 }

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burnlab_data::ImageBatch;
-use burnlab_models::{CifarResNet, LeNet5, LossKind, Mlp};
+use burnlab_models::{CifarResNet, LeNet5, LossKind, Mlp, ResNet9};
 
 /// The image networks burnlab trains.
 #[derive(Module, Debug)]
@@ -12,6 +12,7 @@ pub enum ImageNet {
     Mlp(Mlp),
     LeNet5(LeNet5),
     ResNet(CifarResNet),
+    ResNet9(ResNet9),
 }
 
 impl ImageNet {
@@ -20,6 +21,7 @@ impl ImageNet {
             ImageNet::Mlp(m) => m.forward(images),
             ImageNet::LeNet5(m) => m.forward(images),
             ImageNet::ResNet(m) => m.forward(images),
+            ImageNet::ResNet9(m) => m.forward(images),
         }
     }
 
@@ -27,6 +29,7 @@ impl ImageNet {
     pub fn num_trainable_params(&self) -> usize {
         match self {
             ImageNet::ResNet(m) => m.num_trainable_params(),
+            ImageNet::ResNet9(m) => m.num_trainable_params(),
             other => other.num_params(),
         }
     }
@@ -37,6 +40,9 @@ pub struct ImageClassifier {
     pub net: ImageNet,
     #[module(skip)]
     pub loss: LossKind,
+    /// Label smoothing of the training loss (validation and test report plain cross-entropy).
+    #[module(skip)]
+    pub label_smoothing: f64,
 }
 
 impl ImageClassifier {
@@ -45,8 +51,12 @@ impl ImageClassifier {
     }
 
     pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
+        self.classify(batch, 0.0)
+    }
+
+    fn classify(&self, batch: ImageBatch, smoothing: f64) -> ClassificationOutput {
         let logits = self.logits(batch.images);
-        let loss = self.loss.forward(logits.clone(), batch.targets.clone());
+        let loss = self.loss.forward_smoothed(logits.clone(), batch.targets.clone(), smoothing);
         ClassificationOutput { loss, output: logits, targets: batch.targets }
     }
 }
@@ -56,7 +66,7 @@ impl TrainStep for ImageClassifier {
     type Output = ClassificationOutput;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<ClassificationOutput> {
-        let item = self.forward_classification(batch);
+        let item = self.classify(batch, self.label_smoothing);
         TrainOutput::new(self, item.loss.backward(), item)
     }
 }

@@ -36,7 +36,7 @@ pub enum TrainTask {
 #[derive(Args, Debug, Clone)]
 pub struct CnnArgs {
     /// Network (overrides model.arch, and model.depth for ResNets).
-    #[arg(long, value_parser = ["lenet5", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    #[arg(long, value_parser = ["lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
     pub model: Option<String>,
     #[command(flatten)]
     pub train: TrainArgs,
@@ -103,6 +103,9 @@ pub struct EvalArgs {
     pub backend: Backend,
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
+    /// Flip test-time augmentation: average the logits of each image and its mirror image.
+    #[arg(long)]
+    pub tta: bool,
 }
 
 #[derive(Args, Debug)]

@@ -26,8 +26,8 @@ pub struct ImageExperiment {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// Network: `mlp` (with `hidden`, `dropout`, `init`), `lenet5`, or `resnet` (with `depth`,
-    /// `shortcut`).
+    /// Network: `mlp` (with `hidden`, `dropout`, `init`), `lenet5`, `resnet` (with `depth`,
+    /// `shortcut`) or `resnet9` (Page's fast DAWNBench ResNet).
     #[serde(default)]
     pub arch: Arch,
     /// ResNet depth, 6n + 2.
@@ -47,6 +47,10 @@ pub struct ModelConfig {
     pub init: WeightInit,
     #[serde(default)]
     pub loss: LossKind,
+    /// Cross-entropy label smoothing ε (PyTorch's `label_smoothing`): the target puts 1 − ε on
+    /// the true class and ε/K on every class. Training loss only; validation reports plain CE.
+    #[serde(default)]
+    pub label_smoothing: f64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -57,6 +61,8 @@ pub enum Arch {
     Lenet5,
     /// CIFAR ResNet of `depth` = 6n + 2 layers (20, 32, 56, …).
     Resnet,
+    /// The DAWNBench ResNet-9 (Page 2018).
+    Resnet9,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -67,11 +73,14 @@ pub struct DataConfig {
     /// Zero padding before the random 32x32 crop; 0 turns cropping off.
     pub crop_padding: usize,
     pub hflip: bool,
+    /// Side of the Cutout square blanked in each training image (0: off).
+    #[serde(default)]
+    pub cutout: usize,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { valid_size: 5000, crop_padding: 4, hflip: true }
+        Self { valid_size: 5000, crop_padding: 4, hflip: true, cutout: 0 }
     }
 }
 
@@ -210,6 +219,16 @@ impl ImageExperiment {
         if !(w.is_finite() && w >= 0.0 && w < self.train.epochs as f64) {
             bail!("schedule.warmup_epochs must be in [0, epochs), got {w}");
         }
+        let ls = self.model.label_smoothing;
+        if !(0.0..1.0).contains(&ls) {
+            bail!("model.label_smoothing must be in [0, 1), got {ls}");
+        }
+        if ls > 0.0 && self.model.loss != LossKind::Ce {
+            bail!("model.label_smoothing applies to loss = \"ce\" only");
+        }
+        if self.data.cutout > 32 {
+            bail!("data.cutout must be at most 32, got {}", self.data.cutout);
+        }
         if self.data.crop_padding > 16 {
             bail!("data.crop_padding must be at most 16, got {}", self.data.crop_padding);
         }
@@ -271,5 +290,8 @@ nesterov = true
         assert!(err(&[("model.arch", "vgg")]).contains("unknown variant `vgg`"));
         let e = err(&[("model.arch", "resnet"), ("model.hidden", "[]"), ("model.depth", "21")]);
         assert!(e.contains("model.depth must be 6n + 2"), "{e}");
+        assert!(err(&[("model.label_smoothing", "1.5")]).contains("label_smoothing must be in [0, 1)"));
+        assert!(err(&[("model.label_smoothing", "0.1"), ("model.loss", "hinge")]).contains("ce\" only"));
+        assert!(err(&[("data.cutout", "40")]).contains("data.cutout"));
     }
 }

@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::data::dataloader::DataLoader;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
+use burn::train::ClassificationOutput;
 use burnlab_data::image_folder::decode_rgb;
 use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
 use serde::Serialize;
@@ -19,6 +20,10 @@ use crate::train_image::{cifar_download, load_run_model};
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
     pub images: usize,
+    /// Horizontal-flip test-time augmentation: logits averaged over each image and its mirror.
+    pub tta: bool,
+    /// Inference throughput of the pass, data preparation included.
+    pub images_per_s: f64,
     pub loss: f64,
     pub accuracy: f64,
     pub per_class_accuracy: Vec<(String, f64)>,
@@ -26,16 +31,24 @@ pub struct EvalReport {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Loss, accuracy and confusion matrix of `model` (used in eval mode) over `set`.
-pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize) -> EvalReport {
+/// Loss, accuracy and confusion matrix of `model` (used in eval mode: BatchNorm with its running
+/// statistics, no dropout) over `set`, with flip test-time augmentation when `tta`.
+pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize, tta: bool) -> EvalReport {
     let model = model.valid();
     let k = set.classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut loss_sum = 0f64;
     let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
+    let started = std::time::Instant::now();
     for b in loader.iter().flatten() {
         let n = b.targets.dims()[0];
-        let out = model.forward_classification(b);
+        let out = if tta {
+            let logits = (model.logits(b.images.clone()) + model.logits(b.images.flip([3]))).div_scalar(2.0);
+            let loss = model.loss.forward(logits.clone(), b.targets.clone());
+            ClassificationOutput { loss, output: logits, targets: b.targets }
+        } else {
+            model.forward_classification(b)
+        };
         loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
         let pred: Vec<i64> = out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
         let truth: Vec<i64> = out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
@@ -56,6 +69,8 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
         .collect();
     EvalReport {
         images: total,
+        tta,
+        images_per_s: total as f64 / started.elapsed().as_secs_f64().max(1e-9),
         loss: loss_sum / total.max(1) as f64,
         accuracy: correct as f64 / total.max(1) as f64,
         per_class_accuracy,
@@ -82,17 +97,47 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     if test.classes != meta.classes {
         bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
     }
-    let report = evaluate(&model, &Arc::new(test), &meta.normalization, &device, args.batch_size);
-    println!("{} on {} test images ({source})", meta.model, report.images);
+    let report = evaluate(&model, &Arc::new(test), &meta.normalization, &device, args.batch_size, args.tta);
+    let tta = if args.tta { ", flip TTA" } else { "" };
+    println!("{} on {} test images ({source}{tta})", meta.model, report.images);
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
+    println!("throughput     {:.0} images/s", report.images_per_s);
     println!("per class:");
     for (c, a) in &report.per_class_accuracy {
         println!("  {c:<12} {:6.2}%", 100.0 * a);
     }
     let out = args.run_dir.join("eval.json");
     run::write_json(&out, &report)?;
-    println!("written: {}", out.display());
+    let csv = args.run_dir.join("confusion.csv");
+    write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
+    println!("written: {}, {}", out.display(), csv.display());
+    Ok(())
+}
+
+/// The confusion matrix as CSV: a header of predicted classes, one row per true class.
+pub fn confusion_csv(classes: &[String], confusion: &[Vec<usize>]) -> String {
+    let quote = |c: &str| if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() };
+    let mut out = String::from("true\\predicted");
+    for c in classes {
+        out.push(',');
+        out.push_str(&quote(c));
+    }
+    out.push('\n');
+    for (c, row) in classes.iter().zip(confusion) {
+        out.push_str(&quote(c));
+        for n in row {
+            out.push_str(&format!(",{n}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -118,4 +163,16 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
         println!("{}: {}", path.display(), tops.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_csv_layout_and_quoting() {
+        let classes = vec!["cat".to_string(), "a,b".to_string()];
+        let csv = confusion_csv(&classes, &[vec![3, 1], vec![0, 4]]);
+        assert_eq!(csv, "true\\predicted,cat,\"a,b\"\ncat,3,1\n\"a,b\",0,4\n");
+    }
 }

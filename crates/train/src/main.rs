@@ -37,6 +37,10 @@ fn main() -> std::process::ExitCode {
             let mut default_config = train_image::DEFAULT_CNN_CONFIG;
             if let Some(m) = args.model.take() {
                 match m.strip_prefix("resnet") {
+                    Some("9") => {
+                        default_config = train_image::DEFAULT_RESNET9_CONFIG;
+                        args.train.sets.insert(0, ("model.arch".into(), "resnet9".into()));
+                    }
                     Some(depth) => {
                         args.train.sets.insert(0, ("model.depth".into(), depth.to_string()));
                         args.train.sets.insert(0, ("model.arch".into(), "resnet".into()));

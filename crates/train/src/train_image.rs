@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
-use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig};
+use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
 use serde::Serialize;
 
 use crate::classifier::{ImageClassifier, ImageNet};
@@ -27,6 +27,7 @@ use crate::run::{self, RunMeta, Status};
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
 pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
 pub const DEFAULT_LENET5_CONFIG: &str = "configs/lenet5-cifar10.toml";
+pub const DEFAULT_RESNET9_CONFIG: &str = "configs/resnet9-cifar10.toml";
 
 /// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
 /// `BURNLAB_CIFAR10_MD5` are set.
@@ -76,8 +77,9 @@ pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], hos
                 .with_shortcut(m.shortcut)
                 .init(device),
         ),
+        Arch::Resnet9 => ImageNet::ResNet9(ResNet9Config::new().with_in_channels(image[0]).with_num_classes(classes).init(device)),
     };
-    ImageClassifier { net, loss: m.loss }
+    ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
 }
 
 pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
@@ -91,6 +93,7 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
         }
         Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
         Arch::Resnet => format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut),
+        Arch::Resnet9 => format!("resnet9 -> {classes}"),
     }
 }
 
@@ -104,6 +107,8 @@ struct MetricsFile<'a> {
     peak_rss_mib: Option<f64>,
     valid: &'a EvalReport,
     test: &'a EvalReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_tta: Option<&'a EvalReport>,
 }
 
 fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
@@ -190,7 +195,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let train_set = Arc::new(train);
     let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
         .shuffle(exp.seed)
-        .augment(Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip })
+        .augment(Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip, cutout: exp.data.cutout })
         .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), 256, &norm, device.clone());
@@ -254,8 +259,11 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         .clone()
         .save_file(run_dir.join(run::MODEL_FILE))
         .with_context(|| format!("saving the model to {}", run_dir.display()))?;
-    let valid_report = evaluate(&model, &valid_set, &norm, &device, 256);
-    let test_report = evaluate(&model, &Arc::new(data.test), &norm, &device, 256);
+    let valid_report = evaluate(&model, &valid_set, &norm, &device, 256, false);
+    let test_set = Arc::new(data.test);
+    let test_report = evaluate(&model, &test_set, &norm, &device, 256, false);
+    // Models trained on flipped images are also scored with flip test-time augmentation.
+    let test_tta = exp.data.hflip.then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
     let timings = train_loader.timings();
     let (imgs, secs) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
     let metrics = MetricsFile {
@@ -266,13 +274,15 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
         test: &test_report,
+        test_tta: test_tta.as_ref(),
     };
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
     run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    let tta = test_tta.as_ref().map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy)).unwrap_or_default();
     println!(
-        "done in {wall:.1}s: valid accuracy {:.2}%, test accuracy {:.2}%, {:.0} train images/s\nmodel: {}",
+        "done in {wall:.1}s: valid accuracy {:.2}%, test accuracy {:.2}%{tta}, {:.0} train images/s\nmodel: {}",
         100.0 * valid_report.accuracy,
         100.0 * test_report.accuracy,
         metrics.train_images_per_s,

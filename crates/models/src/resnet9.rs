@@ -1,0 +1,112 @@
+//! The fast ResNet-9 of Page's DAWNBench entries ("How to train your ResNet", 2018): a 3x3·64
+//! prep layer, then 128 (+ residual) → 256 → 512 (+ residual), each widening layer followed by a
+//! 2x2 max-pool, a global max-pool, a bias-free linear layer and logits scaled by 1/8.
+//! 6.57 M trainable parameters; 94% on CIFAR-10 in 24 epochs with one-cycle SGD.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{Device, Tensor};
+
+use crate::blocks::{ConvBn, Residual, kaiming_normal};
+
+#[derive(Config, Debug)]
+pub struct ResNet9Config {
+    #[config(default = 3)]
+    pub in_channels: usize,
+    #[config(default = 10)]
+    pub num_classes: usize,
+    /// Multiplier on the logits: Page's 0.125 keeps the softmax from saturating early.
+    #[config(default = 0.125)]
+    pub logit_scale: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct ResNet9 {
+    pub prep: ConvBn,
+    pub layer1: ConvBn,
+    pub res1: Residual,
+    pub layer2: ConvBn,
+    pub layer3: ConvBn,
+    pub res3: Residual,
+    pub head: Linear,
+    #[module(skip)]
+    pub logit_scale: f64,
+}
+
+impl ResNet9Config {
+    pub fn init(&self, device: &Device) -> ResNet9 {
+        ResNet9 {
+            prep: ConvBn::new(self.in_channels, 64, 3, 1, device),
+            layer1: ConvBn::new(64, 128, 3, 1, device),
+            res1: Residual::new(128, device),
+            layer2: ConvBn::new(128, 256, 3, 1, device),
+            layer3: ConvBn::new(256, 512, 3, 1, device),
+            res3: Residual::new(512, device),
+            head: LinearConfig::new(512, self.num_classes)
+                .with_bias(false)
+                .with_initializer(kaiming_normal())
+                .init(device),
+            logit_scale: self.logit_scale,
+        }
+    }
+}
+
+fn pool2(x: Tensor<4>) -> Tensor<4> {
+    max_pool2d(x, MaxPoolOptions { stride: [2, 2], ..MaxPoolOptions::new([2, 2]) })
+}
+
+impl ResNet9 {
+    /// `images`: [batch, channels, height, width] (32x32 for CIFAR) → logits [batch, classes].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        let x = self.prep.forward_relu(images);
+        let x = self.res1.forward(pool2(self.layer1.forward_relu(x)));
+        let x = pool2(self.layer2.forward_relu(x));
+        let x = self.res3.forward(pool2(self.layer3.forward_relu(x)));
+        let [_, _, h, w] = x.dims();
+        // Global max-pool (Page's MaxPool2d(4) on 32x32 inputs).
+        let x = max_pool2d(x, MaxPoolOptions { stride: [h, w], ..MaxPoolOptions::new([h, w]) });
+        let x: Tensor<2> = x.flatten(1, 3);
+        self.head.forward(x).mul_scalar(self.logit_scale)
+    }
+
+    /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
+    pub fn num_trainable_params(&self) -> usize {
+        let buffers = self.prep.buffer_count()
+            + self.layer1.buffer_count()
+            + self.res1.buffer_count()
+            + self.layer2.buffer_count()
+            + self.layer3.buffer_count()
+            + self.res3.buffer_count();
+        self.num_params() - buffers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_parameter_count() {
+        let d = Device::flex();
+        let m = ResNet9Config::new().init(&d);
+        let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
+        assert_eq!(y.dims(), [2, 10]);
+        // Convs 1,728 + 73,728 + 2·147,456 + 294,912 + 1,179,648 + 2·2,359,296, BN scale and
+        // shift 2·2,240, linear 5,120: the 6.57 M of Page's network.
+        assert_eq!(m.num_trainable_params(), 6_573_120);
+    }
+
+    #[test]
+    fn logits_are_scaled() {
+        let d = Device::flex();
+        let m = ResNet9Config::new().init(&d);
+        let x = Tensor::<4>::random([1, 3, 32, 32], burn::tensor::Distribution::Default, &d);
+        let unscaled = ResNet9 { logit_scale: 1.0, ..m.clone() }.forward(x.clone());
+        let scaled = m.forward(x);
+        let diff: f32 = (unscaled.mul_scalar(0.125) - scaled).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
