@@ -66,7 +66,7 @@ pub enum Arch {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
     /// Images held out of training for validation (seeded).
     pub valid_size: usize,
@@ -74,7 +74,6 @@ pub struct DataConfig {
     pub crop_padding: usize,
     pub hflip: bool,
     /// Side of the Cutout square blanked in each training image (0: off).
-    #[serde(default)]
     pub cutout: usize,
 }
 
