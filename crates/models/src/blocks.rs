@@ -41,6 +41,13 @@ impl ConvBn {
         relu(self.forward(x))
     }
 
+    /// Add this layer to a layer table; `extra` names what follows the convolution.
+    pub fn summarize(&self, s: &mut crate::Summary, name: &str, extra: &str) {
+        let [c_out, _, k, _] = self.conv.weight.dims();
+        let [stride, _] = self.conv.stride;
+        s.conv(name, c_out, k, stride, k / 2, self.trainable_params(), extra);
+    }
+
     /// Trainable parameters: conv weights and BN scale and shift.
     pub fn trainable_params(&self) -> usize {
         self.conv.weight.shape().num_elements() + 2 * self.bn.gamma.dims()[0]
@@ -126,6 +133,17 @@ impl BasicBlock {
         relu(out + shortcut)
     }
 
+    pub fn summarize(&self, s: &mut crate::Summary, name: &str) {
+        self.first.summarize(s, &format!("{name}.conv1"), "bn + relu");
+        self.second.summarize(s, &format!("{name}.conv2"), "bn");
+        let (op, params) = match (&self.projection, &self.pad) {
+            (Some(p), _) => ("+ shortcut (1x1 conv + bn), relu", p.trainable_params()),
+            (None, Some(_)) => ("+ shortcut (subsample, zero channels), relu", 0),
+            (None, None) => ("+ identity, relu", 0),
+        };
+        s.same(&format!("{name}.add"), op, params);
+    }
+
     pub fn buffer_count(&self) -> usize {
         let projection = self.projection.as_ref().map_or(0, ConvBn::buffer_count);
         self.first.buffer_count() + self.second.buffer_count() + projection
@@ -151,5 +169,11 @@ impl Residual {
 
     pub fn buffer_count(&self) -> usize {
         self.first.buffer_count() + self.second.buffer_count()
+    }
+
+    pub fn summarize(&self, s: &mut crate::Summary, name: &str) {
+        self.first.summarize(s, &format!("{name}.conv1"), "bn + relu");
+        self.second.summarize(s, &format!("{name}.conv2"), "bn + relu");
+        s.same(&format!("{name}.add"), "+ identity", 0);
     }
 }

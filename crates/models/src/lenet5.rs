@@ -47,6 +47,20 @@ impl LeNet5Config {
 }
 
 impl LeNet5 {
+    /// Layer table for an input of shape [channels, height, width].
+    pub fn summary(&self, input: [usize; 3]) -> Vec<crate::LayerRow> {
+        let a = format!("{:?}", self.activation).to_lowercase();
+        let mut s = crate::Summary::new(input);
+        crate::summary::conv2d(&mut s, "conv1", &self.conv1, 0, &a);
+        s.max_pool("pool1", 2, 2);
+        crate::summary::conv2d(&mut s, "conv2", &self.conv2, 0, &a);
+        s.max_pool("pool2", 2, 2);
+        crate::summary::linear(&mut s, "fc1", &self.fc1, &a);
+        crate::summary::linear(&mut s, "fc2", &self.fc2, &a);
+        crate::summary::linear(&mut s, "fc3", &self.fc3, "");
+        s.into_rows()
+    }
+
     /// `images`: [batch, channels, 32, 32] → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let a = &self.activation;
@@ -73,5 +87,27 @@ mod tests {
         assert_eq!(m.num_params(), 62_006);
         let grey = LeNet5Config::new().with_in_channels(1).init(&d);
         assert_eq!(grey.num_params(), 62_006 - 2 * 150);
+    }
+
+    #[test]
+    fn summary_shapes_params_and_receptive_fields() {
+        let m = LeNet5Config::new().init(&Device::flex());
+        let rows = m.summary([3, 32, 32]);
+        let got: Vec<(&str, Vec<usize>, usize, Option<usize>)> =
+            rows.iter().map(|r| (r.name.as_str(), r.shape.clone(), r.params, r.receptive_field)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("input", vec![3, 32, 32], 0, Some(1)),
+                ("conv1", vec![6, 28, 28], 456, Some(5)),
+                ("pool1", vec![6, 14, 14], 0, Some(6)),
+                ("conv2", vec![16, 10, 10], 2_416, Some(14)),
+                ("pool2", vec![16, 5, 5], 0, Some(16)),
+                ("fc1", vec![120], 48_120, None),
+                ("fc2", vec![84], 10_164, None),
+                ("fc3", vec![10], 850, None),
+            ]
+        );
+        assert_eq!(rows[1].op, "conv5x5/1 + relu");
     }
 }

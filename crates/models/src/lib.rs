@@ -8,6 +8,7 @@ pub mod loss;
 pub mod mlp;
 pub mod resnet;
 pub mod resnet9;
+pub mod summary;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
@@ -16,4 +17,5 @@ pub use loss::{LossKind, hinge_loss};
 pub use mlp::{Mlp, MlpConfig, WeightInit};
 pub use resnet::{CifarResNet, CifarResNetConfig};
 pub use resnet9::{ResNet9, ResNet9Config};
+pub use summary::{LayerRow, Summary, format_table};
 pub use blocks::ShortcutKind;

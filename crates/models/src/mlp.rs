@@ -100,6 +100,17 @@ impl Mlp {
         self.output.forward(x)
     }
 
+    /// Layer table for an input of shape [channels, height, width].
+    pub fn summary(&self, input: [usize; 3]) -> Vec<crate::LayerRow> {
+        let a = format!("{:?}", self.activation).to_lowercase();
+        let mut s = crate::Summary::new(input);
+        for (i, layer) in self.hidden.iter().enumerate() {
+            crate::summary::linear(&mut s, &format!("fc{}", i + 1), layer, &a);
+        }
+        crate::summary::linear(&mut s, "out", &self.output, "");
+        s.into_rows()
+    }
+
     /// Trainable parameters (Burn's `num_params` would also count buffers in other models).
     pub fn num_trainable_params(&self) -> usize {
         self.num_params()
@@ -132,6 +143,9 @@ mod tests {
             m.num_trainable_params(),
             3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
         );
+        let rows = m.summary([3, 32, 32]);
+        assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
+        assert_eq!(rows.iter().map(|r| r.shape.clone()).collect::<Vec<_>>(), vec![vec![3, 32, 32], vec![512], vec![256], vec![10]]);
     }
 
     #[test]

@@ -62,6 +62,19 @@ impl CifarResNet {
         self.head.forward(x)
     }
 
+    /// Layer table for an input of shape [channels, height, width].
+    pub fn summary(&self, input: [usize; 3]) -> Vec<crate::LayerRow> {
+        let mut s = crate::Summary::new(input);
+        self.stem.summarize(&mut s, "stem", "bn + relu");
+        let per_stage = self.blocks.len() / 3;
+        for (i, b) in self.blocks.iter().enumerate() {
+            b.summarize(&mut s, &format!("stage{}.block{}", i / per_stage + 1, i % per_stage + 1));
+        }
+        s.global_pool("pool", "global avgpool");
+        crate::summary::linear(&mut s, "fc", &self.head, "");
+        s.into_rows()
+    }
+
     /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
     pub fn num_trainable_params(&self) -> usize {
         let buffers: usize = self.stem.buffer_count() + self.blocks.iter().map(BasicBlock::buffer_count).sum::<usize>();
@@ -83,6 +96,22 @@ mod tests {
         assert_eq!(m.num_trainable_params(), 269_722);
         // The same peer code with n = 9 (ResNet-56): 853,018.
         assert_eq!(CifarResNetConfig::new().with_depth(56).init(&d).num_trainable_params(), 853_018);
+    }
+
+    #[test]
+    fn summary_matches_the_network() {
+        let d = Device::flex();
+        for shortcut in [ShortcutKind::A, ShortcutKind::B] {
+            let m = CifarResNetConfig::new().with_shortcut(shortcut).init(&d);
+            let rows = m.summary([3, 32, 32]);
+            assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
+            assert_eq!(rows.last().map(|r| r.shape.clone()), Some(vec![10]));
+            // Stem 3; stage 1 adds 2 per conv (12); stage 2's stride-2 conv 2, then 4 per conv
+            // (20); stage 3's first 4, then 8 per conv (40): 81 before the global pool.
+            let last_conv = rows.iter().rev().find(|r| r.op.starts_with("conv")).expect("conv");
+            assert_eq!(last_conv.receptive_field, Some(81));
+            assert_eq!(last_conv.shape, vec![64, 8, 8]);
+        }
     }
 
     #[test]

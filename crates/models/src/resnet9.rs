@@ -72,6 +72,23 @@ impl ResNet9 {
         self.head.forward(x).mul_scalar(self.logit_scale)
     }
 
+    /// Layer table for an input of shape [channels, height, width].
+    pub fn summary(&self, input: [usize; 3]) -> Vec<crate::LayerRow> {
+        let mut s = crate::Summary::new(input);
+        self.prep.summarize(&mut s, "prep", "bn + relu");
+        self.layer1.summarize(&mut s, "layer1", "bn + relu");
+        s.max_pool("layer1.pool", 2, 2);
+        self.res1.summarize(&mut s, "res1");
+        self.layer2.summarize(&mut s, "layer2", "bn + relu");
+        s.max_pool("layer2.pool", 2, 2);
+        self.layer3.summarize(&mut s, "layer3", "bn + relu");
+        s.max_pool("layer3.pool", 2, 2);
+        self.res3.summarize(&mut s, "res3");
+        s.global_pool("pool", "global maxpool");
+        crate::summary::linear(&mut s, "fc", &self.head, &format!("x{}", self.logit_scale));
+        s.into_rows()
+    }
+
     /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
     pub fn num_trainable_params(&self) -> usize {
         let buffers = self.prep.buffer_count()
@@ -97,6 +114,11 @@ mod tests {
         // Convs 1,728 + 73,728 + 2·147,456 + 294,912 + 1,179,648 + 2·2,359,296, BN scale and
         // shift 2·2,240, linear 5,120: the 6.57 M of Page's network.
         assert_eq!(m.num_trainable_params(), 6_573_120);
+        let rows = m.summary([3, 32, 32]);
+        assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), 6_573_120);
+        assert_eq!(rows.last().map(|r| r.shape.clone()), Some(vec![10]));
+        let res3 = rows.iter().find(|r| r.name == "res3.add").expect("res3");
+        assert_eq!(res3.shape, vec![512, 4, 4]);
     }
 
     #[test]

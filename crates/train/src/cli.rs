@@ -21,8 +21,29 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classify image files with a trained run.
     Predict(PredictArgs),
+    /// Layer table of a model: output shape, parameters and receptive field per layer.
+    Summary(SummaryArgs),
     /// List what each backend can see.
     Devices,
+}
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    #[arg(value_parser = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    pub model: String,
+    /// Experiment config to read the model from (default: the model's own).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override a config field: --set model.hidden=[1024]
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
+    /// Input image side (square).
+    #[arg(long, default_value_t = 32)]
+    pub size: usize,
+    #[arg(long, default_value_t = 3)]
+    pub channels: usize,
+    #[arg(long, default_value_t = 10)]
+    pub classes: usize,
 }
 
 #[derive(Subcommand, Debug)]

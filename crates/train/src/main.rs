@@ -33,26 +33,13 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
         Command::Train(TrainTask::Cnn(mut args)) => {
-            // The default config follows the model: LeNet-5's recipe, or the ResNet one.
-            let mut default_config = train_image::DEFAULT_CNN_CONFIG;
-            if let Some(m) = args.model.take() {
-                match m.strip_prefix("resnet") {
-                    Some("9") => {
-                        default_config = train_image::DEFAULT_RESNET9_CONFIG;
-                        args.train.sets.insert(0, ("model.arch".into(), "resnet9".into()));
-                    }
-                    Some(depth) => {
-                        args.train.sets.insert(0, ("model.depth".into(), depth.to_string()));
-                        args.train.sets.insert(0, ("model.arch".into(), "resnet".into()));
-                    }
-                    None => {
-                        default_config = train_image::DEFAULT_LENET5_CONFIG;
-                        args.train.sets.insert(0, ("model.arch".into(), m));
-                    }
-                }
+            let (default_config, sets) = train_image::model_choice(args.model.as_deref().unwrap_or("resnet20"));
+            if args.model.is_some() {
+                args.train.sets.splice(0..0, sets);
             }
             train_image::train_image(args.train, default_config, "cnn")
         }
+        Command::Summary(args) => train_image::summary_command(args),
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Devices => {

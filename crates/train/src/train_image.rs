@@ -29,6 +29,44 @@ pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
 pub const DEFAULT_LENET5_CONFIG: &str = "configs/lenet5-cifar10.toml";
 pub const DEFAULT_RESNET9_CONFIG: &str = "configs/resnet9-cifar10.toml";
 
+/// The default config of a `--model` name and the overrides that select it in any config.
+pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
+    let set = |k: &str, v: &str| (k.to_string(), v.to_string());
+    match model {
+        "mlp" => (DEFAULT_MLP_CONFIG, vec![set("model.arch", "mlp")]),
+        "softmax" => ("configs/softmax-cifar10.toml", vec![set("model.arch", "mlp"), set("model.hidden", "[]")]),
+        "lenet5" => (DEFAULT_LENET5_CONFIG, vec![set("model.arch", "lenet5")]),
+        "resnet9" => (DEFAULT_RESNET9_CONFIG, vec![set("model.arch", "resnet9")]),
+        other => {
+            let depth = other.strip_prefix("resnet").unwrap_or("20");
+            (DEFAULT_CNN_CONFIG, vec![set("model.arch", "resnet"), set("model.depth", depth)])
+        }
+    }
+}
+
+/// `burnlab summary MODEL`: the layer table of a model as its config builds it.
+pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
+    let (default_config, mut sets) = model_choice(&args.model);
+    if args.config.is_some() {
+        sets.clear(); // the config names its own model
+    }
+    sets.extend(args.sets.iter().cloned());
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
+    let exp = config::load_image(&path, &sets)?;
+    let image = [args.channels, args.size, args.size];
+    let device = Device::flex();
+    let model = build_model(&exp, args.classes, image, true, &device);
+    let rows = match &model.net {
+        ImageNet::Mlp(m) => m.summary(image),
+        ImageNet::LeNet5(m) => m.summary(image),
+        ImageNet::ResNet(m) => m.summary(image),
+        ImageNet::ResNet9(m) => m.summary(image),
+    };
+    println!("{} ({})", describe_model(&exp, args.classes, image), path.display());
+    print!("{}", burnlab_models::format_table(&rows));
+    Ok(())
+}
+
 /// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
 /// `BURNLAB_CIFAR10_MD5` are set.
 pub fn cifar_download() -> Download {
