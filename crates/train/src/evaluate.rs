@@ -111,7 +111,10 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     run::write_json(&out, &report)?;
     let csv = args.run_dir.join("confusion.csv");
     write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
-    println!("written: {}, {}", out.display(), csv.display());
+    let png = args.run_dir.join("confusion.png");
+    let title = format!("{}: test accuracy {:.2}%{tta}", meta.model, 100.0 * report.accuracy);
+    crate::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
+    println!("written: {}, {}, {}", out.display(), csv.display(), png.display());
     Ok(())
 }
 

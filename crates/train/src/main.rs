@@ -7,6 +7,7 @@ mod config;
 mod evaluate;
 mod metrics;
 mod optim;
+mod plot;
 mod renderer;
 mod run;
 mod sgd;
