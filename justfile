@@ -9,13 +9,17 @@ default:
 train-mlp *args:
     cargo run --release -p burnlab -- train mlp --config configs/mlp-cifar10.toml "$@"
 
-# Train a CNN on CIFAR-10: ResNet-20 by default; `--model lenet5|resnet20|resnet32|resnet56`
+# Train a CNN on CIFAR-10: ResNet-20 by default; `--model lenet5|resnet9|resnet20|resnet32|resnet56`
 train-cnn *args:
     cargo run --release -p burnlab -- train cnn "$@"
 
 # Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
 train-softmax *args:
     cargo run --release -p burnlab -- train mlp --config configs/softmax-cifar10.toml "$@"
+
+# Layer table of a model: `just summary resnet20` (shapes, parameters, receptive fields)
+summary *args:
+    cargo run --release -p burnlab -- summary "$@"
 
 # Evaluate a run on the test set
 eval run *args:
@@ -28,3 +32,8 @@ test *args:
 # MLP benchmark on the shared CIFAR-10 image folder: key=value lines (BURNLAB_DATA overrides the path)
 bench-mlp *args:
     bash scripts/bench-mlp.sh "$@"
+
+# CNN benchmark: `just bench-cnn [lenet5] [resnet20] [resnet9] [-- --backend wgpu]`; with
+# PEER_PYTHON=/path/to/python (torch installed) the PyTorch peer runs beside it and ratios print
+bench-cnn *args:
+    bash scripts/bench-cnn.sh "$@"

@@ -293,4 +293,20 @@ nesterov = true
         assert!(err(&[("model.label_smoothing", "0.1"), ("model.loss", "hinge")]).contains("ce\" only"));
         assert!(err(&[("data.cutout", "40")]).contains("data.cutout"));
     }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("configs/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let exp = load_image(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                names.push((exp.name.clone(), exp.model.arch));
+            }
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        let archs: Vec<Arch> = names.iter().map(|n| n.1).collect();
+        assert_eq!(archs, vec![Arch::Lenet5, Arch::Mlp, Arch::Resnet, Arch::Resnet9, Arch::Mlp], "{names:?}");
+    }
 }

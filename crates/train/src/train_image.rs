@@ -141,6 +141,8 @@ struct MetricsFile<'a> {
     train_images: usize,
     train_seconds: f64,
     train_images_per_s: f64,
+    /// Per epoch of this session (a GPU backend's first epoch includes kernel autotuning).
+    epoch_images_per_s: Vec<f64>,
     /// Peak resident memory of the process so far (Linux), MiB.
     peak_rss_mib: Option<f64>,
     valid: &'a EvalReport,
@@ -309,6 +311,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         train_images: train_set.len(),
         train_seconds: wall,
         train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
+        epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
         test: &test_report,
