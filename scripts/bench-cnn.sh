@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data="$(realpath "${BURNLAB_DATA:-../shared/datasets/cifar10-jpg}")"
 out="${BENCH_RUN_DIR:-$(mktemp -d)}"
+mkdir -p "$out"
 peers="${PEER_DIR:-../shared/peers/torch}"
 models=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do models+=("$1"); shift; done
@@ -17,8 +18,8 @@ cargo build --release -p burnlab -q
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 for model in "${models[@]}"; do
   run="$out/bench-$model"
-  # The peer's budgets: 5 epochs of LeNet-5, 1 of ResNet-20; ResNet-9 its own 24.
-  case "$model" in lenet5) epochs=(--epochs 5) ;; resnet9) epochs=() ;; *) epochs=(--epochs 1) ;; esac
+  # The peer's budgets (no warm-up): 5 epochs of LeNet-5, 1 of ResNet-20; ResNet-9 its own 24.
+  case "$model" in lenet5) epochs=(--epochs 5) ;; resnet9) epochs=() ;; *) epochs=(--epochs 1 --set schedule.warmup_epochs=0) ;; esac
   ./target/release/burnlab train cnn --model "$model" --data "$data" --run-dir "$run" "${epochs[@]}" "$@" > "$run.log" 2>&1 \
     || { tail -5 "$run.log"; exit 1; }
   peer_line=""

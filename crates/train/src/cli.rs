@@ -23,8 +23,26 @@ pub enum Command {
     Predict(PredictArgs),
     /// Layer table of a model: output shape, parameters and receptive field per layer.
     Summary(SummaryArgs),
+    /// Time the phases of a training step (data, forward, backward, optimiser) and inference.
+    Profile(ProfileArgs),
     /// List what each backend can see.
     Devices,
+}
+
+#[derive(Args, Debug)]
+pub struct ProfileArgs {
+    #[arg(value_parser = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    pub model: String,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    #[arg(long, default_value_t = 128)]
+    pub batch_size: usize,
+    /// Timed steps (after 2 warm-up steps); medians are printed.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Override a config field of the model's config.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug)]

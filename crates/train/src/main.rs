@@ -8,6 +8,7 @@ mod evaluate;
 mod metrics;
 mod optim;
 mod plot;
+mod profile;
 mod renderer;
 mod run;
 mod sgd;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
             train_image::train_image(args.train, default_config, "cnn")
         }
         Command::Summary(args) => train_image::summary_command(args),
+        Command::Profile(args) => profile::profile_command(args),
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Devices => {

@@ -1,0 +1,112 @@
+//! `burnlab profile MODEL`: where a training step goes. Data preparation, forward + loss,
+//! backward and the optimiser step are timed apart, with the device synchronised between phases,
+//! on synthetic CIFAR-sized images (no dataset needed). Prints key=value lines.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::data::dataloader::DataLoader;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Device;
+use burnlab_data::{Augment, ImageBatch, ImageLoader, ImageSet, Normalization};
+use rand::{Rng, SeedableRng};
+
+use crate::cli::ProfileArgs;
+use crate::config;
+use crate::optim::build_optimizer;
+use crate::train_image::{build_model, model_choice};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub fn profile_command(args: ProfileArgs) -> Result<()> {
+    if args.steps == 0 || args.batch_size == 0 {
+        bail!("--steps and --batch-size must be at least 1");
+    }
+    let (default_config, mut sets) = model_choice(&args.model);
+    sets.extend(args.sets.iter().cloned());
+    let exp = config::load_image(&PathBuf::from(default_config), &sets)?;
+    let device = args.backend.device()?;
+    let ad = device.clone().autodiff();
+    let host = args.backend.is_host();
+    let image = [3usize, 32, 32];
+    let warmup = 2;
+    let n = args.batch_size * (args.steps + warmup);
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let set = Arc::new(ImageSet {
+        images: (0..n * 3 * 32 * 32).map(|_| rng.random()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
+        classes: (0..10).map(|i| format!("c{i}")).collect(),
+        channels: 3,
+        height: 32,
+        width: 32,
+    });
+    let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
+    let augment = Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip, cutout: exp.data.cutout };
+    let loader = ImageLoader::new(set.clone(), args.batch_size, &norm, ad.clone()).shuffle(0).augment(augment);
+
+    // Data alone: the loader's worker prepares (augments, standardises) and uploads batches.
+    let t = Instant::now();
+    let batches: Vec<ImageBatch> = loader.iter().collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let data_ms = 1e3 * t.elapsed().as_secs_f64() / batches.len() as f64;
+
+    let init = Device::flex();
+    init.seed(exp.seed);
+    let model = build_model(&exp, 10, image, host, &init);
+    let _ = model.clone().into_record();
+    let mut model = model.fork(&ad).train();
+    let mut optim = build_optimizer(&exp.optim, host);
+    let sync = |d: &Device| d.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
+    let (mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, batch) in batches.iter().enumerate() {
+        let t0 = Instant::now();
+        let out = model.forward_classification(batch.clone());
+        let _loss: f32 = out.loss.clone().into_scalar();
+        let t1 = Instant::now();
+        let grads = out.loss.backward();
+        sync(&device)?;
+        let t2 = Instant::now();
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optim.step(ModuleLearningRate::from(exp.optim.lr), model, grads);
+        sync(&device)?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            fwd.push(1e3 * (t1 - t0).as_secs_f64());
+            bwd.push(1e3 * (t2 - t1).as_secs_f64());
+            opt.push(1e3 * (t3 - t2).as_secs_f64());
+        }
+    }
+    // Inference: eval mode, batch 256, no autodiff.
+    let eval = model.valid();
+    let x = batches[0].images.clone().inner();
+    let x = burn::tensor::Tensor::cat(vec![x.clone(), x], 0).slice([0..256.min(2 * args.batch_size)]);
+    let mut infer = Vec::new();
+    for i in 0..args.steps + warmup {
+        let t0 = Instant::now();
+        let _ = eval.logits(x.clone()).into_data();
+        if i >= warmup {
+            infer.push(1e3 * t0.elapsed().as_secs_f64());
+        }
+    }
+    let (f, b, o) = (median(fwd), median(bwd), median(opt));
+    let b_infer = x.dims()[0];
+    println!("task=profile_step model={} backend={} batch={} steps={}", args.model, args.backend, args.batch_size, args.steps);
+    println!("data_ms_per_batch={data_ms:.2}");
+    println!("forward_loss_ms={f:.2}");
+    println!("backward_ms={b:.2}");
+    println!("optimizer_ms={o:.2}");
+    println!("step_ms={:.2}", f + b + o);
+    println!("train_img_per_s={:.1}", args.batch_size as f64 * 1e3 / (f + b + o));
+    println!("infer_batch={b_infer}");
+    println!("infer_ms={:.2}", median(infer.clone()));
+    println!("infer_img_per_s={:.1}", b_infer as f64 * 1e3 / median(infer));
+    Ok(())
+}
