@@ -35,3 +35,49 @@ fn resnet20_trains_and_evaluates_with_batchnorm_in_eval_mode() {
     run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data));
     assert_eq!(read_json(&run.join("eval.json"))["loss"], m["test"]["loss"]);
 }
+
+#[test]
+fn resnet9_with_label_smoothing_and_cutout_trains_evaluates_with_tta_and_predicts() {
+    let f = Fixture::new(12, 4, 1, 0.0);
+    let run = f.path("resnet9");
+    let out = run_ok(f.train_cnn(&run, "resnet9").args([
+        "--batch-size",
+        "6",
+        "--set",
+        "model.label_smoothing=0.2",
+        "--set",
+        "data.cutout=8",
+    ]));
+    assert!(out.contains("resnet9 -> 3: "), "{out}");
+    // 6,573,120 for 10 classes; 3 classes drop 7 columns of the bias-free 512-wide head.
+    assert_eq!(read_json(&run.join("run.json"))["trainable_params"], 6_573_120 - 7 * 512);
+    let m = read_json(&run.join("metrics.json"));
+    assert_eq!(m["test_tta"]["tta"], true);
+    assert_eq!(m["test"]["tta"], false);
+    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data).arg("--tta"));
+    assert!(out.contains("flip TTA"), "{out}");
+    assert_eq!(read_json(&run.join("eval.json"))["accuracy"], m["test_tta"]["accuracy"]);
+    let csv = std::fs::read_to_string(run.join("confusion.csv")).expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[0].starts_with("true\\predicted,"), "{csv}");
+    let counted: usize = lines[1..].iter().flat_map(|l| l.split(',').skip(1)).map(|n| n.parse::<usize>().expect("count")).sum();
+    assert_eq!(counted, 12, "every test image counted once");
+    let png = image::open(run.join("confusion.png")).expect("png decodes");
+    assert!(png.width() > 200 && png.height() > 200);
+    let img = f.path("r.png");
+    image::RgbImage::from_pixel(40, 24, image::Rgb([230, 20, 20])).save(&img).expect("save");
+    let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img).args(["--top-k", "2"]));
+    assert!(out.contains("r.png: ") && out.matches('%').count() == 2, "{out}");
+}
+
+#[test]
+fn summary_prints_the_layer_table() {
+    let out = run_ok(burnlab().args(["summary", "resnet20"]));
+    assert!(out.contains("stage3.block3.conv2") && out.contains("81x81"), "{out}");
+    assert!(out.trim_end().ends_with("total: 269,722 trainable parameters, output 10"), "{out}");
+    let out = run_ok(burnlab().args(["summary", "mlp", "--set", "model.hidden=[100]"]));
+    assert!(out.contains("total: 308,310 trainable parameters"), "{out}");
+    let e = run_err(burnlab().args(["summary", "vgg16"]));
+    assert!(e.contains("invalid value 'vgg16'"), "{e}");
+}

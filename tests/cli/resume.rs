@@ -7,7 +7,22 @@ use crate::common::*;
 #[test]
 fn resume_after_kill_matches_uninterrupted_run() {
     let f = Fixture::new(150, 5, 4, 0.3);
-    let train = |run: &std::path::Path| f.train(run);
+    kill_resume_and_compare(&f, |run| f.train(run));
+}
+
+/// The same for a ResNet: BatchNorm's running statistics and the momentum buffers travel in
+/// the checkpoint, so the resumed run's eval-mode results are the uninterrupted run's.
+#[test]
+fn resnet_resume_after_kill_matches_uninterrupted_run() {
+    let f = Fixture::new(40, 5, 3, 0.0);
+    kill_resume_and_compare(&f, |run| {
+        let mut c = f.train_cnn(run, "resnet20");
+        c.args(["--set", "model.depth=8"]);
+        c
+    });
+}
+
+fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std::process::Command) {
     let tmp = &f.tmp;
 
     let full = tmp.path().join("full");

@@ -164,9 +164,31 @@ pub fn set_path(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The shipped configs, built in so that the defaults work from any folder (an installed
+/// binary, a test's temporary directory); a file on disk at the same path takes precedence.
+const SHIPPED: &[(&str, &str)] = &[
+    ("configs/mlp-cifar10.toml", include_str!("../../../configs/mlp-cifar10.toml")),
+    ("configs/softmax-cifar10.toml", include_str!("../../../configs/softmax-cifar10.toml")),
+    ("configs/lenet5-cifar10.toml", include_str!("../../../configs/lenet5-cifar10.toml")),
+    ("configs/resnet20-cifar10.toml", include_str!("../../../configs/resnet20-cifar10.toml")),
+    ("configs/resnet9-cifar10.toml", include_str!("../../../configs/resnet9-cifar10.toml")),
+];
+
+fn read_config(path: &Path) -> Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => SHIPPED
+            .iter()
+            .find(|(p, _)| Path::new(p) == path)
+            .map(|(_, text)| text.to_string())
+            .ok_or(e)
+            .with_context(|| format!("reading config {}", path.display())),
+        other => other.with_context(|| format!("reading config {}", path.display())),
+    }
+}
+
 /// Read a config file, apply `key=value` overrides, and validate.
 pub fn load_image(path: &Path, overrides: &[(String, String)]) -> Result<ImageExperiment> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = read_config(path)?;
     let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
     for (k, v) in overrides {
         set_path(&mut table, k, v)?;
@@ -308,5 +330,15 @@ nesterov = true
         names.sort_by(|a, b| a.0.cmp(&b.0));
         let archs: Vec<Arch> = names.iter().map(|n| n.1).collect();
         assert_eq!(archs, vec![Arch::Lenet5, Arch::Mlp, Arch::Resnet, Arch::Resnet9, Arch::Mlp], "{names:?}");
+    }
+
+    #[test]
+    fn shipped_configs_load_from_any_folder_and_missing_files_are_errors() {
+        // Tests run in crates/train, where no configs/ folder exists.
+        assert!(!Path::new("configs/resnet9-cifar10.toml").exists());
+        let e = load_image(Path::new("configs/resnet9-cifar10.toml"), &[]).expect("built in");
+        assert_eq!(e.model.arch, Arch::Resnet9);
+        let err = format!("{:#}", load_image(Path::new("configs/nope.toml"), &[]).expect_err("missing"));
+        assert!(err.contains("reading config configs/nope.toml") && err.contains("No such file"), "{err}");
     }
 }
