@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod corpus;
 pub mod download;
 pub mod error;
 pub mod image_folder;
@@ -11,6 +12,7 @@ pub mod loader;
 pub mod source;
 
 pub use augment::{Augment, Rect};
+pub use corpus::{Corpus, Vocab};
 pub use error::DataError;
 pub use image_set::{ImageSet, Normalization};
 pub use loader::{EpochTiming, ImageBatch, ImageLoader};
