@@ -9,6 +9,7 @@ pub mod error;
 pub mod image_folder;
 pub mod image_set;
 pub mod loader;
+pub mod sampling;
 pub mod source;
 
 pub use augment::{Augment, Rect};
