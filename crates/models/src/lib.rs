@@ -9,6 +9,7 @@ pub mod mlp;
 pub mod resnet;
 pub mod resnet9;
 pub mod summary;
+pub mod word2vec;
 
 pub use activation::Activation;
 pub use dropout::Dropout;
@@ -18,4 +19,5 @@ pub use mlp::{Mlp, MlpConfig, WeightInit};
 pub use resnet::{CifarResNet, CifarResNetConfig};
 pub use resnet9::{ResNet9, ResNet9Config};
 pub use summary::{LayerRow, Summary, format_table};
+pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 pub use blocks::ShortcutKind;
