@@ -11,6 +11,7 @@ pub mod image_set;
 pub mod loader;
 pub mod sampling;
 pub mod source;
+pub mod vectors;
 
 pub use augment::{Augment, Rect};
 pub use corpus::{Corpus, Vocab};
@@ -18,5 +19,6 @@ pub use error::DataError;
 pub use image_set::{ImageSet, Normalization};
 pub use loader::{EpochTiming, ImageBatch, ImageLoader};
 pub use source::{ImageData, load_image_data, load_test_data};
+pub use vectors::WordVectors;
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;
