@@ -13,6 +13,7 @@ mod renderer;
 mod run;
 mod sgd;
 mod train_image;
+mod w2v_native;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,393 @@
+//! word2vec on the CPU the way word2vec.c and gensim do it: several threads update the two
+//! embedding tables in place without locks ("Hogwild", Recht et al. 2011), one (input, target)
+//! pair at a time.
+//!
+//! Why not Burn tensors here: a pair's work is two dot products and two axpys of `dim` (~100)
+//! floats, ~0.2 µs; any tensor op on the CPU backends costs microseconds of dispatch, so batching
+//! pairs into tensors (the GPU path, `Word2Vec::sgd_step`) runs far below word2vec.c's speed on a
+//! CPU. Races between threads on the same row are tolerated by design: updates are sparse and
+//! small, as in word2vec.c and gensim.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use anyhow::Result;
+use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
+use burnlab_data::{Corpus, Vocab};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum W2vArch {
+    Skipgram,
+    Cbow,
+}
+
+#[derive(Clone, Debug)]
+pub struct NativeConfig {
+    pub arch: W2vArch,
+    pub dim: usize,
+    pub window: usize,
+    pub negative: usize,
+    pub sample: f64,
+    pub alpha: f64,
+    pub epochs: usize,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+/// The two tables, row-major [vocab, dim].
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub input: Vec<f32>,
+    pub output: Vec<f32>,
+}
+
+/// Training progress, shared with whoever draws the progress bar or dashboard.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Corpus words read (sub-sampled ones included), over all epochs.
+    pub words: AtomicU64,
+    /// Learning rate × 1e9.
+    pub alpha_nano: AtomicU64,
+    /// Summed loss and pairs of the sampled loss estimate (× 1e3, integer for atomics).
+    pub loss_milli: AtomicU64,
+    pub loss_pairs: AtomicU64,
+}
+
+const EXP_TABLE: usize = 1000;
+const MAX_EXP: f32 = 6.0;
+
+/// σ(x) on a table over [−6, 6], as word2vec.c: outside it the gradient saturates.
+struct Sigmoid(Vec<f32>);
+
+impl Sigmoid {
+    fn new() -> Self {
+        Self((0..EXP_TABLE).map(|i| {
+            let x = (i as f32 / EXP_TABLE as f32 * 2.0 - 1.0) * MAX_EXP;
+            1.0 / (1.0 + (-x).exp())
+        }).collect())
+    }
+
+    /// label − σ(f), with word2vec.c's clipping.
+    #[inline]
+    fn error(&self, f: f32, label: f32) -> f32 {
+        if f > MAX_EXP {
+            label - 1.0
+        } else if f < -MAX_EXP {
+            label
+        } else {
+            label - self.0[((f + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Four accumulators: lets the compiler keep several SIMD lanes busy.
+    let mut s = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            s[k] += x[k] * y[k];
+        }
+    }
+    let mut t: f32 = s.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        t += x * y;
+    }
+    t
+}
+
+#[inline]
+fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}
+
+/// Raw view of a table shared by the worker threads (Hogwild).
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Row `i` of width `dim`. Safety: `i` < rows; other threads may write the same row
+    /// concurrently, which Hogwild accepts (f32 writes are not torn on the targets we build for).
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, i: u32, dim: usize) -> &mut [f32] {
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(i as usize * dim), dim) }
+    }
+}
+
+/// word2vec.c's start: input vectors uniform in ±0.5/dim, output vectors zero.
+pub fn init(vocab: usize, dim: usize, seed: u64) -> Embeddings {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let input = (0..vocab * dim).map(|_| (rng.random::<f32>() - 0.5) / dim as f32).collect();
+    Embeddings { dim, input, output: vec![0.0; vocab * dim] }
+}
+
+/// Train `emb` on `corpus` for epochs `first_epoch..cfg.epochs` (0-based), calling `on_epoch`
+/// after each. The learning rate falls linearly from α to α·1e-4 over all words of all epochs.
+pub fn train(
+    emb: &mut Embeddings,
+    corpus: &Corpus,
+    vocab: &Vocab,
+    cfg: &NativeConfig,
+    first_epoch: usize,
+    progress: &Progress,
+    mut on_epoch: impl FnMut(usize, &Embeddings) -> Result<()>,
+) -> Result<()> {
+    let dim = cfg.dim;
+    let total_words = vocab.total();
+    let schedule_words = (cfg.epochs as u64 * total_words).max(1);
+    let sub = Subsampler::new(&vocab.counts, cfg.sample);
+    let table = UnigramTable::new(&vocab.counts, 0.75);
+    let sigmoid = Sigmoid::new();
+    let threads = cfg.threads.max(1);
+    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    for epoch in first_epoch..cfg.epochs {
+        let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u32>>>(threads * 4);
+        let rx = Arc::new(Mutex::new(rx));
+        let input = Shared(emb.input.as_mut_ptr());
+        let output = Shared(emb.output.as_mut_ptr());
+        let read: Result<()> = std::thread::scope(|s| {
+            for t in 0..threads {
+                let rx = rx.clone();
+                let (sub, table, sigmoid) = (&sub, &table, &sigmoid);
+                s.spawn(move || {
+                    let mut rng = SmallRng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32) ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut work = Worker::new(dim);
+                    loop {
+                        let chunk = match rx.lock().map(|r| r.recv()) {
+                            Ok(Ok(c)) => c,
+                            _ => break,
+                        };
+                        for sentence in &chunk {
+                            let done = progress.words.fetch_add(sentence.len() as u64, Ordering::Relaxed);
+                            let alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64)).max(cfg.alpha * 1e-4) as f32;
+                            progress.alpha_nano.store((alpha as f64 * 1e9) as u64, Ordering::Relaxed);
+                            work.sentence.clear();
+                            work.sentence.extend(sentence.iter().copied().filter(|&w| sub.keep(w, &mut rng)));
+                            // Safety: rows come from the vocabulary the tables were sized for.
+                            unsafe { work.train_sentence(cfg, alpha, input, output, table, sigmoid, &mut rng, progress) };
+                        }
+                    }
+                });
+            }
+            // Reader: sentences as vocabulary indices, in chunks of ~10k words.
+            let mut chunk: Vec<Vec<u32>> = Vec::new();
+            let mut words = 0;
+            let result = corpus.for_each_sentence(|sentence| {
+                let ids: Vec<u32> = sentence.iter().filter_map(|w| vocab.get(w)).collect();
+                words += ids.len();
+                chunk.push(ids);
+                if words >= 10_000 {
+                    words = 0;
+                    if tx.send(std::mem::take(&mut chunk)).is_err() {
+                        return false;
+                    }
+                }
+                true
+            });
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            drop(tx);
+            result.map_err(Into::into)
+        });
+        read?;
+        on_epoch(epoch, emb)?;
+    }
+    Ok(())
+}
+
+struct Worker {
+    sentence: Vec<u32>,
+    neu1: Vec<f32>,
+    neu1e: Vec<f32>,
+    centres: u64,
+}
+
+impl Worker {
+    fn new(dim: usize) -> Self {
+        Self { sentence: Vec::new(), neu1: vec![0.0; dim], neu1e: vec![0.0; dim], centres: 0 }
+    }
+
+    /// One negative-sampling update of `h` (row or CBOW mean) against `word` and its
+    /// negatives; accumulates the input error in `neu1e`. Returns the loss when `track`.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn update(&mut self, h: &[f32], word: u32, cfg: &NativeConfig, alpha: f32, output: Shared, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, track: bool) -> f32 {
+        let dim = cfg.dim;
+        let mut loss = 0.0;
+        for d in 0..=cfg.negative {
+            let (target, label) = if d == 0 { (word, 1.0) } else { (table.negative(word, rng), 0.0) };
+            let o = unsafe { output.row(target, dim) };
+            let f = dot(h, o);
+            if track {
+                let z = if label > 0.5 { f } else { -f };
+                loss += (1.0 + (-z).exp()).ln();
+            }
+            let g = sigmoid.error(f, label) * alpha;
+            axpy(g, o, &mut self.neu1e);
+            axpy(g, h, o);
+        }
+        loss
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn train_sentence(&mut self, cfg: &NativeConfig, alpha: f32, input: Shared, output: Shared, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, progress: &Progress) {
+        let dim = cfg.dim;
+        let n = self.sentence.len();
+        let (mut loss, mut pairs) = (0f32, 0u64);
+        for i in 0..n {
+            let word = self.sentence[i];
+            let w = effective_window(cfg.window, rng);
+            let (lo, hi) = (i.saturating_sub(w), (i + w + 1).min(n));
+            self.centres += 1;
+            // Estimate the loss on one centre word in 16 (it costs a log per pair).
+            let track = self.centres % 16 == 0;
+            match cfg.arch {
+                W2vArch::Skipgram => {
+                    for c in (lo..hi).filter(|&c| c != i) {
+                        let context = self.sentence[c];
+                        self.neu1e.fill(0.0);
+                        let h = unsafe { input.row(context, dim) };
+                        let h_copy: &[f32] = unsafe { std::slice::from_raw_parts(h.as_ptr(), dim) };
+                        let l = unsafe { self.update(h_copy, word, cfg, alpha, output, table, sigmoid, rng, track) };
+                        axpy(1.0, &self.neu1e, h);
+                        if track {
+                            loss += l;
+                            pairs += 1;
+                        }
+                    }
+                }
+                W2vArch::Cbow => {
+                    let count = hi - lo - 1;
+                    if count == 0 {
+                        continue;
+                    }
+                    self.neu1.fill(0.0);
+                    for c in (lo..hi).filter(|&c| c != i) {
+                        axpy(1.0, unsafe { input.row(self.sentence[c], dim) }, &mut self.neu1);
+                    }
+                    let inv = 1.0 / count as f32;
+                    self.neu1.iter_mut().for_each(|v| *v *= inv);
+                    self.neu1e.fill(0.0);
+                    let h = std::mem::take(&mut self.neu1);
+                    let l = unsafe { self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track) };
+                    self.neu1 = h;
+                    // word2vec.c adds the whole error to every context word (not divided by
+                    // the count), and gensim does the same; its α of 0.05 assumes it.
+                    for c in (lo..hi).filter(|&c| c != i) {
+                        axpy(1.0, &self.neu1e, unsafe { input.row(self.sentence[c], dim) });
+                    }
+                    if track {
+                        loss += l;
+                        pairs += 1;
+                    }
+                }
+            }
+        }
+        if pairs > 0 {
+            progress.loss_milli.fetch_add((loss as f64 * 1e3) as u64, Ordering::Relaxed);
+            progress.loss_pairs.fetch_add(pairs, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two "topics" whose words only ever appear among themselves: after training, every word's
+    /// nearest neighbour (cosine) is from its own topic.
+    fn topic_corpus(dir: &std::path::Path) -> Corpus {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let mut text = String::new();
+        for _ in 0..3000 {
+            let topic = rng.random_range(0..2);
+            let words: Vec<String> = (0..12).map(|_| format!("t{topic}w{}", rng.random_range(0..10))).collect();
+            text.push_str(&words.join(" "));
+            text.push('\n');
+        }
+        let p = dir.join("topics.txt");
+        std::fs::write(&p, text).expect("write");
+        Corpus::open(&p, false).expect("open")
+    }
+
+    fn nearest_same_topic(emb: &Embeddings, vocab: &Vocab) -> f64 {
+        let dim = emb.dim;
+        let unit: Vec<Vec<f32>> = (0..vocab.len())
+            .map(|i| {
+                let v = &emb.input[i * dim..(i + 1) * dim];
+                let n = dot(v, v).sqrt().max(1e-12);
+                v.iter().map(|x| x / n).collect()
+            })
+            .collect();
+        let mut same = 0;
+        for i in 0..vocab.len() {
+            let best = (0..vocab.len()).filter(|&j| j != i).max_by(|&a, &b| dot(&unit[i], &unit[a]).total_cmp(&dot(&unit[i], &unit[b]))).expect("other");
+            same += (vocab.words[i][..2] == vocab.words[best][..2]) as usize;
+        }
+        same as f64 / vocab.len() as f64
+    }
+
+    fn run(arch: W2vArch, threads: usize) -> (f64, f64) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let corpus = topic_corpus(dir.path());
+        let vocab = Vocab::build(&corpus, 1, |_| {}).expect("vocab");
+        assert_eq!(vocab.len(), 20);
+        let cfg = NativeConfig { arch, dim: 16, window: 3, negative: 5, sample: 0.0, alpha: if arch == W2vArch::Cbow { 0.05 } else { 0.025 }, epochs: 3, threads, seed: 7 };
+        let mut emb = init(vocab.len(), cfg.dim, cfg.seed);
+        let progress = Progress::default();
+        let mut epochs = Vec::new();
+        train(&mut emb, &corpus, &vocab, &cfg, 0, &progress, |e, _| {
+            epochs.push(e);
+            Ok(())
+        })
+        .expect("train");
+        assert_eq!(epochs, vec![0, 1, 2]);
+        assert_eq!(progress.words.load(Ordering::Relaxed), 3 * 36_000);
+        let loss = progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / progress.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
+        (nearest_same_topic(&emb, &vocab), loss)
+    }
+
+    #[test]
+    fn skipgram_learns_topics_single_and_multi_threaded() {
+        for threads in [1, 2] {
+            let (same, loss) = run(W2vArch::Skipgram, threads);
+            assert_eq!(same, 1.0, "threads {threads}");
+            // Random vectors score ln 2 per (positive or negative) target: 6 ln 2 ≈ 4.16.
+            assert!(loss < 3.0, "loss {loss}");
+        }
+    }
+
+    #[test]
+    fn cbow_learns_topics() {
+        let (same, loss) = run(W2vArch::Cbow, 2);
+        assert_eq!(same, 1.0);
+        assert!(loss < 3.0, "loss {loss}");
+    }
+
+    #[test]
+    fn sigmoid_table_and_kernels() {
+        let s = Sigmoid::new();
+        assert!((s.error(0.0, 1.0) - 0.5).abs() < 0.01);
+        assert!((s.error(2.0, 0.0) + 1.0 / (1.0 + (-2.0f32).exp())).abs() < 0.01);
+        assert_eq!(s.error(7.0, 1.0), 0.0);
+        assert_eq!(s.error(-7.0, 1.0), 1.0);
+        let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
+        let b: Vec<f32> = (0..13).map(|i| (i % 3) as f32).collect();
+        assert_eq!(dot(&a, &b), a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>());
+        let mut y = b.clone();
+        axpy(2.0, &a, &mut y);
+        assert_eq!(y[12], 24.0);
+    }
+}
