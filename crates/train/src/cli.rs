@@ -70,6 +70,45 @@ pub enum TrainTask {
     Mlp(TrainArgs),
     /// Convolutional network on CIFAR-10.
     Cnn(CnnArgs),
+    /// word2vec (skip-gram or CBOW with negative sampling) on a text corpus.
+    Word2vec(W2vArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
+pub struct W2vArgs {
+    /// Experiment config (TOML); default configs/word2vec-text8.toml.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// A text file, or a folder of text files.
+    #[arg(long, env = "BURNLAB_CORPUS")]
+    pub corpus: Option<PathBuf>,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    /// skipgram or cbow.
+    #[arg(long, value_parser = ["skipgram", "cbow"])]
+    pub arch: Option<String>,
+    #[arg(long)]
+    pub dim: Option<usize>,
+    #[arg(long)]
+    pub window: Option<usize>,
+    #[arg(long)]
+    pub negative: Option<usize>,
+    #[arg(long)]
+    pub min_count: Option<u64>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder (default: runs/<name>, numbered if taken).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Override any config field: --set model.sample=1e-4
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -14,6 +14,7 @@ mod run;
 mod sgd;
 mod train_image;
 mod w2v_native;
+mod word2vec;
 
 use std::io::IsTerminal;
 
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(TrainTask::Word2vec(args)) => word2vec::train_command(args),
         Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
         Command::Train(TrainTask::Cnn(mut args)) => {
             let (default_config, sets) = train_image::model_choice(args.model.as_deref().unwrap_or("resnet20"));

@@ -1,0 +1,274 @@
+//! `burnlab train word2vec`: vocabulary, training on the CPU (Hogwild threads, see
+//! `w2v_native`), and the run folder: vocabulary, vectors in word2vec text and binary formats,
+//! metrics.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use burnlab_data::{Corpus, Vocab, WordVectors};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::W2vArgs;
+use crate::config::set_path;
+use crate::run;
+use crate::w2v_native::{self, NativeConfig, Progress, W2vArch};
+
+pub const DEFAULT_CONFIG: &str = "configs/word2vec-text8.toml";
+pub const VOCAB_FILE: &str = "vocab.txt";
+pub const VECTORS_TEXT: &str = "vectors.txt";
+pub const VECTORS_BIN: &str = "vectors.bin";
+pub const W2V_META: &str = "word2vec.json";
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct W2vExperiment {
+    pub name: String,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub corpus: CorpusConfig,
+    pub model: W2vModel,
+    pub train: W2vTrain,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorpusConfig {
+    pub lowercase: bool,
+    pub min_count: u64,
+}
+
+impl Default for CorpusConfig {
+    fn default() -> Self {
+        Self { lowercase: false, min_count: 5 }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct W2vModel {
+    pub arch: W2vArch,
+    pub dim: usize,
+    pub window: usize,
+    pub negative: usize,
+    /// Sub-sampling threshold s (0 disables it).
+    pub sample: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct W2vTrain {
+    pub epochs: usize,
+    /// Starting learning rate; default 0.025 for skip-gram, 0.05 for CBOW.
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Worker threads; 0 uses every core.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl W2vExperiment {
+    pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(DEFAULT_CONFIG) => {
+                include_str!("../../../configs/word2vec-text8.toml").to_string()
+            }
+            other => other.with_context(|| format!("reading config {}", path.display()))?,
+        };
+        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
+        for (k, v) in overrides {
+            set_path(&mut table, k, v)?;
+        }
+        let exp: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+        exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
+        Ok(exp)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        if m.dim == 0 || m.window == 0 || self.train.epochs == 0 {
+            bail!("model.dim, model.window and train.epochs must be at least 1");
+        }
+        if !(m.sample.is_finite() && m.sample >= 0.0) {
+            bail!("model.sample must be >= 0, got {}", m.sample);
+        }
+        if let Some(a) = self.train.alpha
+            && !(a.is_finite() && a > 0.0)
+        {
+            bail!("train.alpha must be a positive number, got {a}");
+        }
+        if self.corpus.min_count == 0 {
+            bail!("corpus.min_count must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn alpha(&self) -> f64 {
+        self.train.alpha.unwrap_or(match self.model.arch {
+            W2vArch::Skipgram => 0.025,
+            W2vArch::Cbow => 0.05,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct W2vMeta {
+    pub task: String,
+    pub corpus: String,
+    pub vocab_size: usize,
+    pub corpus_words: u64,
+    pub status: run::Status,
+    pub epochs_done: usize,
+}
+
+#[derive(Serialize)]
+struct W2vMetrics {
+    epochs: usize,
+    threads: usize,
+    vocab_size: usize,
+    words_per_epoch: u64,
+    train_seconds: f64,
+    words_per_s: f64,
+    final_loss: f64,
+}
+
+fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
+    let mut o = Vec::new();
+    let mut set = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            o.push((k.to_string(), v));
+        }
+    };
+    set("model.arch", args.arch.clone());
+    set("model.dim", args.dim.map(|v| v.to_string()));
+    set("model.window", args.window.map(|v| v.to_string()));
+    set("model.negative", args.negative.map(|v| v.to_string()));
+    set("corpus.min_count", args.min_count.map(|v| v.to_string()));
+    set("train.epochs", args.epochs.map(|v| v.to_string()));
+    set("train.threads", args.threads.map(|v| v.to_string()));
+    set("seed", args.seed.map(|v| v.to_string()));
+    o.extend(args.sets.iter().cloned());
+    o
+}
+
+pub fn train_command(args: W2vArgs) -> Result<()> {
+    let config = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let exp = W2vExperiment::load(&config, &overrides(&args))?;
+    if !args.backend.is_host() {
+        bail!("--backend {}: word2vec trains on the CPU backends for now (the batched GPU path is not wired yet)", args.backend);
+    }
+    let Some(corpus_path) = args.corpus.clone() else {
+        bail!("no corpus: pass --corpus PATH (a text file or a folder of them) or set BURNLAB_CORPUS; the text8 download is not available yet");
+    };
+    let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
+
+    let bar = ProgressBar::new(corpus.bytes()).with_style(
+        ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let vocab = Vocab::build(&corpus, exp.corpus.min_count, |n| {
+        if n % 100_000 < 1000 {
+            bar.set_message(format!("{n} words"));
+        }
+    })?;
+    bar.finish_and_clear();
+    let corpus_words = vocab.total();
+    let run_dir = run::new_run_dir(args.run_dir.as_deref(), &exp.name)?;
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
+    let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
+    vocab.write(&mut vocab_file)?;
+    let mut meta = W2vMeta {
+        task: "word2vec".into(),
+        corpus: std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone()).display().to_string(),
+        vocab_size: vocab.len(),
+        corpus_words,
+        status: run::Status::Running,
+        epochs_done: 0,
+    };
+    run::write_json(&run_dir.join(W2V_META), &meta)?;
+    let threads = if exp.train.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { exp.train.threads };
+    println!("run folder: {}", run_dir.display());
+    println!(
+        "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {} threads",
+        exp.model.arch, exp.model.dim, vocab.len(), exp.corpus.min_count, corpus_words, threads
+    );
+
+    let cfg = NativeConfig {
+        arch: exp.model.arch,
+        dim: exp.model.dim,
+        window: exp.model.window,
+        negative: exp.model.negative,
+        sample: exp.model.sample,
+        alpha: exp.alpha(),
+        epochs: exp.train.epochs,
+        threads,
+        seed: exp.seed,
+    };
+    let mut emb = w2v_native::init(vocab.len(), cfg.dim, exp.seed);
+    let progress = Progress::default();
+    let total = corpus_words * cfg.epochs as u64;
+    let started = Instant::now();
+    let loss_of = |p: &Progress| p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:30} {percent}% {pos}/{len} words {per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut last_loss = 0.0;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<()> {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(progress.words.load(Ordering::Relaxed).min(total));
+                bar.set_message(format!("loss {:.4} α {:.5}", loss_of(&progress), progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let result = w2v_native::train(&mut emb, &corpus, &vocab, &cfg, 0, &progress, |epoch, _| {
+            let loss = loss_of(&progress);
+            progress.loss_milli.store(0, Ordering::Relaxed);
+            progress.loss_pairs.store(0, Ordering::Relaxed);
+            last_loss = loss;
+            let line = format!(
+                "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
+                epoch + 1,
+                cfg.epochs,
+                progress.words.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+            );
+            // Off a terminal the bar is hidden and so are its printed lines.
+            if bar.is_hidden() { println!("{line}") } else { bar.println(line) }
+            Ok(())
+        });
+        done.store(true, Ordering::Relaxed);
+        result
+    })?;
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+
+    let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
+    vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
+    vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
+    let metrics = W2vMetrics {
+        epochs: cfg.epochs,
+        threads,
+        vocab_size: vocab.len(),
+        words_per_epoch: corpus_words,
+        train_seconds: wall,
+        words_per_s: total as f64 / wall,
+        final_loss: last_loss,
+    };
+    run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
+    meta.status = run::Status::Finished;
+    meta.epochs_done = cfg.epochs;
+    run::write_json(&run_dir.join(W2V_META), &meta)?;
+    println!(
+        "done in {wall:.1}s: {:.0} words/s, loss {last_loss:.4}\nvectors: {} and {}",
+        metrics.words_per_s,
+        run_dir.join(VECTORS_TEXT).display(),
+        run_dir.join(VECTORS_BIN).display()
+    );
+    Ok(())
+}
