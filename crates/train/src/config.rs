@@ -322,7 +322,10 @@ nesterov = true
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("configs/") {
             let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "toml") {
+            let word2vec = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("word2vec"));
+            if word2vec {
+                crate::word2vec::W2vExperiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            } else if path.extension().is_some_and(|e| e == "toml") {
                 let exp = load_image(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 names.push((exp.name.clone(), exp.model.arch));
             }
