@@ -21,6 +21,12 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classify image files with a trained run.
     Predict(PredictArgs),
+    /// Nearest words by cosine similarity (a word2vec run folder or a vectors file).
+    Similar(SimilarArgs),
+    /// Analogy by 3CosAdd: `analogy RUN king man woman` asks king − man + woman.
+    Analogy(AnalogyArgs),
+    /// Word-vector benchmarks: analogy accuracy per section, similarity Spearman ρ.
+    EvalWords(EvalWordsArgs),
     /// Layer table of a model: output shape, parameters and receptive field per layer.
     Summary(SummaryArgs),
     /// Time the phases of a training step (data, forward, backward, optimiser) and inference.
@@ -43,6 +49,37 @@ pub struct ProfileArgs {
     /// Override a config field of the model's config.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub sets: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+pub struct SimilarArgs {
+    /// A word2vec run folder or a vectors file (word2vec text or binary, e.g. from gensim).
+    pub target: PathBuf,
+    pub word: String,
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalogyArgs {
+    pub target: PathBuf,
+    /// b − a + c for `analogy RUN b a c`: king man woman → queen.
+    pub b: String,
+    pub a: String,
+    pub c: String,
+    #[arg(short, long, default_value_t = 5)]
+    pub k: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalWordsArgs {
+    pub target: PathBuf,
+    /// Analogy questions (questions-words.txt format).
+    #[arg(long)]
+    pub analogies: Option<PathBuf>,
+    /// Word pairs with human scores (WordSim-353 TSV).
+    #[arg(long)]
+    pub similarity: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,7 @@ mod sgd;
 mod train_image;
 mod w2v_native;
 mod word2vec;
+mod words;
 
 use std::io::IsTerminal;
 
@@ -44,6 +45,9 @@ fn main() -> std::process::ExitCode {
             }
             train_image::train_image(args.train, default_config, "cnn")
         }
+        Command::Similar(a) => words::similar_command(&a.target, &a.word, a.k),
+        Command::Analogy(a) => words::analogy_command(&a.target, &a.a, &a.b, &a.c, a.k),
+        Command::EvalWords(a) => words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref()),
         Command::Summary(args) => train_image::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
         Command::Eval(args) => evaluate::eval_command(args),
