@@ -13,6 +13,10 @@ train-mlp *args:
 train-cnn *args:
     cargo run --release -p burnlab -- train cnn "$@"
 
+# word2vec on a text corpus: `just train-word2vec --corpus FILE_OR_DIR [--arch cbow] [--dim 300]`
+train-word2vec *args:
+    cargo run --release -p burnlab -- train word2vec "$@"
+
 # Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
 train-softmax *args:
     cargo run --release -p burnlab -- train mlp --config configs/softmax-cifar10.toml "$@"
@@ -37,3 +41,8 @@ bench-mlp *args:
 # PEER_PYTHON=/path/to/python (torch installed) the PyTorch peer runs beside it and ratios print
 bench-cnn *args:
     bash scripts/bench-cnn.sh "$@"
+
+# word2vec benchmark on wiki-mini (skip-gram, 5 epochs, 2 threads) with analogy and WordSim-353
+# scores; with PEER_PYTHON=/path/to/python (gensim installed) gensim runs beside it
+bench-word2vec *args:
+    bash scripts/bench-word2vec.sh "$@"
