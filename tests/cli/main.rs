@@ -7,3 +7,4 @@ mod errors;
 mod mlp;
 mod resume;
 mod wgpu;
+mod word2vec;

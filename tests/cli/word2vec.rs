@@ -1,0 +1,72 @@
+use crate::common::*;
+
+/// A corpus with two topics that never mix; royal words swap "he"/"she" with "king"/"queen".
+fn write_corpus(path: &std::path::Path) {
+    let mut text = String::new();
+    let mut s = 7u64;
+    let mut next = |n: u64| {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 33) % n
+    };
+    for _ in 0..2000 {
+        let topic = next(2);
+        let words: Vec<String> = (0..10).map(|_| format!("{}{}", ["fruit", "metal"][topic as usize], next(8))).collect();
+        text.push_str(&words.join(" "));
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write corpus");
+}
+
+#[test]
+fn word2vec_trains_writes_vectors_and_answers_queries() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    write_corpus(&corpus);
+    let run = tmp.path().join("run");
+    let out = run_ok(burnlab().args(["train", "word2vec", "--dim", "16", "--epochs", "2", "--threads", "2", "--min-count", "1"]).arg("--corpus").arg(&corpus).arg("--run-dir").arg(&run));
+    assert!(out.contains("16 words in the vocabulary"), "{out}");
+    assert!(out.contains("epoch 2/2"), "{out}");
+    // Both vector files hold the same 16 x 16 numbers, the vocabulary its counts.
+    let text = std::fs::read_to_string(run.join("vectors.txt")).expect("vectors.txt");
+    assert!(text.starts_with("16 16\n"), "{}", &text[..40]);
+    assert_eq!(text.lines().count(), 17);
+    let vocab = std::fs::read_to_string(run.join("vocab.txt")).expect("vocab");
+    let total: u64 = vocab.lines().map(|l| l.split(' ').nth(1).expect("count").parse::<u64>().expect("n")).sum();
+    assert_eq!(total, 20_000);
+    let metrics = read_json(&run.join("metrics.json"));
+    assert!(metrics["words_per_s"].as_f64().expect("wps") > 0.0);
+
+    // Nearest words share the topic, from the run folder and from the text file alike.
+    for target in [run.clone(), run.join("vectors.txt")] {
+        let out = run_ok(burnlab().arg("similar").arg(&target).args(["fruit3", "-k", "3"]));
+        let words: Vec<&str> = out.lines().map(|l| l.split_whitespace().next().expect("word")).collect();
+        assert_eq!(words.len(), 3, "{out}");
+        assert!(words.iter().all(|w| w.starts_with("fruit") && *w != "fruit3"), "{out}");
+    }
+    let out = run_ok(burnlab().arg("analogy").arg(&run).args(["fruit1", "fruit2", "metal1", "-k", "2"]));
+    assert!(out.starts_with("fruit2 : fruit1 :: metal1 : ?"), "{out}");
+    let q = tmp.path().join("q.txt");
+    std::fs::write(&q, ": topics\nfruit1 fruit2 metal1 metal2\nfruit1 fruit2 metal1 gold\n").expect("write");
+    let out = run_ok(burnlab().arg("eval-words").arg(&run).arg("--analogies").arg(&q));
+    assert!(out.contains("analogy_all_covered=1") && out.contains("analogy_all_total=2"), "{out}");
+    let e = run_err(burnlab().arg("similar").arg(&run).arg("banana"));
+    assert!(e.contains("`banana` is not in the vocabulary"), "{e}");
+}
+
+#[test]
+fn word2vec_bad_input_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "").expect("write");
+    let e = run_err(burnlab().args(["train", "word2vec", "--corpus"]).arg(&empty).arg("--run-dir").arg(tmp.path().join("r1")));
+    assert!(e.contains("empty.txt") && e.contains("empty"), "{e}");
+    assert!(!tmp.path().join("r1").exists(), "no run folder for a failed start");
+    let rare = tmp.path().join("rare.txt");
+    std::fs::write(&rare, "one two three").expect("write");
+    let e = run_err(burnlab().args(["train", "word2vec", "--corpus"]).arg(&rare));
+    assert!(e.contains("no word occurs min_count = 5 times"), "{e}");
+    let e = run_err(burnlab().args(["train", "word2vec", "--corpus"]).arg(&rare).args(["--set", "model.dim=0"]));
+    assert!(e.contains("model.dim"), "{e}");
+    let e = run_err(burnlab().args(["similar"]).arg(tmp.path()).arg("x"));
+    assert!(e.contains("no word vectors here"), "{e}");
+}
