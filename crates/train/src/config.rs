@@ -172,6 +172,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("configs/lenet5-cifar10.toml", include_str!("../../../configs/lenet5-cifar10.toml")),
     ("configs/resnet20-cifar10.toml", include_str!("../../../configs/resnet20-cifar10.toml")),
     ("configs/resnet9-cifar10.toml", include_str!("../../../configs/resnet9-cifar10.toml")),
+    ("configs/word2vec-text8.toml", include_str!("../../../configs/word2vec-text8.toml")),
 ];
 
 fn read_config(path: &Path) -> Result<String> {
@@ -186,16 +187,19 @@ fn read_config(path: &Path) -> Result<String> {
     }
 }
 
-/// Read a config file, apply `key=value` overrides, and validate.
-pub fn load_image(path: &Path, overrides: &[(String, String)]) -> Result<ImageExperiment> {
+/// Read a config file (or a shipped one) and apply `key=value` overrides; any experiment type.
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path, overrides: &[(String, String)]) -> Result<T> {
     let text = read_config(path)?;
     let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
     for (k, v) in overrides {
         set_path(&mut table, k, v)?;
     }
-    let exp: ImageExperiment = table
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+    table.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))
+}
+
+/// Read an image experiment, apply `key=value` overrides, and validate.
+pub fn load_image(path: &Path, overrides: &[(String, String)]) -> Result<ImageExperiment> {
+    let exp: ImageExperiment = load_toml(path, overrides)?;
     exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
     Ok(exp)
 }

@@ -12,7 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
-use crate::config::set_path;
 use crate::run;
 use crate::w2v_native::{self, NativeConfig, Progress, W2vArch};
 
@@ -72,19 +71,7 @@ pub struct W2vTrain {
 
 impl W2vExperiment {
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && path == Path::new(DEFAULT_CONFIG) => {
-                include_str!("../../../configs/word2vec-text8.toml").to_string()
-            }
-            other => other.with_context(|| format!("reading config {}", path.display()))?,
-        };
-        let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("{}: invalid TOML", path.display()))?;
-        for (k, v) in overrides {
-            set_path(&mut table, k, v)?;
-        }
-        let exp: Self = table
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim()))?;
+        let exp: Self = crate::config::load_toml(path, overrides)?;
         exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(exp)
     }
