@@ -70,3 +70,47 @@ fn word2vec_bad_input_is_a_clear_error() {
     let e = run_err(burnlab().args(["similar"]).arg(tmp.path()).arg("x"));
     assert!(e.contains("no word vectors here"), "{e}");
 }
+
+/// Kill a one-thread run after its first epoch's checkpoint, resume it, and get the vectors of
+/// the uninterrupted run (one thread is deterministic: each epoch's random draws come from
+/// (seed, epoch), and the learning rate from the count of words done).
+#[test]
+fn word2vec_resume_after_kill_matches_uninterrupted_run() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    let mut text = String::new();
+    for i in 0..60_000u64 {
+        let words: Vec<String> = (0..10).map(|j| format!("w{}", (i * 7 + j * j * 13) % 97)).collect();
+        text.push_str(&words.join(" "));
+        text.push('\n');
+    }
+    std::fs::write(&corpus, text).expect("write");
+    let train = |run: &std::path::Path| {
+        let mut c = burnlab();
+        c.args(["train", "word2vec", "--dim", "32", "--epochs", "3", "--threads", "1"]).arg("--corpus").arg(&corpus).arg("--run-dir").arg(run);
+        c
+    };
+    let full = tmp.path().join("full");
+    run_ok(&mut train(&full));
+
+    let killed = tmp.path().join("killed");
+    let mut child = train(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let ckpt = killed.join("checkpoint/epoch-1.bin");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ckpt.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(!killed.join("vectors.bin").exists(), "the run was killed before it finished");
+
+    let out = run_ok(&mut train(&killed).arg("--resume"));
+    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
+    assert!(!out.contains("epoch 1/3") && out.contains("epoch 3/3"), "only the remaining epochs run: {out}");
+    let a = std::fs::read(full.join("vectors.bin")).expect("full vectors");
+    let b = std::fs::read(killed.join("vectors.bin")).expect("resumed vectors");
+    assert!(a == b, "resumed vectors differ from the uninterrupted run's");
+    let e = run_err(&mut train(&killed).arg("--resume"));
+    assert!(e.contains("already finished"), "{e}");
+}

@@ -143,6 +143,9 @@ pub struct W2vArgs {
     /// Run folder (default: runs/<name>, numbered if taken).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint (its config, vocabulary and corpus).
+    #[arg(long, requires = "run_dir")]
+    pub resume: bool,
     /// Override any config field: --set model.sample=1e-4
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub sets: Vec<(String, String)>,

@@ -143,31 +143,98 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
     o
 }
 
+/// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
+/// little-endian f32, written to a temporary file and renamed.
+fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &w2v_native::Embeddings) -> Result<()> {
+    let dir = run_dir.join(run::CHECKPOINT_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("epoch-{epoch}.bin"));
+    let tmp = path.with_extension("partial");
+    let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
+    for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in emb.input.iter().chain(&emb.output) {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The last complete checkpoint of a run: (epochs done, tables).
+fn load_checkpoint(run_dir: &Path, vocab: usize, dim: usize) -> Result<Option<(usize, w2v_native::Embeddings)>> {
+    let dir = run_dir.join(run::CHECKPOINT_DIR);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+    let last = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".bin")?.parse::<usize>().ok())
+        .max();
+    let Some(epoch) = last else { return Ok(None) };
+    let path = dir.join(format!("epoch-{epoch}.bin"));
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let n = vocab * dim;
+    let header: Vec<u64> = bytes.chunks_exact(8).take(3).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+    if bytes.len() != 24 + 8 * n || header != [vocab as u64, dim as u64, epoch as u64] {
+        bail!("{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch})", path.display());
+    }
+    let floats: Vec<f32> = bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let (input, output) = floats.split_at(n);
+    Ok(Some((epoch, w2v_native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
+}
+
 pub fn train_command(args: W2vArgs) -> Result<()> {
-    let config = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    if args.resume {
+        let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
+        return train_in(args, Some(dir));
+    }
+    train_in(args, None)
+}
+
+fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
+    let config = match &resume {
+        Some(dir) => dir.join(run::CONFIG_FILE),
+        None => args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+    };
     let exp = W2vExperiment::load(&config, &overrides(&args))?;
     if !args.backend.is_host() {
         bail!("--backend {}: word2vec trains on the CPU backends for now (the batched GPU path is not wired yet)", args.backend);
     }
-    let Some(corpus_path) = args.corpus.clone() else {
-        bail!("no corpus: pass --corpus PATH (a text file or a folder of them) or set BURNLAB_CORPUS; the text8 download is not available yet");
+    let old_meta: Option<W2vMeta> = match &resume {
+        Some(dir) => {
+            let p = dir.join(W2V_META);
+            let text = std::fs::read_to_string(&p).with_context(|| format!("{} is not a word2vec run folder", dir.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", p.display()))?)
+        }
+        None => None,
+    };
+    let corpus_path = match (&old_meta, args.corpus.clone()) {
+        (_, Some(p)) => p,
+        (Some(m), None) => PathBuf::from(&m.corpus),
+        (None, None) => bail!("no corpus: pass --corpus PATH (a text file or a folder of them) or set BURNLAB_CORPUS; the text8 download is not available yet"),
     };
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
 
-    let bar = ProgressBar::new(corpus.bytes()).with_style(
-        ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let vocab = Vocab::build(&corpus, exp.corpus.min_count, |n| {
-        if n % 100_000 < 1000 {
-            bar.set_message(format!("{n} words"));
+    let (vocab, run_dir) = match &resume {
+        // A resumed run keeps its vocabulary: the rows of the checkpoint are its words.
+        Some(dir) => (Vocab::read(&dir.join(VOCAB_FILE))?, dir.clone()),
+        None => {
+            let bar = ProgressBar::new(corpus.bytes()).with_style(
+                ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let vocab = Vocab::build(&corpus, exp.corpus.min_count, |n| {
+                if n % 100_000 < 1000 {
+                    bar.set_message(format!("{n} words"));
+                }
+            })?;
+            bar.finish_and_clear();
+            let run_dir = run::new_run_dir(args.run_dir.as_deref(), &exp.name)?;
+            let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
+            vocab.write(&mut vocab_file)?;
+            (vocab, run_dir)
         }
-    })?;
-    bar.finish_and_clear();
-    let corpus_words = vocab.total();
-    let run_dir = run::new_run_dir(args.run_dir.as_deref(), &exp.name)?;
+    };
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
-    let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
-    vocab.write(&mut vocab_file)?;
+    let corpus_words = vocab.total();
     let mut meta = W2vMeta {
         task: "word2vec".into(),
         corpus: std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone()).display().to_string(),
@@ -195,9 +262,23 @@ pub fn train_command(args: W2vArgs) -> Result<()> {
         threads,
         seed: exp.seed,
     };
-    let mut emb = w2v_native::init(vocab.len(), cfg.dim, exp.seed);
+    let (first_epoch, mut emb) = match &resume {
+        Some(dir) => match load_checkpoint(dir, vocab.len(), cfg.dim)? {
+            Some((e, _)) if e >= cfg.epochs => bail!("{} already finished ({e} epochs); pass --epochs N to train further", dir.display()),
+            Some((e, emb)) => {
+                println!("resuming from the checkpoint of epoch {e}");
+                (e, emb)
+            }
+            None => {
+                println!("no checkpoint in {}: starting from epoch 1", dir.display());
+                (0, w2v_native::init(vocab.len(), cfg.dim, exp.seed))
+            }
+        },
+        None => (0, w2v_native::init(vocab.len(), cfg.dim, exp.seed)),
+    };
     let progress = Progress::default();
     let total = corpus_words * cfg.epochs as u64;
+    let start_words = corpus_words * first_epoch as u64;
     let started = Instant::now();
     let loss_of = |p: &Progress| p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
     let bar = ProgressBar::new(total).with_style(
@@ -214,7 +295,8 @@ pub fn train_command(args: W2vArgs) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
-        let result = w2v_native::train(&mut emb, &corpus, &vocab, &cfg, 0, &progress, |epoch, _| {
+        let result = w2v_native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, |epoch, emb| {
+            save_checkpoint(&run_dir, epoch + 1, emb)?;
             let loss = loss_of(&progress);
             progress.loss_milli.store(0, Ordering::Relaxed);
             progress.loss_pairs.store(0, Ordering::Relaxed);
@@ -223,7 +305,7 @@ pub fn train_command(args: W2vArgs) -> Result<()> {
                 "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
                 epoch + 1,
                 cfg.epochs,
-                progress.words.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+                (progress.words.load(Ordering::Relaxed) - start_words) as f64 / started.elapsed().as_secs_f64()
             );
             // Off a terminal the bar is hidden and so are its printed lines.
             if bar.is_hidden() { println!("{line}") } else { bar.println(line) }
@@ -244,7 +326,7 @@ pub fn train_command(args: W2vArgs) -> Result<()> {
         vocab_size: vocab.len(),
         words_per_epoch: corpus_words,
         train_seconds: wall,
-        words_per_s: total as f64 / wall,
+        words_per_s: (total - start_words) as f64 / wall,
         final_loss: last_loss,
     };
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
