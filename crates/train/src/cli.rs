@@ -4,6 +4,9 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::Backend;
 
+/// Every model name `summary`, `profile` and `train cnn --model` take (CNNs from index 2).
+const MODELS: [&str; 9] = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"];
+
 /// burnlab: train the classic deep-learning models on real data, on CPU or GPU.
 #[derive(Parser, Debug)]
 #[command(name = "burnlab", version, about)]
@@ -37,7 +40,7 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
-    #[arg(value_parser = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    #[arg(value_parser = MODELS)]
     pub model: String,
     #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
@@ -84,7 +87,7 @@ pub struct EvalWordsArgs {
 
 #[derive(Args, Debug)]
 pub struct SummaryArgs {
-    #[arg(value_parser = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    #[arg(value_parser = MODELS)]
     pub model: String,
     /// Experiment config to read the model from (default: the model's own).
     #[arg(long, short)]
@@ -154,7 +157,7 @@ pub struct W2vArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CnnArgs {
     /// Network (overrides model.arch, and model.depth for ResNets).
-    #[arg(long, value_parser = ["lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"])]
+    #[arg(long, value_parser = MODELS[2..].to_vec())]
     pub model: Option<String>,
     #[command(flatten)]
     pub train: TrainArgs,
