@@ -4,12 +4,9 @@ use std::path::PathBuf;
 /// (or URL) it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message, not a `source`: anyhow's `{:#}` would print it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("{}: cannot decode image: {message}", path.display())]
@@ -31,10 +28,7 @@ pub enum DataError {
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.into(),
-            source,
-        }
+        DataError::Io { path: path.into(), error: source }
     }
 
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
