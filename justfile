@@ -13,7 +13,7 @@ train-mlp *args:
 train-cnn *args:
     cargo run --release -p burnlab -- train cnn "$@"
 
-# word2vec on a text corpus: `just train-word2vec --corpus FILE_OR_DIR [--arch cbow] [--dim 300]`
+# word2vec on text8 (downloaded) or `--corpus FILE_OR_DIR`: `just train-word2vec [--arch cbow] [--dim 300]`
 train-word2vec *args:
     cargo run --release -p burnlab -- train word2vec "$@"
 
@@ -46,3 +46,4 @@ bench-cnn *args:
 # scores; with PEER_PYTHON=/path/to/python (gensim installed) gensim runs beside it
 bench-word2vec *args:
     bash scripts/bench-word2vec.sh "$@"
+

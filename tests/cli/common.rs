@@ -3,7 +3,9 @@ use std::process::{Command, Output};
 
 pub fn burnlab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_burnlab"));
-    c.env_remove("BURNLAB_DATA").env_remove("BURNLAB_BACKEND").env_remove("BURNLAB_CACHE");
+    for var in ["BURNLAB_DATA", "BURNLAB_BACKEND", "BURNLAB_CACHE", "BURNLAB_CORPUS", "BURNLAB_TEXT8_URL", "BURNLAB_TEXT8_SHA1"] {
+        c.env_remove(var);
+    }
     c
 }
 

@@ -53,4 +53,28 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
             }
         }
     }
+
+    // word2vec's batched path, which is what a GPU runs: the host builds the same batches for
+    // both backends, so the losses agree (up to the order of the atomic row updates) and the
+    // vectors put words next to their topic.
+    let corpus = f.path("corpus.txt");
+    crate::word2vec::write_corpus(&corpus);
+    let w2v = |backend: &str| {
+        let dir = f.path(&format!("w2v-{backend}"));
+        run_ok(
+            burnlab()
+                .args(["train", "word2vec", "--dim", "16", "--epochs", "1", "--min-count", "1", "--set", "train.path=batched", "--set", "train.batch=512", "--backend", backend])
+                .arg("--corpus")
+                .arg(&corpus)
+                .arg("--run-dir")
+                .arg(&dir),
+        );
+        dir
+    };
+    let (flex, wgpu) = (w2v("flex"), w2v("wgpu"));
+    let loss = |d: &Path| read_json(&d.join("metrics.json"))["final_loss"].as_f64().expect("loss");
+    let (a, b) = (loss(&flex), loss(&wgpu));
+    assert!(a < 3.5 && (a - b).abs() <= 0.01 * a, "word2vec loss: flex {a} vs wgpu {b}");
+    let out = run_ok(burnlab().arg("similar").arg(&wgpu).args(["fruit2", "-k", "3"]));
+    assert!(out.lines().all(|l| l.starts_with("fruit")), "{out}");
 }

@@ -1,7 +1,7 @@
 use crate::common::*;
 
 /// A corpus with two topics that never mix; royal words swap "he"/"she" with "king"/"queen".
-fn write_corpus(path: &std::path::Path) {
+pub fn write_corpus(path: &std::path::Path) {
     let mut text = String::new();
     let mut s = 7u64;
     let mut next = |n: u64| {
@@ -53,6 +53,45 @@ fn word2vec_trains_writes_vectors_and_answers_queries() {
     assert!(e.contains("`banana` is not in the vocabulary"), "{e}");
 }
 
+/// The batched Burn-tensor path (what a GPU runs) chosen on the CPU backend: same files, and
+/// vectors that put each word next to its topic.
+#[test]
+fn word2vec_batched_path_trains_on_flex() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    write_corpus(&corpus);
+    let run = tmp.path().join("run");
+    let out = run_ok(
+        burnlab()
+            .args(["train", "word2vec", "--dim", "16", "--epochs", "2", "--min-count", "1", "--set", "train.path=batched", "--set", "train.batch=256"])
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--run-dir")
+            .arg(&run),
+    );
+    assert!(out.contains("batches of 256 rows on flex") && out.contains("epoch 2/2"), "{out}");
+    let metrics = read_json(&run.join("metrics.json"));
+    assert_eq!(metrics["path"], "batched");
+    assert!(metrics["final_loss"].as_f64().expect("loss") < 3.0, "{metrics}");
+    assert!(run.join("checkpoint/epoch-2.bin").exists());
+    let out = run_ok(burnlab().arg("similar").arg(&run).args(["metal5", "-k", "3"]));
+    let words: Vec<&str> = out.lines().map(|l| l.split_whitespace().next().expect("word")).collect();
+    assert!(words.len() == 3 && words.iter().all(|w| w.starts_with("metal")), "{out}");
+}
+
+/// The default config downloads text8; an unreachable host is a clear error that leaves no
+/// file in the cache.
+#[test]
+fn word2vec_text8_download_failure_is_clear() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cache = tmp.path().join("cache");
+    let e = run_err(burnlab().args(["train", "word2vec"]).arg("--cache").arg(&cache).env("BURNLAB_TEXT8_URL", "http://127.0.0.1:1/text8.zip").current_dir(tmp.path()));
+    assert!(e.contains("download of http://127.0.0.1:1/text8.zip failed"), "{e}");
+    let left: Vec<_> = std::fs::read_dir(&cache).map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!tmp.path().join("runs").exists());
+}
+
 #[test]
 fn word2vec_bad_input_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -69,6 +108,10 @@ fn word2vec_bad_input_is_a_clear_error() {
     assert!(e.contains("model.dim"), "{e}");
     let e = run_err(burnlab().args(["similar"]).arg(tmp.path()).arg("x"));
     assert!(e.contains("no word vectors here"), "{e}");
+    let e = run_err(burnlab().args(["train", "word2vec", "--backend", "wgpu", "--set", "train.path=native", "--corpus"]).arg(&rare));
+    assert!(e.contains("train.path = \"native\" runs on the CPU"), "{e}");
+    let e = run_err(burnlab().args(["train", "word2vec", "--set", "train.batch=0", "--corpus"]).arg(&rare));
+    assert!(e.contains("train.batch"), "{e}");
 }
 
 /// Kill a one-thread run after its first epoch's checkpoint, resume it, and get the vectors of

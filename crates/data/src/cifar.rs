@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::download::{Download, fetch_archive};
+use crate::download::{Checksum, Download, fetch_archive};
 use crate::{DataError, ImageSet, Result};
 
 pub const SIDE: usize = 32;
@@ -154,7 +154,7 @@ pub fn is_complete(dir: &Path) -> bool {
 pub fn official_download() -> Download {
     Download {
         url: URL.to_string(),
-        md5: MD5.to_string(),
+        checksum: Checksum::Md5(MD5.to_string()),
         file_name: ARCHIVE_NAME.to_string(),
     }
 }
@@ -264,9 +264,9 @@ pub(crate) mod tests {
         gz.finish().expect("gz")
     }
 
-    fn md5_hex(b: &[u8]) -> String {
+    fn md5_hex(b: &[u8]) -> Checksum {
         use md5::Digest;
-        format!("{:x}", md5::Md5::digest(b))
+        Checksum::Md5(format!("{:x}", md5::Md5::digest(b)))
     }
 
     #[test]
@@ -275,7 +275,7 @@ pub(crate) mod tests {
         // One connection only: a second download would fail.
         let url = crate::download::tests::serve(archive.clone(), None, 1);
         let cache = tempfile::tempdir().expect("tmp");
-        let d = Download { url, md5: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
+        let d = Download { url, checksum: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
         let dir = ensure(cache.path(), &d).expect("first");
         let (train, test) = load_dir(&dir).expect("load");
         assert_eq!((train.len(), test.len()), (5, 1));
@@ -290,10 +290,10 @@ pub(crate) mod tests {
         let archive = official_layout_archive();
         let cache = tempfile::tempdir().expect("tmp");
         let url = crate::download::tests::serve(archive.clone(), None, 1);
-        let d = Download { url, md5: MD5.into(), file_name: ARCHIVE_NAME.into() };
+        let d = Download { url, checksum: Checksum::Md5(MD5.into()), file_name: ARCHIVE_NAME.into() };
         assert!(ensure(cache.path(), &d).unwrap_err().to_string().contains("MD5"));
         let url = crate::download::tests::serve(archive.clone(), Some(archive.len() / 2), 1);
-        let d = Download { url, md5: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
+        let d = Download { url, checksum: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
         assert!(ensure(cache.path(), &d).is_err());
         assert_eq!(std::fs::read_dir(cache.path()).expect("ls").count(), 0);
         assert!(!is_complete(&cache.path().join(DIR_NAME)));

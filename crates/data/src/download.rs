@@ -7,16 +7,68 @@ use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use md5::{Digest, Md5};
+use md5::Md5;
+use sha1::{Digest, Sha1};
 
 use crate::{DataError, Result};
+
+/// The published digest of a file, lowercase hex: CIFAR-10's authors publish an MD5; text8 is
+/// known by its SHA-1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    Md5(String),
+    Sha1(String),
+}
+
+impl Checksum {
+    fn name(&self) -> &'static str {
+        match self {
+            Checksum::Md5(_) => "MD5",
+            Checksum::Sha1(_) => "SHA-1",
+        }
+    }
+
+    fn expected(&self) -> &str {
+        match self {
+            Checksum::Md5(h) | Checksum::Sha1(h) => h,
+        }
+    }
+}
+
+/// A running digest of either kind.
+enum Hasher {
+    Md5(Md5),
+    Sha1(Sha1),
+}
+
+impl Hasher {
+    fn new(c: &Checksum) -> Self {
+        match c {
+            Checksum::Md5(_) => Hasher::Md5(Md5::new()),
+            Checksum::Sha1(_) => Hasher::Sha1(Sha1::new()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(bytes),
+            Hasher::Sha1(h) => h.update(bytes),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Md5(h) => format!("{:x}", h.finalize()),
+            Hasher::Sha1(h) => format!("{:x}", h.finalize()),
+        }
+    }
+}
 
 /// What to fetch and how to recognise it.
 #[derive(Clone, Debug)]
 pub struct Download {
     pub url: String,
-    /// Lowercase hex MD5 of the whole file.
-    pub md5: String,
+    pub checksum: Checksum,
     /// File name for the archive while it downloads.
     pub file_name: String,
 }
@@ -70,7 +122,7 @@ fn fetch_to(download: &Download, partial: &Path) -> Result<()> {
 
     let file = File::create(partial).map_err(io(partial))?;
     let mut out = BufWriter::new(file);
-    let mut hasher = Md5::new();
+    let mut hasher = Hasher::new(&download.checksum);
     let mut buf = vec![0u8; 1 << 16];
     let mut received: u64 = 0;
     loop {
@@ -93,15 +145,17 @@ fn fetch_to(download: &Download, partial: &Path) -> Result<()> {
     {
         return Err(fail(format!("received {received} of {total} bytes")));
     }
-    let actual = format!("{:x}", hasher.finalize());
-    if actual != download.md5 {
+    let actual = hasher.hex();
+    let expected = download.checksum.expected();
+    if actual != expected.to_lowercase() {
         return Err(DataError::Checksum {
             path: partial.to_path_buf(),
-            expected: download.md5.clone(),
+            algorithm: download.checksum.name(),
+            expected: expected.to_string(),
             actual,
         });
     }
-    tracing::info!("{}: {received} bytes, MD5 verified", download.file_name);
+    tracing::info!("{}: {received} bytes, {} verified", download.file_name, download.checksum.name());
     Ok(())
 }
 
@@ -186,8 +240,8 @@ pub(crate) mod tests {
         format!("http://{addr}/archive.tar.gz")
     }
 
-    fn md5_hex(b: &[u8]) -> String {
-        format!("{:x}", Md5::digest(b))
+    fn md5_hex(b: &[u8]) -> Checksum {
+        Checksum::Md5(format!("{:x}", Md5::digest(b)))
     }
 
     #[test]
@@ -196,7 +250,7 @@ pub(crate) mod tests {
         let url = serve(body.clone(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, md5: md5_hex(&body), file_name: "f.bin".into() };
+        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
         fetch_file(&d, &dest).expect("download");
         assert_eq!(std::fs::read(&dest).expect("read"), body);
         assert!(!dir.path().join("f.partial").exists());
@@ -207,9 +261,24 @@ pub(crate) mod tests {
         let url = serve(b"hello".to_vec(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, md5: "0".repeat(32), file_name: "f.bin".into() };
+        let d = Download { url, checksum: Checksum::Md5("0".repeat(32)), file_name: "f.bin".into() };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("MD5 checksum mismatch"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    #[test]
+    fn sha1_is_checked() {
+        // SHA-1 of "hello" (sha1sum).
+        let good = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
+        let dir = tempfile::tempdir().expect("tmp");
+        let dest = dir.path().join("f.bin");
+        let d = Download { url: serve(b"hello".to_vec(), None, 1), checksum: Checksum::Sha1(good.into()), file_name: "f.bin".into() };
+        fetch_file(&d, &dest).expect("download");
+        std::fs::remove_file(&dest).expect("rm");
+        let d = Download { url: serve(b"hellO".to_vec(), None, 1), ..d };
+        let err = fetch_file(&d, &dest).unwrap_err().to_string();
+        assert!(err.contains("SHA-1 checksum mismatch (expected aaf4c61d"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
 
@@ -219,7 +288,7 @@ pub(crate) mod tests {
         let url = serve(body.clone(), Some(10_000), 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, md5: md5_hex(&body), file_name: "f.bin".into() };
+        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("download of http://127.0.0.1"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);

@@ -14,11 +14,12 @@ pub enum DataError {
     #[error("download of {url} failed: {message}")]
     Download { url: String, message: String },
     #[error(
-        "{}: MD5 checksum mismatch (expected {expected}, got {actual}); the file was deleted, run again to re-download",
+        "{}: {algorithm} checksum mismatch (expected {expected}, got {actual}); the file was deleted, run again to re-download",
         path.display()
     )]
     Checksum {
         path: PathBuf,
+        algorithm: &'static str,
         expected: String,
         actual: String,
     },

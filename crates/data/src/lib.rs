@@ -11,6 +11,7 @@ pub mod image_set;
 pub mod loader;
 pub mod sampling;
 pub mod source;
+pub mod text8;
 pub mod vectors;
 
 pub use augment::{Augment, Rect};

@@ -14,6 +14,16 @@ use burn::module::{Module, Param};
 use burn::tensor::activation::{log_sigmoid, sigmoid};
 use burn::tensor::{Device, Distribution, IndexingUpdateOp, Int, Tensor, TensorData};
 
+/// How CBOW's update reaches the context words whose mean was the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextUpdate {
+    /// The exact gradient of the mean: each context word gets 1/count of the error.
+    Gradient,
+    /// word2vec.c and gensim: each context word gets the whole error (CBOW's default α of 0.05
+    /// is tuned for this). The same as `Gradient` for skip-gram (one input per row).
+    Word2VecC,
+}
+
 #[derive(Config, Debug)]
 pub struct Word2VecConfig {
     pub vocab_size: usize,
@@ -111,8 +121,9 @@ impl Word2Vec {
     }
 
     /// One plain SGD step at learning rate `lr` on the rows the batch touches; returns the
-    /// updated model and the batch's mean loss per pair (before the step).
-    pub fn sgd_step(self, batch: &PairBatch, lr: f64) -> (Self, Tensor<1>) {
+    /// updated model and the batch's mean loss per pair (before the step). Rows that several
+    /// pairs touch get the sum of their updates, as a minibatch gradient would.
+    pub fn sgd_step(self, batch: &PairBatch, lr: f64, context: ContextUpdate) -> (Self, Tensor<1>) {
         let device = batch.targets.device();
         let [b, c] = batch.inputs.dims();
         let f = self.forward(batch);
@@ -125,7 +136,11 @@ impl Word2Vec {
         let g3 = g.unsqueeze_dim::<3>(2); // [B, T, 1]
         let dh = (g3.clone() * f.o).sum_dim(1).reshape([b, d]); // Σₖ gₖ oₖ
         let d_out = g3 * f.h.unsqueeze_dim::<3>(1); // gₖ h
-        let d_in = (dh / f.count).unsqueeze_dim::<3>(1) * batch.mask.clone().unsqueeze_dim(2); // [B, C, D]
+        let dh = match context {
+            ContextUpdate::Gradient => dh / f.count,
+            ContextUpdate::Word2VecC => dh,
+        };
+        let d_in = dh.unsqueeze_dim::<3>(1) * batch.mask.clone().unsqueeze_dim(2); // [B, C, D]
         let targets = batch.targets.clone().flatten(0, 1);
         let inputs = batch.inputs.clone().flatten(0, 1);
         let output = self.output.map(|o| o.select_assign(0, targets, d_out.reshape([b * t, d]), IndexingUpdateOp::Add));
@@ -143,8 +158,15 @@ mod tests {
     }
 
     /// The sparse update equals −lr × the autodiff gradient of the summed loss, duplicates
-    /// included (the same word as input twice, the same target in several rows).
+    /// included (the same word as input twice, the same target in several rows). With
+    /// `Word2VecC`, each input row's step is instead the gradient times its row's context count
+    /// (`counts[i]` for input row i of the flattened [B, C] inputs).
     fn check(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize) {
+        check_with(inputs.clone(), mask.clone(), targets.clone(), batch, ContextUpdate::Gradient);
+        check_with(inputs, mask, targets, batch, ContextUpdate::Word2VecC);
+    }
+
+    fn check_with(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize, context: ContextUpdate) {
         let plain = Device::flex();
         plain.seed(5);
         let mut m = Word2VecConfig::new(7).with_dim(5).init(&plain);
@@ -159,16 +181,31 @@ mod tests {
         let g_in = rows(mad.input.grad(&grads).expect("input grad"));
         let g_out = rows(mad.output.grad(&grads).expect("output grad"));
 
+        // Word2VecC scales the input step of each row by its count of real context words;
+        // autodiff's gradient of an input word sums over the rows it appears in, so the scale
+        // of a word is defined when all its rows have the same count (asserted here).
+        let c = inputs.len() / batch;
+        let row_count: Vec<f32> = mask.chunks(c).map(|r| r.iter().sum()).collect();
+        let mut scale_in = vec![1f32; 7];
+        if context == ContextUpdate::Word2VecC {
+            for (k, &w) in inputs.iter().enumerate() {
+                if mask[k] > 0.0 {
+                    let counts: Vec<f32> = inputs.iter().enumerate().filter(|(j, x)| **x == w && mask[*j] > 0.0).map(|(j, _)| row_count[j / c]).collect();
+                    assert!(counts.iter().all(|&n| n == counts[0]), "word {w} in rows of different sizes");
+                    scale_in[w as usize] = counts[0];
+                }
+            }
+        }
         let batch = PairBatch::new(inputs, mask, targets, batch, &plain);
         let (before_in, before_out) = (rows(m.input.val()), rows(m.output.val()));
-        let (next, loss) = m.sgd_step(&batch, lr);
+        let (next, loss) = m.sgd_step(&batch, lr, context);
         assert!(loss.into_scalar::<f32>() > 0.0);
-        for (name, before, after, grad) in [
-            ("input", before_in, rows(next.input.val()), g_in),
-            ("output", before_out, rows(next.output.val()), g_out),
+        for (name, before, after, grad, scale) in [
+            ("input", before_in, rows(next.input.val()), g_in, scale_in),
+            ("output", before_out, rows(next.output.val()), g_out, vec![1f32; 7]),
         ] {
             for (i, ((b, a), g)) in before.iter().zip(&after).zip(&grad).enumerate() {
-                let expected = -lr as f32 * g;
+                let expected = -lr as f32 * g * scale[i / 5];
                 assert!((a - b - expected).abs() < 1e-6, "{name}[{i}]: step {} vs -lr·grad {expected}", a - b);
             }
         }

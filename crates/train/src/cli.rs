@@ -120,9 +120,13 @@ pub struct W2vArgs {
     /// Experiment config (TOML); default configs/word2vec-text8.toml.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// A text file, or a folder of text files.
+    /// A text file, or a folder of text files (default: the config's corpus.source; text8 is
+    /// downloaded into --cache).
     #[arg(long, env = "BURNLAB_CORPUS")]
     pub corpus: Option<PathBuf>,
+    /// Download cache.
+    #[arg(long, env = "BURNLAB_CACHE", default_value = "datasets")]
+    pub cache: PathBuf,
     #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
     /// skipgram or cbow.

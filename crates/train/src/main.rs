@@ -13,6 +13,8 @@ mod renderer;
 mod run;
 mod sgd;
 mod train_image;
+mod w2v_batched;
+mod w2v_dashboard;
 mod w2v_native;
 mod word2vec;
 mod words;

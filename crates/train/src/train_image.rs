@@ -75,7 +75,7 @@ pub fn cifar_download() -> Download {
         d.url = url;
     }
     if let Ok(md5) = std::env::var("BURNLAB_CIFAR10_MD5") {
-        d.md5 = md5.to_lowercase();
+        d.checksum = burnlab_data::download::Checksum::Md5(md5.to_lowercase());
     }
     d
 }

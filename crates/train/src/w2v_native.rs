@@ -8,7 +8,7 @@
 //! CPU. Races between threads on the same row are tolerated by design: updates are sparse and
 //! small, as in word2vec.c and gensim.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
@@ -55,6 +55,9 @@ pub struct Progress {
     /// Summed loss and pairs of the sampled loss estimate (× 1e3, integer for atomics).
     pub loss_milli: AtomicU64,
     pub loss_pairs: AtomicU64,
+    /// Set to stop training early (the dashboard's quit key, Ctrl-C): the current epoch is
+    /// abandoned and gets no checkpoint.
+    pub stop: AtomicBool,
 }
 
 const EXP_TABLE: usize = 1000;
@@ -133,7 +136,8 @@ pub fn init(vocab: usize, dim: usize, seed: u64) -> Embeddings {
 }
 
 /// Train `emb` on `corpus` for epochs `first_epoch..cfg.epochs` (0-based), calling `on_epoch`
-/// after each. The learning rate falls linearly from α to α·1e-4 over all words of all epochs.
+/// after each complete one; returns early when `progress.stop` is set. The learning rate falls
+/// linearly from α to α·1e-4 over all words of all epochs.
 pub fn train(
     emb: &mut Embeddings,
     corpus: &Corpus,
@@ -184,6 +188,9 @@ pub fn train(
             let mut chunk: Vec<Vec<u32>> = Vec::new();
             let mut words = 0;
             let result = corpus.for_each_sentence(|sentence| {
+                if progress.stop.load(Ordering::Relaxed) {
+                    return false;
+                }
                 let ids: Vec<u32> = sentence.iter().filter_map(|w| vocab.get(w)).collect();
                 words += ids.len();
                 chunk.push(ids);
@@ -202,6 +209,9 @@ pub fn train(
             result.map_err(Into::into)
         });
         read?;
+        if progress.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         on_epoch(epoch, emb)?;
     }
     Ok(())

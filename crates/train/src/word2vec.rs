@@ -1,19 +1,22 @@
-//! `burnlab train word2vec`: vocabulary, training on the CPU (Hogwild threads, see
-//! `w2v_native`), and the run folder: vocabulary, vectors in word2vec text and binary formats,
-//! metrics.
+//! `burnlab train word2vec`: corpus (a local text or the text8 download), vocabulary, training
+//! (Hogwild threads on the CPU, `w2v_native`; batched Burn tensors on a GPU, `w2v_batched`),
+//! and the run folder: vocabulary, vectors in word2vec text and binary formats, metrics.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burnlab_data::{Corpus, Vocab, WordVectors};
+use burnlab_data::download::{Checksum, Download};
+use burnlab_data::{Corpus, Vocab, WordVectors, text8};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
 use crate::run;
+use crate::w2v_dashboard::Dashboard;
 use crate::w2v_native::{self, NativeConfig, Progress, W2vArch};
+use crate::w2v_batched;
 
 pub const DEFAULT_CONFIG: &str = "configs/word2vec-text8.toml";
 pub const VOCAB_FILE: &str = "vocab.txt";
@@ -36,13 +39,16 @@ pub struct W2vExperiment {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorpusConfig {
+    /// Where the text comes from when --corpus is not given: "text8" (downloaded into the
+    /// cache) or a path to a text file or folder.
+    pub source: Option<String>,
     pub lowercase: bool,
     pub min_count: u64,
 }
 
 impl Default for CorpusConfig {
     fn default() -> Self {
-        Self { lowercase: false, min_count: 5 }
+        Self { source: None, lowercase: false, min_count: 5 }
     }
 }
 
@@ -67,6 +73,27 @@ pub struct W2vTrain {
     /// Worker threads; 0 uses every core.
     #[serde(default)]
     pub threads: usize,
+    /// Which trainer: `auto` picks native on the CPU backends and batched on the GPU ones.
+    #[serde(default)]
+    pub path: TrainPath,
+    /// Rows (input, positive + negatives) per step of the batched path.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+}
+
+fn default_batch() -> usize {
+    4096
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainPath {
+    #[default]
+    Auto,
+    /// Hogwild threads over host memory (word2vec.c's algorithm).
+    Native,
+    /// Batches of rows on Burn tensors with a sparse SGD step, on the chosen backend's device.
+    Batched,
 }
 
 impl W2vExperiment {
@@ -78,8 +105,8 @@ impl W2vExperiment {
 
     fn validate(&self) -> Result<()> {
         let m = &self.model;
-        if m.dim == 0 || m.window == 0 || self.train.epochs == 0 {
-            bail!("model.dim, model.window and train.epochs must be at least 1");
+        if m.dim == 0 || m.window == 0 || self.train.epochs == 0 || self.train.batch == 0 {
+            bail!("model.dim, model.window, train.epochs and train.batch must be at least 1");
         }
         if !(m.sample.is_finite() && m.sample >= 0.0) {
             bail!("model.sample must be >= 0, got {}", m.sample);
@@ -116,6 +143,9 @@ pub struct W2vMeta {
 #[derive(Serialize)]
 struct W2vMetrics {
     epochs: usize,
+    /// "native" or "batched", and the backend that ran it.
+    path: String,
+    backend: String,
     threads: usize,
     vocab_size: usize,
     words_per_epoch: u64,
@@ -190,15 +220,52 @@ pub fn train_command(args: W2vArgs) -> Result<()> {
     train_in(args, None)
 }
 
+/// The text8 download, with a mirror's URL and SHA-1 when `BURNLAB_TEXT8_URL` and
+/// `BURNLAB_TEXT8_SHA1` are set.
+fn text8_download() -> Download {
+    let mut d = text8::official_download();
+    if let Ok(url) = std::env::var("BURNLAB_TEXT8_URL") {
+        d.url = url;
+    }
+    if let Ok(sha1) = std::env::var("BURNLAB_TEXT8_SHA1") {
+        d.checksum = Checksum::Sha1(sha1.to_lowercase());
+    }
+    d
+}
+
+/// The corpus of a run: --corpus, else the resumed run's, else the config's source.
+fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vMeta>) -> Result<PathBuf> {
+    if let Some(p) = &args.corpus {
+        return Ok(p.clone());
+    }
+    if let Some(m) = old {
+        return Ok(PathBuf::from(&m.corpus));
+    }
+    match exp.corpus.source.as_deref() {
+        Some("text8") => Ok(text8::ensure(&args.cache, &text8_download(), text8::SIZE)?),
+        Some(path) => Ok(PathBuf::from(path)),
+        None => bail!("no corpus: pass --corpus PATH (a text file or a folder of them), set BURNLAB_CORPUS, or set corpus.source (\"text8\" downloads text8)"),
+    }
+}
+
 fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let config = match &resume {
         Some(dir) => dir.join(run::CONFIG_FILE),
         None => args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
     };
     let exp = W2vExperiment::load(&config, &overrides(&args))?;
-    if !args.backend.is_host() {
-        bail!("--backend {}: word2vec trains on the CPU backends for now (the batched GPU path is not wired yet)", args.backend);
-    }
+    let batched = match exp.train.path {
+        TrainPath::Auto => !args.backend.is_host(),
+        TrainPath::Native => {
+            if !args.backend.is_host() {
+                bail!("train.path = \"native\" runs on the CPU; it cannot use --backend {}", args.backend);
+            }
+            false
+        }
+        TrainPath::Batched => true,
+    };
+    // Fail on a missing GPU before counting a corpus.
+    let device = if batched { Some(args.backend.device()?) } else { None };
     let old_meta: Option<W2vMeta> = match &resume {
         Some(dir) => {
             let p = dir.join(W2V_META);
@@ -207,11 +274,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         }
         None => None,
     };
-    let corpus_path = match (&old_meta, args.corpus.clone()) {
-        (_, Some(p)) => p,
-        (Some(m), None) => PathBuf::from(&m.corpus),
-        (None, None) => bail!("no corpus: pass --corpus PATH (a text file or a folder of them) or set BURNLAB_CORPUS; the text8 download is not available yet"),
-    };
+    let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
 
     let (vocab, run_dir) = match &resume {
@@ -245,10 +308,16 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     };
     run::write_json(&run_dir.join(W2V_META), &meta)?;
     let threads = if exp.train.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { exp.train.threads };
+    let path_name = if batched { "batched" } else { "native" };
     println!("run folder: {}", run_dir.display());
     println!(
-        "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {} threads",
-        exp.model.arch, exp.model.dim, vocab.len(), exp.corpus.min_count, corpus_words, threads
+        "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {}",
+        exp.model.arch,
+        exp.model.dim,
+        vocab.len(),
+        exp.corpus.min_count,
+        corpus_words,
+        if batched { format!("batches of {} rows on {}", exp.train.batch, args.backend) } else { format!("{threads} threads") }
     );
 
     let cfg = NativeConfig {
@@ -262,7 +331,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         threads,
         seed: exp.seed,
     };
-    let (first_epoch, mut emb) = match &resume {
+    let (first_epoch, emb) = match &resume {
         Some(dir) => match load_checkpoint(dir, vocab.len(), cfg.dim)? {
             Some((e, _)) if e >= cfg.epochs => bail!("{} already finished ({e} epochs); pass --epochs N to train further", dir.display()),
             Some((e, emb)) => {
@@ -281,47 +350,67 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let start_words = corpus_words * first_epoch as u64;
     let started = Instant::now();
     let loss_of = |p: &Progress| p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{bar:30} {percent}% {pos}/{len} words {per_sec} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let mut dashboard = Dashboard::new(corpus_words, first_epoch, cfg.epochs);
+    let terminal = dashboard.is_terminal();
     let mut last_loss = 0.0;
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| -> Result<()> {
-        s.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                bar.set_position(progress.words.load(Ordering::Relaxed).min(total));
-                bar.set_message(format!("loss {:.4} α {:.5}", loss_of(&progress), progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9));
-                std::thread::sleep(Duration::from_millis(200));
+    let mut epoch_lines = Vec::new();
+    // Called after each complete epoch, from either trainer.
+    let mut on_epoch = |epoch: usize, emb: &w2v_native::Embeddings| -> Result<()> {
+        save_checkpoint(&run_dir, epoch + 1, emb)?;
+        let loss = loss_of(&progress);
+        progress.loss_milli.store(0, Ordering::Relaxed);
+        progress.loss_pairs.store(0, Ordering::Relaxed);
+        last_loss = loss;
+        let line = format!(
+            "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
+            epoch + 1,
+            cfg.epochs,
+            (progress.words.load(Ordering::Relaxed) - start_words) as f64 / started.elapsed().as_secs_f64()
+        );
+        // Under the dashboard the lines are printed once it has closed.
+        if terminal { epoch_lines.push(line) } else { println!("{line}") }
+        Ok(())
+    };
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let trained = std::thread::scope(|s| -> Result<w2v_native::Embeddings> {
+        s.spawn(|| dashboard.run(&progress, &finished));
+        let result = match &device {
+            None => {
+                let mut emb = emb;
+                w2v_native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, &mut on_epoch).map(|()| emb)
             }
-        });
-        let result = w2v_native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, |epoch, emb| {
-            save_checkpoint(&run_dir, epoch + 1, emb)?;
-            let loss = loss_of(&progress);
-            progress.loss_milli.store(0, Ordering::Relaxed);
-            progress.loss_pairs.store(0, Ordering::Relaxed);
-            last_loss = loss;
-            let line = format!(
-                "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
-                epoch + 1,
-                cfg.epochs,
-                (progress.words.load(Ordering::Relaxed) - start_words) as f64 / started.elapsed().as_secs_f64()
-            );
-            // Off a terminal the bar is hidden and so are its printed lines.
-            if bar.is_hidden() { println!("{line}") } else { bar.println(line) }
-            Ok(())
-        });
-        done.store(true, Ordering::Relaxed);
+            Some(device) => {
+                let model = w2v_batched::to_model(&emb, device);
+                w2v_batched::train(model, &corpus, &vocab, &cfg, exp.train.batch, first_epoch, &progress, device, |e, m| {
+                    on_epoch(e, &w2v_batched::to_embeddings(m)?)
+                })
+                .and_then(|m| w2v_batched::to_embeddings(&m))
+            }
+        };
+        finished.store(true, Ordering::Relaxed);
         result
-    })?;
-    bar.finish_and_clear();
+    });
+    dashboard.close();
+    for line in &epoch_lines {
+        println!("{line}");
+    }
+    let emb = trained?;
     let wall = started.elapsed().as_secs_f64();
+    if progress.stop.load(Ordering::Relaxed) {
+        meta.status = run::Status::Interrupted;
+        meta.epochs_done = epoch_lines.len() + first_epoch;
+        run::write_json(&run_dir.join(W2V_META), &meta)?;
+        println!("stopped: continue with `burnlab train word2vec --resume --run-dir {}`", run_dir.display());
+        return Ok(());
+    }
 
     let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
     vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
     vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
     let metrics = W2vMetrics {
         epochs: cfg.epochs,
+        path: path_name.into(),
+        backend: args.backend.to_string(),
         threads,
         vocab_size: vocab.len(),
         words_per_epoch: corpus_words,
