@@ -17,6 +17,11 @@ train-cnn *args:
 train-word2vec *args:
     cargo run --release -p burnlab -- train word2vec "$@"
 
+# Character language model on Tiny Shakespeare (downloads it unless --corpus/BURNLAB_TEXT is
+# given): 2-layer LSTM by default, `--cell rnn|gru`, then `burnlab sample RUN --prime "ROMEO:"`
+train-rnn *args:
+    cargo run --release -p burnlab -- train rnn "$@"
+
 # Train the linear softmax classifier (add `--set model.loss=hinge` for the SVM)
 train-softmax *args:
     cargo run --release -p burnlab -- train mlp --config configs/softmax-cifar10.toml "$@"
@@ -47,3 +52,7 @@ bench-cnn *args:
 bench-word2vec *args:
     bash scripts/bench-word2vec.sh "$@"
 
+# Character-LM benchmark on Tiny Shakespeare: `just bench-rnn [lstm] [gru] [rnn] [-- --backend wgpu]`;
+# with PEER_PYTHON=/path/to/python (torch installed) the PyTorch peer runs beside it
+bench-rnn *args:
+    bash scripts/bench-rnn.sh "$@"

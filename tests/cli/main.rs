@@ -6,5 +6,6 @@ mod common;
 mod errors;
 mod mlp;
 mod resume;
+mod rnn;
 mod wgpu;
 mod word2vec;

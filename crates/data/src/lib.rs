@@ -2,6 +2,7 @@
 //! augmentation and batching. No model code.
 
 pub mod augment;
+pub mod chars;
 pub mod cifar;
 pub mod corpus;
 pub mod download;

@@ -2,12 +2,17 @@
 
 pub mod activation;
 pub mod blocks;
+pub mod charlm;
 pub mod dropout;
+pub mod gru_cell;
 pub mod lenet5;
 pub mod loss;
+pub mod lstm_cell;
 pub mod mlp;
+pub mod recurrent;
 pub mod resnet;
 pub mod resnet9;
+pub mod rnn_cell;
 pub mod summary;
 pub mod word2vec;
 
@@ -21,3 +26,5 @@ pub use resnet9::{ResNet9, ResNet9Config};
 pub use summary::{LayerRow, Summary, format_table};
 pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 pub use blocks::ShortcutKind;
+pub use charlm::{CharLm, CharLmConfig};
+pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};

@@ -24,6 +24,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Classify image files with a trained run.
     Predict(PredictArgs),
+    /// Generate text with a trained character model.
+    Sample(SampleArgs),
     /// Nearest words by cosine similarity (a word2vec run folder or a vectors file).
     Similar(SimilarArgs),
     /// Analogy by 3CosAdd: `analogy RUN king man woman` asks king − man + woman.
@@ -112,6 +114,73 @@ pub enum TrainTask {
     Cnn(CnnArgs),
     /// word2vec (skip-gram or CBOW with negative sampling) on a text corpus.
     Word2vec(W2vArgs),
+    /// Character language model (vanilla RNN, LSTM or GRU) on a text.
+    Rnn(RnnArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
+pub struct RnnArgs {
+    /// Experiment config (TOML); default configs/charlm-shakespeare.toml.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// A UTF-8 text file (default: the config's data.source; Tiny Shakespeare is downloaded
+    /// into --cache).
+    #[arg(long, env = "BURNLAB_TEXT")]
+    pub corpus: Option<PathBuf>,
+    /// Download cache.
+    #[arg(long, env = "BURNLAB_CACHE", default_value = "datasets")]
+    pub cache: PathBuf,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    /// rnn (vanilla tanh), lstm or gru.
+    #[arg(long, value_parser = ["rnn", "lstm", "gru"])]
+    pub cell: Option<String>,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Training steps per epoch.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run folder (default: runs/<name>, numbered if taken).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in --run-dir from its last checkpoint.
+    #[arg(long, requires = "run_dir")]
+    pub resume: bool,
+    /// Override any config field: --set model.dropout=0.2
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct SampleArgs {
+    pub run_dir: PathBuf,
+    /// Text to start from (characters the model never saw are read as its unknown token).
+    #[arg(long, default_value = "\n")]
+    pub prime: String,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 500)]
+    pub length: usize,
+    /// Below 1 sharper and more repetitive, above 1 more random.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
 }
 
 #[derive(Args, Debug, Clone)]

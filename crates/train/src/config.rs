@@ -173,6 +173,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("configs/resnet20-cifar10.toml", include_str!("../../../configs/resnet20-cifar10.toml")),
     ("configs/resnet9-cifar10.toml", include_str!("../../../configs/resnet9-cifar10.toml")),
     ("configs/word2vec-text8.toml", include_str!("../../../configs/word2vec-text8.toml")),
+    ("configs/charlm-shakespeare.toml", include_str!("../../../configs/charlm-shakespeare.toml")),
 ];
 
 fn read_config(path: &Path) -> Result<String> {
@@ -326,9 +327,11 @@ nesterov = true
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("configs/") {
             let path = entry.expect("entry").path();
-            let word2vec = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("word2vec"));
-            if word2vec {
+            let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            if stem.starts_with("word2vec") {
                 crate::word2vec::W2vExperiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            } else if stem.starts_with("charlm") {
+                crate::charlm::CharLmExperiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             } else if path.extension().is_some_and(|e| e == "toml") {
                 let exp = load_image(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 names.push((exp.name.clone(), exp.model.arch));

@@ -1,6 +1,7 @@
 //! The `burnlab` command line.
 
 mod backend;
+mod charlm;
 mod classifier;
 mod cli;
 mod config;
@@ -39,6 +40,8 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(TrainTask::Word2vec(args)) => word2vec::train_command(args),
+        Command::Train(TrainTask::Rnn(args)) => charlm::train_command(args),
+        Command::Sample(args) => charlm::sample_command(args),
         Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
         Command::Train(TrainTask::Cnn(mut args)) => {
             let (default_config, sets) = train_image::model_choice(args.model.as_deref().unwrap_or("resnet20"));
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::EvalWords(a) => words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref()),
         Command::Summary(args) => train_image::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
+        Command::Eval(args) if charlm::is_charlm_run(&args.run_dir) => charlm::eval_command(&args.run_dir, args.backend),
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Devices => {

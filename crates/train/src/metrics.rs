@@ -12,17 +12,25 @@ use burn::train::metric::{
     NumericEntry, SerializedEntry,
 };
 
-/// Images per second over the epoch so far.
+/// Items (images) per second over the epoch so far, or a unit per item (characters per
+/// window of a language model).
 #[derive(Clone)]
 pub struct ThroughputMetric {
     name: MetricName,
     state: NumericMetricState,
     start: Option<(Instant, usize)>,
+    unit: &'static str,
+    per_item: f64,
 }
 
 impl ThroughputMetric {
     pub fn new() -> Self {
-        Self { name: Arc::new("Throughput".to_string()), state: NumericMetricState::default(), start: None }
+        Self::per_item("img/s", 1.0)
+    }
+
+    /// `per_item` units in each item: `per_item("chars/s", seq_len)`.
+    pub fn per_item(unit: &'static str, per_item: f64) -> Self {
+        Self { name: Arc::new("Throughput".to_string()), state: NumericMetricState::default(), start: None, unit, per_item }
     }
 }
 
@@ -37,14 +45,14 @@ impl Metric for ThroughputMetric {
                 self.start = Some((Instant::now(), done));
                 0.0
             }
-            Some((t0, n0)) => (done - n0) as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            Some((t0, n0)) => (done - n0) as f64 * self.per_item / t0.elapsed().as_secs_f64().max(1e-9),
         };
         self.state.update(rate, 1);
-        Ok(self.state.compute_update(FormatOptions::new(self.name()).unit("img/s").precision(0)))
+        Ok(self.state.compute_update(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self.state.compute_final(FormatOptions::new(self.name()).unit("img/s").precision(0)))
+        Ok(self.state.compute_final(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn clear(&mut self) {
@@ -57,7 +65,7 @@ impl Metric for ThroughputMetric {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: Some("img/s".to_string()), higher_is_better: true }.into()
+        NumericAttributes { unit: Some(self.unit.to_string()), higher_is_better: true }.into()
     }
 }
 

@@ -35,7 +35,7 @@ impl SplitStats {
         }
     }
 
-    fn summary(&self, running: bool) -> String {
+    fn summary(&self, running: bool, rate_unit: &str) -> String {
         self.values
             .iter()
             .map(|(name, (sum, w, last, fin))| {
@@ -45,24 +45,24 @@ impl SplitStats {
                     _ if *w > 0.0 => sum / w,
                     _ => f64::NAN,
                 };
-                format_metric(name, value)
+                format_metric(name, value, rate_unit)
             })
             .collect::<Vec<_>>()
             .join("  ")
     }
 }
 
-fn format_metric(name: &str, value: f64) -> String {
+fn format_metric(name: &str, value: f64, rate_unit: &str) -> String {
     let short = match name {
         "Loss" => "loss".to_string(),
         "Accuracy" => "acc".to_string(),
         "Learning Rate" => "lr".to_string(),
-        "Throughput" => "img/s".to_string(),
+        "Throughput" => rate_unit.to_string(),
         other => other.to_lowercase(),
     };
     if short == "acc" {
         format!("{short} {value:.2}%")
-    } else if short == "img/s" {
+    } else if name == "Throughput" {
         format!("{short} {value:.0}")
     } else if short == "lr" {
         format!("{short} {value:.3e}")
@@ -84,6 +84,9 @@ pub struct PlainRenderer {
     items_total: usize,
     log_every: usize,
     started: Instant,
+    /// What the loader's items are ("images", "windows") and the throughput's unit.
+    items: &'static str,
+    rate_unit: &'static str,
 }
 
 impl PlainRenderer {
@@ -99,7 +102,18 @@ impl PlainRenderer {
             items_total: 0,
             log_every,
             started: Instant::now(),
+            items: "images",
+            rate_unit: "img/s",
         }
+    }
+
+    /// Name the loader's items (and the throughput in characters for text windows).
+    pub fn unit(mut self, items: &'static str) -> Self {
+        self.items = items;
+        if items == "windows" {
+            self.rate_unit = "chars/s";
+        }
+        self
     }
 
     fn record(&mut self, valid: bool, state: MetricState) {
@@ -156,12 +170,13 @@ impl TrainingProgressLogger for PlainRenderer {
         self.steps += 1;
         if self.split == "train" && self.log_every > 0 && self.steps % self.log_every == 0 {
             println!(
-                "epoch {}/{} step {} ({items_processed}/{} images)  {}",
+                "epoch {}/{} step {} ({items_processed}/{} {})  {}",
                 self.epoch,
                 self.total_epochs,
                 self.steps,
                 self.items_total,
-                self.train.summary(true)
+                self.items,
+                self.train.summary(true, self.rate_unit)
             );
         }
     }
@@ -172,8 +187,8 @@ impl TrainingProgressLogger for PlainRenderer {
                 "epoch {}/{}  train: {}  |  valid: {}  |  {:.1}s",
                 self.epoch,
                 self.total_epochs,
-                self.train.summary(false),
-                self.valid.summary(false),
+                self.train.summary(false, self.rate_unit),
+                self.valid.summary(false, self.rate_unit),
                 self.started.elapsed().as_secs_f64()
             );
         }

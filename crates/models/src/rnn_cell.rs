@@ -1,0 +1,40 @@
+//! The vanilla (Elman) recurrent cell: h' = tanh(W_ih x + b_ih + W_hh h + b_hh), PyTorch's
+//! `nn.RNN` with its two biases. Its gradient through time is a product of tanh'·W_hh factors,
+//! which is why it forgets (vanishes) over long spans — see the LSTM test in `recurrent.rs`.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use crate::recurrent::uniform_init;
+
+#[derive(Config, Debug)]
+pub struct RnnCellConfig {
+    pub d_input: usize,
+    pub d_hidden: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct RnnCell {
+    pub input: Linear,
+    pub hidden: Linear,
+}
+
+impl RnnCellConfig {
+    /// PyTorch's init: every weight and bias uniform in ±1/√hidden.
+    pub fn init(&self, device: &Device) -> RnnCell {
+        let init = uniform_init(self.d_hidden);
+        RnnCell {
+            input: LinearConfig::new(self.d_input, self.d_hidden).with_initializer(init.clone()).init(device),
+            hidden: LinearConfig::new(self.d_hidden, self.d_hidden).with_initializer(init).init(device),
+        }
+    }
+}
+
+impl RnnCell {
+    /// One step: input [B, D], hidden [B, H] → new hidden [B, H].
+    pub fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+        (self.input.forward(x) + self.hidden.forward(h)).tanh()
+    }
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Character-LM benchmark on Tiny Shakespeare (BURNLAB_TEXT overrides): embedding 64, hidden 256,
+# seq 128, batch 32, Adam 2e-3, clip 1.0, 300 steps, for the 2-layer LSTM, 1-layer GRU and
+# 1-layer vanilla RNN (`just bench-rnn lstm` for one). With PEER_PYTHON set (a Python with
+# torch), ../shared/peers/torch/charlm.py trains the same cell right after and the ratios print.
+# Arguments after `--` go to `burnlab train rnn` (e.g. `-- --backend wgpu`). key=value lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cells=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do cells+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+[ ${#cells[@]} -gt 0 ] || cells=(lstm gru rnn)
+text="$(realpath "${BURNLAB_TEXT:-../shared/datasets/tinyshakespeare/input.txt}")"
+steps="${BENCH_STEPS:-300}"
+out="${BENCH_RUN_DIR:-$(mktemp -d)}"
+mkdir -p "$out"
+cargo build --release -p burnlab -q
+bin=./target/release/burnlab
+echo "task=bench_rnn steps=$steps batch=32 seq=128 hidden=256 embed=64 text=$text"
+for cell in "${cells[@]}"; do
+  layers=1; [ "$cell" = lstm ] && layers=2
+  run="$out/rnn-$cell"
+  "$bin" train rnn --cell "$cell" --layers "$layers" --corpus "$text" --epochs 1 --steps "$steps" --run-dir "$run" "$@" \
+    > "$run.log" 2>&1 || { tail -5 "$run.log"; exit 1; }
+  python3 - "$run" "$cell" <<'PY'
+import json, sys
+m = json.load(open(f"{sys.argv[1]}/metrics.json"))
+c = sys.argv[2]
+print(f"{c}_chars_per_s={m['chars_per_s']:.0f}")
+print(f"{c}_train_s={m['train_seconds']:.1f}")
+print(f"{c}_valid_loss={m['valid_loss']:.4f}")
+PY
+  if [ -n "${PEER_PYTHON:-}" ]; then
+    line=$("$PEER_PYTHON" ../shared/peers/torch/charlm.py "$text" --cells "$cell" --steps "$steps" | grep '^task=charlm')
+    python3 - "$run" "$cell" "$line" <<'PY'
+import json, sys
+m = json.load(open(f"{sys.argv[1]}/metrics.json"))
+c = sys.argv[2]
+peer = dict(kv.split("=", 1) for kv in sys.argv[3].split())
+print(f"{c}_torch_chars_per_s={peer['train_chars_per_s']}")
+print(f"{c}_torch_valid_loss={peer['val_loss']}")
+print(f"{c}_ratio_chars_per_s={m['chars_per_s'] / float(peer['train_chars_per_s']):.3f}")
+print(f"{c}_valid_loss_minus_torch={m['valid_loss'] - float(peer['val_loss']):+.4f}")
+PY
+  fi
+done
