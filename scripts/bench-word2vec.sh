@@ -50,7 +50,7 @@ PY
     score "$vec" "gensim_" >> "$figures"
   fi
 done
-# One seed: its lines as they are. Several: mean, min and max of every figure.
+# One seed: its lines as they are. Several: the mean of every figure, and min and max where they differ.
 python3 - "$figures" "$arch" <<'PY'
 import sys
 from collections import defaultdict
@@ -67,7 +67,7 @@ print(next(l for l in text if l.startswith("path=")))
 for k, v in vals.items():
     fmt = (lambda x: f"{x:.0f}") if k.endswith("per_s") else (lambda x: f"{x:.4f}")
     print(f"{k}={fmt(sum(v) / len(v))}")
-    if len(v) > 1:
+    if len(v) > 1 and min(v) != max(v):
         print(f"{k}_min={fmt(min(v))}")
         print(f"{k}_max={fmt(max(v))}")
 if "gensim_raw_words_per_s" in vals:

@@ -23,6 +23,9 @@ pub struct CharLmConfig {
     pub dropout: f64,
     #[config(default = false)]
     pub host_dropout: bool,
+    /// Initial forget-gate bias of LSTM cells.
+    #[config(default = 1.0)]
+    pub forget_bias: f64,
 }
 
 #[derive(Module, Debug)]
@@ -41,6 +44,7 @@ impl CharLmConfig {
                 .with_layers(self.layers)
                 .with_dropout(self.dropout)
                 .with_host_dropout(self.host_dropout)
+                .with_forget_bias(self.forget_bias)
                 .init(device),
             head: LinearConfig::new(self.hidden, self.vocab).init(device),
         }

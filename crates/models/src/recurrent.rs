@@ -93,6 +93,9 @@ pub struct RecurrentConfig {
     /// Draw dropout masks on the host: set for CPU backends (see [`Dropout`]).
     #[config(default = false)]
     pub host_dropout: bool,
+    /// Initial forget-gate bias of LSTM cells.
+    #[config(default = 1.0)]
+    pub forget_bias: f64,
 }
 
 #[derive(Module, Debug)]
@@ -112,7 +115,7 @@ impl RecurrentConfig {
                 let d_in = if l == 0 { self.d_input } else { self.d_hidden };
                 match self.cell {
                     CellKind::Rnn => Cell::Rnn(RnnCellConfig::new(d_in, self.d_hidden).init(device)),
-                    CellKind::Lstm => Cell::Lstm(LstmCellConfig::new(d_in, self.d_hidden).init(device)),
+                    CellKind::Lstm => Cell::Lstm(LstmCellConfig::new(d_in, self.d_hidden).with_forget_bias(self.forget_bias).init(device)),
                     CellKind::Gru => Cell::Gru(GruCellConfig::new(d_in, self.d_hidden).init(device)),
                 }
             })

@@ -69,6 +69,13 @@ pub struct RnnModel {
     pub layers: usize,
     #[serde(default)]
     pub dropout: f64,
+    /// Initial forget-gate bias of an LSTM (1: remember by default).
+    #[serde(default = "one")]
+    pub forget_bias: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -133,6 +140,7 @@ impl CharLmExperiment {
             .with_layers(m.layers)
             .with_dropout(m.dropout)
             .with_host_dropout(host)
+            .with_forget_bias(m.forget_bias)
     }
 }
 

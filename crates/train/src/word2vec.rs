@@ -82,7 +82,7 @@ pub struct W2vTrain {
 }
 
 fn default_batch() -> usize {
-    4096
+    1024
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
