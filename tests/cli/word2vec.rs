@@ -136,6 +136,9 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     };
     let full = tmp.path().join("full");
     run_ok(&mut train(&full));
+    // Only the last two checkpoints stay.
+    let kept: Vec<bool> = (1..=3).map(|e| full.join(format!("checkpoint/epoch-{e}.bin")).exists()).collect();
+    assert_eq!(kept, vec![false, true, true]);
 
     let killed = tmp.path().join("killed");
     let mut child = train(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");

@@ -174,7 +174,8 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
 }
 
 /// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
-/// little-endian f32, written to a temporary file and renamed.
+/// little-endian f32, written to a temporary file and renamed; older checkpoints but the
+/// previous one are removed.
 fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &w2v_native::Embeddings) -> Result<()> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
@@ -189,6 +190,10 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &w2v_native::Embeddings) -
     }
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    // Keep the last two: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
+    if epoch > 2 {
+        let _ = std::fs::remove_file(dir.join(format!("epoch-{}.bin", epoch - 2)));
+    }
     Ok(())
 }
 
