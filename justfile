@@ -34,6 +34,15 @@ summary *args:
 eval run *args:
     cargo run --release -p burnlab -- eval "$@"
 
+# Pictures of runs (curves, LR, confusion matrix, worst mistakes, word map) and an index.html:
+# `just report runs/lenet5-cifar10 [runs/other…] [--out DIR]`
+report *args:
+    cargo run --release -p burnlab -- report "$@"
+
+# Table of the runs in a folder (default runs/): task, model, epochs, best valid, test, status
+runs *args:
+    cargo run --release -p burnlab -- runs "$@"
+
 # Run every test (release profile: Burn is compiled once for build and tests)
 test *args:
     cargo test --release --workspace "$@"

@@ -5,6 +5,7 @@ mod cnn;
 mod common;
 mod errors;
 mod mlp;
+mod report;
 mod resume;
 mod rnn;
 mod wgpu;

@@ -1,12 +1,12 @@
 use crate::common::*;
 
 /// A small repetitive text: a character model learns it within a few dozen steps.
-fn write_text(path: &std::path::Path) {
+pub fn write_text(path: &std::path::Path) {
     let text = "to be or not to be, that is the question.\nwhether tis nobler in the mind to suffer.\n".repeat(40);
     std::fs::write(path, text).expect("write text");
 }
 
-fn train(corpus: &std::path::Path, run: &std::path::Path, cell: &str) -> std::process::Command {
+pub fn train(corpus: &std::path::Path, run: &std::path::Path, cell: &str) -> std::process::Command {
     let mut c = burnlab();
     c.args(["train", "rnn", "--cell", cell, "--layers", "1", "--hidden", "32", "--epochs", "2", "--steps", "15", "--batch-size", "8", "--seq-len", "24", "--set", "model.embed=8", "--set", "train.log_every=5"])
         .arg("--corpus")

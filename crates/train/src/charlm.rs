@@ -15,6 +15,7 @@ use burn::train::metric::{
     AccuracyMetric, Adaptor, LearningRateMetric, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
     NumericAttributes, NumericEntry, PerplexityMetric, SerializedEntry,
 };
+use burn::train::logger::FileMetricLogger;
 use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
 use burn::tensor::TensorReadError;
 use burnlab_data::chars::{self, CharBatch, CharLoader, CharVocab};
@@ -30,6 +31,7 @@ use crate::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
 use crate::renderer::PlainRenderer;
 use crate::run::{self, Status};
+use crate::tb_logger::TbLogger;
 
 pub const DEFAULT_CONFIG: &str = "configs/charlm-shakespeare.toml";
 pub const VOCAB_FILE: &str = "chars.json";
@@ -415,7 +417,11 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         meta.backend
     );
 
+    let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid_loader).div_ceil(64);
+    let tb = TbLogger::create(&run_dir, exp.train.steps_per_epoch, valid_batches)?;
     let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
+        .with_metric_logger(FileMetricLogger::new(&run_dir))
+        .with_metric_logger(tb)
         .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())

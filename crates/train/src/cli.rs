@@ -36,8 +36,41 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Time the phases of a training step (data, forward, backward, optimiser) and inference.
     Profile(ProfileArgs),
+    /// Pictures of one or several runs (curves, LR schedule, confusion matrix, worst mistakes,
+    /// word map) and an index.html linking them.
+    Report(ReportArgs),
+    /// List the runs of a folder: task, model, backend, epochs, best valid, test, time, status.
+    Runs(RunsArgs),
     /// List what each backend can see.
     Devices,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run folders (several: their curves are overlaid).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Output folder (default: RUN/report for one run, report-A-vs-B beside them for several).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Words in a word2vec run's PCA map (the most frequent).
+    #[arg(long, default_value_t = 100)]
+    pub words: usize,
+    /// Most confidently wrong test images shown for an image run.
+    #[arg(long, default_value_t = 32)]
+    pub mistakes: usize,
+    /// Test data for image runs (default: the data the run was trained on).
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    /// A folder of runs (or one run folder).
+    #[arg(default_value = "runs")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

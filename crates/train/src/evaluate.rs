@@ -29,6 +29,9 @@ pub struct EvalReport {
     pub per_class_accuracy: Vec<(String, f64)>,
     /// confusion[true][predicted]
     pub confusion: Vec<Vec<usize>>,
+    /// Per image, in the set's order: predicted class and its softmax probability.
+    #[serde(skip)]
+    pub predictions: Vec<(usize, f32)>,
 }
 
 /// Loss, accuracy and confusion matrix of `model` (used in eval mode: BatchNorm with its running
@@ -38,6 +41,7 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
     let k = set.classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut loss_sum = 0f64;
+    let mut predictions = Vec::with_capacity(set.len());
     let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
     let started = std::time::Instant::now();
     for b in loader.iter().flatten() {
@@ -50,10 +54,12 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
             model.forward_classification(b)
         };
         loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
+        let conf: Vec<f32> = softmax(out.output.clone(), 1).max_dim(1).into_data().convert::<f32>().try_to_vec().unwrap_or_default();
         let pred: Vec<i64> = out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
         let truth: Vec<i64> = out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
-        for (t, p) in truth.iter().zip(&pred) {
+        for ((t, p), c) in truth.iter().zip(&pred).zip(&conf) {
             confusion[*t as usize][*p as usize] += 1;
+            predictions.push((*p as usize, *c));
         }
     }
     let total: usize = confusion.iter().flatten().sum();
@@ -75,6 +81,7 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
         accuracy: correct as f64 / total.max(1) as f64,
         per_class_accuracy,
         confusion,
+        predictions,
     }
 }
 
@@ -110,7 +117,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let out = args.run_dir.join("eval.json");
     run::write_json(&out, &report)?;
     let csv = args.run_dir.join("confusion.csv");
-    write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
+    run::write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
     let png = args.run_dir.join("confusion.png");
     let title = format!("{}: test accuracy {:.2}%{tta}", meta.model, 100.0 * report.accuracy);
     crate::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
@@ -135,13 +142,6 @@ pub fn confusion_csv(classes: &[String], confusion: &[Vec<usize>]) -> String {
         out.push('\n');
     }
     out
-}
-
-fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 pub fn predict_command(args: PredictArgs) -> Result<()> {

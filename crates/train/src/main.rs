@@ -11,8 +11,12 @@ mod optim;
 mod plot;
 mod profile;
 mod renderer;
+mod report;
 mod run;
+mod runs;
 mod sgd;
+mod tb;
+mod tb_logger;
 mod train_image;
 mod w2v_batched;
 mod w2v_dashboard;
@@ -55,9 +59,16 @@ fn main() -> std::process::ExitCode {
         Command::EvalWords(a) => words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref()),
         Command::Summary(args) => train_image::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
+        Command::Eval(args) if args.run_dir.join(word2vec::W2V_META).is_file() => Err(anyhow::anyhow!(
+            "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",
+            args.run_dir.display(),
+            args.run_dir.display()
+        )),
         Command::Eval(args) if charlm::is_charlm_run(&args.run_dir) => charlm::eval_command(&args.run_dir, args.backend),
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
+        Command::Report(args) => report::report_command(args),
+        Command::Runs(args) => runs::runs_command(&args.dir),
         Command::Devices => {
             backend::print_devices();
             Ok(())

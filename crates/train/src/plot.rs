@@ -73,6 +73,251 @@ pub fn confusion_png(path: &Path, classes: &[String], confusion: &[Vec<usize>], 
     Ok(())
 }
 
+/// Colours of runs in overlaid charts (matplotlib's tab10).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One line of a chart: `color` indexes the palette, `dashed` marks validation curves.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub color: usize,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+pub const CHART_SIZE: (u32, u32) = (900, 540);
+
+/// A line chart as `<stem>.png` and `<stem>.svg`: several series with a legend; a log scale on
+/// y when `log_y` (learning rates), points marked when a series is short (a few epochs).
+pub fn line_chart(stem: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_y: bool) -> Result<()> {
+    register_fonts();
+    let png = stem.with_extension("png");
+    let tmp = stem.with_extension("partial.png");
+    {
+        let root = BitMapBackend::new(&tmp, CHART_SIZE).into_drawing_area();
+        draw_lines(root, title, x_desc, y_desc, series, log_y).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    }
+    std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+    let svg = stem.with_extension("svg");
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, CHART_SIZE).into_drawing_area();
+        draw_lines(root, title, x_desc, y_desc, series, log_y).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    }
+    crate::run::write_atomic(&svg, text.as_bytes())
+}
+
+fn draw_lines<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
+    root.fill(&WHITE).map_err(err)?;
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).collect();
+    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if pts.is_empty() {
+        (x0, x1, y0, y1) = (0.0, 1.0, if log_y { 1e-3 } else { 0.0 }, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        (y0, y1) = if log_y { (y0 / 2.0, y1 * 2.0) } else { (y0 - 0.5, y1 + 0.5) };
+    } else if !log_y {
+        let pad = 0.05 * (y1 - y0);
+        (y0, y1) = (y0 - pad, y1 + pad);
+    }
+    let integer_x = !pts.is_empty() && pts.iter().all(|p| p.0.fract() == 0.0) && x1 - x0 <= 20.0;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, (FONT, 20)).margin(14).x_label_area_size(44).y_label_area_size(72);
+    let short = series.iter().all(|s| s.points.len() <= 30);
+    let style_of = |s: &Series| PALETTE[s.color % PALETTE.len()].stroke_width(2);
+    macro_rules! plot {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            let mut mesh = chart.configure_mesh();
+            // Epochs are whole numbers: one tick each, no "1.5".
+            if integer_x {
+                mesh.x_labels((x1 - x0) as usize + 1).x_label_formatter(&|x: &f64| format!("{x:.0}"));
+            }
+            mesh.x_desc(x_desc)
+                .y_desc(y_desc)
+                .label_style((FONT, 14))
+                .axis_desc_style((FONT, 15))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(err)?;
+            for s in series {
+                let style = style_of(s);
+                let points: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
+                let anno = if s.dashed {
+                    chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style)).map_err(err)?
+                } else {
+                    chart.draw_series(LineSeries::new(points.clone(), style)).map_err(err)?
+                };
+                let dashed = s.dashed;
+                // A dashed line in the legend is two strokes with a gap.
+                let gap = if dashed { 5 } else { 0 };
+                anno.label(s.label.clone()).legend(move |(x, y)| {
+                    EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (8, 0)], style) + PathElement::new(vec![(8 + gap, 0), (20, 0)], style)
+                });
+                if short {
+                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled()))).map_err(err)?;
+                }
+            }
+            if series.iter().any(|s| !s.label.is_empty()) {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(180, 180, 180))
+                    .label_font((FONT, 14))
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(err)?;
+            }
+        }};
+    }
+    if log_y {
+        plot!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?);
+    } else {
+        plot!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// A labelled scatter plot (`<stem>.png` and `.svg`): the 2-D map of word vectors.
+pub fn word_map(stem: &Path, title: &str, points: &[(String, f64, f64)]) -> Result<()> {
+    register_fonts();
+    let size = (1000u32, 800u32);
+    let draw = |root: DrawingArea<_, plotters::coord::Shift>| -> Result<(), String> { draw_words(root, title, points) };
+    let png = stem.with_extension("png");
+    let tmp = stem.with_extension("partial.png");
+    draw(BitMapBackend::new(&tmp, size).into_drawing_area()).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
+    let svg = stem.with_extension("svg");
+    let mut text = String::new();
+    draw_words(SVGBackend::with_string(&mut text, size).into_drawing_area(), title, points).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    crate::run::write_atomic(&svg, text.as_bytes())
+}
+
+fn draw_words<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, points: &[(String, f64, f64)]) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
+    root.fill(&WHITE).map_err(err)?;
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (px, py) = (((x1 - x0) * 0.06).max(1e-6), ((y1 - y0) * 0.06).max(1e-6));
+    let (x0, x1, y0, y1) = if points.is_empty() { (-1.0, 1.0, -1.0, 1.0) } else { (x0 - px, x1 + px, y0 - py, y1 + py) };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("principal component 1")
+        .y_desc("principal component 2")
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()
+        .map_err(err)?;
+    let dot = PALETTE[0];
+    chart
+        .draw_series(points.iter().map(|(w, x, y)| {
+            EmptyElement::at((*x, *y)) + Circle::new((0, 0), 3, dot.filled()) + Text::new(w.clone(), (5, -7), (FONT, 13).into_font())
+        }))
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One picture of a grid: planar CHW bytes, a caption, and whether the prediction was right.
+pub struct Tile<'a> {
+    pub chw: &'a [u8],
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub caption: String,
+    pub correct: bool,
+}
+
+/// Images in a grid, each enlarged `scale` times with a green (right) or red (wrong) frame and
+/// a caption under it.
+pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, title: &str) -> Result<image::RgbImage> {
+    register_fonts();
+    let cols = cols.min(tiles.len()).max(1);
+    let rows = tiles.len().div_ceil(cols).max(1);
+    let (tw, th) = tiles.first().map_or((32 * scale, 32 * scale), |t| (t.width * scale, t.height * scale));
+    let (pad, caption, top) = (10usize, 34usize, 34usize);
+    let (cw, ch) = (tw.max(110) + pad, th + caption + pad);
+    let (w, h) = (cols * cw + pad, top + rows * ch);
+    let mut buf = vec![255u8; w * h * 3];
+    for (i, t) in tiles.iter().enumerate() {
+        let (x0, y0) = (pad + (i % cols) * cw + (cw - pad - tw) / 2, top + (i / cols) * ch);
+        let frame: [u8; 3] = if t.correct { [44, 160, 44] } else { [214, 39, 40] };
+        for y in y0.saturating_sub(3)..(y0 + t.height * scale + 3).min(h) {
+            for x in x0.saturating_sub(3)..(x0 + t.width * scale + 3).min(w) {
+                buf[(y * w + x) * 3..][..3].copy_from_slice(&frame);
+            }
+        }
+        let plane = t.height * t.width;
+        for y in 0..t.height * scale {
+            for x in 0..t.width * scale {
+                let src = (y / scale) * t.width + x / scale;
+                let px = &mut buf[((y0 + y) * w + x0 + x) * 3..][..3];
+                for c in 0..3 {
+                    // Grey images repeat their one channel.
+                    px[c] = t.chw.get(if t.channels >= 3 { c * plane + src } else { src }).copied().unwrap_or(0);
+                }
+            }
+        }
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+        let err = |e| anyhow!("drawing an image grid: {e:?}");
+        let title_style = TextStyle::from((FONT, 16).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(title.to_string(), (w as i32 / 2, 8), title_style)).map_err(err)?;
+        for (i, t) in tiles.iter().enumerate() {
+            let cx = pad + (i % cols) * cw + (cw - pad) / 2;
+            let y = top + (i / cols) * ch + th + 6;
+            let ink = if t.correct { RGBColor(20, 110, 20) } else { RGBColor(180, 20, 20) };
+            let style = TextStyle::from((FONT, 12).into_font()).color(&ink).pos(Pos::new(HPos::Center, VPos::Top));
+            for (k, line) in t.caption.lines().take(2).enumerate() {
+                root.draw(&Text::new(line.to_string(), (cx as i32, (y + 13 * k) as i32), style.clone())).map_err(err)?;
+            }
+        }
+        root.present().map_err(err)?;
+    }
+    image::RgbImage::from_raw(w as u32, h as u32, buf).ok_or_else(|| anyhow!("image grid buffer has the wrong size"))
+}
+
+/// PNG bytes of an image.
+pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).context("encoding a PNG")?;
+    Ok(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
+use burn::train::logger::FileMetricLogger;
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
 use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
@@ -23,6 +24,10 @@ use crate::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
 use crate::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
+use crate::tb_logger::{SampleGrid, TbLogger};
+
+/// Validation batch size (the sample grid's images are the first batch's).
+const VALID_BATCH: usize = 256;
 
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
 pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
@@ -238,10 +243,16 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         .augment(Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip, cutout: exp.data.cutout })
         .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid);
-    let valid_loader = ImageLoader::new(valid_set.clone(), 256, &norm, device.clone());
+    let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
+    let tb = TbLogger::create(&run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
+    let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), resume_from.unwrap_or(0) + 1);
 
     let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
+        // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
+        .with_metric_logger(FileMetricLogger::new(&run_dir))
+        .with_metric_logger(tb)
         .metrics((AccuracyMetric::new(),))
+        .metric_valid(samples)
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::new())

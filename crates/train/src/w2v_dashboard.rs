@@ -16,13 +16,49 @@ use burn::train::Interrupter;
 use burn::train::metric::{MetricAttributes, MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry, SerializedEntry};
 use burn::train::renderer::{MetricState, MetricsRenderer, tui::TuiMetricsRendererWrapper};
 
+use crate::tb_logger::SharedWriter;
 use crate::w2v_native::Progress;
 
 const METRICS: [(&str, bool); 3] = [("Loss", false), ("Learning Rate", false), ("Words/s", true)];
 
+/// Writes the counters to TensorBoard once a second: `step/*` tags with the number of words
+/// processed as the step.
+struct TbTicker {
+    writer: SharedWriter,
+    last: (u64, Instant),
+}
+
+impl TbTicker {
+    /// `last`: the run has ended; write the final point whatever the time since the previous.
+    fn tick(&mut self, progress: &Progress, last: bool) {
+        if !last && self.last.1.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let words = progress.words.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let rate = (words - self.last.0.min(words)) as f64 / now.duration_since(self.last.1).as_secs_f64().max(1e-9);
+        self.last = (words, now);
+        let pairs = progress.loss_pairs.load(Ordering::Relaxed);
+        let Ok(mut w) = self.writer.lock() else { return };
+        let mut values = vec![("step/learning_rate", progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9), ("step/words_per_s", rate)];
+        if pairs > 0 {
+            values.push(("step/loss", progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs as f64));
+        }
+        for (tag, v) in values {
+            if let Err(e) = w.scalar(tag, words as i64, v) {
+                tracing::warn!("TensorBoard log: {e:#}");
+            }
+        }
+        if last {
+            let _ = w.flush();
+        }
+    }
+}
+
 /// Drives the dashboard from a monitor thread until `finished` is set.
 pub struct Dashboard {
     renderer: Option<Box<dyn MetricsRenderer>>,
+    tb: Option<TbTicker>,
     interrupter: Interrupter,
     ids: Vec<MetricId>,
     words_per_epoch: u64,
@@ -51,7 +87,13 @@ impl Dashboard {
         } else {
             None
         };
-        Self { renderer, interrupter, ids, words_per_epoch, epochs }
+        Self { renderer, tb: None, interrupter, ids, words_per_epoch, epochs }
+    }
+
+    /// Also write the counters to a TensorBoard event file.
+    pub fn tensorboard(mut self, writer: SharedWriter, words_done: u64) -> Self {
+        self.tb = Some(TbTicker { writer, last: (words_done, Instant::now()) });
+        self
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -68,6 +110,9 @@ impl Dashboard {
         let (mut last_words, mut last_t) = (progress.words.load(Ordering::Relaxed), Instant::now());
         while !finished.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(250));
+            if let Some(tb) = self.tb.as_mut() {
+                tb.tick(progress, false);
+            }
             if self.interrupter.should_stop() {
                 progress.stop.store(true, Ordering::Relaxed);
             }
@@ -99,15 +144,21 @@ impl Dashboard {
                 r.update_train(MetricState::Numeric(entry, Some(NumericEntry::Value(v))));
             }
         }
+        if let Some(tb) = self.tb.as_mut() {
+            tb.tick(progress, true);
+        }
     }
 
     /// Off a terminal: a line every 10 seconds, so a long epoch is never silent.
-    fn run_plain(&self, progress: &Progress, finished: &std::sync::atomic::AtomicBool) {
+    fn run_plain(&mut self, progress: &Progress, finished: &std::sync::atomic::AtomicBool) {
         let start = Instant::now();
         let first = progress.words.load(Ordering::Relaxed);
         let mut next = Duration::from_secs(10);
         while !finished.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
+            if let Some(tb) = self.tb.as_mut() {
+                tb.tick(progress, false);
+            }
             if start.elapsed() < next {
                 continue;
             }
@@ -123,6 +174,9 @@ impl Dashboard {
                 progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9,
                 (words - first) as f64 / start.elapsed().as_secs_f64()
             );
+        }
+        if let Some(tb) = self.tb.as_mut() {
+            tb.tick(progress, true);
         }
     }
 

@@ -24,6 +24,15 @@ pub enum W2vArch {
     Cbow,
 }
 
+impl W2vArch {
+    pub fn name(self) -> &'static str {
+        match self {
+            W2vArch::Skipgram => "skipgram",
+            W2vArch::Cbow => "cbow",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct NativeConfig {
     pub arch: W2vArch,

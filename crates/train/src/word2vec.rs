@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
 use crate::run;
+use crate::tb::EventWriter;
+use crate::tb_logger::{SharedWriter, TB_DIR};
 use crate::w2v_dashboard::Dashboard;
 use crate::w2v_native::{self, NativeConfig, Progress, W2vArch};
 use crate::w2v_batched;
@@ -133,6 +136,11 @@ impl W2vExperiment {
 #[derive(Serialize, Deserialize)]
 pub struct W2vMeta {
     pub task: String,
+    /// "skipgram dim 100" (absent in runs from before it was recorded).
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub backend: String,
     pub corpus: String,
     pub vocab_size: usize,
     pub corpus_words: u64,
@@ -305,6 +313,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let corpus_words = vocab.total();
     let mut meta = W2vMeta {
         task: "word2vec".into(),
+        model: format!("{} dim {}", exp.model.arch.name(), exp.model.dim),
+        backend: args.backend.to_string(),
         corpus: std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone()).display().to_string(),
         vocab_size: vocab.len(),
         corpus_words,
@@ -355,7 +365,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let start_words = corpus_words * first_epoch as u64;
     let started = Instant::now();
     let loss_of = |p: &Progress| p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
-    let mut dashboard = Dashboard::new(corpus_words, first_epoch, cfg.epochs);
+    let tb: SharedWriter = Arc::new(Mutex::new(EventWriter::create(&run_dir.join(TB_DIR).join("train"))?));
+    let mut dashboard = Dashboard::new(corpus_words, first_epoch, cfg.epochs).tensorboard(tb.clone(), start_words);
     let terminal = dashboard.is_terminal();
     let mut last_loss = 0.0;
     let mut epoch_lines = Vec::new();
@@ -366,6 +377,12 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         progress.loss_milli.store(0, Ordering::Relaxed);
         progress.loss_pairs.store(0, Ordering::Relaxed);
         last_loss = loss;
+        if let Ok(mut w) = tb.lock() {
+            // step/loss is the running mean since the epoch began; its last point is the epoch's.
+            w.scalar("step/loss", corpus_words as i64 * (epoch as i64 + 1), loss)?;
+            w.scalar("epoch/loss", epoch as i64 + 1, loss)?;
+            w.flush()?;
+        }
         let line = format!(
             "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
             epoch + 1,

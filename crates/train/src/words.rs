@@ -45,6 +45,15 @@ impl Embedding {
         &self.unit[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// The unit-length vector of word `i`.
+    pub fn unit_row(&self, i: usize) -> &[f32] {
+        self.row(i)
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// The `k` words with the highest cosine similarity to `query` (a unit-normalised sum),
     /// leaving out `exclude`.
     pub fn nearest(&self, query: &[f32], k: usize, exclude: &[usize]) -> Vec<(usize, f32)> {
@@ -190,6 +199,61 @@ pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
     Ok((if covered > 1 { spearman(&human, &model) } else { 0.0 }, covered, total))
 }
 
+/// Projections of `rows` (n rows of `dim`, row-major) on their top `k` principal axes:
+/// eigenvectors of the covariance matrix by power iteration with deflation. Hand-written
+/// because a dim×dim eigenproblem (dim ≈ 100) for a 2-D word map does not justify a linear
+/// algebra dependency. Each axis's sign is fixed (largest component positive) so maps are
+/// reproducible.
+pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
+    let n = rows.len() / dim.max(1);
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut mean = vec![0f64; dim];
+    for r in rows.chunks_exact(dim) {
+        mean.iter_mut().zip(r).for_each(|(m, &x)| *m += x as f64 / n as f64);
+    }
+    let centred: Vec<f64> = rows.chunks_exact(dim).flat_map(|r| r.iter().zip(&mean).map(|(&x, m)| x as f64 - m)).collect();
+    let mut cov = vec![0f64; dim * dim];
+    for r in centred.chunks_exact(dim) {
+        for i in 0..dim {
+            for j in 0..dim {
+                cov[i * dim + j] += r[i] * r[j] / n as f64;
+            }
+        }
+    }
+    let mut axes = Vec::new();
+    for a in 0..k.min(dim) {
+        // A start vector that is not orthogonal to any axis in practice.
+        let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + ((i * 7 + a * 13) % 11) as f64 / 10.0).collect();
+        let mut lambda = 0.0;
+        for _ in 0..1000 {
+            let w: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-30 {
+                break;
+            }
+            let next: Vec<f64> = w.iter().map(|x| x / norm).collect();
+            let change: f64 = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).sum();
+            (v, lambda) = (next, norm);
+            if change < 1e-12 {
+                break;
+            }
+        }
+        let big = v.iter().copied().fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
+        if big < 0.0 {
+            v.iter_mut().for_each(|x| *x = -*x);
+        }
+        for i in 0..dim {
+            for j in 0..dim {
+                cov[i * dim + j] -= lambda * v[i] * v[j];
+            }
+        }
+        axes.push(v);
+    }
+    centred.chunks_exact(dim).map(|r| axes.iter().map(|ax| ax.iter().zip(r).map(|(a, b)| a * b).sum()).collect()).collect()
+}
+
 pub fn similar_command(target: &Path, word: &str, k: usize) -> Result<()> {
     let e = Embedding::load(target)?;
     for (w, s) in e.similar(word, k)? {
@@ -240,6 +304,27 @@ pub fn eval_words_command(target: &Path, analogy_file: Option<&Path>, similarity
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pca_finds_the_axes_of_largest_variance() {
+        // A 5x4 grid (twice) spread 3 apart along (1,1,0)/√2 and 1 apart along (0,0,1), centred
+        // at (5,5,5): nothing along (1,-1,0)/√2.
+        let mut rows = Vec::new();
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        for i in 0..40 {
+            let (a, b, c) = ((i % 5) as f32 - 2.0, ((i / 5) % 4) as f32 - 1.5, 0.0);
+            let (a, b) = (3.0 * a, b);
+            rows.extend([5.0 + s * (a + c), 5.0 + s * (a - c), 5.0 + b]);
+        }
+        let p = pca(&rows, 3, 2);
+        assert_eq!(p.len(), 40);
+        for (i, pr) in p.iter().enumerate() {
+            let a = 3.0 * ((i % 5) as f64 - 2.0);
+            let b = ((i / 5) % 4) as f64 - 1.5;
+            assert!((pr[0] - a).abs() < 1e-4, "row {i}: {pr:?} vs {a}");
+            assert!((pr[1] - b).abs() < 1e-4, "row {i}: {pr:?} vs {b}");
+        }
+    }
 
     /// king − man + woman = queen on hand-made vectors (gender on one axis, royalty on another).
     fn toy() -> Embedding {
