@@ -71,12 +71,12 @@ impl ImageSet {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed));
         let (valid, train) = order.split_at(valid_count);
+        // Training keeps the original order (its loader shuffles each epoch); validation keeps the
+        // seeded shuffle, so that its first batch (the dashboard's sample grid) mixes the
+        // classes even when the source lists them class by class, as image folders do.
         let mut train = train.to_vec();
-        let mut valid = valid.to_vec();
-        // Keep the original order inside each split: reproducible and cache friendly.
         train.sort_unstable();
-        valid.sort_unstable();
-        Ok((self.subset(&train), self.subset(&valid)))
+        Ok((self.subset(&train), self.subset(valid)))
     }
 
     /// Mean and (population) standard deviation per channel over all pixels of the set.
@@ -167,6 +167,18 @@ mod tests {
         assert_eq!(all, (0..20u8).collect::<Vec<_>>());
         let (_, v3) = s.split_validation(5, 8).expect("split");
         assert_ne!(v1.images, v3.images);
+    }
+
+    #[test]
+    fn validation_split_of_a_class_sorted_set_mixes_classes_from_its_start() {
+        // 40 images, the first 20 of class 0: as an image folder lists them.
+        let mut s = set(40);
+        s.labels = (0..40).map(|i| (i / 20) as u8).collect();
+        let (train, valid) = s.split_validation(10, 3).expect("split");
+        assert!(valid.labels[..6].contains(&0) && valid.labels[..6].contains(&1), "{:?}", valid.labels);
+        // The training split keeps the source order.
+        let firsts: Vec<u8> = train.images.chunks(12).map(|c| c[0]).collect();
+        assert!(firsts.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -98,24 +98,39 @@ pub struct Series {
 
 pub const CHART_SIZE: (u32, u32) = (900, 540);
 
-/// A line chart as `<stem>.png` and `<stem>.svg`: several series with a legend; a log scale on
-/// y when `log_y` (learning rates), points marked when a series is short (a few epochs).
-pub fn line_chart(stem: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series], log_y: bool) -> Result<()> {
+/// A line chart as `<stem>.png` and `<stem>.svg`: several series with a legend, points marked
+/// when every series is short (a few epochs).
+pub fn line_chart(stem: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<()> {
     register_fonts();
     let png = stem.with_extension("png");
     let tmp = stem.with_extension("partial.png");
     {
         let root = BitMapBackend::new(&tmp, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series, log_y).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        draw_lines(root, title, x_desc, y_desc, series).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     }
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series, log_y).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        draw_lines(root, title, x_desc, y_desc, series).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     }
     crate::run::write_atomic(&svg, text.as_bytes())
+}
+
+/// A tick label without float noise: 0.0001 → "1e-4", 2500000 → "2.5e6", 0.25 → "0.25".
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a < 1e-12 {
+        return "0".into(); // and never "-0"
+    }
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        let s = format!("{v:.1e}");
+        s.replace(".0e", "e")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
 }
 
 fn draw_lines<DB: DrawingBackend>(
@@ -124,80 +139,76 @@ fn draw_lines<DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
     series: &[Series],
-    log_y: bool,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).collect();
     let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if pts.is_empty() {
-        (x0, x1, y0, y1) = (0.0, 1.0, if log_y { 1e-3 } else { 0.0 }, 1.0);
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
     if x1 <= x0 {
         x1 = x0 + 1.0;
     }
     if y1 <= y0 {
-        (y0, y1) = if log_y { (y0 / 2.0, y1 * 2.0) } else { (y0 - 0.5, y1 + 0.5) };
-    } else if !log_y {
+        (y0, y1) = (y0 - 0.5, y1 + 0.5);
+    } else {
         let pad = 0.05 * (y1 - y0);
         (y0, y1) = (y0 - pad, y1 + pad);
     }
-    let integer_x = !pts.is_empty() && pts.iter().all(|p| p.0.fract() == 0.0) && x1 - x0 <= 20.0;
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, (FONT, 20)).margin(14).x_label_area_size(44).y_label_area_size(72);
-    let short = series.iter().all(|s| s.points.len() <= 30);
-    let style_of = |s: &Series| PALETTE[s.color % PALETTE.len()].stroke_width(2);
-    macro_rules! plot {
-        ($chart:expr) => {{
-            let mut chart = $chart;
-            let mut mesh = chart.configure_mesh();
-            // Epochs are whole numbers: one tick each, no "1.5".
-            if integer_x {
-                mesh.x_labels((x1 - x0) as usize + 1).x_label_formatter(&|x: &f64| format!("{x:.0}"));
-            }
-            mesh.x_desc(x_desc)
-                .y_desc(y_desc)
-                .label_style((FONT, 14))
-                .axis_desc_style((FONT, 15))
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(err)?;
-            for s in series {
-                let style = style_of(s);
-                let points: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
-                let anno = if s.dashed {
-                    chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style)).map_err(err)?
-                } else {
-                    chart.draw_series(LineSeries::new(points.clone(), style)).map_err(err)?
-                };
-                let dashed = s.dashed;
-                // A dashed line in the legend is two strokes with a gap.
-                let gap = if dashed { 5 } else { 0 };
-                anno.label(s.label.clone()).legend(move |(x, y)| {
-                    EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (8, 0)], style) + PathElement::new(vec![(8 + gap, 0), (20, 0)], style)
-                });
-                if short {
-                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled()))).map_err(err)?;
-                }
-            }
-            if series.iter().any(|s| !s.label.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(180, 180, 180))
-                    .label_font((FONT, 14))
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(err)?;
-            }
-        }};
+    let whole_x = !pts.is_empty() && pts.iter().all(|p| p.0.fract() == 0.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 20))
+        .margin(14)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(err)?;
+    let x_fmt = |x: &f64| if whole_x { format!("{x:.0}") } else { tick(*x) };
+    let y_fmt = |y: &f64| tick(*y);
+    let mut mesh = chart.configure_mesh();
+    // A few epochs: one tick per epoch, never "1.5".
+    if whole_x && x1 - x0 <= 20.0 {
+        mesh.x_labels((x1 - x0) as usize + 1);
     }
-    if log_y {
-        plot!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?);
-    } else {
-        plot!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+    mesh.x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    let short = series.iter().all(|s| s.points.len() <= 30);
+    for s in series {
+        let style = PALETTE[s.color % PALETTE.len()].stroke_width(2);
+        let points: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
+        let anno = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style)).map_err(err)?
+        } else {
+            chart.draw_series(LineSeries::new(points.clone(), style)).map_err(err)?
+        };
+        // A dashed line in the legend is two strokes with a gap.
+        let gap = if s.dashed { 5 } else { 0 };
+        anno.label(s.label.clone()).legend(move |(x, y)| {
+            EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (8, 0)], style) + PathElement::new(vec![(8 + gap, 0), (20, 0)], style)
+        });
+        if short {
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled()))).map_err(err)?;
+        }
+    }
+    if series.iter().any(|s| !s.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font((FONT, 14))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -234,6 +245,8 @@ fn draw_words<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>,
         .map_err(err)?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| tick(*y))
         .x_desc("principal component 1")
         .y_desc("principal component 2")
         .label_style((FONT, 13))
@@ -321,6 +334,18 @@ pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_have_no_float_noise() {
+        assert_eq!(tick(0.0001), "1e-4");
+        assert_eq!(tick(0.005), "0.005");
+        assert_eq!(tick(0.05), "0.05");
+        assert_eq!(tick(2.5e6), "2.5e6");
+        assert_eq!(tick(100.0), "100");
+        assert_eq!(tick(0.0), "0");
+        assert_eq!(tick(-1e-17), "0");
+        assert_eq!(tick(1.2345), "1.2345");
+    }
 
     #[test]
     fn confusion_png_decodes_with_cells_shaded_by_share() {

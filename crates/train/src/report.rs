@@ -133,7 +133,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
             }
         }
         let stem = format!("curve-{m}");
-        plot::line_chart(&out.join(&stem), &format!("{} per epoch", pretty(m)), "epoch", &pretty(m), &series, false)?;
+        plot::line_chart(&out.join(&stem), &format!("{} per epoch", pretty(m)), "epoch", &pretty(m), &series)?;
         figures.push(Figure { title: format!("{} per epoch (train solid, valid dashed)", pretty(m)), png: format!("{stem}.png"), svg: Some(format!("{stem}.svg")) });
     }
 
@@ -150,7 +150,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
             n if n == data.len() => "words processed",
             _ => "training step (words processed for word2vec)",
         };
-        plot::line_chart(&out.join("curve-step-loss"), "Training loss per step (smoothed, EMA 0.9)", x, "Loss", &step_series, false)?;
+        plot::line_chart(&out.join("curve-step-loss"), "Training loss per step (smoothed, EMA 0.9)", x, "Loss", &step_series)?;
         figures.push(Figure { title: "Training loss per step (exponential moving average 0.9)".into(), png: "curve-step-loss.png".into(), svg: Some("curve-step-loss.svg".into()) });
     }
 
@@ -161,7 +161,8 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
         .filter_map(|(i, d)| d.train.get("step/learning_rate").map(|p| Series { label: if single { String::new() } else { d.name.clone() }, color: i, dashed: false, points: p.iter().map(|&(x, y)| (x as f64, y)).collect() }))
         .collect();
     if !lr.is_empty() {
-        plot::line_chart(&out.join("lr-schedule"), "Learning rate", "training step", "learning rate (log scale)", &lr, true)?;
+        let x = if data.iter().all(|d| d.row.task == "word2vec") { "words processed" } else { "training step" };
+        plot::line_chart(&out.join("lr-schedule"), "Learning rate", x, "learning rate", &lr)?;
         figures.push(Figure { title: "Learning-rate schedule".into(), png: "lr-schedule.png".into(), svg: Some("lr-schedule.svg".into()) });
     }
 
