@@ -147,6 +147,7 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
         }
     }
     assert_eq!(png_size(&out.join("lenet-confusion.png")), (120 + 3 * 58 + 24, 56 + 3 * 58 + 120));
+    assert!(std::fs::read_to_string(out.join("lenet-confusion.svg")).expect("svg").contains("predicted class"));
     let (w, _) = png_size(&out.join("lenet-mistakes.png"));
     assert!(w > 100);
     assert_eq!(png_size(&out.join("w2v-word-map.png")), (1000, 800));

@@ -410,6 +410,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         message: None,
     };
     run::write_json(&run_dir.join(META_FILE), &meta)?;
+    run::write_pid(&run_dir)?;
     println!(
         "{describe}: {} parameters, {} characters in the vocabulary, {train_chars} train / {valid_chars} valid characters, backend {}",
         meta.trainable_params,

@@ -31,45 +31,68 @@ fn shade(share: f64) -> RGBColor {
 /// its share of the true class's images, with the count written in it. The file appears
 /// complete or not at all.
 pub fn confusion_png(path: &Path, classes: &[String], confusion: &[Vec<usize>], title: &str) -> Result<()> {
+    confusion_picture(path, classes, confusion, title, false)
+}
+
+/// The confusion heat map as a PNG and, with `svg`, also as an SVG beside it.
+pub fn confusion_picture(path: &Path, classes: &[String], confusion: &[Vec<usize>], title: &str, svg: bool) -> Result<()> {
     register_fonts();
-    let k = classes.len();
-    let (cell, left, top, bottom) = (58i32, 120i32, 56i32, 120i32);
-    let size = ((left + k as i32 * cell + 24) as u32, (top + k as i32 * cell + bottom) as u32);
+    let size = confusion_size(classes.len());
     let tmp = path.with_extension("partial.png");
-    {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        let err = |e| anyhow!("drawing {}: {e:?}", path.display());
-        root.fill(&WHITE).map_err(err)?;
-        let centre = Pos::new(HPos::Center, VPos::Center);
-        let title_style = TextStyle::from((FONT, 18).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
-        root.draw(&Text::new(title.to_string(), (size.0 as i32 / 2, 12), title_style)).map_err(err)?;
-        let label = TextStyle::from((FONT, 14).into_font());
-        for (i, row) in confusion.iter().enumerate() {
-            let total: usize = row.iter().sum();
-            let y = top + i as i32 * cell;
-            let row_label = label.clone().pos(Pos::new(HPos::Right, VPos::Center));
-            root.draw(&Text::new(classes[i].clone(), (left - 8, y + cell / 2), row_label)).map_err(err)?;
-            for (j, &n) in row.iter().enumerate() {
-                let x = left + j as i32 * cell;
-                let share = if total > 0 { n as f64 / total as f64 } else { 0.0 };
-                root.draw(&Rectangle::new([(x, y), (x + cell - 1, y + cell - 1)], shade(share).filled())).map_err(err)?;
-                let ink = if share > 0.5 { WHITE } else { BLACK };
-                let count = TextStyle::from((FONT, 13).into_font()).color(&ink).pos(centre);
-                root.draw(&Text::new(n.to_string(), (x + cell / 2, y + cell / 2), count)).map_err(err)?;
-            }
-        }
-        let grid_bottom = top + k as i32 * cell;
-        for (j, c) in classes.iter().enumerate() {
-            let x = left + j as i32 * cell + cell / 2;
-            let style = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate270)).pos(Pos::new(HPos::Right, VPos::Center));
-            root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style)).map_err(err)?;
-        }
-        let axis = TextStyle::from((FONT, 14).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Bottom));
-        root.draw(&Text::new("predicted class →", (left + k as i32 * cell / 2, size.1 as i32 - 6), axis.clone())).map_err(err)?;
-        root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis)).map_err(err)?;
-        root.present().map_err(err)?;
-    }
+    draw_confusion(BitMapBackend::new(&tmp, size).into_drawing_area(), classes, confusion, title).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    if svg {
+        let path = path.with_extension("svg");
+        let mut text = String::new();
+        draw_confusion(SVGBackend::with_string(&mut text, size).into_drawing_area(), classes, confusion, title).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        crate::run::write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+const CELL: i32 = 58;
+const LEFT: i32 = 120;
+const TOP: i32 = 56;
+const BOTTOM: i32 = 120;
+
+fn confusion_size(k: usize) -> (u32, u32) {
+    ((LEFT + k as i32 * CELL + 24) as u32, (TOP + k as i32 * CELL + BOTTOM) as u32)
+}
+
+fn draw_confusion<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, classes: &[String], confusion: &[Vec<usize>], title: &str) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
+    let k = classes.len();
+    let (cell, left, top) = (CELL, LEFT, TOP);
+    let size = confusion_size(k);
+    root.fill(&WHITE).map_err(err)?;
+    let centre = Pos::new(HPos::Center, VPos::Center);
+    let title_style = TextStyle::from((FONT, 18).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw(&Text::new(title.to_string(), (size.0 as i32 / 2, 12), title_style)).map_err(err)?;
+    let label = TextStyle::from((FONT, 14).into_font());
+    for (i, row) in confusion.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        let y = top + i as i32 * cell;
+        let row_label = label.clone().pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(classes[i].clone(), (left - 8, y + cell / 2), row_label)).map_err(err)?;
+        for (j, &n) in row.iter().enumerate() {
+            let x = left + j as i32 * cell;
+            let share = if total > 0 { n as f64 / total as f64 } else { 0.0 };
+            root.draw(&Rectangle::new([(x, y), (x + cell - 1, y + cell - 1)], shade(share).filled())).map_err(err)?;
+            let ink = if share > 0.5 { WHITE } else { BLACK };
+            let count = TextStyle::from((FONT, 13).into_font()).color(&ink).pos(centre);
+            root.draw(&Text::new(n.to_string(), (x + cell / 2, y + cell / 2), count)).map_err(err)?;
+        }
+    }
+    let grid_bottom = top + k as i32 * cell;
+    for (j, c) in classes.iter().enumerate() {
+        let x = left + j as i32 * cell + cell / 2;
+        let style = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate270)).pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style)).map_err(err)?;
+    }
+    let axis = TextStyle::from((FONT, 14).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Bottom));
+    root.draw(&Text::new("predicted class →", (left + k as i32 * cell / 2, size.1 as i32 - 6), axis.clone())).map_err(err)?;
+    root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis)).map_err(err)?;
+    root.present().map_err(err)?;
     Ok(())
 }
 

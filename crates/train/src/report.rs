@@ -212,8 +212,9 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
 
     let png = format!("{}-confusion.png", d.name);
     let title = format!("{}: test accuracy {:.2}%", meta.model, 100.0 * report.accuracy);
-    plot::confusion_png(&out.join(&png), &meta.classes, &report.confusion, &title)?;
-    figs.push(Figure { title: format!("{}: confusion matrix on {} test images (rows: true class)", d.name, report.images), png, svg: None });
+    plot::confusion_picture(&out.join(&png), &meta.classes, &report.confusion, &title, true)?;
+    let svg = Some(format!("{}-confusion.svg", d.name));
+    figs.push(Figure { title: format!("{}: confusion matrix on {} test images (rows: true class)", d.name, report.images), png, svg });
 
     let mut wrong: Vec<(usize, usize, f32)> = report
         .predictions

@@ -13,6 +13,14 @@ pub const META_FILE: &str = "run.json";
 pub const MODEL_FILE: &str = "model.bpk";
 pub const METRICS_FILE: &str = "metrics.json";
 pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// The id of the process training the run, so that `burnlab runs` can tell a run still
+/// training from one whose process was killed (its metadata still says "running").
+pub const PID_FILE: &str = "pid";
+
+/// Record this process as the one training `run`.
+pub fn write_pid(run: &Path) -> Result<()> {
+    write_atomic(&run.join(PID_FILE), std::process::id().to_string().as_bytes())
+}
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

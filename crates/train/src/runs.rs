@@ -68,8 +68,24 @@ fn wall_text(secs: Option<f64>) -> String {
     }
 }
 
-fn status_text(v: &Json) -> String {
-    v.get("status").and_then(|s| s.as_str()).unwrap_or("unknown").to_string()
+/// Is the process that wrote `dir/pid` still running burnlab? None where that cannot be told
+/// (no pid file, or no /proc).
+fn trainer_alive(dir: &Path) -> Option<bool> {
+    let pid: u32 = std::fs::read_to_string(dir.join(run::PID_FILE)).ok()?.trim().parse().ok()?;
+    if !Path::new("/proc/self").exists() {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    Some(String::from_utf8_lossy(&cmdline).contains("burnlab"))
+}
+
+fn status_text(v: &Json, dir: &Path) -> String {
+    let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("unknown");
+    // Killed runs never get to write their status.
+    if status == "running" && trainer_alive(dir) == Some(false) {
+        return "interrupted (killed)".into();
+    }
+    status.to_string()
 }
 
 fn str_of(v: &Json, key: &str) -> String {
@@ -77,7 +93,10 @@ fn str_of(v: &Json, key: &str) -> String {
 }
 
 fn epochs_text(meta: &Json, dir: &Path) -> String {
-    let done = meta.get("epochs_done").and_then(|e| e.as_u64()).unwrap_or(0);
+    // A run still training (or killed) updates its metadata only at the end; its TensorBoard
+    // log knows the epochs finished so far.
+    let logged = epoch_series(dir, "train", "loss").last().map_or(0, |p| p.0.max(0) as u64);
+    let done = meta.get("epochs_done").and_then(|e| e.as_u64()).unwrap_or(0).max(logged);
     match config_epochs(dir) {
         Some(total) => format!("{done}/{total}"),
         None => done.to_string(),
@@ -108,7 +127,7 @@ fn row(dir: &Path) -> Result<RunRow> {
         best_valid: DASH.into(),
         test: DASH.into(),
         wall: wall.clone(),
-        status: status_text(meta),
+        status: status_text(meta, dir),
     };
     if dir.join(run::META_FILE).is_file() {
         let meta = read_json(&dir.join(run::META_FILE))?;
@@ -263,6 +282,21 @@ mod tests {
         let t = table(&rows);
         assert!(t.lines().next().expect("header").starts_with("run       task    model"), "{t}");
         assert_eq!(t.lines().count(), 4);
+    }
+
+    #[test]
+    fn a_running_run_whose_process_is_gone_is_interrupted() {
+        let root = tempfile::tempdir().expect("tmp");
+        let dir = root.path().join("r");
+        write(&dir.join("run.json"), r#"{"task":"mlp","status":"running","epochs_done":1}"#);
+        // No pid file: nothing to tell.
+        assert_eq!(summarize(&dir).status, "running");
+        // This test binary (target/…/burnlab-<hash>) is a live burnlab process.
+        write(&dir.join(run::PID_FILE), &std::process::id().to_string());
+        assert_eq!(summarize(&dir).status, "running");
+        // A pid no process can have.
+        write(&dir.join(run::PID_FILE), "4194304999");
+        assert_eq!(summarize(&dir).status, "interrupted (killed)");
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         message: None,
     };
     run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    run::write_pid(&run_dir)?;
     println!(
         "{}: {} trainable parameters, {} train / {} valid images, backend {}",
         meta.model, meta.trainable_params, train.len(), valid.len(), meta.backend

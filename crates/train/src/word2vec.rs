@@ -322,6 +322,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         epochs_done: 0,
     };
     run::write_json(&run_dir.join(W2V_META), &meta)?;
+    run::write_pid(&run_dir)?;
     let threads = if exp.train.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { exp.train.threads };
     let path_name = if batched { "batched" } else { "native" };
     println!("run folder: {}", run_dir.display());
