@@ -13,7 +13,7 @@ use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
 use serde::Serialize;
 
 use crate::classifier::ImageClassifier;
-use crate::cli::{EvalArgs, PredictArgs};
+use crate::cli::{DataArgs, EvalArgs, PredictArgs};
 use crate::run;
 use crate::train_image::{cifar_download, load_run_model};
 
@@ -85,6 +85,23 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
     }
 }
 
+/// The test split of a run: from `--data`, else the data the run was trained on, else the
+/// CIFAR-10 download; its classes must be the run's.
+pub fn run_test_data(meta: &run::RunMeta, args: &DataArgs) -> Result<(ImageSet, String)> {
+    let mut data = args.data.clone();
+    if data.is_none()
+        && let Some((_, path)) = meta.data_source.split_once(':')
+        && std::path::Path::new(path).exists()
+    {
+        data = Some(path.into());
+    }
+    let (test, source) = load_test_data(data.as_deref(), &args.cache, &cifar_download(), &meta.classes)?;
+    if test.classes != meta.classes {
+        bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
+    }
+    Ok((test, source))
+}
+
 pub fn eval_command(args: EvalArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -92,18 +109,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let meta = run::read_meta(&args.run_dir)?;
     let device = args.backend.device()?;
     let model = load_run_model(&args.run_dir, &meta, &device)?;
-    let mut data = args.data.data.clone();
-    if data.is_none()
-        && let Some((_, path)) = meta.data_source.split_once(':')
-        && std::path::Path::new(path).exists()
-    {
-        // Default to the data the run was trained on.
-        data = Some(path.into());
-    }
-    let (test, source) = load_test_data(data.as_deref(), &args.data.cache, &cifar_download(), &meta.classes)?;
-    if test.classes != meta.classes {
-        bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
-    }
+    let (test, source) = run_test_data(&meta, &args.data)?;
     let report = evaluate(&model, &Arc::new(test), &meta.normalization, &device, args.batch_size, args.tta);
     let tta = if args.tta { ", flip TTA" } else { "" };
     println!("{} on {} test images ({source}{tta})", meta.model, report.images);

@@ -8,16 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burnlab_data::load_test_data;
 
 use crate::cli::ReportArgs;
-use crate::evaluate::evaluate;
+use crate::evaluate::{evaluate, run_test_data};
 use crate::plot::{self, Series, Tile};
 use crate::run;
 use crate::runs::{self, RunRow};
 use crate::tb::read_scalars;
 use crate::tb_logger::TB_DIR;
-use crate::train_image::{cifar_download, load_run_model};
+use crate::train_image::load_run_model;
 use crate::words::{Embedding, pca};
 
 /// A picture of the report: its files (relative to the report folder) and what it shows.
@@ -198,14 +197,7 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
     let meta = run::read_meta(&d.dir)?;
     let device = args.backend.device()?;
     let model = load_run_model(&d.dir, &meta, &device)?;
-    let mut source = args.data.data.clone();
-    if source.is_none()
-        && let Some((_, path)) = meta.data_source.split_once(':')
-        && Path::new(path).exists()
-    {
-        source = Some(path.into());
-    }
-    let (test, _) = load_test_data(source.as_deref(), &args.data.cache, &cifar_download(), &meta.classes)?;
+    let (test, _) = run_test_data(&meta, &args.data)?;
     let test = Arc::new(test);
     let report = evaluate(&model, &test, &meta.normalization, &device, 256, false);
     let mut figs = Vec::new();
