@@ -41,9 +41,19 @@ fn config_epochs(dir: &Path) -> Option<u64> {
     v.get("train")?.get("epochs")?.as_integer().map(|e| e as u64)
 }
 
-/// The epoch values of a scalar in a TensorBoard split folder.
-fn epoch_series(dir: &Path, split: &str, metric: &str) -> Vec<(i64, f64)> {
-    read_scalars(&dir.join(TB_DIR).join(split)).ok().and_then(|mut s| s.remove(&format!("epoch/{metric}"))).unwrap_or_default()
+/// The per-epoch scalars of a run's TensorBoard split folder: metric → (epoch, value).
+type EpochScalars = std::collections::BTreeMap<String, Vec<(i64, f64)>>;
+
+fn epoch_scalars(dir: &Path, split: &str) -> EpochScalars {
+    read_scalars(&dir.join(TB_DIR).join(split))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(tag, v)| tag.strip_prefix("epoch/").map(|m| (m.to_string(), v)))
+        .collect()
+}
+
+fn series<'a>(s: &'a EpochScalars, metric: &str) -> &'a [(i64, f64)] {
+    s.get(metric).map_or(&[], Vec::as_slice)
 }
 
 /// Seconds between the first and last training event of each event file, summed over files (a
@@ -92,10 +102,10 @@ fn str_of(v: &Json, key: &str) -> String {
     v.get(key).and_then(|s| s.as_str()).filter(|s| !s.is_empty()).unwrap_or(DASH).to_string()
 }
 
-fn epochs_text(meta: &Json, dir: &Path) -> String {
+fn epochs_text(meta: &Json, dir: &Path, train: &EpochScalars) -> String {
     // A run still training (or killed) updates its metadata only at the end; its TensorBoard
     // log knows the epochs finished so far.
-    let logged = epoch_series(dir, "train", "loss").last().map_or(0, |p| p.0.max(0) as u64);
+    let logged = series(train, "loss").last().map_or(0, |p| p.0.max(0) as u64);
     let done = meta.get("epochs_done").and_then(|e| e.as_u64()).unwrap_or(0).max(logged);
     match config_epochs(dir) {
         Some(total) => format!("{done}/{total}"),
@@ -118,12 +128,14 @@ fn row(dir: &Path) -> Result<RunRow> {
         v.as_f64()
     };
     let wall = wall_text(m(&["train_seconds"]).or_else(|| tb_wall_seconds(dir)));
+    // Each event folder is read once.
+    let (train, valid) = (epoch_scalars(dir, "train"), epoch_scalars(dir, "valid"));
     let base = |meta: &Json, task: &str| RunRow {
         dir: dir.to_path_buf(),
         task: task.to_string(),
         model: str_of(meta, "model"),
         backend: str_of(meta, "backend"),
-        epochs: epochs_text(meta, dir),
+        epochs: epochs_text(meta, dir, &train),
         best_valid: DASH.into(),
         test: DASH.into(),
         wall: wall.clone(),
@@ -133,7 +145,7 @@ fn row(dir: &Path) -> Result<RunRow> {
         let meta = read_json(&dir.join(run::META_FILE))?;
         let task = meta.get("task").and_then(|t| t.as_str()).context("run.json has no task")?;
         let mut r = base(&meta, task);
-        let best = epoch_series(dir, "valid", "accuracy").into_iter().map(|(_, v)| v).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
+        let best = series(&valid, "accuracy").iter().map(|p| p.1).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
         if let Some(b) = best.or_else(|| m(&["valid", "accuracy"]).map(|a| 100.0 * a)) {
             r.best_valid = format!("acc {b:.2}%");
         }
@@ -145,7 +157,7 @@ fn row(dir: &Path) -> Result<RunRow> {
     if dir.join(charlm::META_FILE).is_file() {
         let meta = read_json(&dir.join(charlm::META_FILE))?;
         let mut r = base(&meta, "charlm");
-        let best = epoch_series(dir, "valid", "loss").into_iter().map(|(_, v)| v).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
+        let best = series(&valid, "loss").iter().map(|p| p.1).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
         if let Some(b) = best.or_else(|| m(&["valid_loss"])) {
             r.best_valid = format!("loss {b:.4}");
         }
@@ -166,7 +178,7 @@ fn row(dir: &Path) -> Result<RunRow> {
             r.backend = metrics.as_ref().map(|j| str_of(j, "backend")).unwrap_or_else(|| DASH.into());
         }
         // word2vec has no validation split: its last epoch's training loss stands in.
-        if let Some(l) = epoch_series(dir, "train", "loss").last().map(|p| p.1).or_else(|| m(&["final_loss"])) {
+        if let Some(l) = series(&train, "loss").last().map(|p| p.1).or_else(|| m(&["final_loss"])) {
             r.best_valid = format!("train loss {l:.4}");
         }
         return Ok(r);
