@@ -63,6 +63,12 @@ impl CharLm {
         let [b, t] = tokens.dims();
         let device = tokens.device();
         let state = state.unwrap_or_else(|| self.rnn.zero_state(b, &device));
+        if self.rnn.fused_on(&device) {
+            // Time-major all the way: the fused layers take [T, B, D].
+            let x = self.embedding.forward(tokens.transpose());
+            let (hidden, state) = self.rnn.forward_sequence(x, state);
+            return (self.head.forward(hidden).swap_dims(0, 1), state);
+        }
         let xs: Vec<Tensor<2>> = (0..t)
             .map(|i| {
                 let e = self.embedding.forward(tokens.clone().slice([0..b, i..i + 1]));
@@ -123,6 +129,39 @@ mod tests {
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-5, "{cell:?}: {x} vs {y}");
             }
+        }
+    }
+
+    struct MissingGrads<'a> {
+        grads: &'a burn::tensor::Gradients,
+        seen: usize,
+        missing: Vec<String>,
+    }
+
+    impl burn::module::ModuleVisitor for MissingGrads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.seen += 1;
+            if param.grad(self.grads).is_none() {
+                self.missing.push(format!("{:?}", param.shape()));
+            }
+        }
+    }
+
+    /// Every weight and bias of every cell trains (the LSTM's biases once silently did not:
+    /// `Param::map` drops "requires grad").
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        let dev = Device::flex().autodiff();
+        for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
+            let m = CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&dev);
+            let x = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 8, 0, 3, 3], [2, 3]), &dev);
+            let y = Tensor::<2, Int>::from_data(TensorData::new(vec![4i64, 8, 0, 3, 3, 7], [2, 3]), &dev);
+            let grads = m.loss(x, y).0.backward();
+            let mut v = MissingGrads { grads: &grads, seen: 0, missing: Vec::new() };
+            m.visit(&mut v);
+            // embedding + head (2) + 2 layers × (2 weights + 2 biases)
+            assert_eq!(v.seen, 1 + 2 + 2 * 4, "{cell:?}");
+            assert!(v.missing.is_empty(), "{cell:?}: parameters without a gradient: {:?}", v.missing);
         }
     }
 }

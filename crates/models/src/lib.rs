@@ -4,6 +4,7 @@ pub mod activation;
 pub mod blocks;
 pub mod charlm;
 pub mod dropout;
+pub mod fused;
 pub mod gru_cell;
 pub mod lenet5;
 pub mod loss;

@@ -15,6 +15,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
+use crate::fused;
 use crate::recurrent::uniform_init;
 
 #[derive(Config, Debug)]
@@ -43,7 +44,9 @@ impl LstmCellConfig {
         let mut input = LinearConfig::new(self.d_input, 4 * h).with_initializer(init.clone()).init(device);
         let mut hidden = LinearConfig::new(h, 4 * h).with_initializer(init).init(device);
         let set = |b: Option<Param<Tensor<1>>>, v: f64| {
-            b.map(|b| b.map(|t| t.slice_assign([h..2 * h], Tensor::full([h], v, device))))
+            // `Param::map` does not carry "requires grad" over: without `set_require_grad` these
+            // biases would silently never train.
+            b.map(|b| b.map(|t| t.slice_assign([h..2 * h], Tensor::full([h], v, device)).detach()).set_require_grad(true))
         };
         input.bias = set(input.bias, self.forget_bias);
         hidden.bias = set(hidden.bias, 0.0);
@@ -54,6 +57,22 @@ impl LstmCellConfig {
 impl LstmCell {
     pub fn d_hidden(&self) -> usize {
         self.hidden.weight.dims()[0]
+    }
+
+    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t
+    /// [T, B, H] and the final (h, c). Same maths as [`Self::step`] T times.
+    pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+        let [t, b, d] = x.dims();
+        let hd = self.d_hidden();
+        let mut xw = self.input.forward(x.reshape([t * b, d]));
+        if let Some(bias) = &self.hidden.bias {
+            xw = xw + bias.val().unsqueeze::<2>();
+        }
+        let out = fused::lstm_sequence(xw.reshape([t, b, 4 * hd]), self.hidden.weight.val(), h, c);
+        let hs = out.clone().slice([0..1]).reshape([t, b, hd]);
+        let c_last = out.slice([1..2, t - 1..t]).reshape([b, hd]);
+        let h_last = hs.clone().slice([t - 1..t]).reshape([b, hd]);
+        (hs, h_last, c_last)
     }
 
     /// One step: input [B, D] and state (h, c) [B, H] each → new (h, c).

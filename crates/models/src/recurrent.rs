@@ -148,6 +148,49 @@ impl Recurrent {
         (x, State { layers: next })
     }
 
+    /// Whether [`Self::forward_sequence`] runs each layer as one fused operation on `device`
+    /// (the LSTM and vanilla RNN on the flex CPU backend, see [`crate::fused`]). Elsewhere
+    /// prefer [`Self::forward`] with per-step inputs: slicing steps out of a [T, B, D] tensor
+    /// costs O(T²) in backward.
+    pub fn fused_on(&self, device: &Device) -> bool {
+        self.kind != CellKind::Gru && *device == Device::flex()
+    }
+
+    /// A whole sequence, time-major: input [T, B, D] → outputs [T, B, H] and the final state.
+    /// One fused operation per layer where [`Self::fused_on`], else step by step.
+    pub fn forward_sequence(&self, x: Tensor<3>, state: State) -> (Tensor<3>, State) {
+        let [t, b, _] = x.dims();
+        if t == 0 {
+            return (Tensor::zeros([0, b, self.d_hidden], &x.device()), state);
+        }
+        if !self.fused_on(&x.device()) {
+            let xs = x.chunk(t, 0).into_iter().map(|s| s.squeeze_dim::<2>(0)).collect();
+            let (ys, state) = self.forward(xs, state);
+            return (Tensor::stack(ys, 0), state);
+        }
+        let n = self.layers.len();
+        let mut x = x;
+        let mut next = Vec::with_capacity(n);
+        for (l, (cell, s)) in self.layers.iter().zip(state.layers).enumerate() {
+            let (hs, s) = match cell {
+                Cell::Lstm(cell) => {
+                    let c = s.c.unwrap_or_else(|| Tensor::zeros(s.h.dims(), &x.device()));
+                    let (hs, h, c) = cell.sequence_fused(x, s.h, c);
+                    (hs, LayerState { h, c: Some(c) })
+                }
+                Cell::Rnn(cell) => {
+                    let hs = cell.sequence_fused(x, s.h);
+                    let h = hs.clone().slice([t - 1..t]).squeeze_dim::<2>(0);
+                    (hs, LayerState { h, c: None })
+                }
+                Cell::Gru(_) => unreachable!("fused_on excludes the GRU"),
+            };
+            x = if l + 1 < n { self.dropout.forward(hs) } else { hs };
+            next.push(s);
+        }
+        (x, State { layers: next })
+    }
+
     /// A whole sequence of per-step inputs [B, D] → per-step outputs [B, H] and the final state.
     pub fn forward(&self, xs: Vec<Tensor<2>>, state: State) -> (Vec<Tensor<2>>, State) {
         let mut state = state;

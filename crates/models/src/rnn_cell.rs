@@ -7,6 +7,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::fused;
 use crate::recurrent::uniform_init;
 
 #[derive(Config, Debug)]
@@ -33,6 +34,18 @@ impl RnnCellConfig {
 }
 
 impl RnnCell {
+    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
+    /// [T, B, H]. Same maths as [`Self::step`] T times.
+    pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+        let [t, b, d] = x.dims();
+        let hd = self.hidden.weight.dims()[0];
+        let mut xw = self.input.forward(x.reshape([t * b, d]));
+        if let Some(bias) = &self.hidden.bias {
+            xw = xw + bias.val().unsqueeze::<2>();
+        }
+        fused::rnn_sequence(xw.reshape([t, b, hd]), self.hidden.weight.val(), h)
+    }
+
     /// One step: input [B, D], hidden [B, H] → new hidden [B, H].
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         (self.input.forward(x) + self.hidden.forward(h)).tanh()

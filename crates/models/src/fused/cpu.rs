@@ -1,0 +1,202 @@
+//! The recurrences of the LSTM and the vanilla RNN over a whole sequence, forward and backward,
+//! on f32 slices: one pass over time with a [B, H]·[H, G·H] matmul per step (the `gemm` crate,
+//! as burn-flex uses) and fused element-wise work, then the weight gradient as one big matmul.
+//! Layouts are time-major and contiguous: xw [T, B, G·H] (the input projection plus biases,
+//! computed outside by one matmul for all steps), w [H, G·H], states [B, H].
+
+use super::vmath;
+
+/// dst[m×n] (row-major, contiguous) = (dst if `acc`) + lhs[m×k]·rhs[k×n], the operands given
+/// by their row and column strides so that transposes cost nothing.
+#[allow(clippy::too_many_arguments)]
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!(dst.len() >= m * n, "matmul: destination too short");
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
+    // burn-flex's threshold: below ~192³ multiply-adds, threads cost more than they give.
+    let par = if m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does
+    // not alias lhs or rhs (it is a unique borrow).
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize, acc,
+            lhs.as_ptr(), lhs_cs as isize, lhs_rs as isize,
+            rhs.as_ptr(), rhs_cs as isize, rhs_rs as isize,
+            1.0, 1.0, false, false, false, par,
+        );
+    }
+}
+
+/// What the LSTM backward pass needs from its forward pass.
+#[derive(Clone, Debug)]
+pub struct LstmTape {
+    /// [T, B, 4H]: σ(i), σ(f), tanh(g), σ(o).
+    pub gates: Vec<f32>,
+    /// [T, B, H]: tanh(c_t).
+    pub tanh_c: Vec<f32>,
+}
+
+/// Shapes of one recurrence call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub t: usize,
+    pub b: usize,
+    pub h: usize,
+}
+
+/// LSTM forward (gate order i, f, g, o as PyTorch): returns out [2, T, B, H] (every h_t, then
+/// every c_t) and the tape for backward.
+pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
+    let Dims { t: tn, b: bn, h } = d;
+    let (bh, g4) = (bn * h, 4 * h);
+    assert_eq!(xw.len(), tn * bn * g4, "lstm: xw");
+    assert_eq!(w.len(), h * g4, "lstm: w_hh");
+    assert_eq!((h0.len(), c0.len()), (bh, bh), "lstm: state");
+    let mut gates = xw.to_vec();
+    let mut tanh_c = vec![0.0; tn * bh];
+    let mut out = vec![0.0; 2 * tn * bh];
+    let (hs, cs) = out.split_at_mut(tn * bh);
+    for t in 0..tn {
+        let (hs_done, hs_rest) = hs.split_at_mut(t * bh);
+        let (cs_done, cs_rest) = cs.split_at_mut(t * bh);
+        let (h_prev, c_prev) = if t == 0 { (h0, c0) } else { (&hs_done[(t - 1) * bh..], &cs_done[(t - 1) * bh..]) };
+        let (hs_t, cs_t) = (&mut hs_rest[..bh], &mut cs_rest[..bh]);
+        let gt = &mut gates[t * bn * g4..(t + 1) * bn * g4];
+        matmul(bn, g4, h, gt, true, h_prev, h, 1, w, g4, 1);
+        for b in 0..bn {
+            let row = &mut gt[b * g4..(b + 1) * g4];
+            let (ifg, o) = row.split_at_mut(3 * h);
+            let (if_, g) = ifg.split_at_mut(2 * h);
+            vmath::sigmoid(if_);
+            vmath::tanh(g);
+            vmath::sigmoid(o);
+            let (i, f) = if_.split_at(h);
+            let c = &mut cs_t[b * h..(b + 1) * h];
+            let cp = &c_prev[b * h..(b + 1) * h];
+            for j in 0..h {
+                c[j] = f[j] * cp[j] + i[j] * g[j];
+            }
+            let tc = &mut tanh_c[t * bh + b * h..t * bh + (b + 1) * h];
+            vmath::tanh_to(c, tc);
+            let hrow = &mut hs_t[b * h..(b + 1) * h];
+            for j in 0..h {
+                hrow[j] = o[j] * tc[j];
+            }
+        }
+    }
+    (out, LstmTape { gates, tanh_c })
+}
+
+/// Gradients of one recurrence call: input projection, recurrent weight, initial state(s).
+#[derive(Clone, Debug)]
+pub struct Grads {
+    pub xw: Vec<f32>,
+    pub w: Vec<f32>,
+    pub h0: Vec<f32>,
+    pub c0: Vec<f32>,
+}
+
+/// LSTM backward: `grad` is d(loss)/d(out), [2, T, B, H] like `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
+    let Dims { t: tn, b: bn, h } = d;
+    let (bh, g4) = (bn * h, 4 * h);
+    assert_eq!(grad.len(), 2 * tn * bh, "lstm backward: grad");
+    let (hs, cs) = out.split_at(tn * bh);
+    let (dhs, dcs) = grad.split_at(tn * bh);
+    let mut da = vec![0.0; tn * bn * g4];
+    let mut dh_next = vec![0.0; bh];
+    let mut dc_next = vec![0.0; bh];
+    for t in (0..tn).rev() {
+        let c_prev = if t == 0 { c0 } else { &cs[(t - 1) * bh..t * bh] };
+        for b in 0..bn {
+            let r = t * bh + b * h;
+            let gates = &tape.gates[(t * bn + b) * g4..(t * bn + b + 1) * g4];
+            let (i, rest) = gates.split_at(h);
+            let (f, rest) = rest.split_at(h);
+            let (g, o) = rest.split_at(h);
+            let tc = &tape.tanh_c[r..r + h];
+            let cp = &c_prev[b * h..(b + 1) * h];
+            let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
+            let dhn = &dh_next[b * h..(b + 1) * h];
+            let dcn = &mut dc_next[b * h..(b + 1) * h];
+            let row = &mut da[(t * bn + b) * g4..(t * bn + b + 1) * g4];
+            let (dai, rest) = row.split_at_mut(h);
+            let (daf, rest) = rest.split_at_mut(h);
+            let (dag, dao) = rest.split_at_mut(h);
+            for j in 0..h {
+                let dh = dhr[j] + dhn[j];
+                let dc = dcr[j] + dcn[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
+                dao[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
+                dai[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+                dag[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
+                dcn[j] = dc * f[j];
+            }
+        }
+        // dh_{t-1} = da_t · W_hhᵀ
+        matmul(bn, h, g4, &mut dh_next, false, &da[t * bn * g4..(t + 1) * bn * g4], g4, 1, w, 1, g4);
+    }
+    let dw = weight_grad(d, g4, hs, h0, &da);
+    Grads { xw: da, w: dw, h0: dh_next, c0: dc_next }
+}
+
+/// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
+fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32> {
+    let Dims { t: tn, b: bn, h } = d;
+    let mut dw = vec![0.0; h * g];
+    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1);
+    if tn > 1 {
+        matmul(h, g, (tn - 1) * bn, &mut dw, true, &hs[..(tn - 1) * bn * h], 1, h, &da[bn * g..], g, 1);
+    }
+    dw
+}
+
+/// Vanilla tanh RNN forward: h_t = tanh(xw_t + h_{t-1}·W). Returns every h_t, [T, B, H] (it is
+/// also the tape).
+pub fn rnn_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
+    let Dims { t: tn, b: bn, h } = d;
+    let bh = bn * h;
+    assert_eq!(xw.len(), tn * bh, "rnn: xw");
+    assert_eq!(w.len(), h * h, "rnn: w_hh");
+    assert_eq!(h0.len(), bh, "rnn: state");
+    let mut hs = xw.to_vec();
+    for t in 0..tn {
+        let (done, rest) = hs.split_at_mut(t * bh);
+        let h_prev = if t == 0 { h0 } else { &done[(t - 1) * bh..] };
+        let cur = &mut rest[..bh];
+        matmul(bn, h, h, cur, true, h_prev, h, 1, w, h, 1);
+        vmath::tanh(cur);
+    }
+    hs
+}
+
+/// Vanilla RNN backward from d(loss)/d(hs), [T, B, H].
+pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
+    let Dims { t: tn, b: bn, h } = d;
+    let bh = bn * h;
+    assert_eq!(grad.len(), tn * bh, "rnn backward: grad");
+    let mut da = vec![0.0; tn * bh];
+    let mut dh_next = vec![0.0; bh];
+    for t in (0..tn).rev() {
+        let r = t * bh;
+        let dat = &mut da[r..r + bh];
+        for k in 0..bh {
+            let y = hs[r + k];
+            dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
+        }
+        matmul(bn, h, h, &mut dh_next, false, dat, h, 1, w, 1, h);
+    }
+    let dw = weight_grad(d, h, hs, h0, &da);
+    Grads { xw: da, w: dw, h0: dh_next, c0: Vec::new() }
+}
