@@ -94,6 +94,13 @@ impl CharLm {
     /// One step for sampling: tokens [B] → logits [B, V] and the new state.
     pub fn step(&self, tokens: Tensor<1, Int>, state: State) -> (Tensor<2>, State) {
         let [b] = tokens.dims();
+        if self.rnn.fused_on(&tokens.device()) {
+            // A sequence of one: the fused recurrences skip a dozen small tensor ops per layer.
+            let x = self.embedding.forward(tokens.reshape([1, b]));
+            let (y, state) = self.rnn.forward_sequence(x, state);
+            let h = y.dims()[2];
+            return (self.head.forward(y.reshape([b, h])), state);
+        }
         let e = self.embedding.forward(tokens.reshape([b, 1]));
         let d = e.dims()[2];
         let (y, state) = self.rnn.step(e.reshape([b, d]), state);

@@ -12,6 +12,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
+use crate::fused;
 use crate::recurrent::uniform_init;
 
 #[derive(Config, Debug)]
@@ -40,6 +41,19 @@ impl GruCellConfig {
 }
 
 impl GruCell {
+    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
+    /// [T, B, H]. Same maths as [`Self::step`] T times.
+    pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+        let [t, b, d] = x.dims();
+        let g3 = self.hidden.weight.dims()[1];
+        let xw = self.input.forward(x.reshape([t * b, d])).reshape([t, b, g3]);
+        let bias = match &self.hidden.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([g3], &h.device()),
+        };
+        fused::gru_sequence(xw, self.hidden.weight.val(), bias, h)
+    }
+
     /// One step: input [B, D], hidden [B, H] → new hidden.
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
         let [ri, zi, ni]: [Tensor<2>; 3] = self.input.forward(x).chunk(3, 1).try_into().unwrap_or_else(|_| unreachable!("3H splits in 3"));

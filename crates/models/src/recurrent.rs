@@ -149,11 +149,11 @@ impl Recurrent {
     }
 
     /// Whether [`Self::forward_sequence`] runs each layer as one fused operation on `device`
-    /// (the LSTM and vanilla RNN on the flex CPU backend, see [`crate::fused`]). Elsewhere
+    /// (the flex CPU backend, see [`crate::fused`]). Elsewhere
     /// prefer [`Self::forward`] with per-step inputs: slicing steps out of a [T, B, D] tensor
     /// costs O(T²) in backward.
     pub fn fused_on(&self, device: &Device) -> bool {
-        self.kind != CellKind::Gru && *device == Device::flex()
+        *device == Device::flex()
     }
 
     /// A whole sequence, time-major: input [T, B, D] → outputs [T, B, H] and the final state.
@@ -183,7 +183,11 @@ impl Recurrent {
                     let h = hs.clone().slice([t - 1..t]).squeeze_dim::<2>(0);
                     (hs, LayerState { h, c: None })
                 }
-                Cell::Gru(_) => unreachable!("fused_on excludes the GRU"),
+                Cell::Gru(cell) => {
+                    let hs = cell.sequence_fused(x, s.h);
+                    let h = hs.clone().slice([t - 1..t]).squeeze_dim::<2>(0);
+                    (hs, LayerState { h, c: None })
+                }
             };
             x = if l + 1 < n { self.dropout.forward(hs) } else { hs };
             next.push(s);

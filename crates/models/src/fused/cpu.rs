@@ -200,3 +200,111 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let dw = weight_grad(d, h, hs, h0, &da);
     Grads { xw: da, w: dw, h0: dh_next, c0: Vec::new() }
 }
+
+/// What the GRU backward pass needs: per step r, z, n and W_hn·h + b_hn, [T, B, 4H].
+#[derive(Clone, Debug)]
+pub struct GruTape {
+    pub rzn_hn: Vec<f32>,
+}
+
+/// GRU forward in PyTorch's form (gate order r, z, n; reset applied after the hidden matmul):
+/// hw = h_{t-1}·W + b; r = σ(x_r + hw_r), z = σ(x_z + hw_z), n = tanh(x_n + r·hw_n),
+/// h_t = n + z·(h_{t-1} − n). Returns every h_t, [T, B, H], and the tape.
+pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
+    let Dims { t: tn, b: bn, h } = d;
+    let (bh, g3) = (bn * h, 3 * h);
+    assert_eq!(xw.len(), tn * bn * g3, "gru: xw");
+    assert_eq!(w.len(), h * g3, "gru: w_hh");
+    assert_eq!(bias.len(), g3, "gru: b_hh");
+    assert_eq!(h0.len(), bh, "gru: state");
+    let mut hs = vec![0.0; tn * bh];
+    let mut tape = vec![0.0; tn * bn * 4 * h];
+    let mut hw = vec![0.0; bn * g3];
+    for t in 0..tn {
+        let (done, rest) = hs.split_at_mut(t * bh);
+        let h_prev = if t == 0 { h0 } else { &done[(t - 1) * bh..] };
+        let cur = &mut rest[..bh];
+        matmul(bn, g3, h, &mut hw, false, h_prev, h, 1, w, g3, 1);
+        for b in 0..bn {
+            let x = &xw[(t * bn + b) * g3..(t * bn + b + 1) * g3];
+            let hwr = &hw[b * g3..(b + 1) * g3];
+            let row = &mut tape[(t * bn + b) * 4 * h..(t * bn + b + 1) * 4 * h];
+            let (rz, rest) = row.split_at_mut(2 * h);
+            let (n, hn) = rest.split_at_mut(h);
+            for j in 0..2 * h {
+                rz[j] = x[j] + hwr[j] + bias[j];
+            }
+            vmath::sigmoid(rz);
+            let (r, z) = rz.split_at(h);
+            for j in 0..h {
+                hn[j] = hwr[2 * h + j] + bias[2 * h + j];
+                n[j] = x[2 * h + j] + r[j] * hn[j];
+            }
+            vmath::tanh(n);
+            let hp = &h_prev[b * h..(b + 1) * h];
+            let out = &mut cur[b * h..(b + 1) * h];
+            for j in 0..h {
+                out[j] = n[j] + z[j] * (hp[j] - n[j]);
+            }
+        }
+    }
+    (hs, GruTape { rzn_hn: tape })
+}
+
+/// GRU gradients: input projection, recurrent weight and bias, initial state.
+#[derive(Clone, Debug)]
+pub struct GruGrads {
+    pub xw: Vec<f32>,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub h0: Vec<f32>,
+}
+
+/// GRU backward from d(loss)/d(hs), [T, B, H].
+pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> GruGrads {
+    let Dims { t: tn, b: bn, h } = d;
+    let (bh, g3) = (bn * h, 3 * h);
+    assert_eq!(grad.len(), tn * bh, "gru backward: grad");
+    let mut dxw = vec![0.0; tn * bn * g3];
+    let mut dhw = vec![0.0; tn * bn * g3];
+    let mut dh_next = vec![0.0; bh];
+    for t in (0..tn).rev() {
+        let h_prev = if t == 0 { h0 } else { &hs[(t - 1) * bh..t * bh] };
+        for b in 0..bn {
+            let k = t * bn + b;
+            let row = &tape.rzn_hn[k * 4 * h..(k + 1) * 4 * h];
+            let (r, rest) = row.split_at(h);
+            let (z, rest) = rest.split_at(h);
+            let (n, hn) = rest.split_at(h);
+            let hp = &h_prev[b * h..(b + 1) * h];
+            let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
+            let dhn_ = &mut dh_next[b * h..(b + 1) * h];
+            let (dx, dw) = (&mut dxw[k * g3..(k + 1) * g3], &mut dhw[k * g3..(k + 1) * g3]);
+            for j in 0..h {
+                let dh = dhr[j] + dhn_[j];
+                let dz = dh * (hp[j] - n[j]);
+                let da_n = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                let da_r = da_n * hn[j] * r[j] * (1.0 - r[j]);
+                let da_z = dz * z[j] * (1.0 - z[j]);
+                dx[j] = da_r;
+                dx[h + j] = da_z;
+                dx[2 * h + j] = da_n;
+                dw[j] = da_r;
+                dw[h + j] = da_z;
+                dw[2 * h + j] = da_n * r[j];
+                // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
+                dhn_[j] = dh * z[j];
+            }
+        }
+        // dh_{t-1} += dhw_t · W_hhᵀ
+        matmul(bn, h, g3, &mut dh_next, true, &dhw[t * bn * g3..(t + 1) * bn * g3], g3, 1, w, 1, g3);
+    }
+    let dw = weight_grad(d, g3, hs, h0, &dhw);
+    let mut db = vec![0.0; g3];
+    for row in dhw.chunks_exact(g3) {
+        for (a, v) in db.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+    GruGrads { xw: dxw, w: dw, bias: db, h0: dh_next }
+}

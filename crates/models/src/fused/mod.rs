@@ -29,7 +29,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-use cpu::{Dims, LstmTape};
+use cpu::{Dims, GruTape, LstmTape};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedRecurrence: Backend {
@@ -40,6 +40,10 @@ pub trait FusedRecurrence: Backend {
     /// Vanilla tanh RNN over a sequence: xw [T, B, H], w_hh [H, H], h0 [B, H] → every h_t,
     /// [T, B, H].
     fn rnn_sequence(xw: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// GRU over a sequence (PyTorch's form): xw [T, B, 3H] (x·W_ih + b_ih), w_hh [H, 3H],
+    /// b_hh [3H], h0 [B, H] → every h_t, [T, B, H].
+    fn gru_sequence(xw: FloatTensor<Self>, w_hh: FloatTensor<Self>, b_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// Whether the fused recurrences run for `x`: f32 on the flex CPU backend.
@@ -55,6 +59,11 @@ pub fn lstm_sequence(xw: Tensor<3>, w_hh: Tensor<2>, h0: Tensor<2>, c0: Tensor<2
 /// [`FusedRecurrence::rnn_sequence`] on tensors; only where [`supported`].
 pub fn rnn_sequence(xw: Tensor<3>, w_hh: Tensor<2>, h0: Tensor<2>) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::rnn_sequence(xw.into_dispatch(), w_hh.into_dispatch(), h0.into_dispatch()))
+}
+
+/// [`FusedRecurrence::gru_sequence`] on tensors; only where [`supported`].
+pub fn gru_sequence(xw: Tensor<3>, w_hh: Tensor<2>, b_hh: Tensor<1>, h0: Tensor<2>) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(xw.into_dispatch(), w_hh.into_dispatch(), b_hh.into_dispatch(), h0.into_dispatch()))
 }
 
 /// A contiguous f32 copy-free view where possible.
@@ -97,7 +106,24 @@ fn rnn_forward(xw: &FlexTensor, w: &FlexTensor, h0: &FlexTensor) -> (FlexTensor,
     (flex(cpu::rnn_forward(d, f32s(&xw), f32s(&w), f32s(&h0)), &[d.t, d.b, d.h]), d)
 }
 
+fn gru_dims(xw: &FlexTensor) -> Dims {
+    let s = xw.layout().shape();
+    assert!(s.num_dims() == 3 && s[2] % 3 == 0, "gru_sequence: xw must be [T, B, 3H], got {s:?}");
+    Dims { t: s[0], b: s[1], h: s[2] / 3 }
+}
+
+fn gru_forward(xw: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, h0: &FlexTensor) -> (FlexTensor, GruTape, Dims) {
+    let d = gru_dims(xw);
+    let (xw, w, bias, h0) = (contiguous(xw), contiguous(w), contiguous(bias), contiguous(h0));
+    let (hs, tape) = cpu::gru_forward(d, f32s(&xw), f32s(&w), f32s(&bias), f32s(&h0));
+    (flex(hs, &[d.t, d.b, d.h]), tape, d)
+}
+
 impl FusedRecurrence for Flex {
+    fn gru_sequence(xw: FlexTensor, w_hh: FlexTensor, b_hh: FlexTensor, h0: FlexTensor) -> FlexTensor {
+        gru_forward(&xw, &w_hh, &b_hh, &h0).0
+    }
+
     fn lstm_sequence(xw: FlexTensor, w_hh: FlexTensor, h0: FlexTensor, c0: FlexTensor) -> FlexTensor {
         lstm_forward(&xw, &w_hh, &h0, &c0).0
     }
@@ -149,7 +175,41 @@ impl Backward<Flex, 3> for RnnBackward {
     }
 }
 
+#[derive(Debug)]
+struct GruBackward;
+
+impl Backward<Flex, 4> for GruBackward {
+    /// Shapes, the tape, and hs, h0, w_hh (contiguous).
+    type State = (Dims, Arc<GruTape>, [FlexTensor; 3]);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let grad = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (d, tape, [hs, h0, w]) = ops.state;
+        let g = cpu::gru_backward(d, &tape, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
+        let [n_xw, n_w, n_b, n_h0] = ops.parents;
+        let shapes: [(Vec<f32>, Vec<usize>); 4] = [(g.xw, vec![d.t, d.b, 3 * d.h]), (g.w, vec![d.h, 3 * d.h]), (g.bias, vec![3 * d.h]), (g.h0, vec![d.b, d.h])];
+        for (node, (data, shape)) in [n_xw, n_w, n_b, n_h0].into_iter().zip(shapes) {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, flex(data, &shape));
+            }
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
+    fn gru_sequence(xw: FloatTensor<Self>, w_hh: FloatTensor<Self>, b_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self> {
+        let nodes = [xw.node(), w_hh.node(), b_hh.node(), h0.node()];
+        let (xw, w, b, h0) = (xw.into_primitive(), w_hh.into_primitive(), b_hh.into_primitive(), h0.into_primitive());
+        match GruBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (hs, tape, d) = gru_forward(&xw, &w, &b, &h0);
+                let state = (d, Arc::new(tape), [hs.clone(), contiguous(&h0), contiguous(&w)]);
+                prep.finish(state, hs)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gru_forward(&xw, &w, &b, &h0).0),
+        }
+    }
+
     fn lstm_sequence(xw: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>, c0: FloatTensor<Self>) -> FloatTensor<Self> {
         let nodes = [xw.node(), w_hh.node(), h0.node(), c0.node()];
         let (xw, w, h0, c0) = (xw.into_primitive(), w_hh.into_primitive(), h0.into_primitive(), c0.into_primitive());
@@ -183,6 +243,7 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     use super::*;
+    use crate::gru_cell::{GruCell, GruCellConfig};
     use crate::lstm_cell::{LstmCell, LstmCellConfig};
     use crate::rnn_cell::{RnnCell, RnnCellConfig};
 
@@ -301,6 +362,51 @@ mod tests {
             let names = ["x", "h0", "W_ih", "b_ih", "W_hh", "b_hh"];
             for (k, (a, r)) in g_f.iter().zip(&g_r).enumerate() {
                 close(a, r, 2e-5, &format!("rnn T{t} B{b} H{h} d{}", names[k]));
+            }
+        }
+    }
+
+    fn gru_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let dev = Device::flex().autodiff();
+        let cell: GruCell = GruCellConfig::new(d, h).init(&dev);
+        let x = random([t, b, d], &dev).require_grad();
+        let h0 = random([b, h], &dev).require_grad();
+        let wh = random([t, b, h], &dev);
+        [true, false].map(|fused| {
+            let hs = if fused {
+                cell.sequence_fused(x.clone(), h0.clone())
+            } else {
+                let mut hh = h0.clone();
+                let mut ys = Vec::new();
+                for s in x.clone().chunk(t, 0) {
+                    hh = cell.step(s.squeeze_dim::<2>(0), hh);
+                    ys.push(hh.clone());
+                }
+                Tensor::stack(ys, 0)
+            };
+            let grads = (hs.clone() * wh.clone()).sum().backward();
+            let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
+            let gb = |p: &Option<Param<Tensor<1>>>| vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"));
+            let grads = vec![
+                vec(x.grad(&grads).expect("x grad")),
+                vec(h0.grad(&grads).expect("h0 grad")),
+                g(&cell.input.weight),
+                gb(&cell.input.bias),
+                g(&cell.hidden.weight),
+                gb(&cell.hidden.bias),
+            ];
+            (vec(hs), grads)
+        })
+    }
+
+    #[test]
+    fn gru_matches_the_step_by_step_cell_values_and_gradients() {
+        for (t, b, d, h) in [(7, 3, 5, 9), (1, 1, 2, 19), (10, 2, 3, 1)] {
+            let [(y_f, g_f), (y_r, g_r)] = gru_case(t, b, d, h);
+            close(&y_f, &y_r, 2e-6, &format!("gru T{t} B{b} H{h} outputs"));
+            let names = ["x", "h0", "W_ih", "b_ih", "W_hh", "b_hh"];
+            for (k, (a, r)) in g_f.iter().zip(&g_r).enumerate() {
+                close(a, r, 2e-5, &format!("gru T{t} B{b} H{h} d{}", names[k]));
             }
         }
     }
