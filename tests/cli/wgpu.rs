@@ -54,6 +54,28 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         }
     }
 
+    // Character LMs: on flex each layer is one fused operation with a hand-written backward,
+    // on wgpu the cells run step by step as Burn ops, so equal losses check one against the other.
+    let text = f.path("text.txt");
+    crate::rnn::write_text(&text);
+    for cell in ["lstm", "gru", "rnn"] {
+        let run = |backend: &str| {
+            let dir = f.path(&format!("{cell}-{backend}"));
+            // Short windows and few steps: software Vulkan runs the cells one small op at a time.
+            let args = ["train", "rnn", "--cell", cell, "--layers", "2", "--hidden", "24", "--epochs", "1", "--steps", "6", "--batch-size", "4", "--seq-len", "12", "--set", "model.embed=8", "--backend", backend];
+            run_ok(burnlab().args(args).arg("--corpus").arg(&text).arg("--run-dir").arg(&dir));
+            dir
+        };
+        let (flex, wgpu) = (run("flex"), run("wgpu"));
+        for epoch in 1..=1 {
+            let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
+            assert!(a.len() >= 2 && a.len() == b.len(), "{cell} epoch {epoch}: {a:?} vs {b:?}");
+            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!((x - y).abs() <= 1e-3 * x.abs().max(1.0), "{cell} epoch {epoch} step {i}: flex {x} vs wgpu {y}");
+            }
+        }
+    }
+
     // word2vec's batched path, which is what a GPU runs: the host builds the same batches for
     // both backends, so the losses agree (up to the order of the atomic row updates) and the
     // vectors put words next to their topic.
