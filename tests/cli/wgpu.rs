@@ -54,11 +54,13 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         }
     }
 
-    // Character LMs: on flex each layer is one fused operation with a hand-written backward,
-    // on wgpu the cells run step by step as Burn ops, so equal losses check one against the other.
+    // A character LM: on flex each layer is one fused operation with a hand-written backward,
+    // on wgpu the cells run step by step as Burn ops, so equal losses check one against the
+    // other (the LSTM only: software Vulkan compiles each cell's many small kernels slowly; the
+    // unit tests compare all three cells' fused and step-by-step gradients).
     let text = f.path("text.txt");
     crate::rnn::write_text(&text);
-    for cell in ["lstm", "gru", "rnn"] {
+    for cell in ["lstm"] {
         let run = |backend: &str| {
             let dir = f.path(&format!("{cell}-{backend}"));
             // Short windows and few steps: software Vulkan runs the cells one small op at a time.
