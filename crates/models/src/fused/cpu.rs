@@ -1,15 +1,27 @@
-//! The recurrences of the LSTM and the vanilla RNN over a whole sequence, forward and backward,
-//! on f32 slices: one pass over time with a [B, H]·[H, G·H] matmul per step (the `gemm` crate,
-//! as burn-flex uses) and fused element-wise work, then the weight gradient as one big matmul.
-//! Layouts are time-major and contiguous: xw [T, B, G·H] (the input projection plus biases,
-//! computed outside by one matmul for all steps), w [H, G·H], states [B, H].
+//! The recurrences of the LSTM, GRU and vanilla RNN over a whole sequence, forward and
+//! backward, on f32 slices: one pass over time with a [B, H]·[H, G·H] matmul per step (the
+//! `gemm` crate, as burn-flex uses) and fused element-wise work, then the recurrent weight's
+//! gradient as one big matmul. Layouts are time-major and contiguous: xw [T, B, G·H] (the input
+//! projection plus biases, computed outside by one matmul for all steps), w [H, G·H], states
+//! [B, H].
+//!
+//! Threads: the batch is split into one block of rows per thread and each block runs the whole
+//! time loop on its own, since batch rows never interact. That costs one fork-join per call
+//! instead of one per step (a per-step parallel matmul spent ~15% of an LSTM step in thread
+//! hand-offs), and each thread's matmuls stay single-threaded.
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use rayon::prelude::*;
 
 use super::vmath;
 
 /// dst[m×n] (row-major, contiguous) = (dst if `acc`) + lhs[m×k]·rhs[k×n], the operands given
-/// by their row and column strides so that transposes cost nothing.
+/// by their row and column strides so that transposes cost nothing. `threads`: let gemm split
+/// the work across rayon's pool (for big products only).
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize) {
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -23,7 +35,7 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32],
     assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
     assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
     // burn-flex's threshold: below ~192³ multiply-adds, threads cost more than they give.
-    let par = if m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let par = if threads && m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does
     // not alias lhs or rhs (it is a unique borrow).
     unsafe {
@@ -37,13 +49,39 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32],
     }
 }
 
-/// What the LSTM backward pass needs from its forward pass.
-#[derive(Clone, Debug)]
-pub struct LstmTape {
-    /// [T, B, 4H]: σ(i), σ(f), tanh(g), σ(o).
-    pub gates: Vec<f32>,
-    /// [T, B, H]: tanh(c_t).
-    pub tanh_c: Vec<f32>,
+/// A buffer shared by the batch blocks' threads, each writing only its own rows.
+struct Rows<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buf: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `Rows` hands out only the rows of one batch block to the thread running that block
+// (see `get`), so no element is reached from two threads.
+unsafe impl Send for Rows<'_> {}
+unsafe impl Sync for Rows<'_> {}
+
+impl<'a> Rows<'a> {
+    fn new(buf: &'a mut [f32]) -> Self {
+        Self { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
+    }
+
+    /// Elements `start..start + len`.
+    ///
+    /// SAFETY: callers take only ranges that belong to their batch block, so ranges obtained
+    /// from different threads never overlap, and one thread does not hold two overlapping
+    /// ranges at once.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "rows out of range");
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}
+
+/// One block of batch rows per thread (at most `b` blocks).
+fn blocks(b: usize) -> Vec<Range<usize>> {
+    let n = rayon::current_num_threads().clamp(1, b.max(1));
+    (0..n).map(|i| i * b / n..(i + 1) * b / n).filter(|r| !r.is_empty()).collect()
 }
 
 /// Shapes of one recurrence call.
@@ -52,6 +90,15 @@ pub struct Dims {
     pub t: usize,
     pub b: usize,
     pub h: usize,
+}
+
+/// What the LSTM backward pass needs from its forward pass.
+#[derive(Clone, Debug)]
+pub struct LstmTape {
+    /// [T, B, 4H]: σ(i), σ(f), tanh(g), σ(o).
+    pub gates: Vec<f32>,
+    /// [T, B, H]: tanh(c_t).
+    pub tanh_c: Vec<f32>,
 }
 
 /// LSTM forward (gate order i, f, g, o as PyTorch): returns out [2, T, B, H] (every h_t, then
@@ -66,34 +113,44 @@ pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (
     let mut tanh_c = vec![0.0; tn * bh];
     let mut out = vec![0.0; 2 * tn * bh];
     let (hs, cs) = out.split_at_mut(tn * bh);
-    for t in 0..tn {
-        let (hs_done, hs_rest) = hs.split_at_mut(t * bh);
-        let (cs_done, cs_rest) = cs.split_at_mut(t * bh);
-        let (h_prev, c_prev) = if t == 0 { (h0, c0) } else { (&hs_done[(t - 1) * bh..], &cs_done[(t - 1) * bh..]) };
-        let (hs_t, cs_t) = (&mut hs_rest[..bh], &mut cs_rest[..bh]);
-        let gt = &mut gates[t * bn * g4..(t + 1) * bn * g4];
-        matmul(bn, g4, h, gt, true, h_prev, h, 1, w, g4, 1);
-        for b in 0..bn {
-            let row = &mut gt[b * g4..(b + 1) * g4];
-            let (ifg, o) = row.split_at_mut(3 * h);
-            let (if_, g) = ifg.split_at_mut(2 * h);
-            vmath::sigmoid(if_);
-            vmath::tanh(g);
-            vmath::sigmoid(o);
-            let (i, f) = if_.split_at(h);
-            let c = &mut cs_t[b * h..(b + 1) * h];
-            let cp = &c_prev[b * h..(b + 1) * h];
-            for j in 0..h {
-                c[j] = f[j] * cp[j] + i[j] * g[j];
-            }
-            let tc = &mut tanh_c[t * bh + b * h..t * bh + (b + 1) * h];
-            vmath::tanh_to(c, tc);
-            let hrow = &mut hs_t[b * h..(b + 1) * h];
-            for j in 0..h {
-                hrow[j] = o[j] * tc[j];
+    let (gates_r, tanh_r, hs_r, cs_r) = (Rows::new(&mut gates), Rows::new(&mut tanh_c), Rows::new(hs), Rows::new(cs));
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        for t in 0..tn {
+            let at = |width: usize| (t * bn + rows.start) * width;
+            // SAFETY (all `get`s): rows of this block only; the previous step's rows are read
+            // through a fresh shared borrow after this thread wrote them.
+            let (h_prev, c_prev): (&[f32], &[f32]) = if t == 0 {
+                (&h0[rows.start * h..rows.end * h], &c0[rows.start * h..rows.end * h])
+            } else {
+                let prev = ((t - 1) * bn + rows.start) * h;
+                unsafe { (&*hs_r.get(prev, nb * h), &*cs_r.get(prev, nb * h)) }
+            };
+            let gt = unsafe { gates_r.get(at(g4), nb * g4) };
+            matmul(nb, g4, h, gt, true, h_prev, h, 1, w, g4, 1, false);
+            let (c_t, tc_t, h_t) = unsafe { (cs_r.get(at(h), nb * h), tanh_r.get(at(h), nb * h), hs_r.get(at(h), nb * h)) };
+            for b in 0..nb {
+                let row = &mut gt[b * g4..(b + 1) * g4];
+                let (ifg, o) = row.split_at_mut(3 * h);
+                let (if_, g) = ifg.split_at_mut(2 * h);
+                vmath::sigmoid(if_);
+                vmath::tanh(g);
+                vmath::sigmoid(o);
+                let (i, f) = if_.split_at(h);
+                let c = &mut c_t[b * h..(b + 1) * h];
+                let cp = &c_prev[b * h..(b + 1) * h];
+                for j in 0..h {
+                    c[j] = f[j] * cp[j] + i[j] * g[j];
+                }
+                let tc = &mut tc_t[b * h..(b + 1) * h];
+                vmath::tanh_to(c, tc);
+                let hrow = &mut h_t[b * h..(b + 1) * h];
+                for j in 0..h {
+                    hrow[j] = o[j] * tc[j];
+                }
             }
         }
-    }
+    });
     (out, LstmTape { gates, tanh_c })
 }
 
@@ -115,49 +172,56 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
     let (hs, cs) = out.split_at(tn * bh);
     let (dhs, dcs) = grad.split_at(tn * bh);
     let mut da = vec![0.0; tn * bn * g4];
-    let mut dh_next = vec![0.0; bh];
-    let mut dc_next = vec![0.0; bh];
-    for t in (0..tn).rev() {
-        let c_prev = if t == 0 { c0 } else { &cs[(t - 1) * bh..t * bh] };
-        for b in 0..bn {
-            let r = t * bh + b * h;
-            let gates = &tape.gates[(t * bn + b) * g4..(t * bn + b + 1) * g4];
-            let (i, rest) = gates.split_at(h);
-            let (f, rest) = rest.split_at(h);
-            let (g, o) = rest.split_at(h);
-            let tc = &tape.tanh_c[r..r + h];
-            let cp = &c_prev[b * h..(b + 1) * h];
-            let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
-            let dhn = &dh_next[b * h..(b + 1) * h];
-            let dcn = &mut dc_next[b * h..(b + 1) * h];
-            let row = &mut da[(t * bn + b) * g4..(t * bn + b + 1) * g4];
-            let (dai, rest) = row.split_at_mut(h);
-            let (daf, rest) = rest.split_at_mut(h);
-            let (dag, dao) = rest.split_at_mut(h);
-            for j in 0..h {
-                let dh = dhr[j] + dhn[j];
-                let dc = dcr[j] + dcn[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
-                dao[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
-                dai[j] = dc * g[j] * i[j] * (1.0 - i[j]);
-                dag[j] = dc * i[j] * (1.0 - g[j] * g[j]);
-                daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
-                dcn[j] = dc * f[j];
+    let mut dh0 = vec![0.0; bh];
+    let mut dc0 = vec![0.0; bh];
+    let (da_r, dh0_r, dc0_r) = (Rows::new(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        // SAFETY (all `get`s): rows of this block only.
+        let (dh_next, dc_next) = unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
+        for t in (0..tn).rev() {
+            let da_t = unsafe { da_r.get((t * bn + rows.start) * g4, nb * g4) };
+            for bi in 0..nb {
+                let b = rows.start + bi;
+                let r = t * bh + b * h;
+                let gates = &tape.gates[(t * bn + b) * g4..(t * bn + b + 1) * g4];
+                let (i, rest) = gates.split_at(h);
+                let (f, rest) = rest.split_at(h);
+                let (g, o) = rest.split_at(h);
+                let tc = &tape.tanh_c[r..r + h];
+                let cp = if t == 0 { &c0[b * h..(b + 1) * h] } else { &cs[r - bh..r - bh + h] };
+                let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
+                let dhn = &dh_next[bi * h..(bi + 1) * h];
+                let dcn = &mut dc_next[bi * h..(bi + 1) * h];
+                let row = &mut da_t[bi * g4..(bi + 1) * g4];
+                let (dai, rest) = row.split_at_mut(h);
+                let (daf, rest) = rest.split_at_mut(h);
+                let (dag, dao) = rest.split_at_mut(h);
+                for j in 0..h {
+                    let dh = dhr[j] + dhn[j];
+                    let dc = dcr[j] + dcn[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
+                    dao[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
+                    dai[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+                    dag[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                    daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
+                    dcn[j] = dc * f[j];
+                }
             }
+            // dh_{t-1} = da_t · W_hhᵀ
+            matmul(nb, h, g4, dh_next, false, da_t, g4, 1, w, 1, g4, false);
         }
-        // dh_{t-1} = da_t · W_hhᵀ
-        matmul(bn, h, g4, &mut dh_next, false, &da[t * bn * g4..(t + 1) * bn * g4], g4, 1, w, 1, g4);
-    }
+    });
     let dw = weight_grad(d, g4, hs, h0, &da);
-    Grads { xw: da, w: dw, h0: dh_next, c0: dc_next }
+    Grads { xw: da, w: dw, h0: dh0, c0: dc0 }
 }
 
 /// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
 fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
     let mut dw = vec![0.0; h * g];
-    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1);
+    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1, true);
     if tn > 1 {
-        matmul(h, g, (tn - 1) * bn, &mut dw, true, &hs[..(tn - 1) * bn * h], 1, h, &da[bn * g..], g, 1);
+        matmul(h, g, (tn - 1) * bn, &mut dw, true, &hs[..(tn - 1) * bn * h], 1, h, &da[bn * g..], g, 1, true);
     }
     dw
 }
@@ -171,13 +235,17 @@ pub fn rnn_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
     assert_eq!(w.len(), h * h, "rnn: w_hh");
     assert_eq!(h0.len(), bh, "rnn: state");
     let mut hs = xw.to_vec();
-    for t in 0..tn {
-        let (done, rest) = hs.split_at_mut(t * bh);
-        let h_prev = if t == 0 { h0 } else { &done[(t - 1) * bh..] };
-        let cur = &mut rest[..bh];
-        matmul(bn, h, h, cur, true, h_prev, h, 1, w, h, 1);
-        vmath::tanh(cur);
-    }
+    let hs_r = Rows::new(&mut hs);
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        for t in 0..tn {
+            // SAFETY (all `get`s): rows of this block only.
+            let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
+            let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
+            matmul(nb, h, h, cur, true, h_prev, h, 1, w, h, 1, false);
+            vmath::tanh(cur);
+        }
+    });
     hs
 }
 
@@ -187,18 +255,24 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let bh = bn * h;
     assert_eq!(grad.len(), tn * bh, "rnn backward: grad");
     let mut da = vec![0.0; tn * bh];
-    let mut dh_next = vec![0.0; bh];
-    for t in (0..tn).rev() {
-        let r = t * bh;
-        let dat = &mut da[r..r + bh];
-        for k in 0..bh {
-            let y = hs[r + k];
-            dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
+    let mut dh0 = vec![0.0; bh];
+    let (da_r, dh0_r) = (Rows::new(&mut da), Rows::new(&mut dh0));
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        // SAFETY (all `get`s): rows of this block only.
+        let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
+        for t in (0..tn).rev() {
+            let r = (t * bn + rows.start) * h;
+            let dat = unsafe { da_r.get(r, nb * h) };
+            for k in 0..nb * h {
+                let y = hs[r + k];
+                dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
+            }
+            matmul(nb, h, h, dh_next, false, dat, h, 1, w, 1, h, false);
         }
-        matmul(bn, h, h, &mut dh_next, false, dat, h, 1, w, 1, h);
-    }
+    });
     let dw = weight_grad(d, h, hs, h0, &da);
-    Grads { xw: da, w: dw, h0: dh_next, c0: Vec::new() }
+    Grads { xw: da, w: dw, h0: dh0, c0: Vec::new() }
 }
 
 /// What the GRU backward pass needs: per step r, z, n and W_hn·h + b_hn, [T, B, 4H].
@@ -219,35 +293,40 @@ pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> 
     assert_eq!(h0.len(), bh, "gru: state");
     let mut hs = vec![0.0; tn * bh];
     let mut tape = vec![0.0; tn * bn * 4 * h];
-    let mut hw = vec![0.0; bn * g3];
-    for t in 0..tn {
-        let (done, rest) = hs.split_at_mut(t * bh);
-        let h_prev = if t == 0 { h0 } else { &done[(t - 1) * bh..] };
-        let cur = &mut rest[..bh];
-        matmul(bn, g3, h, &mut hw, false, h_prev, h, 1, w, g3, 1);
-        for b in 0..bn {
-            let x = &xw[(t * bn + b) * g3..(t * bn + b + 1) * g3];
-            let hwr = &hw[b * g3..(b + 1) * g3];
-            let row = &mut tape[(t * bn + b) * 4 * h..(t * bn + b + 1) * 4 * h];
-            let (rz, rest) = row.split_at_mut(2 * h);
-            let (n, hn) = rest.split_at_mut(h);
-            for j in 0..2 * h {
-                rz[j] = x[j] + hwr[j] + bias[j];
-            }
-            vmath::sigmoid(rz);
-            let (r, z) = rz.split_at(h);
-            for j in 0..h {
-                hn[j] = hwr[2 * h + j] + bias[2 * h + j];
-                n[j] = x[2 * h + j] + r[j] * hn[j];
-            }
-            vmath::tanh(n);
-            let hp = &h_prev[b * h..(b + 1) * h];
-            let out = &mut cur[b * h..(b + 1) * h];
-            for j in 0..h {
-                out[j] = n[j] + z[j] * (hp[j] - n[j]);
+    let (hs_r, tape_r) = (Rows::new(&mut hs), Rows::new(&mut tape));
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        let mut hw = vec![0.0; nb * g3];
+        for t in 0..tn {
+            // SAFETY (all `get`s): rows of this block only.
+            let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
+            matmul(nb, g3, h, &mut hw, false, h_prev, h, 1, w, g3, 1, false);
+            let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
+            let tape_t = unsafe { tape_r.get((t * bn + rows.start) * 4 * h, nb * 4 * h) };
+            for bi in 0..nb {
+                let x = &xw[(t * bn + rows.start + bi) * g3..(t * bn + rows.start + bi + 1) * g3];
+                let hwr = &hw[bi * g3..(bi + 1) * g3];
+                let row = &mut tape_t[bi * 4 * h..(bi + 1) * 4 * h];
+                let (rz, rest) = row.split_at_mut(2 * h);
+                let (n, hn) = rest.split_at_mut(h);
+                for j in 0..2 * h {
+                    rz[j] = x[j] + hwr[j] + bias[j];
+                }
+                vmath::sigmoid(rz);
+                let (r, z) = rz.split_at(h);
+                for j in 0..h {
+                    hn[j] = hwr[2 * h + j] + bias[2 * h + j];
+                    n[j] = x[2 * h + j] + r[j] * hn[j];
+                }
+                vmath::tanh(n);
+                let hp = &h_prev[bi * h..(bi + 1) * h];
+                let out = &mut cur[bi * h..(bi + 1) * h];
+                for j in 0..h {
+                    out[j] = n[j] + z[j] * (hp[j] - n[j]);
+                }
             }
         }
-    }
+    });
     (hs, GruTape { rzn_hn: tape })
 }
 
@@ -267,38 +346,45 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
     assert_eq!(grad.len(), tn * bh, "gru backward: grad");
     let mut dxw = vec![0.0; tn * bn * g3];
     let mut dhw = vec![0.0; tn * bn * g3];
-    let mut dh_next = vec![0.0; bh];
-    for t in (0..tn).rev() {
-        let h_prev = if t == 0 { h0 } else { &hs[(t - 1) * bh..t * bh] };
-        for b in 0..bn {
-            let k = t * bn + b;
-            let row = &tape.rzn_hn[k * 4 * h..(k + 1) * 4 * h];
-            let (r, rest) = row.split_at(h);
-            let (z, rest) = rest.split_at(h);
-            let (n, hn) = rest.split_at(h);
-            let hp = &h_prev[b * h..(b + 1) * h];
-            let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
-            let dhn_ = &mut dh_next[b * h..(b + 1) * h];
-            let (dx, dw) = (&mut dxw[k * g3..(k + 1) * g3], &mut dhw[k * g3..(k + 1) * g3]);
-            for j in 0..h {
-                let dh = dhr[j] + dhn_[j];
-                let dz = dh * (hp[j] - n[j]);
-                let da_n = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-                let da_r = da_n * hn[j] * r[j] * (1.0 - r[j]);
-                let da_z = dz * z[j] * (1.0 - z[j]);
-                dx[j] = da_r;
-                dx[h + j] = da_z;
-                dx[2 * h + j] = da_n;
-                dw[j] = da_r;
-                dw[h + j] = da_z;
-                dw[2 * h + j] = da_n * r[j];
-                // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
-                dhn_[j] = dh * z[j];
+    let mut dh0 = vec![0.0; bh];
+    let (dxw_r, dhw_r, dh0_r) = (Rows::new(&mut dxw), Rows::new(&mut dhw), Rows::new(&mut dh0));
+    blocks(bn).into_par_iter().for_each(|rows| {
+        let nb = rows.len();
+        // SAFETY (all `get`s): rows of this block only.
+        let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
+        for t in (0..tn).rev() {
+            let (dx_t, dw_t) = unsafe { (dxw_r.get((t * bn + rows.start) * g3, nb * g3), dhw_r.get((t * bn + rows.start) * g3, nb * g3)) };
+            for bi in 0..nb {
+                let b = rows.start + bi;
+                let k = t * bn + b;
+                let row = &tape.rzn_hn[k * 4 * h..(k + 1) * 4 * h];
+                let (r, rest) = row.split_at(h);
+                let (z, rest) = rest.split_at(h);
+                let (n, hn) = rest.split_at(h);
+                let hp = if t == 0 { &h0[b * h..(b + 1) * h] } else { &hs[(t - 1) * bh + b * h..(t - 1) * bh + (b + 1) * h] };
+                let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
+                let dhn_ = &mut dh_next[bi * h..(bi + 1) * h];
+                let (dx, dw) = (&mut dx_t[bi * g3..(bi + 1) * g3], &mut dw_t[bi * g3..(bi + 1) * g3]);
+                for j in 0..h {
+                    let dh = dhr[j] + dhn_[j];
+                    let dz = dh * (hp[j] - n[j]);
+                    let da_n = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                    let da_r = da_n * hn[j] * r[j] * (1.0 - r[j]);
+                    let da_z = dz * z[j] * (1.0 - z[j]);
+                    dx[j] = da_r;
+                    dx[h + j] = da_z;
+                    dx[2 * h + j] = da_n;
+                    dw[j] = da_r;
+                    dw[h + j] = da_z;
+                    dw[2 * h + j] = da_n * r[j];
+                    // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
+                    dhn_[j] = dh * z[j];
+                }
             }
+            // dh_{t-1} += dhw_t · W_hhᵀ
+            matmul(nb, h, g3, dh_next, true, dw_t, g3, 1, w, 1, g3, false);
         }
-        // dh_{t-1} += dhw_t · W_hhᵀ
-        matmul(bn, h, g3, &mut dh_next, true, &dhw[t * bn * g3..(t + 1) * bn * g3], g3, 1, w, 1, g3);
-    }
+    });
     let dw = weight_grad(d, g3, hs, h0, &dhw);
     let mut db = vec![0.0; g3];
     for row in dhw.chunks_exact(g3) {
@@ -306,5 +392,6 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
             *a += v;
         }
     }
-    GruGrads { xw: dxw, w: dw, bias: db, h0: dh_next }
+    GruGrads { xw: dxw, w: dw, bias: db, h0: dh0 }
 }
+
