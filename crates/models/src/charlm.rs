@@ -159,8 +159,13 @@ mod tests {
     #[test]
     fn every_parameter_gets_a_gradient() {
         let dev = Device::flex().autodiff();
-        for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
-            let m = CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&dev);
+        for (cell, fork) in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru].into_iter().flat_map(|c| [(c, false), (c, true)]) {
+            // Built on the autodiff device, or (as training does) on the plain one and forked.
+            let m = if fork {
+                CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&Device::flex()).fork(&dev).train()
+            } else {
+                CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&dev)
+            };
             let x = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 8, 0, 3, 3], [2, 3]), &dev);
             let y = Tensor::<2, Int>::from_data(TensorData::new(vec![4i64, 8, 0, 3, 3, 7], [2, 3]), &dev);
             let grads = m.loss(x, y).0.backward();
@@ -168,7 +173,7 @@ mod tests {
             m.visit(&mut v);
             // embedding + head (2) + 2 layers × (2 weights + 2 biases)
             assert_eq!(v.seen, 1 + 2 + 2 * 4, "{cell:?}");
-            assert!(v.missing.is_empty(), "{cell:?}: parameters without a gradient: {:?}", v.missing);
+            assert!(v.missing.is_empty(), "{cell:?} (forked: {fork}): parameters without a gradient: {:?}", v.missing);
         }
     }
 }
