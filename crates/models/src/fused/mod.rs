@@ -12,9 +12,9 @@
 //! How it plugs in: a Burn backend extension (`#[backend_extension]`, Burn 0.22's mechanism for
 //! custom ops behind the run-time `Device`) implemented for `Flex` and for `Autodiff<Flex>`,
 //! where the backward is registered by hand. Other backends (wgpu, cuda, ndarray) keep the cells'
-//! step-by-step Burn ops: check [`supported`] before calling. The cells in `lstm_cell.rs` and
-//! `rnn_cell.rs` stay the readable definition; tests check this against them, values and
-//! gradients.
+//! step-by-step Burn ops: callers check [`crate::recurrent::Recurrent::fused_on`] first. The
+//! cells in `lstm_cell.rs`, `gru_cell.rs` and `rnn_cell.rs` stay the readable definition; tests
+//! check these operations against them, values and gradients. f32 only.
 
 pub mod cpu;
 mod vmath;
@@ -27,7 +27,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 
 use cpu::{Dims, GruTape, LstmTape};
 
@@ -46,22 +46,17 @@ pub trait FusedRecurrence: Backend {
     fn gru_sequence(xw: FloatTensor<Self>, w_hh: FloatTensor<Self>, b_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
-/// Whether the fused recurrences run for `x`: f32 on the flex CPU backend.
-pub fn supported(x: &Tensor<3>) -> bool {
-    x.device() == Device::flex() && x.dtype() == DType::F32
-}
-
-/// [`FusedRecurrence::lstm_sequence`] on tensors; only where [`supported`].
+/// [`FusedRecurrence::lstm_sequence`] on tensors; flex only.
 pub fn lstm_sequence(xw: Tensor<3>, w_hh: Tensor<2>, h0: Tensor<2>, c0: Tensor<2>) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::lstm_sequence(xw.into_dispatch(), w_hh.into_dispatch(), h0.into_dispatch(), c0.into_dispatch()))
 }
 
-/// [`FusedRecurrence::rnn_sequence`] on tensors; only where [`supported`].
+/// [`FusedRecurrence::rnn_sequence`] on tensors; flex only.
 pub fn rnn_sequence(xw: Tensor<3>, w_hh: Tensor<2>, h0: Tensor<2>) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::rnn_sequence(xw.into_dispatch(), w_hh.into_dispatch(), h0.into_dispatch()))
 }
 
-/// [`FusedRecurrence::gru_sequence`] on tensors; only where [`supported`].
+/// [`FusedRecurrence::gru_sequence`] on tensors; flex only.
 pub fn gru_sequence(xw: Tensor<3>, w_hh: Tensor<2>, b_hh: Tensor<1>, h0: Tensor<2>) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(xw.into_dispatch(), w_hh.into_dispatch(), b_hh.into_dispatch(), h0.into_dispatch()))
 }
@@ -243,6 +238,7 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     use super::*;
+    use burn::tensor::Device;
     use crate::gru_cell::{GruCell, GruCellConfig};
     use crate::lstm_cell::{LstmCell, LstmCellConfig};
     use crate::rnn_cell::{RnnCell, RnnCellConfig};
