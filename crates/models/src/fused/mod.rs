@@ -317,37 +317,73 @@ mod tests {
         }
     }
 
+    /// A cell with one state (vanilla RNN, GRU): its two `Linear`s, a fused sequence and a step.
+    trait OneStateCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2];
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3>;
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2>;
+    }
+
+    impl OneStateCell for RnnCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2] {
+            [&self.input, &self.hidden]
+        }
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+            self.sequence_fused(x, h)
+        }
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+            RnnCell::step(self, x, h)
+        }
+    }
+
+    impl OneStateCell for GruCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2] {
+            [&self.input, &self.hidden]
+        }
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+            self.sequence_fused(x, h)
+        }
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+            GruCell::step(self, x, h)
+        }
+    }
+
+    /// Outputs and gradients (x, h0, W_ih, b_ih, W_hh, b_hh) of the fused path, then of the
+    /// step-by-step one, on the same random draws.
+    fn one_state_case(cell: &impl OneStateCell, t: usize, b: usize, d: usize, h: usize, dev: &Device) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let x = random([t, b, d], dev).require_grad();
+        let h0 = random([b, h], dev).require_grad();
+        let wh = random([t, b, h], dev);
+        [true, false].map(|fused| {
+            let hs = if fused {
+                cell.fused(x.clone(), h0.clone())
+            } else {
+                let mut hh = h0.clone();
+                let mut ys = Vec::new();
+                for s in x.clone().chunk(t, 0) {
+                    hh = cell.step(s.squeeze_dim::<2>(0), hh);
+                    ys.push(hh.clone());
+                }
+                Tensor::stack(ys, 0)
+            };
+            let grads = (hs.clone() * wh.clone()).sum().backward();
+            let mut out = vec![vec(x.grad(&grads).expect("x grad")), vec(h0.grad(&grads).expect("h0 grad"))];
+            for l in cell.linears() {
+                out.push(vec(l.weight.grad(&grads).expect("weight grad")));
+                out.push(vec(l.bias.as_ref().expect("bias").grad(&grads).expect("bias grad")));
+            }
+            (vec(hs), out)
+        })
+    }
+
     fn rnn_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
         let dev = Device::flex().autodiff();
-        let cell: RnnCell = RnnCellConfig::new(d, h).init(&dev);
-        let x = random([t, b, d], &dev).require_grad();
-        let h0 = random([b, h], &dev).require_grad();
-        let wh = random([t, b, h], &dev);
-        [true, false].map(|fused| {
-        let hs = if fused {
-            cell.sequence_fused(x.clone(), h0.clone())
-        } else {
-            let mut hh = h0.clone();
-            let mut ys = Vec::new();
-            for s in x.clone().chunk(t, 0) {
-                hh = cell.step(s.squeeze_dim::<2>(0), hh);
-                ys.push(hh.clone());
-            }
-            Tensor::stack(ys, 0)
-        };
-        let grads = (hs.clone() * wh.clone()).sum().backward();
-        let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
-        let gb = |p: &Option<Param<Tensor<1>>>| vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"));
-        let grads = vec![
-            vec(x.grad(&grads).expect("x grad")),
-            vec(h0.grad(&grads).expect("h0 grad")),
-            g(&cell.input.weight),
-            gb(&cell.input.bias),
-            g(&cell.hidden.weight),
-            gb(&cell.hidden.bias),
-        ];
-        (vec(hs), grads)
-        })
+        one_state_case(&RnnCellConfig::new(d, h).init(&dev), t, b, d, h, &dev)
+    }
+
+    fn gru_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let dev = Device::flex().autodiff();
+        one_state_case(&GruCellConfig::new(d, h).init(&dev), t, b, d, h, &dev)
     }
 
     #[test]
@@ -360,39 +396,6 @@ mod tests {
                 close(a, r, 2e-5, &format!("rnn T{t} B{b} H{h} d{}", names[k]));
             }
         }
-    }
-
-    fn gru_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
-        let dev = Device::flex().autodiff();
-        let cell: GruCell = GruCellConfig::new(d, h).init(&dev);
-        let x = random([t, b, d], &dev).require_grad();
-        let h0 = random([b, h], &dev).require_grad();
-        let wh = random([t, b, h], &dev);
-        [true, false].map(|fused| {
-            let hs = if fused {
-                cell.sequence_fused(x.clone(), h0.clone())
-            } else {
-                let mut hh = h0.clone();
-                let mut ys = Vec::new();
-                for s in x.clone().chunk(t, 0) {
-                    hh = cell.step(s.squeeze_dim::<2>(0), hh);
-                    ys.push(hh.clone());
-                }
-                Tensor::stack(ys, 0)
-            };
-            let grads = (hs.clone() * wh.clone()).sum().backward();
-            let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
-            let gb = |p: &Option<Param<Tensor<1>>>| vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"));
-            let grads = vec![
-                vec(x.grad(&grads).expect("x grad")),
-                vec(h0.grad(&grads).expect("h0 grad")),
-                g(&cell.input.weight),
-                gb(&cell.input.bias),
-                g(&cell.hidden.weight),
-                gb(&cell.hidden.bias),
-            ];
-            (vec(hs), grads)
-        })
     }
 
     #[test]
