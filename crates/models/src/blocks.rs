@@ -205,6 +205,7 @@ mod tests {
 
     #[test]
     fn batchnorm_running_stats_update_in_train_mode_and_stay_fixed_in_eval_mode() {
+        let _rng = crate::device_rng_lock();
         let ad = Device::flex().autodiff();
         ad.seed(1);
         let layer = ConvBn::new(2, 3, 3, 1, &ad).train();
@@ -239,6 +240,7 @@ mod tests {
 
     #[test]
     fn conv_gradients_match_finite_differences() {
+        let _rng = crate::device_rng_lock();
         // Stride 2, padding 1, odd sizes: the weight and input gradients of Σ conv(x)·r.
         let plain = Device::flex();
         plain.seed(7);

@@ -115,6 +115,7 @@ mod tests {
 
     #[test]
     fn shapes_and_step_equals_forward() {
+        let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         dev.seed(2);
         for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
@@ -158,6 +159,7 @@ mod tests {
     /// `Param::map` drops "requires grad").
     #[test]
     fn every_parameter_gets_a_gradient() {
+        let _rng = crate::device_rng_lock();
         let dev = Device::flex().autodiff();
         for (cell, fork) in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru].into_iter().flat_map(|c| [(c, false), (c, true)]) {
             // Built on the autodiff device, or (as training does) on the plain one and forked.

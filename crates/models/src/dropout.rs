@@ -74,6 +74,7 @@ mod tests {
 
     #[test]
     fn mask_has_the_right_rate_and_scale() {
+        let _rng = crate::device_rng_lock();
         let m = host_mask(100_001, 0.7, 42);
         assert_eq!(m.len(), 100_001);
         let kept = m.iter().filter(|&&v| v != 0.0).count() as f64 / m.len() as f64;
@@ -90,6 +91,7 @@ mod tests {
 
     #[test]
     fn host_and_tensor_paths_agree_in_law_and_are_seeded() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex().autodiff();
         for host in [true, false] {
             let a = apply(host, 3, &d);
@@ -103,6 +105,7 @@ mod tests {
 
     #[test]
     fn identity_outside_training() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let x = Tensor::<2>::ones([4, 4], &d);
         let y: Vec<f32> = Dropout::new(0.5, true).forward(x).into_data().try_to_vec().expect("f32");

@@ -79,6 +79,7 @@ mod tests {
 
     #[test]
     fn shapes_and_parameter_count() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = LeNet5Config::new().init(&d);
         let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
@@ -91,6 +92,7 @@ mod tests {
 
     #[test]
     fn summary_shapes_params_and_receptive_fields() {
+        let _rng = crate::device_rng_lock();
         let m = LeNet5Config::new().init(&Device::flex());
         let rows = m.summary([3, 32, 32]);
         let got: Vec<(&str, Vec<usize>, usize, Option<usize>)> =

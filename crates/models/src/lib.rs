@@ -29,3 +29,11 @@ pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 pub use blocks::ShortcutKind;
 pub use charlm::{CharLm, CharLmConfig};
 pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
+
+/// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a
+/// test which seeds it and expects a repeatable draw is not interleaved with another's draws.
+#[cfg(test)]
+pub(crate) fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

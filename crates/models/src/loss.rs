@@ -71,6 +71,7 @@ mod tests {
 
     #[test]
     fn hinge_known_answer() {
+        let _rng = crate::device_rng_lock();
         // CS231n example: scores [3.2, 5.1, -1.7], true class 0 -> 2.9 + 0 = 2.9.
         let d = device();
         let logits = Tensor::<2>::from_data(TensorData::from([[3.2f32, 5.1, -1.7]]), &d);
@@ -81,6 +82,7 @@ mod tests {
 
     #[test]
     fn hinge_zero_when_margin_met() {
+        let _rng = crate::device_rng_lock();
         let d = device();
         let logits = Tensor::<2>::from_data(TensorData::from([[5.0f32, 1.0, 2.0], [0.0, 0.0, 9.0]]), &d);
         let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64, 2]), &d);
@@ -90,6 +92,7 @@ mod tests {
 
     #[test]
     fn hinge_gradient_matches_finite_differences() {
+        let _rng = crate::device_rng_lock();
         let d = device().autodiff();
         let values: Vec<f32> = vec![0.3, -1.2, 0.8, 0.1, 2.0, 1.7, -0.4, 0.05, 0.9, 1.1, -0.3, 0.6];
         let targets_v = [2i64, 0, 1];
@@ -119,6 +122,7 @@ mod tests {
 
     #[test]
     fn cross_entropy_uniform_logits_is_log_classes() {
+        let _rng = crate::device_rng_lock();
         let d = device();
         let logits = Tensor::<2>::zeros([4, 10], &d);
         let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64, 3, 5, 9]), &d);
@@ -128,6 +132,7 @@ mod tests {
 
     #[test]
     fn label_smoothing_known_answer() {
+        let _rng = crate::device_rng_lock();
         // logits [ln 1, ln 2, ln 5] → p = [0.125, 0.25, 0.625]; true class 2, ε = 0.3:
         // target [0.1, 0.1, 0.8]; loss = −(0.1 ln 0.125 + 0.1 ln 0.25 + 0.8 ln 0.625).
         let d = device();

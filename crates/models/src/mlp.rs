@@ -123,6 +123,7 @@ mod tests {
 
     #[test]
     fn output_shape_and_params_linear_classifier() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = MlpConfig::new().init(&d);
         let y = m.forward(Tensor::<4>::zeros([5, 3, 32, 32], &d));
@@ -132,6 +133,7 @@ mod tests {
 
     #[test]
     fn output_shape_and_params_deep() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = MlpConfig::new()
             .with_hidden(vec![512, 256])
@@ -150,6 +152,7 @@ mod tests {
 
     #[test]
     fn normal_init_has_small_weights() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = MlpConfig::new().with_init(WeightInit::Normal).init(&d);
         let w: Vec<f32> = m.output.weight.val().into_data().try_to_vec().expect("f32");

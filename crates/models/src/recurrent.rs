@@ -245,6 +245,7 @@ mod tests {
     /// Each cell's step on 1-d input and hidden state, computed by hand.
     #[test]
     fn one_step_matches_hand_computation() {
+        let _rng = crate::device_rng_lock();
         let (x, h, c) = (0.5f32, -0.3f32, 0.8f32);
         // Vanilla: tanh(0.7x + 0.1 + (-0.4)h + 0.2)
         let rnn = RnnCell { input: linear(&[0.7], &[0.1], 1, 1), hidden: linear(&[-0.4], &[0.2], 1, 1) };
@@ -279,6 +280,7 @@ mod tests {
     /// weights over a 5-step sequence, batch 3, odd sizes.
     #[test]
     fn cells_match_burn_modules() {
+        let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         dev.seed(3);
         let (b, t, d, h) = (3, 5, 7, 5);
@@ -325,6 +327,7 @@ mod tests {
 
     #[test]
     fn shapes_and_forget_bias() {
+        let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         for kind in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
             let r = RecurrentConfig::new(kind, 6, 10).with_layers(2).init(&dev);
@@ -348,6 +351,7 @@ mod tests {
     /// of a scalar loss over 4 steps).
     #[test]
     fn rnn_gradient_matches_finite_differences() {
+        let _rng = crate::device_rng_lock();
         let plain = Device::flex();
         plain.seed(9);
         let cell = RnnCellConfig::new(3, 4).init(&plain);
@@ -391,6 +395,7 @@ mod tests {
     /// span vanishes (measured: below 1e-6 of the one-step gradient).
     #[test]
     fn lstm_remembers_where_rnn_forgets() {
+        let _rng = crate::device_rng_lock();
         let plain = Device::flex();
         let ad = plain.clone().autodiff();
         let steps = 50;

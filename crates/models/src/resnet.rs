@@ -88,6 +88,7 @@ mod tests {
 
     #[test]
     fn resnet20_shapes_and_parameter_count() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = CifarResNetConfig::new().init(&d);
         let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
@@ -100,6 +101,7 @@ mod tests {
 
     #[test]
     fn summary_matches_the_network() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         for shortcut in [ShortcutKind::A, ShortcutKind::B] {
             let m = CifarResNetConfig::new().with_shortcut(shortcut).init(&d);
@@ -116,6 +118,7 @@ mod tests {
 
     #[test]
     fn option_b_adds_projections() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let a = CifarResNetConfig::new().init(&d).num_trainable_params();
         let b = CifarResNetConfig::new().with_shortcut(ShortcutKind::B).init(&d).num_trainable_params();
@@ -125,6 +128,7 @@ mod tests {
 
     #[test]
     fn option_a_shortcut_subsamples_and_pads_with_zeros() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let block = crate::blocks::ZeroPad { stride: 2, before: 1, after: 1 };
         let x = Tensor::<4>::from_data(burn::tensor::TensorData::new((0..16).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 4]), &d);

@@ -111,6 +111,7 @@ mod tests {
 
     #[test]
     fn shapes_and_parameter_count() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = ResNet9Config::new().init(&d);
         let y = m.forward(Tensor::<4>::zeros([2, 3, 32, 32], &d));
@@ -127,6 +128,7 @@ mod tests {
 
     #[test]
     fn weights_start_as_pytorch_defaults() {
+        let _rng = crate::device_rng_lock();
         // U(±1/√fan_in): standard deviation 1/√(3·fan_in).
         let m = ResNet9Config::new().init(&Device::flex());
         let w: Vec<f32> = m.layer3.conv.weight.val().into_data().try_to_vec().expect("f32");
@@ -138,6 +140,7 @@ mod tests {
 
     #[test]
     fn logits_are_scaled() {
+        let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let m = ResNet9Config::new().init(&d);
         let x = Tensor::<4>::random([1, 3, 32, 32], burn::tensor::Distribution::Default, &d);

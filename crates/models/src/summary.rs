@@ -158,6 +158,7 @@ mod tests {
 
     #[test]
     fn receptive_field_arithmetic() {
+        let _rng = crate::device_rng_lock();
         // Two 3x3/1 convs see 5x5; a 2x2/2 pool then doubles the jump, so a third 3x3 adds 4.
         let mut s = Summary::new([1, 8, 8]);
         s.conv("a", 4, 3, 1, 1, 40, "");
@@ -177,6 +178,7 @@ mod tests {
 
     #[test]
     fn thousands_and_table() {
+        let _rng = crate::device_rng_lock();
         assert_eq!(group_thousands(0), "0");
         assert_eq!(group_thousands(999), "999");
         assert_eq!(group_thousands(62_006), "62,006");

@@ -213,18 +213,21 @@ mod tests {
 
     #[test]
     fn skipgram_update_matches_autodiff() {
+        let _rng = crate::device_rng_lock();
         // Three pairs, K = 2 negatives; word 1 is an input twice and word 3 a target thrice.
         check(vec![1, 4, 1], vec![1.0; 3], vec![2, 3, 5, 3, 0, 6, 6, 3, 2], 3);
     }
 
     #[test]
     fn cbow_update_matches_autodiff() {
+        let _rng = crate::device_rng_lock();
         // Contexts of up to 3 words (padding masked out), K = 1.
         check(vec![1, 2, 3, 4, 5, 0, 2, 2, 6], vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0], vec![0, 6, 3, 1, 5, 4], 3);
     }
 
     #[test]
     fn init_is_word2vec_c() {
+        let _rng = crate::device_rng_lock();
         let m = Word2VecConfig::new(50).with_dim(20).init(&Device::flex());
         let w = rows(m.input.val());
         assert!(w.iter().all(|v| v.abs() <= 0.5 / 20.0) && w.iter().any(|v| v.abs() > 0.02));

@@ -307,6 +307,7 @@ mod tests {
 
     #[test]
     fn lstm_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
         // Hidden sizes that are not a multiple of any SIMD width; batch 1; sequence 1.
         for (t, b, d, h) in [(6, 3, 5, 7), (1, 1, 3, 17), (9, 1, 4, 33), (4, 2, 1, 1)] {
             let [(y_f, g_f), (y_r, g_r)] = lstm_case(t, b, d, h);
@@ -388,6 +389,7 @@ mod tests {
 
     #[test]
     fn rnn_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
         for (t, b, d, h) in [(7, 3, 5, 9), (1, 1, 2, 19), (12, 2, 3, 1)] {
             let [(y_f, g_f), (y_r, g_r)] = rnn_case(t, b, d, h);
             close(&y_f, &y_r, 2e-6, &format!("rnn T{t} B{b} H{h} outputs"));
@@ -400,6 +402,7 @@ mod tests {
 
     #[test]
     fn gru_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
         for (t, b, d, h) in [(7, 3, 5, 9), (1, 1, 2, 19), (10, 2, 3, 1)] {
             let [(y_f, g_f), (y_r, g_r)] = gru_case(t, b, d, h);
             close(&y_f, &y_r, 2e-6, &format!("gru T{t} B{b} H{h} outputs"));
@@ -412,6 +415,7 @@ mod tests {
 
     #[test]
     fn without_autodiff_the_fused_lstm_gives_the_same_outputs() {
+        let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         let cell: LstmCell = LstmCellConfig::new(4, 6).init(&dev);
         let x = random([5, 2, 4], &dev);
@@ -430,6 +434,7 @@ mod tests {
     /// of the kernel itself (f64-free: a smooth loss and a large enough step).
     #[test]
     fn lstm_kernel_weight_gradient_matches_finite_differences() {
+        let _rng = crate::device_rng_lock();
         let d = Dims { t: 4, b: 2, h: 3 };
         let n = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
         let xw = n(d.t * d.b * 4 * d.h, 1);

@@ -106,6 +106,7 @@ mod tests {
 
     #[test]
     fn exp_is_within_a_few_ulp_of_std() {
+        let _rng = crate::device_rng_lock();
         for x in grid().into_iter().filter(|x| (-87.0..88.0).contains(x)) {
             let (a, b) = (exp(x), x.exp());
             assert!(((a - b) / b).abs() < 4e-7, "exp({x}) = {a}, std {b}");
@@ -114,6 +115,7 @@ mod tests {
 
     #[test]
     fn sigmoid_and_tanh_match_std_on_a_grid_and_saturate() {
+        let _rng = crate::device_rng_lock();
         let xs = grid();
         // 67 elements: not a multiple of any SIMD width.
         for chunk in xs.chunks(67) {
