@@ -112,6 +112,8 @@ fn word2vec_bad_input_is_a_clear_error() {
     assert!(e.contains("train.path = \"native\" runs on the CPU"), "{e}");
     let e = run_err(burnlab().args(["train", "word2vec", "--set", "train.batch=0", "--corpus"]).arg(&rare));
     assert!(e.contains("train.batch"), "{e}");
+    let e = run_err(burnlab().args(["train", "word2vec", "--set", "model.init_range=0", "--corpus"]).arg(&rare));
+    assert!(e.contains("model.init_range must be a positive number, got 0"), "{e}");
 }
 
 /// Kill a one-thread run after its first epoch's checkpoint, resume it, and get the vectors of

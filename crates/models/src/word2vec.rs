@@ -29,6 +29,9 @@ pub struct Word2VecConfig {
     pub vocab_size: usize,
     #[config(default = 100)]
     pub dim: usize,
+    /// Input vectors start uniform in ±init_range/dim: 1.0 as gensim, 0.5 as word2vec.c.
+    #[config(default = 1.0)]
+    pub init_range: f64,
 }
 
 #[derive(Module, Debug)]
@@ -40,9 +43,9 @@ pub struct Word2Vec {
 }
 
 impl Word2VecConfig {
-    /// word2vec.c's start: input vectors uniform in ±0.5/dim, output vectors zero.
+    /// Input vectors uniform in ±init_range/dim, output vectors zero.
     pub fn init(&self, device: &Device) -> Word2Vec {
-        let bound = 0.5 / self.dim as f64;
+        let bound = self.init_range / self.dim as f64;
         let shape = [self.vocab_size, self.dim];
         Word2Vec {
             input: Param::from_tensor(Tensor::random(shape, Distribution::Uniform(-bound, bound), device)),
@@ -226,11 +229,15 @@ mod tests {
     }
 
     #[test]
-    fn init_is_word2vec_c() {
+    fn init_is_uniform_in_the_range_over_dim() {
         let _rng = crate::device_rng_lock();
-        let m = Word2VecConfig::new(50).with_dim(20).init(&Device::flex());
-        let w = rows(m.input.val());
-        assert!(w.iter().all(|v| v.abs() <= 0.5 / 20.0) && w.iter().any(|v| v.abs() > 0.02));
-        assert!(rows(m.output.val()).iter().all(|&v| v == 0.0));
+        // gensim's default (±1/dim) and word2vec.c's (±0.5/dim): the values fill the range.
+        for (range, m) in [(1.0, Word2VecConfig::new(50).with_dim(20)), (0.5, Word2VecConfig::new(50).with_dim(20).with_init_range(0.5))] {
+            let m = m.init(&Device::flex());
+            let w = rows(m.input.val());
+            let max = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert!(max <= range / 20.0 && max > 0.9 * range / 20.0, "range {range}: max {max}");
+            assert!(rows(m.output.val()).iter().all(|&v| v == 0.0));
+        }
     }
 }

@@ -137,10 +137,11 @@ impl Shared {
     }
 }
 
-/// word2vec.c's start: input vectors uniform in ±0.5/dim, output vectors zero.
-pub fn init(vocab: usize, dim: usize, seed: u64) -> Embeddings {
+/// Input vectors uniform in ±range/dim, output vectors zero: word2vec.c starts with range 0.5,
+/// gensim with 1.0.
+pub fn init(vocab: usize, dim: usize, range: f32, seed: u64) -> Embeddings {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let input = (0..vocab * dim).map(|_| (rng.random::<f32>() - 0.5) / dim as f32).collect();
+    let input = (0..vocab * dim).map(|_| (2.0 * rng.random::<f32>() - 1.0) * range / dim as f32).collect();
     Embeddings { dim, input, output: vec![0.0; vocab * dim] }
 }
 
@@ -364,7 +365,7 @@ mod tests {
         let vocab = Vocab::build(&corpus, 1, |_| {}).expect("vocab");
         assert_eq!(vocab.len(), 20);
         let cfg = NativeConfig { arch, dim: 16, window: 3, negative: 5, sample: 0.0, alpha: if arch == W2vArch::Cbow { 0.05 } else { 0.025 }, epochs: 3, threads, seed: 7 };
-        let mut emb = init(vocab.len(), cfg.dim, cfg.seed);
+        let mut emb = init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let progress = Progress::default();
         let mut epochs = Vec::new();
         train(&mut emb, &corpus, &vocab, &cfg, 0, &progress, |e, _| {
@@ -393,6 +394,20 @@ mod tests {
         let (same, loss) = run(W2vArch::Cbow, 2);
         assert_eq!(same, 1.0);
         assert!(loss < 3.0, "loss {loss}");
+    }
+
+    #[test]
+    fn init_fills_plus_minus_range_over_dim() {
+        for range in [0.5f32, 1.0] {
+            let e = init(200, 10, range, 3);
+            assert!(e.output.iter().all(|&v| v == 0.0));
+            let (lo, hi) = e.input.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            // 2,000 uniform draws reach within 1% of both ends.
+            assert!(lo >= -range / 10.0 && lo < -0.99 * range / 10.0, "range {range}: min {lo}");
+            assert!(hi <= range / 10.0 && hi > 0.99 * range / 10.0, "range {range}: max {hi}");
+            let mean = e.input.iter().sum::<f32>() / e.input.len() as f32;
+            assert!(mean.abs() < 0.05 * range / 10.0, "mean {mean}");
+        }
     }
 
     #[test]
