@@ -28,6 +28,7 @@ pub use summary::{LayerRow, Summary, format_table};
 pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 pub use blocks::ShortcutKind;
 pub use charlm::{CharLm, CharLmConfig};
+pub use fused::stepper::CharLmStepper;
 pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
 
 /// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a

@@ -17,6 +17,7 @@
 //! check these operations against them, values and gradients. f32 only.
 
 pub mod cpu;
+pub mod stepper;
 mod vmath;
 
 use std::sync::Arc;
