@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use super::packed::{PackedB, gemm_packed};
 use super::vmath;
 
 /// dst[m×n] (row-major, contiguous) = (dst if `acc`) + lhs[m×k]·rhs[k×n], the operands given
@@ -114,6 +115,7 @@ pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (
     let mut out = vec![0.0; 2 * tn * bh];
     let (hs, cs) = out.split_at_mut(tn * bh);
     let (gates_r, tanh_r, hs_r, cs_r) = (Rows::new(&mut gates), Rows::new(&mut tanh_c), Rows::new(hs), Rows::new(cs));
+    let wp = PackedB::new(w, h, g4, g4, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         for t in 0..tn {
@@ -127,7 +129,7 @@ pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (
                 unsafe { (&*hs_r.get(prev, nb * h), &*cs_r.get(prev, nb * h)) }
             };
             let gt = unsafe { gates_r.get(at(g4), nb * g4) };
-            matmul(nb, g4, h, gt, true, h_prev, h, 1, w, g4, 1, false);
+            gemm_packed(nb, gt, true, h_prev, &wp);
             let (c_t, tc_t, h_t) = unsafe { (cs_r.get(at(h), nb * h), tanh_r.get(at(h), nb * h), hs_r.get(at(h), nb * h)) };
             for b in 0..nb {
                 let row = &mut gt[b * g4..(b + 1) * g4];
@@ -175,6 +177,7 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
     let mut dh0 = vec![0.0; bh];
     let mut dc0 = vec![0.0; bh];
     let (da_r, dh0_r, dc0_r) = (Rows::new(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
+    let wt = PackedB::new(w, g4, h, 1, g4);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         // SAFETY (all `get`s): rows of this block only.
@@ -208,7 +211,7 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
                 }
             }
             // dh_{t-1} = da_t · W_hhᵀ
-            matmul(nb, h, g4, dh_next, false, da_t, g4, 1, w, 1, g4, false);
+            gemm_packed(nb, dh_next, false, da_t, &wt);
         }
     });
     let dw = weight_grad(d, g4, hs, h0, &da);
@@ -236,13 +239,14 @@ pub fn rnn_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
     assert_eq!(h0.len(), bh, "rnn: state");
     let mut hs = xw.to_vec();
     let hs_r = Rows::new(&mut hs);
+    let wp = PackedB::new(w, h, h, h, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         for t in 0..tn {
             // SAFETY (all `get`s): rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
             let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
-            matmul(nb, h, h, cur, true, h_prev, h, 1, w, h, 1, false);
+            gemm_packed(nb, cur, true, h_prev, &wp);
             vmath::tanh(cur);
         }
     });
@@ -257,6 +261,7 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let mut da = vec![0.0; tn * bh];
     let mut dh0 = vec![0.0; bh];
     let (da_r, dh0_r) = (Rows::new(&mut da), Rows::new(&mut dh0));
+    let wt = PackedB::new(w, h, h, 1, h);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         // SAFETY (all `get`s): rows of this block only.
@@ -268,7 +273,7 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
                 let y = hs[r + k];
                 dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
             }
-            matmul(nb, h, h, dh_next, false, dat, h, 1, w, 1, h, false);
+            gemm_packed(nb, dh_next, false, dat, &wt);
         }
     });
     let dw = weight_grad(d, h, hs, h0, &da);
@@ -294,13 +299,14 @@ pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> 
     let mut hs = vec![0.0; tn * bh];
     let mut tape = vec![0.0; tn * bn * 4 * h];
     let (hs_r, tape_r) = (Rows::new(&mut hs), Rows::new(&mut tape));
+    let wp = PackedB::new(w, h, g3, g3, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         let mut hw = vec![0.0; nb * g3];
         for t in 0..tn {
             // SAFETY (all `get`s): rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
-            matmul(nb, g3, h, &mut hw, false, h_prev, h, 1, w, g3, 1, false);
+            gemm_packed(nb, &mut hw, false, h_prev, &wp);
             let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
             let tape_t = unsafe { tape_r.get((t * bn + rows.start) * 4 * h, nb * 4 * h) };
             for bi in 0..nb {
@@ -348,6 +354,7 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
     let mut dhw = vec![0.0; tn * bn * g3];
     let mut dh0 = vec![0.0; bh];
     let (dxw_r, dhw_r, dh0_r) = (Rows::new(&mut dxw), Rows::new(&mut dhw), Rows::new(&mut dh0));
+    let wt = PackedB::new(w, g3, h, 1, g3);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         // SAFETY (all `get`s): rows of this block only.
@@ -382,7 +389,7 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
                 }
             }
             // dh_{t-1} += dhw_t · W_hhᵀ
-            matmul(nb, h, g3, dh_next, true, dw_t, g3, 1, w, 1, g3, false);
+            gemm_packed(nb, dh_next, true, dw_t, &wt);
         }
     });
     let dw = weight_grad(d, g3, hs, h0, &dhw);

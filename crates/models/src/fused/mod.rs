@@ -17,6 +17,7 @@
 //! check these operations against them, values and gradients. f32 only.
 
 pub mod cpu;
+mod packed;
 pub mod stepper;
 mod vmath;
 
