@@ -6,6 +6,7 @@ mod classifier;
 mod cli;
 mod config;
 mod evaluate;
+mod malloc;
 mod metrics;
 mod optim;
 mod plot;
@@ -32,6 +33,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, TrainTask};
 
 fn main() -> std::process::ExitCode {
+    malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("BURNLAB_LOG")
