@@ -4,7 +4,8 @@
 # 1-layer vanilla RNN (`just bench-rnn lstm` for one). With PEER_PYTHON set (a Python with
 # torch), ../shared/peers/torch/charlm.py trains the same cell right after and the ratios print.
 # Arguments after `--` go to `burnlab train rnn` (e.g. `-- --backend wgpu`). key=value lines:
-# train chars/s, validation loss, peak RSS, and sampling chars/s (2,000 characters, batch 1).
+# train chars/s, validation loss, peak RSS, and sampling chars/s (20,000 characters, batch 1: the
+# one-off start, copying the weights, is then ~5% of it).
 # The LSTM starts with PyTorch's forget-gate bias (≈0, not the shipped config's 1.0) so that the
 # comparison with nn.LSTM is like for like.
 set -euo pipefail
@@ -42,7 +43,7 @@ for cell in "${cells[@]}"; do
   run="$out/rnn-$cell"
   rss=$(python3 "$rss_of" "$run.log" "$bin" train rnn --cell "$cell" --layers "$layers" --corpus "$text" --epochs 1 --steps "$steps" \
     --run-dir "$run" "${extra[@]}" "$@") || { tail -5 "$run.log"; exit 1; }
-  python3 "$rss_of" "$run.sample.log" "$bin" sample "$run" --length 2000 --seed 1 "${sample_args[@]}" > /dev/null || { tail -5 "$run.sample.log"; exit 1; }
+  python3 "$rss_of" "$run.sample.log" "$bin" sample "$run" --length 20000 --seed 1 "${sample_args[@]}" > /dev/null || { tail -5 "$run.sample.log"; exit 1; }
   python3 - "$run" "$cell" "$rss" <<'PY'
 import json, re, sys
 m = json.load(open(f"{sys.argv[1]}/metrics.json"))
