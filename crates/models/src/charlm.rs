@@ -7,7 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::recurrent::{CellKind, Recurrent, RecurrentConfig, State};
+use crate::recurrent::{CellKind, Recurrent, RecurrentConfig, State, project};
 
 #[derive(Config, Debug)]
 pub struct CharLmConfig {
@@ -64,9 +64,20 @@ impl CharLm {
         let device = tokens.device();
         let state = state.unwrap_or_else(|| self.rnn.zero_state(b, &device));
         if self.rnn.fused_on(&device) {
-            // Time-major all the way: the fused layers take [T, B, D].
-            let x = self.embedding.forward(tokens.transpose());
-            let (hidden, state) = self.rnn.forward_sequence(x, state);
+            // Time-major all the way: the fused layers take [T, B, ·].
+            let tokens = tokens.transpose();
+            let w_ih = self.rnn.layers[0].input();
+            let xw = if t * b > self.embedding.weight.dims()[0] {
+                // Embedding then input projection is one-hot · (E·W_ih): project the table once
+                // ([V, G]) and gather a row per token, instead of a [T·B, D]·[D, G] matmul and,
+                // in backward, two more of that size. The same sums in another order.
+                let table = self.embedding.weight.val().matmul(w_ih.weight.val());
+                let g = table.dims()[1];
+                table.select(0, tokens.reshape([t * b])).reshape([t, b, g])
+            } else {
+                project(self.embedding.forward(tokens), w_ih)
+            };
+            let (hidden, state) = self.rnn.forward_projected(xw, state);
             return (self.head.forward(hidden).swap_dims(0, 1), state);
         }
         let xs: Vec<Tensor<2>> = (0..t)
@@ -137,6 +148,46 @@ mod tests {
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-5, "{cell:?}: {x} vs {y}");
             }
+        }
+    }
+
+    /// On the fused path with more tokens than the vocabulary, the first layer's input comes
+    /// from the projected embedding table; it matches the per-step Burn ops (embedding, then
+    /// the cells one step at a time), values and every gradient.
+    #[test]
+    fn projected_table_matches_the_step_by_step_path() {
+        let _rng = crate::device_rng_lock();
+        let dev = Device::flex().autodiff();
+        dev.seed(5);
+        for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
+            let m = CharLmConfig::new(5, cell).with_embed(3).with_hidden(4).with_layers(2).init(&dev);
+            let (b, t) = (2, 6);
+            let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 0, 0, 3, 2, 2, 4, 1, 3, 0, 4], [b, t]), &dev);
+            assert!(b * t > 5, "the table path needs more tokens than the vocabulary");
+            let r = Tensor::<3>::random([b, t, 5], burn::tensor::Distribution::Default, &dev);
+            let (fused, _) = m.forward(tokens.clone(), None);
+            let xs = (0..t).map(|i| m.embedding.forward(tokens.clone().slice([0..b, i..i + 1])).reshape([b, 3])).collect();
+            let (ys, _) = m.rnn.forward(xs, m.rnn.zero_state(b, &dev));
+            let reference = m.head.forward(Tensor::stack::<3>(ys, 1));
+            let flat = |x: Tensor<3>| -> Vec<f32> { x.into_data().try_to_vec().expect("f32") };
+            for (x, y) in flat(fused.clone()).iter().zip(&flat(reference.clone())) {
+                assert!((x - y).abs() < 1e-5, "{cell:?} logits: {x} vs {y}");
+            }
+            let g1 = (fused * r.clone()).sum().backward();
+            let g2 = (reference * r).sum().backward();
+            struct Compare<'a>(&'a burn::tensor::Gradients, &'a burn::tensor::Gradients, usize, CellKind);
+            impl burn::module::ModuleVisitor for Compare<'_> {
+                fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                    let v = |g| -> Vec<f32> { p.grad(g).expect("grad").into_data().try_to_vec().expect("f32") };
+                    for (x, y) in v(self.0).iter().zip(&v(self.1)) {
+                        assert!((x - y).abs() < 1e-5 * (1.0 + y.abs()), "{:?} param {:?}: {x} vs {y}", self.3, p.shape());
+                    }
+                    self.2 += 1;
+                }
+            }
+            let mut c = Compare(&g1, &g2, 0, cell);
+            m.visit(&mut c);
+            assert_eq!(c.2, 1 + 2 + 2 * 4, "{cell:?}: every parameter compared");
         }
     }
 

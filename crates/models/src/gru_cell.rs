@@ -13,7 +13,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::fused;
-use crate::recurrent::uniform_init;
+use crate::recurrent::{project, uniform_init};
 
 #[derive(Config, Debug)]
 pub struct GruCellConfig {
@@ -44,14 +44,15 @@ impl GruCell {
     /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
     /// [T, B, H]. Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
-        let [t, b, d] = x.dims();
+        self.recurrence_fused(project(x, &self.input), h)
+    }
+
+    /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, 3H] (no bias).
+    pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
         let g3 = self.hidden.weight.dims()[1];
-        let xw = self.input.forward(x.reshape([t * b, d])).reshape([t, b, g3]);
-        let bias = match &self.hidden.bias {
-            Some(bias) => bias.val(),
-            None => Tensor::zeros([g3], &h.device()),
-        };
-        fused::gru_sequence(xw, self.hidden.weight.val(), bias, h)
+        let device = xw.device();
+        let bias = |l: &Linear| l.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([g3], &device));
+        fused::gru_sequence(xw, bias(&self.input), self.hidden.weight.val(), bias(&self.hidden), h)
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden.

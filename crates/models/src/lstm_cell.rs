@@ -16,7 +16,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
 use crate::fused;
-use crate::recurrent::uniform_init;
+use crate::recurrent::{bias_sum, project, uniform_init};
 
 #[derive(Config, Debug)]
 pub struct LstmCellConfig {
@@ -62,13 +62,15 @@ impl LstmCell {
     /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t
     /// [T, B, H] and the final (h, c). Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-        let [t, b, d] = x.dims();
+        self.recurrence_fused(project(x, &self.input), h, c)
+    }
+
+    /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, 4H] (no bias).
+    pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+        let [t, b, _] = xw.dims();
         let hd = self.d_hidden();
-        let mut xw = self.input.forward(x.reshape([t * b, d]));
-        if let Some(bias) = &self.hidden.bias {
-            xw = xw + bias.val().unsqueeze::<2>();
-        }
-        let out = fused::lstm_sequence(xw.reshape([t, b, 4 * hd]), self.hidden.weight.val(), h, c);
+        let bias = bias_sum(&self.input, &self.hidden);
+        let out = fused::lstm_sequence(xw, bias, self.hidden.weight.val(), h, c);
         let hs = out.clone().slice([0..1]).reshape([t, b, hd]);
         let c_last = out.slice([1..2, t - 1..t]).reshape([b, hd]);
         let h_last = hs.clone().slice([t - 1..t]).reshape([b, hd]);

@@ -5,7 +5,7 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::Initializer;
+use burn::nn::{Initializer, Linear};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,25 @@ use crate::rnn_cell::{RnnCell, RnnCellConfig};
 pub(crate) fn uniform_init(d_hidden: usize) -> Initializer {
     let k = 1.0 / (d_hidden as f64).sqrt();
     Initializer::Uniform { min: -k, max: k }
+}
+
+/// x [T, B, D] · the linear's weight → [T, B, G], without its bias (the fused recurrences add
+/// the biases themselves).
+pub(crate) fn project(x: Tensor<3>, input: &Linear) -> Tensor<3> {
+    let [t, b, d] = x.dims();
+    let g = input.weight.dims()[1];
+    x.reshape([t * b, d]).matmul(input.weight.val()).reshape([t, b, g])
+}
+
+/// b_ih + b_hh ([G]; zeros for a missing bias), the one bias an LSTM or RNN step adds.
+pub(crate) fn bias_sum(input: &Linear, hidden: &Linear) -> Tensor<1> {
+    let g = input.weight.dims()[1];
+    match (&input.bias, &hidden.bias) {
+        (Some(a), Some(b)) => a.val() + b.val(),
+        (Some(a), None) => a.val(),
+        (None, Some(b)) => b.val(),
+        (None, None) => Tensor::zeros([g], &input.weight.device()),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +85,15 @@ impl State {
 }
 
 impl Cell {
+    /// The input projection (W_ih [D, G·H] and b_ih).
+    pub fn input(&self) -> &Linear {
+        match self {
+            Cell::Rnn(cell) => &cell.input,
+            Cell::Lstm(cell) => &cell.input,
+            Cell::Gru(cell) => &cell.input,
+        }
+    }
+
     fn step(&self, x: Tensor<2>, s: LayerState) -> LayerState {
         match self {
             Cell::Rnn(cell) => LayerState { h: cell.step(x, s.h), c: None },
@@ -168,31 +196,47 @@ impl Recurrent {
             let (ys, state) = self.forward(xs, state);
             return (Tensor::stack(ys, 0), state);
         }
+        let xw = project(x, self.layers[0].input());
+        self.forward_projected(xw, state)
+    }
+
+    /// [`Self::forward_sequence`] on the fused path, given the first layer's input projection
+    /// x·W_ih [T, B, G·H] (no bias) instead of its input: a caller that embeds tokens can
+    /// project the embedding table once and gather its rows (see `CharLm::forward`).
+    pub fn forward_projected(&self, first_xw: Tensor<3>, state: State) -> (Tensor<3>, State) {
+        let [t, b, _] = first_xw.dims();
+        if t == 0 {
+            return (Tensor::zeros([0, b, self.d_hidden], &first_xw.device()), state);
+        }
         let n = self.layers.len();
-        let mut x = x;
+        let device = first_xw.device();
+        let mut xw = first_xw;
         let mut next = Vec::with_capacity(n);
         for (l, (cell, s)) in self.layers.iter().zip(state.layers).enumerate() {
             let (hs, s) = match cell {
                 Cell::Lstm(cell) => {
-                    let c = s.c.unwrap_or_else(|| Tensor::zeros(s.h.dims(), &x.device()));
-                    let (hs, h, c) = cell.sequence_fused(x, s.h, c);
+                    let c = s.c.unwrap_or_else(|| Tensor::zeros(s.h.dims(), &device));
+                    let (hs, h, c) = cell.recurrence_fused(xw, s.h, c);
                     (hs, LayerState { h, c: Some(c) })
                 }
                 Cell::Rnn(cell) => {
-                    let hs = cell.sequence_fused(x, s.h);
+                    let hs = cell.recurrence_fused(xw, s.h);
                     let h = hs.clone().slice([t - 1..t]).squeeze_dim::<2>(0);
                     (hs, LayerState { h, c: None })
                 }
                 Cell::Gru(cell) => {
-                    let hs = cell.sequence_fused(x, s.h);
+                    let hs = cell.recurrence_fused(xw, s.h);
                     let h = hs.clone().slice([t - 1..t]).squeeze_dim::<2>(0);
                     (hs, LayerState { h, c: None })
                 }
             };
-            x = if l + 1 < n { self.dropout.forward(hs) } else { hs };
             next.push(s);
+            if l + 1 == n {
+                return (hs, State { layers: next });
+            }
+            xw = project(self.dropout.forward(hs), self.layers[l + 1].input());
         }
-        (x, State { layers: next })
+        unreachable!("a Recurrent has at least one layer")
     }
 
     /// A whole sequence of per-step inputs [B, D] → per-step outputs [B, H] and the final state.

@@ -8,7 +8,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use crate::fused;
-use crate::recurrent::uniform_init;
+use crate::recurrent::{bias_sum, project, uniform_init};
 
 #[derive(Config, Debug)]
 pub struct RnnCellConfig {
@@ -37,13 +37,12 @@ impl RnnCell {
     /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
     /// [T, B, H]. Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
-        let [t, b, d] = x.dims();
-        let hd = self.hidden.weight.dims()[0];
-        let mut xw = self.input.forward(x.reshape([t * b, d]));
-        if let Some(bias) = &self.hidden.bias {
-            xw = xw + bias.val().unsqueeze::<2>();
-        }
-        fused::rnn_sequence(xw.reshape([t, b, hd]), self.hidden.weight.val(), h)
+        self.recurrence_fused(project(x, &self.input), h)
+    }
+
+    /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, H] (no bias).
+    pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+        fused::rnn_sequence(xw, bias_sum(&self.input, &self.hidden), self.hidden.weight.val(), h)
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden [B, H].

@@ -1,9 +1,10 @@
 //! The recurrences of the LSTM, GRU and vanilla RNN over a whole sequence, forward and
-//! backward, on f32 slices: one pass over time with a [B, H]·[H, G·H] matmul per step (the
-//! `gemm` crate, as burn-flex uses) and fused element-wise work, then the recurrent weight's
-//! gradient as one big matmul. Layouts are time-major and contiguous: xw [T, B, G·H] (the input
-//! projection plus biases, computed outside by one matmul for all steps), w [H, G·H], states
-//! [B, H].
+//! backward, on f32 slices: one pass over time with a [B, H]·[H, G·H] matmul per step (against
+//! the weight packed once, [`super::packed`]) and fused element-wise work, then the recurrent
+//! weight's gradient as one big matmul. Layouts are time-major and contiguous: xw [T, B, G·H]
+//! (the input projection, computed outside by one matmul for all steps), its bias [G·H] (added
+//! here, so that no [T·B, G·H] broadcast add and no column sum for its gradient runs as a
+//! separate single-threaded tensor op), w [H, G·H], states [B, H].
 //!
 //! Threads: the batch is split into one block of rows per thread and each block runs the whole
 //! time loop on its own, since batch rows never interact. That costs one fork-join per call
@@ -79,6 +80,19 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// acc += row, element by element (a bias gradient's running column sum).
+fn add_row(acc: &mut [f32], row: &[f32]) {
+    for (a, v) in acc.iter_mut().zip(row) {
+        *a += v;
+    }
+}
+
+/// Sum of the threads' partial bias gradients.
+fn sum_rows(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    add_row(&mut a, &b);
+    a
+}
+
 /// One block of batch rows per thread (at most `b` blocks).
 fn blocks(b: usize) -> Vec<Range<usize>> {
     let n = rayon::current_num_threads().clamp(1, b.max(1));
@@ -104,10 +118,11 @@ pub struct LstmTape {
 
 /// LSTM forward (gate order i, f, g, o as PyTorch): returns out [2, T, B, H] (every h_t, then
 /// every c_t) and the tape for backward.
-pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
+pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g4) = (bn * h, 4 * h);
     assert_eq!(xw.len(), tn * bn * g4, "lstm: xw");
+    assert_eq!(bias.len(), g4, "lstm: bias");
     assert_eq!(w.len(), h * g4, "lstm: w_hh");
     assert_eq!((h0.len(), c0.len()), (bh, bh), "lstm: state");
     let mut gates = xw.to_vec();
@@ -129,6 +144,9 @@ pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (
                 unsafe { (&*hs_r.get(prev, nb * h), &*cs_r.get(prev, nb * h)) }
             };
             let gt = unsafe { gates_r.get(at(g4), nb * g4) };
+            for row in gt.chunks_exact_mut(g4) {
+                add_row(row, bias);
+            }
             gemm_packed(nb, gt, true, h_prev, &wp);
             let (c_t, tc_t, h_t) = unsafe { (cs_r.get(at(h), nb * h), tanh_r.get(at(h), nb * h), hs_r.get(at(h), nb * h)) };
             for b in 0..nb {
@@ -160,6 +178,7 @@ pub fn lstm_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (
 #[derive(Clone, Debug)]
 pub struct Grads {
     pub xw: Vec<f32>,
+    pub bias: Vec<f32>,
     pub w: Vec<f32>,
     pub h0: Vec<f32>,
     pub c0: Vec<f32>,
@@ -178,8 +197,9 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
     let mut dc0 = vec![0.0; bh];
     let (da_r, dh0_r, dc0_r) = (Rows::new(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
     let wt = PackedB::new(w, g4, h, 1, g4);
-    blocks(bn).into_par_iter().for_each(|rows| {
+    let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
+        let mut db = vec![0.0; g4];
         // SAFETY (all `get`s): rows of this block only.
         let (dh_next, dc_next) = unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
         for t in (0..tn).rev() {
@@ -209,13 +229,15 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
                     daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
                     dcn[j] = dc * f[j];
                 }
+                add_row(&mut db, row);
             }
             // dh_{t-1} = da_t · W_hhᵀ
             gemm_packed(nb, dh_next, false, da_t, &wt);
         }
-    });
+        db
+    }).reduce(|| vec![0.0; g4], sum_rows);
     let dw = weight_grad(d, g4, hs, h0, &da);
-    Grads { xw: da, w: dw, h0: dh0, c0: dc0 }
+    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: dc0 }
 }
 
 /// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
@@ -231,10 +253,11 @@ fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32
 
 /// Vanilla tanh RNN forward: h_t = tanh(xw_t + h_{t-1}·W). Returns every h_t, [T, B, H] (it is
 /// also the tape).
-pub fn rnn_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
+pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
     let bh = bn * h;
     assert_eq!(xw.len(), tn * bh, "rnn: xw");
+    assert_eq!(bias.len(), h, "rnn: bias");
     assert_eq!(w.len(), h * h, "rnn: w_hh");
     assert_eq!(h0.len(), bh, "rnn: state");
     let mut hs = xw.to_vec();
@@ -246,6 +269,9 @@ pub fn rnn_forward(d: Dims, xw: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
             // SAFETY (all `get`s): rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
             let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
+            for row in cur.chunks_exact_mut(h) {
+                add_row(row, bias);
+            }
             gemm_packed(nb, cur, true, h_prev, &wp);
             vmath::tanh(cur);
         }
@@ -262,8 +288,9 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let mut dh0 = vec![0.0; bh];
     let (da_r, dh0_r) = (Rows::new(&mut da), Rows::new(&mut dh0));
     let wt = PackedB::new(w, h, h, 1, h);
-    blocks(bn).into_par_iter().for_each(|rows| {
+    let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
+        let mut db = vec![0.0; h];
         // SAFETY (all `get`s): rows of this block only.
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
@@ -273,11 +300,15 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
                 let y = hs[r + k];
                 dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
             }
+            for row in dat.chunks_exact(h) {
+                add_row(&mut db, row);
+            }
             gemm_packed(nb, dh_next, false, dat, &wt);
         }
-    });
+        db
+    }).reduce(|| vec![0.0; h], sum_rows);
     let dw = weight_grad(d, h, hs, h0, &da);
-    Grads { xw: da, w: dw, h0: dh0, c0: Vec::new() }
+    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: Vec::new() }
 }
 
 /// What the GRU backward pass needs: per step r, z, n and W_hn·h + b_hn, [T, B, 4H].
@@ -287,14 +318,16 @@ pub struct GruTape {
 }
 
 /// GRU forward in PyTorch's form (gate order r, z, n; reset applied after the hidden matmul):
-/// hw = h_{t-1}·W + b; r = σ(x_r + hw_r), z = σ(x_z + hw_z), n = tanh(x_n + r·hw_n),
-/// h_t = n + z·(h_{t-1} − n). Returns every h_t, [T, B, H], and the tape.
-pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
+/// x = xw + b_in, hw = h_{t-1}·W + b; r = σ(x_r + hw_r), z = σ(x_z + hw_z),
+/// n = tanh(x_n + r·hw_n), h_t = n + z·(h_{t-1} − n). Returns every h_t, [T, B, H], and the
+/// tape.
+pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(xw.len(), tn * bn * g3, "gru: xw");
     assert_eq!(w.len(), h * g3, "gru: w_hh");
     assert_eq!(bias.len(), g3, "gru: b_hh");
+    assert_eq!(b_in.len(), g3, "gru: b_ih");
     assert_eq!(h0.len(), bh, "gru: state");
     let mut hs = vec![0.0; tn * bh];
     let mut tape = vec![0.0; tn * bn * 4 * h];
@@ -316,13 +349,13 @@ pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> 
                 let (rz, rest) = row.split_at_mut(2 * h);
                 let (n, hn) = rest.split_at_mut(h);
                 for j in 0..2 * h {
-                    rz[j] = x[j] + hwr[j] + bias[j];
+                    rz[j] = x[j] + b_in[j] + hwr[j] + bias[j];
                 }
                 vmath::sigmoid(rz);
                 let (r, z) = rz.split_at(h);
                 for j in 0..h {
                     hn[j] = hwr[2 * h + j] + bias[2 * h + j];
-                    n[j] = x[2 * h + j] + r[j] * hn[j];
+                    n[j] = x[2 * h + j] + b_in[2 * h + j] + r[j] * hn[j];
                 }
                 vmath::tanh(n);
                 let hp = &h_prev[bi * h..(bi + 1) * h];
@@ -340,6 +373,8 @@ pub fn gru_forward(d: Dims, xw: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> 
 #[derive(Clone, Debug)]
 pub struct GruGrads {
     pub xw: Vec<f32>,
+    /// b_ih's gradient (the input projection's bias).
+    pub b_in: Vec<f32>,
     pub w: Vec<f32>,
     pub bias: Vec<f32>,
     pub h0: Vec<f32>,
@@ -355,8 +390,9 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
     let mut dh0 = vec![0.0; bh];
     let (dxw_r, dhw_r, dh0_r) = (Rows::new(&mut dxw), Rows::new(&mut dhw), Rows::new(&mut dh0));
     let wt = PackedB::new(w, g3, h, 1, g3);
-    blocks(bn).into_par_iter().for_each(|rows| {
+    let (db_in, db) = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
+        let (mut db_in, mut db) = (vec![0.0; g3], vec![0.0; g3]);
         // SAFETY (all `get`s): rows of this block only.
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
@@ -387,18 +423,48 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
                     // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
                     dhn_[j] = dh * z[j];
                 }
+                add_row(&mut db_in, dx);
+                add_row(&mut db, dw);
             }
             // dh_{t-1} += dhw_t · W_hhᵀ
             gemm_packed(nb, dh_next, true, dw_t, &wt);
         }
-    });
+        (db_in, db)
+    }).reduce(|| (vec![0.0; g3], vec![0.0; g3]), |a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1)));
     let dw = weight_grad(d, g3, hs, h0, &dhw);
-    let mut db = vec![0.0; g3];
-    for row in dhw.chunks_exact(g3) {
-        for (a, v) in db.iter_mut().zip(row) {
-            *a += v;
-        }
-    }
-    GruGrads { xw: dxw, w: dw, bias: db, h0: dh0 }
+    GruGrads { xw: dxw, b_in: db_in, w: dw, bias: db, h0: dh0 }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Time of one LSTM layer's recurrence at the benchmark's shape (T 128, B 32, H 256), forward
+    /// and backward, as GFLOP/s of the per-step products:
+    /// `cargo test --release -p burnlab-models lstm_recurrence_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn lstm_recurrence_speed() {
+        let d = Dims { t: 128, b: 32, h: 256 };
+        let xw: Vec<f32> = (0..d.t * d.b * 4 * d.h).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..d.h * 4 * d.h).map(|i| (i as f32 * 0.11).cos() * 0.05).collect();
+        let s0 = vec![0.0; d.b * d.h];
+        let reps = 10;
+        let (mut fwd, mut bwd, mut wg) = (0.0, 0.0, 0.0);
+        for _ in 0..reps {
+            let t = std::time::Instant::now();
+            let (out, tape) = lstm_forward(d, &xw, &vec![0.1; 4 * d.h], &w, &s0, &s0);
+            fwd += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let g = lstm_backward(d, &tape, &out, &s0, &s0, &w, &out);
+            bwd += t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let dw = weight_grad(d, 4 * d.h, &out[..d.t * d.b * d.h], &s0, &g.xw);
+            wg += t.elapsed().as_secs_f64();
+            assert!(dw[0].is_finite());
+        }
+        let flops = (2 * d.t * d.b * d.h * 4 * d.h * reps) as f64;
+        println!("fwd_ms={:.2} fwd_gflops={:.1} bwd_ms={:.2} (incl. dW) weight_grad_ms={:.2} weight_grad_gflops={:.1}", fwd * 1e3 / reps as f64, flops / fwd / 1e9, bwd * 1e3 / reps as f64, wg * 1e3 / reps as f64, flops / wg / 1e9);
+    }
+}
