@@ -12,6 +12,7 @@
 //! hand-offs), and each thread's matmuls stay single-threaded.
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -68,6 +69,36 @@ impl<'a> Rows<'a> {
         Self { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
     }
 
+    /// Over a buffer not yet written: take ranges through [`Self::zeroed`] or
+    /// [`Self::copied`] first.
+    fn fresh(buf: &'a mut [MaybeUninit<f32>]) -> Self {
+        Self { ptr: buf.as_mut_ptr().cast(), len: buf.len(), _buf: PhantomData }
+    }
+
+    /// [`Self::get`] after writing zeros there.
+    ///
+    /// SAFETY: as for `get`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn zeroed(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "rows out of range");
+        unsafe {
+            std::ptr::write_bytes(self.ptr.add(start), 0, len);
+            std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+        }
+    }
+
+    /// [`Self::get`] after copying `src` there.
+    ///
+    /// SAFETY: as for `get`, and `src` is not inside this buffer.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn copied(&self, start: usize, src: &[f32]) -> &mut [f32] {
+        assert!(start + src.len() <= self.len, "rows out of range");
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(start), src.len());
+            std::slice::from_raw_parts_mut(self.ptr.add(start), src.len())
+        }
+    }
+
     /// Elements `start..start + len`.
     ///
     /// SAFETY: callers take only ranges that belong to their batch block, so ranges obtained
@@ -78,6 +109,21 @@ impl<'a> Rows<'a> {
         assert!(start + len <= self.len, "rows out of range");
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
+}
+
+/// A buffer that the time loop fills row by row: allocated without the serial zero-fill or copy
+/// of `vec![0.0; n]` / `to_vec` (measured 3–4 ms per LSTM layer and call at the benchmark's
+/// size, on one thread while the others wait); each thread initialises its own rows, in cache,
+/// right before writing them ([`Rows::zeroed`], [`Rows::copied`]).
+fn fresh(len: usize) -> Box<[MaybeUninit<f32>]> {
+    Box::new_uninit_slice(len)
+}
+
+/// The buffer of [`fresh`], once the time loop has written every row.
+///
+/// SAFETY: every element was initialised (through [`Rows::zeroed`] or [`Rows::copied`]).
+unsafe fn filled(buf: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
+    unsafe { buf.assume_init() }.into_vec()
 }
 
 /// acc += row, element by element (a bias gradient's running column sum).
@@ -125,11 +171,9 @@ pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0
     assert_eq!(bias.len(), g4, "lstm: bias");
     assert_eq!(w.len(), h * g4, "lstm: w_hh");
     assert_eq!((h0.len(), c0.len()), (bh, bh), "lstm: state");
-    let mut gates = xw.to_vec();
-    let mut tanh_c = vec![0.0; tn * bh];
-    let mut out = vec![0.0; 2 * tn * bh];
+    let (mut gates, mut tanh_c, mut out) = (fresh(xw.len()), fresh(tn * bh), fresh(2 * tn * bh));
     let (hs, cs) = out.split_at_mut(tn * bh);
-    let (gates_r, tanh_r, hs_r, cs_r) = (Rows::new(&mut gates), Rows::new(&mut tanh_c), Rows::new(hs), Rows::new(cs));
+    let (gates_r, tanh_r, hs_r, cs_r) = (Rows::fresh(&mut gates), Rows::fresh(&mut tanh_c), Rows::fresh(hs), Rows::fresh(cs));
     let wp = PackedB::new(w, h, g4, g4, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
@@ -143,12 +187,12 @@ pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0
                 let prev = ((t - 1) * bn + rows.start) * h;
                 unsafe { (&*hs_r.get(prev, nb * h), &*cs_r.get(prev, nb * h)) }
             };
-            let gt = unsafe { gates_r.get(at(g4), nb * g4) };
+            let gt = unsafe { gates_r.copied(at(g4), &xw[at(g4)..at(g4) + nb * g4]) };
             for row in gt.chunks_exact_mut(g4) {
                 add_row(row, bias);
             }
             gemm_packed(nb, gt, true, h_prev, &wp);
-            let (c_t, tc_t, h_t) = unsafe { (cs_r.get(at(h), nb * h), tanh_r.get(at(h), nb * h), hs_r.get(at(h), nb * h)) };
+            let (c_t, tc_t, h_t) = unsafe { (cs_r.zeroed(at(h), nb * h), tanh_r.zeroed(at(h), nb * h), hs_r.zeroed(at(h), nb * h)) };
             for b in 0..nb {
                 let row = &mut gt[b * g4..(b + 1) * g4];
                 let (ifg, o) = row.split_at_mut(3 * h);
@@ -171,6 +215,8 @@ pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0
             }
         }
     });
+    // SAFETY: the blocks cover every batch row and each wrote its rows of every step.
+    let (out, gates, tanh_c) = unsafe { (filled(out), filled(gates), filled(tanh_c)) };
     (out, LstmTape { gates, tanh_c })
 }
 
@@ -192,10 +238,10 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
     assert_eq!(grad.len(), 2 * tn * bh, "lstm backward: grad");
     let (hs, cs) = out.split_at(tn * bh);
     let (dhs, dcs) = grad.split_at(tn * bh);
-    let mut da = vec![0.0; tn * bn * g4];
+    let mut da = fresh(tn * bn * g4);
     let mut dh0 = vec![0.0; bh];
     let mut dc0 = vec![0.0; bh];
-    let (da_r, dh0_r, dc0_r) = (Rows::new(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
+    let (da_r, dh0_r, dc0_r) = (Rows::fresh(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
     let wt = PackedB::new(w, g4, h, 1, g4);
     let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
@@ -203,7 +249,7 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
         // SAFETY (all `get`s): rows of this block only.
         let (dh_next, dc_next) = unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
         for t in (0..tn).rev() {
-            let da_t = unsafe { da_r.get((t * bn + rows.start) * g4, nb * g4) };
+            let da_t = unsafe { da_r.zeroed((t * bn + rows.start) * g4, nb * g4) };
             for bi in 0..nb {
                 let b = rows.start + bi;
                 let r = t * bh + b * h;
@@ -236,6 +282,8 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
         }
         db
     }).reduce(|| vec![0.0; g4], sum_rows);
+    // SAFETY: every block wrote its rows of every step.
+    let da = unsafe { filled(da) };
     let dw = weight_grad(d, g4, hs, h0, &da);
     Grads { xw: da, bias: db, w: dw, h0: dh0, c0: dc0 }
 }
@@ -260,15 +308,16 @@ pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> 
     assert_eq!(bias.len(), h, "rnn: bias");
     assert_eq!(w.len(), h * h, "rnn: w_hh");
     assert_eq!(h0.len(), bh, "rnn: state");
-    let mut hs = xw.to_vec();
-    let hs_r = Rows::new(&mut hs);
+    let mut hs = fresh(tn * bh);
+    let hs_r = Rows::fresh(&mut hs);
     let wp = PackedB::new(w, h, h, h, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         for t in 0..tn {
             // SAFETY (all `get`s): rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
-            let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
+            let at = (t * bn + rows.start) * h;
+            let cur = unsafe { hs_r.copied(at, &xw[at..at + nb * h]) };
             for row in cur.chunks_exact_mut(h) {
                 add_row(row, bias);
             }
@@ -276,7 +325,8 @@ pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> 
             vmath::tanh(cur);
         }
     });
-    hs
+    // SAFETY: every block wrote its rows of every step.
+    unsafe { filled(hs) }
 }
 
 /// Vanilla RNN backward from d(loss)/d(hs), [T, B, H].
@@ -284,9 +334,9 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let Dims { t: tn, b: bn, h } = d;
     let bh = bn * h;
     assert_eq!(grad.len(), tn * bh, "rnn backward: grad");
-    let mut da = vec![0.0; tn * bh];
+    let mut da = fresh(tn * bh);
     let mut dh0 = vec![0.0; bh];
-    let (da_r, dh0_r) = (Rows::new(&mut da), Rows::new(&mut dh0));
+    let (da_r, dh0_r) = (Rows::fresh(&mut da), Rows::new(&mut dh0));
     let wt = PackedB::new(w, h, h, 1, h);
     let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
@@ -295,7 +345,7 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
             let r = (t * bn + rows.start) * h;
-            let dat = unsafe { da_r.get(r, nb * h) };
+            let dat = unsafe { da_r.zeroed(r, nb * h) };
             for k in 0..nb * h {
                 let y = hs[r + k];
                 dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
@@ -307,6 +357,8 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
         }
         db
     }).reduce(|| vec![0.0; h], sum_rows);
+    // SAFETY: every block wrote its rows of every step.
+    let da = unsafe { filled(da) };
     let dw = weight_grad(d, h, hs, h0, &da);
     Grads { xw: da, bias: db, w: dw, h0: dh0, c0: Vec::new() }
 }
@@ -329,9 +381,8 @@ pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h
     assert_eq!(bias.len(), g3, "gru: b_hh");
     assert_eq!(b_in.len(), g3, "gru: b_ih");
     assert_eq!(h0.len(), bh, "gru: state");
-    let mut hs = vec![0.0; tn * bh];
-    let mut tape = vec![0.0; tn * bn * 4 * h];
-    let (hs_r, tape_r) = (Rows::new(&mut hs), Rows::new(&mut tape));
+    let (mut hs, mut tape) = (fresh(tn * bh), fresh(tn * bn * 4 * h));
+    let (hs_r, tape_r) = (Rows::fresh(&mut hs), Rows::fresh(&mut tape));
     let wp = PackedB::new(w, h, g3, g3, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
@@ -340,8 +391,8 @@ pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h
             // SAFETY (all `get`s): rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
             gemm_packed(nb, &mut hw, false, h_prev, &wp);
-            let cur = unsafe { hs_r.get((t * bn + rows.start) * h, nb * h) };
-            let tape_t = unsafe { tape_r.get((t * bn + rows.start) * 4 * h, nb * 4 * h) };
+            let cur = unsafe { hs_r.zeroed((t * bn + rows.start) * h, nb * h) };
+            let tape_t = unsafe { tape_r.zeroed((t * bn + rows.start) * 4 * h, nb * 4 * h) };
             for bi in 0..nb {
                 let x = &xw[(t * bn + rows.start + bi) * g3..(t * bn + rows.start + bi + 1) * g3];
                 let hwr = &hw[bi * g3..(bi + 1) * g3];
@@ -366,6 +417,8 @@ pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h
             }
         }
     });
+    // SAFETY: every block wrote its rows of every step.
+    let (hs, tape) = unsafe { (filled(hs), filled(tape)) };
     (hs, GruTape { rzn_hn: tape })
 }
 
@@ -385,10 +438,9 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(grad.len(), tn * bh, "gru backward: grad");
-    let mut dxw = vec![0.0; tn * bn * g3];
-    let mut dhw = vec![0.0; tn * bn * g3];
+    let (mut dxw, mut dhw) = (fresh(tn * bn * g3), fresh(tn * bn * g3));
     let mut dh0 = vec![0.0; bh];
-    let (dxw_r, dhw_r, dh0_r) = (Rows::new(&mut dxw), Rows::new(&mut dhw), Rows::new(&mut dh0));
+    let (dxw_r, dhw_r, dh0_r) = (Rows::fresh(&mut dxw), Rows::fresh(&mut dhw), Rows::new(&mut dh0));
     let wt = PackedB::new(w, g3, h, 1, g3);
     let (db_in, db) = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
@@ -396,7 +448,7 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
         // SAFETY (all `get`s): rows of this block only.
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
-            let (dx_t, dw_t) = unsafe { (dxw_r.get((t * bn + rows.start) * g3, nb * g3), dhw_r.get((t * bn + rows.start) * g3, nb * g3)) };
+            let (dx_t, dw_t) = unsafe { (dxw_r.zeroed((t * bn + rows.start) * g3, nb * g3), dhw_r.zeroed((t * bn + rows.start) * g3, nb * g3)) };
             for bi in 0..nb {
                 let b = rows.start + bi;
                 let k = t * bn + b;
@@ -431,6 +483,8 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
         }
         (db_in, db)
     }).reduce(|| (vec![0.0; g3], vec![0.0; g3]), |a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1)));
+    // SAFETY: every block wrote its rows of every step.
+    let (dxw, dhw) = unsafe { (filled(dxw), filled(dhw)) };
     let dw = weight_grad(d, g3, hs, h0, &dhw);
     GruGrads { xw: dxw, b_in: db_in, w: dw, bias: db, h0: dh0 }
 }
