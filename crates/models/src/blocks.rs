@@ -9,6 +9,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::fused::conv::conv2d;
+
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
 pub fn kaiming_normal() -> Initializer {
     Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false }
@@ -45,7 +47,7 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv2d(&self.conv, x))
     }
 
     /// conv → BN → ReLU.

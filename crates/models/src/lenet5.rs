@@ -8,6 +8,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
+use crate::fused::conv::conv2d;
 use crate::Activation;
 
 #[derive(Config, Debug)]
@@ -64,8 +65,8 @@ impl LeNet5 {
     /// `images`: [batch, channels, 32, 32] → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let a = &self.activation;
-        let x = self.pool.forward(a.forward(self.conv1.forward(images))); // [b, 6, 14, 14]
-        let x = self.pool.forward(a.forward(self.conv2.forward(x))); // [b, 16, 5, 5]
+        let x = self.pool.forward(a.forward(conv2d(&self.conv1, images))); // [b, 6, 14, 14]
+        let x = self.pool.forward(a.forward(conv2d(&self.conv2, x))); // [b, 16, 5, 5]
         let x: Tensor<2> = x.flatten(1, 3);
         let x = a.forward(self.fc1.forward(x));
         let x = a.forward(self.fc2.forward(x));

@@ -24,7 +24,7 @@ use super::vmath;
 /// by their row and column strides so that transposes cost nothing. `threads`: let gemm split
 /// the work across rayon's pool (for big products only).
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
+pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
     if m == 0 || n == 0 {
         return;
     }
