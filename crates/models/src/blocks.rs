@@ -9,6 +9,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::fused::batch_norm::batch_norm;
 use crate::fused::conv::conv2d;
 
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
@@ -47,12 +48,12 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(conv2d(&self.conv, x))
+        batch_norm(&self.bn, conv2d(&self.conv, x), false)
     }
 
     /// conv → BN → ReLU.
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.forward(x))
+        batch_norm(&self.bn, conv2d(&self.conv, x), true)
     }
 
     /// Add this layer to a layer table; `extra` names what follows the convolution.
@@ -138,7 +139,7 @@ impl BasicBlock {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = self.second.forward(relu(self.first.forward(x.clone())));
+        let out = self.second.forward(self.first.forward_relu(x.clone()));
         let shortcut = match (&self.projection, &self.pad) {
             (Some(p), _) => p.forward(x),
             (None, Some(z)) => z.forward(x),

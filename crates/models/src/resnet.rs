@@ -4,7 +4,6 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
@@ -54,7 +53,7 @@ impl CifarResNetConfig {
 impl CifarResNet {
     /// `images`: [batch, channels, height, width] → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem.forward(images));
+        let mut x = self.stem.forward_relu(images);
         for block in &self.blocks {
             x = block.forward(x);
         }

@@ -152,8 +152,18 @@ fn chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1) * 4).max(1)
 }
 
+/// Output columns `lo..hi` whose input column ox·sw + kx − pw lies inside 0..w.
+fn valid_columns(d: &ConvDims, wo: usize, kx: usize) -> (usize, usize) {
+    let (sw, pw) = (d.stride[1], d.padding[1]);
+    let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
+    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 };
+    (lo, hi.max(lo))
+}
+
 /// The column matrix of one image: cols[(c·kh + ky)·kw + kx][oy·wo + ox] = x[c][iy][ix] with
-/// iy = oy·sh + ky − ph (zero outside the image).
+/// iy = oy·sh + ky − ph, ix = ox·sw + kx − pw (zero outside the image). Rows are short (32
+/// floats for CIFAR), so the copies are plain loops (LLVM vectorises them) rather than memcpy
+/// calls, and the valid column range is worked out once per kernel column.
 fn im2col(d: &ConvDims, x: &[f32], cols: &mut [f32]) {
     let (ho, wo) = d.out_hw();
     let [sh, sw] = d.stride;
@@ -162,24 +172,26 @@ fn im2col(d: &ConvDims, x: &[f32], cols: &mut [f32]) {
         let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
         for ky in 0..d.kh {
             for kx in 0..d.kw {
+                let (lo, hi) = valid_columns(d, wo, kx);
                 let row = &mut cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
-                for oy in 0..ho {
-                    let out = &mut row[oy * wo..(oy + 1) * wo];
+                for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
                     let iy = (oy * sh + ky) as isize - ph as isize;
                     if iy < 0 || iy >= d.h as isize {
                         out.fill(0.0);
                         continue;
                     }
                     let src = &plane[iy as usize * d.w..(iy as usize + 1) * d.w];
-                    // Output columns whose input column lies inside the image: ox·sw + kx − pw
-                    // in 0..w.
-                    let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
-                    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 }.max(lo);
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
+                    for v in &mut out[..lo] {
+                        *v = 0.0;
+                    }
+                    for v in &mut out[hi..] {
+                        *v = 0.0;
+                    }
                     if sw == 1 {
-                        let start = lo + kx - pw;
-                        out[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                        let src = &src[lo + kx - pw..hi + kx - pw];
+                        for (v, &s) in out[lo..hi].iter_mut().zip(src) {
+                            *v = s;
+                        }
                     } else {
                         for (ox, v) in out[lo..hi].iter_mut().enumerate() {
                             *v = src[(lo + ox) * sw + kx - pw];
@@ -200,19 +212,16 @@ fn col2im(d: &ConvDims, cols: &[f32], dx: &mut [f32]) {
         let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
         for ky in 0..d.kh {
             for kx in 0..d.kw {
+                let (lo, hi) = valid_columns(d, wo, kx);
                 let row = &cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
-                for oy in 0..ho {
+                for (oy, src) in row.chunks_exact(wo).enumerate() {
                     let iy = (oy * sh + ky) as isize - ph as isize;
                     if iy < 0 || iy >= d.h as isize {
                         continue;
                     }
                     let dst = &mut plane[iy as usize * d.w..(iy as usize + 1) * d.w];
-                    let src = &row[oy * wo..(oy + 1) * wo];
-                    let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
-                    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 }.max(lo);
                     if sw == 1 {
-                        let start = lo + kx - pw;
-                        for (o, v) in dst[start..start + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                        for (o, v) in dst[lo + kx - pw..hi + kx - pw].iter_mut().zip(&src[lo..hi]) {
                             *o += v;
                         }
                     } else {

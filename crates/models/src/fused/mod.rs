@@ -21,6 +21,7 @@
 //! cells in `lstm_cell.rs`, `gru_cell.rs` and `rnn_cell.rs` stay the readable definition; tests
 //! check these operations against them, values and gradients. f32 only.
 
+pub mod batch_norm;
 pub mod conv;
 pub mod cpu;
 mod packed;

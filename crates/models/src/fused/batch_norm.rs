@@ -1,0 +1,307 @@
+//! Training-mode batch norm over NCHW (optionally followed by ReLU) as one operation on the CPU
+//! backend (flex), forward and backward each a couple of passes shared out over the channels.
+//!
+//! Why: Burn's `batch_norm_train` and its backward are built from tensor operations (swap
+//! dims, reshapes, means, broadcasts), each one pass over the activation, many of them copies
+//! and all single-threaded on flex; with the ReLU after it, a ResNet-20 step spent more time in
+//! batch norm than in the convolutions it follows.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
+use burn::nn::BatchNorm;
+use burn::tensor::activation::relu as relu_op;
+use burn::tensor::{Device, Tensor};
+use rayon::prelude::*;
+
+use super::{contiguous, f32s, flex};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedBatchNorm: Backend {
+    /// Per-channel mean and biased variance of x [N, C, ...] over everything but the channel,
+    /// [2, C]. Not differentiated (callers use it as the statistics of x, see below).
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Training-mode batch norm of x [N, C, ...] whose batch statistics are `stats` [2, C]
+    /// ([`FusedBatchNorm::channel_stats`] of the same x), then ReLU if `relu`. Differentiated in
+    /// x (through the statistics too, as batch norm must be), gamma and beta.
+    fn batch_norm_train_nc(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, stats: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self>;
+}
+
+/// `relu(bn.forward(x))` (or `bn.forward(x)` without `relu`), in training mode on flex through
+/// [`FusedBatchNorm`], updating the running statistics exactly as Burn's `BatchNorm` does;
+/// Burn's own path everywhere else (other backends, inference, a frozen layer).
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let device = x.device();
+    if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled()) {
+        let y = bn.forward(x);
+        return if relu { relu_op(y) } else { y };
+    }
+    let stats = Tensor::<2>::from_dispatch(<Dispatch as FusedBatchNorm>::channel_stats(x.clone().into_dispatch())).detach();
+    let y = Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_train_nc(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        stats.clone().into_dispatch(),
+        bn.epsilon,
+        relu,
+    ));
+    let c = stats.dims()[1];
+    let [mean, var]: [Tensor<1>; 2] = [0, 1].map(|i| stats.clone().slice([i..i + 1]).reshape([c]));
+    let m = bn.momentum;
+    let running_mean = bn.running_mean.value_sync().to_device(&device);
+    let running_var = bn.running_var.value_sync().to_device(&device);
+    bn.running_mean.update(running_mean.mul_scalar(1.0 - m).add(mean.mul_scalar(m)).detach());
+    bn.running_var.update(running_var.mul_scalar(1.0 - m).add(var.mul_scalar(m)).detach());
+    y
+}
+
+/// Channels, and elements per channel per sample.
+fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
+    let s = x.layout().shape();
+    assert!(s.num_dims() >= 2, "batch norm: x must be [N, C, ...], got {s:?}");
+    let (n, c) = (s[0], s[1]);
+    let inner = if n * c == 0 { 0 } else { s.num_elements() / (n * c) };
+    (n, c, inner)
+}
+
+/// Lanes for the block sums: 16 independent accumulators, so that LLVM vectorises the
+/// reductions (a single f32 accumulator is a serial chain it may not reorder).
+const LANES: usize = 16;
+
+/// Σ f(i) over i in 0..len, in [`LANES`] partial sums.
+#[inline]
+fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; LANES];
+    let full = len / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    acc.iter().sum::<f32>() + (full..len).map(f).sum::<f32>()
+}
+
+/// Mean and biased variance of every channel: [means…, variances…]. Blocks (one sample's
+/// channel, ≤ 1,024 values here) sum in f32 lanes, blocks add up in f64.
+pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
+    let count = (n * inner).max(1) as f64;
+    let per: Vec<(f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let block = |i: usize| &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
+            let mean = (0..n).map(|i| lane_sum(inner, |j| block(i)[j]) as f64).sum::<f64>() / count;
+            let m = mean as f32;
+            let var = (0..n).map(|i| lane_sum(inner, |j| (block(i)[j] - m) * (block(i)[j] - m)) as f64).sum::<f64>() / count;
+            (m, var as f32)
+        })
+        .collect();
+    per.iter().map(|p| p.0).chain(per.iter().map(|p| p.1)).collect()
+}
+
+/// y = γ·(x − mean)/√(var + ε) + β, then max(·, 0) if `relu`.
+pub fn forward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    if inner == 0 {
+        return y;
+    }
+    let (scale, shift) = affine(c, gamma, beta, st, eps);
+    y.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(i, (yb, xb))| {
+        let (a, b) = (scale[i % c], shift[i % c]);
+        if relu {
+            for (o, &v) in yb.iter_mut().zip(xb) {
+                *o = (a * v + b).max(0.0);
+            }
+        } else {
+            for (o, &v) in yb.iter_mut().zip(xb) {
+                *o = a * v + b;
+            }
+        }
+    });
+    let _ = n;
+    y
+}
+
+/// Per channel, y = scale·x + shift.
+fn affine(c: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
+    (0..c)
+        .map(|ch| {
+            let inv = 1.0 / (st[c + ch] as f64 + eps).sqrt();
+            let a = gamma[ch] as f64 * inv;
+            (a as f32, (beta[ch] as f64 - st[ch] as f64 * a) as f32)
+        })
+        .unzip()
+}
+
+/// Gradients (dx, dγ, dβ) of [`forward`] from dy; with `relu`, dy is first masked where the
+/// output was 0. Two passes over blocks (one sample's channel each), both parallel: the masked
+/// gradient g with its per-block sums Σg and Σg·(x − mean), then
+/// dx = γ·inv·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (x − mean)·inv.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0.0; x.len()];
+    if inner == 0 || n == 0 {
+        return (dx, vec![0.0; c], vec![0.0; c]);
+    }
+    let (scale, shift) = affine(c, gamma, beta, st, eps);
+    let inv: Vec<f64> = (0..c).map(|ch| 1.0 / (st[c + ch] as f64 + eps).sqrt()).collect();
+    let partial: Vec<(f32, f32)> = dx
+        .par_chunks_mut(inner)
+        .zip(x.par_chunks(inner).zip(dy.par_chunks(inner)))
+        .enumerate()
+        .map(|(blk, (g, (xb, dyb)))| {
+            let ch = blk % c;
+            if relu {
+                let (a, b) = (scale[ch], shift[ch]);
+                for ((o, &v), &d) in g.iter_mut().zip(xb).zip(dyb) {
+                    *o = if a * v + b > 0.0 { d } else { 0.0 };
+                }
+            } else {
+                g.copy_from_slice(dyb);
+            }
+            let m = st[ch];
+            (lane_sum(inner, |j| g[j]), lane_sum(inner, |j| g[j] * (xb[j] - m)))
+        })
+        .collect();
+    let mut sums = vec![(0f64, 0f64); c];
+    for (blk, (s1, s2)) in partial.into_iter().enumerate() {
+        sums[blk % c].0 += s1 as f64;
+        sums[blk % c].1 += s2 as f64;
+    }
+    let count = (n * inner) as f64;
+    dx.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(blk, (g, xb))| {
+        let ch = blk % c;
+        let (s, sxm) = sums[ch];
+        let k = (gamma[ch] as f64 * inv[ch]) as f32;
+        let mean_g = (s / count) as f32;
+        // x̂·Σ(g·x̂)/M = (x − mean)·inv²·Σ(g·(x − mean))/M
+        let proj = (sxm * inv[ch] * inv[ch] / count) as f32;
+        let m = st[ch];
+        for (o, &v) in g.iter_mut().zip(xb) {
+            *o = k * (*o - mean_g - (v - m) * proj);
+        }
+    });
+    let dgamma = sums.iter().zip(&inv).map(|(p, i)| (p.1 * i) as f32).collect();
+    let dbeta = sums.iter().map(|p| p.0 as f32).collect();
+    (dx, dgamma, dbeta)
+}
+
+fn bn_forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, st: &FlexTensor, eps: f64, relu: bool) -> FlexTensor {
+    let (n, c, inner) = nc_dims(x);
+    let (xc, g, b, s) = (contiguous(x), contiguous(gamma), contiguous(beta), contiguous(st));
+    let y = forward(f32s(&xc), n, c, inner, f32s(&g), f32s(&b), f32s(&s), eps, relu);
+    flex(y, x.layout().shape().as_slice())
+}
+
+impl FusedBatchNorm for Flex {
+    fn channel_stats(x: FlexTensor) -> FlexTensor {
+        let (n, c, inner) = nc_dims(&x);
+        let xc = contiguous(&x);
+        flex(stats(f32s(&xc), n, c, inner), &[2, c])
+    }
+
+    fn batch_norm_train_nc(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, stats: FlexTensor, epsilon: f64, relu: bool) -> FlexTensor {
+        bn_forward(&x, &gamma, &beta, &stats, epsilon, relu)
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 4> for BatchNormBackward {
+    /// x, γ, β, the statistics (contiguous), ε and whether a ReLU follows.
+    type State = ([FlexTensor; 4], f64, bool);
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let ([x, gamma, beta, st], eps, relu) = ops.state;
+        let (n, c, inner) = nc_dims(&x);
+        let (dx, dg, db) = backward(f32s(&x), n, c, inner, f32s(&gamma), f32s(&beta), f32s(&st), eps, relu, f32s(&dy));
+        let [n_x, n_g, n_b, _] = ops.parents;
+        if let Some(node) = n_x {
+            grads.register::<Flex>(node.id, flex(dx, x.layout().shape().as_slice()));
+        }
+        if let Some(node) = n_g {
+            grads.register::<Flex>(node.id, flex(dg, &[c]));
+        }
+        if let Some(node) = n_b {
+            grads.register::<Flex>(node.id, flex(db, &[c]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
+    fn channel_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::from_inner(<Flex as FusedBatchNorm>::channel_stats(x.into_primitive()))
+    }
+
+    fn batch_norm_train_nc(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, stats: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self> {
+        let nodes = [x.node(), gamma.node(), beta.node(), stats.node()];
+        let (x, g, b, s) = (x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), stats.into_primitive());
+        let y = bn_forward(&x, &g, &b, &s, epsilon, relu);
+        match BatchNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(([contiguous(&x), contiguous(&g), contiguous(&b), contiguous(&s)], epsilon, relu), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution;
+
+    use super::*;
+
+    fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
+    }
+
+    fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs Burn {y}");
+        }
+    }
+
+    /// Output, running statistics and the gradients of x, γ and β against Burn's `BatchNorm`
+    /// (then ReLU) on the same draws: odd channel counts and sizes, batch 1, 1×1 maps, with
+    /// and without the ReLU, γ and β away from their initial 1 and 0.
+    #[test]
+    fn matches_burn_batch_norm_values_running_stats_and_gradients() {
+        let _rng = crate::device_rng_lock();
+        let dev = Device::flex().autodiff();
+        dev.seed(3);
+        for (n, c, h, w) in [(4, 3, 5, 7), (1, 5, 4, 4), (6, 2, 1, 1), (3, 17, 3, 2)] {
+            for relu in [false, true] {
+                let gamma = Tensor::<1>::random([c], Distribution::Uniform(0.5, 1.5), &dev);
+                let beta = Tensor::<1>::random([c], Distribution::Uniform(-0.5, 0.5), &dev);
+                // Two layers with the same γ and β but their own parameters and running state.
+                let make = || {
+                    let mut bn = BatchNormConfig::new(c).init(&dev);
+                    bn.gamma = Param::from_tensor(gamma.clone().detach().require_grad());
+                    bn.beta = Param::from_tensor(beta.clone().detach().require_grad());
+                    bn
+                };
+                let (bn, reference) = (make(), make());
+                let x = (Tensor::<4>::random([n, c, h, w], Distribution::Default, &dev) * 3.0 + 1.0).detach().require_grad();
+                let r = Tensor::<4>::random([n, c, h, w], Distribution::Default, &dev);
+                let ours = batch_norm(&bn, x.clone(), relu);
+                let theirs = if relu { relu_op(reference.forward(x.clone())) } else { reference.forward(x.clone()) };
+                let what = format!("[{n}, {c}, {h}, {w}] relu {relu}");
+                let (g1, g2) = ((ours.clone() * r.clone()).sum().backward(), (theirs.clone() * r).sum().backward());
+                close(&vec(ours), &vec(theirs), 1e-5, &format!("{what}: y"));
+                close(&vec(x.grad(&g1).expect("dx")), &vec(x.grad(&g2).expect("dx")), 1e-4, &format!("{what}: dx"));
+                close(&vec(bn.gamma.grad(&g1).expect("dγ")), &vec(reference.gamma.grad(&g2).expect("dγ")), 1e-4, &format!("{what}: dγ"));
+                close(&vec(bn.beta.grad(&g1).expect("dβ")), &vec(reference.beta.grad(&g2).expect("dβ")), 1e-4, &format!("{what}: dβ"));
+                close(&vec(bn.running_mean.value()), &vec(reference.running_mean.value()), 1e-6, &format!("{what}: running mean"));
+                close(&vec(bn.running_var.value()), &vec(reference.running_var.value()), 1e-5, &format!("{what}: running var"));
+            }
+        }
+    }
+}
