@@ -21,6 +21,8 @@ use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::matmul;
+use super::direct::{Padded, tap_offsets, wide_conv};
+use super::packed::Isa;
 use super::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
@@ -141,6 +143,12 @@ impl ConvDims {
         ho * wo
     }
 
+    /// Whether the forward pass and the input gradient run as direct convolutions
+    /// ([`super::direct`]): stride 1 with a column matrix to avoid, on a CPU with the kernels.
+    fn direct(&self) -> bool {
+        self.stride == [1, 1] && !self.identity_cols() && self.padding[0] < self.kh && self.padding[1] < self.kw && Isa::best() != Isa::Plain
+    }
+
     /// Whether the column matrix is the image itself (1×1, stride 1, no padding).
     fn identity_cols(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
@@ -245,6 +253,10 @@ pub fn conv2d_forward(d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f
     if p == 0 || d.co == 0 {
         return y;
     }
+    if d.direct() {
+        direct_images(d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias, &mut y);
+        return y;
+    }
     let c = chunk(d.n);
     y.par_chunks_mut(c * d.co * p).enumerate().for_each_init(
         || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
@@ -268,6 +280,38 @@ pub fn conv2d_forward(d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f
     y
 }
 
+/// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
+/// y [N, Co, Ho, Wo], through [`super::direct`]; images shared out over rayon's threads.
+#[allow(clippy::too_many_arguments)]
+fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (usize, usize, usize), [ph, pw]: [usize; 2], x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+    let isa = Isa::best();
+    let (ho, wo) = (h + 2 * ph - kh + 1, w_in + 2 * pw - kw + 1);
+    let probe = Padded::new(0, h, w_in, ph, pw);
+    let offs = tap_offsets(ci, kh, kw, probe.hp, probe.wp);
+    let len = ho * probe.wp;
+    let (img_in, img_out) = (ci * h * w_in, co * ho * wo);
+    if img_out == 0 {
+        return;
+    }
+    y.par_chunks_mut(chunk(n) * img_out).enumerate().for_each_init(
+        || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
+        |(xp, wide), (i, ys)| {
+            for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
+                let img = i * chunk(n) + j;
+                xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
+                wide_conv(isa, w, &offs, &xp.data, len, bias, wide);
+                // Drop the junk columns of the padded-width rows.
+                for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
+                    for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
+                        let at = c * len + oy * probe.wp;
+                        row.copy_from_slice(&wide[at..at + wo]);
+                    }
+                }
+            }
+        },
+    );
+}
+
 /// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
 pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let (k, p) = (d.k(), d.p());
@@ -277,14 +321,32 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
         return (want_dx.then_some(dx), vec![0.0; d.co * k], vec![0.0; d.co]);
     }
+    if want_dx && d.direct() {
+        // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
+        // and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
+        let (ho, wo) = d.out_hw();
+        let mut wf = vec![0.0; w.len()];
+        for co in 0..d.co {
+            for ci in 0..d.ci {
+                for ky in 0..d.kh {
+                    for kx in 0..d.kw {
+                        wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] = w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
+                    }
+                }
+            }
+        }
+        let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
+        direct_images(d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci], &mut dx);
+    }
+    let direct_dx = want_dx && d.direct();
     let c = chunk(d.n);
-    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx { dx.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
+    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx && !direct_dx { dx.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
     let zero = || (vec![0.0; d.co * k], vec![0.0; d.co]);
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
         .fold(
-            || (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]),
+            || (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx && !direct_dx { k * p } else { 0 }]),
             |((mut dw, mut db), mut cols, mut dcols), (i, mut dxs)| {
                 let first = i * c;
                 let last = (first + c).min(d.n);

@@ -24,6 +24,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod cpu;
+mod direct;
 mod packed;
 pub mod stepper;
 mod vmath;

@@ -9,10 +9,10 @@
 //! columns, with AVX-512 or AVX2+FMA intrinsics picked at run time (plain loops elsewhere).
 
 /// Columns per packed block (one AVX-512 register, two AVX2 ones).
-const NR: usize = 16;
+pub(super) const NR: usize = 16;
 /// Rows per register tile: 6 × 16 accumulators fit AVX2's 16 registers with room for the
 /// operands.
-const MR: usize = 6;
+pub(super) const MR: usize = 6;
 
 /// B [k×n] as column blocks of [`NR`], each block's k rows contiguous (the last block padded
 /// with zero columns).
@@ -45,14 +45,14 @@ impl PackedB {
 
 /// Which kernel runs: the widest the CPU has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
+pub(super) enum Isa {
     Avx512,
     Avx2,
     Plain,
 }
 
 impl Isa {
-    fn best() -> Self {
+    pub(super) fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512f") {

@@ -1,0 +1,207 @@
+//! Stride-1 convolution without a column matrix ("implicit GEMM"): the input is zero-padded
+//! once, and output pixel q of a padded-width row reads input element q + off[p] for every
+//! kernel tap p = (ci, ky, kx), with off[p] = ci·Hp·Wp + ky·Wp + kx. So 16 consecutive output
+//! pixels read 16 consecutive inputs per tap: one vector load, multiplied by R output
+//! channels' weights in R registers (the tiles of [`super::packed`], B read in place).
+//!
+//! Why: im2col writes Ci·kh·kw values per output pixel (9× the input for 3×3) and the `gemm`
+//! crate then packs them again; on ResNet-20 those two copies were a quarter of a training
+//! step. The same kernel gives the input gradient of a stride-1 convolution (a convolution of
+//! the padded output gradient by the flipped, transposed weights).
+//!
+//! Rows are computed at the padded width Wp (Wp − Wo junk columns each, dropped when the
+//! result is copied out), so the tiles run along whole images rather than short rows: an 8×8
+//! map would otherwise fill half of each 16-wide tile.
+
+use super::packed::{Isa, MR, NR};
+
+/// Padded input of one image: [Ci, Hp, Wp] plus slack, so that a full 16-wide load at any
+/// tile start stays inside the buffer.
+pub(super) struct Padded {
+    pub data: Vec<f32>,
+    pub hp: usize,
+    pub wp: usize,
+}
+
+impl Padded {
+    pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        Self { data: vec![0.0; c * hp * wp + wp + NR + 1], hp, wp }
+    }
+
+    /// Copies x [C, H, W] into the interior (the borders stay zero).
+    pub fn fill(&mut self, x: &[f32], c: usize, h: usize, w: usize, ph: usize, pw: usize) {
+        for ch in 0..c {
+            for y in 0..h {
+                let dst = (ch * self.hp + y + ph) * self.wp + pw;
+                self.data[dst..dst + w].copy_from_slice(&x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+            }
+        }
+    }
+}
+
+/// Offsets of the taps (ci, ky, kx) in a padded image.
+pub(super) fn tap_offsets(ci: usize, kh: usize, kw: usize, hp: usize, wp: usize) -> Vec<usize> {
+    (0..ci).flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| c * hp * wp + ky * wp + kx))).collect()
+}
+
+/// out[co][q] = bias[co] + Σ_p w[co][p]·x[q + offs[p]] for q in 0..len; `out` is [Co, len].
+pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32]) {
+    let (co, k) = (bias.len(), offs.len());
+    assert_eq!(w.len(), co * k, "wide_conv: weights");
+    assert!(out.len() >= co * len, "wide_conv: output");
+    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(NR) * NR);
+    assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
+    if co == 0 || len == 0 {
+        return;
+    }
+    let tiles = co.div_ceil(MR);
+    for q0 in (0..len).step_by(NR) {
+        let width = NR.min(len - q0);
+        let mut r0 = 0;
+        for ti in 0..tiles {
+            let rows = co / tiles + usize::from(ti < co % tiles);
+            let (wr, br) = (&w[r0 * k..(r0 + rows) * k], &bias[r0..r0 + rows]);
+            let cr = &mut out[r0 * len + q0..];
+            tile(isa, rows, wr, k, &x[q0..], offs, cr, len, width, br);
+            r0 += rows;
+        }
+    }
+}
+
+/// One register tile: rows ≤ MR output channels × `width` ≤ NR pixels.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn tile(isa: Isa, rows: usize, w: &[f32], k: usize, x: &[f32], offs: &[usize], c: &mut [f32], ldc: usize, width: usize, bias: &[f32]) {
+    assert!(rows <= MR && c.len() > (rows - 1) * ldc + width - 1, "wide_conv: tile outside the output");
+    #[cfg(target_arch = "x86_64")]
+    {
+        let args = x86::Args { w: w.as_ptr(), k, x: x.as_ptr(), offs: offs.as_ptr(), c: c.as_mut_ptr(), ldc, width, bias: bias.as_ptr() };
+        // SAFETY: `isa` is supported by this CPU; wide_conv checked that every tap of every
+        // full 16-wide load stays inside x, and C holds rows×width at stride ldc (asserted).
+        unsafe {
+            match (isa, rows) {
+                (Isa::Avx512, 6) => return x86::tile512::<6>(args),
+                (Isa::Avx512, 5) => return x86::tile512::<5>(args),
+                (Isa::Avx512, 4) => return x86::tile512::<4>(args),
+                (Isa::Avx512, 3) => return x86::tile512::<3>(args),
+                (Isa::Avx512, 2) => return x86::tile512::<2>(args),
+                (Isa::Avx512, _) => return x86::tile512::<1>(args),
+                (Isa::Avx2, 6) => return x86::tile256::<6>(args),
+                (Isa::Avx2, 5) => return x86::tile256::<5>(args),
+                (Isa::Avx2, 4) => return x86::tile256::<4>(args),
+                (Isa::Avx2, 3) => return x86::tile256::<3>(args),
+                (Isa::Avx2, 2) => return x86::tile256::<2>(args),
+                (Isa::Avx2, _) => return x86::tile256::<1>(args),
+                (Isa::Plain, _) => {}
+            }
+        }
+    }
+    for r in 0..rows {
+        for j in 0..width {
+            c[r * ldc + j] = bias[r] + (0..k).map(|p| w[r * k + p] * x[j + offs[p]]).sum::<f32>();
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::NR;
+
+    #[derive(Clone, Copy)]
+    pub struct Args {
+        pub w: *const f32,
+        pub k: usize,
+        pub x: *const f32,
+        pub offs: *const usize,
+        pub c: *mut f32,
+        pub ldc: usize,
+        pub width: usize,
+        pub bias: *const f32,
+    }
+
+    /// SAFETY: AVX-512F present; the pointers cover what `Args` names (see `tile`).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile512<const R: usize>(a: Args) {
+        unsafe {
+            let mask: __mmask16 = if a.width >= NR { 0xFFFF } else { ((1u32 << a.width) - 1) as u16 };
+            let mut t = [_mm512_setzero_ps(); R];
+            for (r, v) in t.iter_mut().enumerate() {
+                *v = _mm512_set1_ps(*a.bias.add(r));
+            }
+            for p in 0..a.k {
+                let bv = _mm512_loadu_ps(a.x.add(*a.offs.add(p)));
+                for (r, v) in t.iter_mut().enumerate() {
+                    *v = _mm512_fmadd_ps(_mm512_set1_ps(*a.w.add(r * a.k + p)), bv, *v);
+                }
+            }
+            for (r, v) in t.iter().enumerate() {
+                _mm512_mask_storeu_ps(a.c.add(r * a.ldc), mask, *v);
+            }
+        }
+    }
+
+    /// SAFETY: AVX2 and FMA present; the pointers cover what `Args` names (see `tile`).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile256<const R: usize>(a: Args) {
+        unsafe {
+            let mut lo = [_mm256_setzero_ps(); R];
+            let mut hi = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                lo[r] = _mm256_set1_ps(*a.bias.add(r));
+                hi[r] = lo[r];
+            }
+            for p in 0..a.k {
+                let xp = a.x.add(*a.offs.add(p));
+                let (b0, b1) = (_mm256_loadu_ps(xp), _mm256_loadu_ps(xp.add(8)));
+                for r in 0..R {
+                    let wv = _mm256_set1_ps(*a.w.add(r * a.k + p));
+                    lo[r] = _mm256_fmadd_ps(wv, b0, lo[r]);
+                    hi[r] = _mm256_fmadd_ps(wv, b1, hi[r]);
+                }
+            }
+            let mut buf = [0f32; NR];
+            for r in 0..R {
+                _mm256_storeu_ps(buf.as_mut_ptr(), lo[r]);
+                _mm256_storeu_ps(buf.as_mut_ptr().add(8), hi[r]);
+                std::ptr::copy_nonoverlapping(buf.as_ptr(), a.c.add(r * a.ldc), a.width);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kernel this CPU runs against the plain sum, with partial tiles, odd channel counts
+    /// and tap counts, and biases.
+    #[test]
+    fn wide_conv_matches_the_plain_sum() {
+        let all = [Isa::Avx512, Isa::Avx2, Isa::Plain];
+        let from = all.iter().position(|&i| i == Isa::best()).unwrap_or(2);
+        for isa in &all[from..] {
+            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (1, 1, 4, 4, 1, 0), (4, 13, 9, 5, 5, 2), (2, 6, 3, 3, 3, 0)] {
+                let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+                let wt: Vec<f32> = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
+                let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1).collect();
+                let mut xp = Padded::new(ci, h, w, pad, pad);
+                xp.fill(&x, ci, h, w, pad, pad);
+                let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+                let ho = xp.hp - k + 1;
+                let len = ho * xp.wp;
+                let mut out = vec![f32::NAN; co * len];
+                wide_conv(*isa, &wt, &offs, &xp.data, len, &bias, &mut out);
+                for c in 0..co {
+                    for q in 0..len {
+                        let want = bias[c] + (0..offs.len()).map(|p| wt[c * offs.len() + p] * xp.data[q + offs[p]]).sum::<f32>();
+                        let got = out[c * len + q];
+                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{isa:?} ci {ci} co {co} {h}x{w} k {k} at ({c}, {q}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+}
