@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::matmul;
-use super::direct::{Padded, tap_offsets, wide_conv};
+use super::direct::{Padded, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
 use super::{contiguous, f32s, flex};
 
@@ -312,6 +312,53 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
     );
 }
 
+/// dW [Co, K] and dbias of a stride-1 convolution through [`wide_weight_grad`]: per image the
+/// padded input and the output gradient at the padded width, transposed; the threads' partial
+/// sums are added at the end.
+fn direct_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let isa = Isa::best();
+    let (k, (ho, wo)) = (d.k(), d.out_hw());
+    let probe = Padded::new(0, d.h, d.w, d.padding[0], d.padding[1]);
+    let offs = tap_offsets(d.ci, d.kh, d.kw, probe.hp, probe.wp);
+    let len = ho * probe.wp;
+    let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
+    let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
+    let (dwt, db) = (0..d.n)
+        .into_par_iter()
+        .fold(
+            || (zero(), Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]), vec![0.0; len * d.co]),
+            |((mut dwt, mut db), mut xp, mut dyt), img| {
+                xp.fill(&x[img * img_in..(img + 1) * img_in], d.ci, d.h, d.w, d.padding[0], d.padding[1]);
+                let dyi = &dy[img * img_out..(img + 1) * img_out];
+                // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
+                for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                    db[c] += plane.iter().sum::<f32>();
+                    for (oy, row) in plane.chunks_exact(wo).enumerate() {
+                        for (ox, &v) in row.iter().enumerate() {
+                            dyt[(oy * probe.wp + ox) * d.co + c] = v;
+                        }
+                    }
+                }
+                wide_weight_grad(isa, &offs, &xp.data, len, &dyt, d.co, &mut dwt, true);
+                ((dwt, db), xp, dyt)
+            },
+        )
+        .map(|(grads, _, _)| grads)
+        .reduce(zero, |(mut a, mut b), (a2, b2)| {
+            a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
+            b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
+            (a, b)
+        });
+    // [K, Co] → [Co, K]
+    let mut dw = vec![0.0; d.co * k];
+    for p in 0..k {
+        for c in 0..d.co {
+            dw[c * k + p] = dwt[p * d.co + c];
+        }
+    }
+    (dw, db)
+}
+
 /// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
 pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let (k, p) = (d.k(), d.p());
@@ -338,15 +385,18 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
         let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
         direct_images(d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci], &mut dx);
     }
-    let direct_dx = want_dx && d.direct();
+    if d.direct() {
+        let (dw, db) = direct_weight_grad(d, x, dy);
+        return (want_dx.then_some(dx), dw, db);
+    }
     let c = chunk(d.n);
-    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx && !direct_dx { dx.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
+    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx { dx.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
     let zero = || (vec![0.0; d.co * k], vec![0.0; d.co]);
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
         .fold(
-            || (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx && !direct_dx { k * p } else { 0 }]),
+            || (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]),
             |((mut dw, mut db), mut cols, mut dcols), (i, mut dxs)| {
                 let first = i * c;
                 let last = (first + c).min(d.n);

@@ -104,6 +104,64 @@ fn tile(isa: Isa, rows: usize, w: &[f32], k: usize, x: &[f32], offs: &[usize], c
     }
 }
 
+/// The weight gradient's transpose, per image: out[p][co] (+)= Σ_q x[q + offs[p]]·dyt[q][co]
+/// for q in 0..len, with dyt [len, Co] the output gradient at the padded width, transposed (zero
+/// in the junk columns); `out` is [K, Co]. Rows are taps (each a contiguous run of the padded
+/// input), columns 16 output channels: every q is one load of dyt and R broadcasts.
+pub(super) fn wide_weight_grad(isa: Isa, offs: &[usize], x: &[f32], len: usize, dyt: &[f32], co: usize, out: &mut [f32], acc: bool) {
+    let k = offs.len();
+    assert!(dyt.len() >= len * co && out.len() >= k * co, "wide_weight_grad: sizes");
+    assert!(offs.iter().all(|&o| o + len <= x.len()), "wide_weight_grad: input too short for its taps");
+    if k == 0 || co == 0 {
+        return;
+    }
+    if len == 0 {
+        if !acc {
+            out[..k * co].fill(0.0);
+        }
+        return;
+    }
+    let tiles = k.div_ceil(MR);
+    let mut p0 = 0;
+    for ti in 0..tiles {
+        let rows = k / tiles + usize::from(ti < k % tiles);
+        for c0 in (0..co).step_by(NR) {
+            let width = NR.min(co - c0);
+            let cr = &mut out[p0 * co + c0..];
+            assert!(cr.len() > (rows - 1) * co + width - 1, "wide_weight_grad: tile outside the output");
+            #[cfg(target_arch = "x86_64")]
+            {
+                let args = x86::RowArgs { x: x.as_ptr(), offs: offs[p0..p0 + rows].as_ptr(), len, b: dyt[c0..].as_ptr(), ldb: co, c: cr.as_mut_ptr(), ldc: co, width, acc };
+                // SAFETY: `isa` is supported; every tap row q < len stays inside x (asserted),
+                // dyt holds len rows of co from column c0 and the masked loads read `width`
+                // columns, and C holds rows×width at stride co (asserted).
+                let done = unsafe {
+                    match (isa, rows) {
+                        (Isa::Avx512, 6) => x86::rows512::<6>(args),
+                        (Isa::Avx512, 5) => x86::rows512::<5>(args),
+                        (Isa::Avx512, 4) => x86::rows512::<4>(args),
+                        (Isa::Avx512, 3) => x86::rows512::<3>(args),
+                        (Isa::Avx512, 2) => x86::rows512::<2>(args),
+                        (Isa::Avx512, _) => x86::rows512::<1>(args),
+                        _ => false,
+                    }
+                };
+                if done {
+                    continue;
+                }
+            }
+            for r in 0..rows {
+                for j in 0..width {
+                    let v: f32 = (0..len).map(|q| x[q + offs[p0 + r]] * dyt[q * co + c0 + j]).sum();
+                    let o = &mut cr[r * co + j];
+                    *o = if acc { *o + v } else { v };
+                }
+            }
+        }
+        p0 += rows;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
@@ -143,6 +201,48 @@ mod x86 {
         }
     }
 
+    #[derive(Clone, Copy)]
+    pub struct RowArgs {
+        pub x: *const f32,
+        pub offs: *const usize,
+        pub len: usize,
+        pub b: *const f32,
+        pub ldb: usize,
+        pub c: *mut f32,
+        pub ldc: usize,
+        pub width: usize,
+        pub acc: bool,
+    }
+
+    /// R tap rows × `width` ≤ 16 output channels of the weight gradient, reduced over q.
+    /// Returns true (it ran).
+    ///
+    /// SAFETY: AVX-512F present; the pointers cover what `RowArgs` names (see
+    /// `wide_weight_grad`).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn rows512<const R: usize>(a: RowArgs) -> bool {
+        unsafe {
+            let mask: __mmask16 = if a.width >= NR { 0xFFFF } else { ((1u32 << a.width) - 1) as u16 };
+            let mut t = [_mm512_setzero_ps(); R];
+            let mut rows = [a.x; R];
+            for (r, p) in rows.iter_mut().enumerate() {
+                *p = a.x.add(*a.offs.add(r));
+            }
+            for q in 0..a.len {
+                let bv = _mm512_maskz_loadu_ps(mask, a.b.add(q * a.ldb));
+                for r in 0..R {
+                    t[r] = _mm512_fmadd_ps(_mm512_set1_ps(*rows[r].add(q)), bv, t[r]);
+                }
+            }
+            for (r, v) in t.iter().enumerate() {
+                let cp = a.c.add(r * a.ldc);
+                let v = if a.acc { _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, cp)) } else { *v };
+                _mm512_mask_storeu_ps(cp, mask, v);
+            }
+        }
+        true
+    }
+
     /// SAFETY: AVX2 and FMA present; the pointers cover what `Args` names (see `tile`).
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tile256<const R: usize>(a: Args) {
@@ -175,6 +275,36 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The weight-gradient kernel on every ISA against the plain sum, accumulating or not,
+    /// with output-channel counts across the 16-wide block.
+    #[test]
+    fn wide_weight_grad_matches_the_plain_sum() {
+        let all = [Isa::Avx512, Isa::Avx2, Isa::Plain];
+        let from = all.iter().position(|&i| i == Isa::best()).unwrap_or(2);
+        for isa in &all[from..] {
+            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 16, 4, 4, 3, 1), (1, 19, 5, 3, 1, 0), (4, 33, 6, 6, 3, 2)] {
+                let mut xp = Padded::new(ci, h, w, pad, pad);
+                let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+                xp.fill(&x, ci, h, w, pad, pad);
+                let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+                let len = (xp.hp - k + 1) * xp.wp;
+                let dyt: Vec<f32> = (0..len * co).map(|i| (i as f32 * 0.23).cos()).collect();
+                for acc in [false, true] {
+                    let init: Vec<f32> = (0..offs.len() * co).map(|i| i as f32 * 0.01).collect();
+                    let mut out = if acc { init.clone() } else { vec![f32::NAN; init.len()] };
+                    wide_weight_grad(*isa, &offs, &xp.data, len, &dyt, co, &mut out, acc);
+                    for p in 0..offs.len() {
+                        for c in 0..co {
+                            let want = (0..len).map(|q| xp.data[q + offs[p]] * dyt[q * co + c]).sum::<f32>() + if acc { init[p * co + c] } else { 0.0 };
+                            let got = out[p * co + c];
+                            assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{isa:?} ci {ci} co {co} k {k} acc {acc} at ({p}, {c}): {got} vs {want}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// Every kernel this CPU runs against the plain sum, with partial tiles, odd channel counts
     /// and tap counts, and biases.
