@@ -31,11 +31,24 @@ pub trait FusedBatchNorm: Backend {
     fn batch_norm_train_nc(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, stats: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self>;
 }
 
-/// `relu(bn.forward(x))` (or `bn.forward(x)` without `relu`), in training mode on flex through
-/// [`FusedBatchNorm`], updating the running statistics exactly as Burn's `BatchNorm` does;
-/// Burn's own path everywhere else (other backends, inference, a frozen layer).
+/// `relu(bn.forward(x))` (or `bn.forward(x)` without `relu`): in training mode on flex through
+/// [`FusedBatchNorm`], updating the running statistics exactly as Burn's `BatchNorm` does; for
+/// inference on flex (no autodiff) the same one-pass kernel with the running statistics;
+/// Burn's own path everywhere else (other backends, a frozen layer on an autodiff device).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let device = x.device();
+    if device == Device::flex() && !device.is_autodiff() {
+        let c = bn.gamma.dims()[0];
+        let stats = Tensor::cat(vec![bn.running_mean.value(), bn.running_var.value()], 0).reshape([2, c]);
+        return Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_train_nc(
+            x.into_dispatch(),
+            bn.gamma.val().into_dispatch(),
+            bn.beta.val().into_dispatch(),
+            stats.into_dispatch(),
+            bn.epsilon,
+            relu,
+        ));
+    }
     if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled()) {
         let y = bn.forward(x);
         return if relu { relu_op(y) } else { y };
@@ -251,7 +264,7 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
 
 #[cfg(test)]
 mod tests {
-    use burn::module::Param;
+    use burn::module::{Module, Param};
     use burn::nn::BatchNormConfig;
     use burn::tensor::Distribution;
 
@@ -301,6 +314,13 @@ mod tests {
                 close(&vec(bn.beta.grad(&g1).expect("dβ")), &vec(reference.beta.grad(&g2).expect("dβ")), 1e-4, &format!("{what}: dβ"));
                 close(&vec(bn.running_mean.value()), &vec(reference.running_mean.value()), 1e-6, &format!("{what}: running mean"));
                 close(&vec(bn.running_var.value()), &vec(reference.running_var.value()), 1e-5, &format!("{what}: running var"));
+                // Inference (no autodiff) with the updated running statistics, on an input
+                // centred so that the ReLU has negatives to clip.
+                let (bn_i, ref_i) = (bn.valid(), reference.valid());
+                let xi = x.clone().inner() - 2.5;
+                let ours = batch_norm(&bn_i, xi.clone(), relu);
+                let theirs = if relu { relu_op(ref_i.forward(xi.clone())) } else { ref_i.forward(xi) };
+                close(&vec(ours), &vec(theirs), 1e-5, &format!("{what}: inference"));
             }
         }
     }
