@@ -17,7 +17,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, f32s, flex};
+use super::{contiguous, f32s, flex, par_chunks_init};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -116,13 +116,13 @@ pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
 }
 
 /// y = γ·(x − mean)/√(var + ε) + β, then max(·, 0) if `relu`.
-pub fn forward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
+pub fn forward(x: &[f32], c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool) -> Vec<f32> {
     if inner == 0 {
-        return y;
+        return vec![0.0; x.len()];
     }
     let (scale, shift) = affine(c, gamma, beta, st, eps);
-    y.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(i, (yb, xb))| {
+    par_chunks_init(x.len(), inner, || (), |_, i, yb| {
+        let xb = &x[i * inner..(i + 1) * inner];
         let (a, b) = (scale[i % c], shift[i % c]);
         if relu {
             for (o, &v) in yb.iter_mut().zip(xb) {
@@ -133,9 +133,7 @@ pub fn forward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta:
                 *o = a * v + b;
             }
         }
-    });
-    let _ = n;
-    y
+    })
 }
 
 /// Per channel, y = scale·x + shift.
@@ -203,9 +201,9 @@ pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta
 }
 
 fn bn_forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, st: &FlexTensor, eps: f64, relu: bool) -> FlexTensor {
-    let (n, c, inner) = nc_dims(x);
+    let (_, c, inner) = nc_dims(x);
     let (xc, g, b, s) = (contiguous(x), contiguous(gamma), contiguous(beta), contiguous(st));
-    let y = forward(f32s(&xc), n, c, inner, f32s(&g), f32s(&b), f32s(&s), eps, relu);
+    let y = forward(f32s(&xc), c, inner, f32s(&g), f32s(&b), f32s(&s), eps, relu);
     flex(y, x.layout().shape().as_slice())
 }
 

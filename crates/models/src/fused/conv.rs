@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::cpu::matmul;
 use super::direct::{Padded, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
-use super::{contiguous, f32s, flex};
+use super::{contiguous, f32s, flex, par_chunks_init};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -249,18 +249,18 @@ pub fn conv2d_forward(d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f
     assert_eq!(x.len(), d.n * d.ci * d.h * d.w, "conv2d: input");
     assert_eq!(w.len(), d.co * k, "conv2d: weight");
     assert_eq!(bias.len(), d.co, "conv2d: bias");
-    let mut y = vec![0.0; d.n * d.co * p];
     if p == 0 || d.co == 0 {
-        return y;
+        return vec![0.0; d.n * d.co * p];
     }
     if d.direct() {
-        direct_images(d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias, &mut y);
-        return y;
+        return direct_images(d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias);
     }
     let c = chunk(d.n);
-    y.par_chunks_mut(c * d.co * p).enumerate().for_each_init(
+    par_chunks_init(
+        d.n * d.co * p,
+        c * d.co * p,
         || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
-        |cols, (i, ys)| {
+        |cols, i, ys| {
             for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
                 let img = i * c + j;
                 let xi = &x[img * d.ci * d.h * d.w..(img + 1) * d.ci * d.h * d.w];
@@ -276,26 +276,27 @@ pub fn conv2d_forward(d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f
                 matmul(d.co, p, k, yi, true, w, k, 1, cols, p, 1, false);
             }
         },
-    );
-    y
+    )
 }
 
 /// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
 /// y [N, Co, Ho, Wo], through [`super::direct`]; images shared out over rayon's threads.
 #[allow(clippy::too_many_arguments)]
-fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (usize, usize, usize), [ph, pw]: [usize; 2], x: &[f32], w: &[f32], bias: &[f32], y: &mut [f32]) {
+fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (usize, usize, usize), [ph, pw]: [usize; 2], x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
     let isa = Isa::best();
     let (ho, wo) = (h + 2 * ph - kh + 1, w_in + 2 * pw - kw + 1);
     let probe = Padded::new(0, h, w_in, ph, pw);
     let offs = tap_offsets(ci, kh, kw, probe.hp, probe.wp);
     let len = ho * probe.wp;
     let (img_in, img_out) = (ci * h * w_in, co * ho * wo);
-    if img_out == 0 {
-        return;
+    if img_out == 0 || n == 0 {
+        return vec![0.0; n * img_out];
     }
-    y.par_chunks_mut(chunk(n) * img_out).enumerate().for_each_init(
+    par_chunks_init(
+        n * img_out,
+        chunk(n) * img_out,
         || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
-        |(xp, wide), (i, ys)| {
+        |(xp, wide), i, ys| {
             for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
                 let img = i * chunk(n) + j;
                 xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
@@ -309,7 +310,7 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
                 }
             }
         },
-    );
+    )
 }
 
 /// dW [Co, K] and dbias of a stride-1 convolution through [`wide_weight_grad`]: per image the
@@ -364,10 +365,11 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
     let (k, p) = (d.k(), d.p());
     let img_in = d.ci * d.h * d.w;
     assert_eq!(dy.len(), d.n * d.co * p, "conv2d backward: output gradient");
-    let mut dx = if want_dx { vec![0.0; d.n * img_in] } else { Vec::new() };
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
-        return (want_dx.then_some(dx), vec![0.0; d.co * k], vec![0.0; d.co]);
+        return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
     }
+    // col2im accumulates into dx, so it starts at zero; the direct path writes every value.
+    let mut dx = if want_dx && !d.direct() { vec![0.0; d.n * img_in] } else { Vec::new() };
     if want_dx && d.direct() {
         // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
         // and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
@@ -383,7 +385,7 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
             }
         }
         let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
-        direct_images(d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci], &mut dx);
+        dx = direct_images(d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci]);
     }
     if d.direct() {
         let (dw, db) = direct_weight_grad(d, x, dy);
