@@ -78,6 +78,48 @@ impl LeNet5 {
 mod tests {
     use super::*;
 
+    /// The whole network on flex (convolutions through `fused::conv`) against the same layers
+    /// through Burn's own `Conv2d::forward`: logits and every parameter's gradient.
+    #[test]
+    fn fused_convolutions_match_burns_through_the_whole_network() {
+        let _rng = crate::device_rng_lock();
+        let dev = Device::flex().autodiff();
+        dev.seed(4);
+        let m = LeNet5Config::new().init(&dev);
+        let x = Tensor::<4>::random([3, 3, 32, 32], burn::tensor::Distribution::Default, &dev);
+        let burn_forward = |images: Tensor<4>| -> Tensor<2> {
+            let a = &m.activation;
+            let x = m.pool.forward(a.forward(m.conv1.forward(images)));
+            let x = m.pool.forward(a.forward(m.conv2.forward(x)));
+            let x: Tensor<2> = x.flatten(1, 3);
+            let x = a.forward(m.fc1.forward(x));
+            let x = a.forward(m.fc2.forward(x));
+            m.fc3.forward(x)
+        };
+        let (ours, theirs) = (m.forward(x.clone()), burn_forward(x));
+        let r = Tensor::<2>::random(ours.dims(), burn::tensor::Distribution::Default, &dev);
+        let flat = |t: Tensor<2>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
+        for (a, b) in flat(ours.clone()).iter().zip(&flat(theirs.clone())) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "logits: {a} vs {b}");
+        }
+        let (g1, g2) = ((ours * r.clone()).sum().backward(), (theirs * r).sum().backward());
+        struct Compare<'a>(&'a burn::tensor::Gradients, &'a burn::tensor::Gradients, usize);
+        impl burn::module::ModuleVisitor for Compare<'_> {
+            fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
+                let v = |g| -> Vec<f32> { p.grad(g).expect("grad").into_data().try_to_vec().expect("f32") };
+                let (a, b) = (v(self.0), v(self.1));
+                let scale = b.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() < 1e-4 * scale, "param {:?}: {x} vs {y} (scale {scale})", p.shape());
+                }
+                self.2 += 1;
+            }
+        }
+        let mut c = Compare(&g1, &g2, 0);
+        m.visit(&mut c);
+        assert_eq!(c.2, 10, "every weight and bias compared");
+    }
+
     #[test]
     fn shapes_and_parameter_count() {
         let _rng = crate::device_rng_lock();

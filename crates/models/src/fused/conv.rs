@@ -477,6 +477,12 @@ mod tests {
             (2, 3, 17, 11, 10, 5, 2, 0, true),
             (1, 2, 3, 3, 3, 3, 1, 0, false),
             (1, 3, 2, 4, 5, 3, 3, 2, true),
+            // LeNet-5's and ResNet-20's own layers.
+            (3, 3, 6, 32, 32, 5, 1, 0, true),
+            (2, 6, 16, 14, 14, 5, 1, 0, true),
+            (2, 16, 16, 32, 32, 3, 1, 1, false),
+            (2, 32, 64, 16, 16, 3, 2, 1, false),
+            (2, 64, 64, 8, 8, 3, 1, 1, false),
         ];
         for (n, ci, co, h, w, k, stride, pad, bias) in cases {
             let conv = Conv2dConfig::new([ci, co], [k, k])
