@@ -313,6 +313,15 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
     )
 }
 
+/// The sum of two threads' partial (dW, dbias). Partials are per fixed chunk of images, collected
+/// in order and added on one thread: the result does not depend on how rayon split the work,
+/// so a resumed run repeats the uninterrupted one exactly.
+fn add_partials((mut a, mut b): (Vec<f32>, Vec<f32>), (a2, b2): (Vec<f32>, Vec<f32>)) -> (Vec<f32>, Vec<f32>) {
+    a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
+    b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
+    (a, b)
+}
+
 /// dW [Co, K] and dbias of a stride-1 convolution through [`wide_weight_grad`]: per image the
 /// padded input and the output gradient at the padded width, transposed; the threads' partial
 /// sums are added at the end.
@@ -324,11 +333,12 @@ fn direct_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32
     let len = ho * probe.wp;
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
-    let (dwt, db) = (0..d.n)
+    let c = chunk(d.n);
+    let (dwt, db) = (0..d.n.div_ceil(c))
         .into_par_iter()
-        .fold(
-            || (zero(), Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]), vec![0.0; len * d.co]),
-            |((mut dwt, mut db), mut xp, mut dyt), img| {
+        .map(|part| {
+            let ((mut dwt, mut db), mut xp, mut dyt) = (zero(), Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]), vec![0.0; len * d.co]);
+            for img in part * c..((part + 1) * c).min(d.n) {
                 xp.fill(&x[img * img_in..(img + 1) * img_in], d.ci, d.h, d.w, d.padding[0], d.padding[1]);
                 let dyi = &dy[img * img_out..(img + 1) * img_out];
                 // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
@@ -341,15 +351,13 @@ fn direct_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32
                     }
                 }
                 wide_weight_grad(isa, &offs, &xp.data, len, &dyt, d.co, &mut dwt, true);
-                ((dwt, db), xp, dyt)
-            },
-        )
-        .map(|(grads, _, _)| grads)
-        .reduce(zero, |(mut a, mut b), (a2, b2)| {
-            a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
-            b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
-            (a, b)
-        });
+            }
+            (dwt, db)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(add_partials)
+        .unwrap_or_else(zero);
     // [K, Co] → [Co, K]
     let mut dw = vec![0.0; d.co * k];
     for p in 0..k {
@@ -397,9 +405,9 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
-        .fold(
-            || (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]),
-            |((mut dw, mut db), mut cols, mut dcols), (i, mut dxs)| {
+        .map(|(i, mut dxs)| {
+            let ((mut dw, mut db), mut cols, mut dcols) = (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]);
+            {
                 let first = i * c;
                 let last = (first + c).min(d.n);
                 for img in first..last {
@@ -428,15 +436,13 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
                         }
                     }
                 }
-                ((dw, db), cols, dcols)
-            },
-        )
-        .map(|(grads, _, _)| grads)
-        .reduce(zero, |(mut dw, mut db), (dw2, db2)| {
-            dw.iter_mut().zip(&dw2).for_each(|(a, b)| *a += b);
-            db.iter_mut().zip(&db2).for_each(|(a, b)| *a += b);
+            }
             (dw, db)
-        });
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(add_partials)
+        .unwrap_or_else(zero);
     (want_dx.then_some(dx), dw, db)
 }
 
@@ -502,6 +508,25 @@ mod tests {
             close(&vec(conv.weight.grad(&g1).expect("dw")), &vec(conv.weight.grad(&g2).expect("dw")), &format!("{what}: dw"));
             if let Some(b) = &conv.bias {
                 close(&vec(b.grad(&g1).expect("db")), &vec(b.grad(&g2).expect("db")), &format!("{what}: db"));
+            }
+        }
+    }
+
+    /// Gradients are the same bits on every call (partial sums per fixed chunk of images, added
+    /// in order), whatever rayon's work stealing did: resumed runs repeat uninterrupted ones.
+    #[test]
+    fn gradients_do_not_depend_on_thread_scheduling() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("pool");
+        for (stride, pad) in [(1, 1), (2, 1)] {
+            let d = ConvDims { n: 37, ci: 3, h: 9, w: 8, co: 5, kh: 3, kw: 3, stride: [stride, stride], padding: [pad, pad] };
+            let (ho, wo) = d.out_hw();
+            let x: Vec<f32> = (0..d.n * d.ci * d.h * d.w).map(|i| (i as f32 * 0.731).sin()).collect();
+            let w: Vec<f32> = (0..d.co * d.ci * 9).map(|i| (i as f32 * 0.37).cos()).collect();
+            let dy: Vec<f32> = (0..d.n * d.co * ho * wo).map(|i| (i as f32 * 0.113).sin()).collect();
+            let first = pool.install(|| conv2d_backward(&d, &x, &w, &dy, true));
+            for _ in 0..8 {
+                let again = pool.install(|| conv2d_backward(&d, &x, &w, &dy, true));
+                assert!(again.1 == first.1 && again.2 == first.2 && again.0 == first.0, "stride {stride}: gradients changed between calls");
             }
         }
     }

@@ -133,7 +133,9 @@ fn add_row(acc: &mut [f32], row: &[f32]) {
     }
 }
 
-/// Sum of the threads' partial bias gradients.
+/// Sum of the threads' partial bias gradients. The partials are collected in block order and
+/// added on one thread, so the sum does not depend on how rayon split the work (a resumed run
+/// must repeat the uninterrupted one exactly).
 fn sum_rows(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
     add_row(&mut a, &b);
     a
@@ -281,7 +283,7 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
             gemm_packed(nb, dh_next, false, da_t, &wt);
         }
         db
-    }).reduce(|| vec![0.0; g4], sum_rows);
+    }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; g4]);
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, g4, hs, h0, &da);
@@ -356,7 +358,7 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
             gemm_packed(nb, dh_next, false, dat, &wt);
         }
         db
-    }).reduce(|| vec![0.0; h], sum_rows);
+    }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; h]);
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, h, hs, h0, &da);
@@ -482,7 +484,7 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
             gemm_packed(nb, dh_next, true, dw_t, &wt);
         }
         (db_in, db)
-    }).reduce(|| (vec![0.0; g3], vec![0.0; g3]), |a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1)));
+    }).collect::<Vec<_>>().into_iter().reduce(|a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1))).unwrap_or_else(|| (vec![0.0; g3], vec![0.0; g3]));
     // SAFETY: every block wrote its rows of every step.
     let (dxw, dhw) = unsafe { (filled(dxw), filled(dhw)) };
     let dw = weight_grad(d, g3, hs, h0, &dhw);
