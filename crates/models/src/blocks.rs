@@ -3,7 +3,6 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
@@ -11,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fused::batch_norm::batch_norm;
 use crate::fused::conv::conv2d;
+use crate::fused::residual::add_relu;
 
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
 pub fn kaiming_normal() -> Initializer {
@@ -145,7 +145,7 @@ impl BasicBlock {
             (None, Some(z)) => z.forward(x),
             (None, None) => x,
         };
-        relu(out + shortcut)
+        add_relu(out, shortcut)
     }
 
     pub fn summarize(&self, s: &mut crate::Summary, name: &str) {
