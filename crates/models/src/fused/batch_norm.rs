@@ -268,17 +268,7 @@ mod tests {
 
     use super::*;
 
-    fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
-    }
-
-    fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs Burn {y}");
-        }
-    }
+    use crate::fused::testing::{close, vec};
 
     /// Output, running statistics and the gradients of x, γ and β against Burn's `BatchNorm`
     /// (then ReLU) on the same draws: odd channel counts and sizes, batch 1, 1×1 maps, with

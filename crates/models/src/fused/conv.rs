@@ -453,17 +453,7 @@ mod tests {
 
     use super::*;
 
-    fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
-    }
-
-    fn close(a: &[f32], b: &[f32], what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= 2e-5 * scale, "{what}[{i}]: fused {x} vs Burn {y}");
-        }
-    }
+    use crate::fused::testing::{close, vec};
 
     /// Values and the gradients of x, weight and bias against Burn's own conv2d on the same
     /// draws: strides 1 and 2, padding 0/1/2, 1×1, odd sizes and channel counts, batch 1,
@@ -503,11 +493,11 @@ mod tests {
             assert_eq!(ours.dims(), theirs.dims(), "{what}: shape");
             let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &dev);
             let (g1, g2) = ((ours.clone() * r.clone()).sum().backward(), (theirs.clone() * r).sum().backward());
-            close(&vec(ours), &vec(theirs), &format!("{what}: y"));
-            close(&vec(x.grad(&g1).expect("dx")), &vec(x.grad(&g2).expect("dx")), &format!("{what}: dx"));
-            close(&vec(conv.weight.grad(&g1).expect("dw")), &vec(conv.weight.grad(&g2).expect("dw")), &format!("{what}: dw"));
+            close(&vec(ours), &vec(theirs), 2e-5, &format!("{what}: y"));
+            close(&vec(x.grad(&g1).expect("dx")), &vec(x.grad(&g2).expect("dx")), 2e-5, &format!("{what}: dx"));
+            close(&vec(conv.weight.grad(&g1).expect("dw")), &vec(conv.weight.grad(&g2).expect("dw")), 2e-5, &format!("{what}: dw"));
             if let Some(b) = &conv.bias {
-                close(&vec(b.grad(&g1).expect("db")), &vec(b.grad(&g2).expect("db")), &format!("{what}: db"));
+                close(&vec(b.grad(&g1).expect("db")), &vec(b.grad(&g2).expect("db")), 2e-5, &format!("{what}: db"));
             }
         }
     }

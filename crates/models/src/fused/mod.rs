@@ -266,6 +266,26 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
     }
 }
 
+/// Helpers shared by the fused operations' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use burn::tensor::Tensor;
+
+    /// A tensor's values.
+    pub fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// Every value of `a` within `tol` × max(1, largest |b|) of `b`'s.
+    pub fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::module::Param;
@@ -277,17 +297,7 @@ mod tests {
     use crate::lstm_cell::{LstmCell, LstmCellConfig};
     use crate::rnn_cell::{RnnCell, RnnCellConfig};
 
-    fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
-    }
-
-    fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
-        assert_eq!(a.len(), b.len(), "{what}: lengths");
-        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
-        }
-    }
+    use super::testing::{close, vec};
 
     fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
         Tensor::random(shape, Distribution::Uniform(-1.5, 1.5), dev)
