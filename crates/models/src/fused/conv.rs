@@ -292,13 +292,14 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
     if img_out == 0 || n == 0 {
         return vec![0.0; n * img_out];
     }
+    let per = chunk(n);
     par_chunks_init(
         n * img_out,
-        chunk(n) * img_out,
+        per * img_out,
         || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
         |(xp, wide), i, ys| {
             for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
-                let img = i * chunk(n) + j;
+                let img = i * per + j;
                 xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
                 wide_conv(isa, w, &offs, &xp.data, len, bias, wide);
                 // Drop the junk columns of the padded-width rows.
@@ -407,33 +408,31 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
         .enumerate()
         .map(|(i, mut dxs)| {
             let ((mut dw, mut db), mut cols, mut dcols) = (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]);
-            {
-                let first = i * c;
-                let last = (first + c).min(d.n);
-                for img in first..last {
-                    let xi = &x[img * img_in..(img + 1) * img_in];
-                    let dyi = &dy[img * d.co * p..(img + 1) * d.co * p];
-                    let cols_i: &[f32] = if d.identity_cols() {
-                        xi
+            let first = i * c;
+            let last = (first + c).min(d.n);
+            for img in first..last {
+                let xi = &x[img * img_in..(img + 1) * img_in];
+                let dyi = &dy[img * d.co * p..(img + 1) * d.co * p];
+                let cols_i: &[f32] = if d.identity_cols() {
+                    xi
+                } else {
+                    im2col(d, xi, &mut cols);
+                    &cols
+                };
+                // dW [Co, K] += dY_n [Co, P] · cols_nᵀ [P, K]
+                matmul(d.co, k, p, &mut dw, true, dyi, p, 1, cols_i, 1, p, false);
+                for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
+                    *acc += row.iter().sum::<f32>();
+                }
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    let dxi = &mut dxs[(img - first) * img_in..(img - first + 1) * img_in];
+                    if d.identity_cols() {
+                        // dx_n [Ci, P] = Wᵀ [Ci, Co] · dY_n
+                        matmul(d.ci, p, d.co, dxi, false, w, 1, k, dyi, p, 1, false);
                     } else {
-                        im2col(d, xi, &mut cols);
-                        &cols
-                    };
-                    // dW [Co, K] += dY_n [Co, P] · cols_nᵀ [P, K]
-                    matmul(d.co, k, p, &mut dw, true, dyi, p, 1, cols_i, 1, p, false);
-                    for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
-                        *acc += row.iter().sum::<f32>();
-                    }
-                    if let Some(dxs) = dxs.as_deref_mut() {
-                        let dxi = &mut dxs[(img - first) * img_in..(img - first + 1) * img_in];
-                        if d.identity_cols() {
-                            // dx_n [Ci, P] = Wᵀ [Ci, Co] · dY_n
-                            matmul(d.ci, p, d.co, dxi, false, w, 1, k, dyi, p, 1, false);
-                        } else {
-                            // dcols [K, P] = Wᵀ [K, Co] · dY_n, then scattered back.
-                            matmul(k, p, d.co, &mut dcols, false, w, 1, k, dyi, p, 1, false);
-                            col2im(d, &dcols, dxi);
-                        }
+                        // dcols [K, P] = Wᵀ [K, Co] · dY_n, then scattered back.
+                        matmul(k, p, d.co, &mut dcols, false, w, 1, k, dyi, p, 1, false);
+                        col2im(d, &dcols, dxi);
                     }
                 }
             }
