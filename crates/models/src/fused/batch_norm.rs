@@ -17,7 +17,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, f32s, flex, par_chunks_init};
+use super::{contiguous, f32s, flex, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -121,19 +121,22 @@ pub fn forward(x: &[f32], c: usize, inner: usize, gamma: &[f32], beta: &[f32], s
         return vec![0.0; x.len()];
     }
     let (scale, shift) = affine(c, gamma, beta, st, eps);
-    par_chunks_init(x.len(), inner, || (), |_, i, yb| {
-        let xb = &x[i * inner..(i + 1) * inner];
-        let (a, b) = (scale[i % c], shift[i % c]);
-        if relu {
-            for (o, &v) in yb.iter_mut().zip(xb) {
-                *o = (a * v + b).max(0.0);
+    // SAFETY: every element of each block is written.
+    unsafe {
+        par_chunks_uninit(x.len(), inner, || (), |_, i, yb| {
+            let xb = &x[i * inner..(i + 1) * inner];
+            let (a, b) = (scale[i % c], shift[i % c]);
+            if relu {
+                for (o, &v) in yb.iter_mut().zip(xb) {
+                    o.write((a * v + b).max(0.0));
+                }
+            } else {
+                for (o, &v) in yb.iter_mut().zip(xb) {
+                    o.write(a * v + b);
+                }
             }
-        } else {
-            for (o, &v) in yb.iter_mut().zip(xb) {
-                *o = a * v + b;
-            }
-        }
-    })
+        })
+    }
 }
 
 /// Per channel, y = scale·x + shift.
@@ -153,13 +156,15 @@ fn affine(c: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64) -> (Vec<f
 /// dx = γ·inv·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (x − mean)·inv.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut dx = vec![0.0; x.len()];
     if inner == 0 || n == 0 {
-        return (dx, vec![0.0; c], vec![0.0; c]);
+        return (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
     }
     let (scale, shift) = affine(c, gamma, beta, st, eps);
     let inv: Vec<f64> = (0..c).map(|ch| 1.0 / (st[c + ch] as f64 + eps).sqrt()).collect();
-    let partial: Vec<(f32, f32)> = dx
+    // Not `vec![0.0; n]`: a serial memset of the whole activation while the other threads
+    // wait; the first pass writes every block.
+    let mut fresh = Box::<[f32]>::new_uninit_slice(x.len());
+    let partial: Vec<(f32, f32)> = fresh
         .par_chunks_mut(inner)
         .zip(x.par_chunks(inner).zip(dy.par_chunks(inner)))
         .enumerate()
@@ -168,15 +173,21 @@ pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta
             if relu {
                 let (a, b) = (scale[ch], shift[ch]);
                 for ((o, &v), &d) in g.iter_mut().zip(xb).zip(dyb) {
-                    *o = if a * v + b > 0.0 { d } else { 0.0 };
+                    o.write(if a * v + b > 0.0 { d } else { 0.0 });
                 }
             } else {
-                g.copy_from_slice(dyb);
+                for (o, &d) in g.iter_mut().zip(dyb) {
+                    o.write(d);
+                }
             }
+            // SAFETY: every element of the block was written just above.
+            let g = unsafe { &*(g as *const [std::mem::MaybeUninit<f32>] as *const [f32]) };
             let m = st[ch];
             (lane_sum(inner, |j| g[j]), lane_sum(inner, |j| g[j] * (xb[j] - m)))
         })
         .collect();
+    // SAFETY: the blocks cover the buffer and each was written above.
+    let mut dx = unsafe { fresh.assume_init() }.into_vec();
     let mut sums = vec![(0f64, 0f64); c];
     for (blk, (s1, s2)) in partial.into_iter().enumerate() {
         sums[blk % c].0 += s1 as f64;

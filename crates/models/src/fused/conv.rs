@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::cpu::matmul;
 use super::direct::{Padded, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
-use super::{contiguous, f32s, flex, par_chunks_init};
+use super::{contiguous, f32s, flex, par_chunks_init, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -293,25 +293,30 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
         return vec![0.0; n * img_out];
     }
     let per = chunk(n);
-    par_chunks_init(
-        n * img_out,
-        per * img_out,
-        || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
-        |(xp, wide), i, ys| {
-            for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
-                let img = i * per + j;
-                xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
-                wide_conv(isa, w, &offs, &xp.data, len, bias, wide);
-                // Drop the junk columns of the padded-width rows.
-                for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
-                    for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
-                        let at = c * len + oy * probe.wp;
-                        row.copy_from_slice(&wide[at..at + wo]);
+    // SAFETY: the copy below writes every row of every channel of every image of the chunk.
+    unsafe {
+        par_chunks_uninit(
+            n * img_out,
+            per * img_out,
+            || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
+            |(xp, wide), i, ys| {
+                for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
+                    let img = i * per + j;
+                    xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
+                    wide_conv(isa, w, &offs, &xp.data, len, bias, wide);
+                    // Drop the junk columns of the padded-width rows.
+                    for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
+                        for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
+                            let at = c * len + oy * probe.wp;
+                            for (o, &v) in row.iter_mut().zip(&wide[at..at + wo]) {
+                                o.write(v);
+                            }
+                        }
                     }
                 }
-            }
-        },
-    )
+            },
+        )
+    }
 }
 
 /// The sum of two threads' partial (dW, dbias). Partials are per fixed chunk of images, collected

@@ -334,4 +334,37 @@ mod tests {
             }
         }
     }
+
+    /// Single-thread throughput of the kernels on ResNet-20's three stride-1 layer shapes:
+    /// `cargo test --release -p burnlab-models direct_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn direct_speed() {
+        let isa = Isa::best();
+        for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
+            let mut xp = Padded::new(c, hw, hw, 1, 1);
+            let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
+            xp.fill(&x, c, hw, hw, 1, 1);
+            let offs = tap_offsets(c, 3, 3, xp.hp, xp.wp);
+            let len = hw * xp.wp;
+            let wt: Vec<f32> = (0..c * offs.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bias = vec![0.0; c];
+            let mut out = vec![0.0; c * len];
+            let reps = 20_000 / c;
+            let flops = (2 * c * offs.len() * hw * hw * reps) as f64;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                wide_conv(isa, &wt, &offs, &xp.data, len, &bias, &mut out);
+            }
+            let fwd = flops / t.elapsed().as_secs_f64() / 1e9;
+            let dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
+            let mut dw = vec![0.0; offs.len() * c];
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                wide_weight_grad(isa, &offs, &xp.data, len, &dyt, c, &mut dw, true);
+            }
+            let wg = flops / t.elapsed().as_secs_f64() / 1e9;
+            println!("c={c} hw={hw} conv_gflops={fwd:.1} weight_grad_gflops={wg:.1}");
+        }
+    }
 }

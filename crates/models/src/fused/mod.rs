@@ -95,6 +95,22 @@ pub(crate) fn par_chunks_init<S>(len: usize, chunk: usize, init: impl Fn() -> S 
     unsafe { buf.assume_init() }.into_vec()
 }
 
+/// [`par_chunks_init`] for outputs that `f` writes in full: no zeroing first (for a layer's
+/// output that is one more pass over up to 8 MB that is overwritten right after). `f` gets the
+/// chunk as `MaybeUninit` and writes it with [`std::mem::MaybeUninit::write`] or raw copies.
+///
+/// SAFETY: `f` must initialise every element of the chunk it is given.
+pub(crate) unsafe fn par_chunks_uninit<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(&mut S, usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert!(chunk > 0 || len == 0, "par_chunks_uninit: empty chunks");
+    let mut buf = Box::<[f32]>::new_uninit_slice(len);
+    if len > 0 {
+        buf.par_chunks_mut(chunk).enumerate().for_each_init(init, |state, (i, c)| f(state, i, c));
+    }
+    // SAFETY: the chunks cover the buffer and `f` initialised each (the caller's contract).
+    unsafe { buf.assume_init() }.into_vec()
+}
+
 /// A contiguous f32 copy-free view where possible.
 fn contiguous(t: &FlexTensor) -> FlexTensor {
     let t = t.to_contiguous();

@@ -10,9 +10,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use rayon::prelude::*;
 
-use super::{contiguous, f32s, flex, par_chunks_init};
+use super::{contiguous, f32s, flex, par_chunks_uninit};
 
 /// Elements per rayon task.
 const CHUNK: usize = 1 << 14;
@@ -36,12 +35,15 @@ fn forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     assert_eq!(&shape, b.layout().shape(), "add_relu: shapes differ");
     let (a, b) = (contiguous(a), contiguous(b));
     let (a, b) = (f32s(&a), f32s(&b));
-    let y = par_chunks_init(a.len(), CHUNK, || (), |_, i, y| {
-        let at = i * CHUNK;
-        for ((o, &x), &z) in y.iter_mut().zip(&a[at..]).zip(&b[at..]) {
-            *o = (x + z).max(0.0);
-        }
-    });
+    // SAFETY: every element of each chunk is written.
+    let y = unsafe {
+        par_chunks_uninit(a.len(), CHUNK, || (), |_, i, y| {
+            let at = i * CHUNK;
+            for ((o, &x), &z) in y.iter_mut().zip(&a[at..]).zip(&b[at..]) {
+                o.write((x + z).max(0.0));
+            }
+        })
+    };
     flex(y, shape.as_slice())
 }
 
@@ -62,18 +64,24 @@ impl Backward<Flex, 2> for AddReluBackward {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let y = ops.state;
         let (ys, dys) = (f32s(&y), f32s(&dy));
-        let mut g = vec![0.0; ys.len()];
-        g.par_chunks_mut(CHUNK).zip(ys.par_chunks(CHUNK).zip(dys.par_chunks(CHUNK))).for_each(|(g, (y, d))| {
-            for ((o, &y), &d) in g.iter_mut().zip(y).zip(d) {
-                *o = if y > 0.0 { d } else { 0.0 };
-            }
-        });
+        // SAFETY: every element of each chunk is written.
+        let g = unsafe {
+            par_chunks_uninit(ys.len(), CHUNK, || (), |_, i, g| {
+                let at = i * CHUNK;
+                for ((o, &y), &d) in g.iter_mut().zip(&ys[at..]).zip(&dys[at..]) {
+                    o.write(if y > 0.0 { d } else { 0.0 });
+                }
+            })
+        };
         let shape = y.layout().shape().as_slice().to_vec();
         let [n_a, n_b] = ops.parents;
         match (n_a, n_b) {
             (Some(a), Some(b)) => {
-                grads.register::<Flex>(b.id, flex(g.clone(), &shape));
-                grads.register::<Flex>(a.id, flex(g, &shape));
+                // Both parents get the same gradient: one buffer, shared (flex tensors are
+                // reference-counted and copied on write), not a serial copy of it.
+                let g = flex(g, &shape);
+                grads.register::<Flex>(b.id, g.clone());
+                grads.register::<Flex>(a.id, g);
             }
             (Some(n), None) | (None, Some(n)) => grads.register::<Flex>(n.id, flex(g, &shape)),
             (None, None) => {}
