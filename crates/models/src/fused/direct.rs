@@ -15,7 +15,7 @@
 
 use super::packed::{Isa, MR, NR};
 
-/// Padded input of one image: [Ci, Hp, Wp] plus slack, so that a full 16-wide load at any
+/// Padded input of one image: [Ci, Hp, Wp] plus slack, so that full 32-wide loads at any
 /// tile start stays inside the buffer.
 pub(super) struct Padded {
     pub data: Vec<f32>,
@@ -26,7 +26,7 @@ pub(super) struct Padded {
 impl Padded {
     pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-        Self { data: vec![0.0; c * hp * wp + wp + NR + 1], hp, wp }
+        Self { data: vec![0.0; c * hp * wp + wp + 2 * NR], hp, wp }
     }
 
     /// Copies x [C, H, W] into the interior (the borders stay zero).
@@ -50,14 +50,16 @@ pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usi
     let (co, k) = (bias.len(), offs.len());
     assert_eq!(w.len(), co * k, "wide_conv: weights");
     assert!(out.len() >= co * len, "wide_conv: output");
-    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(NR) * NR);
+    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(2 * NR) * 2 * NR);
     assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
     if co == 0 || len == 0 {
         return;
     }
     let tiles = co.div_ceil(MR);
-    for q0 in (0..len).step_by(NR) {
-        let width = NR.min(len - q0);
+    // AVX-512 tiles are two vectors wide: 6 weight broadcasts feed 12 multiply-adds.
+    let step = if isa == Isa::Avx512 { 2 * NR } else { NR };
+    for q0 in (0..len).step_by(step) {
+        let width = step.min(len - q0);
         let mut r0 = 0;
         for ti in 0..tiles {
             let rows = co / tiles + usize::from(ti < co % tiles);
@@ -69,7 +71,7 @@ pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usi
     }
 }
 
-/// One register tile: rows ≤ MR output channels × `width` ≤ NR pixels.
+/// One register tile: rows ≤ MR output channels × `width` ≤ NR pixels (2·NR with AVX-512).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn tile(isa: Isa, rows: usize, w: &[f32], k: usize, x: &[f32], offs: &[usize], c: &mut [f32], ldc: usize, width: usize, bias: &[f32]) {
@@ -184,19 +186,38 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile512<const R: usize>(a: Args) {
         unsafe {
-            let mask: __mmask16 = if a.width >= NR { 0xFFFF } else { ((1u32 << a.width) - 1) as u16 };
-            let mut t = [_mm512_setzero_ps(); R];
-            for (r, v) in t.iter_mut().enumerate() {
+            let lanes = |w: usize| -> __mmask16 { if w >= NR { 0xFFFF } else { ((1u32 << w) - 1) as u16 } };
+            let (m0, m1) = (lanes(a.width), lanes(a.width.saturating_sub(NR)));
+            let mut t0 = [_mm512_setzero_ps(); R];
+            for (r, v) in t0.iter_mut().enumerate() {
                 *v = _mm512_set1_ps(*a.bias.add(r));
             }
-            for p in 0..a.k {
-                let bv = _mm512_loadu_ps(a.x.add(*a.offs.add(p)));
-                for (r, v) in t.iter_mut().enumerate() {
-                    *v = _mm512_fmadd_ps(_mm512_set1_ps(*a.w.add(r * a.k + p)), bv, *v);
+            let mut t1 = t0;
+            if m1 == 0 {
+                // A tail of at most 16 pixels: one vector.
+                for p in 0..a.k {
+                    let b0 = _mm512_loadu_ps(a.x.add(*a.offs.add(p)));
+                    for r in 0..R {
+                        t0[r] = _mm512_fmadd_ps(_mm512_set1_ps(*a.w.add(r * a.k + p)), b0, t0[r]);
+                    }
+                }
+            } else {
+                for p in 0..a.k {
+                    let xp = a.x.add(*a.offs.add(p));
+                    let (b0, b1) = (_mm512_loadu_ps(xp), _mm512_loadu_ps(xp.add(NR)));
+                    for r in 0..R {
+                        let wv = _mm512_set1_ps(*a.w.add(r * a.k + p));
+                        t0[r] = _mm512_fmadd_ps(wv, b0, t0[r]);
+                        t1[r] = _mm512_fmadd_ps(wv, b1, t1[r]);
+                    }
                 }
             }
-            for (r, v) in t.iter().enumerate() {
-                _mm512_mask_storeu_ps(a.c.add(r * a.ldc), mask, *v);
+            for r in 0..R {
+                let cp = a.c.add(r * a.ldc);
+                _mm512_mask_storeu_ps(cp, m0, t0[r]);
+                if m1 != 0 {
+                    _mm512_mask_storeu_ps(cp.add(NR), m1, t1[r]);
+                }
             }
         }
     }
