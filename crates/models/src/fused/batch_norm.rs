@@ -98,18 +98,27 @@ fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
     acc.iter().sum::<f32>() + (full..len).map(f).sum::<f32>()
 }
 
-/// Mean and biased variance of every channel: [means…, variances…]. Blocks (one sample's
-/// channel, ≤ 1,024 values here) sum in f32 lanes, blocks add up in f64.
+/// Mean and biased variance of every channel: [means…, variances…]. Each block (one sample's
+/// channel, ≤ 1,024 values here) gives its sum and its squared deviations from its own mean
+/// (f32 lanes, the second pass over the block in L1), and blocks combine in f64 (Chan et al.:
+/// M2 = Σ M2_b + Σ m·(mean_b − mean)²): one pass over the activation, not two.
 pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
     let count = (n * inner).max(1) as f64;
     let per: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let block = |i: usize| &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
-            let mean = (0..n).map(|i| lane_sum(inner, |j| block(i)[j]) as f64).sum::<f64>() / count;
-            let m = mean as f32;
-            let var = (0..n).map(|i| lane_sum(inner, |j| (block(i)[j] - m) * (block(i)[j] - m)) as f64).sum::<f64>() / count;
-            (m, var as f32)
+            let blocks: Vec<(f64, f64)> = (0..n)
+                .map(|i| {
+                    let b = &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
+                    let sum = lane_sum(inner, |j| b[j]);
+                    let m = sum / inner.max(1) as f32;
+                    (sum as f64, lane_sum(inner, |j| (b[j] - m) * (b[j] - m)) as f64)
+                })
+                .collect();
+            let mean = blocks.iter().map(|b| b.0).sum::<f64>() / count;
+            let m = inner as f64;
+            let var = blocks.iter().map(|&(s, m2)| m2 + m * (s / m.max(1.0) - mean).powi(2)).sum::<f64>() / count;
+            (mean as f32, var as f32)
         })
         .collect();
     per.iter().map(|p| p.0).chain(per.iter().map(|p| p.1)).collect()
