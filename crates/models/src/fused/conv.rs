@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
 use super::cpu::matmul;
-use super::direct::{Padded, tap_offsets, wide_conv, wide_weight_grad};
+use super::direct::{Padded, compact_conv, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
 use super::{contiguous, f32s, flex, par_chunks_init, par_chunks_uninit};
 
@@ -293,16 +293,20 @@ fn direct_images(n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (
         return vec![0.0; n * img_out];
     }
     let per = chunk(n);
-    // SAFETY: the copy below writes every row of every channel of every image of the chunk.
+    // SAFETY: compact_conv, or else the copy below, writes every row of every channel of every
+    // image of the chunk.
     unsafe {
         par_chunks_uninit(
             n * img_out,
             per * img_out,
-            || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
+            || (Padded::new(ci, h, w_in, ph, pw), if isa == Isa::Avx512 { Vec::new() } else { vec![0.0; co * len] }),
             |(xp, wide), i, ys| {
                 for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
                     let img = i * per + j;
                     xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
+                    if compact_conv(isa, w, &offs, &xp.data, len, bias, probe.wp, wo, yi) {
+                        continue;
+                    }
                     wide_conv(isa, w, &offs, &xp.data, len, bias, wide);
                     // Drop the junk columns of the padded-width rows.
                     for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
@@ -350,9 +354,18 @@ fn direct_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32
                 // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
                 for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
                     db[c] += plane.iter().sum::<f32>();
-                    for (oy, row) in plane.chunks_exact(wo).enumerate() {
-                        for (ox, &v) in row.iter().enumerate() {
-                            dyt[(oy * probe.wp + ox) * d.co + c] = v;
+                }
+                // Transposed a block of 16 pixels at a time, all channels, so that the rows of
+                // dyt being written (16 × Co floats) stay in L1 rather than one whole pass over
+                // dyt per channel.
+                for oy in 0..ho {
+                    for x0 in (0..wo).step_by(16) {
+                        let x1 = (x0 + 16).min(wo);
+                        let base = (oy * probe.wp + x0) * d.co;
+                        for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                            for (j, &v) in plane[oy * wo + x0..oy * wo + x1].iter().enumerate() {
+                                dyt[base + j * d.co + c] = v;
+                            }
                         }
                     }
                 }

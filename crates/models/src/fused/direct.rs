@@ -71,6 +71,72 @@ pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usi
     }
 }
 
+/// [`wide_conv`] written straight into the output's own layout, out [Co, Ho, Wo] with
+/// Ho = len / wp: each tile drops its lanes in junk columns in registers (AVX-512 compress)
+/// rather than the whole result being copied out of a padded-width buffer (a 70 KB round trip
+/// per image and layer on ResNet-20's first stage). Returns false, writing nothing, without
+/// AVX-512: then use [`wide_conv`] and copy.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn compact_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], wp: usize, wo: usize, out: &mut [std::mem::MaybeUninit<f32>]) -> bool {
+    let (co, k) = (bias.len(), offs.len());
+    if isa != Isa::Avx512 {
+        return false;
+    }
+    assert!(wp > 0 && wo <= wp && len % wp == 0, "compact_conv: rows");
+    let plane = len / wp * wo;
+    assert_eq!(w.len(), co * k, "compact_conv: weights");
+    assert!(out.len() >= co * plane, "compact_conv: output");
+    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(2 * NR) * 2 * NR);
+    assert!(k == 0 || x.len() >= reach, "compact_conv: input too short for its taps");
+    if co == 0 || len == 0 {
+        return true;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tiles = co.div_ceil(MR);
+        for q0 in (0..len).step_by(2 * NR) {
+            let width = (2 * NR).min(len - q0);
+            let mut r0 = 0;
+            for ti in 0..tiles {
+                let rows = co / tiles + usize::from(ti < co % tiles);
+                let args = x86::Args {
+                    w: w[r0 * k..].as_ptr(),
+                    k,
+                    x: x[q0..].as_ptr(),
+                    offs: offs.as_ptr(),
+                    c: out[r0 * plane..].as_mut_ptr().cast(),
+                    ldc: plane,
+                    width,
+                    bias: bias[r0..].as_ptr(),
+                    q0,
+                    wp,
+                    wo,
+                };
+                // SAFETY: AVX-512 is present (isa); every tap of every load stays inside x
+                // (asserted above); the stores of rows r0..r0 + rows go to their planes of out,
+                // at positions below Ho·Wo (pixels q < len, Ho = len / wp).
+                unsafe {
+                    match rows {
+                        6 => x86::tile512::<6, true>(args),
+                        5 => x86::tile512::<5, true>(args),
+                        4 => x86::tile512::<4, true>(args),
+                        3 => x86::tile512::<3, true>(args),
+                        2 => x86::tile512::<2, true>(args),
+                        _ => x86::tile512::<1, true>(args),
+                    }
+                }
+                r0 += rows;
+            }
+        }
+        true
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (w, x, out, plane);
+        false
+    }
+}
+
 /// One register tile: rows ≤ MR output channels × `width` ≤ NR pixels (2·NR with AVX-512).
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -78,17 +144,17 @@ fn tile(isa: Isa, rows: usize, w: &[f32], k: usize, x: &[f32], offs: &[usize], c
     assert!(rows <= MR && c.len() > (rows - 1) * ldc + width - 1, "wide_conv: tile outside the output");
     #[cfg(target_arch = "x86_64")]
     {
-        let args = x86::Args { w: w.as_ptr(), k, x: x.as_ptr(), offs: offs.as_ptr(), c: c.as_mut_ptr(), ldc, width, bias: bias.as_ptr() };
+        let args = x86::Args { w: w.as_ptr(), k, x: x.as_ptr(), offs: offs.as_ptr(), c: c.as_mut_ptr(), ldc, width, bias: bias.as_ptr(), q0: 0, wp: 0, wo: 0 };
         // SAFETY: `isa` is supported by this CPU; wide_conv checked that every tap of every
         // full 16-wide load stays inside x, and C holds rows×width at stride ldc (asserted).
         unsafe {
             match (isa, rows) {
-                (Isa::Avx512, 6) => return x86::tile512::<6>(args),
-                (Isa::Avx512, 5) => return x86::tile512::<5>(args),
-                (Isa::Avx512, 4) => return x86::tile512::<4>(args),
-                (Isa::Avx512, 3) => return x86::tile512::<3>(args),
-                (Isa::Avx512, 2) => return x86::tile512::<2>(args),
-                (Isa::Avx512, _) => return x86::tile512::<1>(args),
+                (Isa::Avx512, 6) => return x86::tile512::<6, false>(args),
+                (Isa::Avx512, 5) => return x86::tile512::<5, false>(args),
+                (Isa::Avx512, 4) => return x86::tile512::<4, false>(args),
+                (Isa::Avx512, 3) => return x86::tile512::<3, false>(args),
+                (Isa::Avx512, 2) => return x86::tile512::<2, false>(args),
+                (Isa::Avx512, _) => return x86::tile512::<1, false>(args),
                 (Isa::Avx2, 6) => return x86::tile256::<6>(args),
                 (Isa::Avx2, 5) => return x86::tile256::<5>(args),
                 (Isa::Avx2, 4) => return x86::tile256::<4>(args),
@@ -180,11 +246,21 @@ mod x86 {
         pub ldc: usize,
         pub width: usize,
         pub bias: *const f32,
+        /// Compact stores only ([`super::compact_conv`]): the tile's first pixel at the padded
+        /// width, the padded and the output row widths.
+        pub q0: usize,
+        pub wp: usize,
+        pub wo: usize,
     }
 
-    /// SAFETY: AVX-512F present; the pointers cover what `Args` names (see `tile`).
+    /// With `COMPACT`, `c` is the output of the tile's first channel in [Ho, Wo] layout and
+    /// `ldc` the channel plane (Ho·Wo): each vector's lanes in junk columns (x ≥ wo) are
+    /// squeezed out in the register and the rest stored at its place in the row-major output.
+    ///
+    /// SAFETY: AVX-512F present; the pointers cover what `Args` names (see `tile`,
+    /// `compact_conv`).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile512<const R: usize>(a: Args) {
+    pub unsafe fn tile512<const R: usize, const COMPACT: bool>(a: Args) {
         unsafe {
             let lanes = |w: usize| -> __mmask16 { if w >= NR { 0xFFFF } else { ((1u32 << w) - 1) as u16 } };
             let (m0, m1) = (lanes(a.width), lanes(a.width.saturating_sub(NR)));
@@ -212,11 +288,42 @@ mod x86 {
                     }
                 }
             }
-            for r in 0..R {
-                let cp = a.c.add(r * a.ldc);
-                _mm512_mask_storeu_ps(cp, m0, t0[r]);
-                if m1 != 0 {
-                    _mm512_mask_storeu_ps(cp.add(NR), m1, t1[r]);
+            if COMPACT {
+                // Per vector: the lanes of pixels inside the output row, where the first of
+                // them goes, and the store mask for the squeezed lanes.
+                let place = |v: usize, m: __mmask16| -> (__mmask16, usize, __mmask16) {
+                    let q = a.q0 + v * NR;
+                    let (mut col, mut keep) = (q % a.wp, 0u16);
+                    let at = q / a.wp * a.wo + col.min(a.wo);
+                    for i in 0..NR {
+                        if col < a.wo {
+                            keep |= 1 << i;
+                        }
+                        col += 1;
+                        if col == a.wp {
+                            col = 0;
+                        }
+                    }
+                    let keep = keep & m;
+                    let n = keep.count_ones();
+                    (keep, at, if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 })
+                };
+                let (k0, at0, s0) = place(0, m0);
+                let (k1, at1, s1) = place(1, m1);
+                for r in 0..R {
+                    let cp = a.c.add(r * a.ldc);
+                    _mm512_mask_storeu_ps(cp.add(at0), s0, _mm512_maskz_compress_ps(k0, t0[r]));
+                    if m1 != 0 {
+                        _mm512_mask_storeu_ps(cp.add(at1), s1, _mm512_maskz_compress_ps(k1, t1[r]));
+                    }
+                }
+            } else {
+                for r in 0..R {
+                    let cp = a.c.add(r * a.ldc);
+                    _mm512_mask_storeu_ps(cp, m0, t0[r]);
+                    if m1 != 0 {
+                        _mm512_mask_storeu_ps(cp.add(NR), m1, t1[r]);
+                    }
                 }
             }
         }
@@ -350,6 +457,39 @@ mod tests {
                         let want = bias[c] + (0..offs.len()).map(|p| wt[c * offs.len() + p] * xp.data[q + offs[p]]).sum::<f32>();
                         let got = out[c * len + q];
                         assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{isa:?} ci {ci} co {co} {h}x{w} k {k} at ({c}, {q}): {got} vs {want}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The compacting kernel gives exactly the wide kernel's values in the output's own layout,
+    /// and writes every output element (row widths across the 16-lane vectors, odd channels).
+    #[test]
+    fn compact_conv_matches_the_wide_kernel() {
+        if Isa::best() != Isa::Avx512 {
+            assert!(!compact_conv(Isa::best(), &[], &[], &[], 0, &[], 1, 1, &mut []));
+            return;
+        }
+        for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 13, 8, 8, 3, 1), (4, 7, 9, 17, 3, 1), (1, 3, 5, 33, 1, 0), (2, 6, 4, 15, 5, 2)] {
+            let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt: Vec<f32> = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1).collect();
+            let mut xp = Padded::new(ci, h, w, pad, pad);
+            xp.fill(&x, ci, h, w, pad, pad);
+            let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+            let (ho, wo) = (xp.hp - k + 1, xp.wp - k + 1);
+            let len = ho * xp.wp;
+            let mut wide = vec![0.0; co * len];
+            wide_conv(Isa::Avx512, &wt, &offs, &xp.data, len, &bias, &mut wide);
+            let mut out = vec![std::mem::MaybeUninit::new(f32::NAN); co * ho * wo];
+            assert!(compact_conv(Isa::Avx512, &wt, &offs, &xp.data, len, &bias, xp.wp, wo, &mut out));
+            for c in 0..co {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        // SAFETY: initialised with NaN above.
+                        let got = unsafe { out[(c * ho + oy) * wo + ox].assume_init() };
+                        assert_eq!(got, wide[c * len + oy * xp.wp + ox], "ci {ci} co {co} {h}x{w} k {k} at ({c}, {oy}, {ox})");
                     }
                 }
             }
