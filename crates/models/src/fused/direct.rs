@@ -10,13 +10,17 @@
 //! the padded output gradient by the flipped, transposed weights).
 //!
 //! Rows are computed at the padded width Wp (Wp − Wo junk columns each, dropped when the
-//! result is copied out), so the tiles run along whole images rather than short rows: an 8×8
-//! map would otherwise fill half of each 16-wide tile.
+//! result is stored), so the tiles run along whole images rather than short rows: an 8×8
+//! map would otherwise fill half of each 16-wide tile. Each row carries only its right-hand
+//! zero columns (Wp = W + pw, not W + 2·pw): a row's left padding is the previous row's right
+//! padding, which is zero too, so a 3×3 "same" layer wastes one column in W + 1, not two in
+//! W + 2 (ResNet-20's 8×8 maps: 11% of the multiply-adds instead of 20%).
 
 use super::packed::{Isa, MR, NR};
 
-/// Padded input of one image: [Ci, Hp, Wp] plus slack, so that full 32-wide loads at any
-/// tile start stays inside the buffer.
+/// Padded input of one image: [Ci, Hp, Wp] with Wp = W + pw (see the module note), starting
+/// at element pw, plus slack, so that full 32-wide loads at any tile start stay inside the
+/// buffer. Element (c, y, x) of the input is at pw + (c·Hp + y + ph)·Wp + x.
 pub(super) struct Padded {
     pub data: Vec<f32>,
     pub hp: usize,
@@ -25,7 +29,7 @@ pub(super) struct Padded {
 
 impl Padded {
     pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
-        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        let (hp, wp) = (h + 2 * ph, w + pw);
         Self { data: vec![0.0; c * hp * wp + wp + 2 * NR], hp, wp }
     }
 
@@ -478,7 +482,7 @@ mod tests {
             let mut xp = Padded::new(ci, h, w, pad, pad);
             xp.fill(&x, ci, h, w, pad, pad);
             let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
-            let (ho, wo) = (xp.hp - k + 1, xp.wp - k + 1);
+            let (ho, wo) = (xp.hp - k + 1, w + 2 * pad - k + 1);
             let len = ho * xp.wp;
             let mut wide = vec![0.0; co * len];
             wide_conv(Isa::Avx512, &wt, &offs, &xp.data, len, &bias, &mut wide);
