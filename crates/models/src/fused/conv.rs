@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::cpu::matmul;
 use super::direct::{Padded, compact_conv, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
-use super::{contiguous, f32s, flex, par_chunks_init, par_chunks_uninit};
+use super::{contiguous, f32s, flex, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -256,27 +256,34 @@ pub fn conv2d_forward(d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f
         return direct_images(d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias);
     }
     let c = chunk(d.n);
-    par_chunks_init(
-        d.n * d.co * p,
-        c * d.co * p,
-        || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
-        |cols, i, ys| {
-            for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
-                let img = i * c + j;
-                let xi = &x[img * d.ci * d.h * d.w..(img + 1) * d.ci * d.h * d.w];
-                let cols: &[f32] = if d.identity_cols() {
-                    xi
-                } else {
-                    im2col(d, xi, cols);
-                    cols
-                };
-                for (row, &b) in yi.chunks_exact_mut(p).zip(bias) {
-                    row.fill(b);
+    // SAFETY: each image's rows are set to the bias first, then accumulated into.
+    unsafe {
+        par_chunks_uninit(
+            d.n * d.co * p,
+            c * d.co * p,
+            || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
+            |cols, i, ys| {
+                for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
+                    let img = i * c + j;
+                    let xi = &x[img * d.ci * d.h * d.w..(img + 1) * d.ci * d.h * d.w];
+                    let cols: &[f32] = if d.identity_cols() {
+                        xi
+                    } else {
+                        im2col(d, xi, cols);
+                        cols
+                    };
+                    for (row, &b) in yi.chunks_exact_mut(p).zip(bias) {
+                        row.iter_mut().for_each(|v| {
+                            v.write(b);
+                        });
+                    }
+                    // SAFETY: every element was written just above.
+                    let yi = &mut *(yi as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]);
+                    matmul(d.co, p, k, yi, true, w, k, 1, cols, p, 1, false);
                 }
-                matmul(d.co, p, k, yi, true, w, k, 1, cols, p, 1, false);
-            }
-        },
-    )
+            },
+        )
+    }
 }
 
 /// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
@@ -395,8 +402,10 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
         return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
     }
-    // col2im accumulates into dx, so it starts at zero; the direct path writes every value.
-    let mut dx = if want_dx && !d.direct() { vec![0.0; d.n * img_in] } else { Vec::new() };
+    // col2im accumulates into dx, so it starts at zero: each task zeroes its own images below
+    // (not a serial memset here); the direct path writes every value.
+    let mut fresh = Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
+    let mut dx = Vec::new();
     if want_dx && d.direct() {
         // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
         // and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
@@ -419,12 +428,19 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
         return (want_dx.then_some(dx), dw, db);
     }
     let c = chunk(d.n);
-    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx { dx.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
+    let dx_chunks: Vec<Option<&mut [std::mem::MaybeUninit<f32>]>> = if want_dx { fresh.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
     let zero = || (vec![0.0; d.co * k], vec![0.0; d.co]);
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
-        .map(|(i, mut dxs)| {
+        .map(|(i, dxs)| {
+            let mut dxs = dxs.map(|chunk| {
+                chunk.iter_mut().for_each(|v| {
+                    v.write(0.0);
+                });
+                // SAFETY: every element was written just above.
+                unsafe { &mut *(chunk as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+            });
             let ((mut dw, mut db), mut cols, mut dcols) = (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]);
             let first = i * c;
             let last = (first + c).min(d.n);
@@ -460,6 +476,8 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
         .into_iter()
         .reduce(add_partials)
         .unwrap_or_else(zero);
+    // SAFETY: the chunks cover the buffer, and each was zeroed by its task above.
+    let dx = unsafe { fresh.assume_init() }.into_vec();
     (want_dx.then_some(dx), dw, db)
 }
 

@@ -72,32 +72,11 @@ pub fn gru_sequence(xw: Tensor<3>, b_ih: Tensor<1>, w_hh: Tensor<2>, b_hh: Tenso
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(xw.into_dispatch(), b_ih.into_dispatch(), w_hh.into_dispatch(), b_hh.into_dispatch(), h0.into_dispatch()))
 }
 
-/// `len` values filled chunk by chunk on rayon's threads, without zeroing the whole buffer on
-/// the calling thread first (a `vec![0.0; n]` of a layer's output is a serial memset of up to
-/// 8 MB here): each task zeroes its own chunk, in cache, right before `f` fills it.
-/// `f(state, chunk index, chunk)`; `init` makes one state per task split (scratch buffers).
-pub(crate) fn par_chunks_init<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
-    use rayon::prelude::*;
-    assert!(chunk > 0 || len == 0, "par_chunks_init: empty chunks");
-    let mut buf = Box::<[f32]>::new_uninit_slice(len);
-    if len > 0 {
-        buf.par_chunks_mut(chunk).enumerate().for_each_init(init, |state, (i, c)| {
-            for v in c.iter_mut() {
-                v.write(0.0);
-            }
-            // SAFETY: every element of `c` was just initialised; MaybeUninit<f32> and f32
-            // have the same layout.
-            let c = unsafe { &mut *(c as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-            f(state, i, c);
-        });
-    }
-    // SAFETY: the chunks cover the buffer and each was initialised above.
-    unsafe { buf.assume_init() }.into_vec()
-}
-
-/// [`par_chunks_init`] for outputs that `f` writes in full: no zeroing first (for a layer's
-/// output that is one more pass over up to 8 MB that is overwritten right after). `f` gets the
-/// chunk as `MaybeUninit` and writes it with [`std::mem::MaybeUninit::write`] or raw copies.
+/// `len` values filled chunk by chunk on rayon's threads, `f(state, chunk index, chunk)`, with
+/// `init` making one state per task split (scratch buffers). Neither a `vec![0.0; n]` first (a
+/// serial memset of up to 8 MB here, the other threads idle) nor a zeroing per chunk: `f`
+/// writes every element, getting the chunk as `MaybeUninit` and writing it with
+/// [`std::mem::MaybeUninit::write`] or raw stores.
 ///
 /// SAFETY: `f` must initialise every element of the chunk it is given.
 pub(crate) unsafe fn par_chunks_uninit<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(&mut S, usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
