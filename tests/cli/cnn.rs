@@ -15,6 +15,13 @@ fn lenet5_trains_evaluates_and_predicts() {
     assert!(acc > 0.6, "LeNet-5 on colour classes: {acc}");
     let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data));
     assert!(out.contains("test accuracy"), "{out}");
+    assert!(read_json(&run.join("eval.json")).get("timed_images_per_s").is_none(), "no timed passes unless asked");
+    // The benchmark's inference timing: extra passes, each reported.
+    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data).args(["--timed-passes", "3"]));
+    assert!(out.contains("timed passes") && out.contains("(median of 3: "), "{out}");
+    let timed = read_json(&run.join("eval.json"))["timed_images_per_s"].as_array().expect("timed passes").clone();
+    assert_eq!(timed.len(), 3);
+    assert!(timed.iter().all(|v| v.as_f64().is_some_and(|v| v > 0.0)), "{timed:?}");
     let img = f.path("g.png");
     image::RgbImage::from_pixel(32, 32, image::Rgb([20, 230, 20])).save(&img).expect("save");
     let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img));

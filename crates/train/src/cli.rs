@@ -333,6 +333,10 @@ pub struct EvalArgs {
     /// Flip test-time augmentation: average the logits of each image and its mirror image.
     #[arg(long)]
     pub tta: bool,
+    /// Time this many extra passes over the test set (data preparation, forward, argmax; as
+    /// the PyTorch peer's inference benchmark) and report their median images/s.
+    #[arg(long, default_value_t = 0)]
+    pub timed_passes: usize,
 }
 
 #[derive(Args, Debug)]

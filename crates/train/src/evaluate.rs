@@ -32,6 +32,29 @@ pub struct EvalReport {
     /// Per image, in the set's order: predicted class and its softmax probability.
     #[serde(skip)]
     pub predictions: Vec<(usize, f32)>,
+    /// images/s of each extra timed pass (`burnlab eval --timed-passes N`), see [`timed_passes`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timed_images_per_s: Vec<f64>,
+}
+
+/// Inference throughput over `set` timed as the PyTorch peer times it (its `infer_bench`):
+/// whole passes of data preparation, forward and argmax in eval mode, without the loss,
+/// softmax and confusion matrix of [`evaluate`]; images/s of each pass.
+pub fn timed_passes(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize, passes: usize) -> Vec<f64> {
+    let model = model.valid();
+    (0..passes)
+        .map(|_| {
+            let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
+            let started = std::time::Instant::now();
+            let mut images = 0;
+            for b in loader.iter().flatten() {
+                images += b.targets.dims()[0];
+                // Read back, so that an asynchronous (GPU) backend has finished the batch.
+                let _ = model.logits(b.images).argmax(1).into_data();
+            }
+            images as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        })
+        .collect()
 }
 
 /// Loss, accuracy and confusion matrix of `model` (used in eval mode: BatchNorm with its running
@@ -82,6 +105,7 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
         per_class_accuracy,
         confusion,
         predictions,
+        timed_images_per_s: Vec::new(),
     }
 }
 
@@ -110,12 +134,20 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let device = args.backend.device()?;
     let model = load_run_model(&args.run_dir, &meta, &device)?;
     let (test, source) = run_test_data(&meta, &args.data)?;
-    let report = evaluate(&model, &Arc::new(test), &meta.normalization, &device, args.batch_size, args.tta);
+    let test = Arc::new(test);
+    let mut report = evaluate(&model, &test, &meta.normalization, &device, args.batch_size, args.tta);
+    report.timed_images_per_s = timed_passes(&model, &test, &meta.normalization, &device, args.batch_size, args.timed_passes);
     let tta = if args.tta { ", flip TTA" } else { "" };
     println!("{} on {} test images ({source}{tta})", meta.model, report.images);
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
     println!("throughput     {:.0} images/s", report.images_per_s);
+    if !report.timed_images_per_s.is_empty() {
+        let mut t = report.timed_images_per_s.clone();
+        t.sort_by(f64::total_cmp);
+        let each: Vec<String> = report.timed_images_per_s.iter().map(|v| format!("{v:.0}")).collect();
+        println!("timed passes   {:.0} images/s (median of {}: {})", t[t.len() / 2], t.len(), each.join(", "));
+    }
     println!("per class:");
     for (c, a) in &report.per_class_accuracy {
         println!("  {c:<12} {:6.2}%", 100.0 * a);
