@@ -38,7 +38,15 @@ impl Padded {
         for ch in 0..c {
             for y in 0..h {
                 let dst = (ch * self.hp + y + ph) * self.wp + pw;
-                self.data[dst..dst + w].copy_from_slice(&x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                let (to, from) = (&mut self.data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
+                // memcpy call per row (4% of a ResNet-20 step).
+                let mut blocks = to.chunks_exact_mut(8);
+                for (d, s) in (&mut blocks).zip(from.chunks_exact(8)) {
+                    d.copy_from_slice(s);
+                }
+                let tail = w / 8 * 8;
+                blocks.into_remainder().copy_from_slice(&from[tail..]);
             }
         }
     }
@@ -197,8 +205,10 @@ pub(super) fn wide_weight_grad(isa: Isa, offs: &[usize], x: &[f32], len: usize, 
     let mut p0 = 0;
     for ti in 0..tiles {
         let rows = k / tiles + usize::from(ti < k % tiles);
-        for c0 in (0..co).step_by(NR) {
-            let width = NR.min(co - c0);
+        // AVX-512 tiles are two vectors (32 output channels) wide where there are that many.
+        let step = if isa == Isa::Avx512 { 2 * NR } else { NR };
+        for c0 in (0..co).step_by(step) {
+            let width = step.min(co - c0);
             let cr = &mut out[p0 * co + c0..];
             assert!(cr.len() > (rows - 1) * co + width - 1, "wide_weight_grad: tile outside the output");
             #[cfg(target_arch = "x86_64")]
@@ -346,7 +356,7 @@ mod x86 {
         pub acc: bool,
     }
 
-    /// R tap rows × `width` ≤ 16 output channels of the weight gradient, reduced over q.
+    /// R tap rows × `width` ≤ 32 output channels of the weight gradient, reduced over q.
     /// Returns true (it ran).
     ///
     /// SAFETY: AVX-512F present; the pointers cover what `RowArgs` names (see
@@ -354,22 +364,41 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub unsafe fn rows512<const R: usize>(a: RowArgs) -> bool {
         unsafe {
-            let mask: __mmask16 = if a.width >= NR { 0xFFFF } else { ((1u32 << a.width) - 1) as u16 };
-            let mut t = [_mm512_setzero_ps(); R];
+            let lanes = |w: usize| -> __mmask16 { if w >= NR { 0xFFFF } else { ((1u32 << w) - 1) as u16 } };
+            let (m0, m1) = (lanes(a.width), lanes(a.width.saturating_sub(NR)));
+            let mut t0 = [_mm512_setzero_ps(); R];
+            let mut t1 = t0;
             let mut rows = [a.x; R];
             for (r, p) in rows.iter_mut().enumerate() {
                 *p = a.x.add(*a.offs.add(r));
             }
-            for q in 0..a.len {
-                let bv = _mm512_maskz_loadu_ps(mask, a.b.add(q * a.ldb));
-                for r in 0..R {
-                    t[r] = _mm512_fmadd_ps(_mm512_set1_ps(*rows[r].add(q)), bv, t[r]);
+            if m1 == 0 {
+                for q in 0..a.len {
+                    let b0 = _mm512_maskz_loadu_ps(m0, a.b.add(q * a.ldb));
+                    for r in 0..R {
+                        t0[r] = _mm512_fmadd_ps(_mm512_set1_ps(*rows[r].add(q)), b0, t0[r]);
+                    }
+                }
+            } else {
+                for q in 0..a.len {
+                    let bp = a.b.add(q * a.ldb);
+                    let (b0, b1) = (_mm512_loadu_ps(bp), _mm512_maskz_loadu_ps(m1, bp.add(NR)));
+                    for r in 0..R {
+                        let xv = _mm512_set1_ps(*rows[r].add(q));
+                        t0[r] = _mm512_fmadd_ps(xv, b0, t0[r]);
+                        t1[r] = _mm512_fmadd_ps(xv, b1, t1[r]);
+                    }
                 }
             }
-            for (r, v) in t.iter().enumerate() {
+            for r in 0..R {
                 let cp = a.c.add(r * a.ldc);
-                let v = if a.acc { _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, cp)) } else { *v };
-                _mm512_mask_storeu_ps(cp, mask, v);
+                let v0 = if a.acc { _mm512_add_ps(t0[r], _mm512_maskz_loadu_ps(m0, cp)) } else { t0[r] };
+                _mm512_mask_storeu_ps(cp, m0, v0);
+                if m1 != 0 {
+                    let cp = cp.add(NR);
+                    let v1 = if a.acc { _mm512_add_ps(t1[r], _mm512_maskz_loadu_ps(m1, cp)) } else { t1[r] };
+                    _mm512_mask_storeu_ps(cp, m1, v1);
+                }
             }
         }
         true
@@ -415,7 +444,7 @@ mod tests {
         let all = [Isa::Avx512, Isa::Avx2, Isa::Plain];
         let from = all.iter().position(|&i| i == Isa::best()).unwrap_or(2);
         for isa in &all[from..] {
-            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 16, 4, 4, 3, 1), (1, 19, 5, 3, 1, 0), (4, 33, 6, 6, 3, 2)] {
+            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 16, 4, 4, 3, 1), (1, 19, 5, 3, 1, 0), (4, 33, 6, 6, 3, 2), (2, 32, 5, 5, 3, 1), (1, 64, 3, 4, 3, 1)] {
                 let mut xp = Padded::new(ci, h, w, pad, pad);
                 let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
                 xp.fill(&x, ci, h, w, pad, pad);
