@@ -85,17 +85,20 @@ fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
 /// reductions (a single f32 accumulator is a serial chain it may not reorder).
 const LANES: usize = 16;
 
-/// Σ f(i) over i in 0..len, in [`LANES`] partial sums.
+/// Σ f(a[i], b[i]) over the two slices (of one length), in [`LANES`] partial sums. Over
+/// fixed-size chunks, so that the loop has no bounds checks and vectorises (indexing through
+/// a closure did not: the block sums were 6% of a ResNet-20 training step).
 #[inline]
-fn lane_sum(len: usize, f: impl Fn(usize) -> f32) -> f32 {
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    assert_eq!(a.len(), b.len(), "lane_sum: lengths differ");
     let mut acc = [0f32; LANES];
-    let full = len / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
+    let ((ac, ar), (bc, br)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
+    for (x, y) in ac.iter().zip(bc) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l]);
         }
     }
-    acc.iter().sum::<f32>() + (full..len).map(f).sum::<f32>()
+    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum::<f32>()
 }
 
 /// Mean and biased variance of every channel: [means…, variances…]. Each block (one sample's
@@ -110,9 +113,9 @@ pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
             let blocks: Vec<(f64, f64)> = (0..n)
                 .map(|i| {
                     let b = &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
-                    let sum = lane_sum(inner, |j| b[j]);
+                    let sum = lane_sum(b, b, |x, _| x);
                     let m = sum / inner.max(1) as f32;
-                    (sum as f64, lane_sum(inner, |j| (b[j] - m) * (b[j] - m)) as f64)
+                    (sum as f64, lane_sum(b, b, |x, _| (x - m) * (x - m)) as f64)
                 })
                 .collect();
             let mean = blocks.iter().map(|b| b.0).sum::<f64>() / count;
@@ -192,7 +195,7 @@ pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta
             // SAFETY: every element of the block was written just above.
             let g = unsafe { &*(g as *const [std::mem::MaybeUninit<f32>] as *const [f32]) };
             let m = st[ch];
-            (lane_sum(inner, |j| g[j]), lane_sum(inner, |j| g[j] * (xb[j] - m)))
+            (lane_sum(g, g, |v, _| v), lane_sum(g, xb, |v, x| v * (x - m)))
         })
         .collect();
     // SAFETY: the blocks cover the buffer and each was written above.

@@ -108,6 +108,7 @@ pub(super) fn compact_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: 
         let tiles = co.div_ceil(MR);
         for q0 in (0..len).step_by(2 * NR) {
             let width = (2 * NR).min(len - q0);
+            let place = [x86::place(q0, width, wp, wo), x86::place(q0 + NR, width.saturating_sub(NR), wp, wo)];
             let mut r0 = 0;
             for ti in 0..tiles {
                 let rows = co / tiles + usize::from(ti < co % tiles);
@@ -120,9 +121,7 @@ pub(super) fn compact_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: 
                     ldc: plane,
                     width,
                     bias: bias[r0..].as_ptr(),
-                    q0,
-                    wp,
-                    wo,
+                    place,
                 };
                 // SAFETY: AVX-512 is present (isa); every tap of every load stays inside x
                 // (asserted above); the stores of rows r0..r0 + rows go to their planes of out,
@@ -156,7 +155,7 @@ fn tile(isa: Isa, rows: usize, w: &[f32], k: usize, x: &[f32], offs: &[usize], c
     assert!(rows <= MR && c.len() > (rows - 1) * ldc + width - 1, "wide_conv: tile outside the output");
     #[cfg(target_arch = "x86_64")]
     {
-        let args = x86::Args { w: w.as_ptr(), k, x: x.as_ptr(), offs: offs.as_ptr(), c: c.as_mut_ptr(), ldc, width, bias: bias.as_ptr(), q0: 0, wp: 0, wo: 0 };
+        let args = x86::Args { w: w.as_ptr(), k, x: x.as_ptr(), offs: offs.as_ptr(), c: c.as_mut_ptr(), ldc, width, bias: bias.as_ptr(), place: [(0, 0, 0); 2] };
         // SAFETY: `isa` is supported by this CPU; wide_conv checked that every tap of every
         // full 16-wide load stays inside x, and C holds rows×width at stride ldc (asserted).
         unsafe {
@@ -260,11 +259,27 @@ mod x86 {
         pub ldc: usize,
         pub width: usize,
         pub bias: *const f32,
-        /// Compact stores only ([`super::compact_conv`]): the tile's first pixel at the padded
-        /// width, the padded and the output row widths.
-        pub q0: usize,
-        pub wp: usize,
-        pub wo: usize,
+        /// Compact stores only ([`super::compact_conv`]), per vector: the lanes to keep, where
+        /// the first kept lane goes in the output row-major plane, the store mask.
+        pub place: [(__mmask16, usize, __mmask16); 2],
+    }
+
+    /// [`Args::place`] of the vector of 16 pixels from padded position q (`width` of them
+    /// real): lanes whose column is inside the output row (< wo of every wp).
+    pub fn place(q: usize, width: usize, wp: usize, wo: usize) -> (__mmask16, usize, __mmask16) {
+        let (mut col, mut keep) = (q % wp, 0u16);
+        let at = q / wp * wo + col.min(wo);
+        for i in 0..width.min(NR) {
+            if col < wo {
+                keep |= 1 << i;
+            }
+            col += 1;
+            if col == wp {
+                col = 0;
+            }
+        }
+        let n = keep.count_ones();
+        (keep, at, if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 })
     }
 
     /// With `COMPACT`, `c` is the output of the tile's first channel in [Ho, Wo] layout and
@@ -303,27 +318,7 @@ mod x86 {
                 }
             }
             if COMPACT {
-                // Per vector: the lanes of pixels inside the output row, where the first of
-                // them goes, and the store mask for the squeezed lanes.
-                let place = |v: usize, m: __mmask16| -> (__mmask16, usize, __mmask16) {
-                    let q = a.q0 + v * NR;
-                    let (mut col, mut keep) = (q % a.wp, 0u16);
-                    let at = q / a.wp * a.wo + col.min(a.wo);
-                    for i in 0..NR {
-                        if col < a.wo {
-                            keep |= 1 << i;
-                        }
-                        col += 1;
-                        if col == a.wp {
-                            col = 0;
-                        }
-                    }
-                    let keep = keep & m;
-                    let n = keep.count_ones();
-                    (keep, at, if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as u16 })
-                };
-                let (k0, at0, s0) = place(0, m0);
-                let (k1, at1, s1) = place(1, m1);
+                let [(k0, at0, s0), (k1, at1, s1)] = a.place;
                 for r in 0..R {
                     let cp = a.c.add(r * a.ldc);
                     _mm512_mask_storeu_ps(cp.add(at0), s0, _mm512_maskz_compress_ps(k0, t0[r]));
