@@ -17,7 +17,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, f32s, flex, par_chunks_uninit};
+use super::{contiguous, f32s, flex, lane_sum, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -79,26 +79,6 @@ fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
     let (n, c) = (s[0], s[1]);
     let inner = if n * c == 0 { 0 } else { s.num_elements() / (n * c) };
     (n, c, inner)
-}
-
-/// Lanes for the block sums: 16 independent accumulators, so that LLVM vectorises the
-/// reductions (a single f32 accumulator is a serial chain it may not reorder).
-const LANES: usize = 16;
-
-/// Σ f(a[i], b[i]) over the two slices (of one length), in [`LANES`] partial sums. Over
-/// fixed-size chunks, so that the loop has no bounds checks and vectorises (indexing through
-/// a closure did not: the block sums were 6% of a ResNet-20 training step).
-#[inline]
-fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    assert_eq!(a.len(), b.len(), "lane_sum: lengths differ");
-    let mut acc = [0f32; LANES];
-    let ((ac, ar), (bc, br)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
-    for (x, y) in ac.iter().zip(bc) {
-        for l in 0..LANES {
-            acc[l] += f(x[l], y[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum::<f32>()
 }
 
 /// Mean and biased variance of every channel: [means…, variances…]. Each block (one sample's

@@ -90,6 +90,27 @@ pub(crate) unsafe fn par_chunks_uninit<S>(len: usize, chunk: usize, init: impl F
     unsafe { buf.assume_init() }.into_vec()
 }
 
+/// Lanes for the block sums: 16 independent accumulators, so that LLVM vectorises the
+/// reductions (a single f32 accumulator is a serial chain it may not reorder).
+const LANES: usize = 16;
+
+/// Σ f(a[i], b[i]) over the two slices (of one length), in [`LANES`] partial sums. Over
+/// fixed-size chunks, so that the loop has no bounds checks and vectorises (indexing through
+/// a closure did not: batch norm's block sums were 6% of a ResNet-20 training step; a plain
+/// `iter().sum()` is one serial chain of adds, which LLVM may not reorder).
+#[inline]
+pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    assert_eq!(a.len(), b.len(), "lane_sum: lengths differ");
+    let mut acc = [0f32; LANES];
+    let ((ac, ar), (bc, br)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
+    for (x, y) in ac.iter().zip(bc) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l]);
+        }
+    }
+    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum::<f32>()
+}
+
 /// A contiguous f32 copy-free view where possible.
 fn contiguous(t: &FlexTensor) -> FlexTensor {
     let t = t.to_contiguous();
