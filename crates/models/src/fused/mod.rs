@@ -25,6 +25,7 @@ pub mod batch_norm;
 pub mod conv;
 pub mod cpu;
 mod direct;
+pub mod linear;
 pub mod residual;
 mod packed;
 pub mod stepper;
