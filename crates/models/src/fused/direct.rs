@@ -59,9 +59,15 @@ pub(super) fn tap_offsets(ci: usize, kh: usize, kw: usize, hp: usize, wp: usize)
 
 /// out[co][q] = bias[co] + Σ_p w[co][p]·x[q + offs[p]] for q in 0..len; `out` is [Co, len].
 pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32]) {
+    wide_conv_ld(isa, w, offs, x, len, bias, out, len)
+}
+
+/// [`wide_conv`] with rows of `out` `ldc` apart (≥ len).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn wide_conv_ld(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize) {
     let (co, k) = (bias.len(), offs.len());
     assert_eq!(w.len(), co * k, "wide_conv: weights");
-    assert!(out.len() >= co * len, "wide_conv: output");
+    assert!(ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len), "wide_conv: output");
     let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(2 * NR) * 2 * NR);
     assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
     if co == 0 || len == 0 {
@@ -76,8 +82,8 @@ pub(super) fn wide_conv(isa: Isa, w: &[f32], offs: &[usize], x: &[f32], len: usi
         for ti in 0..tiles {
             let rows = co / tiles + usize::from(ti < co % tiles);
             let (wr, br) = (&w[r0 * k..(r0 + rows) * k], &bias[r0..r0 + rows]);
-            let cr = &mut out[r0 * len + q0..];
-            tile(isa, rows, wr, k, &x[q0..], offs, cr, len, width, br);
+            let cr = &mut out[r0 * ldc + q0..];
+            tile(isa, rows, wr, k, &x[q0..], offs, cr, ldc, width, br);
             r0 += rows;
         }
     }
