@@ -30,33 +30,5 @@ for model in "${models[@]}"; do
     pm=$model; [ "$model" = lenet5 ] && pm=lenet
     peer_line=$(cd "$peers" && "$PEER_PYTHON" cifar_train.py "$data" --model "$pm" --infer-reps 3 | tail -1)
   fi
-  python3 - "$run" "$model" "$peer_line" <<'PY'
-import json, sys
-run, model, peer = sys.argv[1], sys.argv[2], sys.argv[3]
-m = json.load(open(f"{run}/metrics.json"))
-meta = json.load(open(f"{run}/run.json"))
-timed = sorted(json.load(open(f"{run}/eval.json"))["timed_images_per_s"])
-train = m["train_images_per_s"]
-infer = timed[len(timed) // 2]
-print(f"task=bench_cnn model={model} backend={meta['backend']} epochs={m['epochs']} train_images={m['train_images']}")
-print(f"train_img_per_s={train:.1f}")
-print("epoch_img_per_s=" + ",".join(f"{v:.0f}" for v in m.get("epoch_images_per_s", [])))
-print(f"infer_img_per_s_bs256={infer:.1f}")
-print("infer_img_per_s_passes=" + ",".join(f"{v:.0f}" for v in timed) + f",eval_pass={m['test']['images_per_s']:.0f}")
-print(f"wall_s={m['train_seconds']:.1f}")
-print(f"valid_acc={m['valid']['accuracy']:.4f}")
-print(f"test_acc={m['test']['accuracy']:.4f}")
-if m.get("test_tta"):
-    print(f"test_acc_flip_tta={m['test_tta']['accuracy']:.4f}")
-print(f"peak_rss_mib={m['peak_rss_mib']:.0f}")
-if peer:
-    p = dict(kv.split("=", 1) for kv in peer.split() if "=" in kv)
-    print(f"peer_train_img_per_s={float(p['train_img_per_s']):.1f}")
-    print(f"peer_infer_img_per_s_bs256={float(p['infer_img_per_s_bs256']):.1f}")
-    print(f"peer_test_acc={float(p['test_acc']):.4f}")
-    print(f"peer_peak_rss_mib={p['peak_rss_mib']}")
-    print(f"ratio_train={train / float(p['train_img_per_s']):.3f}")
-    print(f"ratio_infer={infer / float(p['infer_img_per_s_bs256']):.3f}")
-    print(f"test_acc_minus_peer={m['test']['accuracy'] - float(p['test_acc']):+.4f}")
-PY
+  python3 scripts/bench_report.py bench_cnn "$run" "$peer_line" "$model"
 done

@@ -18,28 +18,4 @@ peer_line=""
 if [ -n "${PEER_PYTHON:-}" ]; then
   peer_line=$(cd "$peers" && "$PEER_PYTHON" cifar_train.py "$data" --model mlp --infer-reps 3 | tail -1)
 fi
-python3 - "$run" "$peer_line" <<'PY'
-import json, sys
-run, peer = sys.argv[1], sys.argv[2]
-m = json.load(open(f"{run}/metrics.json"))
-timed = sorted(json.load(open(f"{run}/eval.json"))["timed_images_per_s"])
-train, infer = m["train_images_per_s"], timed[len(timed) // 2]
-print(f"task=bench_mlp epochs={m['epochs']} train_images={m['train_images']}")
-print(f"train_img_per_s={train:.1f}")
-print(f"sec_per_epoch={m['train_images'] / train:.2f}")
-print(f"infer_img_per_s_bs256={infer:.1f}")
-print("infer_img_per_s_passes=" + ",".join(f"{v:.0f}" for v in timed))
-print(f"wall_s={m['train_seconds']:.1f}")
-print(f"valid_acc={m['valid']['accuracy']:.4f}")
-print(f"test_acc={m['test']['accuracy']:.4f}")
-print(f"peak_rss_mib={m['peak_rss_mib']:.0f}")
-if peer:
-    p = dict(kv.split("=", 1) for kv in peer.split() if "=" in kv)
-    print(f"peer_train_img_per_s={float(p['train_img_per_s']):.1f}")
-    print(f"peer_infer_img_per_s_bs256={float(p['infer_img_per_s_bs256']):.1f}")
-    print(f"peer_test_acc={float(p['test_acc']):.4f}")
-    print(f"peer_peak_rss_mib={p['peak_rss_mib']}")
-    print(f"ratio_train={train / float(p['train_img_per_s']):.3f}")
-    print(f"ratio_infer={infer / float(p['infer_img_per_s_bs256']):.3f}")
-    print(f"test_acc_minus_peer={m['test']['accuracy'] - float(p['test_acc']):+.4f}")
-PY
+python3 scripts/bench_report.py bench_mlp "$run" "$peer_line"
