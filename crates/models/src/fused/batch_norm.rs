@@ -17,7 +17,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, f32s, flex, lane_sum, par_chunks_uninit};
+use super::{contiguous, f32s, flex, lane_sum, lane_total, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -93,7 +93,7 @@ pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
             let blocks: Vec<(f64, f64)> = (0..n)
                 .map(|i| {
                     let b = &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
-                    let sum = lane_sum(b, b, |x, _| x);
+                    let sum = lane_total(b);
                     let m = sum / inner.max(1) as f32;
                     (sum as f64, lane_sum(b, b, |x, _| (x - m) * (x - m)) as f64)
                 })
@@ -175,7 +175,7 @@ pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta
             // SAFETY: every element of the block was written just above.
             let g = unsafe { &*(g as *const [std::mem::MaybeUninit<f32>] as *const [f32]) };
             let m = st[ch];
-            (lane_sum(g, g, |v, _| v), lane_sum(g, xb, |v, x| v * (x - m)))
+            (lane_total(g), lane_sum(g, xb, |v, x| v * (x - m)))
         })
         .collect();
     // SAFETY: the blocks cover the buffer and each was written above.

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::cpu::matmul;
 use super::direct::{Padded, compact_conv, tap_offsets, wide_conv, wide_weight_grad};
 use super::packed::Isa;
-use super::{contiguous, f32s, flex, lane_sum, par_chunks_uninit};
+use super::{contiguous, f32s, flex, lane_total, par_chunks_uninit};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -360,7 +360,7 @@ fn direct_weight_grad(d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32
                 let dyi = &dy[img * img_out..(img + 1) * img_out];
                 // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
                 for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
-                    db[c] += lane_sum(plane, plane, |v, _| v);
+                    db[c] += lane_total(plane);
                 }
                 // Transposed a block of 16 pixels at a time, all channels, so that the rows of
                 // dyt being written (16 × Co floats) stay in L1 rather than one whole pass over
@@ -456,7 +456,7 @@ pub fn conv2d_backward(d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: 
                 // dW [Co, K] += dY_n [Co, P] · cols_nᵀ [P, K]
                 matmul(d.co, k, p, &mut dw, true, dyi, p, 1, cols_i, 1, p, false);
                 for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
-                    *acc += lane_sum(row, row, |v, _| v);
+                    *acc += lane_total(row);
                 }
                 if let Some(dxs) = dxs.as_deref_mut() {
                     let dxi = &mut dxs[(img - first) * img_in..(img - first + 1) * img_in];

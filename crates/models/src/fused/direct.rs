@@ -468,6 +468,26 @@ mod tests {
         }
     }
 
+    /// A convolution's operands: weights [co, ci·k·k], bias, the padded input, the tap offsets.
+    struct Case {
+        wt: Vec<f32>,
+        bias: Vec<f32>,
+        xp: Padded,
+        offs: Vec<usize>,
+    }
+
+    impl Case {
+        fn new(ci: usize, co: usize, h: usize, w: usize, k: usize, pad: usize) -> Self {
+            let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bias = (0..co).map(|i| i as f32 * 0.1).collect();
+            let mut xp = Padded::new(ci, h, w, pad, pad);
+            xp.fill(&x, ci, h, w, pad, pad);
+            let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+            Self { wt, bias, xp, offs }
+        }
+    }
+
     /// Every kernel this CPU runs against the plain sum, with partial tiles, odd channel counts
     /// and tap counts, and biases.
     #[test]
@@ -476,12 +496,7 @@ mod tests {
         let from = all.iter().position(|&i| i == Isa::best()).unwrap_or(2);
         for isa in &all[from..] {
             for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (1, 1, 4, 4, 1, 0), (4, 13, 9, 5, 5, 2), (2, 6, 3, 3, 3, 0)] {
-                let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
-                let wt: Vec<f32> = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
-                let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1).collect();
-                let mut xp = Padded::new(ci, h, w, pad, pad);
-                xp.fill(&x, ci, h, w, pad, pad);
-                let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+                let Case { wt, bias, xp, offs } = Case::new(ci, co, h, w, k, pad);
                 let ho = xp.hp - k + 1;
                 let len = ho * xp.wp;
                 let mut out = vec![f32::NAN; co * len];
@@ -506,12 +521,7 @@ mod tests {
             return;
         }
         for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 13, 8, 8, 3, 1), (4, 7, 9, 17, 3, 1), (1, 3, 5, 33, 1, 0), (2, 6, 4, 15, 5, 2)] {
-            let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt: Vec<f32> = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
-            let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1).collect();
-            let mut xp = Padded::new(ci, h, w, pad, pad);
-            xp.fill(&x, ci, h, w, pad, pad);
-            let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+            let Case { wt, bias, xp, offs } = Case::new(ci, co, h, w, k, pad);
             let (ho, wo) = (xp.hp - k + 1, w + 2 * pad - k + 1);
             let len = ho * xp.wp;
             let mut wide = vec![0.0; co * len];

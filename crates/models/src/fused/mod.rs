@@ -112,6 +112,12 @@ pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32
     acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum::<f32>()
 }
 
+/// Σ xs[i], in [`LANES`] partial sums ([`lane_sum`] of one slice).
+#[inline]
+pub(crate) fn lane_total(xs: &[f32]) -> f32 {
+    lane_sum(xs, xs, |v, _| v)
+}
+
 /// A contiguous f32 copy-free view where possible.
 fn contiguous(t: &FlexTensor) -> FlexTensor {
     let t = t.to_contiguous();
