@@ -47,6 +47,18 @@ runs *args:
 test *args:
     cargo test --release --workspace "$@"
 
+# The kernels crate's tests for aarch64, cross-built and run under qemu (Debian: gcc-aarch64-linux-gnu,
+# libc6-dev-arm64-cross, qemu-user; `rustup target add aarch64-unknown-linux-gnu`): NEON and plain paths
+test-aarch64 *args:
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    cargo test --release -p burnlab-kernels --target aarch64-unknown-linux-gnu "$@"
+
+# Convolution kernels' GFLOP/s per ISA on ResNet-20's layers beside the FMA peak, one core
+# (`BURNLAB_ISA=avx2 just bench-kernels` for one ISA)
+bench-kernels:
+    cargo run --release -p burnlab-kernels --example kernel_speed
+
 # MLP benchmark on the shared CIFAR-10 image folder: key=value lines (BURNLAB_DATA overrides the path)
 bench-mlp *args:
     bash scripts/bench-mlp.sh "$@"

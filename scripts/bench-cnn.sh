@@ -15,6 +15,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do models+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#models[@]} -eq 0 ] && models=(lenet5 resnet20)
 cargo build --release -p burnlab -q
+. scripts/isa.sh
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 for model in "${models[@]}"; do
   run="$out/bench-$model"

@@ -27,6 +27,7 @@ steps="${BENCH_STEPS:-300}"
 out="${BENCH_RUN_DIR:-$(mktemp -d)}"
 mkdir -p "$out"
 cargo build --release -p burnlab -q
+. scripts/isa.sh
 bin=./target/release/burnlab
 # Runs a command with its output in a log file and prints its peak resident memory in MiB.
 rss_of="$out/rss_of.py"

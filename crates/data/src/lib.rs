@@ -1,5 +1,6 @@
 //! Datasets for burnlab: downloads (checksum + atomic rename), parsing, image folders,
 //! augmentation and batching. No model code.
+#![forbid(unsafe_code)]
 
 pub mod augment;
 pub mod chars;

@@ -1,4 +1,5 @@
 //! Burn modules for burnlab: configs and forward passes only, no file or network I/O.
+#![forbid(unsafe_code)]
 
 pub mod activation;
 pub mod blocks;

@@ -181,7 +181,7 @@ impl Recurrent {
     /// prefer [`Self::forward`] with per-step inputs: slicing steps out of a [T, B, D] tensor
     /// costs O(T²) in backward.
     pub fn fused_on(&self, device: &Device) -> bool {
-        *device == Device::flex()
+        *device == Device::flex() && crate::fused::enabled()
     }
 
     /// A whole sequence, time-major: input [T, B, D] → outputs [T, B, H] and the final state.

@@ -102,7 +102,9 @@ fn cuda_device() -> Result<Device> {
 
 /// `burnlab devices`: what each backend can see.
 pub fn print_devices() {
-    println!("flex     cpu  available (default)");
+    let cpu = burnlab_kernels::Cpu::current();
+    let all: Vec<&str> = burnlab_kernels::Cpu::all().iter().map(|c| c.isa().name()).collect();
+    println!("flex     cpu  available (default); kernels isa={} (this CPU has: {}; BURNLAB_ISA lowers it)", cpu.isa(), all.join(", "));
     println!("ndarray  cpu  available");
     let adapters = wgpu_adapters();
     if adapters.is_empty() {

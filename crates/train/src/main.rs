@@ -1,4 +1,5 @@
 //! The `burnlab` command line.
+#![forbid(unsafe_code)]
 
 mod backend;
 mod charlm;
@@ -6,7 +7,6 @@ mod classifier;
 mod cli;
 mod config;
 mod evaluate;
-mod malloc;
 mod metrics;
 mod optim;
 mod plot;
@@ -33,7 +33,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, TrainTask};
 
 fn main() -> std::process::ExitCode {
-    malloc::tune();
+    burnlab_kernels::malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("BURNLAB_LOG")
@@ -44,6 +44,11 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .init();
     let cli = Cli::parse();
+    // A bad BURNLAB_ISA is a clear error before any work, not a panic inside a kernel.
+    if let Err(e) = burnlab_kernels::Cpu::init() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(TrainTask::Word2vec(args)) => word2vec::train_command(args),
         Command::Train(TrainTask::Rnn(args)) => charlm::train_command(args),

@@ -98,7 +98,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     }
     let (f, b, o) = (median(fwd), median(bwd), median(opt));
     let b_infer = x.dims()[0];
-    println!("task=profile_step model={} backend={} batch={} steps={}", args.model, args.backend, args.batch_size, args.steps);
+    println!("task=profile_step model={} backend={} isa={} batch={} steps={}", args.model, args.backend, burnlab_kernels::Cpu::current().isa(), args.batch_size, args.steps);
     println!("data_ms_per_batch={data_ms:.2}");
     println!("forward_loss_ms={f:.2}");
     println!("backward_ms={b:.2}");

@@ -6,12 +6,14 @@
 //! floats, ~0.2 µs; any tensor op on the CPU backends costs microseconds of dispatch, so batching
 //! pairs into tensors (the GPU path, `Word2Vec::sgd_step`) runs far below word2vec.c's speed on a
 //! CPU. Races between threads on the same row are tolerated by design: updates are sparse and
-//! small, as in word2vec.c and gensim.
+//! small, as in word2vec.c and gensim. The tables are `burnlab_kernels::hogwild` tables
+//! (relaxed atomics), so those races are defined behaviour.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
+use burnlab_kernels::hogwild::{HogwildTable, axpy, dot};
 use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
 use burnlab_data::{Corpus, Vocab};
 use rand::rngs::SmallRng;
@@ -96,47 +98,6 @@ impl Sigmoid {
     }
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Four accumulators: lets the compiler keep several SIMD lanes busy.
-    let mut s = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            s[k] += x[k] * y[k];
-        }
-    }
-    let mut t: f32 = s.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        t += x * y;
-    }
-    t
-}
-
-#[inline]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
-    }
-}
-
-/// Raw view of a table shared by the worker threads (Hogwild).
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// Row `i` of width `dim`. Safety: `i` < rows; other threads may write the same row
-    /// concurrently, which Hogwild accepts (f32 writes are not torn on the targets we build for).
-    #[inline]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, i: u32, dim: usize) -> &mut [f32] {
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(i as usize * dim), dim) }
-    }
-}
-
 /// Input vectors uniform in ±range/dim, output vectors zero: word2vec.c starts with range 0.5,
 /// gensim with 1.0.
 pub fn init(vocab: usize, dim: usize, range: f32, seed: u64) -> Embeddings {
@@ -168,8 +129,8 @@ pub fn train(
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u32>>>(threads * 4);
         let rx = Arc::new(Mutex::new(rx));
-        let input = Shared(emb.input.as_mut_ptr());
-        let output = Shared(emb.output.as_mut_ptr());
+        let (input, output) = (HogwildTable::new(&emb.input, dim), HogwildTable::new(&emb.output, dim));
+        let (input, output) = (&input, &output);
         let read: Result<()> = std::thread::scope(|s| {
             for t in 0..threads {
                 let rx = rx.clone();
@@ -188,8 +149,7 @@ pub fn train(
                             progress.alpha_nano.store((alpha as f64 * 1e9) as u64, Ordering::Relaxed);
                             work.sentence.clear();
                             work.sentence.extend(sentence.iter().copied().filter(|&w| sub.keep(w, &mut rng)));
-                            // Safety: rows come from the vocabulary the tables were sized for.
-                            unsafe { work.train_sentence(cfg, alpha, input, output, table, sigmoid, &mut rng, progress) };
+                            work.train_sentence(cfg, alpha, input, output, table, sigmoid, &mut rng, progress);
                         }
                     }
                 });
@@ -222,6 +182,7 @@ pub fn train(
         if progress.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
+        (emb.input, emb.output) = (input.to_vec(), output.to_vec());
         on_epoch(epoch, emb)?;
     }
     Ok(())
@@ -231,39 +192,43 @@ struct Worker {
     sentence: Vec<u32>,
     neu1: Vec<f32>,
     neu1e: Vec<f32>,
+    /// A row of a shared table, read into this thread's buffer (input, output).
+    hbuf: Vec<f32>,
+    obuf: Vec<f32>,
     centres: u64,
 }
 
 impl Worker {
     fn new(dim: usize) -> Self {
-        Self { sentence: Vec::new(), neu1: vec![0.0; dim], neu1e: vec![0.0; dim], centres: 0 }
+        Self { sentence: Vec::new(), neu1: vec![0.0; dim], neu1e: vec![0.0; dim], hbuf: vec![0.0; dim], obuf: vec![0.0; dim], centres: 0 }
     }
 
     /// One negative-sampling update of `h` (row or CBOW mean) against `word` and its
     /// negatives; accumulates the input error in `neu1e`. Returns the loss when `track`.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn update(&mut self, h: &[f32], word: u32, cfg: &NativeConfig, alpha: f32, output: Shared, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, track: bool) -> f32 {
-        let dim = cfg.dim;
+    fn update(&mut self, h: &[f32], word: u32, cfg: &NativeConfig, alpha: f32, output: &HogwildTable, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, track: bool) -> f32 {
         let mut loss = 0.0;
+        let mut o = std::mem::take(&mut self.obuf);
         for d in 0..=cfg.negative {
             let (target, label) = if d == 0 { (word, 1.0) } else { (table.negative(word, rng), 0.0) };
-            let o = unsafe { output.row(target, dim) };
-            let f = dot(h, o);
+            output.read(target, &mut o);
+            let f = dot(h, &o);
             if track {
                 let z = if label > 0.5 { f } else { -f };
                 loss += (1.0 + (-z).exp()).ln();
             }
             let g = sigmoid.error(f, label) * alpha;
-            axpy(g, o, &mut self.neu1e);
-            axpy(g, h, o);
+            axpy(g, &o, &mut self.neu1e);
+            axpy(g, h, &mut o);
+            output.write(target, &o);
         }
+        self.obuf = o;
         loss
     }
 
     #[allow(clippy::too_many_arguments)]
-    unsafe fn train_sentence(&mut self, cfg: &NativeConfig, alpha: f32, input: Shared, output: Shared, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, progress: &Progress) {
-        let dim = cfg.dim;
+    fn train_sentence(&mut self, cfg: &NativeConfig, alpha: f32, input: &HogwildTable, output: &HogwildTable, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, progress: &Progress) {
         let n = self.sentence.len();
         let (mut loss, mut pairs) = (0f32, 0u64);
         for i in 0..n {
@@ -278,10 +243,11 @@ impl Worker {
                     for c in (lo..hi).filter(|&c| c != i) {
                         let context = self.sentence[c];
                         self.neu1e.fill(0.0);
-                        let h = unsafe { input.row(context, dim) };
-                        let h_copy: &[f32] = unsafe { std::slice::from_raw_parts(h.as_ptr(), dim) };
-                        let l = unsafe { self.update(h_copy, word, cfg, alpha, output, table, sigmoid, rng, track) };
-                        axpy(1.0, &self.neu1e, h);
+                        let mut h = std::mem::take(&mut self.hbuf);
+                        input.read(context, &mut h);
+                        let l = self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track);
+                        self.hbuf = h;
+                        input.axpy(context, 1.0, &self.neu1e);
                         if track {
                             loss += l;
                             pairs += 1;
@@ -295,18 +261,19 @@ impl Worker {
                     }
                     self.neu1.fill(0.0);
                     for c in (lo..hi).filter(|&c| c != i) {
-                        axpy(1.0, unsafe { input.row(self.sentence[c], dim) }, &mut self.neu1);
+                        input.read(self.sentence[c], &mut self.hbuf);
+                        axpy(1.0, &self.hbuf, &mut self.neu1);
                     }
                     let inv = 1.0 / count as f32;
                     self.neu1.iter_mut().for_each(|v| *v *= inv);
                     self.neu1e.fill(0.0);
                     let h = std::mem::take(&mut self.neu1);
-                    let l = unsafe { self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track) };
+                    let l = self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track);
                     self.neu1 = h;
                     // word2vec.c adds the whole error to every context word (not divided by
                     // the count), and gensim does the same; its α of 0.05 assumes it.
                     for c in (lo..hi).filter(|&c| c != i) {
-                        axpy(1.0, &self.neu1e, unsafe { input.row(self.sentence[c], dim) });
+                        input.axpy(self.sentence[c], 1.0, &self.neu1e);
                     }
                     if track {
                         loss += l;

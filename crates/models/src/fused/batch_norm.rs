@@ -15,9 +15,9 @@ use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_
 use burn::nn::BatchNorm;
 use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
-use rayon::prelude::*;
+use burnlab_kernels::batch_norm::{backward, forward, stats};
 
-use super::{contiguous, f32s, flex, lane_sum, lane_total, par_chunks_uninit};
+use super::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -37,7 +37,7 @@ pub trait FusedBatchNorm: Backend {
 /// Burn's own path everywhere else (other backends, a frozen layer on an autodiff device).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let device = x.device();
-    if device == Device::flex() && !device.is_autodiff() {
+    if device == Device::flex() && !device.is_autodiff() && super::enabled() {
         let c = bn.gamma.dims()[0];
         let stats = Tensor::cat(vec![bn.running_mean.value(), bn.running_var.value()], 0).reshape([2, c]);
         return Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_train_nc(
@@ -49,7 +49,7 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
             relu,
         ));
     }
-    if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled()) {
+    if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled() && super::enabled()) {
         let y = bn.forward(x);
         return if relu { relu_op(y) } else { y };
     }
@@ -79,128 +79,6 @@ fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
     let (n, c) = (s[0], s[1]);
     let inner = if n * c == 0 { 0 } else { s.num_elements() / (n * c) };
     (n, c, inner)
-}
-
-/// Mean and biased variance of every channel: [means…, variances…]. Each block (one sample's
-/// channel, ≤ 1,024 values here) gives its sum and its squared deviations from its own mean
-/// (f32 lanes, the second pass over the block in L1), and blocks combine in f64 (Chan et al.:
-/// M2 = Σ M2_b + Σ m·(mean_b − mean)²): one pass over the activation, not two.
-pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
-    let count = (n * inner).max(1) as f64;
-    let per: Vec<(f32, f32)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let blocks: Vec<(f64, f64)> = (0..n)
-                .map(|i| {
-                    let b = &x[(i * c + ch) * inner..(i * c + ch + 1) * inner];
-                    let sum = lane_total(b);
-                    let m = sum / inner.max(1) as f32;
-                    (sum as f64, lane_sum(b, b, |x, _| (x - m) * (x - m)) as f64)
-                })
-                .collect();
-            let mean = blocks.iter().map(|b| b.0).sum::<f64>() / count;
-            let m = inner as f64;
-            let var = blocks.iter().map(|&(s, m2)| m2 + m * (s / m.max(1.0) - mean).powi(2)).sum::<f64>() / count;
-            (mean as f32, var as f32)
-        })
-        .collect();
-    per.iter().map(|p| p.0).chain(per.iter().map(|p| p.1)).collect()
-}
-
-/// y = γ·(x − mean)/√(var + ε) + β, then max(·, 0) if `relu`.
-pub fn forward(x: &[f32], c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool) -> Vec<f32> {
-    if inner == 0 {
-        return vec![0.0; x.len()];
-    }
-    let (scale, shift) = affine(c, gamma, beta, st, eps);
-    // SAFETY: every element of each block is written.
-    unsafe {
-        par_chunks_uninit(x.len(), inner, || (), |_, i, yb| {
-            let xb = &x[i * inner..(i + 1) * inner];
-            let (a, b) = (scale[i % c], shift[i % c]);
-            if relu {
-                for (o, &v) in yb.iter_mut().zip(xb) {
-                    o.write((a * v + b).max(0.0));
-                }
-            } else {
-                for (o, &v) in yb.iter_mut().zip(xb) {
-                    o.write(a * v + b);
-                }
-            }
-        })
-    }
-}
-
-/// Per channel, y = scale·x + shift.
-fn affine(c: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64) -> (Vec<f32>, Vec<f32>) {
-    (0..c)
-        .map(|ch| {
-            let inv = 1.0 / (st[c + ch] as f64 + eps).sqrt();
-            let a = gamma[ch] as f64 * inv;
-            (a as f32, (beta[ch] as f64 - st[ch] as f64 * a) as f32)
-        })
-        .unzip()
-}
-
-/// Gradients (dx, dγ, dβ) of [`forward`] from dy; with `relu`, dy is first masked where the
-/// output was 0. Two passes over blocks (one sample's channel each), both parallel: the masked
-/// gradient g with its per-block sums Σg and Σg·(x − mean), then
-/// dx = γ·inv·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (x − mean)·inv.
-#[allow(clippy::too_many_arguments)]
-pub fn backward(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32], st: &[f32], eps: f64, relu: bool, dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    if inner == 0 || n == 0 {
-        return (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
-    }
-    let (scale, shift) = affine(c, gamma, beta, st, eps);
-    let inv: Vec<f64> = (0..c).map(|ch| 1.0 / (st[c + ch] as f64 + eps).sqrt()).collect();
-    // Not `vec![0.0; n]`: a serial memset of the whole activation while the other threads
-    // wait; the first pass writes every block.
-    let mut fresh = Box::<[f32]>::new_uninit_slice(x.len());
-    let partial: Vec<(f32, f32)> = fresh
-        .par_chunks_mut(inner)
-        .zip(x.par_chunks(inner).zip(dy.par_chunks(inner)))
-        .enumerate()
-        .map(|(blk, (g, (xb, dyb)))| {
-            let ch = blk % c;
-            if relu {
-                let (a, b) = (scale[ch], shift[ch]);
-                for ((o, &v), &d) in g.iter_mut().zip(xb).zip(dyb) {
-                    o.write(if a * v + b > 0.0 { d } else { 0.0 });
-                }
-            } else {
-                for (o, &d) in g.iter_mut().zip(dyb) {
-                    o.write(d);
-                }
-            }
-            // SAFETY: every element of the block was written just above.
-            let g = unsafe { &*(g as *const [std::mem::MaybeUninit<f32>] as *const [f32]) };
-            let m = st[ch];
-            (lane_total(g), lane_sum(g, xb, |v, x| v * (x - m)))
-        })
-        .collect();
-    // SAFETY: the blocks cover the buffer and each was written above.
-    let mut dx = unsafe { fresh.assume_init() }.into_vec();
-    let mut sums = vec![(0f64, 0f64); c];
-    for (blk, (s1, s2)) in partial.into_iter().enumerate() {
-        sums[blk % c].0 += s1 as f64;
-        sums[blk % c].1 += s2 as f64;
-    }
-    let count = (n * inner) as f64;
-    dx.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(blk, (g, xb))| {
-        let ch = blk % c;
-        let (s, sxm) = sums[ch];
-        let k = (gamma[ch] as f64 * inv[ch]) as f32;
-        let mean_g = (s / count) as f32;
-        // x̂·Σ(g·x̂)/M = (x − mean)·inv²·Σ(g·(x − mean))/M
-        let proj = (sxm * inv[ch] * inv[ch] / count) as f32;
-        let m = st[ch];
-        for (o, &v) in g.iter_mut().zip(xb) {
-            *o = k * (*o - mean_g - (v - m) * proj);
-        }
-    });
-    let dgamma = sums.iter().zip(&inv).map(|(p, i)| (p.1 * i) as f32).collect();
-    let dbeta = sums.iter().map(|p| p.0 as f32).collect();
-    (dx, dgamma, dbeta)
 }
 
 fn bn_forward(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, st: &FlexTensor, eps: f64, relu: bool) -> FlexTensor {

@@ -1,7 +1,7 @@
 //! Inference-time linear layer (y = x·W + b) on the CPU backend (flex) through the direct
-//! convolution's kernel ([`super::direct::wide_conv_ld`]): a matrix product is a convolution whose
+//! convolution's kernel (`burnlab_kernels::linear`): a matrix product is a convolution whose
 //! taps are W's rows, so x's rows are the "weights" broadcast from memory and W's rows are read
-//! 32 columns a vector pair, from W copied once per call into column blocks.
+//! a tile at a time, from W copied once per call into column blocks.
 //!
 //! Why: the `gemm` crate, which flex's matmul uses, ran the
 //! MLP's 256×3072×512 product at 138–167 GFLOP/s here (PyTorch's MKL: 174), so MLP inference
@@ -14,11 +14,10 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::TensorMetadata;
 use burn::nn::Linear;
 use burn::tensor::{Device, Shape, Tensor};
-use rayon::prelude::*;
+use burnlab_kernels::Cpu;
+use burnlab_kernels::linear::{BLOCK, forward};
 
-use super::direct::wide_conv_ld;
-use super::packed::{Isa, MR, NR};
-use super::{contiguous, f32s, flex, par_chunks_uninit};
+use super::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedLinear: Backend {
@@ -32,64 +31,11 @@ pub trait FusedLinear: Backend {
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     let device = x.device();
     let [_, n] = layer.weight.dims();
-    if device == Device::flex() && !device.is_autodiff() && n % (2 * NR) == 0 && Isa::best() != Isa::Plain {
+    if device == Device::flex() && !device.is_autodiff() && n % BLOCK == 0 && super::enabled() {
         let bias = layer.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([n], &device));
         return Tensor::from_dispatch(<Dispatch as FusedLinear>::linear_forward(x.into_dispatch(), layer.weight.val().into_dispatch(), bias.into_dispatch()));
     }
     layer.forward(x)
-}
-
-/// y [M, N] = x [M, K] · w [K, N] + bias. W is first copied into column blocks of 32, each
-/// [K, 32] contiguous (its 6 MB read once per call, in parallel): read in place, every tap of
-/// the kernel loaded 128 bytes from another 2 KB-apart row, a TLB miss each, and ran at ~75
-/// GFLOP/s a core against ~105 on the blocks. Rows of y are shared out over rayon's threads in
-/// tiles of [`MR`] rows; each task runs the kernel over its rows and every column block.
-pub fn forward(x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    assert!(x.len() == m * k && w.len() == k * n && bias.len() == n, "linear: operand sizes");
-    let block = 2 * NR;
-    assert!(n % block == 0, "linear: N must be a multiple of {block}");
-    let mut y = vec![0.0; m * n];
-    if m == 0 || n == 0 {
-        return y;
-    }
-    let isa = Isa::best();
-    // Blocks [n / 32][K][32], plus the kernel's slack past the last one (zero).
-    // SAFETY: the blocks cover the first k·n values and each row of each is copied; the slack
-    // is zeroed.
-    let packed = unsafe {
-        par_chunks_uninit(k * n + block, k * block, || (), |_, b, dst| {
-            if b == n / block {
-                dst.iter_mut().for_each(|v| {
-                    v.write(0.0);
-                });
-                return;
-            }
-            for (p, row) in dst.chunks_exact_mut(block).enumerate() {
-                for (o, &v) in row.iter_mut().zip(&w[p * n + b * block..p * n + (b + 1) * block]) {
-                    o.write(v);
-                }
-            }
-        })
-    };
-    let offs: Vec<usize> = (0..k).map(|p| p * block).collect();
-    let threads = rayon::current_num_threads().max(1);
-    let rows = m.div_ceil(threads).div_ceil(MR).max(1) * MR;
-    let zero = vec![0.0; rows];
-    y.par_chunks_mut(rows * n).enumerate().for_each(|(i, yr)| {
-        let r = yr.len() / n;
-        let xr = &x[i * rows * k..(i * rows + r) * k];
-        // The kernel's "weights" are x's rows, its taps the block's rows:
-        // yr[i][b·32 + j] = Σ_p x[i][p]·W[p][b·32 + j].
-        for b in 0..n / block {
-            wide_conv_ld(isa, xr, &offs, &packed[b * k * block..], block, &zero[..r], &mut yr[b * block..], n);
-        }
-        for row in yr.chunks_exact_mut(n) {
-            for (v, b) in row.iter_mut().zip(bias) {
-                *v += b;
-            }
-        }
-    });
-    y
 }
 
 fn linear_flex(x: FlexTensor, w: FlexTensor, bias: FlexTensor) -> FlexTensor {
@@ -97,7 +43,7 @@ fn linear_flex(x: FlexTensor, w: FlexTensor, bias: FlexTensor) -> FlexTensor {
     assert!(xs.num_dims() == 2 && ws.num_dims() == 2 && xs[1] == ws[0], "linear: x [M, K] and w [K, N], got {xs:?} and {ws:?}");
     let (m, k, n) = (xs[0], xs[1], ws[1]);
     let (x, w, bias) = (contiguous(&x), contiguous(&w), contiguous(&bias));
-    flex(forward(f32s(&x), f32s(&w), f32s(&bias), m, k, n), &[m, n])
+    flex(forward(Cpu::current(), f32s(&x), f32s(&w), f32s(&bias), m, k, n), &[m, n])
 }
 
 impl FusedLinear for Flex {

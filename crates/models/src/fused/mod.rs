@@ -7,7 +7,7 @@
 //! matmul done by ordinary Burn ops (so its gradients are Burn's), and only the recurrence —
 //! the part that must go step by step — is one operation: its forward keeps the gate
 //! activations, its backward is one reverse pass over time plus one matmul for the recurrent
-//! weight's gradient ([`cpu`]).
+//! weight's gradient (`burnlab_kernels::recurrent`).
 //!
 //! Each operation also takes the input projection's bias (LSTM and RNN: b_ih + b_hh, added
 //! once per element inside the time loop, its gradient summed there too), since a [T·B, G·H]
@@ -23,13 +23,9 @@
 
 pub mod batch_norm;
 pub mod conv;
-pub mod cpu;
-mod direct;
 pub mod linear;
 pub mod residual;
-mod packed;
 pub mod stepper;
-mod vmath;
 
 use std::sync::Arc;
 
@@ -41,7 +37,8 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, Tensor, TensorData};
 
-use cpu::{Dims, GruTape, LstmTape};
+use burnlab_kernels::Cpu;
+use burnlab_kernels::recurrent::{self as cpu, Dims, GruTape, LstmTape};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedRecurrence: Backend {
@@ -73,49 +70,11 @@ pub fn gru_sequence(xw: Tensor<3>, b_ih: Tensor<1>, w_hh: Tensor<2>, b_hh: Tenso
     Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(xw.into_dispatch(), b_ih.into_dispatch(), w_hh.into_dispatch(), b_hh.into_dispatch(), h0.into_dispatch()))
 }
 
-/// `len` values filled chunk by chunk on rayon's threads, `f(state, chunk index, chunk)`, with
-/// `init` making one state per task split (scratch buffers). Neither a `vec![0.0; n]` first (a
-/// serial memset of up to 8 MB here, the other threads idle) nor a zeroing per chunk: `f`
-/// writes every element, getting the chunk as `MaybeUninit` and writing it with
-/// [`std::mem::MaybeUninit::write`] or raw stores.
-///
-/// SAFETY: `f` must initialise every element of the chunk it is given.
-pub(crate) unsafe fn par_chunks_uninit<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(&mut S, usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
-    use rayon::prelude::*;
-    assert!(chunk > 0 || len == 0, "par_chunks_uninit: empty chunks");
-    let mut buf = Box::<[f32]>::new_uninit_slice(len);
-    if len > 0 {
-        buf.par_chunks_mut(chunk).enumerate().for_each_init(init, |state, (i, c)| f(state, i, c));
-    }
-    // SAFETY: the chunks cover the buffer and `f` initialised each (the caller's contract).
-    unsafe { buf.assume_init() }.into_vec()
-}
-
-/// Lanes for the block sums: 16 independent accumulators, so that LLVM vectorises the
-/// reductions (a single f32 accumulator is a serial chain it may not reorder).
-const LANES: usize = 16;
-
-/// Σ f(a[i], b[i]) over the two slices (of one length), in [`LANES`] partial sums. Over
-/// fixed-size chunks, so that the loop has no bounds checks and vectorises (indexing through
-/// a closure did not: batch norm's block sums were 6% of a ResNet-20 training step; a plain
-/// `iter().sum()` is one serial chain of adds, which LLVM may not reorder).
-#[inline]
-pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    assert_eq!(a.len(), b.len(), "lane_sum: lengths differ");
-    let mut acc = [0f32; LANES];
-    let ((ac, ar), (bc, br)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
-    for (x, y) in ac.iter().zip(bc) {
-        for l in 0..LANES {
-            acc[l] += f(x[l], y[l]);
-        }
-    }
-    acc.iter().sum::<f32>() + ar.iter().zip(br).map(|(&x, &y)| f(x, y)).sum::<f32>()
-}
-
-/// Σ xs[i], in [`LANES`] partial sums ([`lane_sum`] of one slice).
-#[inline]
-pub(crate) fn lane_total(xs: &[f32]) -> f32 {
-    lane_sum(xs, xs, |v, _| v)
+/// Whether the fused operations run on flex: `BURNLAB_FUSED=0` turns them off (Burn's own
+/// layers everywhere), to measure the kernels against the layers they replace.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("BURNLAB_FUSED").map_or(true, |v| v.trim() != "0"))
 }
 
 /// A contiguous f32 copy-free view where possible.
@@ -148,14 +107,14 @@ fn rnn_dims(xw: &FlexTensor) -> Dims {
 fn lstm_forward(xw: &FlexTensor, bias: &FlexTensor, w: &FlexTensor, h0: &FlexTensor, c0: &FlexTensor) -> (FlexTensor, LstmTape, Dims) {
     let d = lstm_dims(xw);
     let (xw, bias, w, h0, c0) = (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0), contiguous(c0));
-    let (out, tape) = cpu::lstm_forward(d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0), f32s(&c0));
+    let (out, tape) = cpu::lstm_forward(Cpu::current(), d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0), f32s(&c0));
     (flex(out, &[2, d.t, d.b, d.h]), tape, d)
 }
 
 fn rnn_forward(xw: &FlexTensor, bias: &FlexTensor, w: &FlexTensor, h0: &FlexTensor) -> (FlexTensor, Dims) {
     let d = rnn_dims(xw);
     let (xw, bias, w, h0) = (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0));
-    (flex(cpu::rnn_forward(d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0)), &[d.t, d.b, d.h]), d)
+    (flex(cpu::rnn_forward(Cpu::current(), d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0)), &[d.t, d.b, d.h]), d)
 }
 
 fn gru_dims(xw: &FlexTensor) -> Dims {
@@ -167,7 +126,7 @@ fn gru_dims(xw: &FlexTensor) -> Dims {
 fn gru_forward(xw: &FlexTensor, b_in: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, h0: &FlexTensor) -> (FlexTensor, GruTape, Dims) {
     let d = gru_dims(xw);
     let (xw, b_in, w, bias, h0) = (contiguous(xw), contiguous(b_in), contiguous(w), contiguous(bias), contiguous(h0));
-    let (hs, tape) = cpu::gru_forward(d, f32s(&xw), f32s(&b_in), f32s(&w), f32s(&bias), f32s(&h0));
+    let (hs, tape) = cpu::gru_forward(Cpu::current(), d, f32s(&xw), f32s(&b_in), f32s(&w), f32s(&bias), f32s(&h0));
     (flex(hs, &[d.t, d.b, d.h]), tape, d)
 }
 
@@ -195,7 +154,7 @@ impl Backward<Flex, 5> for LstmBackward {
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, tape, [out, h0, c0, w]) = ops.state;
-        let g = cpu::lstm_backward(d, &tape, f32s(&out), f32s(&h0), f32s(&c0), f32s(&w), f32s(&grad));
+        let g = cpu::lstm_backward(Cpu::current(), d, &tape, f32s(&out), f32s(&h0), f32s(&c0), f32s(&w), f32s(&grad));
         let [n_xw, n_b, n_w, n_h0, n_c0] = ops.parents;
         let shapes: [(Vec<f32>, Vec<usize>); 5] = [(g.xw, vec![d.t, d.b, 4 * d.h]), (g.bias, vec![4 * d.h]), (g.w, vec![d.h, 4 * d.h]), (g.h0, vec![d.b, d.h]), (g.c0, vec![d.b, d.h])];
         for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0, n_c0].into_iter().zip(shapes) {
@@ -216,7 +175,7 @@ impl Backward<Flex, 4> for RnnBackward {
     fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, [hs, h0, w]) = ops.state;
-        let g = cpu::rnn_backward(d, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
+        let g = cpu::rnn_backward(Cpu::current(), d, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
         let [n_xw, n_b, n_w, n_h0] = ops.parents;
         let shapes: [(Vec<f32>, Vec<usize>); 4] = [(g.xw, vec![d.t, d.b, d.h]), (g.bias, vec![d.h]), (g.w, vec![d.h, d.h]), (g.h0, vec![d.b, d.h])];
         for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0].into_iter().zip(shapes) {
@@ -237,7 +196,7 @@ impl Backward<Flex, 5> for GruBackward {
     fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, tape, [hs, h0, w]) = ops.state;
-        let g = cpu::gru_backward(d, &tape, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
+        let g = cpu::gru_backward(Cpu::current(), d, &tape, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
         let [n_xw, n_bi, n_w, n_b, n_h0] = ops.parents;
         let shapes: [(Vec<f32>, Vec<usize>); 5] = [(g.xw, vec![d.t, d.b, 3 * d.h]), (g.b_in, vec![3 * d.h]), (g.w, vec![d.h, 3 * d.h]), (g.bias, vec![3 * d.h]), (g.h0, vec![d.b, d.h])];
         for (node, (data, shape)) in [n_xw, n_bi, n_w, n_b, n_h0].into_iter().zip(shapes) {
@@ -510,9 +469,9 @@ mod tests {
         let c0 = n(d.b * d.h, 4);
         let r = n(2 * d.t * d.b * d.h, 5);
         let bias = n(4 * d.h, 6);
-        let loss = |w: &[f32], bias: &[f32]| -> f64 { cpu::lstm_forward(d, &xw, bias, w, &h0, &c0).0.iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
-        let (out, tape) = cpu::lstm_forward(d, &xw, &bias, &w, &h0, &c0);
-        let g = cpu::lstm_backward(d, &tape, &out, &h0, &c0, &w, &r);
+        let loss = |w: &[f32], bias: &[f32]| -> f64 { cpu::lstm_forward(Cpu::current(), d, &xw, bias, w, &h0, &c0).0.iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
+        let (out, tape) = cpu::lstm_forward(Cpu::current(), d, &xw, &bias, &w, &h0, &c0);
+        let g = cpu::lstm_backward(Cpu::current(), d, &tape, &out, &h0, &c0, &w, &r);
         let eps = 1e-2f32;
         let fd = |k: usize, of_w: bool| {
             let (mut wp, mut wm, mut bp, mut bm) = (w.clone(), w.clone(), bias.clone(), bias.clone());

@@ -11,10 +11,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::{contiguous, f32s, flex, par_chunks_uninit};
+use burnlab_kernels::residual as kernels;
 
-/// Elements per rayon task.
-const CHUNK: usize = 1 << 14;
+use super::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedResidual: Backend {
@@ -24,7 +23,7 @@ pub trait FusedResidual: Backend {
 
 /// `relu(a + b)`: through [`FusedResidual`] on flex when the shapes match, Burn's ops elsewhere.
 pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if a.device() == Device::flex() && a.dims() == b.dims() {
+    if a.device() == Device::flex() && a.dims() == b.dims() && super::enabled() {
         return Tensor::from_dispatch(<Dispatch as FusedResidual>::add_relu(a.into_dispatch(), b.into_dispatch()));
     }
     relu(a + b)
@@ -34,17 +33,7 @@ fn forward(a: &FlexTensor, b: &FlexTensor) -> FlexTensor {
     let shape = a.layout().shape().clone();
     assert_eq!(&shape, b.layout().shape(), "add_relu: shapes differ");
     let (a, b) = (contiguous(a), contiguous(b));
-    let (a, b) = (f32s(&a), f32s(&b));
-    // SAFETY: every element of each chunk is written.
-    let y = unsafe {
-        par_chunks_uninit(a.len(), CHUNK, || (), |_, i, y| {
-            let at = i * CHUNK;
-            for ((o, &x), &z) in y.iter_mut().zip(&a[at..]).zip(&b[at..]) {
-                o.write((x + z).max(0.0));
-            }
-        })
-    };
-    flex(y, shape.as_slice())
+    flex(kernels::add_relu(f32s(&a), f32s(&b)), shape.as_slice())
 }
 
 impl FusedResidual for Flex {
@@ -63,16 +52,7 @@ impl Backward<Flex, 2> for AddReluBackward {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let y = ops.state;
-        let (ys, dys) = (f32s(&y), f32s(&dy));
-        // SAFETY: every element of each chunk is written.
-        let g = unsafe {
-            par_chunks_uninit(ys.len(), CHUNK, || (), |_, i, g| {
-                let at = i * CHUNK;
-                for ((o, &y), &d) in g.iter_mut().zip(&ys[at..]).zip(&dys[at..]) {
-                    o.write(if y > 0.0 { d } else { 0.0 });
-                }
-            })
-        };
+        let g = kernels::add_relu_backward(f32s(&y), f32s(&dy));
         let shape = y.layout().shape().as_slice().to_vec();
         let [n_a, n_b] = ops.parents;
         match (n_a, n_b) {

@@ -7,14 +7,16 @@
 //! and a step is three or four streaming matrix-vector products with the cell maths in place:
 //! - the first layer's input projection is a lookup: one row per character of
 //!   embedding·W_ih + b_ih, computed once;
-//! - the matrix-vector kernel keeps 64 outputs in registers while it streams the weights,
-//!   packed once into sequential column blocks (compiled for AVX-512 and AVX2+FMA, chosen at run time, like [`super::vmath`]).
+//! - the matrix-vector kernel (`burnlab_kernels::gemv`) keeps 64 outputs in registers while it
+//!   streams the weights, packed once into sequential column blocks, compiled for every ISA.
 //!
 //! The cells' Burn modules stay the definition; the tests check this against [`CharLm::step`].
 
 use burn::tensor::{DataError, Tensor};
 
-use super::vmath;
+use burnlab_kernels::Cpu;
+use burnlab_kernels::gemv::{GemvMatrix as Packed, gemv_acc as gemv};
+use burnlab_kernels::vmath;
 use crate::charlm::CharLm;
 use crate::recurrent::{Cell, CellKind};
 
@@ -30,6 +32,7 @@ struct Layer {
 
 /// A [`CharLm`]'s weights and state on the host, batch 1.
 pub struct CharLmStepper {
+    cpu: Cpu,
     kind: CellKind,
     hidden: usize,
     gates: usize,
@@ -60,6 +63,7 @@ fn bias(b: &Option<burn::module::Param<Tensor<1>>>, n: usize) -> Result<Vec<f32>
 impl CharLmStepper {
     /// Copies the weights of `net` (on any device) to the host; the state starts at zero.
     pub fn new(net: &CharLm) -> Result<Self, DataError> {
+        let cpu = Cpu::current();
         let kind = net.rnn.kind;
         let hidden = net.rnn.d_hidden;
         let gates = match kind {
@@ -84,7 +88,7 @@ impl CharLmStepper {
             let w_ih = if l == 0 {
                 for v in 0..vocab_in {
                     let mut row = b_ih.clone();
-                    gemv_acc(&emb[v * embed..(v + 1) * embed], &w_ih, &mut row);
+                    gemv(cpu, &emb[v * embed..(v + 1) * embed], &w_ih, &mut row);
                     table.extend_from_slice(&row);
                 }
                 None
@@ -96,6 +100,7 @@ impl CharLmStepper {
         let vocab = net.vocab();
         let n = layers.len();
         Ok(Self {
+            cpu,
             kind,
             hidden,
             gates,
@@ -123,48 +128,49 @@ impl CharLmStepper {
     pub fn step(&mut self, token: u32) -> &[f32] {
         let g = self.gates * self.hidden;
         let t = token as usize;
+        let cpu = self.cpu;
         for l in 0..self.layers.len() {
             let layer = &self.layers[l];
             match &layer.w_ih {
                 None => self.gx.copy_from_slice(&self.table[t * g..(t + 1) * g]),
                 Some(w_ih) => {
                     self.gx.copy_from_slice(&layer.b_ih);
-                    gemv_acc(&self.h[l - 1], w_ih, &mut self.gx);
+                    gemv(self.cpu, &self.h[l - 1], w_ih, &mut self.gx);
                 }
             }
             self.gh.copy_from_slice(&layer.b_hh);
-            gemv_acc(&self.h[l], &layer.w_hh, &mut self.gh);
+            gemv(self.cpu, &self.h[l], &layer.w_hh, &mut self.gh);
             let (gx, gh, h) = (&mut self.gx, &mut self.gh, &mut self.h[l]);
             let hd = self.hidden;
             match self.kind {
                 CellKind::Rnn => {
                     gx.iter_mut().zip(gh.iter()).for_each(|(a, b)| *a += b);
-                    vmath::tanh_to(gx, h);
+                    vmath::tanh_to(cpu, gx, h);
                 }
                 CellKind::Lstm => {
                     // z = gx + gh, gates i, f, g, o; c' = σ(f)·c + σ(i)·tanh(g); h' = σ(o)·tanh(c').
                     gx.iter_mut().zip(gh.iter()).for_each(|(a, b)| *a += b);
                     let (ifg, o) = gx.split_at_mut(3 * hd);
                     let (i_f, gg) = ifg.split_at_mut(2 * hd);
-                    vmath::sigmoid(i_f);
-                    vmath::sigmoid(o);
-                    vmath::tanh(gg);
+                    vmath::sigmoid(cpu, i_f);
+                    vmath::sigmoid(cpu, o);
+                    vmath::tanh(cpu, gg);
                     let c = &mut self.c[l];
                     for j in 0..hd {
                         c[j] = i_f[hd + j] * c[j] + i_f[j] * gg[j];
                     }
-                    vmath::tanh_to(c, h);
+                    vmath::tanh_to(cpu, c, h);
                     h.iter_mut().zip(o.iter()).for_each(|(h, o)| *h *= o);
                 }
                 CellKind::Gru => {
                     // r, z = σ(gx + gh); n = tanh(gx_n + r·gh_n); h' = n + z·(h − n).
                     let (rz, n) = gx.split_at_mut(2 * hd);
                     rz.iter_mut().zip(gh.iter()).for_each(|(a, b)| *a += b);
-                    vmath::sigmoid(rz);
+                    vmath::sigmoid(cpu, rz);
                     for j in 0..hd {
                         n[j] += rz[j] * gh[2 * hd + j];
                     }
-                    vmath::tanh(n);
+                    vmath::tanh(cpu, n);
                     for j in 0..hd {
                         h[j] = n[j] + rz[hd + j] * (h[j] - n[j]);
                     }
@@ -173,83 +179,8 @@ impl CharLmStepper {
         }
         self.logits.copy_from_slice(&self.head_b);
         let last = self.h.len() - 1;
-        gemv_acc(&self.h[last], &self.head_w, &mut self.logits);
+        gemv(self.cpu, &self.h[last], &self.head_w, &mut self.logits);
         &self.logits
-    }
-}
-
-/// Outputs per block of [`Packed`]: 4 AVX-512 (or 8 AVX2) registers of accumulators. Why not
-/// [`super::packed`]'s 16-column tiles at one row: one accumulator per tile is one dependent
-/// chain of multiply-adds, and sampling measured 19.6k chars/s that way against ~22k here.
-const BLOCK: usize = 64;
-
-/// A weight matrix W [K, N] laid out for [`gemv_acc`]: column blocks of [`BLOCK`], each block's
-/// K rows contiguous (the last block padded with zero columns). Walking W row-major by column
-/// blocks would jump a whole row (4 KB for N = 1024) between consecutive reads, a new page
-/// each time, which the hardware prefetchers do not follow; packed, every block is one
-/// sequential stream.
-struct Packed {
-    k: usize,
-    n: usize,
-    data: Vec<f32>,
-}
-
-impl Packed {
-    fn new(w: &[f32], k: usize, n: usize) -> Self {
-        assert_eq!(w.len(), k * n, "weight size");
-        let blocks = n.div_ceil(BLOCK);
-        let mut data = vec![0.0; blocks * k * BLOCK];
-        for b in 0..blocks {
-            let width = BLOCK.min(n - b * BLOCK);
-            for r in 0..k {
-                let dst = (b * k + r) * BLOCK;
-                data[dst..dst + width].copy_from_slice(&w[r * n + b * BLOCK..r * n + b * BLOCK + width]);
-            }
-        }
-        Self { k, n, data }
-    }
-}
-
-/// y += x·W.
-fn gemv_acc(x: &[f32], w: &Packed, y: &mut [f32]) {
-    assert!(x.len() == w.k && y.len() == w.n, "gemv: sizes");
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512(x: &[f32], w: &Packed, y: &mut [f32]) {
-            gemv_body(x, w, y, |a, b, c| a.mul_add(b, c))
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2(x: &[f32], w: &Packed, y: &mut [f32]) {
-            gemv_body(x, w, y, |a, b, c| a.mul_add(b, c))
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has just been checked to support the enabled features.
-            return unsafe { avx512(x, w, y) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { avx2(x, w, y) };
-        }
-    }
-    // Without a hardware FMA, `mul_add` would be a slow library call.
-    gemv_body(x, w, y, |a, b, c| a * b + c)
-}
-
-#[inline(always)]
-fn gemv_body(x: &[f32], w: &Packed, y: &mut [f32], fma: impl Fn(f32, f32, f32) -> f32) {
-    let k = w.k;
-    for (b, block) in w.data.chunks_exact(k * BLOCK).enumerate() {
-        let start = b * BLOCK;
-        let width = BLOCK.min(w.n - start);
-        let mut acc = [0f32; BLOCK];
-        acc[..width].copy_from_slice(&y[start..start + width]);
-        for (&xr, row) in x.iter().zip(block.chunks_exact(BLOCK)) {
-            for j in 0..BLOCK {
-                acc[j] = fma(xr, row[j], acc[j]);
-            }
-        }
-        y[start..start + width].copy_from_slice(&acc[..width]);
     }
 }
 
@@ -258,22 +189,6 @@ mod tests {
     use super::*;
     use crate::charlm::CharLmConfig;
     use burn::tensor::{Device, Int, TensorData};
-
-    #[test]
-    fn gemv_matches_the_straightforward_sum() {
-        // Widths below, at and across the 64-wide block; K = 1 and odd.
-        for (k, n) in [(1, 1), (3, 63), (7, 64), (5, 65), (17, 130), (33, 200)] {
-            let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
-            let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-            let y0: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
-            let mut y = y0.clone();
-            gemv_acc(&x, &Packed::new(&w, k, n), &mut y);
-            for j in 0..n {
-                let want = y0[j] + (0..k).map(|i| x[i] * w[i * n + j]).sum::<f32>();
-                assert!((y[j] - want).abs() < 1e-5 * (1.0 + want.abs()), "k {k} n {n} j {j}: {} vs {want}", y[j]);
-            }
-        }
-    }
 
     /// Every cell, stacked, odd sizes: the stepper's logits equal `CharLm::step`'s over a
     /// sequence, and `reset` starts again from the zero state.

@@ -17,14 +17,15 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::packed::{PackedB, gemm_packed};
-use super::vmath;
+use crate::isa::Cpu;
+use crate::packed::{PackedB, gemm_packed};
+use crate::vmath;
 
 /// dst[m×n] (row-major, contiguous) = (dst if `acc`) + lhs[m×k]·rhs[k×n], the operands given
 /// by their row and column strides so that transposes cost nothing. `threads`: let gemm split
 /// the work across rayon's pool (for big products only).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
+pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
     if m == 0 || n == 0 {
         return;
     }
@@ -62,6 +63,7 @@ struct Rows<'a> {
 // SAFETY: `Rows` hands out only the rows of one batch block to the thread running that block
 // (see `get`), so no element is reached from two threads.
 unsafe impl Send for Rows<'_> {}
+// SAFETY: as for Send: the threads share only the pointer, never an element.
 unsafe impl Sync for Rows<'_> {}
 
 impl<'a> Rows<'a> {
@@ -81,6 +83,7 @@ impl<'a> Rows<'a> {
     #[allow(clippy::mut_from_ref)]
     unsafe fn zeroed(&self, start: usize, len: usize) -> &mut [f32] {
         assert!(start + len <= self.len, "rows out of range");
+        // SAFETY: the range is inside the buffer (asserted above); disjoint from other threads' ranges (the caller's contract).
         unsafe {
             std::ptr::write_bytes(self.ptr.add(start), 0, len);
             std::slice::from_raw_parts_mut(self.ptr.add(start), len)
@@ -93,6 +96,7 @@ impl<'a> Rows<'a> {
     #[allow(clippy::mut_from_ref)]
     unsafe fn copied(&self, start: usize, src: &[f32]) -> &mut [f32] {
         assert!(start + src.len() <= self.len, "rows out of range");
+        // SAFETY: the range is inside the buffer (asserted above); disjoint from other threads' ranges (the caller's contract).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(start), src.len());
             std::slice::from_raw_parts_mut(self.ptr.add(start), src.len())
@@ -107,6 +111,7 @@ impl<'a> Rows<'a> {
     #[allow(clippy::mut_from_ref)]
     unsafe fn get(&self, start: usize, len: usize) -> &mut [f32] {
         assert!(start + len <= self.len, "rows out of range");
+        // SAFETY: the range is inside the buffer (asserted above); disjoint from other threads' ranges (the caller's contract).
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 }
@@ -123,6 +128,7 @@ fn fresh(len: usize) -> Box<[MaybeUninit<f32>]> {
 ///
 /// SAFETY: every element was initialised (through [`Rows::zeroed`] or [`Rows::copied`]).
 unsafe fn filled(buf: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
+    // SAFETY: the caller initialised every element.
     unsafe { buf.assume_init() }.into_vec()
 }
 
@@ -166,7 +172,7 @@ pub struct LstmTape {
 
 /// LSTM forward (gate order i, f, g, o as PyTorch): returns out [2, T, B, H] (every h_t, then
 /// every c_t) and the tape for backward.
-pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
+pub fn lstm_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g4) = (bn * h, 4 * h);
     assert_eq!(xw.len(), tn * bn * g4, "lstm: xw");
@@ -181,27 +187,30 @@ pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0
         let nb = rows.len();
         for t in 0..tn {
             let at = |width: usize| (t * bn + rows.start) * width;
-            // SAFETY (all `get`s): rows of this block only; the previous step's rows are read
+            // SAFETY: (all `get`s) rows of this block only; the previous step's rows are read
             // through a fresh shared borrow after this thread wrote them.
             let (h_prev, c_prev): (&[f32], &[f32]) = if t == 0 {
                 (&h0[rows.start * h..rows.end * h], &c0[rows.start * h..rows.end * h])
             } else {
                 let prev = ((t - 1) * bn + rows.start) * h;
+                // SAFETY: rows of this thread's batch block only (see `Rows::get`).
                 unsafe { (&*hs_r.get(prev, nb * h), &*cs_r.get(prev, nb * h)) }
             };
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let gt = unsafe { gates_r.copied(at(g4), &xw[at(g4)..at(g4) + nb * g4]) };
             for row in gt.chunks_exact_mut(g4) {
                 add_row(row, bias);
             }
-            gemm_packed(nb, gt, true, h_prev, &wp);
+            gemm_packed(cpu, nb, gt, true, h_prev, &wp);
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let (c_t, tc_t, h_t) = unsafe { (cs_r.zeroed(at(h), nb * h), tanh_r.zeroed(at(h), nb * h), hs_r.zeroed(at(h), nb * h)) };
             for b in 0..nb {
                 let row = &mut gt[b * g4..(b + 1) * g4];
                 let (ifg, o) = row.split_at_mut(3 * h);
                 let (if_, g) = ifg.split_at_mut(2 * h);
-                vmath::sigmoid(if_);
-                vmath::tanh(g);
-                vmath::sigmoid(o);
+                vmath::sigmoid(cpu, if_);
+                vmath::tanh(cpu, g);
+                vmath::sigmoid(cpu, o);
                 let (i, f) = if_.split_at(h);
                 let c = &mut c_t[b * h..(b + 1) * h];
                 let cp = &c_prev[b * h..(b + 1) * h];
@@ -209,7 +218,7 @@ pub fn lstm_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0
                     c[j] = f[j] * cp[j] + i[j] * g[j];
                 }
                 let tc = &mut tc_t[b * h..(b + 1) * h];
-                vmath::tanh_to(c, tc);
+                vmath::tanh_to(cpu, c, tc);
                 let hrow = &mut h_t[b * h..(b + 1) * h];
                 for j in 0..h {
                     hrow[j] = o[j] * tc[j];
@@ -234,7 +243,7 @@ pub struct Grads {
 
 /// LSTM backward: `grad` is d(loss)/d(out), [2, T, B, H] like `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
+pub fn lstm_backward(cpu: Cpu, d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g4) = (bn * h, 4 * h);
     assert_eq!(grad.len(), 2 * tn * bh, "lstm backward: grad");
@@ -248,9 +257,10 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
     let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
         let mut db = vec![0.0; g4];
-        // SAFETY (all `get`s): rows of this block only.
+        // SAFETY: (all `get`s) rows of this block only.
         let (dh_next, dc_next) = unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
         for t in (0..tn).rev() {
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let da_t = unsafe { da_r.zeroed((t * bn + rows.start) * g4, nb * g4) };
             for bi in 0..nb {
                 let b = rows.start + bi;
@@ -280,7 +290,7 @@ pub fn lstm_backward(d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f3
                 add_row(&mut db, row);
             }
             // dh_{t-1} = da_t · W_hhᵀ
-            gemm_packed(nb, dh_next, false, da_t, &wt);
+            gemm_packed(cpu, nb, dh_next, false, da_t, &wt);
         }
         db
     }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; g4]);
@@ -303,7 +313,7 @@ fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32
 
 /// Vanilla tanh RNN forward: h_t = tanh(xw_t + h_{t-1}·W). Returns every h_t, [T, B, H] (it is
 /// also the tape).
-pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
+pub fn rnn_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
     let bh = bn * h;
     assert_eq!(xw.len(), tn * bh, "rnn: xw");
@@ -316,15 +326,16 @@ pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> 
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         for t in 0..tn {
-            // SAFETY (all `get`s): rows of this block only.
+            // SAFETY: (all `get`s) rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
             let at = (t * bn + rows.start) * h;
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let cur = unsafe { hs_r.copied(at, &xw[at..at + nb * h]) };
             for row in cur.chunks_exact_mut(h) {
                 add_row(row, bias);
             }
-            gemm_packed(nb, cur, true, h_prev, &wp);
-            vmath::tanh(cur);
+            gemm_packed(cpu, nb, cur, true, h_prev, &wp);
+            vmath::tanh(cpu, cur);
         }
     });
     // SAFETY: every block wrote its rows of every step.
@@ -332,7 +343,7 @@ pub fn rnn_forward(d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32]) -> 
 }
 
 /// Vanilla RNN backward from d(loss)/d(hs), [T, B, H].
-pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
+pub fn rnn_backward(cpu: Cpu, d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
     let Dims { t: tn, b: bn, h } = d;
     let bh = bn * h;
     assert_eq!(grad.len(), tn * bh, "rnn backward: grad");
@@ -343,10 +354,11 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
     let db = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
         let mut db = vec![0.0; h];
-        // SAFETY (all `get`s): rows of this block only.
+        // SAFETY: (all `get`s) rows of this block only.
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
             let r = (t * bn + rows.start) * h;
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let dat = unsafe { da_r.zeroed(r, nb * h) };
             for k in 0..nb * h {
                 let y = hs[r + k];
@@ -355,7 +367,7 @@ pub fn rnn_backward(d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) ->
             for row in dat.chunks_exact(h) {
                 add_row(&mut db, row);
             }
-            gemm_packed(nb, dh_next, false, dat, &wt);
+            gemm_packed(cpu, nb, dh_next, false, dat, &wt);
         }
         db
     }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; h]);
@@ -375,7 +387,7 @@ pub struct GruTape {
 /// x = xw + b_in, hw = h_{t-1}·W + b; r = σ(x_r + hw_r), z = σ(x_z + hw_z),
 /// n = tanh(x_n + r·hw_n), h_t = n + z·(h_{t-1} − n). Returns every h_t, [T, B, H], and the
 /// tape.
-pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
+pub fn gru_forward(cpu: Cpu, d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(xw.len(), tn * bn * g3, "gru: xw");
@@ -390,10 +402,12 @@ pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h
         let nb = rows.len();
         let mut hw = vec![0.0; nb * g3];
         for t in 0..tn {
-            // SAFETY (all `get`s): rows of this block only.
+            // SAFETY: (all `get`s) rows of this block only.
             let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
-            gemm_packed(nb, &mut hw, false, h_prev, &wp);
+            gemm_packed(cpu, nb, &mut hw, false, h_prev, &wp);
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let cur = unsafe { hs_r.zeroed((t * bn + rows.start) * h, nb * h) };
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let tape_t = unsafe { tape_r.zeroed((t * bn + rows.start) * 4 * h, nb * 4 * h) };
             for bi in 0..nb {
                 let x = &xw[(t * bn + rows.start + bi) * g3..(t * bn + rows.start + bi + 1) * g3];
@@ -404,13 +418,13 @@ pub fn gru_forward(d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h
                 for j in 0..2 * h {
                     rz[j] = x[j] + b_in[j] + hwr[j] + bias[j];
                 }
-                vmath::sigmoid(rz);
+                vmath::sigmoid(cpu, rz);
                 let (r, z) = rz.split_at(h);
                 for j in 0..h {
                     hn[j] = hwr[2 * h + j] + bias[2 * h + j];
                     n[j] = x[2 * h + j] + b_in[2 * h + j] + r[j] * hn[j];
                 }
-                vmath::tanh(n);
+                vmath::tanh(cpu, n);
                 let hp = &h_prev[bi * h..(bi + 1) * h];
                 let out = &mut cur[bi * h..(bi + 1) * h];
                 for j in 0..h {
@@ -436,7 +450,7 @@ pub struct GruGrads {
 }
 
 /// GRU backward from d(loss)/d(hs), [T, B, H].
-pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> GruGrads {
+pub fn gru_backward(cpu: Cpu, d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> GruGrads {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(grad.len(), tn * bh, "gru backward: grad");
@@ -447,9 +461,10 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
     let (db_in, db) = blocks(bn).into_par_iter().map(|rows| {
         let nb = rows.len();
         let (mut db_in, mut db) = (vec![0.0; g3], vec![0.0; g3]);
-        // SAFETY (all `get`s): rows of this block only.
+        // SAFETY: (all `get`s) rows of this block only.
         let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
         for t in (0..tn).rev() {
+            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let (dx_t, dw_t) = unsafe { (dxw_r.zeroed((t * bn + rows.start) * g3, nb * g3), dhw_r.zeroed((t * bn + rows.start) * g3, nb * g3)) };
             for bi in 0..nb {
                 let b = rows.start + bi;
@@ -481,7 +496,7 @@ pub fn gru_backward(d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], 
                 add_row(&mut db, dw);
             }
             // dh_{t-1} += dhw_t · W_hhᵀ
-            gemm_packed(nb, dh_next, true, dw_t, &wt);
+            gemm_packed(cpu, nb, dh_next, true, dw_t, &wt);
         }
         (db_in, db)
     }).collect::<Vec<_>>().into_iter().reduce(|a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1))).unwrap_or_else(|| (vec![0.0; g3], vec![0.0; g3]));
@@ -510,10 +525,10 @@ mod tests {
         let (mut fwd, mut bwd, mut wg) = (0.0, 0.0, 0.0);
         for _ in 0..reps {
             let t = std::time::Instant::now();
-            let (out, tape) = lstm_forward(d, &xw, &vec![0.1; 4 * d.h], &w, &s0, &s0);
+            let (out, tape) = lstm_forward(Cpu::current(), d, &xw, &vec![0.1; 4 * d.h], &w, &s0, &s0);
             fwd += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
-            let g = lstm_backward(d, &tape, &out, &s0, &s0, &w, &out);
+            let g = lstm_backward(Cpu::current(), d, &tape, &out, &s0, &s0, &w, &out);
             bwd += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let dw = weight_grad(d, 4 * d.h, &out[..d.t * d.b * d.h], &s0, &g.xw);

@@ -1,0 +1,98 @@
+//! Where the convolution kernels run against the machine's limit, per ISA, on one core:
+//! GFLOP/s of the forward, input-gradient and weight-gradient kernels on ResNet-20's three
+//! stride-1 layer shapes, beside the FMA peak (12 independent multiply-add chains).
+//!
+//! `cargo run --release -p burnlab-kernels --example kernel_speed` (every ISA this CPU has; one
+//! with `BURNLAB_ISA=avx2`, say). Prints `key=value` lines.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use burnlab_kernels::simd::Simd;
+use burnlab_kernels::{Cpu, Kernel};
+
+/// 12 independent chains of multiply-adds on registers: the FMA throughput of one core.
+struct Peak(usize);
+
+impl Kernel for Peak {
+    type Output = f32;
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) -> f32 {
+        let (a, b) = (s.splat(0.999_999), s.splat(1e-7));
+        let z = s.splat(0.0);
+        let (mut c0, mut c1, mut c2, mut c3, mut c4, mut c5) = (z, z, z, z, z, z);
+        let (mut c6, mut c7, mut c8, mut c9, mut c10, mut c11) = (z, z, z, z, z, z);
+        for _ in 0..self.0 {
+            c0 = s.mul_add(c0, a, b);
+            c1 = s.mul_add(c1, a, b);
+            c2 = s.mul_add(c2, a, b);
+            c3 = s.mul_add(c3, a, b);
+            c4 = s.mul_add(c4, a, b);
+            c5 = s.mul_add(c5, a, b);
+            c6 = s.mul_add(c6, a, b);
+            c7 = s.mul_add(c7, a, b);
+            c8 = s.mul_add(c8, a, b);
+            c9 = s.mul_add(c9, a, b);
+            c10 = s.mul_add(c10, a, b);
+            c11 = s.mul_add(c11, a, b);
+        }
+        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].iter().map(|v| s.sum(*v)).sum()
+    }
+}
+
+fn lanes(cpu: Cpu) -> usize {
+    struct L;
+    impl Kernel for L {
+        type Output = usize;
+        #[inline(always)]
+        fn run<S: Simd>(self, _s: S) -> usize {
+            S::LANES
+        }
+    }
+    cpu.run(L)
+}
+
+fn main() {
+    let cpus = match std::env::var("BURNLAB_ISA") {
+        Ok(_) => vec![Cpu::from_env().unwrap_or_else(|e| panic!("{e}"))],
+        Err(_) => Cpu::all(),
+    };
+    for cpu in cpus {
+        let isa = cpu.isa();
+        let iters = 20_000_000;
+        let t = Instant::now();
+        black_box(cpu.run(Peak(iters)));
+        let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        println!("isa={isa} fma_peak_gflops={peak:.1}");
+        for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
+            let mut xp = Padded::new(c, hw, hw, 1, 1);
+            let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
+            xp.fill(&x, c, hw, hw, 1, 1);
+            let offs = tap_offsets(c, 3, 3, xp.hp, xp.wp);
+            let len = hw * xp.wp;
+            let wt: Vec<f32> = (0..c * offs.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bias = vec![0.0; c];
+            let mut out = vec![0.0; c * len];
+            let reps = 40_000 / c;
+            // Useful multiply-adds only (the junk columns of the padded width not counted).
+            let flops = (2 * c * offs.len() * hw * hw * reps) as f64;
+            let t = Instant::now();
+            for _ in 0..reps {
+                wide_conv(cpu, &wt, &offs, &xp.data, len, &bias, &mut out);
+            }
+            let fwd = flops / t.elapsed().as_secs_f64() / 1e9;
+            let mut dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
+            dyt.extend([0.0; SLACK]);
+            let mut dw = vec![0.0; offs.len() * c];
+            let t = Instant::now();
+            for _ in 0..reps {
+                wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, c, &mut dw, true);
+            }
+            let wg = flops / t.elapsed().as_secs_f64() / 1e9;
+            // The input gradient of these layers is the same kernel on the same shapes (a
+            // convolution of dy by the flipped weights, channels swapped: Ci = Co here).
+            println!("isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}", 100.0 * fwd / peak, 100.0 * wg / peak);
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! 2-D convolution (NCHW, f32, groups 1, dilation 1) with its backward pass on f32 slices:
+//! stride-1 layers as direct convolutions ([`crate::direct`]), the others through im2col and
+//! one matrix product per image; images shared out over rayon's threads.
+//!
+//! Why: burn-flex computes the weight gradient as a convolution of the input by the output
+//! gradient with batch and channels swapped (for ResNet-20's first stage a 32×32 "kernel" over
+//! 128 "channels"), through a generic 3-D path, and the input gradient as a transposed
+//! convolution in plain loops; on ResNet-20 that backward took ~530 ms a step of 128 images where
+//! its FLOPs take ~100 ms. Here both gradients are the textbook ones: dW = Σ_n dY_n · cols_nᵀ and
+//! dcols_n = Wᵀ · dY_n scattered back (col2im), with the columns recomputed in backward rather
+//! than kept (they are 9× the input).
+
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
+
+use crate::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use crate::isa::Cpu;
+use crate::par::{lane_total, par_chunks_uninit, write_all};
+use crate::recurrent::matmul;
+
+/// Shapes of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvDims {
+    pub n: usize,
+    pub ci: usize,
+    pub h: usize,
+    pub w: usize,
+    pub co: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl ConvDims {
+    pub fn out_hw(&self) -> (usize, usize) {
+        let ho = (self.h + 2 * self.padding[0] - self.kh) / self.stride[0] + 1;
+        let wo = (self.w + 2 * self.padding[1] - self.kw) / self.stride[1] + 1;
+        (ho, wo)
+    }
+
+    /// Rows of the column matrix: Ci·kh·kw.
+    fn k(&self) -> usize {
+        self.ci * self.kh * self.kw
+    }
+
+    /// Columns of the column matrix: output pixels per image.
+    fn p(&self) -> usize {
+        let (ho, wo) = self.out_hw();
+        ho * wo
+    }
+
+    /// Whether the forward pass and the gradients run as direct convolutions
+    /// ([`crate::direct`]): stride 1 with a column matrix to avoid (on every ISA: the plain
+    /// tiles are faster than im2col's copies too).
+    fn direct(&self) -> bool {
+        self.stride == [1, 1] && !self.identity_cols() && self.padding[0] < self.kh && self.padding[1] < self.kw
+    }
+
+    /// Whether the column matrix is the image itself (1×1, stride 1, no padding).
+    fn identity_cols(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+}
+
+/// Images per rayon task: enough to keep a thread's scratch buffers warm.
+fn chunk(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().max(1) * 4).max(1)
+}
+
+/// Output columns `lo..hi` whose input column ox·sw + kx − pw lies inside 0..w.
+fn valid_columns(d: &ConvDims, wo: usize, kx: usize) -> (usize, usize) {
+    let (sw, pw) = (d.stride[1], d.padding[1]);
+    let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
+    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// The column matrix of one image: cols[(c·kh + ky)·kw + kx][oy·wo + ox] = x[c][iy][ix] with
+/// iy = oy·sh + ky − ph, ix = ox·sw + kx − pw (zero outside the image). Rows are short (32
+/// floats for CIFAR), so the copies are plain loops (LLVM vectorises them) rather than memcpy
+/// calls, and the valid column range is worked out once per kernel column.
+fn im2col(d: &ConvDims, x: &[f32], cols: &mut [f32]) {
+    let (ho, wo) = d.out_hw();
+    let [sh, sw] = d.stride;
+    let [ph, pw] = d.padding;
+    for c in 0..d.ci {
+        let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
+        for ky in 0..d.kh {
+            for kx in 0..d.kw {
+                let (lo, hi) = valid_columns(d, wo, kx);
+                let row = &mut cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
+                for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
+                    let iy = (oy * sh + ky) as isize - ph as isize;
+                    if iy < 0 || iy >= d.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * d.w..(iy as usize + 1) * d.w];
+                    for v in &mut out[..lo] {
+                        *v = 0.0;
+                    }
+                    for v in &mut out[hi..] {
+                        *v = 0.0;
+                    }
+                    if sw == 1 {
+                        let src = &src[lo + kx - pw..hi + kx - pw];
+                        for (v, &s) in out[lo..hi].iter_mut().zip(src) {
+                            *v = s;
+                        }
+                    } else {
+                        for (ox, v) in out[lo..hi].iter_mut().enumerate() {
+                            *v = src[(lo + ox) * sw + kx - pw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: dx[c][iy][ix] += every column entry that copied it.
+fn col2im(d: &ConvDims, cols: &[f32], dx: &mut [f32]) {
+    let (ho, wo) = d.out_hw();
+    let [sh, sw] = d.stride;
+    let [ph, pw] = d.padding;
+    for c in 0..d.ci {
+        let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
+        for ky in 0..d.kh {
+            for kx in 0..d.kw {
+                let (lo, hi) = valid_columns(d, wo, kx);
+                let row = &cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
+                for (oy, src) in row.chunks_exact(wo).enumerate() {
+                    let iy = (oy * sh + ky) as isize - ph as isize;
+                    if iy < 0 || iy >= d.h as isize {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * d.w..(iy as usize + 1) * d.w];
+                    if sw == 1 {
+                        for (o, v) in dst[lo + kx - pw..hi + kx - pw].iter_mut().zip(&src[lo..hi]) {
+                            *o += v;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            dst[ox * sw + kx - pw] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// y [N, Co, Ho, Wo] = conv(x [N, Ci, H, W], w [Co, Ci, kh, kw]) + bias [Co].
+pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let (k, p) = (d.k(), d.p());
+    assert_eq!(x.len(), d.n * d.ci * d.h * d.w, "conv2d: input");
+    assert_eq!(w.len(), d.co * k, "conv2d: weight");
+    assert_eq!(bias.len(), d.co, "conv2d: bias");
+    if p == 0 || d.co == 0 {
+        return vec![0.0; d.n * d.co * p];
+    }
+    if d.direct() {
+        return direct_images(cpu, d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias);
+    }
+    let c = chunk(d.n);
+    // SAFETY: each image's rows are set to the bias first (write_all), then accumulated into.
+    unsafe {
+        par_chunks_uninit(
+            d.n * d.co * p,
+            c * d.co * p,
+            || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
+            |cols, i, ys| {
+                for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
+                    let img = i * c + j;
+                    let xi = &x[img * d.ci * d.h * d.w..(img + 1) * d.ci * d.h * d.w];
+                    let cols: &[f32] = if d.identity_cols() {
+                        xi
+                    } else {
+                        im2col(d, xi, cols);
+                        cols
+                    };
+                    let yi = write_all(yi, |i| bias[i / p]);
+                    matmul(d.co, p, k, yi, true, w, k, 1, cols, p, 1, false);
+                }
+            },
+        )
+    }
+}
+
+/// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
+/// y [N, Co, Ho, Wo], through [`crate::direct`]; images shared out over rayon's threads.
+#[allow(clippy::too_many_arguments)]
+fn direct_images(cpu: Cpu, n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (usize, usize, usize), [ph, pw]: [usize; 2], x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    let (ho, wo) = (h + 2 * ph - kh + 1, w_in + 2 * pw - kw + 1);
+    let probe = Padded::new(0, h, w_in, ph, pw);
+    let offs = tap_offsets(ci, kh, kw, probe.hp, probe.wp);
+    let len = ho * probe.wp;
+    let (img_in, img_out) = (ci * h * w_in, co * ho * wo);
+    assert!(x.len() >= n * img_in, "direct conv: input");
+    if img_out == 0 || n == 0 {
+        return vec![0.0; n * img_out];
+    }
+    let per = chunk(n);
+    // SAFETY: the copy out of the padded-width rows writes every row of every channel of every
+    // image of the chunk (write_all).
+    unsafe {
+        par_chunks_uninit(
+            n * img_out,
+            per * img_out,
+            || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
+            |(xp, wide), i, ys| {
+                for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
+                    let img = i * per + j;
+                    xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
+                    wide_conv(cpu, w, &offs, &xp.data, len, bias, wide);
+                    // Drop the junk columns of the padded-width rows.
+                    for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
+                        for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
+                            let at = c * len + oy * probe.wp;
+                            for (o, &v) in row.iter_mut().zip(&wide[at..at + wo]) {
+                                o.write(v);
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// The sum of two threads' partial (dW, dbias). Partials are per fixed chunk of images, collected
+/// in order and added on one thread: the result does not depend on how rayon split the work,
+/// so a resumed run repeats the uninterrupted one exactly.
+fn add_partials((mut a, mut b): (Vec<f32>, Vec<f32>), (a2, b2): (Vec<f32>, Vec<f32>)) -> (Vec<f32>, Vec<f32>) {
+    a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
+    b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
+    (a, b)
+}
+
+/// dW [Co, K] and dbias of a stride-1 convolution through [`wide_weight_grad`]: per image the
+/// padded input and the output gradient at the padded width, transposed; the threads' partial
+/// sums are added at the end.
+fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (k, (ho, wo)) = (d.k(), d.out_hw());
+    let probe = Padded::new(0, d.h, d.w, d.padding[0], d.padding[1]);
+    let offs = tap_offsets(d.ci, d.kh, d.kw, probe.hp, probe.wp);
+    let len = ho * probe.wp;
+    let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
+    let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
+    let c = chunk(d.n);
+    let (dwt, db) = (0..d.n.div_ceil(c))
+        .into_par_iter()
+        .map(|part| {
+            let ((mut dwt, mut db), mut xp, mut dyt) = (zero(), Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]), vec![0.0; len * d.co + SLACK]);
+            for img in part * c..((part + 1) * c).min(d.n) {
+                xp.fill(&x[img * img_in..(img + 1) * img_in], d.ci, d.h, d.w, d.padding[0], d.padding[1]);
+                let dyi = &dy[img * img_out..(img + 1) * img_out];
+                // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
+                for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                    db[c] += lane_total(plane);
+                }
+                // Transposed a block of 16 pixels at a time, all channels, so that the rows of
+                // dyt being written (16 × Co floats) stay in L1 rather than one whole pass over
+                // dyt per channel.
+                for oy in 0..ho {
+                    for x0 in (0..wo).step_by(16) {
+                        let x1 = (x0 + 16).min(wo);
+                        let base = (oy * probe.wp + x0) * d.co;
+                        for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                            for (j, &v) in plane[oy * wo + x0..oy * wo + x1].iter().enumerate() {
+                                dyt[base + j * d.co + c] = v;
+                            }
+                        }
+                    }
+                }
+                wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, d.co, &mut dwt, true);
+            }
+            (dwt, db)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(add_partials)
+        .unwrap_or_else(zero);
+    // [K, Co] → [Co, K]
+    let mut dw = vec![0.0; d.co * k];
+    for p in 0..k {
+        for c in 0..d.co {
+            dw[c * k + p] = dwt[p * d.co + c];
+        }
+    }
+    (dw, db)
+}
+
+/// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
+pub fn conv2d_backward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let (k, p) = (d.k(), d.p());
+    let img_in = d.ci * d.h * d.w;
+    assert_eq!(dy.len(), d.n * d.co * p, "conv2d backward: output gradient");
+    if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
+        return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
+    }
+    // col2im accumulates into dx, so it starts at zero: each task zeroes its own images below
+    // (not a serial memset here); the direct path writes every value.
+    let mut fresh = Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
+    let mut dx = Vec::new();
+    if want_dx && d.direct() {
+        // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
+        // and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
+        let (ho, wo) = d.out_hw();
+        let mut wf = vec![0.0; w.len()];
+        for co in 0..d.co {
+            for ci in 0..d.ci {
+                for ky in 0..d.kh {
+                    for kx in 0..d.kw {
+                        wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] = w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
+                    }
+                }
+            }
+        }
+        let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
+        dx = direct_images(cpu, d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci]);
+    }
+    if d.direct() {
+        let (dw, db) = direct_weight_grad(cpu, d, x, dy);
+        return (want_dx.then_some(dx), dw, db);
+    }
+    let c = chunk(d.n);
+    let dx_chunks: Vec<Option<&mut [MaybeUninit<f32>]>> = if want_dx { fresh.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
+    let zero = || (vec![0.0; d.co * k], vec![0.0; d.co]);
+    let (dw, db) = dx_chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, dxs)| {
+            let mut dxs = dxs.map(|chunk| write_all(chunk, |_| 0.0));
+            let ((mut dw, mut db), mut cols, mut dcols) = (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]);
+            let first = i * c;
+            let last = (first + c).min(d.n);
+            for img in first..last {
+                let xi = &x[img * img_in..(img + 1) * img_in];
+                let dyi = &dy[img * d.co * p..(img + 1) * d.co * p];
+                let cols_i: &[f32] = if d.identity_cols() {
+                    xi
+                } else {
+                    im2col(d, xi, &mut cols);
+                    &cols
+                };
+                // dW [Co, K] += dY_n [Co, P] · cols_nᵀ [P, K]
+                matmul(d.co, k, p, &mut dw, true, dyi, p, 1, cols_i, 1, p, false);
+                for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
+                    *acc += lane_total(row);
+                }
+                if let Some(dxs) = dxs.as_deref_mut() {
+                    let dxi = &mut dxs[(img - first) * img_in..(img - first + 1) * img_in];
+                    if d.identity_cols() {
+                        // dx_n [Ci, P] = Wᵀ [Ci, Co] · dY_n
+                        matmul(d.ci, p, d.co, dxi, false, w, 1, k, dyi, p, 1, false);
+                    } else {
+                        // dcols [K, P] = Wᵀ [K, Co] · dY_n, then scattered back.
+                        matmul(k, p, d.co, &mut dcols, false, w, 1, k, dyi, p, 1, false);
+                        col2im(d, &dcols, dxi);
+                    }
+                }
+            }
+            (dw, db)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(add_partials)
+        .unwrap_or_else(zero);
+    // SAFETY: the chunks cover the buffer, and each was zeroed by its task above.
+    let dx = unsafe { fresh.assume_init() }.into_vec();
+    (want_dx.then_some(dx), dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gradients are the same bits on every call (partial sums per fixed chunk of images, added
+    /// in order), whatever rayon's work stealing did: resumed runs repeat uninterrupted ones.
+    #[test]
+    fn gradients_do_not_depend_on_thread_scheduling() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("pool");
+        for (stride, pad) in [(1, 1), (2, 1)] {
+            let d = ConvDims { n: 37, ci: 3, h: 9, w: 8, co: 5, kh: 3, kw: 3, stride: [stride, stride], padding: [pad, pad] };
+            let (ho, wo) = d.out_hw();
+            let x: Vec<f32> = (0..d.n * d.ci * d.h * d.w).map(|i| (i as f32 * 0.731).sin()).collect();
+            let w: Vec<f32> = (0..d.co * d.ci * 9).map(|i| (i as f32 * 0.37).cos()).collect();
+            let dy: Vec<f32> = (0..d.n * d.co * ho * wo).map(|i| (i as f32 * 0.113).sin()).collect();
+            let first = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
+            for _ in 0..8 {
+                let again = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
+                assert!(again.1 == first.1 && again.2 == first.2 && again.0 == first.0, "stride {stride}: gradients changed between calls");
+            }
+        }
+    }
+
+    /// x [n, ci, h, w] ⊛ w + bias, and the three gradients of Σ y·r, by the definition.
+    fn reference(d: &ConvDims, x: &[f32], w: &[f32], b: &[f32], r: &[f32]) -> [Vec<f32>; 4] {
+        let (ho, wo) = d.out_hw();
+        let mut y = vec![0.0f64; d.n * d.co * ho * wo];
+        let (mut dx, mut dw, mut db) = (vec![0.0f64; x.len()], vec![0.0f64; w.len()], vec![0.0f64; b.len()]);
+        for n in 0..d.n {
+            for co in 0..d.co {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let o = ((n * d.co + co) * ho + oy) * wo + ox;
+                        y[o] += b[co] as f64;
+                        db[co] += r[o] as f64;
+                        for ci in 0..d.ci {
+                            for ky in 0..d.kh {
+                                for kx in 0..d.kw {
+                                    let (iy, ix) = ((oy * d.stride[0] + ky) as isize - d.padding[0] as isize, (ox * d.stride[1] + kx) as isize - d.padding[1] as isize);
+                                    if iy < 0 || ix < 0 || iy >= d.h as isize || ix >= d.w as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * d.ci + ci) * d.h + iy as usize) * d.w + ix as usize;
+                                    let wi = ((co * d.ci + ci) * d.kh + ky) * d.kw + kx;
+                                    y[o] += (x[xi] * w[wi]) as f64;
+                                    dx[xi] += (r[o] * w[wi]) as f64;
+                                    dw[wi] += (r[o] * x[xi]) as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        [y, dx, dw, db].map(|v| v.into_iter().map(|a| a as f32).collect())
+    }
+
+    /// Every ISA this CPU has, direct (stride 1) and im2col (stride 2, 1×1) paths, odd sizes
+    /// and channel counts across the tile widths: values and all three gradients against the
+    /// definition.
+    #[test]
+    fn every_isa_matches_the_definition() {
+        let val = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        // (n, ci, co, h, w, k, stride, pad)
+        for (n, ci, co, h, w, k, s, p) in [(2, 3, 5, 7, 9, 3, 1, 1), (1, 4, 17, 8, 8, 3, 2, 1), (3, 2, 33, 5, 6, 1, 1, 0), (2, 5, 7, 9, 7, 5, 1, 2), (1, 16, 16, 6, 6, 3, 1, 1)] {
+            let d = ConvDims { n, ci, h, w, co, kh: k, kw: k, stride: [s, s], padding: [p, p] };
+            let (ho, wo) = d.out_hw();
+            let (x, wt, b, r) = (val(n * ci * h * w, 1), val(co * ci * k * k, 2), val(co, 3), val(n * co * ho * wo, 4));
+            let want = reference(&d, &x, &wt, &b, &r);
+            for cpu in Cpu::all() {
+                let y = conv2d_forward(cpu, &d, &x, &wt, &b);
+                let (dx, dw, db) = conv2d_backward(cpu, &d, &x, &wt, &r, true);
+                let what = format!("{:?} n {n} ci {ci} co {co} {h}x{w} k {k} stride {s} pad {p}", cpu.isa());
+                for (name, got, want) in [("y", &y, &want[0]), ("dx", &dx.expect("dx"), &want[1]), ("dw", &dw, &want[2]), ("db", &db, &want[3])] {
+                    assert_eq!(got.len(), want.len(), "{what}: {name} length");
+                    for (i, (a, e)) in got.iter().zip(want).enumerate() {
+                        assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{what}: {name}[{i}] {a} vs {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel's weight gradient against central finite differences of the kernel itself.
+    #[test]
+    fn weight_gradient_matches_finite_differences() {
+        let d = ConvDims { n: 2, ci: 2, h: 5, w: 4, co: 3, kh: 3, kw: 3, stride: [2, 1], padding: [1, 1] };
+        let val = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        let x = val(d.n * d.ci * d.h * d.w, 1);
+        let w = val(d.co * d.ci * 9, 2);
+        let b = val(d.co, 3);
+        let (ho, wo) = d.out_hw();
+        let r = val(d.n * d.co * ho * wo, 4);
+        let loss = |w: &[f32]| -> f64 { conv2d_forward(Cpu::best(), &d, &x, w, &b).iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
+        let (_, dw, _) = conv2d_backward(Cpu::best(), &d, &x, &w, &r, false);
+        let eps = 1e-2f32;
+        for k in 0..w.len() {
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[k] += eps;
+            wm[k] -= eps;
+            let fd = (loss(&wp) - loss(&wm)) / (2.0 * eps as f64);
+            assert!((fd - dw[k] as f64).abs() < 2e-3, "dW[{k}]: analytic {} vs finite difference {fd}", dw[k]);
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Stride-1 convolution without a column matrix ("implicit GEMM"): the input is zero-padded
+//! once, and output pixel q of a padded-width row reads input element q + off[p] for every
+//! kernel tap p = (ci, ky, kx), with off[p] = ci·Hp·Wp + ky·Wp + kx. So consecutive output
+//! pixels read consecutive inputs per tap: vector loads, multiplied by R output channels'
+//! weights broadcast into R registers.
+//!
+//! Why: im2col writes Ci·kh·kw values per output pixel (9× the input for 3×3) and the `gemm`
+//! crate then packs them again; on ResNet-20 those two copies were a quarter of a training
+//! step. The same kernel gives the input gradient of a stride-1 convolution (a convolution of
+//! the padded output gradient by the flipped, transposed weights), and the weight gradient is
+//! the same loop with taps as rows ([`wide_weight_grad`]).
+//!
+//! Rows are computed at the padded width Wp (Wp − Wo junk columns each, dropped when the
+//! result is stored), so the tiles run along whole images rather than short rows. Each row
+//! carries only its right-hand zero columns (Wp = W + pw, not W + 2·pw): a row's left padding
+//! is the previous row's right padding, which is zero too.
+//!
+//! Tiles are [`MR`] rows × `Simd::NV` vectors, one source for every ISA: 6 × 32 pixels on
+//! AVX-512, 6 × 16 on AVX2 and NEON, 6 × 8 plain.
+
+use crate::isa::{Cpu, Kernel};
+use crate::packed::MR;
+use crate::simd::Simd;
+
+/// The widest register tile, in floats (AVX-512: 2 × 16): the slack every buffer read with
+/// full-width loads carries past its last real value.
+pub const SLACK: usize = 32;
+
+/// Padded input of one image: [Ci, Hp, Wp] with Wp = W + pw (see the module note), starting
+/// at element pw, plus [`SLACK`], so that full-width loads at any tile start stay inside the
+/// buffer. Element (c, y, x) of the input is at pw + (c·Hp + y + ph)·Wp + x.
+pub struct Padded {
+    pub data: Vec<f32>,
+    pub hp: usize,
+    pub wp: usize,
+}
+
+impl Padded {
+    pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
+        let (hp, wp) = (h + 2 * ph, w + pw);
+        Self { data: vec![0.0; c * hp * wp + wp + SLACK], hp, wp }
+    }
+
+    /// Copies x [C, H, W] into the interior (the borders stay zero).
+    pub fn fill(&mut self, x: &[f32], c: usize, h: usize, w: usize, ph: usize, pw: usize) {
+        assert!(x.len() >= c * h * w && self.data.len() >= c * self.hp * self.wp + pw, "Padded::fill: sizes");
+        for ch in 0..c {
+            for y in 0..h {
+                let dst = (ch * self.hp + y + ph) * self.wp + pw;
+                let (to, from) = (&mut self.data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
+                // memcpy call per row (4% of a ResNet-20 step).
+                let mut blocks = to.chunks_exact_mut(8);
+                for (d, s) in (&mut blocks).zip(from.chunks_exact(8)) {
+                    d.copy_from_slice(s);
+                }
+                let tail = w / 8 * 8;
+                blocks.into_remainder().copy_from_slice(&from[tail..]);
+            }
+        }
+    }
+}
+
+/// Offsets of the taps (ci, ky, kx) in a padded image.
+pub fn tap_offsets(ci: usize, kh: usize, kw: usize, hp: usize, wp: usize) -> Vec<usize> {
+    (0..ci).flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| c * hp * wp + ky * wp + kx))).collect()
+}
+
+/// out[co][q] = bias[co] + Σ_p w[co][p]·x[q + offs[p]] for q in 0..len; `out` is [Co, len].
+pub fn wide_conv(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32]) {
+    wide_conv_ld(cpu, w, offs, x, len, bias, out, len)
+}
+
+/// [`wide_conv`] with rows of `out` `ldc` apart (≥ len). `x` must reach [`SLACK`] floats past
+/// the last tap of the last pixel (as [`Padded`] does).
+#[allow(clippy::too_many_arguments)]
+pub fn wide_conv_ld(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize) {
+    let (co, k) = (bias.len(), offs.len());
+    assert_eq!(w.len(), co * k, "wide_conv: weights");
+    assert!(ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len), "wide_conv: output");
+    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
+    assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
+    if co == 0 || len == 0 {
+        return;
+    }
+    cpu.run(Conv { w, offs, x, len, bias, out, ldc })
+}
+
+struct Conv<'a> {
+    w: &'a [f32],
+    offs: &'a [usize],
+    x: &'a [f32],
+    len: usize,
+    bias: &'a [f32],
+    out: &'a mut [f32],
+    ldc: usize,
+}
+
+/// Calls `$f::<S, R, NV>(s, $args)` for the rows count (1..=6) and the ISA's NV (1, 2, 4).
+macro_rules! tiles {
+    ($f:ident, $s:ident, $rows:expr, $args:expr) => {
+        match (S::NV, $rows) {
+            (1, 6) => $f::<S, 6, 1>($s, $args),
+            (1, 5) => $f::<S, 5, 1>($s, $args),
+            (1, 4) => $f::<S, 4, 1>($s, $args),
+            (1, 3) => $f::<S, 3, 1>($s, $args),
+            (1, 2) => $f::<S, 2, 1>($s, $args),
+            (1, _) => $f::<S, 1, 1>($s, $args),
+            (2, 6) => $f::<S, 6, 2>($s, $args),
+            (2, 5) => $f::<S, 5, 2>($s, $args),
+            (2, 4) => $f::<S, 4, 2>($s, $args),
+            (2, 3) => $f::<S, 3, 2>($s, $args),
+            (2, 2) => $f::<S, 2, 2>($s, $args),
+            (2, _) => $f::<S, 1, 2>($s, $args),
+            (_, 6) => $f::<S, 6, 4>($s, $args),
+            (_, 5) => $f::<S, 5, 4>($s, $args),
+            (_, 4) => $f::<S, 4, 4>($s, $args),
+            (_, 3) => $f::<S, 3, 4>($s, $args),
+            (_, 2) => $f::<S, 2, 4>($s, $args),
+            (_, _) => $f::<S, 1, 4>($s, $args),
+        }
+    };
+}
+
+impl Kernel for Conv<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let Conv { w, offs, x, len, bias, out, ldc } = self;
+        let (co, k) = (bias.len(), offs.len());
+        let tiles = co.div_ceil(MR);
+        let step = S::NV * S::LANES;
+        for q0 in (0..len).step_by(step) {
+            let width = step.min(len - q0);
+            let mut r0 = 0;
+            for ti in 0..tiles {
+                let rows = co / tiles + usize::from(ti < co % tiles);
+                let args = ConvTile { w: &w[r0 * k..(r0 + rows) * k], offs, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width };
+                tiles!(conv_tile, s, rows, args);
+                r0 += rows;
+            }
+        }
+    }
+}
+
+struct ConvTile<'a> {
+    w: &'a [f32],
+    offs: &'a [usize],
+    x: &'a [f32],
+    bias: &'a [f32],
+    c: &'a mut [f32],
+    ldc: usize,
+    width: usize,
+}
+
+/// R output channels × NV vectors of pixels.
+#[inline(always)]
+fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
+    let ConvTile { w, offs, x, bias, c, ldc, width } = t;
+    let k = offs.len();
+    let full = NV * S::LANES;
+    assert!(w.len() >= R * k && bias.len() >= R && width <= full && c.len() >= (R - 1) * ldc + width, "conv tile: operands");
+    // Every tap's full-width load stays inside x.
+    assert!(offs.iter().all(|&o| o + full <= x.len()), "conv tile: input too short");
+    let mut t = [[s.zero(); NV]; R];
+    for (r, row) in t.iter_mut().enumerate() {
+        *row = [s.splat(bias[r]); NV];
+    }
+    let (xp, wp) = (x.as_ptr(), w.as_ptr());
+    for (p, &off) in offs.iter().enumerate() {
+        let mut xv = [s.zero(); NV];
+        for (v, a) in xv.iter_mut().enumerate() {
+            // SAFETY: off + v·LANES + LANES ≤ off + full ≤ x.len() (asserted).
+            *a = unsafe { s.load(xp.add(off + v * S::LANES)) };
+        }
+        for (r, row) in t.iter_mut().enumerate() {
+            // SAFETY: r < R and p < k: inside w's R × k values (asserted).
+            let wv = s.splat(unsafe { *wp.add(r * k + p) });
+            for (v, acc) in row.iter_mut().enumerate() {
+                *acc = s.mul_add(wv, xv[v], *acc);
+            }
+        }
+    }
+    store_rows(s, &t, c, ldc, width, false);
+}
+
+/// Stores R rows × `width` ≤ NV·LANES values of the tile (row r at r·ldc), adding what is
+/// there if `acc`.
+#[inline(always)]
+fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S::V; NV]; R], c: &mut [f32], ldc: usize, width: usize, acc: bool) {
+    assert!(c.len() >= (R - 1) * ldc + width, "tile store: output");
+    for (r, row) in t.iter().enumerate() {
+        for (v, x) in row.iter().enumerate() {
+            let lo = (v * S::LANES).min(width);
+            let hi = ((v + 1) * S::LANES).min(width);
+            if hi == lo {
+                break;
+            }
+            let dst = &mut c[r * ldc + lo..r * ldc + hi];
+            if hi - lo == S::LANES {
+                // SAFETY: dst holds LANES values.
+                unsafe {
+                    let y = if acc { s.add(*x, s.load(dst.as_ptr())) } else { *x };
+                    s.store(dst.as_mut_ptr(), y);
+                }
+            } else {
+                let y = if acc { s.add(*x, s.load_partial(dst)) } else { *x };
+                s.store_partial(dst, y);
+            }
+        }
+    }
+}
+
+/// The weight gradient's transpose, per image: out[p][co] (+)= Σ_q x[q + offs[p]]·dyt[q][co]
+/// for q in 0..len, with dyt [len, Co] the output gradient at the padded width, transposed (zero
+/// in the junk columns) followed by [`SLACK`] more floats; `out` is [K, Co]. Rows of a tile
+/// are taps (each a contiguous run of the padded input), columns NV vectors of output
+/// channels: every q is NV loads of dyt and R broadcasts.
+#[allow(clippy::too_many_arguments)]
+pub fn wide_weight_grad(cpu: Cpu, offs: &[usize], x: &[f32], len: usize, dyt: &[f32], co: usize, out: &mut [f32], acc: bool) {
+    let k = offs.len();
+    assert!(dyt.len() >= len * co + SLACK && out.len() >= k * co, "wide_weight_grad: sizes");
+    assert!(offs.iter().all(|&o| o + len <= x.len()), "wide_weight_grad: input too short for its taps");
+    if k == 0 || co == 0 {
+        return;
+    }
+    if len == 0 {
+        if !acc {
+            out[..k * co].fill(0.0);
+        }
+        return;
+    }
+    cpu.run(WeightGrad { offs, x, len, dyt, co, out, acc })
+}
+
+struct WeightGrad<'a> {
+    offs: &'a [usize],
+    x: &'a [f32],
+    len: usize,
+    dyt: &'a [f32],
+    co: usize,
+    out: &'a mut [f32],
+    acc: bool,
+}
+
+impl Kernel for WeightGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let WeightGrad { offs, x, len, dyt, co, out, acc } = self;
+        let k = offs.len();
+        let tiles = k.div_ceil(MR);
+        let step = S::NV * S::LANES;
+        let mut p0 = 0;
+        for ti in 0..tiles {
+            let rows = k / tiles + usize::from(ti < k % tiles);
+            for c0 in (0..co).step_by(step) {
+                let width = step.min(co - c0);
+                let args = GradTile { offs: &offs[p0..p0 + rows], x, len, b: &dyt[c0..], ldb: co, c: &mut out[p0 * co + c0..], width, acc };
+                tiles!(grad_tile, s, rows, args);
+            }
+            p0 += rows;
+        }
+    }
+}
+
+struct GradTile<'a> {
+    offs: &'a [usize],
+    x: &'a [f32],
+    len: usize,
+    b: &'a [f32],
+    ldb: usize,
+    c: &'a mut [f32],
+    width: usize,
+    acc: bool,
+}
+
+/// R taps × NV vectors of output channels, reduced over the `len` pixels.
+#[inline(always)]
+fn grad_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: GradTile) {
+    let GradTile { offs, x, len, b, ldb, c, width, acc } = t;
+    let full = NV * S::LANES;
+    assert!(offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()), "grad tile: input too short");
+    // Row q's full-width load reads b[q·ldb .. q·ldb + full]: inside b for every q < len.
+    assert!(len == 0 || (len - 1) * ldb + full <= b.len(), "grad tile: output gradient too short");
+    let mut rows = [x.as_ptr(); R];
+    for (r, p) in rows.iter_mut().enumerate() {
+        // SAFETY: offs[r] + len ≤ x.len() (asserted): the row pointer and its len values are in x.
+        *p = unsafe { x.as_ptr().add(offs[r]) };
+    }
+    let mut t = [[s.zero(); NV]; R];
+    let bp = b.as_ptr();
+    for q in 0..len {
+        let mut bv = [s.zero(); NV];
+        for (v, a) in bv.iter_mut().enumerate() {
+            // SAFETY: q·ldb + v·LANES + LANES ≤ (len − 1)·ldb + full ≤ b.len() (asserted).
+            *a = unsafe { s.load(bp.add(q * ldb + v * S::LANES)) };
+        }
+        for (r, row) in t.iter_mut().enumerate() {
+            // SAFETY: q < len and rows[r] has len values (asserted).
+            let xv = s.splat(unsafe { *rows[r].add(q) });
+            for (v, a) in row.iter_mut().enumerate() {
+                *a = s.mul_add(xv, bv[v], *a);
+            }
+        }
+    }
+    store_rows(s, &t, c, ldb, width, acc);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A convolution's operands: weights [co, ci·k·k], bias, the padded input, the tap offsets.
+    struct Case {
+        wt: Vec<f32>,
+        bias: Vec<f32>,
+        xp: Padded,
+        offs: Vec<usize>,
+    }
+
+    impl Case {
+        fn new(ci: usize, co: usize, h: usize, w: usize, k: usize, pad: usize) -> Self {
+            let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
+            let wt = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bias = (0..co).map(|i| i as f32 * 0.1).collect();
+            let mut xp = Padded::new(ci, h, w, pad, pad);
+            xp.fill(&x, ci, h, w, pad, pad);
+            let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
+            Self { wt, bias, xp, offs }
+        }
+    }
+
+    /// Every ISA this CPU has against the plain sum, accumulating or not, output-channel counts
+    /// across every tile width (8, 16, 32).
+    #[test]
+    fn wide_weight_grad_matches_the_plain_sum() {
+        for cpu in Cpu::all() {
+            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (2, 16, 4, 4, 3, 1), (1, 19, 5, 3, 1, 0), (4, 33, 6, 6, 3, 2), (2, 32, 5, 5, 3, 1), (1, 64, 3, 4, 3, 1), (2, 8, 3, 3, 1, 0)] {
+                let Case { xp, offs, .. } = Case::new(ci, co, h, w, k, pad);
+                let len = (xp.hp - k + 1) * xp.wp;
+                let mut dyt: Vec<f32> = (0..len * co).map(|i| (i as f32 * 0.23).cos()).collect();
+                dyt.extend([f32::NAN; SLACK]);
+                for acc in [false, true] {
+                    let init: Vec<f32> = (0..offs.len() * co).map(|i| i as f32 * 0.01).collect();
+                    let mut out = if acc { init.clone() } else { vec![f32::NAN; init.len()] };
+                    wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, co, &mut out, acc);
+                    for p in 0..offs.len() {
+                        for c in 0..co {
+                            let want = (0..len).map(|q| xp.data[q + offs[p]] * dyt[q * co + c]).sum::<f32>() + if acc { init[p * co + c] } else { 0.0 };
+                            let got = out[p * co + c];
+                            assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{:?} ci {ci} co {co} k {k} acc {acc} at ({p}, {c}): {got} vs {want}", cpu.isa());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every ISA this CPU has against the plain sum, with partial tiles, odd channel and tap
+    /// counts, biases, and an output row stride wider than the row.
+    #[test]
+    fn wide_conv_matches_the_plain_sum() {
+        for cpu in Cpu::all() {
+            for (ci, co, h, w, k, pad) in [(3, 5, 6, 7, 3, 1), (1, 1, 4, 4, 1, 0), (4, 13, 9, 5, 5, 2), (2, 6, 3, 3, 3, 0), (3, 7, 8, 8, 3, 1)] {
+                let Case { wt, bias, xp, offs } = Case::new(ci, co, h, w, k, pad);
+                let ho = xp.hp - k + 1;
+                let len = ho * xp.wp;
+                let ldc = len + 3;
+                let mut out = vec![f32::NAN; co * ldc];
+                wide_conv_ld(cpu, &wt, &offs, &xp.data, len, &bias, &mut out, ldc);
+                for c in 0..co {
+                    for q in 0..len {
+                        let want = bias[c] + (0..offs.len()).map(|p| wt[c * offs.len() + p] * xp.data[q + offs[p]]).sum::<f32>();
+                        let got = out[c * ldc + q];
+                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{:?} ci {ci} co {co} {h}x{w} k {k} at ({c}, {q}): {got} vs {want}", cpu.isa());
+                    }
+                    assert!(out[c * ldc + len..(c + 1) * ldc].iter().all(|v| v.is_nan()), "{:?}: wrote past the row", cpu.isa());
+                }
+            }
+        }
+    }
+}
