@@ -88,3 +88,27 @@ fn summary_prints_the_layer_table() {
     let e = run_err(burnlab().args(["summary", "vgg16"]));
     assert!(e.contains("invalid value 'vgg16'"), "{e}");
 }
+
+/// `BURNLAB_ISA` lowers the kernels' instruction set: a ResNet-20 epoch on the plain loops ends
+/// where the widest ISA's does (same data order and seeds; only rounding differs), and a bad or
+/// unsupported value is a clear error before anything is written.
+#[test]
+fn every_isa_trains_resnet20_to_the_same_loss_and_bad_isas_are_refused() {
+    let f = Fixture::new(12, 4, 1, 0.0);
+    let loss = |isa: &str| {
+        let run = f.path(&format!("resnet-{isa}"));
+        run_ok(f.train_cnn(&run, "resnet20").args(["--batch-size", "8"]).env("BURNLAB_ISA", isa));
+        read_json(&run.join("metrics.json"))["test"]["loss"].as_f64().expect("test loss")
+    };
+    let (plain, best) = (loss("plain"), loss(""));
+    assert!((plain - best).abs() < 1e-3 * (1.0 + best.abs()), "plain {plain} vs best ISA {best}");
+    let run = f.path("bad-isa");
+    let e = run_err(f.train_cnn(&run, "resnet20").env("BURNLAB_ISA", "sse9"));
+    assert!(e.contains("BURNLAB_ISA=\"sse9\"") && e.contains("avx2"), "{e}");
+    let foreign = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };
+    let e = run_err(f.train_cnn(&run, "resnet20").env("BURNLAB_ISA", foreign));
+    assert!(e.contains("does not have"), "{e}");
+    assert!(!run.exists(), "no run folder for a run that never started");
+    let devices = run_ok(burnlab().arg("devices").env("BURNLAB_ISA", "plain"));
+    assert!(devices.contains("kernels isa=plain"), "{devices}");
+}

@@ -129,6 +129,7 @@ impl Kernel for Conv<'_> {
     fn run<S: Simd>(self, s: S) {
         let Conv { w, offs, x, len, bias, out, ldc } = self;
         let (co, k) = (bias.len(), offs.len());
+        let reach = offs.iter().copied().max().unwrap_or(0);
         let tiles = co.div_ceil(MR);
         let step = S::NV * S::LANES;
         for q0 in (0..len).step_by(step) {
@@ -136,7 +137,7 @@ impl Kernel for Conv<'_> {
             let mut r0 = 0;
             for ti in 0..tiles {
                 let rows = co / tiles + usize::from(ti < co % tiles);
-                let args = ConvTile { w: &w[r0 * k..(r0 + rows) * k], offs, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width };
+                let args = ConvTile { w: &w[r0 * k..(r0 + rows) * k], offs, reach, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width };
                 tiles!(conv_tile, s, rows, args);
                 r0 += rows;
             }
@@ -147,6 +148,8 @@ impl Kernel for Conv<'_> {
 struct ConvTile<'a> {
     w: &'a [f32],
     offs: &'a [usize],
+    /// The largest of `offs`.
+    reach: usize,
     x: &'a [f32],
     bias: &'a [f32],
     c: &'a mut [f32],
@@ -157,12 +160,13 @@ struct ConvTile<'a> {
 /// R output channels × NV vectors of pixels.
 #[inline(always)]
 fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
-    let ConvTile { w, offs, x, bias, c, ldc, width } = t;
+    let ConvTile { w, offs, reach, x, bias, c, ldc, width } = t;
     let k = offs.len();
     let full = NV * S::LANES;
     assert!(w.len() >= R * k && bias.len() >= R && width <= full && c.len() >= (R - 1) * ldc + width, "conv tile: operands");
-    // Every tap's full-width load stays inside x.
-    assert!(offs.iter().all(|&o| o + full <= x.len()), "conv tile: input too short");
+    // Every tap's full-width load stays inside x: `reach` is the largest offset (the one caller,
+    // `Conv::run`, works it out once from `offs` rather than every tile checking every tap).
+    assert!(k == 0 || reach + full <= x.len(), "conv tile: input too short");
     let mut t = [[s.zero(); NV]; R];
     for (r, row) in t.iter_mut().enumerate() {
         *row = [s.splat(bias[r]); NV];
@@ -171,7 +175,7 @@ fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
     for (p, &off) in offs.iter().enumerate() {
         let mut xv = [s.zero(); NV];
         for (v, a) in xv.iter_mut().enumerate() {
-            // SAFETY: off + v·LANES + LANES ≤ off + full ≤ x.len() (asserted).
+            // SAFETY: off + v·LANES + LANES ≤ reach + full ≤ x.len() (asserted; off ≤ reach).
             *a = unsafe { s.load(xp.add(off + v * S::LANES)) };
         }
         for (r, row) in t.iter_mut().enumerate() {
