@@ -9,6 +9,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use burnlab_kernels::linear;
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
 
@@ -54,6 +55,8 @@ fn lanes(cpu: Cpu) -> usize {
 }
 
 fn main() {
+    // As the binary does: freed blocks stay in the heap (no page faults per call).
+    burnlab_kernels::malloc::tune();
     let cpus = match std::env::var("BURNLAB_ISA") {
         Ok(_) => vec![Cpu::from_env().unwrap_or_else(|e| panic!("{e}"))],
         Err(_) => Cpu::all(),
@@ -65,7 +68,8 @@ fn main() {
         black_box(cpu.run(Peak(iters)));
         let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} fma_peak_gflops={peak:.1}");
-        for (c, hw) in [(16, 32), (32, 16), (64, 8)] {
+        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() { &[] } else { &[(16, 32), (32, 16), (64, 8)] };
+        for &(c, hw) in layers {
             let mut xp = Padded::new(c, hw, hw, 1, 1);
             let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             xp.fill(&x, c, hw, hw, 1, 1);
@@ -94,5 +98,48 @@ fn main() {
             // convolution of dy by the flipped weights, channels swapped: Ci = Co here).
             println!("isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}", 100.0 * fwd / peak, 100.0 * wg / peak);
         }
+        // The MLP's first layer at inference, one thread's share of a 256 batch: 128×3072·3072×512.
+        let (m, k, n) = match std::env::var("LIN").ok().as_deref() { Some("small") => (128, 128, 512), Some("narrow") => (128, 3072, 32), _ => (128, 3072, 512) };
+        let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let b = vec![0.0; n];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        let reps = 10;
+        let t = Instant::now();
+        for _ in 0..reps {
+            black_box(pool.install(|| linear::forward(cpu, &x, &w, &b, m, k, n)));
+        }
+        let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
+        println!("isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}", 100.0 * g / peak);
+        let t = Instant::now();
+        for _ in 0..reps {
+            black_box(pool.install(|| linear::forward(cpu, &x[..6 * k], &w, &b, 6, k, n)));
+        }
+        {
+            // The kernel alone on one packed block: 128 rows × k taps × 32 columns.
+            let blk: Vec<f32> = (0..k * 32 + 64).map(|i| (i as f32 * 0.13).cos()).collect();
+            let offs: Vec<usize> = (0..k).map(|p| p * 32).collect();
+            let zero = vec![0.0; m];
+            let mut out = vec![0.0; m * 32];
+            let ldx = k + 16;
+            let mut xp = vec![0.0; m * ldx];
+            for (d, s) in xp.chunks_exact_mut(ldx).zip(x.chunks_exact(k)) {
+                d[..k].copy_from_slice(s);
+            }
+            for (name, xs, ld) in [("unpadded", &x, k), ("padded", &xp, ldx)] {
+                for kc in [k, 128] {
+                    let t = Instant::now();
+                    let reps = 50;
+                    for _ in 0..reps {
+                        for k0 in (0..k).step_by(kc) {
+                            burnlab_kernels::direct::wide_conv_acc(cpu, &xs[k0..], ld, &offs[..kc.min(k - k0)], &blk[k0 * 32..], 32, &zero, &mut out, 32, k0 > 0);
+                        }
+                    }
+                    let g = (2 * m * k * 32 * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
+                    println!("isa={isa} kernel_only_block_{name}_kc{kc}_gflops={g:.1}");
+                }
+            }
+        }
+        println!("isa={isa} linear_6_rows_ms={:.2} linear_128_rows_ms={:.2}", t.elapsed().as_secs_f64() * 1e3 / reps as f64, (2 * m * k * n) as f64 / g / 1e6);
     }
 }

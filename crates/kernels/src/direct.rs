@@ -75,25 +75,35 @@ pub fn wide_conv(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bia
 /// the last tap of the last pixel (as [`Padded`] does).
 #[allow(clippy::too_many_arguments)]
 pub fn wide_conv_ld(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize) {
+    wide_conv_acc(cpu, w, offs.len(), offs, x, len, bias, out, ldc, false)
+}
+
+/// The general form: w's rows are `ldw` apart (≥ the tap count; so a block of taps of a
+/// wider weight matrix can be run on its own), and with `acc` the result is added to what
+/// `out` holds (bias included: pass zeros for the blocks after the first).
+#[allow(clippy::too_many_arguments)]
+pub fn wide_conv_acc(cpu: Cpu, w: &[f32], ldw: usize, offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize, acc: bool) {
     let (co, k) = (bias.len(), offs.len());
-    assert_eq!(w.len(), co * k, "wide_conv: weights");
+    assert!(ldw >= k && (co == 0 || w.len() >= (co - 1) * ldw + k), "wide_conv: weights");
     assert!(ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len), "wide_conv: output");
     let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
     assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
     if co == 0 || len == 0 {
         return;
     }
-    cpu.run(Conv { w, offs, x, len, bias, out, ldc })
+    cpu.run(Conv { w, ldw, offs, x, len, bias, out, ldc, acc })
 }
 
 struct Conv<'a> {
     w: &'a [f32],
+    ldw: usize,
     offs: &'a [usize],
     x: &'a [f32],
     len: usize,
     bias: &'a [f32],
     out: &'a mut [f32],
     ldc: usize,
+    acc: bool,
 }
 
 /// Calls `$f::<S, R, NV>(s, $args)` for the rows count (1..=6) and the ISA's NV (1, 2, 4).
@@ -127,7 +137,7 @@ impl Kernel for Conv<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Conv { w, offs, x, len, bias, out, ldc } = self;
+        let Conv { w, ldw, offs, x, len, bias, out, ldc, acc } = self;
         let (co, k) = (bias.len(), offs.len());
         let reach = offs.iter().copied().max().unwrap_or(0);
         let tiles = co.div_ceil(MR);
@@ -137,7 +147,7 @@ impl Kernel for Conv<'_> {
             let mut r0 = 0;
             for ti in 0..tiles {
                 let rows = co / tiles + usize::from(ti < co % tiles);
-                let args = ConvTile { w: &w[r0 * k..(r0 + rows) * k], offs, reach, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width };
+                let args = ConvTile { w: &w[r0 * ldw..(r0 + rows - 1) * ldw + k], ldw, offs, reach, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width, acc };
                 tiles!(conv_tile, s, rows, args);
                 r0 += rows;
             }
@@ -147,6 +157,7 @@ impl Kernel for Conv<'_> {
 
 struct ConvTile<'a> {
     w: &'a [f32],
+    ldw: usize,
     offs: &'a [usize],
     /// The largest of `offs`.
     reach: usize,
@@ -155,15 +166,16 @@ struct ConvTile<'a> {
     c: &'a mut [f32],
     ldc: usize,
     width: usize,
+    acc: bool,
 }
 
 /// R output channels × NV vectors of pixels.
 #[inline(always)]
 fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
-    let ConvTile { w, offs, reach, x, bias, c, ldc, width } = t;
+    let ConvTile { w, ldw, offs, reach, x, bias, c, ldc, width, acc } = t;
     let k = offs.len();
     let full = NV * S::LANES;
-    assert!(w.len() >= R * k && bias.len() >= R && width <= full && c.len() >= (R - 1) * ldc + width, "conv tile: operands");
+    assert!(ldw >= k && w.len() >= (R - 1) * ldw + k && bias.len() >= R && width <= full && c.len() >= (R - 1) * ldc + width, "conv tile: operands");
     // Every tap's full-width load stays inside x: `reach` is the largest offset (the one caller,
     // `Conv::run`, works it out once from `offs` rather than every tile checking every tap).
     assert!(k == 0 || reach + full <= x.len(), "conv tile: input too short");
@@ -179,14 +191,14 @@ fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
             *a = unsafe { s.load(xp.add(off + v * S::LANES)) };
         }
         for (r, row) in t.iter_mut().enumerate() {
-            // SAFETY: r < R and p < k: inside w's R × k values (asserted).
-            let wv = s.splat(unsafe { *wp.add(r * k + p) });
+            // SAFETY: r < R and p < k: r·ldw + p < (R − 1)·ldw + k ≤ w.len() (asserted).
+            let wv = s.splat(unsafe { *wp.add(r * ldw + p) });
             for (v, acc) in row.iter_mut().enumerate() {
                 *acc = s.mul_add(wv, xv[v], *acc);
             }
         }
     }
-    store_rows(s, &t, c, ldc, width, false);
+    store_rows(s, &t, c, ldc, width, acc);
 }
 
 /// Stores R rows × `width` ≤ NV·LANES values of the tile (row r at r·ldc), adding what is
