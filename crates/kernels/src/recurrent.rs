@@ -538,4 +538,44 @@ mod tests {
         let flops = (2 * d.t * d.b * d.h * 4 * d.h * reps) as f64;
         println!("fwd_ms={:.2} fwd_gflops={:.1} bwd_ms={:.2} (incl. dW) weight_grad_ms={:.2} weight_grad_gflops={:.1}", fwd * 1e3 / reps as f64, flops / fwd / 1e9, bwd * 1e3 / reps as f64, wg * 1e3 / reps as f64, flops / wg / 1e9);
     }
+
+    /// The gradients of the recurrent matrix and of the bias, checked against central finite
+    /// differences of the kernel itself (f64-free: a smooth loss and a large enough step).
+    #[test]
+    fn lstm_kernel_weight_and_bias_gradients_match_finite_differences() {
+        let d = Dims { t: 4, b: 2, h: 3 };
+        let n = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        let xw = n(d.t * d.b * 4 * d.h, 1);
+        let w = n(d.h * 4 * d.h, 2);
+        let h0 = n(d.b * d.h, 3);
+        let c0 = n(d.b * d.h, 4);
+        let r = n(2 * d.t * d.b * d.h, 5);
+        let bias = n(4 * d.h, 6);
+        // Every ISA this CPU has (the per-step products and sigmoid/tanh are per ISA).
+        for cpu in Cpu::all() {
+            let loss = |w: &[f32], bias: &[f32]| -> f64 { lstm_forward(cpu, d, &xw, bias, w, &h0, &c0).0.iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
+            let (out, tape) = lstm_forward(cpu, d, &xw, &bias, &w, &h0, &c0);
+            let g = lstm_backward(cpu, d, &tape, &out, &h0, &c0, &w, &r);
+            let eps = 1e-2f32;
+            let fd = |k: usize, of_w: bool| {
+                let (mut wp, mut wm, mut bp, mut bm) = (w.clone(), w.clone(), bias.clone(), bias.clone());
+                if of_w {
+                    wp[k] += eps;
+                    wm[k] -= eps;
+                } else {
+                    bp[k] += eps;
+                    bm[k] -= eps;
+                }
+                (loss(&wp, &bp) - loss(&wm, &bm)) / (2.0 * eps as f64)
+            };
+            for k in 0..w.len() {
+                let fd = fd(k, true);
+                assert!((fd - g.w[k] as f64).abs() < 2e-3, "{:?} dW[{k}]: analytic {} vs finite difference {fd}", cpu.isa(), g.w[k]);
+            }
+            for k in 0..bias.len() {
+                let fd = fd(k, false);
+                assert!((fd - g.bias[k] as f64).abs() < 2e-3, "{:?} db[{k}]: analytic {} vs finite difference {fd}", cpu.isa(), g.bias[k]);
+            }
+        }
+    }
 }

@@ -8,9 +8,9 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::fused::batch_norm::batch_norm;
-use crate::fused::conv::conv2d;
-use crate::fused::residual::add_relu;
+use burnlab_ops::batch_norm::batch_norm;
+use burnlab_ops::conv::conv2d;
+use burnlab_ops::residual::add_relu;
 
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
 pub fn kaiming_normal() -> Initializer {

@@ -12,7 +12,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::fused;
 use crate::recurrent::{project, uniform_init};
 
 #[derive(Config, Debug)]
@@ -41,7 +40,7 @@ impl GruCellConfig {
 }
 
 impl GruCell {
-    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
+    /// A whole sequence on the CPU backend (see `burnlab_ops::recurrence`): input [T, B, D] → every h_t,
     /// [T, B, H]. Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
         self.recurrence_fused(project(x, &self.input), h)
@@ -52,7 +51,7 @@ impl GruCell {
         let g3 = self.hidden.weight.dims()[1];
         let device = xw.device();
         let bias = |l: &Linear| l.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([g3], &device));
-        fused::gru_sequence(xw, bias(&self.input), self.hidden.weight.val(), bias(&self.hidden), h)
+        burnlab_ops::gru_sequence(xw, bias(&self.input), self.hidden.weight.val(), bias(&self.hidden), h)
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden.

@@ -8,7 +8,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::fused::conv::conv2d;
+use burnlab_ops::conv::conv2d;
 use crate::Activation;
 
 #[derive(Config, Debug)]

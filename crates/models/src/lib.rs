@@ -5,7 +5,6 @@ pub mod activation;
 pub mod blocks;
 pub mod charlm;
 pub mod dropout;
-pub mod fused;
 pub mod gru_cell;
 pub mod lenet5;
 pub mod loss;
@@ -29,7 +28,6 @@ pub use summary::{LayerRow, Summary, format_table};
 pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 pub use blocks::ShortcutKind;
 pub use charlm::{CharLm, CharLmConfig};
-pub use fused::stepper::CharLmStepper;
 pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
 
 /// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a

@@ -15,7 +15,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::fused;
 use crate::recurrent::{bias_sum, project, uniform_init};
 
 #[derive(Config, Debug)]
@@ -59,7 +58,7 @@ impl LstmCell {
         self.hidden.weight.dims()[0]
     }
 
-    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t
+    /// A whole sequence on the CPU backend (see `burnlab_ops::recurrence`): input [T, B, D] → every h_t
     /// [T, B, H] and the final (h, c). Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
         self.recurrence_fused(project(x, &self.input), h, c)
@@ -70,7 +69,7 @@ impl LstmCell {
         let [t, b, _] = xw.dims();
         let hd = self.d_hidden();
         let bias = bias_sum(&self.input, &self.hidden);
-        let out = fused::lstm_sequence(xw, bias, self.hidden.weight.val(), h, c);
+        let out = burnlab_ops::lstm_sequence(xw, bias, self.hidden.weight.val(), h, c);
         let hs = out.clone().slice([0..1]).reshape([t, b, hd]);
         let c_last = out.slice([1..2, t - 1..t]).reshape([b, hd]);
         let h_last = hs.clone().slice([t - 1..t]).reshape([b, hd]);

@@ -95,9 +95,9 @@ impl Mlp {
     pub fn forward<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, D - 1);
         for layer in &self.hidden {
-            x = self.dropout.forward(self.activation.forward(crate::fused::linear::linear(layer, x)));
+            x = self.dropout.forward(self.activation.forward(burnlab_ops::linear::linear(layer, x)));
         }
-        crate::fused::linear::linear(&self.output, x)
+        burnlab_ops::linear::linear(&self.output, x)
     }
 
     /// Layer table for an input of shape [channels, height, width].

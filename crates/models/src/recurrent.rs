@@ -177,11 +177,11 @@ impl Recurrent {
     }
 
     /// Whether [`Self::forward_sequence`] runs each layer as one fused operation on `device`
-    /// (the flex CPU backend, see [`crate::fused`]). Elsewhere
+    /// (the flex CPU backend, see `burnlab_ops::recurrence`). Elsewhere
     /// prefer [`Self::forward`] with per-step inputs: slicing steps out of a [T, B, D] tensor
     /// costs O(T²) in backward.
     pub fn fused_on(&self, device: &Device) -> bool {
-        *device == Device::flex() && crate::fused::enabled()
+        *device == Device::flex() && burnlab_ops::enabled()
     }
 
     /// A whole sequence, time-major: input [T, B, D] → outputs [T, B, H] and the final state.
@@ -471,5 +471,207 @@ mod tests {
         let (g1, g50) = (grad_over(1), grad_over(steps));
         assert!(g_lstm > 0.1, "LSTM gradient over {steps} steps: {g_lstm}");
         assert!(g50 < 1e-6 * g1, "RNN gradient over {steps} steps {g50} vs 1 step {g1}");
+    }
+}
+
+/// The fused recurrences (burnlab-ops over burnlab-kernels) against the cells' step-by-step Burn
+/// ops, values and every gradient.
+#[cfg(test)]
+mod fused_tests {
+    use burn::module::Param;
+    use burn::tensor::{Distribution, Tensor};
+
+    use burn::tensor::Device;
+    use crate::gru_cell::{GruCell, GruCellConfig};
+    use crate::lstm_cell::{LstmCell, LstmCellConfig};
+    use crate::rnn_cell::{RnnCell, RnnCellConfig};
+
+    /// A tensor's values.
+    fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// Every value of `a` within `tol` × max(1, largest |b|) of `b`'s.
+    fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
+        }
+    }
+
+    fn random<const D: usize>(shape: [usize; D], dev: &Device) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Uniform(-1.5, 1.5), dev)
+    }
+
+    /// Run `f` with every parameter of the cell, the input and the initial state tracked;
+    /// return the loss's gradients in a fixed order.
+    /// (The random draws are shared by both paths: tests run in parallel on one device RNG.)
+    fn lstm_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let dev = Device::flex().autodiff();
+        let cell: LstmCell = LstmCellConfig::new(d, h).init(&dev);
+        let x = random([t, b, d], &dev).require_grad();
+        let h0 = random([b, h], &dev).require_grad();
+        let c0 = random([b, h], &dev).require_grad();
+        // Random weights on the outputs so every element's gradient differs.
+        let wh = random([t, b, h], &dev);
+        let wc = random([b, h], &dev);
+        [true, false].map(|fused| {
+        let (hs, c_last) = if fused {
+            let (hs, _, c) = cell.sequence_fused(x.clone(), h0.clone(), c0.clone());
+            (hs, c)
+        } else {
+            let (mut hh, mut cc) = (h0.clone(), c0.clone());
+            let mut ys = Vec::new();
+            for s in x.clone().chunk(t, 0) {
+                let (nh, nc) = cell.step(s.squeeze_dim::<2>(0), hh, cc);
+                ys.push(nh.clone());
+                (hh, cc) = (nh, nc);
+            }
+            (Tensor::stack(ys, 0), cc)
+        };
+        let loss = (hs.clone() * wh.clone()).sum() + (c_last * wc.clone()).sum();
+        let grads = loss.backward();
+        let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
+        let gb = |p: &Option<Param<Tensor<1>>>| vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"));
+        let out = vec(hs);
+        let grads = vec![
+            vec(x.grad(&grads).expect("x grad")),
+            vec(h0.grad(&grads).expect("h0 grad")),
+            vec(c0.grad(&grads).expect("c0 grad")),
+            g(&cell.input.weight),
+            gb(&cell.input.bias),
+            g(&cell.hidden.weight),
+            gb(&cell.hidden.bias),
+        ];
+        (out, grads)
+        })
+    }
+
+    const NAMES: [&str; 7] = ["x", "h0", "c0", "W_ih", "b_ih", "W_hh", "b_hh"];
+
+    #[test]
+    fn lstm_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
+        // Hidden sizes that are not a multiple of any SIMD width; batch 1; sequence 1.
+        for (t, b, d, h) in [(6, 3, 5, 7), (1, 1, 3, 17), (9, 1, 4, 33), (4, 2, 1, 1)] {
+            let [(y_f, g_f), (y_r, g_r)] = lstm_case(t, b, d, h);
+            close(&y_f, &y_r, 2e-6, &format!("lstm T{t} B{b} H{h} outputs"));
+            for (k, (a, r)) in g_f.iter().zip(&g_r).enumerate() {
+                close(a, r, 2e-5, &format!("lstm T{t} B{b} H{h} d{}", NAMES[k]));
+            }
+        }
+    }
+
+    /// A cell with one state (vanilla RNN, GRU): its two `Linear`s, a fused sequence and a step.
+    trait OneStateCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2];
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3>;
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2>;
+    }
+
+    impl OneStateCell for RnnCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2] {
+            [&self.input, &self.hidden]
+        }
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+            self.sequence_fused(x, h)
+        }
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+            RnnCell::step(self, x, h)
+        }
+    }
+
+    impl OneStateCell for GruCell {
+        fn linears(&self) -> [&burn::nn::Linear; 2] {
+            [&self.input, &self.hidden]
+        }
+        fn fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
+            self.sequence_fused(x, h)
+        }
+        fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
+            GruCell::step(self, x, h)
+        }
+    }
+
+    /// Outputs and gradients (x, h0, W_ih, b_ih, W_hh, b_hh) of the fused path, then of the
+    /// step-by-step one, on the same random draws.
+    fn one_state_case(cell: &impl OneStateCell, t: usize, b: usize, d: usize, h: usize, dev: &Device) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let x = random([t, b, d], dev).require_grad();
+        let h0 = random([b, h], dev).require_grad();
+        let wh = random([t, b, h], dev);
+        [true, false].map(|fused| {
+            let hs = if fused {
+                cell.fused(x.clone(), h0.clone())
+            } else {
+                let mut hh = h0.clone();
+                let mut ys = Vec::new();
+                for s in x.clone().chunk(t, 0) {
+                    hh = cell.step(s.squeeze_dim::<2>(0), hh);
+                    ys.push(hh.clone());
+                }
+                Tensor::stack(ys, 0)
+            };
+            let grads = (hs.clone() * wh.clone()).sum().backward();
+            let mut out = vec![vec(x.grad(&grads).expect("x grad")), vec(h0.grad(&grads).expect("h0 grad"))];
+            for l in cell.linears() {
+                out.push(vec(l.weight.grad(&grads).expect("weight grad")));
+                out.push(vec(l.bias.as_ref().expect("bias").grad(&grads).expect("bias grad")));
+            }
+            (vec(hs), out)
+        })
+    }
+
+    fn rnn_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let dev = Device::flex().autodiff();
+        one_state_case(&RnnCellConfig::new(d, h).init(&dev), t, b, d, h, &dev)
+    }
+
+    fn gru_case(t: usize, b: usize, d: usize, h: usize) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+        let dev = Device::flex().autodiff();
+        one_state_case(&GruCellConfig::new(d, h).init(&dev), t, b, d, h, &dev)
+    }
+
+    #[test]
+    fn rnn_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
+        for (t, b, d, h) in [(7, 3, 5, 9), (1, 1, 2, 19), (12, 2, 3, 1)] {
+            let [(y_f, g_f), (y_r, g_r)] = rnn_case(t, b, d, h);
+            close(&y_f, &y_r, 2e-6, &format!("rnn T{t} B{b} H{h} outputs"));
+            let names = ["x", "h0", "W_ih", "b_ih", "W_hh", "b_hh"];
+            for (k, (a, r)) in g_f.iter().zip(&g_r).enumerate() {
+                close(a, r, 2e-5, &format!("rnn T{t} B{b} H{h} d{}", names[k]));
+            }
+        }
+    }
+
+    #[test]
+    fn gru_matches_the_step_by_step_cell_values_and_gradients() {
+        let _rng = crate::device_rng_lock();
+        for (t, b, d, h) in [(7, 3, 5, 9), (1, 1, 2, 19), (10, 2, 3, 1)] {
+            let [(y_f, g_f), (y_r, g_r)] = gru_case(t, b, d, h);
+            close(&y_f, &y_r, 2e-6, &format!("gru T{t} B{b} H{h} outputs"));
+            let names = ["x", "h0", "W_ih", "b_ih", "W_hh", "b_hh"];
+            for (k, (a, r)) in g_f.iter().zip(&g_r).enumerate() {
+                close(a, r, 2e-5, &format!("gru T{t} B{b} H{h} d{}", names[k]));
+            }
+        }
+    }
+
+    #[test]
+    fn without_autodiff_the_fused_lstm_gives_the_same_outputs() {
+        let _rng = crate::device_rng_lock();
+        let dev = Device::flex();
+        let cell: LstmCell = LstmCellConfig::new(4, 6).init(&dev);
+        let x = random([5, 2, 4], &dev);
+        let (h0, c0) = (random([2, 6], &dev), random([2, 6], &dev));
+        let (hs, h, c) = cell.sequence_fused(x.clone(), h0.clone(), c0.clone());
+        let (mut hh, mut cc) = (h0, c0);
+        for s in x.chunk(5, 0) {
+            (hh, cc) = cell.step(s.squeeze_dim::<2>(0), hh, cc);
+        }
+        close(&vec(h.clone()), &vec(hh), 2e-6, "final h");
+        close(&vec(c), &vec(cc), 2e-6, "final c");
+        close(&vec(hs.slice([4..5]).reshape([2, 6])), &vec(h), 0.0, "last output is the final h");
     }
 }

@@ -7,7 +7,6 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::fused;
 use crate::recurrent::{bias_sum, project, uniform_init};
 
 #[derive(Config, Debug)]
@@ -34,7 +33,7 @@ impl RnnCellConfig {
 }
 
 impl RnnCell {
-    /// A whole sequence on the CPU backend (see [`crate::fused`]): input [T, B, D] → every h_t,
+    /// A whole sequence on the CPU backend (see `burnlab_ops::recurrence`): input [T, B, D] → every h_t,
     /// [T, B, H]. Same maths as [`Self::step`] T times.
     pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
         self.recurrence_fused(project(x, &self.input), h)
@@ -42,7 +41,7 @@ impl RnnCell {
 
     /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, H] (no bias).
     pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
-        fused::rnn_sequence(xw, bias_sum(&self.input, &self.hidden), self.hidden.weight.val(), h)
+        burnlab_ops::rnn_sequence(xw, bias_sum(&self.input, &self.hidden), self.hidden.weight.val(), h)
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden [B, H].

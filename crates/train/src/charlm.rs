@@ -20,7 +20,9 @@ use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraini
 use burn::tensor::TensorReadError;
 use burnlab_data::chars::{self, CharBatch, CharLoader, CharVocab};
 use burnlab_data::download::{Checksum, Download};
-use burnlab_models::{CellKind, CharLm, CharLmConfig, CharLmStepper};
+use burnlab_models::{CellKind, CharLm, CharLmConfig};
+
+use crate::stepper::CharLmStepper;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};

@@ -16,6 +16,7 @@ mod report;
 mod run;
 mod runs;
 mod sgd;
+mod stepper;
 mod tb;
 mod tb_logger;
 mod train_image;

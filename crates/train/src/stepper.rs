@@ -17,8 +17,8 @@ use burn::tensor::{DataError, Tensor};
 use burnlab_kernels::Cpu;
 use burnlab_kernels::gemv::{GemvMatrix as Packed, gemv_acc as gemv};
 use burnlab_kernels::vmath;
-use crate::charlm::CharLm;
-use crate::recurrent::{Cell, CellKind};
+use burnlab_models::CharLm;
+use burnlab_models::recurrent::{Cell, CellKind};
 
 /// One recurrent layer's weights, row-major as Burn's `Linear` keeps them: [D, G·H] and
 /// [H, G·H] with G gates (1 vanilla RNN, 3 GRU, 4 LSTM).
@@ -116,7 +116,8 @@ impl CharLmStepper {
         })
     }
 
-    /// Back to the zero state.
+    /// Back to the zero state (the tests sample twice from one stepper).
+    #[cfg(test)]
     pub fn reset(&mut self) {
         self.h.iter_mut().chain(self.c.iter_mut()).for_each(|v| v.fill(0.0));
     }
@@ -187,14 +188,13 @@ impl CharLmStepper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charlm::CharLmConfig;
+    use burnlab_models::CharLmConfig;
     use burn::tensor::{Device, Int, TensorData};
 
     /// Every cell, stacked, odd sizes: the stepper's logits equal `CharLm::step`'s over a
     /// sequence, and `reset` starts again from the zero state.
     #[test]
     fn stepper_matches_charlm_step() {
-        let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         dev.seed(5);
         for (cell, hidden, layers) in [(CellKind::Lstm, 19, 2), (CellKind::Gru, 33, 2), (CellKind::Rnn, 7, 3), (CellKind::Lstm, 70, 1)] {

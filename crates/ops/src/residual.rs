@@ -13,7 +13,7 @@ use burn::tensor::{Device, Tensor};
 
 use burnlab_kernels::residual as kernels;
 
-use super::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedResidual: Backend {
@@ -23,7 +23,7 @@ pub trait FusedResidual: Backend {
 
 /// `relu(a + b)`: through [`FusedResidual`] on flex when the shapes match, Burn's ops elsewhere.
 pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
-    if a.device() == Device::flex() && a.dims() == b.dims() && super::enabled() {
+    if a.device() == Device::flex() && a.dims() == b.dims() && crate::enabled() {
         return Tensor::from_dispatch(<Dispatch as FusedResidual>::add_relu(a.into_dispatch(), b.into_dispatch()));
     }
     relu(a + b)

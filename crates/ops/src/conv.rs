@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 use burnlab_kernels::Cpu;
 use burnlab_kernels::conv::{ConvDims, conv2d_backward, conv2d_forward};
 
-use super::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -42,7 +42,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     let [kh, kw] = conv.kernel_size;
     match padding {
-        Some(pad) if x.device() == Device::flex() && super::enabled() && conv.groups == 1 && conv.dilation == [1, 1] && h + 2 * pad[0] >= kh && w + 2 * pad[1] >= kw => {
+        Some(pad) if x.device() == Device::flex() && crate::enabled() && conv.groups == 1 && conv.dilation == [1, 1] && h + 2 * pad[0] >= kh && w + 2 * pad[1] >= kw => {
             let co = conv.weight.dims()[0];
             let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([co], &x.device()));
             Tensor::from_dispatch(<Dispatch as FusedConv>::conv2d_nchw(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.into_dispatch(), conv.stride, pad))
@@ -116,7 +116,7 @@ mod tests {
 
     use super::*;
 
-    use crate::fused::testing::{close, vec};
+    use crate::testing::{close, vec};
 
     /// Values and the gradients of x, weight and bias against Burn's own conv2d on the same
     /// draws: strides 1 and 2, padding 0/1/2, 1×1, odd sizes and channel counts, batch 1,

@@ -17,7 +17,7 @@ use burn::tensor::{Device, Shape, Tensor};
 use burnlab_kernels::Cpu;
 use burnlab_kernels::linear::{BLOCK, forward};
 
-use super::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedLinear: Backend {
@@ -31,7 +31,7 @@ pub trait FusedLinear: Backend {
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     let device = x.device();
     let [_, n] = layer.weight.dims();
-    if device == Device::flex() && !device.is_autodiff() && n % BLOCK == 0 && super::enabled() {
+    if device == Device::flex() && !device.is_autodiff() && n % BLOCK == 0 && crate::enabled() {
         let bias = layer.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([n], &device));
         return Tensor::from_dispatch(<Dispatch as FusedLinear>::linear_forward(x.into_dispatch(), layer.weight.val().into_dispatch(), bias.into_dispatch()));
     }
@@ -68,7 +68,7 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::*;
-    use crate::fused::testing::{close, vec};
+    use crate::testing::{close, vec};
 
     /// Against Burn's `Linear::forward` on the same draws: batch rows across the row tiles and
     /// thread chunks (1, 5, 7, 130), K odd, N 32 and 64, with and without bias; shapes the

@@ -17,7 +17,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use burnlab_kernels::batch_norm::{backward, forward, stats};
 
-use super::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -37,7 +37,7 @@ pub trait FusedBatchNorm: Backend {
 /// Burn's own path everywhere else (other backends, a frozen layer on an autodiff device).
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let device = x.device();
-    if device == Device::flex() && !device.is_autodiff() && super::enabled() {
+    if device == Device::flex() && !device.is_autodiff() && crate::enabled() {
         let c = bn.gamma.dims()[0];
         let stats = Tensor::cat(vec![bn.running_mean.value(), bn.running_var.value()], 0).reshape([2, c]);
         return Tensor::from_dispatch(<Dispatch as FusedBatchNorm>::batch_norm_train_nc(
@@ -49,7 +49,7 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
             relu,
         ));
     }
-    if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled() && super::enabled()) {
+    if !(device == Device::flex() && device.is_autodiff() && bn.training.is_enabled() && crate::enabled()) {
         let y = bn.forward(x);
         return if relu { relu_op(y) } else { y };
     }
@@ -149,7 +149,7 @@ mod tests {
 
     use super::*;
 
-    use crate::fused::testing::{close, vec};
+    use crate::testing::{close, vec};
 
     /// Output, running statistics and the gradients of x, γ and β against Burn's `BatchNorm`
     /// (then ReLU) on the same draws: odd channel counts and sizes, batch 1, 1×1 maps, with
