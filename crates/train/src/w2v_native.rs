@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
-use burnlab_kernels::hogwild::{HogwildTable, axpy, dot};
+use burnlab_kernels::hogwild::{HogwildTable, axpy};
 use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
 use burnlab_data::{Corpus, Vocab};
 use rand::rngs::SmallRng;
@@ -212,8 +212,7 @@ impl Worker {
         let mut o = std::mem::take(&mut self.obuf);
         for d in 0..=cfg.negative {
             let (target, label) = if d == 0 { (word, 1.0) } else { (table.negative(word, rng), 0.0) };
-            output.read(target, &mut o);
-            let f = dot(h, &o);
+            let f = output.read_dot(target, h, &mut o);
             if track {
                 let z = if label > 0.5 { f } else { -f };
                 loss += (1.0 + (-z).exp()).ln();
