@@ -291,6 +291,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burnlab_kernels::hogwild::dot;
 
     /// Two "topics" whose words only ever appear among themselves: after training, every word's
     /// nearest neighbour (cosine) is from its own topic.
