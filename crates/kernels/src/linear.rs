@@ -82,7 +82,8 @@ mod tests {
     #[test]
     fn matches_the_plain_product() {
         for cpu in Cpu::all() {
-            for (m, k, n) in [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96)] {
+            let cases = [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96)];
+            for &(m, k, n) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
                 let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.01).collect();
