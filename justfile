@@ -54,6 +54,13 @@ test-aarch64 *args:
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
     cargo test --release -p burnlab-kernels --target aarch64-unknown-linux-gnu "$@"
 
+# The kernels' tests under Miri (nightly with the miri component): the plain paths, every kernel but
+# the gemm-crate ones (conv's im2col, the recurrences). Tree borrows: crossbeam-epoch (rayon's
+# deque) trips the older stacked-borrows model. Takes ~7 minutes.
+miri:
+    MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance" cargo +nightly miri test -p burnlab-kernels -- \
+      simd:: packed:: direct:: gemv:: vmath:: par:: residual:: batch_norm:: hogwild:: isa:: linear::
+
 # Convolution kernels' GFLOP/s per ISA on ResNet-20's layers beside the FMA peak, one core
 # (`BURNLAB_ISA=avx2 just bench-kernels` for one ISA)
 bench-kernels:

@@ -99,9 +99,11 @@ mod tests {
 
     #[test]
     fn exp_is_within_a_few_ulp_of_std() {
+        // Against f64's exp (Miri perturbs std's float functions by a few ulp on purpose; in f64
+        // that is far below this tolerance).
         for x in grid().into_iter().filter(|x| (-87.0..88.0).contains(x)) {
-            let (a, b) = (exp(x), x.exp());
-            assert!(((a - b) / b).abs() < 4e-7, "exp({x}) = {a}, std {b}");
+            let (a, b) = (exp(x) as f64, (x as f64).exp());
+            assert!(((a - b) / b).abs() < 4e-7, "exp({x}) = {a}, f64 {b}");
         }
     }
 
@@ -143,7 +145,9 @@ mod tests {
             for (i, (a, b)) in s.iter().zip(&t).enumerate() {
                 assert_eq!(a.is_nan(), [1, 6, 9].contains(&i), "{:?} sigmoid[{i}] = {a}", cpu.isa());
                 assert_eq!(b.is_nan(), [1, 6, 9].contains(&i), "{:?} tanh[{i}] = {b}", cpu.isa());
-                assert_eq!(v[i].to_bits(), b.to_bits());
+                // The same value in place and out of place (a NaN's payload bits are not
+                // specified by Rust's float semantics, so NaN only has to stay NaN).
+                assert!(v[i] == *b || v[i].is_nan() && b.is_nan(), "{:?} tanh[{i}]: {} vs {b}", cpu.isa(), v[i]);
             }
             assert!(s[3] == 1.0 && s[4] < 1e-30 && t[3] == 1.0 && t[4] == -1.0, "{:?}: {s:?} {t:?}", cpu.isa());
         }
