@@ -106,10 +106,14 @@ struct Conv<'a> {
     acc: bool,
 }
 
-/// Calls `$f::<S, R, NV>(s, $args)` for the rows count (1..=6) and the ISA's NV (1, 2, 4).
+/// Calls `$f::<S, R, NV>(s, $args)` for the rows count (1..=6) and NV (1, 2, 4; the ISA's
+/// `S::NV` unless given).
 macro_rules! tiles {
     ($f:ident, $s:ident, $rows:expr, $args:expr) => {
-        match (S::NV, $rows) {
+        tiles!($f, $s, S::NV, $rows, $args)
+    };
+    ($f:ident, $s:ident, $nv:expr, $rows:expr, $args:expr) => {
+        match ($nv, $rows) {
             (1, 6) => $f::<S, 6, 1>($s, $args),
             (1, 5) => $f::<S, 5, 1>($s, $args),
             (1, 4) => $f::<S, 4, 1>($s, $args),
@@ -204,7 +208,7 @@ fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
 /// Stores R rows × `width` ≤ NV·LANES values of the tile (row r at r·ldc), adding what is
 /// there if `acc`.
 #[inline(always)]
-fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S::V; NV]; R], c: &mut [f32], ldc: usize, width: usize, acc: bool) {
+pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S::V; NV]; R], c: &mut [f32], ldc: usize, width: usize, acc: bool) {
     assert!(c.len() >= (R - 1) * ldc + width, "tile store: output");
     for (r, row) in t.iter().enumerate() {
         for (v, x) in row.iter().enumerate() {

@@ -10,6 +10,7 @@
 
 pub mod batch_norm;
 pub mod conv;
+#[macro_use]
 pub mod direct;
 pub mod gemv;
 pub mod hogwild;

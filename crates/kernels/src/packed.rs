@@ -8,6 +8,7 @@
 //! each step is only the register-tiled multiply-adds: tiles of up to [`MR`] rows × [`NR`]
 //! columns, written once against [`Simd`].
 
+use crate::direct::store_rows;
 use crate::isa::{Cpu, Kernel};
 use crate::simd::Simd;
 
@@ -80,26 +81,7 @@ impl Kernel for Gemm<'_> {
             while r0 < m {
                 let rows = MR.min(m - r0);
                 let t = Tile { a: &a[r0 * k..(r0 + rows) * k], k, b: block, c: &mut dst[r0 * n + col..], ldc: n, width, acc };
-                match (NR / S::LANES, rows) {
-                    (1, 6) => tile::<S, 6, 1>(s, t),
-                    (1, 5) => tile::<S, 5, 1>(s, t),
-                    (1, 4) => tile::<S, 4, 1>(s, t),
-                    (1, 3) => tile::<S, 3, 1>(s, t),
-                    (1, 2) => tile::<S, 2, 1>(s, t),
-                    (1, _) => tile::<S, 1, 1>(s, t),
-                    (2, 6) => tile::<S, 6, 2>(s, t),
-                    (2, 5) => tile::<S, 5, 2>(s, t),
-                    (2, 4) => tile::<S, 4, 2>(s, t),
-                    (2, 3) => tile::<S, 3, 2>(s, t),
-                    (2, 2) => tile::<S, 2, 2>(s, t),
-                    (2, _) => tile::<S, 1, 2>(s, t),
-                    (_, 6) => tile::<S, 6, 4>(s, t),
-                    (_, 5) => tile::<S, 5, 4>(s, t),
-                    (_, 4) => tile::<S, 4, 4>(s, t),
-                    (_, 3) => tile::<S, 3, 4>(s, t),
-                    (_, 2) => tile::<S, 2, 4>(s, t),
-                    (_, _) => tile::<S, 1, 4>(s, t),
-                }
+                tiles!(tile, s, NR / S::LANES, rows, t);
                 r0 += rows;
             }
         }
@@ -149,20 +131,7 @@ fn tile<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
             }
         }
     }
-    for (r, row) in t.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            let lo = (v * S::LANES).min(width);
-            let hi = ((v + 1) * S::LANES).min(width);
-            if hi > lo {
-                if hi - lo == S::LANES {
-                    // SAFETY: columns lo..hi of row r lie inside c (asserted above).
-                    unsafe { s.store(c.as_mut_ptr().add(r * ldc + lo), *x) };
-                } else {
-                    s.store_partial(&mut c[r * ldc + lo..r * ldc + hi], *x);
-                }
-            }
-        }
-    }
+    store_rows(s, &t, c, ldc, width, false);
 }
 
 #[cfg(test)]
