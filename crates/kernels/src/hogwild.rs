@@ -249,6 +249,60 @@ impl HogwildTable {
     }
 }
 
+impl HogwildTable {
+    /// `acc` += row `i` (CBOW's sum of the context rows), without a copy of the row.
+    #[inline]
+    pub fn add_into(&self, i: u32, acc: &mut [f32]) {
+        assert_eq!(acc.len(), self.dim, "hogwild add_into: row length");
+        match self.access {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX and FMA; lengths as asserted above.
+            Access::Avx(_) => unsafe { avx::add_into(self.row(i), acc) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: the token proves NEON; lengths as asserted above.
+            Access::Neon(_) => unsafe { neon::add_into(self.row(i), acc) },
+            Access::Pairs => {
+                let row = self.pairs(i);
+                let (pairs, tail) = acc.as_chunks_mut::<2>();
+                for (o, v) in pairs.iter_mut().zip(row) {
+                    let (a, b) = unpack(v.load(Relaxed));
+                    o[0] += a;
+                    o[1] += b;
+                }
+                if let (Some(t), Some(v)) = (tail.first_mut(), row.last()) {
+                    *t += unpack(v.load(Relaxed)).0;
+                }
+            }
+        }
+    }
+
+    /// One negative-sampling step on row `i`, whose values `o` were just read: `e` += g·o and
+    /// row `i` ← o + g·h, in one pass (word2vec.c's and gensim's inner update).
+    #[inline]
+    pub fn update(&self, i: u32, g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
+        assert!(o.len() == self.dim && h.len() == self.dim && e.len() == self.dim, "hogwild update: row length");
+        match self.access {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the token proves AVX and FMA; lengths as asserted above.
+            Access::Avx(_) => unsafe { avx::update(self.row(i), g, o, h, e) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: the token proves NEON; lengths as asserted above.
+            Access::Neon(_) => unsafe { neon::update(self.row(i), g, o, h, e) },
+            Access::Pairs => {
+                axpy(g, o, e);
+                let row = self.pairs(i);
+                let ((op, ot), (hp, ht)) = (o.as_chunks::<2>(), h.as_chunks::<2>());
+                for ((v, o), h) in row.iter().zip(op).zip(hp) {
+                    v.store(pack(o[0] + g * h[0], o[1] + g * h[1]), Relaxed);
+                }
+                if let (Some(o), Some(h), Some(v)) = (ot.first(), ht.first(), row.last()) {
+                    v.store(pack(o + g * h, 0.0), Relaxed);
+                }
+            }
+        }
+    }
+}
+
 trait FlattenPairs {
     fn as_flattened_pairs(&self, n: usize) -> &[AtomicU64];
 }
@@ -366,6 +420,61 @@ mod avx {
             }
         }
     }
+
+    /// `e` += g·o; `row` ← o + g·h.
+    ///
+    /// # Safety
+    /// The CPU must have AVX and FMA; `o`, `h`, `e` equally long and `row.len()` that length
+    /// divided by 4, rounded up.
+    #[target_feature(enable = "avx,fma")]
+    pub(super) unsafe fn update(row: &[Block], g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
+        let n = o.len();
+        assert!(h.len() == n && e.len() == n && row.len() == n.div_ceil(4));
+        let (full, gv) = (n / 4, _mm_set1_ps(g));
+        for (j, block) in row[..full].iter().enumerate() {
+            // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; AVX by
+            // contract.
+            unsafe {
+                let (ov, hv) = (_mm_loadu_ps(o.as_ptr().add(4 * j)), _mm_loadu_ps(h.as_ptr().add(4 * j)));
+                let ep = e.as_mut_ptr().add(4 * j);
+                _mm_storeu_ps(ep, _mm_fmadd_ps(gv, ov, _mm_loadu_ps(ep)));
+                store(block, _mm_fmadd_ps(gv, hv, ov));
+            }
+        }
+        if full < row.len() {
+            let mut t = [0f32; 4];
+            for k in 4 * full..n {
+                e[k] += g * o[k];
+                t[k - 4 * full] = o[k] + g * h[k];
+            }
+            // SAFETY: the last block is in bounds, `t` holds four (padding zero); AVX by contract.
+            unsafe { store(&row[full], _mm_loadu_ps(t.as_ptr())) };
+        }
+    }
+
+    /// `acc` += `row`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX; `row.len() == acc.len().div_ceil(4)`.
+    #[target_feature(enable = "avx,fma")]
+    pub(super) unsafe fn add_into(row: &[Block], acc: &mut [f32]) {
+        let n = acc.len();
+        assert!(row.len() == n.div_ceil(4));
+        let full = n / 4;
+        for (j, block) in row[..full].iter().enumerate() {
+            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; AVX by contract.
+            unsafe {
+                let p = acc.as_mut_ptr().add(4 * j);
+                _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), load(block)));
+            }
+        }
+        if full < row.len() {
+            let mut t = [0f32; 4];
+            // SAFETY: the last block is in bounds, `t` holds four; AVX by contract.
+            unsafe { _mm_storeu_ps(t.as_mut_ptr(), load(&row[full])) };
+            acc[4 * full..].iter_mut().zip(t).for_each(|(a, t)| *a += t);
+        }
+    }
 }
 
 /// aarch64 blocks: one `ldr q`/`str q` per block, two single-copy-atomic 64-bit accesses.
@@ -469,6 +578,60 @@ mod neon {
             }
         }
     }
+
+    /// As `avx::update`.
+    ///
+    /// # Safety
+    /// The CPU must have NEON; `o`, `h`, `e` equally long and `row.len()` that length divided
+    /// by 4, rounded up.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn update(row: &[Block], g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
+        let n = o.len();
+        assert!(h.len() == n && e.len() == n && row.len() == n.div_ceil(4));
+        let full = n / 4;
+        for (j, block) in row[..full].iter().enumerate() {
+            // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; NEON by
+            // contract.
+            unsafe {
+                let (ov, hv) = (vld1q_f32(o.as_ptr().add(4 * j)), vld1q_f32(h.as_ptr().add(4 * j)));
+                let ep = e.as_mut_ptr().add(4 * j);
+                vst1q_f32(ep, vfmaq_n_f32(vld1q_f32(ep), ov, g));
+                store(block, vfmaq_n_f32(ov, hv, g));
+            }
+        }
+        if full < row.len() {
+            let mut t = [0f32; 4];
+            for k in 4 * full..n {
+                e[k] += g * o[k];
+                t[k - 4 * full] = o[k] + g * h[k];
+            }
+            // SAFETY: the last block is in bounds, `t` holds four (padding zero); NEON by contract.
+            unsafe { store(&row[full], vld1q_f32(t.as_ptr())) };
+        }
+    }
+    /// As `avx::add_into`.
+    ///
+    /// # Safety
+    /// The CPU must have NEON; `row.len() == acc.len().div_ceil(4)`.
+    #[target_feature(enable = "neon")]
+    pub(super) unsafe fn add_into(row: &[Block], acc: &mut [f32]) {
+        let n = acc.len();
+        assert!(row.len() == n.div_ceil(4));
+        let full = n / 4;
+        for (j, block) in row[..full].iter().enumerate() {
+            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; NEON by contract.
+            unsafe {
+                let p = acc.as_mut_ptr().add(4 * j);
+                vst1q_f32(p, vaddq_f32(vld1q_f32(p), load(block)));
+            }
+        }
+        if full < row.len() {
+            let mut t = [0f32; 4];
+            // SAFETY: the last block is in bounds, `t` holds four; NEON by contract.
+            unsafe { vst1q_f32(t.as_mut_ptr(), load(&row[full])) };
+            acc[4 * full..].iter_mut().zip(t).for_each(|(a, t)| *a += t);
+        }
+    }
 }
 
 /// Σ a[i]·b[i] in eight lanes (the compiler vectorises it).
@@ -543,7 +706,17 @@ mod tests {
                 want[2 * dim..].iter_mut().zip(&h).for_each(|(w, h)| *w += 0.5 * h);
                 t.write(0, &h);
                 want[..dim].copy_from_slice(&h);
+                // update: e += g·o, row 1 ← o + g·h.
+                let mut e: Vec<f32> = (0..dim).map(|i| i as f32).collect();
+                t.update(1, 0.25, &out, &h, &mut e);
+                for k in 0..dim {
+                    assert_eq!(e[k], k as f32 + 0.25 * out[k], "{access:?} dim {dim}");
+                    want[dim + k] = out[k] + 0.25 * h[k];
+                }
                 assert_eq!(t.to_vec(), want, "{access:?} dim {dim}");
+                let mut acc = vec![1.0; dim];
+                t.add_into(2, &mut acc);
+                assert_eq!(acc, want[2 * dim..].iter().map(|w| w + 1.0).collect::<Vec<_>>(), "{access:?} dim {dim}");
                 // The padding stays zero: a later dot cannot pick anything up from it.
                 let mut r = vec![0.0; dim];
                 t.read(2, &mut r);

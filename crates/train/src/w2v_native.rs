@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
-use burnlab_kernels::hogwild::{HogwildTable, axpy};
+use burnlab_kernels::hogwild::HogwildTable;
 use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
 use burnlab_data::{Corpus, Vocab};
 use rand::rngs::SmallRng;
@@ -218,9 +218,7 @@ impl Worker {
                 loss += (1.0 + (-z).exp()).ln();
             }
             let g = sigmoid.error(f, label) * alpha;
-            axpy(g, &o, &mut self.neu1e);
-            axpy(g, h, &mut o);
-            output.write(target, &o);
+            output.update(target, g, &o, h, &mut self.neu1e);
         }
         self.obuf = o;
         loss
@@ -260,8 +258,7 @@ impl Worker {
                     }
                     self.neu1.fill(0.0);
                     for c in (lo..hi).filter(|&c| c != i) {
-                        input.read(self.sentence[c], &mut self.hbuf);
-                        axpy(1.0, &self.hbuf, &mut self.neu1);
+                        input.add_into(self.sentence[c], &mut self.neu1);
                     }
                     let inv = 1.0 / count as f32;
                     self.neu1.iter_mut().for_each(|v| *v *= inv);
@@ -291,7 +288,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burnlab_kernels::hogwild::dot;
+    use burnlab_kernels::hogwild::{axpy, dot};
 
     /// Two "topics" whose words only ever appear among themselves: after training, every word's
     /// nearest neighbour (cosine) is from its own topic.
