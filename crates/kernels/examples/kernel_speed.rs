@@ -111,6 +111,23 @@ fn main() {
         }
         let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}", 100.0 * g / peak);
+        // The `gemm` crate (Burn's flex matmul) on the same product, one thread, beside it: the
+        // linear layer goes through the kernel only where it wins (burnlab-ops `uses_kernel`).
+        // gemm picks its own ISA (BURNLAB_ISA does not reach it), so this prints once per run.
+        if cpu.isa() == Cpu::best().isa() {
+            let mut y = vec![0.0f32; m * n];
+            let t = Instant::now();
+            for _ in 0..reps {
+                // SAFETY: y is [m, n], x [m, k], w [k, n], all row-major and as long as the
+                // strides given say.
+                unsafe {
+                    gemm::gemm(m, n, k, y.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize, w.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                }
+                black_box(&y);
+            }
+            let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
+            println!("gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={g:.1} gemm_pct_peak_of_{isa}={:.0}", 100.0 * g / peak);
+        }
         let t = Instant::now();
         for _ in 0..reps {
             black_box(pool.install(|| linear::forward(cpu, &x[..6 * k], &w, &b, 6, k, n)));

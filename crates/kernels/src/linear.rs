@@ -1,67 +1,78 @@
-//! Inference-time linear layer (y = x·W + b) through the direct convolution's kernel
-//! ([`crate::direct::wide_conv_ld`]): a matrix product is a convolution whose taps are W's rows,
-//! so x's rows are the "weights" broadcast from memory and W's rows are read a tile at a time,
-//! from blocks of [`KC`] rows × [`BLOCK`] columns of W copied into a buffer that stays in L1.
+//! Inference-time linear layer (y = x·W + b): a small GEMM in the BLIS manner. Per pass of
+//! [`KC`] rows of W, W's [KC, N] panel is packed into column blocks of [`BLOCK`] ([KC, 32] each,
+//! contiguous, read from W row by row; once per call, shared by the threads) and each thread's
+//! rows of x into panels of [`MR`] rows, interleaved (`a[p·MR + r]`); the register tile (MR
+//! rows × `Simd::NV` vectors) then broadcasts its six x values from one stream and loads W's
+//! vectors from a block in L1.
 //!
 //! Why: the `gemm` crate, which flex's matmul uses, ran the MLP's 256×3072×512 product at
-//! 138–167 GFLOP/s on a Zen 4 (PyTorch's MKL: 174), so MLP inference was at 0.80–0.86× PyTorch's.
+//! 138–167 GFLOP/s on a Zen 4 (PyTorch's MKL: 174), so MLP inference was at 0.80–0.86×
+//! PyTorch's. On a Zen 3 (AVX2, one thread, 128×3072·3072×512) gemm reaches ~55 GFLOP/s,
+//! PyTorch ~75; the earlier form of this kernel (the direct convolution's, broadcasting from six
+//! rows of x in place) ~55.
 
 use rayon::prelude::*;
 
-use crate::direct::{SLACK, wide_conv_acc};
-use crate::isa::Cpu;
+use crate::isa::{Cpu, Kernel};
 use crate::packed::MR;
+use crate::simd::Simd;
 
 /// Columns per block of W: a multiple of every ISA's tile width (8, 16, 32).
 pub const BLOCK: usize = 32;
 
-/// Rows of W (taps) per pass over a block: 128 × 32 floats = 16 KB stays in L1 while every
-/// row tile of x runs over it. Without it each row tile streamed the whole [K, 32] block
-/// (384 KB for the MLP's first layer) from L2 again, and the kernel ran at 35% of the AVX2 peak.
+/// Rows of W per pass: a block of W ([KC, 32], 32 KB) stays in L1 while every row panel of x
+/// runs over it, and the thread's x panels ([rows, KC]) stay in L2.
 const KC: usize = 128;
 
-/// y [M, N] = x [M, K] · w [K, N] + bias. W is first copied into column blocks of 32, each
-/// [K, 32] contiguous (its 6 MB read once per call, in parallel): read in place, every tap of
-/// the kernel loaded 128 bytes from another 2 KB-apart row, a TLB miss each, and ran at ~75
-/// GFLOP/s a core against ~105 on the blocks. Rows of y are shared out over rayon's threads in
-/// tiles of [`MR`] rows; each task runs the kernel over its rows and every column block.
+/// y [M, N] = x [M, K] · w [K, N] + bias. W is packed once per call, in parallel, one pass of
+/// [`KC`] rows at a time: pass i is [N/32][kc][32] (each block's rows contiguous), read from W
+/// row by row. Rows of y are then shared out over rayon's threads in multiples of [`MR`]; each
+/// packs its own x panels and runs the tiles over every block of every pass.
 pub fn forward(cpu: Cpu, x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     assert!(x.len() == m * k && w.len() == k * n && bias.len() == n, "linear: operand sizes");
-    let block = BLOCK;
-    assert!(n.is_multiple_of(block), "linear: N must be a multiple of {block}");
+    assert!(n.is_multiple_of(BLOCK), "linear: N must be a multiple of {BLOCK}");
     if m == 0 || n == 0 || k == 0 {
         return (0..m * n).map(|i| bias[i % n]).collect();
     }
+    // SAFETY: `par_chunks_uninit` needs every value written: chunk i is pass i, kc = its length
+    // / n rows of W; (blk, p, j) over blk < n/32, p < kc, j < 32 writes each of its kc·n once.
+    let packed = unsafe {
+        crate::par::par_chunks_uninit(k * n, KC * n, || (), |_, pass, c| {
+            let kc = c.len() / n;
+            for (p, row) in w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate() {
+                for (blk, src) in row.as_chunks::<BLOCK>().0.iter().enumerate() {
+                    let dst = (blk * kc + p) * BLOCK;
+                    for (d, &v) in c[dst..dst + BLOCK].iter_mut().zip(src) {
+                        d.write(v);
+                    }
+                }
+            }
+        })
+    };
     let mut y = vec![0.0; m * n];
-    let offs: Vec<usize> = (0..KC.min(k)).map(|p| p * block).collect();
     let threads = rayon::current_num_threads().max(1);
     let rows = m.div_ceil(threads).div_ceil(MR).max(1) * MR;
-    let zero = vec![0.0; rows];
     y.par_chunks_mut(rows * n).enumerate().for_each(|(i, yr)| {
         let r = yr.len() / n;
-        // x's rows with a stride of k + 16: at k a multiple of 1,024 (the MLP's 3,072) the six
-        // rows a tile broadcasts from sit a multiple of 4 KB apart, in the same L1 sets, and
-        // the kernel ran at 40% of the AVX2 peak.
-        let ldx = k + 16;
-        let mut xr = Vec::with_capacity(r * ldx);
-        for src in x[i * rows * k..(i * rows + r) * k].chunks_exact(k) {
-            xr.extend_from_slice(src);
-            xr.extend_from_slice(&[0.0; 16]);
-        }
-        // The kernel's "weights" are x's rows, its taps the block's rows:
-        // yr[i][b·32 + j] = Σ_p x[i][p]·W[p][b·32 + j].
-        // In passes of KC taps, each adding to the last; within a pass every column block
-        // reuses the same KC columns of x's rows (L2-resident), and each block's [KC, 32] of W
-        // is copied into a contiguous buffer that stays in L1 (plus the kernel's zero slack).
-        let mut wb = vec![0.0; KC * block + SLACK];
+        let xs = &x[i * rows * k..(i * rows + r) * k];
+        let panels = r.div_ceil(MR);
+        let mut a = vec![0.0; panels * MR * KC.min(k)];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            for b in 0..n / block {
-                // Fixed-size copies (inline moves, not a memmove call per 128-byte row).
-                for (dst, src) in wb.as_chunks_mut::<BLOCK>().0.iter_mut().zip(w[k0 * n..(k0 + kc) * n].chunks_exact(n)) {
-                    *dst = *src[b * BLOCK..].first_chunk::<BLOCK>().expect("a block of columns");
+            // x's panels: a[t][p][r] = x[t·MR + r][k0 + p], zero past the last row.
+            for (t, panel) in a[..panels * MR * kc].chunks_exact_mut(MR * kc).enumerate() {
+                for (rr, row) in xs.chunks_exact(k).skip(t * MR).take(MR).enumerate() {
+                    for (p, &v) in row[k0..k0 + kc].iter().enumerate() {
+                        panel[p * MR + rr] = v;
+                    }
                 }
-                wide_conv_acc(cpu, &xr[k0..], ldx, &offs[..kc], &wb[..kc * block + SLACK], block, &zero[..r], &mut yr[b * block..], n, k0 > 0);
+                for rr in r.min((t + 1) * MR) - t * MR..MR {
+                    (0..kc).for_each(|p| panel[p * MR + rr] = 0.0);
+                }
+            }
+            let pass = &packed[k0 * n..(k0 + kc) * n];
+            for (blk, b) in pass.chunks_exact(kc * BLOCK).enumerate() {
+                cpu.run(Panels { a: &a[..panels * MR * kc], b, kc, rows: r, c: &mut yr[blk * BLOCK..], ldc: n, acc: k0 > 0 });
             }
         }
         for row in yr.chunks_exact_mut(n) {
@@ -73,6 +84,71 @@ pub fn forward(cpu: Cpu, x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize,
     y
 }
 
+/// One block of 32 columns of y for every row panel: c[r][j] (+)= Σ_p a[p][r]·b[p][j].
+struct Panels<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    kc: usize,
+    rows: usize,
+    c: &'a mut [f32],
+    ldc: usize,
+    acc: bool,
+}
+
+impl Kernel for Panels<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let Panels { a, b, kc, rows, c, ldc, acc } = self;
+        let step = S::NV * S::LANES;
+        assert!(BLOCK.is_multiple_of(step) && a.len() == rows.div_ceil(MR) * MR * kc && b.len() == kc * BLOCK, "linear panels: operands");
+        for (t, panel) in a.chunks_exact(MR * kc).enumerate() {
+            let r = MR.min(rows - t * MR);
+            for q0 in (0..BLOCK).step_by(step) {
+                let args = PanelTile { a: panel, b: &b[q0..], kc, c: &mut c[t * MR * ldc + q0..], ldc, acc };
+                tiles!(panel_tile, s, r, args);
+            }
+        }
+    }
+}
+
+struct PanelTile<'a> {
+    /// [kc][MR], interleaved rows.
+    a: &'a [f32],
+    /// Rows [`BLOCK`] apart, the tile's columns first.
+    b: &'a [f32],
+    kc: usize,
+    c: &'a mut [f32],
+    ldc: usize,
+    acc: bool,
+}
+
+/// R rows × NV vectors of y.
+#[inline(always)]
+fn panel_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: PanelTile) {
+    let PanelTile { a, b, kc, c, ldc, acc } = t;
+    let full = NV * S::LANES;
+    assert!(kc > 0 && R <= MR && a.len() >= kc * MR && b.len() >= (kc - 1) * BLOCK + full && c.len() >= (R - 1) * ldc + full, "linear tile: operands");
+    let mut tile = [[s.zero(); NV]; R];
+    let (ap, bp) = (a.as_ptr(), b.as_ptr());
+    for p in 0..kc {
+        let mut bv = [s.zero(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            // SAFETY: p < kc and v·LANES + LANES ≤ full: within (kc − 1)·BLOCK + full ≤ b.len().
+            *x = unsafe { s.load(bp.add(p * BLOCK + v * S::LANES)) };
+        }
+        for (r, row) in tile.iter_mut().enumerate() {
+            // SAFETY: p·MR + r < kc·MR ≤ a.len() (asserted).
+            let av = s.splat(unsafe { *ap.add(p * MR + r) });
+            for (v, y) in row.iter_mut().enumerate() {
+                *y = s.mul_add(av, bv[v], *y);
+            }
+        }
+    }
+    crate::direct::store_rows(s, &tile, c, ldc, full, acc);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,7 +158,8 @@ mod tests {
     #[test]
     fn matches_the_plain_product() {
         for cpu in Cpu::all() {
-            let cases = [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96)];
+            // K past one pass (KC) and not a multiple of it: 300, 600.
+            let cases = [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96), (13, 600, 64)];
             for &(m, k, n) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();

@@ -1,11 +1,10 @@
-//! Inference-time linear layer (y = x·W + b) on the CPU backend (flex) through the direct
-//! convolution's kernel (`burnlab_kernels::linear`): a matrix product is a convolution whose
-//! taps are W's rows, so x's rows are the "weights" broadcast from memory and W's rows are read
-//! a tile at a time, from W copied once per call into column blocks.
+//! Inference-time linear layer (y = x·W + b) on the CPU backend (flex) through the kernels
+//! crate's packed GEMM (`burnlab_kernels::linear`).
 //!
-//! Why: the `gemm` crate, which flex's matmul uses, ran the
-//! MLP's 256×3072×512 product at 138–167 GFLOP/s here (PyTorch's MKL: 174), so MLP inference
-//! was at 0.80–0.86× PyTorch's. Training keeps Burn's matmul (and its gradients).
+//! Why: the `gemm` crate, which flex's matmul uses, ran the MLP's 256×3072×512 product at
+//! 138–167 GFLOP/s on a Zen 4 with AVX-512 (PyTorch's MKL: 174), so MLP inference was at
+//! 0.80–0.86× PyTorch's; where it runs: [`uses_kernel`]. Training keeps Burn's matmul (and its
+//! gradients).
 
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
@@ -14,7 +13,7 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::TensorMetadata;
 use burn::nn::Linear;
 use burn::tensor::{Device, Shape, Tensor};
-use burnlab_kernels::Cpu;
+use burnlab_kernels::{Cpu, Isa};
 use burnlab_kernels::linear::{BLOCK, forward};
 
 use crate::{contiguous, f32s, flex};
@@ -25,13 +24,21 @@ pub trait FusedLinear: Backend {
     fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
+/// Whether inference goes through the kernel on this CPU: wherever it has vector tiles. On a
+/// Zen 3 (AVX2), eval passes of the MLP alternated run for run: this kernel 28.6–35.0k
+/// images/s, Burn's matmul (the `gemm` crate) 25.3–30.4k. On the plain floor Burn's op, whose
+/// `gemm` picks its own ISA and keeps its vector kernels, is the faster one.
+pub fn uses_kernel(cpu: Cpu) -> bool {
+    cpu.isa() != Isa::Plain
+}
+
 /// `layer.forward(x)`: through [`FusedLinear`] for inference on flex (no autodiff) when the
-/// kernel covers the shape (N a multiple of 32, so that full vector loads stay inside W);
-/// Burn's own op everywhere else, training included.
+/// kernel covers the shape (N a multiple of 32, so that full vector loads stay inside W) and
+/// wins on this CPU ([`uses_kernel`]); Burn's own op everywhere else, training included.
 pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     let device = x.device();
     let [_, n] = layer.weight.dims();
-    if device == Device::flex() && !device.is_autodiff() && n % BLOCK == 0 && crate::enabled() {
+    if device == Device::flex() && !device.is_autodiff() && n % BLOCK == 0 && crate::enabled() && uses_kernel(Cpu::current()) {
         let bias = layer.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([n], &device));
         return Tensor::from_dispatch(<Dispatch as FusedLinear>::linear_forward(x.into_dispatch(), layer.weight.val().into_dispatch(), bias.into_dispatch()));
     }
@@ -81,7 +88,14 @@ mod tests {
         for (m, k, n, bias) in [(1, 3, 32, true), (5, 17, 64, false), (7, 300, 32, true), (130, 64, 96, true), (4, 8, 10, true)] {
             let layer = LinearConfig::new(k, n).with_bias(bias).init(&dev);
             let x = Tensor::<2>::random([m, k], Distribution::Default, &dev);
-            close(&vec(linear(&layer, x.clone())), &vec(layer.forward(x)), 1e-5, &format!("m {m} k {k} n {n} bias {bias}"));
+            let want = vec(layer.forward(x.clone()));
+            close(&vec(linear(&layer, x.clone())), &want, 1e-5, &format!("m {m} k {k} n {n} bias {bias}"));
+            // The extension itself, whether or not `linear` picks it on this CPU.
+            if n % BLOCK == 0 {
+                let b = layer.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([n], &dev));
+                let ours = Tensor::<2>::from_dispatch(<Dispatch as FusedLinear>::linear_forward(x.into_dispatch(), layer.weight.val().into_dispatch(), b.into_dispatch()));
+                close(&vec(ours), &want, 1e-5, &format!("kernel: m {m} k {k} n {n} bias {bias}"));
+            }
         }
     }
 
