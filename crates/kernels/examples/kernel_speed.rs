@@ -132,31 +132,6 @@ fn main() {
         for _ in 0..reps {
             black_box(pool.install(|| linear::forward(cpu, &x[..6 * k], &w, &b, 6, k, n)));
         }
-        {
-            // The kernel alone on one packed block: 128 rows × k taps × 32 columns.
-            let blk: Vec<f32> = (0..k * 32 + 64).map(|i| (i as f32 * 0.13).cos()).collect();
-            let offs: Vec<usize> = (0..k).map(|p| p * 32).collect();
-            let zero = vec![0.0; m];
-            let mut out = vec![0.0; m * 32];
-            let ldx = k + 16;
-            let mut xp = vec![0.0; m * ldx];
-            for (d, s) in xp.chunks_exact_mut(ldx).zip(x.chunks_exact(k)) {
-                d[..k].copy_from_slice(s);
-            }
-            for (name, xs, ld) in [("unpadded", &x, k), ("padded", &xp, ldx)] {
-                for kc in [k, 128] {
-                    let t = Instant::now();
-                    let reps = 50;
-                    for _ in 0..reps {
-                        for k0 in (0..k).step_by(kc) {
-                            burnlab_kernels::direct::wide_conv_acc(cpu, &xs[k0..], ld, &offs[..kc.min(k - k0)], &blk[k0 * 32..], 32, &zero, &mut out, 32, k0 > 0);
-                        }
-                    }
-                    let g = (2 * m * k * 32 * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
-                    println!("isa={isa} kernel_only_block_{name}_kc{kc}_gflops={g:.1}");
-                }
-            }
-        }
         println!("isa={isa} linear_6_rows_ms={:.2} linear_128_rows_ms={:.2}", t.elapsed().as_secs_f64() * 1e3 / reps as f64, (2 * m * k * n) as f64 / g / 1e6);
     }
 }
