@@ -629,7 +629,9 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
         tracing::warn!("characters not in the training text are read as the unknown token: {unknown:?}");
     }
     let started = Instant::now();
-    let text = sample(&net, &vocab, &args.prime, args.length, args.temperature, args.seed, &device)?;
+    // On a rayon worker, so that the host stepper's matrix-vector products split over the
+    // other workers by work stealing rather than by waking a sleeping pool for each product.
+    let text = rayon::scope(|_| sample(&net, &vocab, &args.prime, args.length, args.temperature, args.seed, &device))?;
     println!("{}{text}", args.prime);
     tracing::info!("{:.0} chars/s", args.length as f64 / started.elapsed().as_secs_f64());
     Ok(())
