@@ -30,7 +30,7 @@ fn bad_data_is_a_clear_error() {
     assert!(e.contains("broken.jpg") && e.contains("cannot decode image"), "{e}");
 
     let mut c = burnlab();
-    c.args(["train", "mlp", "--config"]).arg(&cfg).arg("--data").arg(tmp.path().join("nothing-here")).arg("--run-dir").arg(tmp.path().join("r2"));
+    c.args(["train", "mlp", "--config"]).arg(cfg).arg("--data").arg(tmp.path().join("nothing-here")).arg("--run-dir").arg(tmp.path().join("r2"));
     let e = run_err(&mut c);
     assert!(e.contains("nothing-here") && e.contains("does not exist"), "{e}");
 
@@ -47,7 +47,7 @@ fn download_from_an_unreachable_mirror_fails_cleanly() {
     let cache = tmp.path().join("cache");
     let mut c = burnlab();
     c.args(["train", "mlp", "--config"])
-        .arg(&cfg)
+        .arg(cfg)
         .arg("--cache")
         .arg(&cache)
         .arg("--run-dir")

@@ -43,7 +43,7 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     child.wait().expect("wait");
     assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
 
-    let out = run_ok(&mut train(&killed).arg("--resume"));
+    let out = run_ok(train(&killed).arg("--resume"));
     assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
     let a = read_json(&full.join("metrics.json"));
     let b = read_json(&killed.join("metrics.json"));
@@ -54,6 +54,6 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     }
     assert_eq!(read_json(&killed.join("run.json"))["status"], "finished");
 
-    let e = run_err(&mut train(&killed).arg("--resume"));
+    let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 }

@@ -153,12 +153,12 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     child.wait().expect("wait");
     assert!(!killed.join("vectors.bin").exists(), "the run was killed before it finished");
 
-    let out = run_ok(&mut train(&killed).arg("--resume"));
+    let out = run_ok(train(&killed).arg("--resume"));
     assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
     assert!(!out.contains("epoch 1/3") && out.contains("epoch 3/3"), "only the remaining epochs run: {out}");
     let a = std::fs::read(full.join("vectors.bin")).expect("full vectors");
     let b = std::fs::read(killed.join("vectors.bin")).expect("resumed vectors");
     assert!(a == b, "resumed vectors differ from the uninterrupted run's");
-    let e = run_err(&mut train(&killed).arg("--resume"));
+    let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 }

@@ -31,7 +31,7 @@ pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     if bytes.is_empty() {
         return Err(DataError::format(path, "file is empty, expected 3073-byte records"));
     }
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         let whole = bytes.len() / RECORD;
         return Err(DataError::format(
             path,

@@ -32,7 +32,7 @@ pub struct CifarResNet {
 impl CifarResNetConfig {
     /// Panics unless `depth` is 6n + 2 with n ≥ 1 (configs are validated before this).
     pub fn init(&self, device: &Device) -> CifarResNet {
-        assert!(self.depth >= 8 && (self.depth - 2) % 6 == 0, "ResNet depth must be 6n + 2, got {}", self.depth);
+        assert!(self.depth >= 8 && (self.depth - 2).is_multiple_of(6), "ResNet depth must be 6n + 2, got {}", self.depth);
         let n = (self.depth - 2) / 6;
         let mut blocks = Vec::with_capacity(3 * n);
         let mut c_in = 16;

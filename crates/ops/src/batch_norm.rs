@@ -77,7 +77,7 @@ fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
     let s = x.layout().shape();
     assert!(s.num_dims() >= 2, "batch norm: x must be [N, C, ...], got {s:?}");
     let (n, c) = (s[0], s[1]);
-    let inner = if n * c == 0 { 0 } else { s.num_elements() / (n * c) };
+    let inner = s.num_elements().checked_div(n * c).unwrap_or(0);
     (n, c, inner)
 }
 

@@ -39,6 +39,14 @@ pub(crate) fn flex(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape.to_vec()))
 }
 
+/// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a
+/// test which seeds it and expects a repeatable draw is not interleaved with another's draws.
+#[cfg(test)]
+pub(crate) fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Helpers shared by the fused operations' tests.
 #[cfg(test)]
 pub(crate) mod testing {
@@ -57,12 +65,4 @@ pub(crate) mod testing {
             assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
         }
     }
-}
-
-/// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a
-/// test which seeds it and expects a repeatable draw is not interleaved with another's draws.
-#[cfg(test)]
-pub(crate) fn device_rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

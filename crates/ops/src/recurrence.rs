@@ -68,7 +68,7 @@ pub fn gru_sequence(xw: Tensor<3>, b_ih: Tensor<1>, w_hh: Tensor<2>, b_hh: Tenso
 
 fn lstm_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(s.num_dims() == 3 && s[2] % 4 == 0, "lstm_sequence: xw must be [T, B, 4H], got {s:?}");
+    assert!(s.num_dims() == 3 && s[2].is_multiple_of(4), "lstm_sequence: xw must be [T, B, 4H], got {s:?}");
     Dims { t: s[0], b: s[1], h: s[2] / 4 }
 }
 
@@ -93,7 +93,7 @@ fn rnn_forward(xw: &FlexTensor, bias: &FlexTensor, w: &FlexTensor, h0: &FlexTens
 
 fn gru_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(s.num_dims() == 3 && s[2] % 3 == 0, "gru_sequence: xw must be [T, B, 3H], got {s:?}");
+    assert!(s.num_dims() == 3 && s[2].is_multiple_of(3), "gru_sequence: xw must be [T, B, 3H], got {s:?}");
     Dims { t: s[0], b: s[1], h: s[2] / 3 }
 }
 

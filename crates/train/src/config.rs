@@ -235,7 +235,7 @@ impl ImageExperiment {
         if self.model.arch != Arch::Mlp && (!self.model.hidden.is_empty() || self.model.dropout > 0.0) {
             bail!("model.hidden and model.dropout apply to arch = \"mlp\" only");
         }
-        if self.model.arch == Arch::Resnet && (self.model.depth < 8 || (self.model.depth - 2) % 6 != 0) {
+        if self.model.arch == Arch::Resnet && (self.model.depth < 8 || !(self.model.depth - 2).is_multiple_of(6)) {
             bail!("model.depth must be 6n + 2 (20, 32, 44, 56, 110), got {}", self.model.depth);
         }
         if self.model.hidden.contains(&0) {

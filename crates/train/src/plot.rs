@@ -321,9 +321,9 @@ pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, title: &str) -> Res
             for x in 0..t.width * scale {
                 let src = (y / scale) * t.width + x / scale;
                 let px = &mut buf[((y0 + y) * w + x0 + x) * 3..][..3];
-                for c in 0..3 {
+                for (c, v) in px.iter_mut().enumerate() {
                     // Grey images repeat their one channel.
-                    px[c] = t.chw.get(if t.channels >= 3 { c * plane + src } else { src }).copied().unwrap_or(0);
+                    *v = t.chw.get(if t.channels >= 3 { c * plane + src } else { src }).copied().unwrap_or(0);
                 }
             }
         }

@@ -168,7 +168,7 @@ impl TrainingProgressLogger for PlainRenderer {
 
     fn update_split(&mut self, items_processed: usize) {
         self.steps += 1;
-        if self.split == "train" && self.log_every > 0 && self.steps % self.log_every == 0 {
+        if self.split == "train" && self.log_every > 0 && self.steps.is_multiple_of(self.log_every) {
             println!(
                 "epoch {}/{} step {} ({items_processed}/{} {})  {}",
                 self.epoch,

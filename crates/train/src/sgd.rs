@@ -136,7 +136,7 @@ mod tests {
         let _ = start.clone().into_record();
         let x = Tensor::<2>::random([3, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let reference: ModuleOptimizer = SgdConfig::new()
-            .with_momentum((momentum > 0.0).then(|| MomentumConfig { momentum, dampening: 0.0, nesterov }))
+            .with_momentum((momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
             .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .init();
         let fused: ModuleOptimizer = FusedSgd { momentum: momentum as f32, nesterov, weight_decay: wd, host }.into();

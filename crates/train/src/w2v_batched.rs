@@ -172,7 +172,7 @@ pub fn train(
                 model = next;
                 step += 1;
                 // Reading the loss waits for the device: one step in 16.
-                if step % 16 == 0 {
+                if step.is_multiple_of(16) {
                     let l = loss.into_scalar::<f32>() as f64;
                     progress.loss_milli.fetch_add((l * 1e3) as u64, Ordering::Relaxed);
                     progress.loss_pairs.fetch_add(1, Ordering::Relaxed);

@@ -234,7 +234,7 @@ impl Worker {
             let (lo, hi) = (i.saturating_sub(w), (i + w + 1).min(n));
             self.centres += 1;
             // Estimate the loss on one centre word in 16 (it costs a log per pair).
-            let track = self.centres % 16 == 0;
+            let track = self.centres.is_multiple_of(16);
             match cfg.arch {
                 W2vArch::Skipgram => {
                     for c in (lo..hi).filter(|&c| c != i) {

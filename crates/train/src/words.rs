@@ -109,9 +109,12 @@ impl Score {
     }
 }
 
+/// Per-section scores, then the semantic and syntactic totals.
+type AnalogyScores = (Vec<(String, Score)>, Score, Score);
+
 /// questions-words.txt: `: section` lines, then `a b c d` questions. Sections whose name starts
 /// with `gram` are syntactic, the others semantic (Mikolov et al. 2013).
-pub fn analogies(e: &Embedding, path: &Path) -> Result<(Vec<(String, Score)>, Score, Score)> {
+pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut sections: Vec<(String, Score)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
