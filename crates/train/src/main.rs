@@ -1,30 +1,18 @@
 //! The `burnlab` command line.
+//!
+//! Where things are: `cli`, `backend`, `config` and `optim` are the plumbing every task shares;
+//! `tasks/` holds one folder per task (image, charlm, word2vec); `run/` the run folder, its
+//! record and what training writes into it; `insight/` what reads it back (TensorBoard, plots,
+//! `report`, `runs`).
 #![forbid(unsafe_code)]
 
 mod backend;
-mod charlm;
-mod classifier;
 mod cli;
 mod config;
-mod evaluate;
-mod metrics;
+mod insight;
 mod optim;
-mod plot;
-mod profile;
-mod renderer;
-mod report;
 mod run;
-mod runs;
-mod sgd;
-mod stepper;
-mod tb;
-mod tb_logger;
-mod train_image;
-mod w2v_batched;
-mod w2v_dashboard;
-mod w2v_native;
-mod word2vec;
-mod words;
+mod tasks;
 
 use std::io::IsTerminal;
 
@@ -32,6 +20,10 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, TrainTask};
+use insight::{report, runs};
+use tasks::charlm;
+use tasks::image::{eval as evaluate, model, profile, train as train_image};
+use tasks::word2vec::{self, words};
 
 fn main() -> std::process::ExitCode {
     burnlab_kernels::malloc::tune();
@@ -54,9 +46,9 @@ fn main() -> std::process::ExitCode {
         Command::Train(TrainTask::Word2vec(args)) => word2vec::train_command(args),
         Command::Train(TrainTask::Rnn(args)) => charlm::train_command(args),
         Command::Sample(args) => charlm::sample_command(args),
-        Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, train_image::DEFAULT_MLP_CONFIG, "mlp"),
+        Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, model::DEFAULT_MLP_CONFIG, "mlp"),
         Command::Train(TrainTask::Cnn(mut args)) => {
-            let (default_config, sets) = train_image::model_choice(args.model.as_deref().unwrap_or("resnet20"));
+            let (default_config, sets) = model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
             if args.model.is_some() {
                 args.train.sets.splice(0..0, sets);
             }
@@ -65,7 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Similar(a) => words::similar_command(&a.target, &a.word, a.k),
         Command::Analogy(a) => words::analogy_command(&a.target, &a.a, &a.b, &a.c, a.k),
         Command::EvalWords(a) => words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref()),
-        Command::Summary(args) => train_image::summary_command(args),
+        Command::Summary(args) => model::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
         Command::Eval(args) if args.run_dir.join(word2vec::W2V_META).is_file() => Err(anyhow::anyhow!(
             "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",

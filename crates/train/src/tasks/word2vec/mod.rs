@@ -2,6 +2,11 @@
 //! (Hogwild threads on the CPU, `w2v_native`; batched Burn tensors on a GPU, `w2v_batched`),
 //! and the run folder: vocabulary, vectors in word2vec text and binary formats, metrics.
 
+pub mod batched;
+pub mod dashboard;
+pub mod native;
+pub mod words;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -15,11 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
 use crate::run;
-use crate::tb::EventWriter;
-use crate::tb_logger::{SharedWriter, TB_DIR};
-use crate::w2v_dashboard::Dashboard;
-use crate::w2v_native::{self, NativeConfig, Progress, W2vArch};
-use crate::w2v_batched;
+use crate::insight::tb::EventWriter;
+use crate::insight::tb_logger::{SharedWriter, TB_DIR};
+use crate::tasks::word2vec::dashboard::Dashboard;
+use native::{NativeConfig, Progress, W2vArch};
 
 pub const DEFAULT_CONFIG: &str = "configs/word2vec-text8.toml";
 pub const VOCAB_FILE: &str = "vocab.txt";
@@ -195,7 +199,7 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
 /// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
 /// little-endian f32, written to a temporary file and renamed; older checkpoints but the
 /// previous one are removed.
-fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &w2v_native::Embeddings) -> Result<()> {
+fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Result<()> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("epoch-{epoch}.bin"));
@@ -217,7 +221,7 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &w2v_native::Embeddings) -
 }
 
 /// The last complete checkpoint of a run: (epochs done, tables).
-fn load_checkpoint(run_dir: &Path, vocab: usize, dim: usize) -> Result<Option<(usize, w2v_native::Embeddings)>> {
+fn load_checkpoint(run_dir: &Path, vocab: usize, dim: usize) -> Result<Option<(usize, native::Embeddings)>> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
     let last = entries
@@ -233,7 +237,7 @@ fn load_checkpoint(run_dir: &Path, vocab: usize, dim: usize) -> Result<Option<(u
     }
     let floats: Vec<f32> = bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let (input, output) = floats.split_at(n);
-    Ok(Some((epoch, w2v_native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
+    Ok(Some((epoch, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
 }
 
 pub fn train_command(args: W2vArgs) -> Result<()> {
@@ -367,10 +371,10 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             }
             None => {
                 println!("no checkpoint in {}: starting from epoch 1", dir.display());
-                (0, w2v_native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed))
+                (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed))
             }
         },
-        None => (0, w2v_native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed)),
+        None => (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed)),
     };
     let progress = Progress::default();
     let total = corpus_words * cfg.epochs as u64;
@@ -383,7 +387,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let mut last_loss = 0.0;
     let mut epoch_lines = Vec::new();
     // Called after each complete epoch, from either trainer.
-    let mut on_epoch = |epoch: usize, emb: &w2v_native::Embeddings| -> Result<()> {
+    let mut on_epoch = |epoch: usize, emb: &native::Embeddings| -> Result<()> {
         save_checkpoint(&run_dir, epoch + 1, emb)?;
         let loss = loss_of(&progress);
         progress.loss_milli.store(0, Ordering::Relaxed);
@@ -406,19 +410,19 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         Ok(())
     };
     let finished = std::sync::atomic::AtomicBool::new(false);
-    let trained = std::thread::scope(|s| -> Result<w2v_native::Embeddings> {
+    let trained = std::thread::scope(|s| -> Result<native::Embeddings> {
         s.spawn(|| dashboard.run(&progress, &finished));
         let result = match &device {
             None => {
                 let mut emb = emb;
-                w2v_native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, &mut on_epoch).map(|()| emb)
+                native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, &mut on_epoch).map(|()| emb)
             }
             Some(device) => {
-                let model = w2v_batched::to_model(&emb, device);
-                w2v_batched::train(model, &corpus, &vocab, &cfg, exp.train.batch, first_epoch, &progress, device, |e, m| {
-                    on_epoch(e, &w2v_batched::to_embeddings(m)?)
+                let model = batched::to_model(&emb, device);
+                batched::train(model, &corpus, &vocab, &cfg, exp.train.batch, first_epoch, &progress, device, |e, m| {
+                    on_epoch(e, &batched::to_embeddings(m)?)
                 })
-                .and_then(|m| w2v_batched::to_embeddings(&m))
+                .and_then(|m| batched::to_embeddings(&m))
             }
         };
         finished.store(true, Ordering::Relaxed);

@@ -19,8 +19,8 @@ use burn::train::metric::store::{EpochSummary, MetricsUpdate, Split};
 use burn::train::metric::{Adaptor, Metric, MetricDefinition, MetricId, MetricMetadata, MetricName, NumericEntry, SerializedEntry};
 use burnlab_data::ImageSet;
 
-use crate::plot::{Tile, image_grid, png_bytes};
-use crate::tb::{EventWriter, tag_name};
+use crate::insight::plot::{Tile, image_grid, png_bytes};
+use crate::insight::tb::{EventWriter, tag_name};
 
 pub const TB_DIR: &str = "tb";
 
@@ -266,14 +266,14 @@ mod tests {
         logger.log(update(&[("Loss", NumericEntry::Value(9.0))]), 2, &Split::Test(None));
         drop(logger);
 
-        let train = crate::tb::read_scalars(&dir.path().join(TB_DIR).join("train")).expect("train");
+        let train = crate::insight::tb::read_scalars(&dir.path().join(TB_DIR).join("train")).expect("train");
         assert_eq!(train["step/loss"], vec![(4, 1.0), (5, 2.0), (6, 4.0)]);
         assert_eq!(train["epoch/loss"].len(), 1);
         assert_eq!(train["epoch/loss"][0].0, 2);
         assert!((train["epoch/loss"][0].1 - (10.0 + 60.0 + 40.0) / 50.0).abs() < 1e-6, "weighted by batch size");
         assert!((train["epoch/learning_rate"][0].1 - 0.2).abs() < 1e-7);
         assert_eq!(train.len(), 4, "{:?}", train.keys());
-        let valid = crate::tb::read_scalars(&dir.path().join(TB_DIR).join("valid")).expect("valid");
+        let valid = crate::insight::tb::read_scalars(&dir.path().join(TB_DIR).join("valid")).expect("valid");
         assert_eq!(valid["step/loss"], vec![(3, 3.0), (4, 6.0)]);
         assert_eq!(valid["epoch/loss"], vec![(2, 4.75)]);
     }
@@ -298,10 +298,10 @@ mod tests {
         grid.update(&logits, &meta).expect("next epoch");
         writer.lock().expect("lock").flush().expect("flush");
         let path = writer.lock().expect("lock").path().to_path_buf();
-        let images: Vec<(i64, u32)> = crate::tb::read_events(&path)
+        let images: Vec<(i64, u32)> = crate::insight::tb::read_events(&path)
             .expect("read")
             .into_iter()
-            .flat_map(|e| e.values.into_iter().filter_map(move |(_, v)| if let crate::tb::Value::Image { width, png, .. } = v {
+            .flat_map(|e| e.values.into_iter().filter_map(move |(_, v)| if let crate::insight::tb::Value::Image { width, png, .. } = v {
                 assert!(image::load_from_memory(&png).is_ok());
                 Some((e.step, width))
             } else {

@@ -29,7 +29,7 @@ impl Embedding {
 
     /// A run folder (its `vectors.bin`) or a vectors file (text or binary).
     pub fn load(path: &Path) -> Result<Self> {
-        let file = if path.is_dir() { path.join(crate::word2vec::VECTORS_BIN) } else { path.to_path_buf() };
+        let file = if path.is_dir() { path.join(crate::tasks::word2vec::VECTORS_BIN) } else { path.to_path_buf() };
         if !file.exists() {
             bail!("{}: no word vectors here (a word2vec run folder or a vectors file)", path.display());
         }

@@ -1,6 +1,8 @@
 //! `burnlab train rnn`: a character language model (vanilla RNN, LSTM or GRU) on a text, with
 //! burn-train's Learner and dashboard; `burnlab sample` and `burnlab eval` for its runs.
 
+pub mod stepper;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,18 +24,18 @@ use burnlab_data::chars::{self, CharBatch, CharLoader, CharVocab};
 use burnlab_data::download::{Checksum, Download};
 use burnlab_models::{CellKind, CharLm, CharLmConfig};
 
-use crate::stepper::CharLmStepper;
+use crate::tasks::charlm::stepper::CharLmStepper;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{OptimConfig, ScheduleConfig};
-use crate::metrics::{GuardedLoss, ThroughputMetric};
+use crate::run::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
-use crate::renderer::PlainRenderer;
+use crate::run::renderer::PlainRenderer;
 use crate::run::{self, Status};
-use crate::tb_logger::TbLogger;
+use crate::insight::tb_logger::TbLogger;
 
 pub const DEFAULT_CONFIG: &str = "configs/charlm-shakespeare.toml";
 pub const VOCAB_FILE: &str = "chars.json";

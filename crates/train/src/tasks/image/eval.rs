@@ -12,10 +12,11 @@ use burnlab_data::image_folder::decode_rgb;
 use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
 use serde::Serialize;
 
-use crate::classifier::ImageClassifier;
+use crate::tasks::image::classifier::ImageClassifier;
 use crate::cli::{DataArgs, EvalArgs, PredictArgs};
 use crate::run;
-use crate::train_image::{cifar_download, load_run_model};
+use crate::tasks::image::data::cifar_download;
+use crate::tasks::image::model::load_run_model;
 
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
@@ -158,7 +159,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     run::write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
     let png = args.run_dir.join("confusion.png");
     let title = format!("{}: test accuracy {:.2}%{tta}", meta.model, 100.0 * report.accuracy);
-    crate::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
+    crate::insight::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
     println!("written: {}, {}, {}", out.display(), csv.display(), png.display());
     Ok(())
 }

@@ -2,6 +2,9 @@
 //! classes, backend, status), burn-train's checkpoints and metric logs, the final model and
 //! `metrics.json`.
 
+pub mod metrics;
+pub mod renderer;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};

@@ -2,7 +2,7 @@
 //! final model and metrics.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,133 +12,22 @@ use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::logger::FileMetricLogger;
 use burn::train::{Learner, SupervisedTraining};
-use burnlab_data::{Augment, ImageLoader, cifar, download::Download, load_image_data};
-use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
+use burnlab_data::{Augment, ImageLoader};
 use serde::Serialize;
 
-use crate::classifier::{ImageClassifier, ImageNet};
-use crate::cli::{DataArgs, TrainArgs};
-use crate::config::{self, Arch, ImageExperiment};
-use crate::evaluate::{EvalReport, evaluate};
-use crate::metrics::{GuardedLoss, ThroughputMetric};
+use crate::cli::TrainArgs;
+use crate::config::{self};
+use crate::tasks::image::eval::{EvalReport, evaluate};
+use crate::tasks::image::data::load_data;
+use crate::tasks::image::model::{build_model, describe_model};
+use crate::run::metrics::{GuardedLoss, ThroughputMetric};
 use crate::optim::{Schedule, build_optimizer};
-use crate::renderer::PlainRenderer;
+use crate::run::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
-use crate::tb_logger::{SampleGrid, TbLogger};
+use crate::insight::tb_logger::{SampleGrid, TbLogger};
 
 /// Validation batch size (the sample grid's images are the first batch's).
 const VALID_BATCH: usize = 256;
-
-pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
-pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
-pub const DEFAULT_LENET5_CONFIG: &str = "configs/lenet5-cifar10.toml";
-pub const DEFAULT_RESNET9_CONFIG: &str = "configs/resnet9-cifar10.toml";
-
-/// The default config of a `--model` name and the overrides that select it in any config.
-pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
-    let set = |k: &str, v: &str| (k.to_string(), v.to_string());
-    match model {
-        "mlp" => (DEFAULT_MLP_CONFIG, vec![set("model.arch", "mlp")]),
-        "softmax" => ("configs/softmax-cifar10.toml", vec![set("model.arch", "mlp"), set("model.hidden", "[]")]),
-        "lenet5" => (DEFAULT_LENET5_CONFIG, vec![set("model.arch", "lenet5")]),
-        "resnet9" => (DEFAULT_RESNET9_CONFIG, vec![set("model.arch", "resnet9")]),
-        other => {
-            let depth = other.strip_prefix("resnet").unwrap_or("20");
-            (DEFAULT_CNN_CONFIG, vec![set("model.arch", "resnet"), set("model.depth", depth)])
-        }
-    }
-}
-
-/// `burnlab summary MODEL`: the layer table of a model as its config builds it.
-pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
-    let (default_config, mut sets) = model_choice(&args.model);
-    if args.config.is_some() {
-        sets.clear(); // the config names its own model
-    }
-    sets.extend(args.sets.iter().cloned());
-    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
-    let exp = config::load_image(&path, &sets)?;
-    let image = [args.channels, args.size, args.size];
-    let device = Device::flex();
-    let model = build_model(&exp, args.classes, image, true, &device);
-    let rows = match &model.net {
-        ImageNet::Mlp(m) => m.summary(image),
-        ImageNet::LeNet5(m) => m.summary(image),
-        ImageNet::ResNet(m) => m.summary(image),
-        ImageNet::ResNet9(m) => m.summary(image),
-    };
-    println!("{} ({})", describe_model(&exp, args.classes, image), path.display());
-    print!("{}", burnlab_models::format_table(&rows));
-    Ok(())
-}
-
-/// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
-/// `BURNLAB_CIFAR10_MD5` are set.
-pub fn cifar_download() -> Download {
-    let mut d = cifar::official_download();
-    if let Ok(url) = std::env::var("BURNLAB_CIFAR10_URL") {
-        d.url = url;
-    }
-    if let Ok(md5) = std::env::var("BURNLAB_CIFAR10_MD5") {
-        d.checksum = burnlab_data::download::Checksum::Md5(md5.to_lowercase());
-    }
-    d
-}
-
-pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
-    let data = load_image_data(args.data.as_deref(), &args.cache, &cifar_download())?;
-    tracing::info!("data: {} ({} train, {} test images)", data.source, data.train.len(), data.test.len());
-    Ok(data)
-}
-
-pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], host: bool, device: &Device) -> ImageClassifier {
-    let m = &exp.model;
-    let net = match m.arch {
-        Arch::Mlp => ImageNet::Mlp(
-            MlpConfig::new()
-                .with_d_input(image.iter().product())
-                .with_num_classes(classes)
-                .with_hidden(m.hidden.clone())
-                .with_activation(m.activation)
-                .with_dropout(m.dropout)
-                .with_init(m.init)
-                .with_host_dropout(host)
-                .init(device),
-        ),
-        Arch::Lenet5 => ImageNet::LeNet5(
-            LeNet5Config::new()
-                .with_in_channels(image[0])
-                .with_num_classes(classes)
-                .with_activation(m.activation)
-                .init(device),
-        ),
-        Arch::Resnet => ImageNet::ResNet(
-            CifarResNetConfig::new()
-                .with_depth(m.depth)
-                .with_in_channels(image[0])
-                .with_num_classes(classes)
-                .with_shortcut(m.shortcut)
-                .init(device),
-        ),
-        Arch::Resnet9 => ImageNet::ResNet9(ResNet9Config::new().with_in_channels(image[0]).with_num_classes(classes).init(device)),
-    };
-    ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
-}
-
-pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
-    match exp.model.arch {
-        Arch::Mlp => {
-            let mut dims = vec![image.iter().product::<usize>()];
-            dims.extend(&exp.model.hidden);
-            dims.push(classes);
-            let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-            format!("mlp {}", dims.join("-"))
-        }
-        Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
-        Arch::Resnet => format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut),
-        Arch::Resnet9 => format!("resnet9 -> {classes}"),
-    }
-}
 
 #[derive(Serialize)]
 struct MetricsFile<'a> {
@@ -344,19 +233,6 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     Ok(())
 }
 
-/// Rebuild a trained run's model (weights loaded) on `device`.
-pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result<ImageClassifier> {
-    let exp = config::load_image(&run_dir.join(run::CONFIG_FILE), &[])?;
-    // Dropout is inactive outside training, so where masks are drawn does not matter here.
-    let model = build_model(&exp, meta.classes.len(), meta.image_size, true, device);
-    let path = run_dir.join(run::MODEL_FILE);
-    if !path.is_file() {
-        bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);
-    }
-    model
-        .try_load_file(&path)
-        .with_context(|| format!("{}: cannot load the model", path.display()))
-}
 
 /// `VmHWM` from /proc/self/status: the peak resident set size, in MiB.
 fn peak_rss_mib() -> Option<f64> {

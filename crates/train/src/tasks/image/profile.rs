@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use crate::cli::ProfileArgs;
 use crate::config;
 use crate::optim::build_optimizer;
-use crate::train_image::{build_model, model_choice};
+use crate::tasks::image::model::{build_model, model_choice};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

@@ -18,7 +18,7 @@ use burnlab_models::word2vec::{ContextUpdate, PairBatch, Word2Vec};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use crate::w2v_native::{Embeddings, NativeConfig, Progress, W2vArch};
+use crate::tasks::word2vec::native::{Embeddings, NativeConfig, Progress, W2vArch};
 
 /// One batch on the host, row-major.
 struct HostBatch {
@@ -197,7 +197,7 @@ pub fn train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::w2v_native;
+    use crate::tasks::word2vec::native;
 
     /// Ten "topics" of ten words; a sentence draws all its words from one topic.
     fn topic_corpus(dir: &std::path::Path) -> Corpus {
@@ -269,12 +269,12 @@ mod tests {
         assert_eq!(vocab.len(), 100);
         let cfg = config(arch);
 
-        let mut native = w2v_native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
+        let mut native = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let p = Progress::default();
-        w2v_native::train(&mut native, &corpus, &vocab, &cfg, 0, &p, |_, _| Ok(())).expect("native");
+        native::train(&mut native, &corpus, &vocab, &cfg, 0, &p, |_, _| Ok(())).expect("native");
 
         let device = Device::flex();
-        let init = w2v_native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
+        let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let p = Progress::default();
         let mut epochs = Vec::new();
         let model = train(to_model(&init, &device), &corpus, &vocab, &cfg, 256, 0, &p, &device, |e, _| {
@@ -316,7 +316,7 @@ mod tests {
         let p = Progress::default();
         p.stop.store(true, Ordering::Relaxed);
         let cfg = config(W2vArch::Skipgram);
-        let init = w2v_native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
+        let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let mut called = false;
         train(to_model(&init, &device), &corpus, &vocab, &cfg, 64, 0, &p, &device, |_, _| {
             called = true;
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn tables_round_trip_through_the_device() {
-        let emb = w2v_native::init(9, 4, 0.5, 2);
+        let emb = native::init(9, 4, 0.5, 2);
         let back = to_embeddings(&to_model(&emb, &Device::flex())).expect("read");
         assert_eq!(back.input, emb.input);
         assert_eq!(back.output, emb.output);

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::ReportArgs;
-use crate::evaluate::{evaluate, run_test_data};
-use crate::plot::{self, Series, Tile};
+use crate::tasks::image::eval::{evaluate, run_test_data};
+use crate::insight::plot::{self, Series, Tile};
 use crate::run;
-use crate::runs::{self, RunRow};
-use crate::tb::read_scalars;
-use crate::tb_logger::TB_DIR;
-use crate::train_image::load_run_model;
-use crate::words::{Embedding, pca};
+use crate::insight::runs::{self, RunRow};
+use crate::insight::tb::read_scalars;
+use crate::insight::tb_logger::TB_DIR;
+use crate::tasks::image::model::load_run_model;
+use crate::tasks::word2vec::words::{Embedding, pca};
 
 /// A picture of the report: its files (relative to the report folder) and what it shows.
 struct Figure {

@@ -1,13 +1,15 @@
 //! Optimisers and learning-rate schedules from the experiment config, with PyTorch's defaults
 //! where Burn's differ (momentum dampening 0, Adam ε 1e-8, Adagrad ε 1e-10). SGD is
-//! [`FusedSgd`](crate::sgd::FusedSgd).
+//! [`FusedSgd`](crate::optim::sgd::FusedSgd).
+
+pub mod sgd;
 
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer};
 
 use crate::config::{OptimConfig, OptimKind, ScheduleConfig, ScheduleKind};
-use crate::sgd::FusedSgd;
+use crate::optim::sgd::FusedSgd;
 
 /// `host`: the backend keeps tensors in host memory (flex, ndarray), so SGD can update in place.
 pub fn build_optimizer(c: &OptimConfig, host: bool) -> ModuleOptimizer {

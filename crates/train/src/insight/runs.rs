@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value as Json;
 
-use crate::charlm;
+use crate::tasks::charlm;
 use crate::run;
-use crate::tb::{self, read_scalars};
-use crate::tb_logger::TB_DIR;
-use crate::word2vec::W2V_META;
+use crate::insight::tb::{self, read_scalars};
+use crate::insight::tb_logger::TB_DIR;
+use crate::tasks::word2vec::W2V_META;
 
 /// One run, as the table shows it.
 #[derive(Clone, Debug, PartialEq)]

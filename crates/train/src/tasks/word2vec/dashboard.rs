@@ -16,8 +16,8 @@ use burn::train::Interrupter;
 use burn::train::metric::{MetricAttributes, MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry, SerializedEntry};
 use burn::train::renderer::{MetricState, MetricsRenderer, tui::TuiMetricsRendererWrapper};
 
-use crate::tb_logger::SharedWriter;
-use crate::w2v_native::Progress;
+use crate::insight::tb_logger::SharedWriter;
+use crate::tasks::word2vec::native::Progress;
 
 const METRICS: [(&str, bool); 3] = [("Loss", false), ("Learning Rate", false), ("Words/s", true)];
 
