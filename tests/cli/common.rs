@@ -3,7 +3,14 @@ use std::process::{Command, Output};
 
 pub fn burnlab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_burnlab"));
-    for var in ["BURNLAB_DATA", "BURNLAB_BACKEND", "BURNLAB_CACHE", "BURNLAB_CORPUS", "BURNLAB_TEXT8_URL", "BURNLAB_TEXT8_SHA1"] {
+    for var in [
+        "BURNLAB_DATA",
+        "BURNLAB_BACKEND",
+        "BURNLAB_CACHE",
+        "BURNLAB_CORPUS",
+        "BURNLAB_TEXT8_URL",
+        "BURNLAB_TEXT8_SHA1",
+    ] {
         c.env_remove(var);
     }
     c
@@ -11,15 +18,27 @@ pub fn burnlab() -> Command {
 
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("run burnlab");
-    assert!(out.status.success(), "burnlab failed:\nstdout:\n{}\nstderr:\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "burnlab failed:\nstdout:\n{}\nstderr:\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     text(&out.stdout)
 }
 
 pub fn run_err(cmd: &mut Command) -> String {
     let out: Output = cmd.output().expect("run burnlab");
-    assert!(!out.status.success(), "burnlab should have failed:\n{}", text(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "burnlab should have failed:\n{}",
+        text(&out.stdout)
+    );
     let err = text(&out.stderr);
-    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
+    assert!(
+        !err.contains("panicked"),
+        "panic instead of an error:\n{err}"
+    );
     err
 }
 
@@ -34,7 +53,9 @@ pub const CLASSES: [&str; 3] = ["blue", "green", "red"];
 pub fn make_image_folder(root: &Path, train_per_class: usize, test_per_class: usize) {
     let mut state = 12345u64;
     let mut noise = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((state >> 33) % 90) as u8
     };
     for (split, n) in [("train", train_per_class), ("test", test_per_class)] {
@@ -128,7 +149,14 @@ impl Fixture {
 
     fn train_task(&self, run: &Path, task: &[&str]) -> Command {
         let mut c = burnlab();
-        c.arg("train").args(task).arg("--config").arg(&self.cfg).arg("--data").arg(&self.data).arg("--run-dir").arg(run);
+        c.arg("train")
+            .args(task)
+            .arg("--config")
+            .arg(&self.cfg)
+            .arg("--data")
+            .arg(&self.data)
+            .arg("--run-dir")
+            .arg(run);
         c
     }
 }

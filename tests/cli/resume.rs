@@ -29,11 +29,17 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     run_ok(&mut train(&full));
 
     let killed = tmp.path().join("killed");
-    let mut child = train(&killed).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let mut child = train(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
     let ckpt = killed.join("checkpoint");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let done = ["model", "optim", "scheduler"].iter().all(|k| ckpt.join(format!("{k}-1.bpk")).exists());
+        let done = ["model", "optim", "scheduler"]
+            .iter()
+            .all(|k| ckpt.join(format!("{k}-1.bpk")).exists());
         if done || Instant::now() > deadline {
             break;
         }
@@ -41,15 +47,27 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
-    assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
+    assert!(
+        !killed.join("metrics.json").exists(),
+        "the run was killed before it finished"
+    );
 
     let out = run_ok(train(&killed).arg("--resume"));
-    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
+    assert!(
+        out.contains("resuming from the checkpoint of epoch"),
+        "{out}"
+    );
     let a = read_json(&full.join("metrics.json"));
     let b = read_json(&killed.join("metrics.json"));
     for split in ["valid", "test"] {
-        let (la, lb) = (a[split]["loss"].as_f64().expect("loss"), b[split]["loss"].as_f64().expect("loss"));
-        assert!((la - lb).abs() < 1e-5, "{split} loss: uninterrupted {la} vs resumed {lb}");
+        let (la, lb) = (
+            a[split]["loss"].as_f64().expect("loss"),
+            b[split]["loss"].as_f64().expect("loss"),
+        );
+        assert!(
+            (la - lb).abs() < 1e-5,
+            "{split} loss: uninterrupted {la} vs resumed {lb}"
+        );
         assert_eq!(a[split]["confusion"], b[split]["confusion"]);
     }
     assert_eq!(read_json(&killed.join("run.json"))["status"], "finished");

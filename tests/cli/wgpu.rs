@@ -22,10 +22,18 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
     let devices = run_ok(burnlab().arg("devices"));
     let f = Fixture::new(20, 4, 2, 0.0);
     if devices.contains("wgpu     gpu  no adapter") {
-        assert!(std::env::var("BURNLAB_REQUIRE_WGPU").is_err(), "BURNLAB_REQUIRE_WGPU is set but wgpu has no adapter:\n{devices}");
-        eprintln!("SKIPPED wgpu training: no Vulkan/Metal/DX12 adapter here; checking the error message instead");
+        assert!(
+            std::env::var("BURNLAB_REQUIRE_WGPU").is_err(),
+            "BURNLAB_REQUIRE_WGPU is set but wgpu has no adapter:\n{devices}"
+        );
+        eprintln!(
+            "SKIPPED wgpu training: no Vulkan/Metal/DX12 adapter here; checking the error message instead"
+        );
         let e = run_err(f.train(&f.path("wgpu")).args(["--backend", "wgpu"]));
-        assert!(e.contains("no GPU adapter found") && e.contains("--backend flex"), "{e}");
+        assert!(
+            e.contains("no GPU adapter found") && e.contains("--backend flex"),
+            "{e}"
+        );
         return;
     }
     for (model, epochs) in [("mlp", 2), ("lenet5", 1), ("resnet8", 1)] {
@@ -47,9 +55,15 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         let (flex, wgpu) = (run("flex"), run("wgpu"));
         for epoch in 1..=epochs {
             let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(a.len() >= 2 && a.len() == b.len(), "{model} epoch {epoch}: {a:?} vs {b:?}");
+            assert!(
+                a.len() >= 2 && a.len() == b.len(),
+                "{model} epoch {epoch}: {a:?} vs {b:?}"
+            );
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!((x - y).abs() <= 1e-3 * x.abs().max(1.0), "{model} epoch {epoch} step {i}: flex {x} vs wgpu {y}");
+                assert!(
+                    (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                    "{model} epoch {epoch} step {i}: flex {x} vs wgpu {y}"
+                );
             }
         }
     }
@@ -64,16 +78,50 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         let run = |backend: &str| {
             let dir = f.path(&format!("{cell}-{backend}"));
             // Short windows and few steps: software Vulkan runs the cells one small op at a time.
-            let args = ["train", "rnn", "--cell", cell, "--layers", "2", "--hidden", "24", "--epochs", "1", "--steps", "6", "--batch-size", "4", "--seq-len", "12", "--set", "model.embed=8", "--backend", backend];
-            run_ok(burnlab().args(args).arg("--corpus").arg(&text).arg("--run-dir").arg(&dir));
+            let args = [
+                "train",
+                "rnn",
+                "--cell",
+                cell,
+                "--layers",
+                "2",
+                "--hidden",
+                "24",
+                "--epochs",
+                "1",
+                "--steps",
+                "6",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "12",
+                "--set",
+                "model.embed=8",
+                "--backend",
+                backend,
+            ];
+            run_ok(
+                burnlab()
+                    .args(args)
+                    .arg("--corpus")
+                    .arg(&text)
+                    .arg("--run-dir")
+                    .arg(&dir),
+            );
             dir
         };
         let (flex, wgpu) = (run("flex"), run("wgpu"));
         for epoch in 1..=1 {
             let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(a.len() >= 2 && a.len() == b.len(), "{cell} epoch {epoch}: {a:?} vs {b:?}");
+            assert!(
+                a.len() >= 2 && a.len() == b.len(),
+                "{cell} epoch {epoch}: {a:?} vs {b:?}"
+            );
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!((x - y).abs() <= 1e-3 * x.abs().max(1.0), "{cell} epoch {epoch} step {i}: flex {x} vs wgpu {y}");
+                assert!(
+                    (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                    "{cell} epoch {epoch} step {i}: flex {x} vs wgpu {y}"
+                );
             }
         }
     }
@@ -87,7 +135,22 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         let dir = f.path(&format!("w2v-{backend}"));
         run_ok(
             burnlab()
-                .args(["train", "word2vec", "--dim", "16", "--epochs", "1", "--min-count", "1", "--set", "train.path=batched", "--set", "train.batch=512", "--backend", backend])
+                .args([
+                    "train",
+                    "word2vec",
+                    "--dim",
+                    "16",
+                    "--epochs",
+                    "1",
+                    "--min-count",
+                    "1",
+                    "--set",
+                    "train.path=batched",
+                    "--set",
+                    "train.batch=512",
+                    "--backend",
+                    backend,
+                ])
                 .arg("--corpus")
                 .arg(&corpus)
                 .arg("--run-dir")
@@ -96,9 +159,21 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         dir
     };
     let (flex, wgpu) = (w2v("flex"), w2v("wgpu"));
-    let loss = |d: &Path| read_json(&d.join("metrics.json"))["final_loss"].as_f64().expect("loss");
+    let loss = |d: &Path| {
+        read_json(&d.join("metrics.json"))["final_loss"]
+            .as_f64()
+            .expect("loss")
+    };
     let (a, b) = (loss(&flex), loss(&wgpu));
-    assert!(a < 3.5 && (a - b).abs() <= 0.01 * a, "word2vec loss: flex {a} vs wgpu {b}");
-    let out = run_ok(burnlab().arg("similar").arg(&wgpu).args(["fruit2", "-k", "3"]));
+    assert!(
+        a < 3.5 && (a - b).abs() <= 0.01 * a,
+        "word2vec loss: flex {a} vs wgpu {b}"
+    );
+    let out = run_ok(
+        burnlab()
+            .arg("similar")
+            .arg(&wgpu)
+            .args(["fruit2", "-k", "3"]),
+    );
     assert!(out.lines().all(|l| l.starts_with("fruit")), "{out}");
 }

@@ -31,10 +31,21 @@ impl Augment {
     /// Returns the Cutout square, which the caller blanks *after* standardisation (to the
     /// mean, i.e. 0), as the reference implementation does; it is centred anywhere in the image
     /// and clipped at the borders.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8], channels: usize, height: usize, width: usize, rng: &mut impl Rng) -> Option<Rect> {
+    pub fn apply(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        channels: usize,
+        height: usize,
+        width: usize,
+        rng: &mut impl Rng,
+    ) -> Option<Rect> {
         let p = self.crop_padding as isize;
         let (dy, dx) = if p > 0 {
-            (rng.random_range(-p as i64..=p as i64) as isize, rng.random_range(-p as i64..=p as i64) as isize)
+            (
+                rng.random_range(-p as i64..=p as i64) as isize,
+                rng.random_range(-p as i64..=p as i64) as isize,
+            )
         } else {
             (0, 0)
         };
@@ -55,7 +66,17 @@ impl Augment {
     /// Deterministic core: output (y, x) reads input (y + dy, x' + dx) where x' is x mirrored
     /// when `flip`; out-of-range reads are 0.
     #[allow(clippy::too_many_arguments)]
-    pub fn apply_with(&self, src: &[u8], dst: &mut [u8], channels: usize, height: usize, width: usize, dy: isize, dx: isize, flip: bool) {
+    pub fn apply_with(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        channels: usize,
+        height: usize,
+        width: usize,
+        dy: isize,
+        dx: isize,
+        flip: bool,
+    ) {
         let plane = height * width;
         for c in 0..channels {
             let s = &src[c * plane..(c + 1) * plane];
@@ -71,7 +92,11 @@ impl Augment {
                 for (x, out) in row.iter_mut().enumerate() {
                     let xx = if flip { width - 1 - x } else { x };
                     let sx = xx as isize + dx;
-                    *out = if sx < 0 || sx >= width as isize { 0 } else { srow[sx as usize] };
+                    *out = if sx < 0 || sx >= width as isize {
+                        0
+                    } else {
+                        srow[sx as usize]
+                    };
                 }
             }
         }
@@ -89,7 +114,11 @@ mod tests {
 
     #[test]
     fn shift_pads_with_zero() {
-        let a = Augment { crop_padding: 1, hflip: false, cutout: 0 };
+        let a = Augment {
+            crop_padding: 1,
+            hflip: false,
+            cutout: 0,
+        };
         let mut out = vec![9u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 1, -1, false);
         // Channel 0 input rows: [1 2 3] [4 5 6] [7 8 9]; out(y,x) = in(y+1, x-1).
@@ -99,7 +128,11 @@ mod tests {
 
     #[test]
     fn flip_mirrors_rows() {
-        let a = Augment { crop_padding: 0, hflip: true, cutout: 0 };
+        let a = Augment {
+            crop_padding: 0,
+            hflip: true,
+            cutout: 0,
+        };
         let mut out = vec![0u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 0, 0, true);
         assert_eq!(&out[..9], &[3, 2, 1, 6, 5, 4, 9, 8, 7]);
@@ -107,29 +140,59 @@ mod tests {
 
     #[test]
     fn identity_and_seeded() {
-        let a = Augment { crop_padding: 4, hflip: true, cutout: 0 };
+        let a = Augment {
+            crop_padding: 4,
+            hflip: true,
+            cutout: 0,
+        };
         let src: Vec<u8> = (0..3 * 32 * 32).map(|v| (v % 251) as u8).collect();
         let mut o1 = vec![0u8; src.len()];
         let mut o2 = vec![0u8; src.len()];
-        a.apply(&src, &mut o1, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
-        a.apply(&src, &mut o2, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
+        a.apply(
+            &src,
+            &mut o1,
+            3,
+            32,
+            32,
+            &mut rand::rngs::StdRng::seed_from_u64(3),
+        );
+        a.apply(
+            &src,
+            &mut o2,
+            3,
+            32,
+            32,
+            &mut rand::rngs::StdRng::seed_from_u64(3),
+        );
         assert_eq!(o1, o2);
         let none = Augment::default();
         assert!(none.is_identity());
-        none.apply(&src, &mut o1, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
+        none.apply(
+            &src,
+            &mut o1,
+            3,
+            32,
+            32,
+            &mut rand::rngs::StdRng::seed_from_u64(3),
+        );
         assert_eq!(o1, src);
     }
 
     #[test]
     fn cutout_square_is_clipped_and_sized() {
-        let a = Augment { cutout: 8, ..Augment::default() };
+        let a = Augment {
+            cutout: 8,
+            ..Augment::default()
+        };
         assert!(!a.is_identity());
         let src = vec![7u8; 32 * 32];
         let mut dst = vec![0u8; src.len()];
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let mut clipped = 0;
         for _ in 0..500 {
-            let r = a.apply(&src, &mut dst, 1, 32, 32, &mut rng).expect("cutout on");
+            let r = a
+                .apply(&src, &mut dst, 1, 32, 32, &mut rng)
+                .expect("cutout on");
             assert_eq!(dst, src, "cutout leaves the pixels to the caller");
             assert!(r.y0 < r.y1 && r.y1 <= 32 && r.x0 < r.x1 && r.x1 <= 32);
             assert!(r.y1 - r.y0 <= 8 && r.x1 - r.x0 <= 8);
@@ -139,6 +202,9 @@ mod tests {
         }
         // Centres within 4 pixels of a border (~47% of them) clip the square.
         assert!((150..350).contains(&clipped), "{clipped}");
-        assert_eq!(Augment::default().apply(&src, &mut dst, 1, 32, 32, &mut rng), None);
+        assert_eq!(
+            Augment::default().apply(&src, &mut dst, 1, 32, 32, &mut rng),
+            None
+        );
     }
 }

@@ -18,12 +18,17 @@ use crate::download::{Checksum, Download, fetch_file};
 use crate::{DataError, Result};
 
 /// Tiny Shakespeare from karpathy's char-rnn repository (1,115,394 characters).
-pub const SHAKESPEARE_URL: &str = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
+pub const SHAKESPEARE_URL: &str =
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
 pub const SHAKESPEARE_MD5: &str = "6fb458f1232090904fb40fe944165e91";
 pub const SHAKESPEARE_FILE: &str = "tinyshakespeare.txt";
 
 pub fn shakespeare_download() -> Download {
-    Download { url: SHAKESPEARE_URL.into(), checksum: Checksum::Md5(SHAKESPEARE_MD5.into()), file_name: SHAKESPEARE_FILE.into() }
+    Download {
+        url: SHAKESPEARE_URL.into(),
+        checksum: Checksum::Md5(SHAKESPEARE_MD5.into()),
+        file_name: SHAKESPEARE_FILE.into(),
+    }
 }
 
 /// Tiny Shakespeare in `cache`, downloaded (checksum-verified, renamed into place) if absent.
@@ -40,12 +45,25 @@ pub fn ensure_shakespeare(cache: &Path, download: &Download) -> Result<std::path
 pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     if let Some(p) = bytes.iter().position(|&b| b == 0) {
-        return Err(DataError::format(path, format!("binary data (a NUL byte at offset {p}): not a text corpus")));
+        return Err(DataError::format(
+            path,
+            format!("binary data (a NUL byte at offset {p}): not a text corpus"),
+        ));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|e| DataError::format(path, format!("invalid UTF-8 at byte offset {}", e.utf8_error().valid_up_to())))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        DataError::format(
+            path,
+            format!(
+                "invalid UTF-8 at byte offset {}",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     if text.chars().count() < 2 {
-        return Err(DataError::format(path, "the corpus is empty: a language model needs at least two characters"));
+        return Err(DataError::format(
+            path,
+            "the corpus is empty: a language model needs at least two characters",
+        ));
     }
     Ok(text)
 }
@@ -58,7 +76,11 @@ pub struct CharVocab {
 
 impl CharVocab {
     pub fn from_text(text: &str) -> Self {
-        let mut chars: Vec<char> = text.chars().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let mut chars: Vec<char> = text
+            .chars()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         chars.shrink_to_fit();
         Self { chars }
     }
@@ -77,7 +99,9 @@ impl CharVocab {
     }
 
     pub fn id(&self, c: char) -> u32 {
-        self.chars.binary_search(&c).map_or(self.unknown(), |i| i as u32)
+        self.chars
+            .binary_search(&c)
+            .map_or(self.unknown(), |i| i as u32)
     }
 
     pub fn encode(&self, text: &str) -> Vec<u32> {
@@ -86,20 +110,26 @@ impl CharVocab {
 
     /// The unknown token decodes to U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter().map(|&i| self.chars.get(i as usize).copied().unwrap_or('\u{FFFD}')).collect()
+        ids.iter()
+            .map(|&i| self.chars.get(i as usize).copied().unwrap_or('\u{FFFD}'))
+            .collect()
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string(&self.chars).map_err(|e| DataError::format(path, e.to_string()))?;
+        let json = serde_json::to_string(&self.chars)
+            .map_err(|e| DataError::format(path, e.to_string()))?;
         std::fs::write(path, json).map_err(|e| DataError::io(path, e))
     }
 
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let chars: Vec<char> =
-            serde_json::from_str(&text).map_err(|e| DataError::format(path, format!("not a character vocabulary: {e}")))?;
+        let chars: Vec<char> = serde_json::from_str(&text)
+            .map_err(|e| DataError::format(path, format!("not a character vocabulary: {e}")))?;
         if chars.is_empty() || chars.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(DataError::format(path, "not a character vocabulary: characters must be sorted and distinct"));
+            return Err(DataError::format(
+                path,
+                "not a character vocabulary: characters must be sorted and distinct",
+            ));
         }
         Ok(Self { chars })
     }
@@ -144,7 +174,14 @@ pub struct CharLoader {
 
 impl CharLoader {
     /// Random training windows of `seq_len + 1` characters. Needs `ids.len() > seq_len + 1`.
-    pub fn random(ids: Arc<Vec<u32>>, seq_len: usize, batch_size: usize, batches: usize, seed: u64, device: Device) -> Result<Self> {
+    pub fn random(
+        ids: Arc<Vec<u32>>,
+        seq_len: usize,
+        batch_size: usize,
+        batches: usize,
+        seed: u64,
+        device: Device,
+    ) -> Result<Self> {
         if ids.len() <= seq_len + 1 {
             return Err(DataError::Invalid(format!(
                 "the training text has {} characters: too short for windows of seq_len + 1 = {}",
@@ -153,11 +190,23 @@ impl CharLoader {
             )));
         }
         let n = batches * batch_size;
-        Ok(Self::new(ids, seq_len, batch_size, Windows::Random { seed }, (0, n), device))
+        Ok(Self::new(
+            ids,
+            seq_len,
+            batch_size,
+            Windows::Random { seed },
+            (0, n),
+            device,
+        ))
     }
 
     /// Every complete window of `seq_len` inputs of `ids`, in order.
-    pub fn contiguous(ids: Arc<Vec<u32>>, seq_len: usize, batch_size: usize, device: Device) -> Result<Self> {
+    pub fn contiguous(
+        ids: Arc<Vec<u32>>,
+        seq_len: usize,
+        batch_size: usize,
+        device: Device,
+    ) -> Result<Self> {
         let n = ids.len().saturating_sub(1) / seq_len.max(1);
         if n == 0 {
             return Err(DataError::Invalid(format!(
@@ -166,10 +215,24 @@ impl CharLoader {
                 seq_len + 1
             )));
         }
-        Ok(Self::new(ids, seq_len, batch_size, Windows::Contiguous, (0, n), device))
+        Ok(Self::new(
+            ids,
+            seq_len,
+            batch_size,
+            Windows::Contiguous,
+            (0, n),
+            device,
+        ))
     }
 
-    fn new(ids: Arc<Vec<u32>>, seq_len: usize, batch_size: usize, windows: Windows, range: (usize, usize), device: Device) -> Self {
+    fn new(
+        ids: Arc<Vec<u32>>,
+        seq_len: usize,
+        batch_size: usize,
+        windows: Windows,
+        range: (usize, usize),
+        device: Device,
+    ) -> Self {
         Self {
             ids,
             seq_len: seq_len.max(1),
@@ -201,7 +264,10 @@ impl CharLoader {
     pub fn window_start(&self, epoch: usize, k: usize) -> usize {
         match self.windows {
             Windows::Random { seed, .. } => {
-                let mut rng = SmallRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+                let mut rng = SmallRng::seed_from_u64(
+                    seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        ^ (k as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+                );
                 rng.random_range(0..self.ids.len() - self.seq_len)
             }
             Windows::Contiguous => k * self.seq_len,
@@ -240,7 +306,11 @@ impl Iterator for CharIter<'_> {
             if let Some((t0, n0)) = self.first.take()
                 && let Ok(mut t) = l.timings.lock()
             {
-                t.push((self.epoch, (self.next - n0) * l.seq_len, t0.elapsed().as_secs_f64()));
+                t.push((
+                    self.epoch,
+                    (self.next - n0) * l.seq_len,
+                    t0.elapsed().as_secs_f64(),
+                ));
             }
             return None;
         }
@@ -256,7 +326,11 @@ impl Iterator for CharIter<'_> {
 
 impl DataLoaderIterator<CharBatch> for CharIter<'_> {
     fn progress(&self) -> Progress {
-        Progress::new(self.next - self.loader.range.0, self.loader.range.1 - self.loader.range.0, Some("windows".to_string()))
+        Progress::new(
+            self.next - self.loader.range.0,
+            self.loader.range.1 - self.loader.range.0,
+            Some("windows".to_string()),
+        )
     }
 }
 
@@ -266,9 +340,15 @@ impl DataLoader<CharBatch> for CharLoader {
         if let Windows::Random { seed, .. } = self.windows {
             // Dropout draws from the backend RNG: seed it per epoch so a resumed epoch draws
             // what the uninterrupted run drew.
-            self.device.seed(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            self.device
+                .seed(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
         }
-        Box::new(CharIter { loader: self, epoch, next: self.range.0, first: None })
+        Box::new(CharIter {
+            loader: self,
+            epoch,
+            next: self.range.0,
+            first: None,
+        })
     }
 
     fn num_items(&self) -> usize {
@@ -294,23 +374,38 @@ mod tests {
     use super::*;
 
     fn ints(t: Tensor<2, Int>) -> Vec<i64> {
-        t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints")
+        t.into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .expect("ints")
     }
 
     #[test]
     fn vocabulary_is_sorted_with_an_unknown_token() {
         let v = CharVocab::from_text("hello, world\n");
-        assert_eq!(v.chars, vec!['\n', ' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w']);
+        assert_eq!(
+            v.chars,
+            vec!['\n', ' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w']
+        );
         assert_eq!(v.len(), 11);
         assert_eq!(v.encode("hold"), vec![5, 7, 6, 3]);
-        assert_eq!(v.encode("hz"), vec![5, 10], "an unseen character is the unknown token");
+        assert_eq!(
+            v.encode("hz"),
+            vec![5, 10],
+            "an unseen character is the unknown token"
+        );
         assert_eq!(v.decode(&[5, 4, 10]), "he\u{FFFD}");
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("chars.json");
         v.write(&p).expect("write");
         assert_eq!(CharVocab::read(&p).expect("read"), v);
         std::fs::write(&p, "[\"b\", \"a\"]").expect("write");
-        assert!(CharVocab::read(&p).unwrap_err().to_string().contains("sorted"));
+        assert!(
+            CharVocab::read(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("sorted")
+        );
     }
 
     #[test]
@@ -326,12 +421,32 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("t.txt");
         std::fs::write(&p, "").expect("write");
-        assert!(read_text(&p).unwrap_err().to_string().contains("t.txt: the corpus is empty"));
+        assert!(
+            read_text(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("t.txt: the corpus is empty")
+        );
         std::fs::write(&p, b"ab\xffcd").expect("write");
-        assert!(read_text(&p).unwrap_err().to_string().contains("invalid UTF-8 at byte offset 2"));
+        assert!(
+            read_text(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid UTF-8 at byte offset 2")
+        );
         std::fs::write(&p, b"ab\0cd").expect("write");
-        assert!(read_text(&p).unwrap_err().to_string().contains("binary data"));
-        assert!(read_text(&dir.path().join("missing.txt")).unwrap_err().to_string().contains("missing.txt"));
+        assert!(
+            read_text(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("binary data")
+        );
+        assert!(
+            read_text(&dir.path().join("missing.txt"))
+                .unwrap_err()
+                .to_string()
+                .contains("missing.txt")
+        );
     }
 
     #[test]
@@ -341,7 +456,10 @@ mod tests {
         let l = CharLoader::random(ids.clone(), 4, 3, 2, 7, dev.clone()).expect("loader");
         let batches: Vec<CharBatch> = l.iter().map(|b| b.expect("batch")).collect();
         assert_eq!(batches.len(), 2);
-        let (x, y) = (ints(batches[0].inputs.clone()), ints(batches[0].targets.clone()));
+        let (x, y) = (
+            ints(batches[0].inputs.clone()),
+            ints(batches[0].targets.clone()),
+        );
         assert_eq!(x.len(), 12);
         for w in 0..3 {
             for i in 0..4 {
@@ -352,11 +470,17 @@ mod tests {
         }
         // Window positions depend only on (seed, epoch, index).
         assert_eq!(l.window_start(3, 5), l.clone().window_start(3, 5));
-        assert_ne!((0..6).map(|k| l.window_start(1, k)).collect::<Vec<_>>(), (0..6).map(|k| l.window_start(2, k)).collect::<Vec<_>>());
+        assert_ne!(
+            (0..6).map(|k| l.window_start(1, k)).collect::<Vec<_>>(),
+            (0..6).map(|k| l.window_start(2, k)).collect::<Vec<_>>()
+        );
 
         let v = CharLoader::contiguous(ids, 4, 5, dev).expect("valid");
         assert_eq!(v.num_items(), 12, "(50 − 1) / 4 windows");
-        let all: Vec<i64> = v.iter().flat_map(|b| ints(b.expect("batch").inputs)).collect();
+        let all: Vec<i64> = v
+            .iter()
+            .flat_map(|b| ints(b.expect("batch").inputs))
+            .collect();
         assert_eq!(all, (0..48).collect::<Vec<i64>>());
         assert!(CharLoader::contiguous(Arc::new(vec![1, 2]), 4, 5, Device::flex()).is_err());
         assert!(CharLoader::random(Arc::new(vec![1; 5]), 4, 5, 1, 0, Device::flex()).is_err());

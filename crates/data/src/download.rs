@@ -155,7 +155,11 @@ fn fetch_to(download: &Download, partial: &Path) -> Result<()> {
             actual,
         });
     }
-    tracing::info!("{}: {received} bytes, {} verified", download.file_name, download.checksum.name());
+    tracing::info!(
+        "{}: {received} bytes, {} verified",
+        download.file_name,
+        download.checksum.name()
+    );
     Ok(())
 }
 
@@ -250,7 +254,11 @@ pub(crate) mod tests {
         let url = serve(body.clone(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
+        let d = Download {
+            url,
+            checksum: md5_hex(&body),
+            file_name: "f.bin".into(),
+        };
         fetch_file(&d, &dest).expect("download");
         assert_eq!(std::fs::read(&dest).expect("read"), body);
         assert!(!dir.path().join("f.partial").exists());
@@ -261,7 +269,11 @@ pub(crate) mod tests {
         let url = serve(b"hello".to_vec(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, checksum: Checksum::Md5("0".repeat(32)), file_name: "f.bin".into() };
+        let d = Download {
+            url,
+            checksum: Checksum::Md5("0".repeat(32)),
+            file_name: "f.bin".into(),
+        };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("MD5 checksum mismatch"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
@@ -273,12 +285,22 @@ pub(crate) mod tests {
         let good = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d";
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url: serve(b"hello".to_vec(), None, 1), checksum: Checksum::Sha1(good.into()), file_name: "f.bin".into() };
+        let d = Download {
+            url: serve(b"hello".to_vec(), None, 1),
+            checksum: Checksum::Sha1(good.into()),
+            file_name: "f.bin".into(),
+        };
         fetch_file(&d, &dest).expect("download");
         std::fs::remove_file(&dest).expect("rm");
-        let d = Download { url: serve(b"hellO".to_vec(), None, 1), ..d };
+        let d = Download {
+            url: serve(b"hellO".to_vec(), None, 1),
+            ..d
+        };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
-        assert!(err.contains("SHA-1 checksum mismatch (expected aaf4c61d"), "{err}");
+        assert!(
+            err.contains("SHA-1 checksum mismatch (expected aaf4c61d"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
 
@@ -288,7 +310,11 @@ pub(crate) mod tests {
         let url = serve(body.clone(), Some(10_000), 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
+        let d = Download {
+            url,
+            checksum: md5_hex(&body),
+            file_name: "f.bin".into(),
+        };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("download of http://127.0.0.1"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 pub enum DataError {
     // The I/O error is part of the message, not a `source`: anyhow's `{:#}` would print it twice.
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("{}: cannot decode image: {message}", path.display())]
@@ -29,7 +32,10 @@ pub enum DataError {
 
 impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), error: source }
+        DataError::Io {
+            path: path.into(),
+            error: source,
+        }
     }
 
     pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {

@@ -81,12 +81,18 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
         if !dir.is_dir() {
             continue;
         }
-        for f in sorted_entries(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
+        for f in sorted_entries(&dir)?
+            .into_iter()
+            .filter(|p| p.is_file() && is_image(p))
+        {
             files.push((f, label as u8));
         }
     }
     if files.is_empty() {
-        return Err(DataError::format(root, "no .png, .jpg or .jpeg images found"));
+        return Err(DataError::format(
+            root,
+            "no .png, .jpg or .jpeg images found",
+        ));
     }
 
     let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -107,7 +113,12 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
 
     let images = decoded.concat();
     let labels = files.iter().map(|(_, l)| *l).collect();
-    tracing::info!("{}: {} images in {} classes", root.display(), files.len(), classes.len());
+    tracing::info!(
+        "{}: {} images in {} classes",
+        root.display(),
+        files.len(),
+        classes.len()
+    );
     Ok(ImageSet {
         images,
         labels,
@@ -134,7 +145,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a_class")).expect("mkdir");
         // Channel c of pixel (x, y) holds a value that encodes (c, y, x).
         let enc = |c: u32, x: u32, y: u32| ((c * 64 + y * 8 + x) % 256) as u8;
-        write_png(&dir.path().join("b_class/0.png"), |x, y| [enc(0, x, y), enc(1, x, y), enc(2, x, y)], 8);
+        write_png(
+            &dir.path().join("b_class/0.png"),
+            |x, y| [enc(0, x, y), enc(1, x, y), enc(2, x, y)],
+            8,
+        );
         write_png(&dir.path().join("a_class/0.PNG"), |_, _| [1, 2, 3], 8);
         std::fs::write(dir.path().join("a_class/notes.txt"), "ignored").expect("write");
         let set = load(dir.path(), 8, None).expect("load");
@@ -155,9 +170,16 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("cat")).expect("mkdir");
         write_png(&dir.path().join("cat/good.png"), |_, _| [0, 0, 0], 4);
-        std::fs::write(dir.path().join("cat/bad.jpg"), b"\xff\xd8\xff\xe0 not really a jpeg").expect("write");
+        std::fs::write(
+            dir.path().join("cat/bad.jpg"),
+            b"\xff\xd8\xff\xe0 not really a jpeg",
+        )
+        .expect("write");
         let err = load(dir.path(), 4, None).unwrap_err().to_string();
-        assert!(err.contains("bad.jpg") && err.contains("cannot decode image"), "{err}");
+        assert!(
+            err.contains("bad.jpg") && err.contains("cannot decode image"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -168,8 +190,13 @@ mod tests {
         let set = load(dir.path(), 32, None).expect("load");
         assert_eq!(set.images.len(), 3 * 32 * 32);
         assert_eq!(set.image(0)[0], 200);
-        let err = load(dir.path(), 32, Some(&["cat".to_string()])).unwrap_err().to_string();
+        let err = load(dir.path(), 32, Some(&["cat".to_string()]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dog"), "{err}");
-        assert!(load(&dir.path().join("dog"), 32, None).is_err(), "no class folders");
+        assert!(
+            load(&dir.path().join("dog"), 32, None).is_err(),
+            "no class folders"
+        );
     }
 }

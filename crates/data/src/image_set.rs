@@ -162,7 +162,12 @@ mod tests {
         assert_eq!(t1.images, t2.images);
         assert_eq!(v1.len(), 5);
         assert_eq!(t1.len(), 15);
-        let mut all: Vec<u8> = t1.images.chunks(12).chain(v1.images.chunks(12)).map(|c| c[0]).collect();
+        let mut all: Vec<u8> = t1
+            .images
+            .chunks(12)
+            .chain(v1.images.chunks(12))
+            .map(|c| c[0])
+            .collect();
         all.sort();
         assert_eq!(all, (0..20u8).collect::<Vec<_>>());
         let (_, v3) = s.split_validation(5, 8).expect("split");
@@ -175,7 +180,11 @@ mod tests {
         let mut s = set(40);
         s.labels = (0..40).map(|i| (i / 20) as u8).collect();
         let (train, valid) = s.split_validation(10, 3).expect("split");
-        assert!(valid.labels[..6].contains(&0) && valid.labels[..6].contains(&1), "{:?}", valid.labels);
+        assert!(
+            valid.labels[..6].contains(&0) && valid.labels[..6].contains(&1),
+            "{:?}",
+            valid.labels
+        );
         // The training split keeps the source order.
         let firsts: Vec<u8> = train.images.chunks(12).map(|c| c[0]).collect();
         assert!(firsts.windows(2).all(|w| w[0] < w[1]));

@@ -3,10 +3,10 @@
 //! Burn's `DataLoaderBuilder::shuffle` draws every epoch from one running RNG, so a resumed
 //! run would replay epoch 1's order instead.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::data::dataset::DatasetError;
@@ -59,7 +59,12 @@ fn mix(seed: u64, epoch: u64, index: u64) -> u64 {
 }
 
 impl ImageLoader {
-    pub fn new(set: Arc<ImageSet>, batch_size: usize, norm: &Normalization, device: Device) -> Self {
+    pub fn new(
+        set: Arc<ImageSet>,
+        batch_size: usize,
+        norm: &Normalization,
+        device: Device,
+    ) -> Self {
         let len = set.len();
         Self {
             set,
@@ -100,7 +105,11 @@ impl ImageLoader {
     pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
         if let Some(seed) = self.shuffle_seed {
-            order.shuffle(&mut StdRng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
+            order.shuffle(&mut StdRng::seed_from_u64(mix(
+                seed,
+                epoch as u64,
+                u64::MAX,
+            )));
         }
         order
     }
@@ -125,12 +134,23 @@ impl ImageLoader {
                     (Some(a), seed) => {
                         tmp = vec![0u8; size];
                         let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
-                        cut = a.apply(src, &mut tmp, set.channels, set.height, set.width, &mut StdRng::seed_from_u64(s));
+                        cut = a.apply(
+                            src,
+                            &mut tmp,
+                            set.channels,
+                            set.height,
+                            set.width,
+                            &mut StdRng::seed_from_u64(s),
+                        );
                         &tmp[..]
                     }
                     (None, _) => src,
                 };
-                for (c, (o, s)) in out.chunks_exact_mut(plane).zip(src.chunks_exact(plane)).enumerate() {
+                for (c, (o, s)) in out
+                    .chunks_exact_mut(plane)
+                    .zip(src.chunks_exact(plane))
+                    .enumerate()
+                {
                     let t = &self.table[c];
                     for (o, &p) in o.iter_mut().zip(s) {
                         *o = t[p as usize];
@@ -150,7 +170,10 @@ impl ImageLoader {
         let n = labels.len();
         let set = &self.set;
         ImageBatch {
-            images: Tensor::from_data(TensorData::new(pixels, [n, set.channels, set.height, set.width]), &self.device),
+            images: Tensor::from_data(
+                TensorData::new(pixels, [n, set.channels, set.height, set.width]),
+                &self.device,
+            ),
             targets: Tensor::from_data(TensorData::new(labels, [n]), &self.device),
         }
     }
@@ -174,7 +197,11 @@ impl Iterator for ImageLoaderIter<'_> {
             if let Some((t0, n0)) = self.first.take()
                 && let Ok(mut t) = self.loader.timings.lock()
             {
-                t.push(EpochTiming { epoch: self.epoch, images: self.processed - n0, seconds: t0.elapsed().as_secs_f64() });
+                t.push(EpochTiming {
+                    epoch: self.epoch,
+                    images: self.processed - n0,
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
             }
             return None;
         };
@@ -249,7 +276,9 @@ mod tests {
 
     fn set(n: usize) -> Arc<ImageSet> {
         Arc::new(ImageSet {
-            images: (0..n).flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4)).collect(),
+            images: (0..n)
+                .flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4))
+                .collect(),
             labels: (0..n).map(|i| (i % 3) as u8).collect(),
             classes: vec!["a".into(), "b".into(), "c".into()],
             channels: 3,
@@ -259,7 +288,10 @@ mod tests {
     }
 
     fn norm() -> Normalization {
-        Normalization { mean: vec![0.0; 3], std: vec![1.0 / 255.0; 3] } // value = pixel byte
+        Normalization {
+            mean: vec![0.0; 3],
+            std: vec![1.0 / 255.0; 3],
+        } // value = pixel byte
     }
 
     fn first_pixels(loader: &ImageLoader) -> Vec<Vec<i64>> {
@@ -277,13 +309,21 @@ mod tests {
     fn batches_cover_every_image_once_with_labels() {
         let l = ImageLoader::new(set(10), 4, &norm(), Device::flex()).shuffle(1);
         let batches = first_pixels(&l);
-        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![4, 4, 2]
+        );
         let mut all: Vec<i64> = batches.concat();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
         let b = l.iter().next().expect("batch").expect("ok");
         let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
-        let labels: Vec<i64> = b.targets.into_data().convert::<i64>().try_to_vec().expect("i64");
+        let labels: Vec<i64> = b
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .expect("i64");
         for (k, lab) in labels.iter().enumerate() {
             assert_eq!(*lab, (px[k * 48].round() as i64) % 3);
         }
@@ -296,7 +336,9 @@ mod tests {
         let e2 = first_pixels(&a);
         assert_ne!(e1, e2, "epochs differ");
         // A fresh loader resumed at epoch 2 replays epoch 2 exactly.
-        let resumed = ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5).starting_epoch(2);
+        let resumed = ImageLoader::new(set(50), 8, &norm(), Device::flex())
+            .shuffle(5)
+            .starting_epoch(2);
         assert_eq!(first_pixels(&resumed), e2);
         let plain = ImageLoader::new(set(5), 2, &norm(), Device::flex());
         assert_eq!(first_pixels(&plain), vec![vec![0, 1], vec![2, 3], vec![4]]);
@@ -309,11 +351,17 @@ mod tests {
         s.images.iter_mut().for_each(|p| *p += 1);
         let l = ImageLoader::new(Arc::new(s), 6, &norm(), Device::flex())
             .shuffle(2)
-            .augment(Augment { cutout: 2, ..Augment::default() });
+            .augment(Augment {
+                cutout: 2,
+                ..Augment::default()
+            });
         let b = l.iter().next().expect("batch").expect("ok");
         let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
         for img in px.chunks(48) {
-            let planes: Vec<Vec<bool>> = img.chunks(16).map(|c| c.iter().map(|&v| v == 0.0).collect()).collect();
+            let planes: Vec<Vec<bool>> = img
+                .chunks(16)
+                .map(|c| c.iter().map(|&v| v == 0.0).collect())
+                .collect();
             let zeros = planes[0].iter().filter(|&&z| z).count();
             // A 2x2 square, clipped to 1x1 or 1x2 at a border; the same pixels in every channel.
             assert!([1, 2, 4].contains(&zeros), "{zeros}");

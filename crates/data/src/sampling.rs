@@ -24,7 +24,10 @@ pub struct Subsampler {
 impl Subsampler {
     pub fn new(counts: &[u64], sample: f64) -> Self {
         let total: u64 = counts.iter().sum();
-        let thresholds = counts.iter().map(|&c| (keep_probability(c, total, sample) * 4_294_967_296.0) as u64).collect();
+        let thresholds = counts
+            .iter()
+            .map(|&c| (keep_probability(c, total, sample) * 4_294_967_296.0) as u64)
+            .collect();
         Self { thresholds }
     }
 
@@ -49,7 +52,8 @@ impl UnigramTable {
         let weights: Vec<f64> = counts.iter().map(|&c| (c as f64).powf(power)).collect();
         let sum: f64 = weights.iter().sum();
         let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / sum).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
+        let (mut small, mut large): (Vec<usize>, Vec<usize>) =
+            (0..n).partition(|&i| scaled[i] < 1.0);
         let mut accept = vec![u32::MAX; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
         while let (Some(s), Some(&l)) = (small.pop(), large.last()) {
@@ -76,7 +80,11 @@ impl UnigramTable {
     pub fn sample(&self, rng: &mut impl Rng) -> u32 {
         let r: u64 = rng.random();
         let column = ((r >> 32) * self.accept.len() as u64) >> 32;
-        if (r as u32) < self.accept[column as usize] { column as u32 } else { self.alias[column as usize] }
+        if (r as u32) < self.accept[column as usize] {
+            column as u32
+        } else {
+            self.alias[column as usize]
+        }
     }
 
     /// A negative for `positive`: redrawn while it equals the positive word (unless the
@@ -98,7 +106,12 @@ pub fn effective_window(window: usize, rng: &mut impl Rng) -> usize {
 
 /// Skip-gram pairs (centre, context) of a sentence: each position with every other position
 /// within its own dynamic window, in sentence order.
-pub fn skipgram_pairs(sentence: &[u32], window: usize, rng: &mut impl Rng, out: &mut Vec<(u32, u32)>) {
+pub fn skipgram_pairs(
+    sentence: &[u32],
+    window: usize,
+    rng: &mut impl Rng,
+    out: &mut Vec<(u32, u32)>,
+) {
     for (i, &centre) in sentence.iter().enumerate() {
         let w = effective_window(window, rng);
         let lo = i.saturating_sub(w);
@@ -179,7 +192,18 @@ mod tests {
         skipgram_pairs(&[10, 11, 12, 13], 2, &mut Zero, &mut out);
         assert_eq!(
             out,
-            vec![(10, 11), (10, 12), (11, 10), (11, 12), (11, 13), (12, 10), (12, 11), (12, 13), (13, 11), (13, 12)]
+            vec![
+                (10, 11),
+                (10, 12),
+                (11, 10),
+                (11, 12),
+                (11, 13),
+                (12, 10),
+                (12, 11),
+                (12, 13),
+                (13, 11),
+                (13, 12)
+            ]
         );
         // Effective windows are uniform in 1..=window.
         let mut rng = StdRng::seed_from_u64(2);
@@ -188,6 +212,9 @@ mod tests {
             hist[effective_window(5, &mut rng)] += 1;
         }
         assert_eq!(hist[0], 0);
-        assert!(hist[1..].iter().all(|&h| (9_500..10_500).contains(&h)), "{hist:?}");
+        assert!(
+            hist[1..].iter().all(|&h| (9_500..10_500).contains(&h)),
+            "{hist:?}"
+        );
     }
 }

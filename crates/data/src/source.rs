@@ -53,26 +53,42 @@ fn describe(layout: &Layout) -> String {
 }
 
 /// Load from `data` if given, else from the download cache `cache` (downloading if needed).
-pub fn load_image_data(data: Option<&Path>, cache: &Path, download: &Download) -> Result<ImageData> {
+pub fn load_image_data(
+    data: Option<&Path>,
+    cache: &Path,
+    download: &Download,
+) -> Result<ImageData> {
     let layout = locate(data, cache, download)?;
     let source = describe(&layout);
     let (train, test) = match &layout {
         Layout::ImageFolder(root) => {
             let train = image_folder::load(&root.join("train"), cifar::SIDE as u32, None)?;
-            let test = image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(&train.classes))?;
+            let test =
+                image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(&train.classes))?;
             (train, test)
         }
         Layout::Binary(dir) => cifar::load_dir(dir)?,
     };
-    Ok(ImageData { train, test, source })
+    Ok(ImageData {
+        train,
+        test,
+        source,
+    })
 }
 
 /// Only the test split (labelled with `classes` for an image folder), and its source.
-pub fn load_test_data(data: Option<&Path>, cache: &Path, download: &Download, classes: &[String]) -> Result<(ImageSet, String)> {
+pub fn load_test_data(
+    data: Option<&Path>,
+    cache: &Path,
+    download: &Download,
+    classes: &[String],
+) -> Result<(ImageSet, String)> {
     let layout = locate(data, cache, download)?;
     let source = describe(&layout);
     let test = match &layout {
-        Layout::ImageFolder(root) => image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(classes))?,
+        Layout::ImageFolder(root) => {
+            image_folder::load(&root.join("test"), cifar::SIDE as u32, Some(classes))?
+        }
         Layout::Binary(dir) => cifar::load_test(dir)?,
     };
     Ok((test, source))
@@ -86,10 +102,16 @@ mod tests {
     fn unknown_folder_layout_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = cifar::official_download();
-        let err = load_image_data(Some(dir.path()), dir.path(), &d).err().expect("error").to_string();
+        let err = load_image_data(Some(dir.path()), dir.path(), &d)
+            .err()
+            .expect("error")
+            .to_string();
         assert!(err.contains("not a dataset"), "{err}");
         let missing = dir.path().join("nope");
-        let err = load_image_data(Some(&missing), dir.path(), &d).err().expect("error").to_string();
+        let err = load_image_data(Some(&missing), dir.path(), &d)
+            .err()
+            .expect("error")
+            .to_string();
         assert!(err.contains("does not exist"), "{err}");
     }
 
@@ -101,7 +123,8 @@ mod tests {
         for f in cifar::TRAIN_FILES.iter().chain([&cifar::TEST_FILE]) {
             std::fs::write(bin.join(f), cifar::tests::synthetic_record(4)).expect("write");
         }
-        let d = load_image_data(Some(dir.path()), dir.path(), &cifar::official_download()).expect("load");
+        let d = load_image_data(Some(dir.path()), dir.path(), &cifar::official_download())
+            .expect("load");
         assert_eq!(d.train.len(), 5);
         assert!(d.source.starts_with("cifar10-binary:"));
     }

@@ -21,7 +21,11 @@ impl WordVectors {
         &self.vectors[i * self.dim..(i + 1) * self.dim]
     }
 
-    fn write_with(&self, path: &Path, body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<()> {
+    fn write_with(
+        &self,
+        path: &Path,
+        body: impl FnOnce(&mut BufWriter<std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<()> {
         // Written beside the target and renamed: a reader never sees half a file.
         let tmp = path.with_extension("partial");
         let file = std::fs::File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
@@ -65,12 +69,21 @@ impl WordVectors {
     /// numbers).
     pub fn read(path: &Path) -> Result<Self> {
         let mut bytes = Vec::new();
-        std::fs::File::open(path).and_then(|f| BufReader::new(f).read_to_end(&mut bytes)).map_err(|e| DataError::io(path, e))?;
-        let nl = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| DataError::format(path, "no header line `count dim`"))?;
-        let header = std::str::from_utf8(&bytes[..nl]).map_err(|_| DataError::format(path, "header is not text"))?;
+        std::fs::File::open(path)
+            .and_then(|f| BufReader::new(f).read_to_end(&mut bytes))
+            .map_err(|e| DataError::io(path, e))?;
+        let nl = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| DataError::format(path, "no header line `count dim`"))?;
+        let header = std::str::from_utf8(&bytes[..nl])
+            .map_err(|_| DataError::format(path, "header is not text"))?;
         let mut it = header.split_whitespace().map(str::parse::<usize>);
         let (Some(Ok(count)), Some(Ok(dim)), None) = (it.next(), it.next(), it.next()) else {
-            return Err(DataError::format(path, format!("header must be `count dim`, got `{header}`")));
+            return Err(DataError::format(
+                path,
+                format!("header must be `count dim`, got `{header}`"),
+            ));
         };
         if dim == 0 {
             return Err(DataError::format(path, "dimension 0 in the header"));
@@ -78,8 +91,12 @@ impl WordVectors {
         let body = &bytes[nl + 1..];
         match Self::parse_text(body, count, dim) {
             Ok(v) => Ok(v),
-            Err(text_err) => Self::parse_binary(body, count, dim)
-                .map_err(|bin_err| DataError::format(path, format!("neither text ({text_err}) nor binary ({bin_err}) word2vec vectors"))),
+            Err(text_err) => Self::parse_binary(body, count, dim).map_err(|bin_err| {
+                DataError::format(
+                    path,
+                    format!("neither text ({text_err}) nor binary ({bin_err}) word2vec vectors"),
+                )
+            }),
         }
     }
 
@@ -89,20 +106,33 @@ impl WordVectors {
         let mut vectors = Vec::with_capacity(count * dim);
         for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let mut parts = line.split_whitespace();
-            let word = parts.next().ok_or_else(|| format!("line {}: empty", i + 2))?;
+            let word = parts
+                .next()
+                .ok_or_else(|| format!("line {}: empty", i + 2))?;
             let before = vectors.len();
             for p in parts {
-                vectors.push(p.parse::<f32>().map_err(|_| format!("line {}: `{p}` is not a number", i + 2))?);
+                vectors.push(
+                    p.parse::<f32>()
+                        .map_err(|_| format!("line {}: `{p}` is not a number", i + 2))?,
+                );
             }
             if vectors.len() - before != dim {
-                return Err(format!("line {}: {} values, expected {dim}", i + 2, vectors.len() - before));
+                return Err(format!(
+                    "line {}: {} values, expected {dim}",
+                    i + 2,
+                    vectors.len() - before
+                ));
             }
             words.push(word.to_string());
         }
         if words.len() != count {
             return Err(format!("{} words, the header says {count}", words.len()));
         }
-        Ok(Self { words, dim, vectors })
+        Ok(Self {
+            words,
+            dim,
+            vectors,
+        })
     }
 
     fn parse_binary(body: &[u8], count: usize, dim: usize) -> std::result::Result<Self, String> {
@@ -115,7 +145,9 @@ impl WordVectors {
                 reader = &reader[1..];
             }
             let mut word = Vec::new();
-            reader.read_until(b' ', &mut word).map_err(|e| e.to_string())?;
+            reader
+                .read_until(b' ', &mut word)
+                .map_err(|e| e.to_string())?;
             if word.pop() != Some(b' ') {
                 return Err(format!("word {}: truncated", i + 1));
             }
@@ -124,10 +156,18 @@ impl WordVectors {
             if reader.len() < need {
                 return Err(format!("word {}: truncated vector", i + 1));
             }
-            vectors.extend(reader[..need].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            vectors.extend(
+                reader[..need]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
             reader = &reader[need..];
         }
-        Ok(Self { words, dim, vectors })
+        Ok(Self {
+            words,
+            dim,
+            vectors,
+        })
     }
 }
 
@@ -136,7 +176,11 @@ mod tests {
     use super::*;
 
     fn sample() -> WordVectors {
-        WordVectors { words: vec!["king".into(), "queen".into(), "élan".into()], dim: 2, vectors: vec![0.5, -1.25, 3.0, 0.0, 1e-3, -7.5] }
+        WordVectors {
+            words: vec!["king".into(), "queen".into(), "élan".into()],
+            dim: 2,
+            vectors: vec![0.5, -1.25, 3.0, 0.0, 1e-3, -7.5],
+        }
     }
 
     #[test]
@@ -147,7 +191,10 @@ mod tests {
         sample().write_binary(&b).expect("binary");
         assert_eq!(WordVectors::read(&t).expect("read text"), sample());
         assert_eq!(WordVectors::read(&b).expect("read binary"), sample());
-        assert_eq!(std::fs::read_to_string(&t).expect("text"), "3 2\nking 0.5 -1.25\nqueen 3 0\nélan 0.001 -7.5\n");
+        assert_eq!(
+            std::fs::read_to_string(&t).expect("text"),
+            "3 2\nking 0.5 -1.25\nqueen 3 0\nélan 0.001 -7.5\n"
+        );
     }
 
     #[test]
@@ -157,7 +204,8 @@ mod tests {
         for (w, v) in [("a", [1.0f32, 2.0, 3.0]), ("b", [-1.0, 0.5, 0.25])] {
             bytes.extend_from_slice(w.as_bytes());
             bytes.push(b' ');
-            v.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+            v.iter()
+                .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
             bytes.push(b'\n');
         }
         let dir = tempfile::tempdir().expect("tmp");
@@ -168,7 +216,10 @@ mod tests {
         assert_eq!(v.vectors, vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.25]);
         // -binary 0 writes "%lf " after each value: trailing spaces.
         std::fs::write(&p, "2 2\na 0.100000 0.200000 \nb -0.300000 0.400000 \n").expect("write");
-        assert_eq!(WordVectors::read(&p).expect("read").vectors, vec![0.1, 0.2, -0.3, 0.4]);
+        assert_eq!(
+            WordVectors::read(&p).expect("read").vectors,
+            vec![0.1, 0.2, -0.3, 0.4]
+        );
     }
 
     #[test]

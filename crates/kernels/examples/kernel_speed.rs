@@ -38,7 +38,10 @@ impl Kernel for Peak {
             c10 = s.mul_add(c10, a, b);
             c11 = s.mul_add(c11, a, b);
         }
-        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].iter().map(|v| s.sum(*v)).sum()
+        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11]
+            .iter()
+            .map(|v| s.sum(*v))
+            .sum()
     }
 }
 
@@ -68,14 +71,20 @@ fn main() {
         black_box(cpu.run(Peak(iters)));
         let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} fma_peak_gflops={peak:.1}");
-        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() { &[] } else { &[(16, 32), (32, 16), (64, 8)] };
+        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
+            &[]
+        } else {
+            &[(16, 32), (32, 16), (64, 8)]
+        };
         for &(c, hw) in layers {
             let mut xp = Padded::new(c, hw, hw, 1, 1);
             let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             xp.fill(&x, c, hw, hw, 1, 1);
             let offs = tap_offsets(c, 3, 3, xp.hp, xp.wp);
             let len = hw * xp.wp;
-            let wt: Vec<f32> = (0..c * offs.len()).map(|i| (i as f32 * 0.11).cos()).collect();
+            let wt: Vec<f32> = (0..c * offs.len())
+                .map(|i| (i as f32 * 0.11).cos())
+                .collect();
             let bias = vec![0.0; c];
             let mut out = vec![0.0; c * len];
             let reps = 40_000 / c;
@@ -96,21 +105,35 @@ fn main() {
             let wg = flops / t.elapsed().as_secs_f64() / 1e9;
             // The input gradient of these layers is the same kernel on the same shapes (a
             // convolution of dy by the flipped weights, channels swapped: Ci = Co here).
-            println!("isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}", 100.0 * fwd / peak, 100.0 * wg / peak);
+            println!(
+                "isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}",
+                100.0 * fwd / peak,
+                100.0 * wg / peak
+            );
         }
         // The MLP's first layer at inference, one thread's share of a 256 batch: 128×3072·3072×512.
-        let (m, k, n) = match std::env::var("LIN").ok().as_deref() { Some("small") => (128, 128, 512), Some("narrow") => (128, 3072, 32), _ => (128, 3072, 512) };
+        let (m, k, n) = match std::env::var("LIN").ok().as_deref() {
+            Some("small") => (128, 128, 512),
+            Some("narrow") => (128, 3072, 32),
+            _ => (128, 3072, 512),
+        };
         let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let b = vec![0.0; n];
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("pool");
         let reps = 10;
         let t = Instant::now();
         for _ in 0..reps {
             black_box(pool.install(|| linear::forward(cpu, &x, &w, &b, m, k, n)));
         }
         let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
-        println!("isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}", 100.0 * g / peak);
+        println!(
+            "isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}",
+            100.0 * g / peak
+        );
         // The `gemm` crate (Burn's flex matmul) on the same product, one thread, beside it: the
         // linear layer goes through the kernel only where it wins (burnlab-ops `uses_kernel`).
         // gemm picks its own ISA (BURNLAB_ISA does not reach it), so this prints once per run.
@@ -121,17 +144,44 @@ fn main() {
                 // SAFETY: y is [m, n], x [m, k], w [k, n], all row-major and as long as the
                 // strides given say.
                 unsafe {
-                    gemm::gemm(m, n, k, y.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize, w.as_ptr(), 1, n as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        y.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        x.as_ptr(),
+                        1,
+                        k as isize,
+                        w.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
                 }
                 black_box(&y);
             }
             let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
-            println!("gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={g:.1} gemm_pct_peak_of_{isa}={:.0}", 100.0 * g / peak);
+            println!(
+                "gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={g:.1} gemm_pct_peak_of_{isa}={:.0}",
+                100.0 * g / peak
+            );
         }
         let t = Instant::now();
         for _ in 0..reps {
             black_box(pool.install(|| linear::forward(cpu, &x[..6 * k], &w, &b, 6, k, n)));
         }
-        println!("isa={isa} linear_6_rows_ms={:.2} linear_128_rows_ms={:.2}", t.elapsed().as_secs_f64() * 1e3 / reps as f64, (2 * m * k * n) as f64 / g / 1e6);
+        println!(
+            "isa={isa} linear_6_rows_ms={:.2} linear_128_rows_ms={:.2}",
+            t.elapsed().as_secs_f64() * 1e3 / reps as f64,
+            (2 * m * k * n) as f64 / g / 1e6
+        );
     }
 }

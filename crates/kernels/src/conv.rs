@@ -55,7 +55,10 @@ impl ConvDims {
     /// ([`crate::direct`]): stride 1 with a column matrix to avoid (on every ISA: the plain
     /// tiles are faster than im2col's copies too).
     fn direct(&self) -> bool {
-        self.stride == [1, 1] && !self.identity_cols() && self.padding[0] < self.kh && self.padding[1] < self.kw
+        self.stride == [1, 1]
+            && !self.identity_cols()
+            && self.padding[0] < self.kh
+            && self.padding[1] < self.kw
     }
 
     /// Whether the column matrix is the image itself (1×1, stride 1, no padding).
@@ -73,7 +76,11 @@ fn chunk(n: usize) -> usize {
 fn valid_columns(d: &ConvDims, wo: usize, kx: usize) -> (usize, usize) {
     let (sw, pw) = (d.stride[1], d.padding[1]);
     let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
-    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 };
+    let hi = if d.w + pw > kx {
+        ((d.w + pw - kx - 1) / sw + 1).min(wo)
+    } else {
+        0
+    };
     (lo, hi.max(lo))
 }
 
@@ -162,7 +169,16 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
         return vec![0.0; d.n * d.co * p];
     }
     if d.direct() {
-        return direct_images(cpu, d.n, (d.ci, d.h, d.w), (d.co, d.kh, d.kw), d.padding, x, w, bias);
+        return direct_images(
+            cpu,
+            d.n,
+            (d.ci, d.h, d.w),
+            (d.co, d.kh, d.kw),
+            d.padding,
+            x,
+            w,
+            bias,
+        );
     }
     let c = chunk(d.n);
     // SAFETY: each image's rows are set to the bias first (write_all), then accumulated into.
@@ -170,7 +186,13 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
         par_chunks_uninit(
             d.n * d.co * p,
             c * d.co * p,
-            || if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] },
+            || {
+                if d.identity_cols() {
+                    Vec::new()
+                } else {
+                    vec![0.0; k * p]
+                }
+            },
             |cols, i, ys| {
                 for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
                     let img = i * c + j;
@@ -192,7 +214,16 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
 /// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
 /// y [N, Co, Ho, Wo], through [`crate::direct`]; images shared out over rayon's threads.
 #[allow(clippy::too_many_arguments)]
-fn direct_images(cpu: Cpu, n: usize, (ci, h, w_in): (usize, usize, usize), (co, kh, kw): (usize, usize, usize), [ph, pw]: [usize; 2], x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+fn direct_images(
+    cpu: Cpu,
+    n: usize,
+    (ci, h, w_in): (usize, usize, usize),
+    (co, kh, kw): (usize, usize, usize),
+    [ph, pw]: [usize; 2],
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+) -> Vec<f32> {
     let (ho, wo) = (h + 2 * ph - kh + 1, w_in + 2 * pw - kw + 1);
     let probe = Padded::new(0, h, w_in, ph, pw);
     let offs = tap_offsets(ci, kh, kw, probe.hp, probe.wp);
@@ -233,7 +264,10 @@ fn direct_images(cpu: Cpu, n: usize, (ci, h, w_in): (usize, usize, usize), (co, 
 /// The sum of two threads' partial (dW, dbias). Partials are per fixed chunk of images, collected
 /// in order and added on one thread: the result does not depend on how rayon split the work,
 /// so a resumed run repeats the uninterrupted one exactly.
-fn add_partials((mut a, mut b): (Vec<f32>, Vec<f32>), (a2, b2): (Vec<f32>, Vec<f32>)) -> (Vec<f32>, Vec<f32>) {
+fn add_partials(
+    (mut a, mut b): (Vec<f32>, Vec<f32>),
+    (a2, b2): (Vec<f32>, Vec<f32>),
+) -> (Vec<f32>, Vec<f32>) {
     a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
     b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
     (a, b)
@@ -253,9 +287,20 @@ fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32
     let (dwt, db) = (0..d.n.div_ceil(c))
         .into_par_iter()
         .map(|part| {
-            let ((mut dwt, mut db), mut xp, mut dyt) = (zero(), Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]), vec![0.0; len * d.co + SLACK]);
+            let ((mut dwt, mut db), mut xp, mut dyt) = (
+                zero(),
+                Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]),
+                vec![0.0; len * d.co + SLACK],
+            );
             for img in part * c..((part + 1) * c).min(d.n) {
-                xp.fill(&x[img * img_in..(img + 1) * img_in], d.ci, d.h, d.w, d.padding[0], d.padding[1]);
+                xp.fill(
+                    &x[img * img_in..(img + 1) * img_in],
+                    d.ci,
+                    d.h,
+                    d.w,
+                    d.padding[0],
+                    d.padding[1],
+                );
                 let dyi = &dy[img * img_out..(img + 1) * img_out];
                 // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
                 for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
@@ -294,16 +339,31 @@ fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32
 }
 
 /// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
-pub fn conv2d_backward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32], want_dx: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+pub fn conv2d_backward(
+    cpu: Cpu,
+    d: &ConvDims,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let (k, p) = (d.k(), d.p());
     let img_in = d.ci * d.h * d.w;
     assert_eq!(dy.len(), d.n * d.co * p, "conv2d backward: output gradient");
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
-        return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
+        return (
+            want_dx.then(|| vec![0.0; d.n * img_in]),
+            vec![0.0; d.co * k],
+            vec![0.0; d.co],
+        );
     }
     // col2im accumulates into dx, so it starts at zero: each task zeroes its own images below
     // (not a serial memset here); the direct path writes every value.
-    let mut fresh = Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
+    let mut fresh = Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() {
+        d.n * img_in
+    } else {
+        0
+    });
     let mut dx = Vec::new();
     if want_dx && d.direct() {
         // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
@@ -314,27 +374,45 @@ pub fn conv2d_backward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], dy: &[f32],
             for ci in 0..d.ci {
                 for ky in 0..d.kh {
                     for kx in 0..d.kw {
-                        wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] = w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
+                        wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] =
+                            w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
                     }
                 }
             }
         }
         let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
-        dx = direct_images(cpu, d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci]);
+        dx = direct_images(
+            cpu,
+            d.n,
+            (d.co, ho, wo),
+            (d.ci, d.kh, d.kw),
+            pad,
+            dy,
+            &wf,
+            &vec![0.0; d.ci],
+        );
     }
     if d.direct() {
         let (dw, db) = direct_weight_grad(cpu, d, x, dy);
         return (want_dx.then_some(dx), dw, db);
     }
     let c = chunk(d.n);
-    let dx_chunks: Vec<Option<&mut [MaybeUninit<f32>]>> = if want_dx { fresh.chunks_mut(c * img_in).map(Some).collect() } else { (0..d.n.div_ceil(c)).map(|_| None).collect() };
+    let dx_chunks: Vec<Option<&mut [MaybeUninit<f32>]>> = if want_dx {
+        fresh.chunks_mut(c * img_in).map(Some).collect()
+    } else {
+        (0..d.n.div_ceil(c)).map(|_| None).collect()
+    };
     let zero = || (vec![0.0; d.co * k], vec![0.0; d.co]);
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
         .map(|(i, dxs)| {
             let mut dxs = dxs.map(|chunk| write_all(chunk, |_| 0.0));
-            let ((mut dw, mut db), mut cols, mut dcols) = (zero(), vec![0.0; if d.identity_cols() { 0 } else { k * p }], vec![0.0; if want_dx { k * p } else { 0 }]);
+            let ((mut dw, mut db), mut cols, mut dcols) = (
+                zero(),
+                vec![0.0; if d.identity_cols() { 0 } else { k * p }],
+                vec![0.0; if want_dx { k * p } else { 0 }],
+            );
             let first = i * c;
             let last = (first + c).min(d.n);
             for img in first..last {
@@ -382,17 +460,39 @@ mod tests {
     /// in order), whatever rayon's work stealing did: resumed runs repeat uninterrupted ones.
     #[test]
     fn gradients_do_not_depend_on_thread_scheduling() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .expect("pool");
         for (stride, pad) in [(1, 1), (2, 1)] {
-            let d = ConvDims { n: 37, ci: 3, h: 9, w: 8, co: 5, kh: 3, kw: 3, stride: [stride, stride], padding: [pad, pad] };
+            let d = ConvDims {
+                n: 37,
+                ci: 3,
+                h: 9,
+                w: 8,
+                co: 5,
+                kh: 3,
+                kw: 3,
+                stride: [stride, stride],
+                padding: [pad, pad],
+            };
             let (ho, wo) = d.out_hw();
-            let x: Vec<f32> = (0..d.n * d.ci * d.h * d.w).map(|i| (i as f32 * 0.731).sin()).collect();
-            let w: Vec<f32> = (0..d.co * d.ci * 9).map(|i| (i as f32 * 0.37).cos()).collect();
-            let dy: Vec<f32> = (0..d.n * d.co * ho * wo).map(|i| (i as f32 * 0.113).sin()).collect();
+            let x: Vec<f32> = (0..d.n * d.ci * d.h * d.w)
+                .map(|i| (i as f32 * 0.731).sin())
+                .collect();
+            let w: Vec<f32> = (0..d.co * d.ci * 9)
+                .map(|i| (i as f32 * 0.37).cos())
+                .collect();
+            let dy: Vec<f32> = (0..d.n * d.co * ho * wo)
+                .map(|i| (i as f32 * 0.113).sin())
+                .collect();
             let first = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
             for _ in 0..8 {
                 let again = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
-                assert!(again.1 == first.1 && again.2 == first.2 && again.0 == first.0, "stride {stride}: gradients changed between calls");
+                assert!(
+                    again.1 == first.1 && again.2 == first.2 && again.0 == first.0,
+                    "stride {stride}: gradients changed between calls"
+                );
             }
         }
     }
@@ -401,7 +501,11 @@ mod tests {
     fn reference(d: &ConvDims, x: &[f32], w: &[f32], b: &[f32], r: &[f32]) -> [Vec<f32>; 4] {
         let (ho, wo) = d.out_hw();
         let mut y = vec![0.0f64; d.n * d.co * ho * wo];
-        let (mut dx, mut dw, mut db) = (vec![0.0f64; x.len()], vec![0.0f64; w.len()], vec![0.0f64; b.len()]);
+        let (mut dx, mut dw, mut db) = (
+            vec![0.0f64; x.len()],
+            vec![0.0f64; w.len()],
+            vec![0.0f64; b.len()],
+        );
         for n in 0..d.n {
             for co in 0..d.co {
                 for oy in 0..ho {
@@ -412,11 +516,16 @@ mod tests {
                         for ci in 0..d.ci {
                             for ky in 0..d.kh {
                                 for kx in 0..d.kw {
-                                    let (iy, ix) = ((oy * d.stride[0] + ky) as isize - d.padding[0] as isize, (ox * d.stride[1] + kx) as isize - d.padding[1] as isize);
-                                    if iy < 0 || ix < 0 || iy >= d.h as isize || ix >= d.w as isize {
+                                    let (iy, ix) = (
+                                        (oy * d.stride[0] + ky) as isize - d.padding[0] as isize,
+                                        (ox * d.stride[1] + kx) as isize - d.padding[1] as isize,
+                                    );
+                                    if iy < 0 || ix < 0 || iy >= d.h as isize || ix >= d.w as isize
+                                    {
                                         continue;
                                     }
-                                    let xi = ((n * d.ci + ci) * d.h + iy as usize) * d.w + ix as usize;
+                                    let xi =
+                                        ((n * d.ci + ci) * d.h + iy as usize) * d.w + ix as usize;
                                     let wi = ((co * d.ci + ci) * d.kh + ky) * d.kw + kx;
                                     y[o] += (x[xi] * w[wi]) as f64;
                                     dx[xi] += (r[o] * w[wi]) as f64;
@@ -436,21 +545,57 @@ mod tests {
     /// definition.
     #[test]
     fn every_isa_matches_the_definition() {
-        let val = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        let val = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
         // (n, ci, co, h, w, k, stride, pad)
-        for (n, ci, co, h, w, k, s, p) in [(2, 3, 5, 7, 9, 3, 1, 1), (1, 4, 17, 8, 8, 3, 2, 1), (3, 2, 33, 5, 6, 1, 1, 0), (2, 5, 7, 9, 7, 5, 1, 2), (1, 16, 16, 6, 6, 3, 1, 1)] {
-            let d = ConvDims { n, ci, h, w, co, kh: k, kw: k, stride: [s, s], padding: [p, p] };
+        for (n, ci, co, h, w, k, s, p) in [
+            (2, 3, 5, 7, 9, 3, 1, 1),
+            (1, 4, 17, 8, 8, 3, 2, 1),
+            (3, 2, 33, 5, 6, 1, 1, 0),
+            (2, 5, 7, 9, 7, 5, 1, 2),
+            (1, 16, 16, 6, 6, 3, 1, 1),
+        ] {
+            let d = ConvDims {
+                n,
+                ci,
+                h,
+                w,
+                co,
+                kh: k,
+                kw: k,
+                stride: [s, s],
+                padding: [p, p],
+            };
             let (ho, wo) = d.out_hw();
-            let (x, wt, b, r) = (val(n * ci * h * w, 1), val(co * ci * k * k, 2), val(co, 3), val(n * co * ho * wo, 4));
+            let (x, wt, b, r) = (
+                val(n * ci * h * w, 1),
+                val(co * ci * k * k, 2),
+                val(co, 3),
+                val(n * co * ho * wo, 4),
+            );
             let want = reference(&d, &x, &wt, &b, &r);
             for cpu in Cpu::all() {
                 let y = conv2d_forward(cpu, &d, &x, &wt, &b);
                 let (dx, dw, db) = conv2d_backward(cpu, &d, &x, &wt, &r, true);
-                let what = format!("{:?} n {n} ci {ci} co {co} {h}x{w} k {k} stride {s} pad {p}", cpu.isa());
-                for (name, got, want) in [("y", &y, &want[0]), ("dx", &dx.expect("dx"), &want[1]), ("dw", &dw, &want[2]), ("db", &db, &want[3])] {
+                let what = format!(
+                    "{:?} n {n} ci {ci} co {co} {h}x{w} k {k} stride {s} pad {p}",
+                    cpu.isa()
+                );
+                for (name, got, want) in [
+                    ("y", &y, &want[0]),
+                    ("dx", &dx.expect("dx"), &want[1]),
+                    ("dw", &dw, &want[2]),
+                    ("db", &db, &want[3]),
+                ] {
                     assert_eq!(got.len(), want.len(), "{what}: {name} length");
                     for (i, (a, e)) in got.iter().zip(want).enumerate() {
-                        assert!((a - e).abs() < 1e-4 * (1.0 + e.abs()), "{what}: {name}[{i}] {a} vs {e}");
+                        assert!(
+                            (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                            "{what}: {name}[{i}] {a} vs {e}"
+                        );
                     }
                 }
             }
@@ -460,14 +605,34 @@ mod tests {
     /// The kernel's weight gradient against central finite differences of the kernel itself.
     #[test]
     fn weight_gradient_matches_finite_differences() {
-        let d = ConvDims { n: 2, ci: 2, h: 5, w: 4, co: 3, kh: 3, kw: 3, stride: [2, 1], padding: [1, 1] };
-        let val = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        let d = ConvDims {
+            n: 2,
+            ci: 2,
+            h: 5,
+            w: 4,
+            co: 3,
+            kh: 3,
+            kw: 3,
+            stride: [2, 1],
+            padding: [1, 1],
+        };
+        let val = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
         let x = val(d.n * d.ci * d.h * d.w, 1);
         let w = val(d.co * d.ci * 9, 2);
         let b = val(d.co, 3);
         let (ho, wo) = d.out_hw();
         let r = val(d.n * d.co * ho * wo, 4);
-        let loss = |w: &[f32]| -> f64 { conv2d_forward(Cpu::best(), &d, &x, w, &b).iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
+        let loss = |w: &[f32]| -> f64 {
+            conv2d_forward(Cpu::best(), &d, &x, w, &b)
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| (*a * *b) as f64)
+                .sum()
+        };
         let (_, dw, _) = conv2d_backward(Cpu::best(), &d, &x, &w, &r, false);
         let eps = 1e-2f32;
         for k in 0..w.len() {
@@ -475,7 +640,11 @@ mod tests {
             wp[k] += eps;
             wm[k] -= eps;
             let fd = (loss(&wp) - loss(&wm)) / (2.0 * eps as f64);
-            assert!((fd - dw[k] as f64).abs() < 2e-3, "dW[{k}]: analytic {} vs finite difference {fd}", dw[k]);
+            assert!(
+                (fd - dw[k] as f64).abs() < 2e-3,
+                "dW[{k}]: analytic {} vs finite difference {fd}",
+                dw[k]
+            );
         }
     }
 }

@@ -38,16 +38,26 @@ pub struct Padded {
 impl Padded {
     pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
         let (hp, wp) = (h + 2 * ph, w + pw);
-        Self { data: vec![0.0; c * hp * wp + wp + SLACK], hp, wp }
+        Self {
+            data: vec![0.0; c * hp * wp + wp + SLACK],
+            hp,
+            wp,
+        }
     }
 
     /// Copies x [C, H, W] into the interior (the borders stay zero).
     pub fn fill(&mut self, x: &[f32], c: usize, h: usize, w: usize, ph: usize, pw: usize) {
-        assert!(x.len() >= c * h * w && self.data.len() >= c * self.hp * self.wp + pw, "Padded::fill: sizes");
+        assert!(
+            x.len() >= c * h * w && self.data.len() >= c * self.hp * self.wp + pw,
+            "Padded::fill: sizes"
+        );
         for ch in 0..c {
             for y in 0..h {
                 let dst = (ch * self.hp + y + ph) * self.wp + pw;
-                let (to, from) = (&mut self.data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+                let (to, from) = (
+                    &mut self.data[dst..dst + w],
+                    &x[(ch * h + y) * w..(ch * h + y + 1) * w],
+                );
                 // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
                 // memcpy call per row (4% of a ResNet-20 step).
                 let mut blocks = to.chunks_exact_mut(8);
@@ -63,18 +73,37 @@ impl Padded {
 
 /// Offsets of the taps (ci, ky, kx) in a padded image.
 pub fn tap_offsets(ci: usize, kh: usize, kw: usize, hp: usize, wp: usize) -> Vec<usize> {
-    (0..ci).flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| c * hp * wp + ky * wp + kx))).collect()
+    (0..ci)
+        .flat_map(|c| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| c * hp * wp + ky * wp + kx)))
+        .collect()
 }
 
 /// out[co][q] = bias[co] + Σ_p w[co][p]·x[q + offs[p]] for q in 0..len; `out` is [Co, len].
-pub fn wide_conv(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32]) {
+pub fn wide_conv(
+    cpu: Cpu,
+    w: &[f32],
+    offs: &[usize],
+    x: &[f32],
+    len: usize,
+    bias: &[f32],
+    out: &mut [f32],
+) {
     wide_conv_ld(cpu, w, offs, x, len, bias, out, len)
 }
 
 /// [`wide_conv`] with rows of `out` `ldc` apart (≥ len). `x` must reach [`SLACK`] floats past
 /// the last tap of the last pixel (as [`Padded`] does).
 #[allow(clippy::too_many_arguments)]
-pub fn wide_conv_ld(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize) {
+pub fn wide_conv_ld(
+    cpu: Cpu,
+    w: &[f32],
+    offs: &[usize],
+    x: &[f32],
+    len: usize,
+    bias: &[f32],
+    out: &mut [f32],
+    ldc: usize,
+) {
     wide_conv_acc(cpu, w, offs.len(), offs, x, len, bias, out, ldc, false)
 }
 
@@ -82,16 +111,49 @@ pub fn wide_conv_ld(cpu: Cpu, w: &[f32], offs: &[usize], x: &[f32], len: usize, 
 /// wider weight matrix can be run on its own), and with `acc` the result is added to what
 /// `out` holds (bias included: pass zeros for the blocks after the first).
 #[allow(clippy::too_many_arguments)]
-pub fn wide_conv_acc(cpu: Cpu, w: &[f32], ldw: usize, offs: &[usize], x: &[f32], len: usize, bias: &[f32], out: &mut [f32], ldc: usize, acc: bool) {
+pub fn wide_conv_acc(
+    cpu: Cpu,
+    w: &[f32],
+    ldw: usize,
+    offs: &[usize],
+    x: &[f32],
+    len: usize,
+    bias: &[f32],
+    out: &mut [f32],
+    ldc: usize,
+    acc: bool,
+) {
     let (co, k) = (bias.len(), offs.len());
-    assert!(ldw >= k && (co == 0 || w.len() >= (co - 1) * ldw + k), "wide_conv: weights");
-    assert!(ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len), "wide_conv: output");
-    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
-    assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
+    assert!(
+        ldw >= k && (co == 0 || w.len() >= (co - 1) * ldw + k),
+        "wide_conv: weights"
+    );
+    assert!(
+        ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len),
+        "wide_conv: output"
+    );
+    let reach = offs
+        .iter()
+        .max()
+        .map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
+    assert!(
+        k == 0 || x.len() >= reach,
+        "wide_conv: input too short for its taps"
+    );
     if co == 0 || len == 0 {
         return;
     }
-    cpu.run(Conv { w, ldw, offs, x, len, bias, out, ldc, acc })
+    cpu.run(Conv {
+        w,
+        ldw,
+        offs,
+        x,
+        len,
+        bias,
+        out,
+        ldc,
+        acc,
+    })
 }
 
 struct Conv<'a> {
@@ -141,7 +203,17 @@ impl Kernel for Conv<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Conv { w, ldw, offs, x, len, bias, out, ldc, acc } = self;
+        let Conv {
+            w,
+            ldw,
+            offs,
+            x,
+            len,
+            bias,
+            out,
+            ldc,
+            acc,
+        } = self;
         let (co, k) = (bias.len(), offs.len());
         let reach = offs.iter().copied().max().unwrap_or(0);
         let tiles = co.div_ceil(MR);
@@ -151,7 +223,18 @@ impl Kernel for Conv<'_> {
             let mut r0 = 0;
             for ti in 0..tiles {
                 let rows = co / tiles + usize::from(ti < co % tiles);
-                let args = ConvTile { w: &w[r0 * ldw..(r0 + rows - 1) * ldw + k], ldw, offs, reach, x: &x[q0..], bias: &bias[r0..r0 + rows], c: &mut out[r0 * ldc + q0..], ldc, width, acc };
+                let args = ConvTile {
+                    w: &w[r0 * ldw..(r0 + rows - 1) * ldw + k],
+                    ldw,
+                    offs,
+                    reach,
+                    x: &x[q0..],
+                    bias: &bias[r0..r0 + rows],
+                    c: &mut out[r0 * ldc + q0..],
+                    ldc,
+                    width,
+                    acc,
+                };
                 tiles!(conv_tile, s, rows, args);
                 r0 += rows;
             }
@@ -176,13 +259,34 @@ struct ConvTile<'a> {
 /// R output channels × NV vectors of pixels.
 #[inline(always)]
 fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
-    let ConvTile { w, ldw, offs, reach, x, bias, c, ldc, width, acc } = t;
+    let ConvTile {
+        w,
+        ldw,
+        offs,
+        reach,
+        x,
+        bias,
+        c,
+        ldc,
+        width,
+        acc,
+    } = t;
     let k = offs.len();
     let full = NV * S::LANES;
-    assert!(ldw >= k && w.len() >= (R - 1) * ldw + k && bias.len() >= R && width <= full && c.len() >= (R - 1) * ldc + width, "conv tile: operands");
+    assert!(
+        ldw >= k
+            && w.len() >= (R - 1) * ldw + k
+            && bias.len() >= R
+            && width <= full
+            && c.len() >= (R - 1) * ldc + width,
+        "conv tile: operands"
+    );
     // Every tap's full-width load stays inside x: `reach` is the largest offset (the one caller,
     // `Conv::run`, works it out once from `offs` rather than every tile checking every tap).
-    assert!(k == 0 || reach + full <= x.len(), "conv tile: input too short");
+    assert!(
+        k == 0 || reach + full <= x.len(),
+        "conv tile: input too short"
+    );
     let mut t = [[s.zero(); NV]; R];
     for (r, row) in t.iter_mut().enumerate() {
         *row = [s.splat(bias[r]); NV];
@@ -208,7 +312,14 @@ fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
 /// Stores R rows × `width` ≤ NV·LANES values of the tile (row r at r·ldc), adding what is
 /// there if `acc`.
 #[inline(always)]
-pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S::V; NV]; R], c: &mut [f32], ldc: usize, width: usize, acc: bool) {
+pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(
+    s: S,
+    t: &[[S::V; NV]; R],
+    c: &mut [f32],
+    ldc: usize,
+    width: usize,
+    acc: bool,
+) {
     assert!(c.len() >= (R - 1) * ldc + width, "tile store: output");
     for (r, row) in t.iter().enumerate() {
         for (v, x) in row.iter().enumerate() {
@@ -221,11 +332,19 @@ pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S
             if hi - lo == S::LANES {
                 // SAFETY: dst holds LANES values.
                 unsafe {
-                    let y = if acc { s.add(*x, s.load(dst.as_ptr())) } else { *x };
+                    let y = if acc {
+                        s.add(*x, s.load(dst.as_ptr()))
+                    } else {
+                        *x
+                    };
                     s.store(dst.as_mut_ptr(), y);
                 }
             } else {
-                let y = if acc { s.add(*x, s.load_partial(dst)) } else { *x };
+                let y = if acc {
+                    s.add(*x, s.load_partial(dst))
+                } else {
+                    *x
+                };
                 s.store_partial(dst, y);
             }
         }
@@ -238,10 +357,25 @@ pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(s: S, t: &[[S
 /// are taps (each a contiguous run of the padded input), columns NV vectors of output
 /// channels: every q is NV loads of dyt and R broadcasts.
 #[allow(clippy::too_many_arguments)]
-pub fn wide_weight_grad(cpu: Cpu, offs: &[usize], x: &[f32], len: usize, dyt: &[f32], co: usize, out: &mut [f32], acc: bool) {
+pub fn wide_weight_grad(
+    cpu: Cpu,
+    offs: &[usize],
+    x: &[f32],
+    len: usize,
+    dyt: &[f32],
+    co: usize,
+    out: &mut [f32],
+    acc: bool,
+) {
     let k = offs.len();
-    assert!(dyt.len() >= len * co + SLACK && out.len() >= k * co, "wide_weight_grad: sizes");
-    assert!(offs.iter().all(|&o| o + len <= x.len()), "wide_weight_grad: input too short for its taps");
+    assert!(
+        dyt.len() >= len * co + SLACK && out.len() >= k * co,
+        "wide_weight_grad: sizes"
+    );
+    assert!(
+        offs.iter().all(|&o| o + len <= x.len()),
+        "wide_weight_grad: input too short for its taps"
+    );
     if k == 0 || co == 0 {
         return;
     }
@@ -251,7 +385,15 @@ pub fn wide_weight_grad(cpu: Cpu, offs: &[usize], x: &[f32], len: usize, dyt: &[
         }
         return;
     }
-    cpu.run(WeightGrad { offs, x, len, dyt, co, out, acc })
+    cpu.run(WeightGrad {
+        offs,
+        x,
+        len,
+        dyt,
+        co,
+        out,
+        acc,
+    })
 }
 
 struct WeightGrad<'a> {
@@ -269,7 +411,15 @@ impl Kernel for WeightGrad<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let WeightGrad { offs, x, len, dyt, co, out, acc } = self;
+        let WeightGrad {
+            offs,
+            x,
+            len,
+            dyt,
+            co,
+            out,
+            acc,
+        } = self;
         let k = offs.len();
         let tiles = k.div_ceil(MR);
         let step = S::NV * S::LANES;
@@ -278,7 +428,16 @@ impl Kernel for WeightGrad<'_> {
             let rows = k / tiles + usize::from(ti < k % tiles);
             for c0 in (0..co).step_by(step) {
                 let width = step.min(co - c0);
-                let args = GradTile { offs: &offs[p0..p0 + rows], x, len, b: &dyt[c0..], ldb: co, c: &mut out[p0 * co + c0..], width, acc };
+                let args = GradTile {
+                    offs: &offs[p0..p0 + rows],
+                    x,
+                    len,
+                    b: &dyt[c0..],
+                    ldb: co,
+                    c: &mut out[p0 * co + c0..],
+                    width,
+                    acc,
+                };
                 tiles!(grad_tile, s, rows, args);
             }
             p0 += rows;
@@ -300,11 +459,26 @@ struct GradTile<'a> {
 /// R taps × NV vectors of output channels, reduced over the `len` pixels.
 #[inline(always)]
 fn grad_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: GradTile) {
-    let GradTile { offs, x, len, b, ldb, c, width, acc } = t;
+    let GradTile {
+        offs,
+        x,
+        len,
+        b,
+        ldb,
+        c,
+        width,
+        acc,
+    } = t;
     let full = NV * S::LANES;
-    assert!(offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()), "grad tile: input too short");
+    assert!(
+        offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()),
+        "grad tile: input too short"
+    );
     // Row q's full-width load reads b[q·ldb .. q·ldb + full]: inside b for every q < len.
-    assert!(len == 0 || (len - 1) * ldb + full <= b.len(), "grad tile: output gradient too short");
+    assert!(
+        len == 0 || (len - 1) * ldb + full <= b.len(),
+        "grad tile: output gradient too short"
+    );
     let mut rows = [x.as_ptr(); R];
     for (r, p) in rows.iter_mut().enumerate() {
         // SAFETY: offs[r] + len ≤ x.len() (asserted): the row pointer and its len values are in x.
@@ -344,7 +518,9 @@ mod tests {
     impl Case {
         fn new(ci: usize, co: usize, h: usize, w: usize, k: usize, pad: usize) -> Self {
             let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
+            let wt = (0..co * ci * k * k)
+                .map(|i| (i as f32 * 0.11).cos())
+                .collect();
             let bias = (0..co).map(|i| i as f32 * 0.1).collect();
             let mut xp = Padded::new(ci, h, w, pad, pad);
             xp.fill(&x, ci, h, w, pad, pad);
@@ -358,7 +534,15 @@ mod tests {
     #[test]
     fn wide_weight_grad_matches_the_plain_sum() {
         for cpu in Cpu::all() {
-            let cases = [(3, 5, 6, 7, 3, 1), (2, 16, 4, 4, 3, 1), (1, 19, 5, 3, 1, 0), (4, 33, 6, 6, 3, 2), (2, 32, 5, 5, 3, 1), (1, 64, 3, 4, 3, 1), (2, 8, 3, 3, 1, 0)];
+            let cases = [
+                (3, 5, 6, 7, 3, 1),
+                (2, 16, 4, 4, 3, 1),
+                (1, 19, 5, 3, 1, 0),
+                (4, 33, 6, 6, 3, 2),
+                (2, 32, 5, 5, 3, 1),
+                (1, 64, 3, 4, 3, 1),
+                (2, 8, 3, 3, 1, 0),
+            ];
             // Under Miri (a thousand times slower) the first two cases only.
             for &(ci, co, h, w, k, pad) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let Case { xp, offs, .. } = Case::new(ci, co, h, w, k, pad);
@@ -367,13 +551,24 @@ mod tests {
                 dyt.extend([f32::NAN; SLACK]);
                 for acc in [false, true] {
                     let init: Vec<f32> = (0..offs.len() * co).map(|i| i as f32 * 0.01).collect();
-                    let mut out = if acc { init.clone() } else { vec![f32::NAN; init.len()] };
+                    let mut out = if acc {
+                        init.clone()
+                    } else {
+                        vec![f32::NAN; init.len()]
+                    };
                     wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, co, &mut out, acc);
                     for p in 0..offs.len() {
                         for c in 0..co {
-                            let want = (0..len).map(|q| xp.data[q + offs[p]] * dyt[q * co + c]).sum::<f32>() + if acc { init[p * co + c] } else { 0.0 };
+                            let want = (0..len)
+                                .map(|q| xp.data[q + offs[p]] * dyt[q * co + c])
+                                .sum::<f32>()
+                                + if acc { init[p * co + c] } else { 0.0 };
                             let got = out[p * co + c];
-                            assert!((got - want).abs() < 1e-3 * (1.0 + want.abs()), "{:?} ci {ci} co {co} k {k} acc {acc} at ({p}, {c}): {got} vs {want}", cpu.isa());
+                            assert!(
+                                (got - want).abs() < 1e-3 * (1.0 + want.abs()),
+                                "{:?} ci {ci} co {co} k {k} acc {acc} at ({p}, {c}): {got} vs {want}",
+                                cpu.isa()
+                            );
                         }
                     }
                 }
@@ -386,7 +581,13 @@ mod tests {
     #[test]
     fn wide_conv_matches_the_plain_sum() {
         for cpu in Cpu::all() {
-            let cases = [(3, 5, 6, 7, 3, 1), (1, 1, 4, 4, 1, 0), (4, 13, 9, 5, 5, 2), (2, 6, 3, 3, 3, 0), (3, 7, 8, 8, 3, 1)];
+            let cases = [
+                (3, 5, 6, 7, 3, 1),
+                (1, 1, 4, 4, 1, 0),
+                (4, 13, 9, 5, 5, 2),
+                (2, 6, 3, 3, 3, 0),
+                (3, 7, 8, 8, 3, 1),
+            ];
             for &(ci, co, h, w, k, pad) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let Case { wt, bias, xp, offs } = Case::new(ci, co, h, w, k, pad);
                 let ho = xp.hp - k + 1;
@@ -396,11 +597,22 @@ mod tests {
                 wide_conv_ld(cpu, &wt, &offs, &xp.data, len, &bias, &mut out, ldc);
                 for c in 0..co {
                     for q in 0..len {
-                        let want = bias[c] + (0..offs.len()).map(|p| wt[c * offs.len() + p] * xp.data[q + offs[p]]).sum::<f32>();
+                        let want = bias[c]
+                            + (0..offs.len())
+                                .map(|p| wt[c * offs.len() + p] * xp.data[q + offs[p]])
+                                .sum::<f32>();
                         let got = out[c * ldc + q];
-                        assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{:?} ci {ci} co {co} {h}x{w} k {k} at ({c}, {q}): {got} vs {want}", cpu.isa());
+                        assert!(
+                            (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{:?} ci {ci} co {co} {h}x{w} k {k} at ({c}, {q}): {got} vs {want}",
+                            cpu.isa()
+                        );
                     }
-                    assert!(out[c * ldc + len..(c + 1) * ldc].iter().all(|v| v.is_nan()), "{:?}: wrote past the row", cpu.isa());
+                    assert!(
+                        out[c * ldc + len..(c + 1) * ldc].iter().all(|v| v.is_nan()),
+                        "{:?}: wrote past the row",
+                        cpu.isa()
+                    );
                 }
             }
         }

@@ -32,7 +32,8 @@ impl GemvMatrix {
             let width = BLOCK.min(n - b * BLOCK);
             for r in 0..k {
                 let dst = (b * k + r) * BLOCK;
-                data[dst..dst + width].copy_from_slice(&w[r * n + b * BLOCK..r * n + b * BLOCK + width]);
+                data[dst..dst + width]
+                    .copy_from_slice(&w[r * n + b * BLOCK..r * n + b * BLOCK + width]);
             }
         }
         Self { k, n, data }
@@ -59,9 +60,16 @@ pub fn gemv_acc(cpu: Cpu, x: &[f32], w: &GemvMatrix, y: &mut [f32]) {
     let (k, blocks, threads) = (w.k, w.n.div_ceil(BLOCK), rayon::current_num_threads());
     if threads > 1 && blocks > 1 && k * w.n >= PAR_MIN {
         let per = blocks.div_ceil(threads);
-        y.par_chunks_mut(per * BLOCK).zip(w.data.par_chunks(per * k * BLOCK)).for_each(|(y, data)| cpu.run(Gemv { x, k, data, y }));
+        y.par_chunks_mut(per * BLOCK)
+            .zip(w.data.par_chunks(per * k * BLOCK))
+            .for_each(|(y, data)| cpu.run(Gemv { x, k, data, y }));
     } else {
-        cpu.run(Gemv { x, k, data: &w.data, y })
+        cpu.run(Gemv {
+            x,
+            k,
+            data: &w.data,
+            y,
+        })
     }
 }
 
@@ -79,7 +87,10 @@ impl Kernel for Gemv<'_> {
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
         let Gemv { x, k, data, y } = self;
-        assert!(x.len() == k && data.len() == y.len().div_ceil(BLOCK) * k * BLOCK, "gemv: blocks");
+        assert!(
+            x.len() == k && data.len() == y.len().div_ceil(BLOCK) * k * BLOCK,
+            "gemv: blocks"
+        );
         if k == 0 {
             return;
         }
@@ -106,7 +117,19 @@ mod tests {
         for cpu in Cpu::all() {
             // Widths below, at and across the 64-wide block; K = 1 and odd.
             // And two past PAR_MIN, split over the threads (16 and 5 blocks, the last partial).
-            for (k, n) in [(1, 1), (3, 63), (7, 64), (5, 65), (17, 130), (33, 200), (128, 1024), (600, 300)].into_iter().take(if cfg!(miri) { 6 } else { 8 }) {
+            for (k, n) in [
+                (1, 1),
+                (3, 63),
+                (7, 64),
+                (5, 65),
+                (17, 130),
+                (33, 200),
+                (128, 1024),
+                (600, 300),
+            ]
+            .into_iter()
+            .take(if cfg!(miri) { 6 } else { 8 })
+            {
                 let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
                 let y0: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
@@ -114,7 +137,12 @@ mod tests {
                 gemv_acc(cpu, &x, &GemvMatrix::new(&w, k, n), &mut y);
                 for j in 0..n {
                     let want = y0[j] + (0..k).map(|i| x[i] * w[i * n + j]).sum::<f32>();
-                    assert!((y[j] - want).abs() < 1e-5 * (1.0 + want.abs()), "{:?} k {k} n {n} j {j}: {} vs {want}", cpu.isa(), y[j]);
+                    assert!(
+                        (y[j] - want).abs() < 1e-5 * (1.0 + want.abs()),
+                        "{:?} k {k} n {n} j {j}: {} vs {want}",
+                        cpu.isa(),
+                        y[j]
+                    );
                 }
             }
         }

@@ -47,7 +47,9 @@ impl Access {
         }
         match Cpu::current() {
             #[cfg(target_arch = "x86_64")]
-            Cpu::Avx512(_) | Cpu::Avx2(_) => crate::simd::Avx2::try_new().map_or(Access::Pairs, Access::Avx),
+            Cpu::Avx512(_) | Cpu::Avx2(_) => {
+                crate::simd::Avx2::try_new().map_or(Access::Pairs, Access::Avx)
+            }
             #[cfg(target_arch = "aarch64")]
             Cpu::Neon(n) => Access::Neon(n),
             _ => Access::Pairs,
@@ -92,14 +94,30 @@ impl HogwildTable {
     }
 
     fn with_access(values: &[f32], dim: usize, access: Access) -> Self {
-        assert!(dim > 0 && values.len().is_multiple_of(dim), "hogwild table: {} values are not rows of {dim}", values.len());
+        assert!(
+            dim > 0 && values.len().is_multiple_of(dim),
+            "hogwild table: {} values are not rows of {dim}",
+            values.len()
+        );
         let blocks = dim.div_ceil(4);
         let at = |row: &[f32], j: usize| row.get(j).copied().unwrap_or(0.0);
         let data = values
             .chunks_exact(dim)
-            .flat_map(|row| (0..blocks).map(move |b| Block([AtomicU64::new(pack(at(row, 4 * b), at(row, 4 * b + 1))), AtomicU64::new(pack(at(row, 4 * b + 2), at(row, 4 * b + 3)))])))
+            .flat_map(|row| {
+                (0..blocks).map(move |b| {
+                    Block([
+                        AtomicU64::new(pack(at(row, 4 * b), at(row, 4 * b + 1))),
+                        AtomicU64::new(pack(at(row, 4 * b + 2), at(row, 4 * b + 3))),
+                    ])
+                })
+            })
             .collect();
-        Self { dim, blocks, data, access }
+        Self {
+            dim,
+            blocks,
+            data,
+            access,
+        }
     }
 
     pub fn dim(&self) -> usize {
@@ -167,7 +185,10 @@ impl HogwildTable {
     /// forwarding: reading first, then a vectorised dot, measured 40% slower word2vec).
     #[inline]
     pub fn read_dot(&self, i: u32, h: &[f32], out: &mut [f32]) -> f32 {
-        assert!(out.len() == self.dim && h.len() == self.dim, "hogwild read_dot: row length");
+        assert!(
+            out.len() == self.dim && h.len() == self.dim,
+            "hogwild read_dot: row length"
+        );
         match self.access {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX and FMA; lengths as asserted above.
@@ -280,7 +301,10 @@ impl HogwildTable {
     /// row `i` ← o + g·h, in one pass (word2vec.c's and gensim's inner update).
     #[inline]
     pub fn update(&self, i: u32, g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
-        assert!(o.len() == self.dim && h.len() == self.dim && e.len() == self.dim, "hogwild update: row length");
+        assert!(
+            o.len() == self.dim && h.len() == self.dim && e.len() == self.dim,
+            "hogwild update: row length"
+        );
         match self.access {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX and FMA; lengths as asserted above.
@@ -332,7 +356,9 @@ mod avx {
         let v: __m128;
         // SAFETY: `b` is a live, 16-byte aligned block (its type's alignment); AVX makes the
         // aligned 16-byte load one atomic access (module docs); it only reads that memory.
-        unsafe { asm!("vmovaps {v}, xmmword ptr [{p}]", p = in(reg) b, v = out(xmm_reg) v, options(nostack, preserves_flags, readonly)) };
+        unsafe {
+            asm!("vmovaps {v}, xmmword ptr [{p}]", p = in(reg) b, v = out(xmm_reg) v, options(nostack, preserves_flags, readonly))
+        };
         v
     }
 
@@ -342,7 +368,9 @@ mod avx {
     unsafe fn store(b: &Block, v: __m128) {
         // SAFETY: as in `load`; the block's atomics make writing through `&Block` legitimate
         // (interior mutability), and the store is one atomic access.
-        unsafe { asm!("vmovaps xmmword ptr [{p}], {v}", p = in(reg) b, v = in(xmm_reg) v, options(nostack, preserves_flags)) };
+        unsafe {
+            asm!("vmovaps xmmword ptr [{p}], {v}", p = in(reg) b, v = in(xmm_reg) v, options(nostack, preserves_flags))
+        };
     }
 
     /// Loads `row` into `out` and, with `h`, returns Σ row·h.
@@ -400,7 +428,11 @@ mod avx {
             // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; AVX by contract.
             unsafe {
                 let xv = _mm_loadu_ps(x.as_ptr().add(4 * j));
-                let v = if a.is_some() { _mm_fmadd_ps(av, xv, load(block)) } else { xv };
+                let v = if a.is_some() {
+                    _mm_fmadd_ps(av, xv, load(block))
+                } else {
+                    xv
+                };
                 store(block, v);
             }
         }
@@ -435,7 +467,10 @@ mod avx {
             // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; AVX by
             // contract.
             unsafe {
-                let (ov, hv) = (_mm_loadu_ps(o.as_ptr().add(4 * j)), _mm_loadu_ps(h.as_ptr().add(4 * j)));
+                let (ov, hv) = (
+                    _mm_loadu_ps(o.as_ptr().add(4 * j)),
+                    _mm_loadu_ps(h.as_ptr().add(4 * j)),
+                );
                 let ep = e.as_mut_ptr().add(4 * j);
                 _mm_storeu_ps(ep, _mm_fmadd_ps(gv, ov, _mm_loadu_ps(ep)));
                 store(block, _mm_fmadd_ps(gv, hv, ov));
@@ -492,7 +527,9 @@ mod neon {
         let v: float32x4_t;
         // SAFETY: `b` is a live, 16-byte aligned block; the load is two single-copy-atomic
         // 64-bit reads (module docs), the size the pairs use; it only reads.
-        unsafe { asm!("ldr {v:q}, [{p}]", p = in(reg) b, v = out(vreg) v, options(nostack, preserves_flags, readonly)) };
+        unsafe {
+            asm!("ldr {v:q}, [{p}]", p = in(reg) b, v = out(vreg) v, options(nostack, preserves_flags, readonly))
+        };
         v
     }
 
@@ -501,7 +538,9 @@ mod neon {
     #[inline(always)]
     unsafe fn store(b: &Block, v: float32x4_t) {
         // SAFETY: as in `load`; writing through `&Block` is the atomics' interior mutability.
-        unsafe { asm!("str {v:q}, [{p}]", p = in(reg) b, v = in(vreg) v, options(nostack, preserves_flags)) };
+        unsafe {
+            asm!("str {v:q}, [{p}]", p = in(reg) b, v = in(vreg) v, options(nostack, preserves_flags))
+        };
     }
 
     /// As `avx::read_dot`.
@@ -593,7 +632,10 @@ mod neon {
             // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; NEON by
             // contract.
             unsafe {
-                let (ov, hv) = (vld1q_f32(o.as_ptr().add(4 * j)), vld1q_f32(h.as_ptr().add(4 * j)));
+                let (ov, hv) = (
+                    vld1q_f32(o.as_ptr().add(4 * j)),
+                    vld1q_f32(h.as_ptr().add(4 * j)),
+                );
                 let ep = e.as_mut_ptr().add(4 * j);
                 vst1q_f32(ep, vfmaq_n_f32(vld1q_f32(ep), ov, g));
                 store(block, vfmaq_n_f32(ov, hv, g));
@@ -667,7 +709,11 @@ mod tests {
     /// Every way this CPU can access a table: the pairs, and the vector blocks where it has them.
     fn accesses() -> Vec<Access> {
         let best = Access::detect();
-        if matches!(best, Access::Pairs) { vec![Access::Pairs] } else { vec![Access::Pairs, best] }
+        if matches!(best, Access::Pairs) {
+            vec![Access::Pairs]
+        } else {
+            vec![Access::Pairs, best]
+        }
     }
 
     #[test]
@@ -701,9 +747,15 @@ mod tests {
                 let dot = t.read_dot(1, &h, &mut out);
                 assert_eq!(out, want[dim..2 * dim], "{access:?} dim {dim}");
                 let plain: f32 = out.iter().zip(&h).map(|(a, b)| a * b).sum();
-                assert!((dot - plain).abs() <= 1e-4 * (1.0 + plain.abs()), "{access:?} dim {dim}: {dot} vs {plain}");
+                assert!(
+                    (dot - plain).abs() <= 1e-4 * (1.0 + plain.abs()),
+                    "{access:?} dim {dim}: {dot} vs {plain}"
+                );
                 t.axpy(2, 0.5, &h);
-                want[2 * dim..].iter_mut().zip(&h).for_each(|(w, h)| *w += 0.5 * h);
+                want[2 * dim..]
+                    .iter_mut()
+                    .zip(&h)
+                    .for_each(|(w, h)| *w += 0.5 * h);
                 t.write(0, &h);
                 want[..dim].copy_from_slice(&h);
                 // update: e += g·o, row 1 ← o + g·h.
@@ -716,7 +768,11 @@ mod tests {
                 assert_eq!(t.to_vec(), want, "{access:?} dim {dim}");
                 let mut acc = vec![1.0; dim];
                 t.add_into(2, &mut acc);
-                assert_eq!(acc, want[2 * dim..].iter().map(|w| w + 1.0).collect::<Vec<_>>(), "{access:?} dim {dim}");
+                assert_eq!(
+                    acc,
+                    want[2 * dim..].iter().map(|w| w + 1.0).collect::<Vec<_>>(),
+                    "{access:?} dim {dim}"
+                );
                 // The padding stays zero: a later dot cannot pick anything up from it.
                 let mut r = vec![0.0; dim];
                 t.read(2, &mut r);
@@ -755,7 +811,10 @@ mod tests {
 
     #[test]
     fn dot_of_plain_slices() {
-        assert_eq!(dot(&[1.0; 11], &(0..11).map(|i| i as f32).collect::<Vec<_>>()), 55.0);
+        assert_eq!(
+            dot(&[1.0; 11], &(0..11).map(|i| i as f32).collect::<Vec<_>>()),
+            55.0
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ impl Isa {
     }
 
     pub fn parse(s: &str) -> Result<Isa, IsaError> {
-        Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| IsaError::Unknown(s.to_string()))
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| IsaError::Unknown(s.to_string()))
     }
 }
 
@@ -50,9 +53,13 @@ impl fmt::Display for Isa {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IsaError {
-    #[error("BURNLAB_ISA={0:?} is not an instruction set burnlab knows (avx512, avx2, neon, plain)")]
+    #[error(
+        "BURNLAB_ISA={0:?} is not an instruction set burnlab knows (avx512, avx2, neon, plain)"
+    )]
     Unknown(String),
-    #[error("BURNLAB_ISA={wanted} asks for an instruction set this CPU does not have (it has: {have}); the override can only lower the ISA")]
+    #[error(
+        "BURNLAB_ISA={wanted} asks for an instruction set this CPU does not have (it has: {have}); the override can only lower the ISA"
+    )]
     Unsupported { wanted: Isa, have: String },
 }
 
@@ -86,7 +93,10 @@ impl Cpu {
 
     /// The widest ISA this CPU supports.
     pub fn best() -> Cpu {
-        Isa::ALL.into_iter().find_map(Cpu::new).unwrap_or(Cpu::Plain(Plain::new()))
+        Isa::ALL
+            .into_iter()
+            .find_map(Cpu::new)
+            .unwrap_or(Cpu::Plain(Plain::new()))
     }
 
     /// Every ISA this CPU supports, widest first (`plain` always): what the tests run.
@@ -104,7 +114,14 @@ impl Cpu {
         match value {
             Some(v) if !v.trim().is_empty() => {
                 let wanted = Isa::parse(v)?;
-                Cpu::new(wanted).ok_or_else(|| IsaError::Unsupported { wanted, have: Cpu::all().iter().map(|c| c.isa().name()).collect::<Vec<_>>().join(", ") })
+                Cpu::new(wanted).ok_or_else(|| IsaError::Unsupported {
+                    wanted,
+                    have: Cpu::all()
+                        .iter()
+                        .map(|c| c.isa().name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
             }
             _ => Ok(Cpu::best()),
         }
@@ -161,14 +178,24 @@ mod tests {
     #[test]
     fn the_setting_can_only_lower_the_isa() {
         assert_eq!(Cpu::from_setting(None).map(Cpu::isa), Ok(Cpu::best().isa()));
-        assert_eq!(Cpu::from_setting(Some(" ")).map(Cpu::isa), Ok(Cpu::best().isa()));
-        assert_eq!(Cpu::from_setting(Some("plain")).map(Cpu::isa), Ok(Isa::Plain));
-        assert!(matches!(Cpu::from_setting(Some("avx3")), Err(IsaError::Unknown(_))));
+        assert_eq!(
+            Cpu::from_setting(Some(" ")).map(Cpu::isa),
+            Ok(Cpu::best().isa())
+        );
+        assert_eq!(
+            Cpu::from_setting(Some("plain")).map(Cpu::isa),
+            Ok(Isa::Plain)
+        );
+        assert!(matches!(
+            Cpu::from_setting(Some("avx3")),
+            Err(IsaError::Unknown(_))
+        ));
         for isa in Isa::ALL {
             match Cpu::new(isa) {
                 Some(_) => assert_eq!(Cpu::from_setting(Some(isa.name())).map(Cpu::isa), Ok(isa)),
                 None => {
-                    let err = Cpu::from_setting(Some(isa.name())).expect_err("unsupported ISA accepted");
+                    let err =
+                        Cpu::from_setting(Some(isa.name())).expect_err("unsupported ISA accepted");
                     assert!(matches!(err, IsaError::Unsupported { wanted, .. } if wanted == isa));
                     assert!(err.to_string().contains("does not have"), "{err}");
                 }
@@ -184,8 +211,15 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         {
             assert!(Cpu::new(Isa::Neon).is_none(), "no NEON token on x86-64");
-            assert_eq!(Cpu::new(Isa::Avx2).is_some(), std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"));
-            assert_eq!(Cpu::new(Isa::Avx512).is_some(), std::arch::is_x86_feature_detected!("avx512f"));
+            assert_eq!(
+                Cpu::new(Isa::Avx2).is_some(),
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            );
+            assert_eq!(
+                Cpu::new(Isa::Avx512).is_some(),
+                std::arch::is_x86_feature_detected!("avx512f")
+            );
         }
         #[cfg(target_arch = "aarch64")]
         assert!(Cpu::new(Isa::Neon).is_some() && Cpu::new(Isa::Avx2).is_none());

@@ -28,26 +28,48 @@ const KC: usize = 128;
 /// [`KC`] rows at a time: pass i is [N/32][kc][32] (each block's rows contiguous), read from W
 /// row by row. Rows of y are then shared out over rayon's threads in multiples of [`MR`]; each
 /// packs its own x panels and runs the tiles over every block of every pass.
-pub fn forward(cpu: Cpu, x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    assert!(x.len() == m * k && w.len() == k * n && bias.len() == n, "linear: operand sizes");
-    assert!(n.is_multiple_of(BLOCK), "linear: N must be a multiple of {BLOCK}");
+pub fn forward(
+    cpu: Cpu,
+    x: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<f32> {
+    assert!(
+        x.len() == m * k && w.len() == k * n && bias.len() == n,
+        "linear: operand sizes"
+    );
+    assert!(
+        n.is_multiple_of(BLOCK),
+        "linear: N must be a multiple of {BLOCK}"
+    );
     if m == 0 || n == 0 || k == 0 {
         return (0..m * n).map(|i| bias[i % n]).collect();
     }
     // SAFETY: `par_chunks_uninit` needs every value written: chunk i is pass i, kc = its length
     // / n rows of W; (blk, p, j) over blk < n/32, p < kc, j < 32 writes each of its kc·n once.
     let packed = unsafe {
-        crate::par::par_chunks_uninit(k * n, KC * n, || (), |_, pass, c| {
-            let kc = c.len() / n;
-            for (p, row) in w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate() {
-                for (blk, src) in row.as_chunks::<BLOCK>().0.iter().enumerate() {
-                    let dst = (blk * kc + p) * BLOCK;
-                    for (d, &v) in c[dst..dst + BLOCK].iter_mut().zip(src) {
-                        d.write(v);
+        crate::par::par_chunks_uninit(
+            k * n,
+            KC * n,
+            || (),
+            |_, pass, c| {
+                let kc = c.len() / n;
+                for (p, row) in w[pass * KC * n..(pass * KC + kc) * n]
+                    .chunks_exact(n)
+                    .enumerate()
+                {
+                    for (blk, src) in row.as_chunks::<BLOCK>().0.iter().enumerate() {
+                        let dst = (blk * kc + p) * BLOCK;
+                        for (d, &v) in c[dst..dst + BLOCK].iter_mut().zip(src) {
+                            d.write(v);
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     };
     let mut y = vec![0.0; m * n];
     let threads = rayon::current_num_threads().max(1);
@@ -72,7 +94,15 @@ pub fn forward(cpu: Cpu, x: &[f32], w: &[f32], bias: &[f32], m: usize, k: usize,
             }
             let pass = &packed[k0 * n..(k0 + kc) * n];
             for (blk, b) in pass.chunks_exact(kc * BLOCK).enumerate() {
-                cpu.run(Panels { a: &a[..panels * MR * kc], b, kc, rows: r, c: &mut yr[blk * BLOCK..], ldc: n, acc: k0 > 0 });
+                cpu.run(Panels {
+                    a: &a[..panels * MR * kc],
+                    b,
+                    kc,
+                    rows: r,
+                    c: &mut yr[blk * BLOCK..],
+                    ldc: n,
+                    acc: k0 > 0,
+                });
             }
         }
         for row in yr.chunks_exact_mut(n) {
@@ -100,13 +130,33 @@ impl Kernel for Panels<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Panels { a, b, kc, rows, c, ldc, acc } = self;
+        let Panels {
+            a,
+            b,
+            kc,
+            rows,
+            c,
+            ldc,
+            acc,
+        } = self;
         let step = S::NV * S::LANES;
-        assert!(BLOCK.is_multiple_of(step) && a.len() == rows.div_ceil(MR) * MR * kc && b.len() == kc * BLOCK, "linear panels: operands");
+        assert!(
+            BLOCK.is_multiple_of(step)
+                && a.len() == rows.div_ceil(MR) * MR * kc
+                && b.len() == kc * BLOCK,
+            "linear panels: operands"
+        );
         for (t, panel) in a.chunks_exact(MR * kc).enumerate() {
             let r = MR.min(rows - t * MR);
             for q0 in (0..BLOCK).step_by(step) {
-                let args = PanelTile { a: panel, b: &b[q0..], kc, c: &mut c[t * MR * ldc + q0..], ldc, acc };
+                let args = PanelTile {
+                    a: panel,
+                    b: &b[q0..],
+                    kc,
+                    c: &mut c[t * MR * ldc + q0..],
+                    ldc,
+                    acc,
+                };
                 tiles!(panel_tile, s, r, args);
             }
         }
@@ -127,9 +177,23 @@ struct PanelTile<'a> {
 /// R rows × NV vectors of y.
 #[inline(always)]
 fn panel_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: PanelTile) {
-    let PanelTile { a, b, kc, c, ldc, acc } = t;
+    let PanelTile {
+        a,
+        b,
+        kc,
+        c,
+        ldc,
+        acc,
+    } = t;
     let full = NV * S::LANES;
-    assert!(kc > 0 && R <= MR && a.len() >= kc * MR && b.len() >= (kc - 1) * BLOCK + full && c.len() >= (R - 1) * ldc + full, "linear tile: operands");
+    assert!(
+        kc > 0
+            && R <= MR
+            && a.len() >= kc * MR
+            && b.len() >= (kc - 1) * BLOCK + full
+            && c.len() >= (R - 1) * ldc + full,
+        "linear tile: operands"
+    );
     let mut tile = [[s.zero(); NV]; R];
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     for p in 0..kc {
@@ -159,7 +223,13 @@ mod tests {
     fn matches_the_plain_product() {
         for cpu in Cpu::all() {
             // K past one pass (KC) and not a multiple of it: 300, 600.
-            let cases = [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96), (13, 600, 64)];
+            let cases = [
+                (1, 3, 32),
+                (5, 17, 64),
+                (7, 300, 32),
+                (130, 64, 96),
+                (13, 600, 64),
+            ];
             for &(m, k, n) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
@@ -168,7 +238,11 @@ mod tests {
                 for i in 0..m {
                     for j in 0..n {
                         let want = b[j] + (0..k).map(|p| x[i * k + p] * w[p * n + j]).sum::<f32>();
-                        assert!((y[i * n + j] - want).abs() < 1e-4 * (1.0 + want.abs()), "{:?} m {m} k {k} n {n} at ({i}, {j})", cpu.isa());
+                        assert!(
+                            (y[i * n + j] - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{:?} m {m} k {k} n {n} at ({i}, {j})",
+                            cpu.isa()
+                        );
                     }
                 }
             }

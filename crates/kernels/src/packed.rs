@@ -29,9 +29,16 @@ pub struct PackedB {
 impl PackedB {
     /// Packs B given by its row and column strides (so Wᵀ packs without a copy first).
     pub fn new(b: &[f32], k: usize, n: usize, rs: usize, cs: usize) -> Self {
-        assert!(k == 0 || n == 0 || b.len() > (k - 1) * rs + (n - 1) * cs, "pack: B too short");
+        assert!(
+            k == 0 || n == 0 || b.len() > (k - 1) * rs + (n - 1) * cs,
+            "pack: B too short"
+        );
         if k == 0 {
-            return Self { k, n, data: Vec::new() };
+            return Self {
+                k,
+                n,
+                data: Vec::new(),
+            };
         }
         let blocks = n.div_ceil(NR);
         let mut data = vec![0.0; blocks * k * NR];
@@ -50,7 +57,10 @@ impl PackedB {
 /// dst[m×n] (row-major, contiguous) = (dst if `acc`) + a[m×k] (row-major, contiguous) · B.
 pub fn gemm_packed(cpu: Cpu, m: usize, dst: &mut [f32], acc: bool, a: &[f32], b: &PackedB) {
     let (k, n) = (b.k, b.n);
-    assert!(dst.len() >= m * n && a.len() >= m * k, "gemm_packed: operand sizes");
+    assert!(
+        dst.len() >= m * n && a.len() >= m * k,
+        "gemm_packed: operand sizes"
+    );
     if k == 0 {
         if !acc {
             dst[..m * n].fill(0.0);
@@ -80,7 +90,15 @@ impl Kernel for Gemm<'_> {
             let mut r0 = 0;
             while r0 < m {
                 let rows = MR.min(m - r0);
-                let t = Tile { a: &a[r0 * k..(r0 + rows) * k], k, b: block, c: &mut dst[r0 * n + col..], ldc: n, width, acc };
+                let t = Tile {
+                    a: &a[r0 * k..(r0 + rows) * k],
+                    k,
+                    b: block,
+                    c: &mut dst[r0 * n + col..],
+                    ldc: n,
+                    width,
+                    acc,
+                };
                 tiles!(tile, s, NR / S::LANES, rows, t);
                 r0 += rows;
             }
@@ -103,9 +121,23 @@ struct Tile<'a> {
 /// R rows × NV vectors (= [`NR`] columns) of C in registers.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
-    let Tile { a, k, b, c, ldc, width, acc } = t;
-    assert!(NV * S::LANES == NR && a.len() >= R * k && b.len() >= k * NR, "gemm tile: operands");
-    assert!(c.len() >= (R - 1) * ldc + width && width <= NR, "gemm tile: output");
+    let Tile {
+        a,
+        k,
+        b,
+        c,
+        ldc,
+        width,
+        acc,
+    } = t;
+    assert!(
+        NV * S::LANES == NR && a.len() >= R * k && b.len() >= k * NR,
+        "gemm tile: operands"
+    );
+    assert!(
+        c.len() >= (R - 1) * ldc + width && width <= NR,
+        "gemm tile: output"
+    );
     let mut t = [[s.zero(); NV]; R];
     if acc {
         for (r, row) in t.iter_mut().enumerate() {
@@ -139,8 +171,24 @@ mod tests {
     use super::*;
 
     #[allow(clippy::too_many_arguments)]
-    fn naive(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], rs: usize, cs: usize, c0: &[f32]) -> Vec<f32> {
-        (0..m * n).map(|i| c0[i] + (0..k).map(|p| a[i / n * k + p] * b[p * rs + (i % n) * cs]).sum::<f32>()).collect()
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f32],
+        b: &[f32],
+        rs: usize,
+        cs: usize,
+        c0: &[f32],
+    ) -> Vec<f32> {
+        (0..m * n)
+            .map(|i| {
+                c0[i]
+                    + (0..k)
+                        .map(|p| a[i / n * k + p] * b[p * rs + (i % n) * cs])
+                        .sum::<f32>()
+            })
+            .collect()
     }
 
     /// Every ISA this CPU has: every tile height (m 1…13), widths below, at and across a
@@ -148,7 +196,15 @@ mod tests {
     #[test]
     fn matches_the_straightforward_product() {
         for cpu in Cpu::all() {
-            let cases = [(1, 1, 1), (2, 3, 15), (5, 7, 16), (6, 17, 17), (7, 33, 40), (13, 9, 64), (16, 64, 100)];
+            let cases = [
+                (1, 1, 1),
+                (2, 3, 15),
+                (5, 7, 16),
+                (6, 17, 17),
+                (7, 33, 40),
+                (13, 9, 64),
+                (16, 64, 100),
+            ];
             // Under Miri (a thousand times slower) the first four cases only.
             for &(m, k, n) in &cases[..if cfg!(miri) { 4 } else { cases.len() }] {
                 let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.31).sin()).collect();
@@ -157,11 +213,28 @@ mod tests {
                 for (rs, cs) in [(n, 1), (1, k)] {
                     let packed = PackedB::new(&b, k, n, rs, cs);
                     for acc in [false, true] {
-                        let mut c = if acc { c0.clone() } else { vec![f32::NAN; m * n] };
+                        let mut c = if acc {
+                            c0.clone()
+                        } else {
+                            vec![f32::NAN; m * n]
+                        };
                         gemm_packed(cpu, m, &mut c, acc, &a, &packed);
-                        let want = naive(m, k, n, &a, &b, rs, cs, &if acc { c0.clone() } else { vec![0.0; m * n] });
+                        let want = naive(
+                            m,
+                            k,
+                            n,
+                            &a,
+                            &b,
+                            rs,
+                            cs,
+                            &if acc { c0.clone() } else { vec![0.0; m * n] },
+                        );
                         for (i, (x, y)) in c.iter().zip(&want).enumerate() {
-                            assert!((x - y).abs() < 1e-5 * (1.0 + y.abs()), "{:?} m {m} k {k} n {n} strides ({rs}, {cs}) acc {acc} at {i}: {x} vs {y}", cpu.isa());
+                            assert!(
+                                (x - y).abs() < 1e-5 * (1.0 + y.abs()),
+                                "{:?} m {m} k {k} n {n} strides ({rs}, {cs}) acc {acc} at {i}: {x} vs {y}",
+                                cpu.isa()
+                            );
                         }
                     }
                 }

@@ -11,11 +11,18 @@ use rayon::prelude::*;
 ///
 /// # Safety
 /// `f` must initialise every element of the chunk it is given.
-pub(crate) unsafe fn par_chunks_uninit<S>(len: usize, chunk: usize, init: impl Fn() -> S + Sync + Send, f: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync + Send) -> Vec<f32> {
+pub(crate) unsafe fn par_chunks_uninit<S>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
     assert!(chunk > 0 || len == 0, "par_chunks_uninit: empty chunks");
     let mut buf = Box::<[f32]>::new_uninit_slice(len);
     if len > 0 {
-        buf.par_chunks_mut(chunk).enumerate().for_each_init(init, |state, (i, c)| f(state, i, c));
+        buf.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each_init(init, |state, (i, c)| f(state, i, c));
     }
     // SAFETY: the chunks cover the buffer and `f` initialised each (the caller's contract).
     unsafe { buf.assume_init() }.into_vec()
@@ -65,16 +72,24 @@ mod tests {
     fn lane_sums_are_the_sums() {
         let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
         assert_eq!(lane_total(&a), 666.0);
-        assert_eq!(lane_sum(&a, &a, |x, y| x * y), (0..37).map(|i| (i * i) as f32).sum::<f32>());
+        assert_eq!(
+            lane_sum(&a, &a, |x, y| x * y),
+            (0..37).map(|i| (i * i) as f32).sum::<f32>()
+        );
     }
 
     #[test]
     fn par_chunks_uninit_fills_every_chunk() {
         // SAFETY: every element of every chunk is written.
         let v = unsafe {
-            par_chunks_uninit(103, 10, || (), |_, i, c| {
-                write_all(c, |j| (i * 10 + j) as f32);
-            })
+            par_chunks_uninit(
+                103,
+                10,
+                || (),
+                |_, i, c| {
+                    write_all(c, |j| (i * 10 + j) as f32);
+                },
+            )
         };
         assert_eq!(v, (0..103).map(|i| i as f32).collect::<Vec<_>>());
     }

@@ -25,7 +25,20 @@ use crate::vmath;
 /// by their row and column strides so that transposes cost nothing. `threads`: let gemm split
 /// the work across rayon's pool (for big products only).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f32], lhs_rs: usize, lhs_cs: usize, rhs: &[f32], rhs_rs: usize, rhs_cs: usize, threads: bool) {
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    acc: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    threads: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -36,19 +49,43 @@ pub fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], acc: bool, lhs: &[f
         return;
     }
     assert!(dst.len() >= m * n, "matmul: destination too short");
-    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
-    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
+    assert!(
+        lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
+        "matmul: lhs too short"
+    );
+    assert!(
+        rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
+        "matmul: rhs too short"
+    );
     // burn-flex's threshold: below ~192³ multiply-adds, threads cost more than they give.
-    let par = if threads && m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
+    let par = if threads && m * n * k >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does
     // not alias lhs or rhs (it is a unique borrow).
     unsafe {
         gemm::gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, acc,
-            lhs.as_ptr(), lhs_cs as isize, lhs_rs as isize,
-            rhs.as_ptr(), rhs_cs as isize, rhs_rs as isize,
-            1.0, 1.0, false, false, false, par,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
         );
     }
 }
@@ -68,13 +105,21 @@ unsafe impl Sync for Rows<'_> {}
 
 impl<'a> Rows<'a> {
     fn new(buf: &'a mut [f32]) -> Self {
-        Self { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
+        Self {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _buf: PhantomData,
+        }
     }
 
     /// Over a buffer not yet written: take ranges through [`Self::zeroed`] or
     /// [`Self::copied`] first.
     fn fresh(buf: &'a mut [MaybeUninit<f32>]) -> Self {
-        Self { ptr: buf.as_mut_ptr().cast(), len: buf.len(), _buf: PhantomData }
+        Self {
+            ptr: buf.as_mut_ptr().cast(),
+            len: buf.len(),
+            _buf: PhantomData,
+        }
     }
 
     /// [`Self::get`] after writing zeros there.
@@ -150,7 +195,10 @@ fn sum_rows(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
 /// One block of batch rows per thread (at most `b` blocks).
 fn blocks(b: usize) -> Vec<Range<usize>> {
     let n = rayon::current_num_threads().clamp(1, b.max(1));
-    (0..n).map(|i| i * b / n..(i + 1) * b / n).filter(|r| !r.is_empty()).collect()
+    (0..n)
+        .map(|i| i * b / n..(i + 1) * b / n)
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// Shapes of one recurrence call.
@@ -172,7 +220,15 @@ pub struct LstmTape {
 
 /// LSTM forward (gate order i, f, g, o as PyTorch): returns out [2, T, B, H] (every h_t, then
 /// every c_t) and the tape for backward.
-pub fn lstm_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &[f32], c0: &[f32]) -> (Vec<f32>, LstmTape) {
+pub fn lstm_forward(
+    cpu: Cpu,
+    d: Dims,
+    xw: &[f32],
+    bias: &[f32],
+    w: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+) -> (Vec<f32>, LstmTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g4) = (bn * h, 4 * h);
     assert_eq!(xw.len(), tn * bn * g4, "lstm: xw");
@@ -181,7 +237,12 @@ pub fn lstm_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: 
     assert_eq!((h0.len(), c0.len()), (bh, bh), "lstm: state");
     let (mut gates, mut tanh_c, mut out) = (fresh(xw.len()), fresh(tn * bh), fresh(2 * tn * bh));
     let (hs, cs) = out.split_at_mut(tn * bh);
-    let (gates_r, tanh_r, hs_r, cs_r) = (Rows::fresh(&mut gates), Rows::fresh(&mut tanh_c), Rows::fresh(hs), Rows::fresh(cs));
+    let (gates_r, tanh_r, hs_r, cs_r) = (
+        Rows::fresh(&mut gates),
+        Rows::fresh(&mut tanh_c),
+        Rows::fresh(hs),
+        Rows::fresh(cs),
+    );
     let wp = PackedB::new(w, h, g4, g4, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
@@ -190,7 +251,10 @@ pub fn lstm_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: 
             // SAFETY: (all `get`s) rows of this block only; the previous step's rows are read
             // through a fresh shared borrow after this thread wrote them.
             let (h_prev, c_prev): (&[f32], &[f32]) = if t == 0 {
-                (&h0[rows.start * h..rows.end * h], &c0[rows.start * h..rows.end * h])
+                (
+                    &h0[rows.start * h..rows.end * h],
+                    &c0[rows.start * h..rows.end * h],
+                )
             } else {
                 let prev = ((t - 1) * bn + rows.start) * h;
                 // SAFETY: rows of this thread's batch block only (see `Rows::get`).
@@ -203,7 +267,13 @@ pub fn lstm_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: 
             }
             gemm_packed(cpu, nb, gt, true, h_prev, &wp);
             // SAFETY: rows of this thread's batch block only (see `Rows::get`).
-            let (c_t, tc_t, h_t) = unsafe { (cs_r.zeroed(at(h), nb * h), tanh_r.zeroed(at(h), nb * h), hs_r.zeroed(at(h), nb * h)) };
+            let (c_t, tc_t, h_t) = unsafe {
+                (
+                    cs_r.zeroed(at(h), nb * h),
+                    tanh_r.zeroed(at(h), nb * h),
+                    hs_r.zeroed(at(h), nb * h),
+                )
+            };
             for b in 0..nb {
                 let row = &mut gt[b * g4..(b + 1) * g4];
                 let (ifg, o) = row.split_at_mut(3 * h);
@@ -243,7 +313,16 @@ pub struct Grads {
 
 /// LSTM backward: `grad` is d(loss)/d(out), [2, T, B, H] like `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn lstm_backward(cpu: Cpu, d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32], c0: &[f32], w: &[f32], grad: &[f32]) -> Grads {
+pub fn lstm_backward(
+    cpu: Cpu,
+    d: Dims,
+    tape: &LstmTape,
+    out: &[f32],
+    h0: &[f32],
+    c0: &[f32],
+    w: &[f32],
+    grad: &[f32],
+) -> Grads {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g4) = (bn * h, 4 * h);
     assert_eq!(grad.len(), 2 * tn * bh, "lstm backward: grad");
@@ -252,61 +331,112 @@ pub fn lstm_backward(cpu: Cpu, d: Dims, tape: &LstmTape, out: &[f32], h0: &[f32]
     let mut da = fresh(tn * bn * g4);
     let mut dh0 = vec![0.0; bh];
     let mut dc0 = vec![0.0; bh];
-    let (da_r, dh0_r, dc0_r) = (Rows::fresh(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
+    let (da_r, dh0_r, dc0_r) = (
+        Rows::fresh(&mut da),
+        Rows::new(&mut dh0),
+        Rows::new(&mut dc0),
+    );
     let wt = PackedB::new(w, g4, h, 1, g4);
-    let db = blocks(bn).into_par_iter().map(|rows| {
-        let nb = rows.len();
-        let mut db = vec![0.0; g4];
-        // SAFETY: (all `get`s) rows of this block only.
-        let (dh_next, dc_next) = unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
-        for t in (0..tn).rev() {
-            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
-            let da_t = unsafe { da_r.zeroed((t * bn + rows.start) * g4, nb * g4) };
-            for bi in 0..nb {
-                let b = rows.start + bi;
-                let r = t * bh + b * h;
-                let gates = &tape.gates[(t * bn + b) * g4..(t * bn + b + 1) * g4];
-                let (i, rest) = gates.split_at(h);
-                let (f, rest) = rest.split_at(h);
-                let (g, o) = rest.split_at(h);
-                let tc = &tape.tanh_c[r..r + h];
-                let cp = if t == 0 { &c0[b * h..(b + 1) * h] } else { &cs[r - bh..r - bh + h] };
-                let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
-                let dhn = &dh_next[bi * h..(bi + 1) * h];
-                let dcn = &mut dc_next[bi * h..(bi + 1) * h];
-                let row = &mut da_t[bi * g4..(bi + 1) * g4];
-                let (dai, rest) = row.split_at_mut(h);
-                let (daf, rest) = rest.split_at_mut(h);
-                let (dag, dao) = rest.split_at_mut(h);
-                for j in 0..h {
-                    let dh = dhr[j] + dhn[j];
-                    let dc = dcr[j] + dcn[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
-                    dao[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
-                    dai[j] = dc * g[j] * i[j] * (1.0 - i[j]);
-                    dag[j] = dc * i[j] * (1.0 - g[j] * g[j]);
-                    daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
-                    dcn[j] = dc * f[j];
+    let db = blocks(bn)
+        .into_par_iter()
+        .map(|rows| {
+            let nb = rows.len();
+            let mut db = vec![0.0; g4];
+            // SAFETY: (all `get`s) rows of this block only.
+            let (dh_next, dc_next) = unsafe {
+                (
+                    dh0_r.get(rows.start * h, nb * h),
+                    dc0_r.get(rows.start * h, nb * h),
+                )
+            };
+            for t in (0..tn).rev() {
+                // SAFETY: rows of this thread's batch block only (see `Rows::get`).
+                let da_t = unsafe { da_r.zeroed((t * bn + rows.start) * g4, nb * g4) };
+                for bi in 0..nb {
+                    let b = rows.start + bi;
+                    let r = t * bh + b * h;
+                    let gates = &tape.gates[(t * bn + b) * g4..(t * bn + b + 1) * g4];
+                    let (i, rest) = gates.split_at(h);
+                    let (f, rest) = rest.split_at(h);
+                    let (g, o) = rest.split_at(h);
+                    let tc = &tape.tanh_c[r..r + h];
+                    let cp = if t == 0 {
+                        &c0[b * h..(b + 1) * h]
+                    } else {
+                        &cs[r - bh..r - bh + h]
+                    };
+                    let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
+                    let dhn = &dh_next[bi * h..(bi + 1) * h];
+                    let dcn = &mut dc_next[bi * h..(bi + 1) * h];
+                    let row = &mut da_t[bi * g4..(bi + 1) * g4];
+                    let (dai, rest) = row.split_at_mut(h);
+                    let (daf, rest) = rest.split_at_mut(h);
+                    let (dag, dao) = rest.split_at_mut(h);
+                    for j in 0..h {
+                        let dh = dhr[j] + dhn[j];
+                        let dc = dcr[j] + dcn[j] + dh * o[j] * (1.0 - tc[j] * tc[j]);
+                        dao[j] = dh * tc[j] * o[j] * (1.0 - o[j]);
+                        dai[j] = dc * g[j] * i[j] * (1.0 - i[j]);
+                        dag[j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                        daf[j] = dc * cp[j] * f[j] * (1.0 - f[j]);
+                        dcn[j] = dc * f[j];
+                    }
+                    add_row(&mut db, row);
                 }
-                add_row(&mut db, row);
+                // dh_{t-1} = da_t · W_hhᵀ
+                gemm_packed(cpu, nb, dh_next, false, da_t, &wt);
             }
-            // dh_{t-1} = da_t · W_hhᵀ
-            gemm_packed(cpu, nb, dh_next, false, da_t, &wt);
-        }
-        db
-    }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; g4]);
+            db
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(sum_rows)
+        .unwrap_or_else(|| vec![0.0; g4]);
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, g4, hs, h0, &da);
-    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: dc0 }
+    Grads {
+        xw: da,
+        bias: db,
+        w: dw,
+        h0: dh0,
+        c0: dc0,
+    }
 }
 
 /// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
 fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
     let mut dw = vec![0.0; h * g];
-    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1, true);
+    matmul(
+        h,
+        g,
+        bn,
+        &mut dw,
+        false,
+        h0,
+        1,
+        h,
+        &da[..bn * g],
+        g,
+        1,
+        true,
+    );
     if tn > 1 {
-        matmul(h, g, (tn - 1) * bn, &mut dw, true, &hs[..(tn - 1) * bn * h], 1, h, &da[bn * g..], g, 1, true);
+        matmul(
+            h,
+            g,
+            (tn - 1) * bn,
+            &mut dw,
+            true,
+            &hs[..(tn - 1) * bn * h],
+            1,
+            h,
+            &da[bn * g..],
+            g,
+            1,
+            true,
+        );
     }
     dw
 }
@@ -327,7 +457,11 @@ pub fn rnn_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &
         let nb = rows.len();
         for t in 0..tn {
             // SAFETY: (all `get`s) rows of this block only.
-            let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
+            let h_prev: &[f32] = if t == 0 {
+                &h0[rows.start * h..rows.end * h]
+            } else {
+                unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) }
+            };
             let at = (t * bn + rows.start) * h;
             // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let cur = unsafe { hs_r.copied(at, &xw[at..at + nb * h]) };
@@ -351,30 +485,42 @@ pub fn rnn_backward(cpu: Cpu, d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: 
     let mut dh0 = vec![0.0; bh];
     let (da_r, dh0_r) = (Rows::fresh(&mut da), Rows::new(&mut dh0));
     let wt = PackedB::new(w, h, h, 1, h);
-    let db = blocks(bn).into_par_iter().map(|rows| {
-        let nb = rows.len();
-        let mut db = vec![0.0; h];
-        // SAFETY: (all `get`s) rows of this block only.
-        let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
-        for t in (0..tn).rev() {
-            let r = (t * bn + rows.start) * h;
-            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
-            let dat = unsafe { da_r.zeroed(r, nb * h) };
-            for k in 0..nb * h {
-                let y = hs[r + k];
-                dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
+    let db = blocks(bn)
+        .into_par_iter()
+        .map(|rows| {
+            let nb = rows.len();
+            let mut db = vec![0.0; h];
+            // SAFETY: (all `get`s) rows of this block only.
+            let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
+            for t in (0..tn).rev() {
+                let r = (t * bn + rows.start) * h;
+                // SAFETY: rows of this thread's batch block only (see `Rows::get`).
+                let dat = unsafe { da_r.zeroed(r, nb * h) };
+                for k in 0..nb * h {
+                    let y = hs[r + k];
+                    dat[k] = (grad[r + k] + dh_next[k]) * (1.0 - y * y);
+                }
+                for row in dat.chunks_exact(h) {
+                    add_row(&mut db, row);
+                }
+                gemm_packed(cpu, nb, dh_next, false, dat, &wt);
             }
-            for row in dat.chunks_exact(h) {
-                add_row(&mut db, row);
-            }
-            gemm_packed(cpu, nb, dh_next, false, dat, &wt);
-        }
-        db
-    }).collect::<Vec<_>>().into_iter().reduce(sum_rows).unwrap_or_else(|| vec![0.0; h]);
+            db
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(sum_rows)
+        .unwrap_or_else(|| vec![0.0; h]);
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, h, hs, h0, &da);
-    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: Vec::new() }
+    Grads {
+        xw: da,
+        bias: db,
+        w: dw,
+        h0: dh0,
+        c0: Vec::new(),
+    }
 }
 
 /// What the GRU backward pass needs: per step r, z, n and W_hn·h + b_hn, [T, B, 4H].
@@ -387,7 +533,15 @@ pub struct GruTape {
 /// x = xw + b_in, hw = h_{t-1}·W + b; r = σ(x_r + hw_r), z = σ(x_z + hw_z),
 /// n = tanh(x_n + r·hw_n), h_t = n + z·(h_{t-1} − n). Returns every h_t, [T, B, H], and the
 /// tape.
-pub fn gru_forward(cpu: Cpu, d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias: &[f32], h0: &[f32]) -> (Vec<f32>, GruTape) {
+pub fn gru_forward(
+    cpu: Cpu,
+    d: Dims,
+    xw: &[f32],
+    b_in: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    h0: &[f32],
+) -> (Vec<f32>, GruTape) {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(xw.len(), tn * bn * g3, "gru: xw");
@@ -403,7 +557,11 @@ pub fn gru_forward(cpu: Cpu, d: Dims, xw: &[f32], b_in: &[f32], w: &[f32], bias:
         let mut hw = vec![0.0; nb * g3];
         for t in 0..tn {
             // SAFETY: (all `get`s) rows of this block only.
-            let h_prev: &[f32] = if t == 0 { &h0[rows.start * h..rows.end * h] } else { unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) } };
+            let h_prev: &[f32] = if t == 0 {
+                &h0[rows.start * h..rows.end * h]
+            } else {
+                unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) }
+            };
             gemm_packed(cpu, nb, &mut hw, false, h_prev, &wp);
             // SAFETY: rows of this thread's batch block only (see `Rows::get`).
             let cur = unsafe { hs_r.zeroed((t * bn + rows.start) * h, nb * h) };
@@ -450,62 +608,97 @@ pub struct GruGrads {
 }
 
 /// GRU backward from d(loss)/d(hs), [T, B, H].
-pub fn gru_backward(cpu: Cpu, d: Dims, tape: &GruTape, hs: &[f32], h0: &[f32], w: &[f32], grad: &[f32]) -> GruGrads {
+pub fn gru_backward(
+    cpu: Cpu,
+    d: Dims,
+    tape: &GruTape,
+    hs: &[f32],
+    h0: &[f32],
+    w: &[f32],
+    grad: &[f32],
+) -> GruGrads {
     let Dims { t: tn, b: bn, h } = d;
     let (bh, g3) = (bn * h, 3 * h);
     assert_eq!(grad.len(), tn * bh, "gru backward: grad");
     let (mut dxw, mut dhw) = (fresh(tn * bn * g3), fresh(tn * bn * g3));
     let mut dh0 = vec![0.0; bh];
-    let (dxw_r, dhw_r, dh0_r) = (Rows::fresh(&mut dxw), Rows::fresh(&mut dhw), Rows::new(&mut dh0));
+    let (dxw_r, dhw_r, dh0_r) = (
+        Rows::fresh(&mut dxw),
+        Rows::fresh(&mut dhw),
+        Rows::new(&mut dh0),
+    );
     let wt = PackedB::new(w, g3, h, 1, g3);
-    let (db_in, db) = blocks(bn).into_par_iter().map(|rows| {
-        let nb = rows.len();
-        let (mut db_in, mut db) = (vec![0.0; g3], vec![0.0; g3]);
-        // SAFETY: (all `get`s) rows of this block only.
-        let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
-        for t in (0..tn).rev() {
-            // SAFETY: rows of this thread's batch block only (see `Rows::get`).
-            let (dx_t, dw_t) = unsafe { (dxw_r.zeroed((t * bn + rows.start) * g3, nb * g3), dhw_r.zeroed((t * bn + rows.start) * g3, nb * g3)) };
-            for bi in 0..nb {
-                let b = rows.start + bi;
-                let k = t * bn + b;
-                let row = &tape.rzn_hn[k * 4 * h..(k + 1) * 4 * h];
-                let (r, rest) = row.split_at(h);
-                let (z, rest) = rest.split_at(h);
-                let (n, hn) = rest.split_at(h);
-                let hp = if t == 0 { &h0[b * h..(b + 1) * h] } else { &hs[(t - 1) * bh + b * h..(t - 1) * bh + (b + 1) * h] };
-                let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
-                let dhn_ = &mut dh_next[bi * h..(bi + 1) * h];
-                let (dx, dw) = (&mut dx_t[bi * g3..(bi + 1) * g3], &mut dw_t[bi * g3..(bi + 1) * g3]);
-                for j in 0..h {
-                    let dh = dhr[j] + dhn_[j];
-                    let dz = dh * (hp[j] - n[j]);
-                    let da_n = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
-                    let da_r = da_n * hn[j] * r[j] * (1.0 - r[j]);
-                    let da_z = dz * z[j] * (1.0 - z[j]);
-                    dx[j] = da_r;
-                    dx[h + j] = da_z;
-                    dx[2 * h + j] = da_n;
-                    dw[j] = da_r;
-                    dw[h + j] = da_z;
-                    dw[2 * h + j] = da_n * r[j];
-                    // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
-                    dhn_[j] = dh * z[j];
+    let (db_in, db) = blocks(bn)
+        .into_par_iter()
+        .map(|rows| {
+            let nb = rows.len();
+            let (mut db_in, mut db) = (vec![0.0; g3], vec![0.0; g3]);
+            // SAFETY: (all `get`s) rows of this block only.
+            let dh_next = unsafe { dh0_r.get(rows.start * h, nb * h) };
+            for t in (0..tn).rev() {
+                // SAFETY: rows of this thread's batch block only (see `Rows::get`).
+                let (dx_t, dw_t) = unsafe {
+                    (
+                        dxw_r.zeroed((t * bn + rows.start) * g3, nb * g3),
+                        dhw_r.zeroed((t * bn + rows.start) * g3, nb * g3),
+                    )
+                };
+                for bi in 0..nb {
+                    let b = rows.start + bi;
+                    let k = t * bn + b;
+                    let row = &tape.rzn_hn[k * 4 * h..(k + 1) * 4 * h];
+                    let (r, rest) = row.split_at(h);
+                    let (z, rest) = rest.split_at(h);
+                    let (n, hn) = rest.split_at(h);
+                    let hp = if t == 0 {
+                        &h0[b * h..(b + 1) * h]
+                    } else {
+                        &hs[(t - 1) * bh + b * h..(t - 1) * bh + (b + 1) * h]
+                    };
+                    let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
+                    let dhn_ = &mut dh_next[bi * h..(bi + 1) * h];
+                    let (dx, dw) = (
+                        &mut dx_t[bi * g3..(bi + 1) * g3],
+                        &mut dw_t[bi * g3..(bi + 1) * g3],
+                    );
+                    for j in 0..h {
+                        let dh = dhr[j] + dhn_[j];
+                        let dz = dh * (hp[j] - n[j]);
+                        let da_n = dh * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+                        let da_r = da_n * hn[j] * r[j] * (1.0 - r[j]);
+                        let da_z = dz * z[j] * (1.0 - z[j]);
+                        dx[j] = da_r;
+                        dx[h + j] = da_z;
+                        dx[2 * h + j] = da_n;
+                        dw[j] = da_r;
+                        dw[h + j] = da_z;
+                        dw[2 * h + j] = da_n * r[j];
+                        // The direct path h_{t-1} → h_t; the matmul below adds the one through hw.
+                        dhn_[j] = dh * z[j];
+                    }
+                    add_row(&mut db_in, dx);
+                    add_row(&mut db, dw);
                 }
-                add_row(&mut db_in, dx);
-                add_row(&mut db, dw);
+                // dh_{t-1} += dhw_t · W_hhᵀ
+                gemm_packed(cpu, nb, dh_next, true, dw_t, &wt);
             }
-            // dh_{t-1} += dhw_t · W_hhᵀ
-            gemm_packed(cpu, nb, dh_next, true, dw_t, &wt);
-        }
-        (db_in, db)
-    }).collect::<Vec<_>>().into_iter().reduce(|a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1))).unwrap_or_else(|| (vec![0.0; g3], vec![0.0; g3]));
+            (db_in, db)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .reduce(|a, b| (sum_rows(a.0, b.0), sum_rows(a.1, b.1)))
+        .unwrap_or_else(|| (vec![0.0; g3], vec![0.0; g3]));
     // SAFETY: every block wrote its rows of every step.
     let (dxw, dhw) = unsafe { (filled(dxw), filled(dhw)) };
     let dw = weight_grad(d, g3, hs, h0, &dhw);
-    GruGrads { xw: dxw, b_in: db_in, w: dw, bias: db, h0: dh0 }
+    GruGrads {
+        xw: dxw,
+        b_in: db_in,
+        w: dw,
+        bias: db,
+        h0: dh0,
+    }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -517,15 +710,24 @@ mod tests {
     #[test]
     #[ignore]
     fn lstm_recurrence_speed() {
-        let d = Dims { t: 128, b: 32, h: 256 };
-        let xw: Vec<f32> = (0..d.t * d.b * 4 * d.h).map(|i| (i as f32 * 0.37).sin()).collect();
-        let w: Vec<f32> = (0..d.h * 4 * d.h).map(|i| (i as f32 * 0.11).cos() * 0.05).collect();
+        let d = Dims {
+            t: 128,
+            b: 32,
+            h: 256,
+        };
+        let xw: Vec<f32> = (0..d.t * d.b * 4 * d.h)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let w: Vec<f32> = (0..d.h * 4 * d.h)
+            .map(|i| (i as f32 * 0.11).cos() * 0.05)
+            .collect();
         let s0 = vec![0.0; d.b * d.h];
         let reps = 10;
         let (mut fwd, mut bwd, mut wg) = (0.0, 0.0, 0.0);
         for _ in 0..reps {
             let t = std::time::Instant::now();
-            let (out, tape) = lstm_forward(Cpu::current(), d, &xw, &vec![0.1; 4 * d.h], &w, &s0, &s0);
+            let (out, tape) =
+                lstm_forward(Cpu::current(), d, &xw, &vec![0.1; 4 * d.h], &w, &s0, &s0);
             fwd += t.elapsed().as_secs_f64();
             let t = std::time::Instant::now();
             let g = lstm_backward(Cpu::current(), d, &tape, &out, &s0, &s0, &w, &out);
@@ -536,7 +738,14 @@ mod tests {
             assert!(dw[0].is_finite());
         }
         let flops = (2 * d.t * d.b * d.h * 4 * d.h * reps) as f64;
-        println!("fwd_ms={:.2} fwd_gflops={:.1} bwd_ms={:.2} (incl. dW) weight_grad_ms={:.2} weight_grad_gflops={:.1}", fwd * 1e3 / reps as f64, flops / fwd / 1e9, bwd * 1e3 / reps as f64, wg * 1e3 / reps as f64, flops / wg / 1e9);
+        println!(
+            "fwd_ms={:.2} fwd_gflops={:.1} bwd_ms={:.2} (incl. dW) weight_grad_ms={:.2} weight_grad_gflops={:.1}",
+            fwd * 1e3 / reps as f64,
+            flops / fwd / 1e9,
+            bwd * 1e3 / reps as f64,
+            wg * 1e3 / reps as f64,
+            flops / wg / 1e9
+        );
     }
 
     /// The gradients of the recurrent matrix and of the bias, checked against central finite
@@ -544,7 +753,11 @@ mod tests {
     #[test]
     fn lstm_kernel_weight_and_bias_gradients_match_finite_differences() {
         let d = Dims { t: 4, b: 2, h: 3 };
-        let n = |len: usize, seed: u32| -> Vec<f32> { (0..len).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+        let n = |len: usize, seed: u32| -> Vec<f32> {
+            (0..len)
+                .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
         let xw = n(d.t * d.b * 4 * d.h, 1);
         let w = n(d.h * 4 * d.h, 2);
         let h0 = n(d.b * d.h, 3);
@@ -553,12 +766,20 @@ mod tests {
         let bias = n(4 * d.h, 6);
         // Every ISA this CPU has (the per-step products and sigmoid/tanh are per ISA).
         for cpu in Cpu::all() {
-            let loss = |w: &[f32], bias: &[f32]| -> f64 { lstm_forward(cpu, d, &xw, bias, w, &h0, &c0).0.iter().zip(&r).map(|(a, b)| (*a * *b) as f64).sum() };
+            let loss = |w: &[f32], bias: &[f32]| -> f64 {
+                lstm_forward(cpu, d, &xw, bias, w, &h0, &c0)
+                    .0
+                    .iter()
+                    .zip(&r)
+                    .map(|(a, b)| (*a * *b) as f64)
+                    .sum()
+            };
             let (out, tape) = lstm_forward(cpu, d, &xw, &bias, &w, &h0, &c0);
             let g = lstm_backward(cpu, d, &tape, &out, &h0, &c0, &w, &r);
             let eps = 1e-2f32;
             let fd = |k: usize, of_w: bool| {
-                let (mut wp, mut wm, mut bp, mut bm) = (w.clone(), w.clone(), bias.clone(), bias.clone());
+                let (mut wp, mut wm, mut bp, mut bm) =
+                    (w.clone(), w.clone(), bias.clone(), bias.clone());
                 if of_w {
                     wp[k] += eps;
                     wm[k] -= eps;
@@ -570,11 +791,21 @@ mod tests {
             };
             for k in 0..w.len() {
                 let fd = fd(k, true);
-                assert!((fd - g.w[k] as f64).abs() < 2e-3, "{:?} dW[{k}]: analytic {} vs finite difference {fd}", cpu.isa(), g.w[k]);
+                assert!(
+                    (fd - g.w[k] as f64).abs() < 2e-3,
+                    "{:?} dW[{k}]: analytic {} vs finite difference {fd}",
+                    cpu.isa(),
+                    g.w[k]
+                );
             }
             for k in 0..bias.len() {
                 let fd = fd(k, false);
-                assert!((fd - g.bias[k] as f64).abs() < 2e-3, "{:?} db[{k}]: analytic {} vs finite difference {fd}", cpu.isa(), g.bias[k]);
+                assert!(
+                    (fd - g.bias[k] as f64).abs() < 2e-3,
+                    "{:?} db[{k}]: analytic {} vs finite difference {fd}",
+                    cpu.isa(),
+                    g.bias[k]
+                );
             }
         }
     }

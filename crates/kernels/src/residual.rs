@@ -14,12 +14,17 @@ pub fn add_relu(a: &[f32], b: &[f32]) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "add_relu: lengths differ");
     // SAFETY: every element of each chunk is written (a and b are as long as the output).
     unsafe {
-        par_chunks_uninit(a.len(), CHUNK, || (), |_, i, y| {
-            let (at, n) = (i * CHUNK, y.len());
-            for ((o, &x), &z) in y.iter_mut().zip(&a[at..at + n]).zip(&b[at..at + n]) {
-                o.write((x + z).max(0.0));
-            }
-        })
+        par_chunks_uninit(
+            a.len(),
+            CHUNK,
+            || (),
+            |_, i, y| {
+                let (at, n) = (i * CHUNK, y.len());
+                for ((o, &x), &z) in y.iter_mut().zip(&a[at..at + n]).zip(&b[at..at + n]) {
+                    o.write((x + z).max(0.0));
+                }
+            },
+        )
     }
 }
 
@@ -29,12 +34,17 @@ pub fn add_relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(y.len(), dy.len(), "add_relu backward: lengths differ");
     // SAFETY: every element of each chunk is written (y and dy are as long as the output).
     unsafe {
-        par_chunks_uninit(y.len(), CHUNK, || (), |_, i, g| {
-            let (at, n) = (i * CHUNK, g.len());
-            for ((o, &y), &d) in g.iter_mut().zip(&y[at..at + n]).zip(&dy[at..at + n]) {
-                o.write(if y > 0.0 { d } else { 0.0 });
-            }
-        })
+        par_chunks_uninit(
+            y.len(),
+            CHUNK,
+            || (),
+            |_, i, g| {
+                let (at, n) = (i * CHUNK, g.len());
+                for ((o, &y), &d) in g.iter_mut().zip(&y[at..at + n]).zip(&dy[at..at + n]) {
+                    o.write(if y > 0.0 { d } else { 0.0 });
+                }
+            },
+        )
     }
 }
 
@@ -48,10 +58,18 @@ mod tests {
         let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
         let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos() * 0.5).collect();
         let y = add_relu(&a, &b);
-        assert!(y.iter().zip(a.iter().zip(&b)).all(|(y, (a, b))| *y == (a + b).max(0.0)));
+        assert!(
+            y.iter()
+                .zip(a.iter().zip(&b))
+                .all(|(y, (a, b))| *y == (a + b).max(0.0))
+        );
         let dy: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let g = add_relu_backward(&y, &dy);
-        assert!(g.iter().zip(y.iter().zip(&dy)).all(|(g, (y, d))| *g == if *y > 0.0 { *d } else { 0.0 }));
+        assert!(
+            g.iter()
+                .zip(y.iter().zip(&dy))
+                .all(|(g, (y, d))| *g == if *y > 0.0 { *d } else { 0.0 })
+        );
     }
 
     #[test]

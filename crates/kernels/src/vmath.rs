@@ -92,8 +92,13 @@ mod tests {
     fn grid() -> Vec<f32> {
         // A coarser grid under Miri.
         let step = if cfg!(miri) { 97 } else { 1 };
-        let mut v: Vec<f32> = (-4000..=4000).step_by(step).map(|i| i as f32 * 0.01).collect();
-        v.extend([-200.0, -90.0, -88.0, -1e-6, 0.0, 1e-6, 88.0, 90.0, 200.0, 1e-30, -1e-30]);
+        let mut v: Vec<f32> = (-4000..=4000)
+            .step_by(step)
+            .map(|i| i as f32 * 0.01)
+            .collect();
+        v.extend([
+            -200.0, -90.0, -88.0, -1e-6, 0.0, 1e-6, 88.0, 90.0, 200.0, 1e-30, -1e-30,
+        ]);
         v
     }
 
@@ -122,10 +127,25 @@ mod tests {
                 for (k, &x) in chunk.iter().enumerate() {
                     let ws = 1.0 / (1.0 + (-(x as f64)).exp());
                     let wt = (x as f64).tanh();
-                    assert!((s[k] as f64 - ws).abs() < 1e-6, "{:?} σ({x}) = {}, want {ws}", cpu.isa(), s[k]);
-                    assert!((t[k] as f64 - wt).abs() < 1e-6, "{:?} tanh({x}) = {}, want {wt}", cpu.isa(), t[k]);
+                    assert!(
+                        (s[k] as f64 - ws).abs() < 1e-6,
+                        "{:?} σ({x}) = {}, want {ws}",
+                        cpu.isa(),
+                        s[k]
+                    );
+                    assert!(
+                        (t[k] as f64 - wt).abs() < 1e-6,
+                        "{:?} tanh({x}) = {}, want {wt}",
+                        cpu.isa(),
+                        t[k]
+                    );
                     assert_eq!(t[k], t2[k]);
-                    assert!(s[k].is_finite() && t[k].is_finite() && (0.0..=1.0).contains(&s[k]) && (-1.0..=1.0).contains(&t[k]));
+                    assert!(
+                        s[k].is_finite()
+                            && t[k].is_finite()
+                            && (0.0..=1.0).contains(&s[k])
+                            && (-1.0..=1.0).contains(&t[k])
+                    );
                 }
             }
         }
@@ -136,20 +156,50 @@ mod tests {
     #[test]
     fn nan_stays_nan_and_infinities_saturate() {
         for cpu in Cpu::all() {
-            let mut v = vec![1.0, f32::NAN, -2.0, f32::INFINITY, f32::NEG_INFINITY, 0.5, f32::NAN, 3.0, 0.0, f32::NAN];
+            let mut v = vec![
+                1.0,
+                f32::NAN,
+                -2.0,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                0.5,
+                f32::NAN,
+                3.0,
+                0.0,
+                f32::NAN,
+            ];
             let mut s = v.clone();
             sigmoid(cpu, &mut s);
             let mut t = vec![0.0; v.len()];
             tanh_to(cpu, &v, &mut t);
             tanh(cpu, &mut v);
             for (i, (a, b)) in s.iter().zip(&t).enumerate() {
-                assert_eq!(a.is_nan(), [1, 6, 9].contains(&i), "{:?} sigmoid[{i}] = {a}", cpu.isa());
-                assert_eq!(b.is_nan(), [1, 6, 9].contains(&i), "{:?} tanh[{i}] = {b}", cpu.isa());
+                assert_eq!(
+                    a.is_nan(),
+                    [1, 6, 9].contains(&i),
+                    "{:?} sigmoid[{i}] = {a}",
+                    cpu.isa()
+                );
+                assert_eq!(
+                    b.is_nan(),
+                    [1, 6, 9].contains(&i),
+                    "{:?} tanh[{i}] = {b}",
+                    cpu.isa()
+                );
                 // The same value in place and out of place (a NaN's payload bits are not
                 // specified by Rust's float semantics, so NaN only has to stay NaN).
-                assert!(v[i] == *b || v[i].is_nan() && b.is_nan(), "{:?} tanh[{i}]: {} vs {b}", cpu.isa(), v[i]);
+                assert!(
+                    v[i] == *b || v[i].is_nan() && b.is_nan(),
+                    "{:?} tanh[{i}]: {} vs {b}",
+                    cpu.isa(),
+                    v[i]
+                );
             }
-            assert!(s[3] == 1.0 && s[4] < 1e-30 && t[3] == 1.0 && t[4] == -1.0, "{:?}: {s:?} {t:?}", cpu.isa());
+            assert!(
+                s[3] == 1.0 && s[4] < 1e-30 && t[3] == 1.0 && t[4] == -1.0,
+                "{:?}: {s:?} {t:?}",
+                cpu.isa()
+            );
         }
     }
 }

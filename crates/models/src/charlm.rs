@@ -82,7 +82,9 @@ impl CharLm {
         }
         let xs: Vec<Tensor<2>> = (0..t)
             .map(|i| {
-                let e = self.embedding.forward(tokens.clone().slice([0..b, i..i + 1]));
+                let e = self
+                    .embedding
+                    .forward(tokens.clone().slice([0..b, i..i + 1]));
                 let d = e.dims()[2];
                 e.reshape([b, d])
             })
@@ -98,7 +100,9 @@ impl CharLm {
         let (logits, _) = self.forward(inputs, None);
         let v = self.vocab();
         let logits = logits.reshape([b * t, v]);
-        let loss = CrossEntropyLossConfig::new().init(&logits.device()).forward(logits.clone(), targets.reshape([b * t]));
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), targets.reshape([b * t]));
         (loss, logits)
     }
 
@@ -130,8 +134,15 @@ mod tests {
         let dev = Device::flex();
         dev.seed(2);
         for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
-            let m = CharLmConfig::new(11, cell).with_embed(5).with_hidden(7).with_layers(2).init(&dev);
-            let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 9, 0, 3, 3, 10, 2], [2, 4]), &dev);
+            let m = CharLmConfig::new(11, cell)
+                .with_embed(5)
+                .with_hidden(7)
+                .with_layers(2)
+                .init(&dev);
+            let tokens = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![1i64, 4, 9, 0, 3, 3, 10, 2], [2, 4]),
+                &dev,
+            );
             let (logits, state) = m.forward(tokens.clone(), None);
             assert_eq!(logits.dims(), [2, 4, 11]);
             assert_eq!(state.layers.len(), 2);
@@ -144,7 +155,12 @@ mod tests {
                 last = Some(l);
             }
             let a: Vec<f32> = last.expect("step").into_data().try_to_vec().expect("f32");
-            let b: Vec<f32> = logits.slice([0..2, 3..4, 0..11]).reshape([2, 11]).into_data().try_to_vec().expect("f32");
+            let b: Vec<f32> = logits
+                .slice([0..2, 3..4, 0..11])
+                .reshape([2, 11])
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-5, "{cell:?}: {x} vs {y}");
             }
@@ -160,13 +176,29 @@ mod tests {
         let dev = Device::flex().autodiff();
         dev.seed(5);
         for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
-            let m = CharLmConfig::new(5, cell).with_embed(3).with_hidden(4).with_layers(2).init(&dev);
+            let m = CharLmConfig::new(5, cell)
+                .with_embed(3)
+                .with_hidden(4)
+                .with_layers(2)
+                .init(&dev);
             let (b, t) = (2, 6);
-            let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 0, 0, 3, 2, 2, 4, 1, 3, 0, 4], [b, t]), &dev);
-            assert!(b * t > 5, "the table path needs more tokens than the vocabulary");
+            let tokens = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![1i64, 4, 0, 0, 3, 2, 2, 4, 1, 3, 0, 4], [b, t]),
+                &dev,
+            );
+            assert!(
+                b * t > 5,
+                "the table path needs more tokens than the vocabulary"
+            );
             let r = Tensor::<3>::random([b, t, 5], burn::tensor::Distribution::Default, &dev);
             let (fused, _) = m.forward(tokens.clone(), None);
-            let xs = (0..t).map(|i| m.embedding.forward(tokens.clone().slice([0..b, i..i + 1])).reshape([b, 3])).collect();
+            let xs = (0..t)
+                .map(|i| {
+                    m.embedding
+                        .forward(tokens.clone().slice([0..b, i..i + 1]))
+                        .reshape([b, 3])
+                })
+                .collect();
             let (ys, _) = m.rnn.forward(xs, m.rnn.zero_state(b, &dev));
             let reference = m.head.forward(Tensor::stack::<3>(ys, 1));
             let flat = |x: Tensor<3>| -> Vec<f32> { x.into_data().try_to_vec().expect("f32") };
@@ -175,12 +207,28 @@ mod tests {
             }
             let g1 = (fused * r.clone()).sum().backward();
             let g2 = (reference * r).sum().backward();
-            struct Compare<'a>(&'a burn::tensor::Gradients, &'a burn::tensor::Gradients, usize, CellKind);
+            struct Compare<'a>(
+                &'a burn::tensor::Gradients,
+                &'a burn::tensor::Gradients,
+                usize,
+                CellKind,
+            );
             impl burn::module::ModuleVisitor for Compare<'_> {
                 fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
-                    let v = |g| -> Vec<f32> { p.grad(g).expect("grad").into_data().try_to_vec().expect("f32") };
+                    let v = |g| -> Vec<f32> {
+                        p.grad(g)
+                            .expect("grad")
+                            .into_data()
+                            .try_to_vec()
+                            .expect("f32")
+                    };
                     for (x, y) in v(self.0).iter().zip(&v(self.1)) {
-                        assert!((x - y).abs() < 1e-5 * (1.0 + y.abs()), "{:?} param {:?}: {x} vs {y}", self.3, p.shape());
+                        assert!(
+                            (x - y).abs() < 1e-5 * (1.0 + y.abs()),
+                            "{:?} param {:?}: {x} vs {y}",
+                            self.3,
+                            p.shape()
+                        );
                     }
                     self.2 += 1;
                 }
@@ -212,21 +260,48 @@ mod tests {
     fn every_parameter_gets_a_gradient() {
         let _rng = crate::device_rng_lock();
         let dev = Device::flex().autodiff();
-        for (cell, fork) in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru].into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        for (cell, fork) in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru]
+            .into_iter()
+            .flat_map(|c| [(c, false), (c, true)])
+        {
             // Built on the autodiff device, or (as training does) on the plain one and forked.
             let m = if fork {
-                CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&Device::flex()).fork(&dev).train()
+                CharLmConfig::new(9, cell)
+                    .with_embed(4)
+                    .with_hidden(5)
+                    .with_layers(2)
+                    .init(&Device::flex())
+                    .fork(&dev)
+                    .train()
             } else {
-                CharLmConfig::new(9, cell).with_embed(4).with_hidden(5).with_layers(2).init(&dev)
+                CharLmConfig::new(9, cell)
+                    .with_embed(4)
+                    .with_hidden(5)
+                    .with_layers(2)
+                    .init(&dev)
             };
-            let x = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 4, 8, 0, 3, 3], [2, 3]), &dev);
-            let y = Tensor::<2, Int>::from_data(TensorData::new(vec![4i64, 8, 0, 3, 3, 7], [2, 3]), &dev);
+            let x = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![1i64, 4, 8, 0, 3, 3], [2, 3]),
+                &dev,
+            );
+            let y = Tensor::<2, Int>::from_data(
+                TensorData::new(vec![4i64, 8, 0, 3, 3, 7], [2, 3]),
+                &dev,
+            );
             let grads = m.loss(x, y).0.backward();
-            let mut v = MissingGrads { grads: &grads, seen: 0, missing: Vec::new() };
+            let mut v = MissingGrads {
+                grads: &grads,
+                seen: 0,
+                missing: Vec::new(),
+            };
             m.visit(&mut v);
             // embedding + head (2) + 2 layers × (2 weights + 2 biases)
             assert_eq!(v.seen, 1 + 2 + 2 * 4, "{cell:?}");
-            assert!(v.missing.is_empty(), "{cell:?} (forked: {fork}): parameters without a gradient: {:?}", v.missing);
+            assert!(
+                v.missing.is_empty(),
+                "{cell:?} (forked: {fork}): parameters without a gradient: {:?}",
+                v.missing
+            );
         }
     }
 }

@@ -33,10 +33,11 @@ impl Dropout {
         let device = input.device();
         let shape = input.shape();
         // Two draws from the backend RNG seed this call's mask.
-        let seed: Vec<f32> = Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), &device)
-            .into_data()
-            .try_to_vec()
-            .unwrap_or_else(|_| vec![0.0, 0.0]);
+        let seed: Vec<f32> =
+            Tensor::<1>::random([2], Distribution::Uniform(0.0, 16_777_216.0), &device)
+                .into_data()
+                .try_to_vec()
+                .unwrap_or_else(|_| vec![0.0, 0.0]);
         let seed = ((seed[0] as u64) << 24) ^ (seed[1] as u64);
         let mask = host_mask(shape.num_elements(), keep, seed);
         input * Tensor::<D>::from_data(TensorData::new(mask, shape), &device)
@@ -86,7 +87,11 @@ mod tests {
     fn apply(host: bool, seed: u64, device: &Device) -> Vec<f32> {
         device.seed(seed);
         let x = Tensor::<2>::ones([32, 50], device);
-        Dropout::new(0.5, host).forward(x).into_data().try_to_vec().expect("f32")
+        Dropout::new(0.5, host)
+            .forward(x)
+            .into_data()
+            .try_to_vec()
+            .expect("f32")
     }
 
     #[test]
@@ -98,7 +103,10 @@ mod tests {
             assert_eq!(a, apply(host, 3, &d), "same seed, same mask (host {host})");
             assert_ne!(a, apply(host, 4, &d));
             let kept = a.iter().filter(|&&v| v != 0.0).count();
-            assert!((650..950).contains(&kept), "host {host}: kept {kept} of 1600");
+            assert!(
+                (650..950).contains(&kept),
+                "host {host}: kept {kept} of 1600"
+            );
             assert!(a.iter().all(|&v| v == 0.0 || (v - 2.0).abs() < 1e-6));
         }
     }
@@ -108,7 +116,11 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let x = Tensor::<2>::ones([4, 4], &d);
-        let y: Vec<f32> = Dropout::new(0.5, true).forward(x).into_data().try_to_vec().expect("f32");
+        let y: Vec<f32> = Dropout::new(0.5, true)
+            .forward(x)
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
         assert!(y.iter().all(|&v| v == 1.0));
     }
 }

@@ -33,8 +33,12 @@ impl GruCellConfig {
     pub fn init(&self, device: &Device) -> GruCell {
         let init = uniform_init(self.d_hidden);
         GruCell {
-            input: LinearConfig::new(self.d_input, 3 * self.d_hidden).with_initializer(init.clone()).init(device),
-            hidden: LinearConfig::new(self.d_hidden, 3 * self.d_hidden).with_initializer(init).init(device),
+            input: LinearConfig::new(self.d_input, 3 * self.d_hidden)
+                .with_initializer(init.clone())
+                .init(device),
+            hidden: LinearConfig::new(self.d_hidden, 3 * self.d_hidden)
+                .with_initializer(init)
+                .init(device),
         }
     }
 }
@@ -50,14 +54,35 @@ impl GruCell {
     pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
         let g3 = self.hidden.weight.dims()[1];
         let device = xw.device();
-        let bias = |l: &Linear| l.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([g3], &device));
-        burnlab_ops::gru_sequence(xw, bias(&self.input), self.hidden.weight.val(), bias(&self.hidden), h)
+        let bias = |l: &Linear| {
+            l.bias
+                .as_ref()
+                .map(|b| b.val())
+                .unwrap_or_else(|| Tensor::zeros([g3], &device))
+        };
+        burnlab_ops::gru_sequence(
+            xw,
+            bias(&self.input),
+            self.hidden.weight.val(),
+            bias(&self.hidden),
+            h,
+        )
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden.
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>) -> Tensor<2> {
-        let [ri, zi, ni]: [Tensor<2>; 3] = self.input.forward(x).chunk(3, 1).try_into().unwrap_or_else(|_| unreachable!("3H splits in 3"));
-        let [rh, zh, nh]: [Tensor<2>; 3] = self.hidden.forward(h.clone()).chunk(3, 1).try_into().unwrap_or_else(|_| unreachable!("3H splits in 3"));
+        let [ri, zi, ni]: [Tensor<2>; 3] = self
+            .input
+            .forward(x)
+            .chunk(3, 1)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("3H splits in 3"));
+        let [rh, zh, nh]: [Tensor<2>; 3] = self
+            .hidden
+            .forward(h.clone())
+            .chunk(3, 1)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("3H splits in 3"));
         let r = sigmoid(ri + rh);
         let z = sigmoid(zi + zh);
         let n = (ni + r * nh).tanh();

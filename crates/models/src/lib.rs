@@ -18,17 +18,17 @@ pub mod summary;
 pub mod word2vec;
 
 pub use activation::Activation;
+pub use blocks::ShortcutKind;
+pub use charlm::{CharLm, CharLmConfig};
 pub use dropout::Dropout;
 pub use lenet5::{LeNet5, LeNet5Config};
 pub use loss::{LossKind, hinge_loss};
 pub use mlp::{Mlp, MlpConfig, WeightInit};
+pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
 pub use resnet::{CifarResNet, CifarResNetConfig};
 pub use resnet9::{ResNet9, ResNet9Config};
 pub use summary::{LayerRow, Summary, format_table};
 pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
-pub use blocks::ShortcutKind;
-pub use charlm::{CharLm, CharLmConfig};
-pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
 
 /// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a
 /// test which seeds it and expects a repeatable draw is not interleaved with another's draws.

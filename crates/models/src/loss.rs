@@ -26,7 +26,12 @@ impl LossKind {
 
     /// As [`forward`](Self::forward), with label smoothing `epsilon` for cross-entropy (the
     /// target distribution is (1 − ε)·onehot + ε/K, as PyTorch's `label_smoothing`).
-    pub fn forward_smoothed(&self, logits: Tensor<2>, targets: Tensor<1, Int>, epsilon: f64) -> Tensor<1> {
+    pub fn forward_smoothed(
+        &self,
+        logits: Tensor<2>,
+        targets: Tensor<1, Int>,
+        epsilon: f64,
+    ) -> Tensor<1> {
         match self {
             LossKind::Ce if epsilon > 0.0 => CrossEntropyLossConfig::new()
                 .with_smoothing(Some(epsilon as f32))
@@ -54,10 +59,7 @@ pub fn hinge_loss(logits: Tensor<2>, targets: Tensor<1, Int>, margin: f64) -> Te
     let correct = logits.clone().gather(1, targets.unsqueeze_dim(1));
     let margins = (logits - correct).add_scalar(margin).clamp_min(0.0);
     // The true class contributes exactly `margin`; remove it rather than masking.
-    margins
-        .sum()
-        .div_scalar(batch as f64)
-        .sub_scalar(margin)
+    margins.sum().div_scalar(batch as f64).sub_scalar(margin)
 }
 
 #[cfg(test)]
@@ -84,7 +86,8 @@ mod tests {
     fn hinge_zero_when_margin_met() {
         let _rng = crate::device_rng_lock();
         let d = device();
-        let logits = Tensor::<2>::from_data(TensorData::from([[5.0f32, 1.0, 2.0], [0.0, 0.0, 9.0]]), &d);
+        let logits =
+            Tensor::<2>::from_data(TensorData::from([[5.0f32, 1.0, 2.0], [0.0, 0.0, 9.0]]), &d);
         let targets = Tensor::<1, Int>::from_data(TensorData::from([0i64, 2]), &d);
         let loss: f32 = hinge_loss(logits, targets, 1.0).into_scalar::<f32>();
         assert!(loss.abs() < 1e-6, "loss {loss}");
@@ -94,13 +97,21 @@ mod tests {
     fn hinge_gradient_matches_finite_differences() {
         let _rng = crate::device_rng_lock();
         let d = device().autodiff();
-        let values: Vec<f32> = vec![0.3, -1.2, 0.8, 0.1, 2.0, 1.7, -0.4, 0.05, 0.9, 1.1, -0.3, 0.6];
+        let values: Vec<f32> = vec![
+            0.3, -1.2, 0.8, 0.1, 2.0, 1.7, -0.4, 0.05, 0.9, 1.1, -0.3, 0.6,
+        ];
         let targets_v = [2i64, 0, 1];
         let targets = Tensor::<1, Int>::from_data(TensorData::from(targets_v), &d);
-        let logits = Tensor::<2>::from_data(TensorData::new(values.clone(), [3, 4]), &d).require_grad();
+        let logits =
+            Tensor::<2>::from_data(TensorData::new(values.clone(), [3, 4]), &d).require_grad();
         let loss = hinge_loss(logits.clone(), targets.clone(), 1.0);
         let grads = loss.backward();
-        let g: Vec<f32> = logits.grad(&grads).expect("grad").into_data().try_to_vec().expect("f32");
+        let g: Vec<f32> = logits
+            .grad(&grads)
+            .expect("grad")
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
 
         let plain = Device::flex();
         let eval = |v: &[f32]| -> f64 {
@@ -116,7 +127,11 @@ mod tests {
             let mut m = values.clone();
             m[i] -= eps;
             let fd = (eval(&p) - eval(&m)) / (2.0 * eps as f64);
-            assert!((fd - g[i] as f64).abs() < 1e-3, "index {i}: fd {fd} vs autodiff {}", g[i]);
+            assert!(
+                (fd - g[i] as f64).abs() < 1e-3,
+                "index {i}: fd {fd} vs autodiff {}",
+                g[i]
+            );
         }
     }
 
@@ -139,9 +154,16 @@ mod tests {
         let logits = Tensor::<2>::from_data(TensorData::from([[0.0f32, 2f32.ln(), 5f32.ln()]]), &d);
         let targets = Tensor::<1, Int>::from_data(TensorData::from([2i64]), &d);
         let expected = -(0.1 * 0.125f64.ln() + 0.1 * 0.25f64.ln() + 0.8 * 0.625f64.ln());
-        let loss: f32 = LossKind::Ce.forward_smoothed(logits.clone(), targets.clone(), 0.3).into_scalar();
-        assert!((loss as f64 - expected).abs() < 1e-5, "{loss} vs {expected}");
-        let plain: f32 = LossKind::Ce.forward_smoothed(logits, targets, 0.0).into_scalar();
+        let loss: f32 = LossKind::Ce
+            .forward_smoothed(logits.clone(), targets.clone(), 0.3)
+            .into_scalar();
+        assert!(
+            (loss as f64 - expected).abs() < 1e-5,
+            "{loss} vs {expected}"
+        );
+        let plain: f32 = LossKind::Ce
+            .forward_smoothed(logits, targets, 0.0)
+            .into_scalar();
         assert!((plain as f64 + 0.625f64.ln()).abs() < 1e-5, "{plain}");
     }
 }

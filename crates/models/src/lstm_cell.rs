@@ -40,12 +40,22 @@ impl LstmCellConfig {
     pub fn init(&self, device: &Device) -> LstmCell {
         let h = self.d_hidden;
         let init = uniform_init(h);
-        let mut input = LinearConfig::new(self.d_input, 4 * h).with_initializer(init.clone()).init(device);
-        let mut hidden = LinearConfig::new(h, 4 * h).with_initializer(init).init(device);
+        let mut input = LinearConfig::new(self.d_input, 4 * h)
+            .with_initializer(init.clone())
+            .init(device);
+        let mut hidden = LinearConfig::new(h, 4 * h)
+            .with_initializer(init)
+            .init(device);
         let set = |b: Option<Param<Tensor<1>>>, v: f64| {
             // `Param::map` does not carry "requires grad" over: without `set_require_grad` these
             // biases would silently never train.
-            b.map(|b| b.map(|t| t.slice_assign([h..2 * h], Tensor::full([h], v, device)).detach()).set_require_grad(true))
+            b.map(|b| {
+                b.map(|t| {
+                    t.slice_assign([h..2 * h], Tensor::full([h], v, device))
+                        .detach()
+                })
+                .set_require_grad(true)
+            })
         };
         input.bias = set(input.bias, self.forget_bias);
         hidden.bias = set(hidden.bias, 0.0);
@@ -60,12 +70,22 @@ impl LstmCell {
 
     /// A whole sequence on the CPU backend (see `burnlab_ops::recurrence`): input [T, B, D] → every h_t
     /// [T, B, H] and the final (h, c). Same maths as [`Self::step`] T times.
-    pub fn sequence_fused(&self, x: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    pub fn sequence_fused(
+        &self,
+        x: Tensor<3>,
+        h: Tensor<2>,
+        c: Tensor<2>,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
         self.recurrence_fused(project(x, &self.input), h, c)
     }
 
     /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, 4H] (no bias).
-    pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    pub fn recurrence_fused(
+        &self,
+        xw: Tensor<3>,
+        h: Tensor<2>,
+        c: Tensor<2>,
+    ) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
         let [t, b, _] = xw.dims();
         let hd = self.d_hidden();
         let bias = bias_sum(&self.input, &self.hidden);
@@ -79,7 +99,10 @@ impl LstmCell {
     /// One step: input [B, D] and state (h, c) [B, H] each → new (h, c).
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let z = self.input.forward(x) + self.hidden.forward(h);
-        let [i, f, g, o]: [Tensor<2>; 4] = z.chunk(4, 1).try_into().unwrap_or_else(|_| unreachable!("4H splits in 4"));
+        let [i, f, g, o]: [Tensor<2>; 4] = z
+            .chunk(4, 1)
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("4H splits in 4"));
         let c = sigmoid(f) * c + sigmoid(i) * g.tanh();
         let h = sigmoid(o) * c.clone().tanh();
         (h, c)

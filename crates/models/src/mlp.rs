@@ -27,7 +27,10 @@ impl WeightInit {
                 fan_out_only: false,
             },
             WeightInit::Xavier => Initializer::XavierUniform { gain: 1.0 },
-            WeightInit::Normal => Initializer::Normal { mean: 0.0, std: 0.01 },
+            WeightInit::Normal => Initializer::Normal {
+                mean: 0.0,
+                std: 0.01,
+            },
         }
     }
 }
@@ -95,7 +98,10 @@ impl Mlp {
     pub fn forward<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, D - 1);
         for layer in &self.hidden {
-            x = self.dropout.forward(self.activation.forward(burnlab_ops::linear::linear(layer, x)));
+            x = self.dropout.forward(
+                self.activation
+                    .forward(burnlab_ops::linear::linear(layer, x)),
+            );
         }
         burnlab_ops::linear::linear(&self.output, x)
     }
@@ -146,8 +152,14 @@ mod tests {
             3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
         );
         let rows = m.summary([3, 32, 32]);
-        assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
-        assert_eq!(rows.iter().map(|r| r.shape.clone()).collect::<Vec<_>>(), vec![vec![3, 32, 32], vec![512], vec![256], vec![10]]);
+        assert_eq!(
+            rows.iter().map(|r| r.params).sum::<usize>(),
+            m.num_trainable_params()
+        );
+        assert_eq!(
+            rows.iter().map(|r| r.shape.clone()).collect::<Vec<_>>(),
+            vec![vec![3, 32, 32], vec![512], vec![256], vec![10]]
+        );
     }
 
     #[test]

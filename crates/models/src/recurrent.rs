@@ -25,7 +25,9 @@ pub(crate) fn uniform_init(d_hidden: usize) -> Initializer {
 pub(crate) fn project(x: Tensor<3>, input: &Linear) -> Tensor<3> {
     let [t, b, d] = x.dims();
     let g = input.weight.dims()[1];
-    x.reshape([t * b, d]).matmul(input.weight.val()).reshape([t, b, g])
+    x.reshape([t * b, d])
+        .matmul(input.weight.val())
+        .reshape([t, b, g])
 }
 
 /// b_ih + b_hh ([G]; zeros for a missing bias), the one bias an LSTM or RNN step adds.
@@ -80,7 +82,16 @@ pub struct State {
 impl State {
     /// Cut the state from the graph that produced it.
     pub fn detach(self) -> Self {
-        Self { layers: self.layers.into_iter().map(|l| LayerState { h: l.h.detach(), c: l.c.map(Tensor::detach) }).collect() }
+        Self {
+            layers: self
+                .layers
+                .into_iter()
+                .map(|l| LayerState {
+                    h: l.h.detach(),
+                    c: l.c.map(Tensor::detach),
+                })
+                .collect(),
+        }
     }
 }
 
@@ -96,8 +107,14 @@ impl Cell {
 
     fn step(&self, x: Tensor<2>, s: LayerState) -> LayerState {
         match self {
-            Cell::Rnn(cell) => LayerState { h: cell.step(x, s.h), c: None },
-            Cell::Gru(cell) => LayerState { h: cell.step(x, s.h), c: None },
+            Cell::Rnn(cell) => LayerState {
+                h: cell.step(x, s.h),
+                c: None,
+            },
+            Cell::Gru(cell) => LayerState {
+                h: cell.step(x, s.h),
+                c: None,
+            },
             Cell::Lstm(cell) => {
                 let device = x.device();
                 let c = s.c.unwrap_or_else(|| Tensor::zeros(s.h.dims(), &device));
@@ -142,13 +159,26 @@ impl RecurrentConfig {
             .map(|l| {
                 let d_in = if l == 0 { self.d_input } else { self.d_hidden };
                 match self.cell {
-                    CellKind::Rnn => Cell::Rnn(RnnCellConfig::new(d_in, self.d_hidden).init(device)),
-                    CellKind::Lstm => Cell::Lstm(LstmCellConfig::new(d_in, self.d_hidden).with_forget_bias(self.forget_bias).init(device)),
-                    CellKind::Gru => Cell::Gru(GruCellConfig::new(d_in, self.d_hidden).init(device)),
+                    CellKind::Rnn => {
+                        Cell::Rnn(RnnCellConfig::new(d_in, self.d_hidden).init(device))
+                    }
+                    CellKind::Lstm => Cell::Lstm(
+                        LstmCellConfig::new(d_in, self.d_hidden)
+                            .with_forget_bias(self.forget_bias)
+                            .init(device),
+                    ),
+                    CellKind::Gru => {
+                        Cell::Gru(GruCellConfig::new(d_in, self.d_hidden).init(device))
+                    }
                 }
             })
             .collect();
-        Recurrent { layers, dropout: Dropout::new(self.dropout, self.host_dropout), d_hidden: self.d_hidden, kind: self.cell }
+        Recurrent {
+            layers,
+            dropout: Dropout::new(self.dropout, self.host_dropout),
+            d_hidden: self.d_hidden,
+            kind: self.cell,
+        }
     }
 }
 
@@ -158,7 +188,10 @@ impl Recurrent {
         let zeros = || Tensor::zeros([batch, self.d_hidden], device);
         State {
             layers: (0..self.layers.len())
-                .map(|_| LayerState { h: zeros(), c: (self.kind == CellKind::Lstm).then(zeros) })
+                .map(|_| LayerState {
+                    h: zeros(),
+                    c: (self.kind == CellKind::Lstm).then(zeros),
+                })
                 .collect(),
         }
     }
@@ -170,7 +203,11 @@ impl Recurrent {
         let mut next = Vec::with_capacity(n);
         for (l, (cell, s)) in self.layers.iter().zip(state.layers).enumerate() {
             let s = cell.step(x, s);
-            x = if l + 1 < n { self.dropout.forward(s.h.clone()) } else { s.h.clone() };
+            x = if l + 1 < n {
+                self.dropout.forward(s.h.clone())
+            } else {
+                s.h.clone()
+            };
             next.push(s);
         }
         (x, State { layers: next })
@@ -192,7 +229,11 @@ impl Recurrent {
             return (Tensor::zeros([0, b, self.d_hidden], &x.device()), state);
         }
         if !self.fused_on(&x.device()) {
-            let xs = x.chunk(t, 0).into_iter().map(|s| s.squeeze_dim::<2>(0)).collect();
+            let xs = x
+                .chunk(t, 0)
+                .into_iter()
+                .map(|s| s.squeeze_dim::<2>(0))
+                .collect();
             let (ys, state) = self.forward(xs, state);
             return (Tensor::stack(ys, 0), state);
         }
@@ -206,7 +247,10 @@ impl Recurrent {
     pub fn forward_projected(&self, first_xw: Tensor<3>, state: State) -> (Tensor<3>, State) {
         let [t, b, _] = first_xw.dims();
         if t == 0 {
-            return (Tensor::zeros([0, b, self.d_hidden], &first_xw.device()), state);
+            return (
+                Tensor::zeros([0, b, self.d_hidden], &first_xw.device()),
+                state,
+            );
         }
         let n = self.layers.len();
         let device = first_xw.device();
@@ -278,7 +322,10 @@ mod tests {
         let dev = Device::flex();
         let mut l = LinearConfig::new(d_in, d_out).init(&dev);
         l.weight = Param::from_tensor(t2(w, [d_in, d_out]));
-        l.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b.to_vec(), [d_out]), &dev)));
+        l.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b.to_vec(), [d_out]),
+            &dev,
+        )));
         l
     }
 
@@ -292,7 +339,10 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let (x, h, c) = (0.5f32, -0.3f32, 0.8f32);
         // Vanilla: tanh(0.7x + 0.1 + (-0.4)h + 0.2)
-        let rnn = RnnCell { input: linear(&[0.7], &[0.1], 1, 1), hidden: linear(&[-0.4], &[0.2], 1, 1) };
+        let rnn = RnnCell {
+            input: linear(&[0.7], &[0.1], 1, 1),
+            hidden: linear(&[-0.4], &[0.2], 1, 1),
+        };
         let got = vec(rnn.step(t2(&[x], [1, 1]), t2(&[h], [1, 1])));
         close(&got, &[(0.7 * x + 0.1 - 0.4 * h + 0.2).tanh()], 1e-6, "rnn");
 
@@ -300,7 +350,10 @@ mod tests {
         let wi = [0.3, -0.2, 0.5, 0.9];
         let wh = [0.4, 0.1, -0.6, 0.2];
         let bi = [0.05, 1.0, -0.1, 0.0];
-        let lstm = LstmCell { input: linear(&wi, &bi, 1, 4), hidden: linear(&wh, &[0.0; 4], 1, 4) };
+        let lstm = LstmCell {
+            input: linear(&wi, &bi, 1, 4),
+            hidden: linear(&wh, &[0.0; 4], 1, 4),
+        };
         let (h2, c2) = lstm.step(t2(&[x], [1, 1]), t2(&[h], [1, 1]), t2(&[c], [1, 1]));
         let z: Vec<f32> = (0..4).map(|k| wi[k] * x + bi[k] + wh[k] * h).collect();
         let c_ref = sig(z[1]) * c + sig(z[0]) * z[2].tanh();
@@ -312,7 +365,10 @@ mod tests {
         let gi = [0.3, -0.5, 0.8];
         let gh = [0.2, 0.7, -0.4];
         let (bi, bh) = ([0.1, 0.0, -0.2], [0.0, 0.3, 0.05]);
-        let gru = GruCell { input: linear(&gi, &bi, 1, 3), hidden: linear(&gh, &bh, 1, 3) };
+        let gru = GruCell {
+            input: linear(&gi, &bi, 1, 3),
+            hidden: linear(&gh, &bh, 1, 3),
+        };
         let got = vec(gru.step(t2(&[x], [1, 1]), t2(&[h], [1, 1])));
         let r = sig(gi[0] * x + bi[0] + gh[0] * h + bh[0]);
         let zz = sig(gi[1] * x + bi[1] + gh[1] * h + bh[1]);
@@ -329,19 +385,34 @@ mod tests {
         dev.seed(3);
         let (b, t, d, h) = (3, 5, 7, 5);
         let xs = Tensor::<3>::random([b, t, d], Distribution::Uniform(-1.0, 1.0), &dev);
-        let steps: Vec<Tensor<2>> = (0..t).map(|i| xs.clone().slice([0..b, i..i + 1, 0..d]).reshape([b, d])).collect();
+        let steps: Vec<Tensor<2>> = (0..t)
+            .map(|i| xs.clone().slice([0..b, i..i + 1, 0..d]).reshape([b, d]))
+            .collect();
         let last = |y: Tensor<3>| y.slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
 
         let burn_lstm = LstmConfig::new(d, h, true).init(&dev);
         // Burn's gates are separate Linear pairs; ours side by side in i, f, g, o order.
-        let gates = [&burn_lstm.input_gate, burn_lstm.forget_gate.as_ref().expect("forget gate"), &burn_lstm.cell_gate, &burn_lstm.output_gate];
-        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1);
-        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0);
+        let gates = [
+            &burn_lstm.input_gate,
+            burn_lstm.forget_gate.as_ref().expect("forget gate"),
+            &burn_lstm.cell_gate,
+            &burn_lstm.output_gate,
+        ];
+        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| {
+            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1)
+        };
+        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| {
+            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0)
+        };
         let mut ours = LstmCellConfig::new(d, h).init(&dev);
         ours.input.weight = Param::from_tensor(cat_w(&|g| g.input_transform.weight.val()));
         ours.hidden.weight = Param::from_tensor(cat_w(&|g| g.hidden_transform.weight.val()));
-        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| g.input_transform.bias.as_ref().expect("bias").val())));
-        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| g.hidden_transform.bias.as_ref().expect("bias").val())));
+        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| {
+            g.input_transform.bias.as_ref().expect("bias").val()
+        })));
+        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| {
+            g.hidden_transform.bias.as_ref().expect("bias").val()
+        })));
         let (y, state) = burn_lstm.forward(xs.clone(), None);
         let (mut hs, mut cs) = (Tensor::zeros([b, h], &dev), Tensor::zeros([b, h], &dev));
         for x in &steps {
@@ -353,14 +424,26 @@ mod tests {
         close(&vec(hs), &vec(state.hidden), 1e-5, "lstm hidden");
 
         let burn_gru = GruConfig::new(d, h, true).with_reset_after(true).init(&dev);
-        let gates = [&burn_gru.reset_gate, &burn_gru.update_gate, &burn_gru.new_gate];
-        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1);
-        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0);
+        let gates = [
+            &burn_gru.reset_gate,
+            &burn_gru.update_gate,
+            &burn_gru.new_gate,
+        ];
+        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| {
+            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1)
+        };
+        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| {
+            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0)
+        };
         let mut ours = GruCellConfig::new(d, h).init(&dev);
         ours.input.weight = Param::from_tensor(cat_w(&|g| g.input_transform.weight.val()));
         ours.hidden.weight = Param::from_tensor(cat_w(&|g| g.hidden_transform.weight.val()));
-        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| g.input_transform.bias.as_ref().expect("bias").val())));
-        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| g.hidden_transform.bias.as_ref().expect("bias").val())));
+        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| {
+            g.input_transform.bias.as_ref().expect("bias").val()
+        })));
+        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| {
+            g.hidden_transform.bias.as_ref().expect("bias").val()
+        })));
         let y = burn_gru.forward(xs, None);
         let mut hs = Tensor::zeros([b, h], &dev);
         for x in &steps {
@@ -385,9 +468,28 @@ mod tests {
             assert_eq!(s.layers[1].h.dims(), [4, 10]);
         }
         let lstm = LstmCellConfig::new(3, 4).init(&dev);
-        let b: Vec<f32> = lstm.input.bias.as_ref().expect("bias").val().into_data().try_to_vec().expect("f32");
-        assert!(b[4..8].iter().all(|&v| v == 1.0) && b[0..4].iter().all(|&v| v.abs() <= 0.5), "{b:?}");
-        let bh: Vec<f32> = lstm.hidden.bias.as_ref().expect("bias").val().into_data().try_to_vec().expect("f32");
+        let b: Vec<f32> = lstm
+            .input
+            .bias
+            .as_ref()
+            .expect("bias")
+            .val()
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
+        assert!(
+            b[4..8].iter().all(|&v| v == 1.0) && b[0..4].iter().all(|&v| v.abs() <= 0.5),
+            "{b:?}"
+        );
+        let bh: Vec<f32> = lstm
+            .hidden
+            .bias
+            .as_ref()
+            .expect("bias")
+            .val()
+            .into_data()
+            .try_to_vec()
+            .expect("f32");
         assert!(bh[4..8].iter().all(|&v| v == 0.0));
     }
 
@@ -399,7 +501,9 @@ mod tests {
         let plain = Device::flex();
         plain.seed(9);
         let cell = RnnCellConfig::new(3, 4).init(&plain);
-        let xs: Vec<Tensor<2>> = (0..4).map(|_| Tensor::random([2, 3], Distribution::Uniform(-1.0, 1.0), &plain)).collect();
+        let xs: Vec<Tensor<2>> = (0..4)
+            .map(|_| Tensor::random([2, 3], Distribution::Uniform(-1.0, 1.0), &plain))
+            .collect();
         let loss = |cell: &RnnCell, xs: &[Tensor<2>]| {
             let device = xs[0].device();
             let mut h = Tensor::zeros([2, 4], &device);
@@ -407,14 +511,27 @@ mod tests {
                 h = cell.step(x.clone(), h);
             }
             // A loss that weighs each unit differently.
-            (h * Tensor::<1>::from_data(TensorData::new(vec![1.0f32, -2.0, 0.5, 3.0], [4]), &device).unsqueeze()).sum()
+            (h * Tensor::<1>::from_data(
+                TensorData::new(vec![1.0f32, -2.0, 0.5, 3.0], [4]),
+                &device,
+            )
+            .unsqueeze())
+            .sum()
         };
         let ad = plain.clone().autodiff();
         let cell_ad = cell.clone().fork(&ad).train();
         let xs_ad: Vec<Tensor<2>> = xs.iter().map(|x| x.clone().autodiff()).collect();
         let grads = loss(&cell_ad, &xs_ad).backward();
-        for (name, param) in [("W_ih", &cell_ad.input.weight), ("W_hh", &cell_ad.hidden.weight)] {
-            let g: Vec<f32> = param.grad(&grads).expect("grad").into_data().try_to_vec().expect("f32");
+        for (name, param) in [
+            ("W_ih", &cell_ad.input.weight),
+            ("W_hh", &cell_ad.hidden.weight),
+        ] {
+            let g: Vec<f32> = param
+                .grad(&grads)
+                .expect("grad")
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
             let w: Vec<f32> = param.val().inner().into_data().try_to_vec().expect("f32");
             let dims = param.dims();
             for k in [0, 5, w.len() - 1] {
@@ -424,11 +541,19 @@ mod tests {
                     w2[k] += delta;
                     let mut c = cell.clone();
                     let t = t2(&w2, dims);
-                    if name == "W_ih" { c.input.weight = Param::from_tensor(t) } else { c.hidden.weight = Param::from_tensor(t) }
+                    if name == "W_ih" {
+                        c.input.weight = Param::from_tensor(t)
+                    } else {
+                        c.hidden.weight = Param::from_tensor(t)
+                    }
                     loss(&c, &xs).into_scalar::<f32>() as f64
                 };
                 let fd = (eval(eps) - eval(-eps)) / (2.0 * eps as f64);
-                assert!((fd - g[k] as f64).abs() < 2e-3 * fd.abs().max(1.0), "{name}[{k}]: autodiff {} vs fd {fd}", g[k]);
+                assert!(
+                    (fd - g[k] as f64).abs() < 2e-3 * fd.abs().max(1.0),
+                    "{name}[{k}]: autodiff {} vs fd {fd}",
+                    g[k]
+                );
             }
         }
     }
@@ -445,7 +570,12 @@ mod tests {
         let steps = 50;
         // LSTM, 1 unit: input gate shut but for the first step's input (weight 20 on x),
         // forget gate open, output gate open, g = tanh(x).
-        let lstm = LstmCell { input: linear(&[20.0, 0.0, 1.0, 0.0], &[-10.0, 10.0, 0.0, 10.0], 1, 4), hidden: linear(&[0.0; 4], &[0.0; 4], 1, 4) }.fork(&ad).train();
+        let lstm = LstmCell {
+            input: linear(&[20.0, 0.0, 1.0, 0.0], &[-10.0, 10.0, 0.0, 10.0], 1, 4),
+            hidden: linear(&[0.0; 4], &[0.0; 4], 1, 4),
+        }
+        .fork(&ad)
+        .train();
         let x0 = t2(&[1.0], [1, 1]).autodiff().require_grad();
         let zero = t2(&[0.0], [1, 1]).autodiff();
         let (mut h, mut c) = lstm.step(x0.clone(), zero.clone(), zero.clone());
@@ -454,7 +584,11 @@ mod tests {
         }
         let carried = c.clone().into_scalar::<f32>();
         assert!(carried > 0.7, "cell after {steps} steps: {carried}");
-        let g_lstm = x0.grad(&h.sum().backward()).expect("grad").into_scalar::<f32>().abs();
+        let g_lstm = x0
+            .grad(&h.sum().backward())
+            .expect("grad")
+            .into_scalar::<f32>()
+            .abs();
 
         let dev = ad.clone();
         dev.seed(1);
@@ -465,12 +599,20 @@ mod tests {
             for _ in 1..n {
                 h = rnn.step(Tensor::zeros([1, 1], &ad), h);
             }
-            let g: Vec<f32> = x0.grad(&h.sum().backward()).expect("grad").into_data().try_to_vec().expect("f32");
+            let g: Vec<f32> = x0
+                .grad(&h.sum().backward())
+                .expect("grad")
+                .into_data()
+                .try_to_vec()
+                .expect("f32");
             g[0].abs()
         };
         let (g1, g50) = (grad_over(1), grad_over(steps));
         assert!(g_lstm > 0.1, "LSTM gradient over {steps} steps: {g_lstm}");
-        assert!(g50 < 1e-6 * g1, "RNN gradient over {steps} steps {g50} vs 1 step {g1}");
+        assert!(
+            g50 < 1e-6 * g1,
+            "RNN gradient over {steps} steps {g50} vs 1 step {g1}"
+        );
     }
 }
 
@@ -481,14 +623,17 @@ mod fused_tests {
     use burn::module::Param;
     use burn::tensor::{Distribution, Tensor};
 
-    use burn::tensor::Device;
     use crate::gru_cell::{GruCell, GruCellConfig};
     use crate::lstm_cell::{LstmCell, LstmCellConfig};
     use crate::rnn_cell::{RnnCell, RnnCellConfig};
+    use burn::tensor::Device;
 
     /// A tensor's values.
     fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
+        t.into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .expect("f32")
     }
 
     /// Every value of `a` within `tol` × max(1, largest |b|) of `b`'s.
@@ -496,7 +641,10 @@ mod fused_tests {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
+            assert!(
+                (x - y).abs() <= tol * scale,
+                "{what}[{i}]: fused {x} vs reference {y}"
+            );
         }
     }
 
@@ -517,34 +665,36 @@ mod fused_tests {
         let wh = random([t, b, h], &dev);
         let wc = random([b, h], &dev);
         [true, false].map(|fused| {
-        let (hs, c_last) = if fused {
-            let (hs, _, c) = cell.sequence_fused(x.clone(), h0.clone(), c0.clone());
-            (hs, c)
-        } else {
-            let (mut hh, mut cc) = (h0.clone(), c0.clone());
-            let mut ys = Vec::new();
-            for s in x.clone().chunk(t, 0) {
-                let (nh, nc) = cell.step(s.squeeze_dim::<2>(0), hh, cc);
-                ys.push(nh.clone());
-                (hh, cc) = (nh, nc);
-            }
-            (Tensor::stack(ys, 0), cc)
-        };
-        let loss = (hs.clone() * wh.clone()).sum() + (c_last * wc.clone()).sum();
-        let grads = loss.backward();
-        let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
-        let gb = |p: &Option<Param<Tensor<1>>>| vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"));
-        let out = vec(hs);
-        let grads = vec![
-            vec(x.grad(&grads).expect("x grad")),
-            vec(h0.grad(&grads).expect("h0 grad")),
-            vec(c0.grad(&grads).expect("c0 grad")),
-            g(&cell.input.weight),
-            gb(&cell.input.bias),
-            g(&cell.hidden.weight),
-            gb(&cell.hidden.bias),
-        ];
-        (out, grads)
+            let (hs, c_last) = if fused {
+                let (hs, _, c) = cell.sequence_fused(x.clone(), h0.clone(), c0.clone());
+                (hs, c)
+            } else {
+                let (mut hh, mut cc) = (h0.clone(), c0.clone());
+                let mut ys = Vec::new();
+                for s in x.clone().chunk(t, 0) {
+                    let (nh, nc) = cell.step(s.squeeze_dim::<2>(0), hh, cc);
+                    ys.push(nh.clone());
+                    (hh, cc) = (nh, nc);
+                }
+                (Tensor::stack(ys, 0), cc)
+            };
+            let loss = (hs.clone() * wh.clone()).sum() + (c_last * wc.clone()).sum();
+            let grads = loss.backward();
+            let g = |p: &Param<Tensor<2>>| vec(p.grad(&grads).expect("weight grad"));
+            let gb = |p: &Option<Param<Tensor<1>>>| {
+                vec(p.as_ref().expect("bias").grad(&grads).expect("bias grad"))
+            };
+            let out = vec(hs);
+            let grads = vec![
+                vec(x.grad(&grads).expect("x grad")),
+                vec(h0.grad(&grads).expect("h0 grad")),
+                vec(c0.grad(&grads).expect("c0 grad")),
+                g(&cell.input.weight),
+                gb(&cell.input.bias),
+                g(&cell.hidden.weight),
+                gb(&cell.hidden.bias),
+            ];
+            (out, grads)
         })
     }
 
@@ -596,7 +746,14 @@ mod fused_tests {
 
     /// Outputs and gradients (x, h0, W_ih, b_ih, W_hh, b_hh) of the fused path, then of the
     /// step-by-step one, on the same random draws.
-    fn one_state_case(cell: &impl OneStateCell, t: usize, b: usize, d: usize, h: usize, dev: &Device) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
+    fn one_state_case(
+        cell: &impl OneStateCell,
+        t: usize,
+        b: usize,
+        d: usize,
+        h: usize,
+        dev: &Device,
+    ) -> [(Vec<f32>, Vec<Vec<f32>>); 2] {
         let x = random([t, b, d], dev).require_grad();
         let h0 = random([b, h], dev).require_grad();
         let wh = random([t, b, h], dev);
@@ -613,10 +770,18 @@ mod fused_tests {
                 Tensor::stack(ys, 0)
             };
             let grads = (hs.clone() * wh.clone()).sum().backward();
-            let mut out = vec![vec(x.grad(&grads).expect("x grad")), vec(h0.grad(&grads).expect("h0 grad"))];
+            let mut out = vec![
+                vec(x.grad(&grads).expect("x grad")),
+                vec(h0.grad(&grads).expect("h0 grad")),
+            ];
             for l in cell.linears() {
                 out.push(vec(l.weight.grad(&grads).expect("weight grad")));
-                out.push(vec(l.bias.as_ref().expect("bias").grad(&grads).expect("bias grad")));
+                out.push(vec(l
+                    .bias
+                    .as_ref()
+                    .expect("bias")
+                    .grad(&grads)
+                    .expect("bias grad")));
             }
             (vec(hs), out)
         })
@@ -672,6 +837,11 @@ mod fused_tests {
         }
         close(&vec(h.clone()), &vec(hh), 2e-6, "final h");
         close(&vec(c), &vec(cc), 2e-6, "final c");
-        close(&vec(hs.slice([4..5]).reshape([2, 6])), &vec(h), 0.0, "last output is the final h");
+        close(
+            &vec(hs.slice([4..5]).reshape([2, 6])),
+            &vec(h),
+            0.0,
+            "last output is the final h",
+        );
     }
 }

@@ -32,20 +32,32 @@ pub struct CifarResNet {
 impl CifarResNetConfig {
     /// Panics unless `depth` is 6n + 2 with n ≥ 1 (configs are validated before this).
     pub fn init(&self, device: &Device) -> CifarResNet {
-        assert!(self.depth >= 8 && (self.depth - 2).is_multiple_of(6), "ResNet depth must be 6n + 2, got {}", self.depth);
+        assert!(
+            self.depth >= 8 && (self.depth - 2).is_multiple_of(6),
+            "ResNet depth must be 6n + 2, got {}",
+            self.depth
+        );
         let n = (self.depth - 2) / 6;
         let mut blocks = Vec::with_capacity(3 * n);
         let mut c_in = 16;
         for (c_out, stride) in [(16, 1), (32, 2), (64, 2)] {
             for i in 0..n {
-                blocks.push(BasicBlock::new(c_in, c_out, if i == 0 { stride } else { 1 }, self.shortcut, device));
+                blocks.push(BasicBlock::new(
+                    c_in,
+                    c_out,
+                    if i == 0 { stride } else { 1 },
+                    self.shortcut,
+                    device,
+                ));
                 c_in = c_out;
             }
         }
         CifarResNet {
             stem: ConvBn::new(self.in_channels, 16, 3, 1, device),
             blocks,
-            head: LinearConfig::new(64, self.num_classes).with_initializer(kaiming_normal()).init(device),
+            head: LinearConfig::new(64, self.num_classes)
+                .with_initializer(kaiming_normal())
+                .init(device),
         }
     }
 }
@@ -67,7 +79,10 @@ impl CifarResNet {
         self.stem.summarize(&mut s, "stem", "bn + relu");
         let per_stage = self.blocks.len() / 3;
         for (i, b) in self.blocks.iter().enumerate() {
-            b.summarize(&mut s, &format!("stage{}.block{}", i / per_stage + 1, i % per_stage + 1));
+            b.summarize(
+                &mut s,
+                &format!("stage{}.block{}", i / per_stage + 1, i % per_stage + 1),
+            );
         }
         s.global_pool("pool", "global avgpool");
         crate::summary::linear(&mut s, "fc", &self.head, "");
@@ -76,7 +91,12 @@ impl CifarResNet {
 
     /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
     pub fn num_trainable_params(&self) -> usize {
-        let buffers: usize = self.stem.buffer_count() + self.blocks.iter().map(BasicBlock::buffer_count).sum::<usize>();
+        let buffers: usize = self.stem.buffer_count()
+            + self
+                .blocks
+                .iter()
+                .map(BasicBlock::buffer_count)
+                .sum::<usize>();
         self.num_params() - buffers
     }
 }
@@ -95,7 +115,13 @@ mod tests {
         // The PyTorch peer's ResNet-20 (option A) has 269,722 parameters.
         assert_eq!(m.num_trainable_params(), 269_722);
         // The same peer code with n = 9 (ResNet-56): 853,018.
-        assert_eq!(CifarResNetConfig::new().with_depth(56).init(&d).num_trainable_params(), 853_018);
+        assert_eq!(
+            CifarResNetConfig::new()
+                .with_depth(56)
+                .init(&d)
+                .num_trainable_params(),
+            853_018
+        );
     }
 
     #[test]
@@ -105,11 +131,18 @@ mod tests {
         for shortcut in [ShortcutKind::A, ShortcutKind::B] {
             let m = CifarResNetConfig::new().with_shortcut(shortcut).init(&d);
             let rows = m.summary([3, 32, 32]);
-            assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
+            assert_eq!(
+                rows.iter().map(|r| r.params).sum::<usize>(),
+                m.num_trainable_params()
+            );
             assert_eq!(rows.last().map(|r| r.shape.clone()), Some(vec![10]));
             // Stem 3; stage 1 adds 2 per conv (12); stage 2's stride-2 conv 2, then 4 per conv
             // (20); stage 3's first 4, then 8 per conv (40): 81 before the global pool.
-            let last_conv = rows.iter().rev().find(|r| r.op.starts_with("conv")).expect("conv");
+            let last_conv = rows
+                .iter()
+                .rev()
+                .find(|r| r.op.starts_with("conv"))
+                .expect("conv");
             assert_eq!(last_conv.receptive_field, Some(81));
             assert_eq!(last_conv.shape, vec![64, 8, 8]);
         }
@@ -120,7 +153,10 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let a = CifarResNetConfig::new().init(&d).num_trainable_params();
-        let b = CifarResNetConfig::new().with_shortcut(ShortcutKind::B).init(&d).num_trainable_params();
+        let b = CifarResNetConfig::new()
+            .with_shortcut(ShortcutKind::B)
+            .init(&d)
+            .num_trainable_params();
         // Two projections: 16→32 and 32→64 (1x1 conv + BN gamma/beta).
         assert_eq!(b - a, (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
     }
@@ -129,8 +165,18 @@ mod tests {
     fn option_a_shortcut_subsamples_and_pads_with_zeros() {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
-        let block = crate::blocks::ZeroPad { stride: 2, before: 1, after: 1 };
-        let x = Tensor::<4>::from_data(burn::tensor::TensorData::new((0..16).map(|v| v as f32).collect::<Vec<_>>(), [1, 1, 4, 4]), &d);
+        let block = crate::blocks::ZeroPad {
+            stride: 2,
+            before: 1,
+            after: 1,
+        };
+        let x = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(
+                (0..16).map(|v| v as f32).collect::<Vec<_>>(),
+                [1, 1, 4, 4],
+            ),
+            &d,
+        );
         let y: Vec<f32> = block.forward(x).into_data().try_to_vec().expect("f32");
         assert_eq!(y, vec![0., 0., 0., 0., 0., 2., 8., 10., 0., 0., 0., 0.]);
     }

@@ -26,8 +26,12 @@ impl RnnCellConfig {
     pub fn init(&self, device: &Device) -> RnnCell {
         let init = uniform_init(self.d_hidden);
         RnnCell {
-            input: LinearConfig::new(self.d_input, self.d_hidden).with_initializer(init.clone()).init(device),
-            hidden: LinearConfig::new(self.d_hidden, self.d_hidden).with_initializer(init).init(device),
+            input: LinearConfig::new(self.d_input, self.d_hidden)
+                .with_initializer(init.clone())
+                .init(device),
+            hidden: LinearConfig::new(self.d_hidden, self.d_hidden)
+                .with_initializer(init)
+                .init(device),
         }
     }
 }
@@ -41,7 +45,12 @@ impl RnnCell {
 
     /// [`Self::sequence_fused`] from the input projection x·W_ih [T, B, H] (no bias).
     pub fn recurrence_fused(&self, xw: Tensor<3>, h: Tensor<2>) -> Tensor<3> {
-        burnlab_ops::rnn_sequence(xw, bias_sum(&self.input, &self.hidden), self.hidden.weight.val(), h)
+        burnlab_ops::rnn_sequence(
+            xw,
+            bias_sum(&self.input, &self.hidden),
+            self.hidden.weight.val(),
+            h,
+        )
     }
 
     /// One step: input [B, D], hidden [B, H] → new hidden [B, H].

@@ -33,7 +33,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(input: [usize; 3]) -> Self {
-        let mut s = Self { rows: Vec::new(), chw: input, features: None, rf: Some(1), jump: 1 };
+        let mut s = Self {
+            rows: Vec::new(),
+            chw: input,
+            features: None,
+            rf: Some(1),
+            jump: 1,
+        };
         s.push("input", String::new(), 0);
         s
     }
@@ -43,7 +49,13 @@ impl Summary {
             Some(f) => vec![f],
             None => self.chw.to_vec(),
         };
-        self.rows.push(LayerRow { name: name.to_string(), op, shape, params, receptive_field: self.rf });
+        self.rows.push(LayerRow {
+            name: name.to_string(),
+            op,
+            shape,
+            params,
+            receptive_field: self.rf,
+        });
     }
 
     fn window(&mut self, kernel: usize, stride: usize, padding: usize) {
@@ -56,11 +68,28 @@ impl Summary {
 
     /// A k×k convolution (with what follows it fused into `extra`, e.g. "bn + relu").
     #[allow(clippy::too_many_arguments)]
-    pub fn conv(&mut self, name: &str, c_out: usize, kernel: usize, stride: usize, padding: usize, params: usize, extra: &str) {
+    pub fn conv(
+        &mut self,
+        name: &str,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        params: usize,
+        extra: &str,
+    ) {
         self.window(kernel, stride, padding);
         self.chw[0] = c_out;
-        let extra = if extra.is_empty() { String::new() } else { format!(" + {extra}") };
-        self.push(name, format!("conv{kernel}x{kernel}/{stride}{extra}"), params);
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" + {extra}")
+        };
+        self.push(
+            name,
+            format!("conv{kernel}x{kernel}/{stride}{extra}"),
+            params,
+        );
     }
 
     /// k×k max pooling with stride `stride`, no padding.
@@ -85,7 +114,11 @@ impl Summary {
     pub fn linear(&mut self, name: &str, out: usize, params: usize, extra: &str) {
         self.features = Some(out);
         self.rf = None;
-        let extra = if extra.is_empty() { String::new() } else { format!(" + {extra}") };
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" + {extra}")
+        };
         self.push(name, format!("linear{extra}"), params);
     }
 
@@ -105,24 +138,40 @@ impl Summary {
 /// Add a Burn `Linear` layer (weights [in, out] and optional bias) to `s`.
 pub fn linear(s: &mut Summary, name: &str, layer: &burn::nn::Linear, extra: &str) {
     let [_, out] = layer.weight.dims();
-    let params = layer.weight.shape().num_elements() + layer.bias.as_ref().map_or(0, |b| b.shape().num_elements());
+    let params = layer.weight.shape().num_elements()
+        + layer.bias.as_ref().map_or(0, |b| b.shape().num_elements());
     s.linear(name, out, params, extra);
 }
 
 /// Add a Burn `Conv2d` (square kernel, symmetric padding) to `s`.
-pub fn conv2d(s: &mut Summary, name: &str, layer: &burn::nn::conv::Conv2d, padding: usize, extra: &str) {
+pub fn conv2d(
+    s: &mut Summary,
+    name: &str,
+    layer: &burn::nn::conv::Conv2d,
+    padding: usize,
+    extra: &str,
+) {
     let [c_out, _, k, _] = layer.weight.dims();
-    let params = layer.weight.shape().num_elements() + layer.bias.as_ref().map_or(0, |b| b.shape().num_elements());
+    let params = layer.weight.shape().num_elements()
+        + layer.bias.as_ref().map_or(0, |b| b.shape().num_elements());
     s.conv(name, c_out, k, layer.stride[0], padding, params, extra);
 }
 
 /// Render rows as an aligned text table with a total line.
 pub fn format_table(rows: &[LayerRow]) -> String {
-    let shape = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
+    let shape = |s: &[usize]| {
+        s.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x")
+    };
     let rf = |r: Option<usize>| r.map_or("all".to_string(), |r| format!("{r}x{r}"));
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     let op_w = rows.iter().map(|r| r.op.len()).max().unwrap_or(9).max(9);
-    let mut out = format!("{:<name_w$}  {:<op_w$}  {:>10}  {:>11}  {:>15}\n", "layer", "operation", "output", "params", "receptive field");
+    let mut out = format!(
+        "{:<name_w$}  {:<op_w$}  {:>10}  {:>11}  {:>15}\n",
+        "layer", "operation", "output", "params", "receptive field"
+    );
     for r in rows {
         out.push_str(&format!(
             "{:<name_w$}  {:<op_w$}  {:>10}  {:>11}  {:>15}\n",
@@ -135,7 +184,10 @@ pub fn format_table(rows: &[LayerRow]) -> String {
     }
     let total: usize = rows.iter().map(|r| r.params).sum();
     let last = rows.last().map(|r| shape(&r.shape)).unwrap_or_default();
-    out.push_str(&format!("total: {} trainable parameters, output {last}\n", group_thousands(total)));
+    out.push_str(&format!(
+        "total: {} trainable parameters, output {last}\n",
+        group_thousands(total)
+    ));
     out
 }
 
@@ -166,7 +218,10 @@ mod tests {
         s.max_pool("p", 2, 2);
         s.conv("c", 2, 3, 1, 0, 74, "");
         let rows = s.rows();
-        assert_eq!(rows.iter().map(|r| r.receptive_field).collect::<Vec<_>>(), vec![Some(1), Some(3), Some(5), Some(6), Some(10)]);
+        assert_eq!(
+            rows.iter().map(|r| r.receptive_field).collect::<Vec<_>>(),
+            vec![Some(1), Some(3), Some(5), Some(6), Some(10)]
+        );
         assert_eq!(rows[4].shape, vec![2, 2, 2]);
         assert_eq!(rows[2].op, "conv3x3/1 + relu");
         s.global_pool("g", "avgpool");
@@ -186,7 +241,10 @@ mod tests {
         let mut s = Summary::new([3, 4, 4]);
         s.linear("fc", 2, 98, "");
         let t = format_table(s.rows());
-        assert!(t.ends_with("total: 98 trainable parameters, output 2\n"), "{t}");
+        assert!(
+            t.ends_with("total: 98 trainable parameters, output 2\n"),
+            "{t}"
+        );
         assert!(t.contains("3x4x4"));
     }
 }

@@ -48,7 +48,11 @@ impl Word2VecConfig {
         let bound = self.init_range / self.dim as f64;
         let shape = [self.vocab_size, self.dim];
         Word2Vec {
-            input: Param::from_tensor(Tensor::random(shape, Distribution::Uniform(-bound, bound), device)),
+            input: Param::from_tensor(Tensor::random(
+                shape,
+                Distribution::Uniform(-bound, bound),
+                device,
+            )),
             output: Param::from_tensor(Tensor::zeros(shape, device)),
         }
     }
@@ -65,7 +69,13 @@ pub struct PairBatch {
 
 impl PairBatch {
     /// Build from host vectors (row-major).
-    pub fn new(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize, device: &Device) -> Self {
+    pub fn new(
+        inputs: Vec<i64>,
+        mask: Vec<f32>,
+        targets: Vec<i64>,
+        batch: usize,
+        device: &Device,
+    ) -> Self {
         let c = inputs.len() / batch.max(1);
         let t = targets.len() / batch.max(1);
         Self {
@@ -100,12 +110,30 @@ impl Word2Vec {
         let [b, c] = batch.inputs.dims();
         let [_, t] = batch.targets.dims();
         let d = self.dim();
-        let vin = self.input.val().select(0, batch.inputs.clone().flatten(0, 1)).reshape([b, c, d]);
+        let vin = self
+            .input
+            .val()
+            .select(0, batch.inputs.clone().flatten(0, 1))
+            .reshape([b, c, d]);
         let count = batch.mask.clone().sum_dim(1).clamp_min(1.0);
-        let h = (vin * batch.mask.clone().unsqueeze_dim(2)).sum_dim(1).reshape([b, d]) / count.clone();
-        let o = self.output.val().select(0, batch.targets.clone().flatten(0, 1)).reshape([b, t, d]);
-        let scores = (o.clone() * h.clone().unsqueeze_dim(1)).sum_dim(2).reshape([b, t]);
-        Forward { h, count, o, scores }
+        let h = (vin * batch.mask.clone().unsqueeze_dim(2))
+            .sum_dim(1)
+            .reshape([b, d])
+            / count.clone();
+        let o = self
+            .output
+            .val()
+            .select(0, batch.targets.clone().flatten(0, 1))
+            .reshape([b, t, d]);
+        let scores = (o.clone() * h.clone().unsqueeze_dim(1))
+            .sum_dim(2)
+            .reshape([b, t]);
+        Forward {
+            h,
+            count,
+            o,
+            scores,
+        }
     }
 
     /// ±1 per target column: +1 for the positive (column 0), −1 for the negatives.
@@ -132,7 +160,10 @@ impl Word2Vec {
         let f = self.forward(batch);
         let [_, t, d] = f.o.dims();
         let signs = Self::signs(t, &device);
-        let loss = log_sigmoid(f.scores.clone() * signs.clone()).sum().neg().div_scalar(b as f64);
+        let loss = log_sigmoid(f.scores.clone() * signs.clone())
+            .sum()
+            .neg()
+            .div_scalar(b as f64);
         // label − σ(s), with labels 1 for the positive and 0 for the negatives, times lr.
         let labels = signs.add_scalar(1.0).div_scalar(2.0);
         let g = (labels - sigmoid(f.scores)).mul_scalar(lr); // [B, T]
@@ -146,8 +177,12 @@ impl Word2Vec {
         let d_in = dh.unsqueeze_dim::<3>(1) * batch.mask.clone().unsqueeze_dim(2); // [B, C, D]
         let targets = batch.targets.clone().flatten(0, 1);
         let inputs = batch.inputs.clone().flatten(0, 1);
-        let output = self.output.map(|o| o.select_assign(0, targets, d_out.reshape([b * t, d]), IndexingUpdateOp::Add));
-        let input = self.input.map(|i| i.select_assign(0, inputs, d_in.reshape([b * c, d]), IndexingUpdateOp::Add));
+        let output = self
+            .output
+            .map(|o| o.select_assign(0, targets, d_out.reshape([b * t, d]), IndexingUpdateOp::Add));
+        let input = self
+            .input
+            .map(|i| i.select_assign(0, inputs, d_in.reshape([b * c, d]), IndexingUpdateOp::Add));
         (Self { input, output }, loss)
     }
 }
@@ -165,16 +200,32 @@ mod tests {
     /// `Word2VecC`, each input row's step is instead the gradient times its row's context count
     /// (`counts[i]` for input row i of the flattened [B, C] inputs).
     fn check(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize) {
-        check_with(inputs.clone(), mask.clone(), targets.clone(), batch, ContextUpdate::Gradient);
+        check_with(
+            inputs.clone(),
+            mask.clone(),
+            targets.clone(),
+            batch,
+            ContextUpdate::Gradient,
+        );
         check_with(inputs, mask, targets, batch, ContextUpdate::Word2VecC);
     }
 
-    fn check_with(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize, context: ContextUpdate) {
+    fn check_with(
+        inputs: Vec<i64>,
+        mask: Vec<f32>,
+        targets: Vec<i64>,
+        batch: usize,
+        context: ContextUpdate,
+    ) {
         let plain = Device::flex();
         plain.seed(5);
         let mut m = Word2VecConfig::new(7).with_dim(5).init(&plain);
         // Non-zero output vectors, so that both tables get gradients.
-        m.output = Param::from_tensor(Tensor::random([7, 5], Distribution::Uniform(-0.5, 0.5), &plain));
+        m.output = Param::from_tensor(Tensor::random(
+            [7, 5],
+            Distribution::Uniform(-0.5, 0.5),
+            &plain,
+        ));
         let lr = 0.1;
 
         let ad = plain.clone().autodiff();
@@ -193,8 +244,16 @@ mod tests {
         if context == ContextUpdate::Word2VecC {
             for (k, &w) in inputs.iter().enumerate() {
                 if mask[k] > 0.0 {
-                    let counts: Vec<f32> = inputs.iter().enumerate().filter(|(j, x)| **x == w && mask[*j] > 0.0).map(|(j, _)| row_count[j / c]).collect();
-                    assert!(counts.iter().all(|&n| n == counts[0]), "word {w} in rows of different sizes");
+                    let counts: Vec<f32> = inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, x)| **x == w && mask[*j] > 0.0)
+                        .map(|(j, _)| row_count[j / c])
+                        .collect();
+                    assert!(
+                        counts.iter().all(|&n| n == counts[0]),
+                        "word {w} in rows of different sizes"
+                    );
                     scale_in[w as usize] = counts[0];
                 }
             }
@@ -205,11 +264,21 @@ mod tests {
         assert!(loss.into_scalar::<f32>() > 0.0);
         for (name, before, after, grad, scale) in [
             ("input", before_in, rows(next.input.val()), g_in, scale_in),
-            ("output", before_out, rows(next.output.val()), g_out, vec![1f32; 7]),
+            (
+                "output",
+                before_out,
+                rows(next.output.val()),
+                g_out,
+                vec![1f32; 7],
+            ),
         ] {
             for (i, ((b, a), g)) in before.iter().zip(&after).zip(&grad).enumerate() {
                 let expected = -lr as f32 * g * scale[i / 5];
-                assert!((a - b - expected).abs() < 1e-6, "{name}[{i}]: step {} vs -lr·grad {expected}", a - b);
+                assert!(
+                    (a - b - expected).abs() < 1e-6,
+                    "{name}[{i}]: step {} vs -lr·grad {expected}",
+                    a - b
+                );
             }
         }
     }
@@ -218,25 +287,44 @@ mod tests {
     fn skipgram_update_matches_autodiff() {
         let _rng = crate::device_rng_lock();
         // Three pairs, K = 2 negatives; word 1 is an input twice and word 3 a target thrice.
-        check(vec![1, 4, 1], vec![1.0; 3], vec![2, 3, 5, 3, 0, 6, 6, 3, 2], 3);
+        check(
+            vec![1, 4, 1],
+            vec![1.0; 3],
+            vec![2, 3, 5, 3, 0, 6, 6, 3, 2],
+            3,
+        );
     }
 
     #[test]
     fn cbow_update_matches_autodiff() {
         let _rng = crate::device_rng_lock();
         // Contexts of up to 3 words (padding masked out), K = 1.
-        check(vec![1, 2, 3, 4, 5, 0, 2, 2, 6], vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0], vec![0, 6, 3, 1, 5, 4], 3);
+        check(
+            vec![1, 2, 3, 4, 5, 0, 2, 2, 6],
+            vec![1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0],
+            vec![0, 6, 3, 1, 5, 4],
+            3,
+        );
     }
 
     #[test]
     fn init_is_uniform_in_the_range_over_dim() {
         let _rng = crate::device_rng_lock();
         // gensim's default (±1/dim) and word2vec.c's (±0.5/dim): the values fill the range.
-        for (range, m) in [(1.0, Word2VecConfig::new(50).with_dim(20)), (0.5, Word2VecConfig::new(50).with_dim(20).with_init_range(0.5))] {
+        for (range, m) in [
+            (1.0, Word2VecConfig::new(50).with_dim(20)),
+            (
+                0.5,
+                Word2VecConfig::new(50).with_dim(20).with_init_range(0.5),
+            ),
+        ] {
             let m = m.init(&Device::flex());
             let w = rows(m.input.val());
             let max = w.iter().fold(0f32, |a, v| a.max(v.abs()));
-            assert!(max <= range / 20.0 && max > 0.9 * range / 20.0, "range {range}: max {max}");
+            assert!(
+                max <= range / 20.0 && max > 0.9 * range / 20.0,
+                "range {range}: max {max}"
+            );
             assert!(rows(m.output.val()).iter().all(|&v| v == 0.0));
         }
     }

@@ -27,7 +27,13 @@ use crate::{contiguous, f32s, flex};
 pub trait FusedConv: Backend {
     /// conv2d of x [N, Ci, H, W] by w [Co, Ci, kh, kw] plus bias [Co], groups 1, dilation 1,
     /// symmetric zero padding.
-    fn conv2d_nchw(x: FloatTensor<Self>, w: FloatTensor<Self>, bias: FloatTensor<Self>, stride: [usize; 2], padding: [usize; 2]) -> FloatTensor<Self>;
+    fn conv2d_nchw(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self>;
 }
 
 /// `conv.forward(x)`, through [`FusedConv`] on flex where the layer is one it covers (groups 1,
@@ -36,16 +42,35 @@ pub trait FusedConv: Backend {
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => Some([0, 0]),
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some([top, left]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
         _ => None,
     };
     let [_, _, h, w] = x.dims();
     let [kh, kw] = conv.kernel_size;
     match padding {
-        Some(pad) if x.device() == Device::flex() && crate::enabled() && conv.groups == 1 && conv.dilation == [1, 1] && h + 2 * pad[0] >= kh && w + 2 * pad[1] >= kw => {
+        Some(pad)
+            if x.device() == Device::flex()
+                && crate::enabled()
+                && conv.groups == 1
+                && conv.dilation == [1, 1]
+                && h + 2 * pad[0] >= kh
+                && w + 2 * pad[1] >= kw =>
+        {
             let co = conv.weight.dims()[0];
-            let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([co], &x.device()));
-            Tensor::from_dispatch(<Dispatch as FusedConv>::conv2d_nchw(x.into_dispatch(), conv.weight.val().into_dispatch(), bias.into_dispatch(), conv.stride, pad))
+            let bias = conv
+                .bias
+                .as_ref()
+                .map(|b| b.val())
+                .unwrap_or_else(|| Tensor::zeros([co], &x.device()));
+            Tensor::from_dispatch(<Dispatch as FusedConv>::conv2d_nchw(
+                x.into_dispatch(),
+                conv.weight.val().into_dispatch(),
+                bias.into_dispatch(),
+                conv.stride,
+                pad,
+            ))
         }
         _ => conv.forward(x),
     }
@@ -53,20 +78,51 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 
 fn conv_dims(x: &FlexTensor, w: &FlexTensor, stride: [usize; 2], padding: [usize; 2]) -> ConvDims {
     let (xs, ws) = (x.layout().shape(), w.layout().shape());
-    assert!(xs.num_dims() == 4 && ws.num_dims() == 4 && xs[1] == ws[1], "conv2d_nchw: x [N, C, H, W] and w [Co, C, kh, kw], got {xs:?} and {ws:?}");
+    assert!(
+        xs.num_dims() == 4 && ws.num_dims() == 4 && xs[1] == ws[1],
+        "conv2d_nchw: x [N, C, H, W] and w [Co, C, kh, kw], got {xs:?} and {ws:?}"
+    );
     assert!(stride[0] > 0 && stride[1] > 0, "conv2d_nchw: stride 0");
-    ConvDims { n: xs[0], ci: xs[1], h: xs[2], w: xs[3], co: ws[0], kh: ws[2], kw: ws[3], stride, padding }
+    ConvDims {
+        n: xs[0],
+        ci: xs[1],
+        h: xs[2],
+        w: xs[3],
+        co: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        stride,
+        padding,
+    }
 }
 
-fn conv_forward(x: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, stride: [usize; 2], padding: [usize; 2]) -> (FlexTensor, ConvDims) {
+fn conv_forward(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: &FlexTensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> (FlexTensor, ConvDims) {
     let d = conv_dims(x, w, stride, padding);
     let (x, w, bias) = (contiguous(x), contiguous(w), contiguous(bias));
     let (ho, wo) = d.out_hw();
-    (flex(conv2d_forward(Cpu::current(), &d, f32s(&x), f32s(&w), f32s(&bias)), &[d.n, d.co, ho, wo]), d)
+    (
+        flex(
+            conv2d_forward(Cpu::current(), &d, f32s(&x), f32s(&w), f32s(&bias)),
+            &[d.n, d.co, ho, wo],
+        ),
+        d,
+    )
 }
 
 impl FusedConv for Flex {
-    fn conv2d_nchw(x: FlexTensor, w: FlexTensor, bias: FlexTensor, stride: [usize; 2], padding: [usize; 2]) -> FlexTensor {
+    fn conv2d_nchw(
+        x: FlexTensor,
+        w: FlexTensor,
+        bias: FlexTensor,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FlexTensor {
         conv_forward(&x, &w, &bias, stride, padding).0
     }
 }
@@ -78,11 +134,23 @@ impl Backward<Flex, 3> for ConvBackward {
     /// Shapes, and x and w (contiguous).
     type State = (ConvDims, [FlexTensor; 2]);
 
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, [x, w]) = ops.state;
         let [n_x, n_w, n_b] = ops.parents;
-        let (dx, dw, db) = conv2d_backward(Cpu::current(), &d, f32s(&x), f32s(&w), f32s(&dy), n_x.is_some());
+        let (dx, dw, db) = conv2d_backward(
+            Cpu::current(),
+            &d,
+            f32s(&x),
+            f32s(&w),
+            f32s(&dy),
+            n_x.is_some(),
+        );
         if let (Some(node), Some(dx)) = (n_x, dx) {
             grads.register::<Flex>(node.id, flex(dx, &[d.n, d.ci, d.h, d.w]));
         }
@@ -96,9 +164,19 @@ impl Backward<Flex, 3> for ConvBackward {
 }
 
 impl<C: CheckpointStrategy> FusedConv for Autodiff<Flex, C> {
-    fn conv2d_nchw(x: FloatTensor<Self>, w: FloatTensor<Self>, bias: FloatTensor<Self>, stride: [usize; 2], padding: [usize; 2]) -> FloatTensor<Self> {
+    fn conv2d_nchw(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: [usize; 2],
+        padding: [usize; 2],
+    ) -> FloatTensor<Self> {
         let nodes = [x.node(), w.node(), bias.node()];
-        let (x, w, b) = (x.into_primitive(), w.into_primitive(), bias.into_primitive());
+        let (x, w, b) = (
+            x.into_primitive(),
+            w.into_primitive(),
+            bias.into_primitive(),
+        );
         match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (y, d) = conv_forward(&x, &w, &b, stride, padding);
@@ -155,12 +233,30 @@ mod tests {
             let what = format!("n {n} ci {ci} co {co} {h}x{w} k {k} stride {stride} pad {pad}");
             assert_eq!(ours.dims(), theirs.dims(), "{what}: shape");
             let r = Tensor::<4>::random(ours.dims(), Distribution::Default, &dev);
-            let (g1, g2) = ((ours.clone() * r.clone()).sum().backward(), (theirs.clone() * r).sum().backward());
+            let (g1, g2) = (
+                (ours.clone() * r.clone()).sum().backward(),
+                (theirs.clone() * r).sum().backward(),
+            );
             close(&vec(ours), &vec(theirs), 2e-5, &format!("{what}: y"));
-            close(&vec(x.grad(&g1).expect("dx")), &vec(x.grad(&g2).expect("dx")), 2e-5, &format!("{what}: dx"));
-            close(&vec(conv.weight.grad(&g1).expect("dw")), &vec(conv.weight.grad(&g2).expect("dw")), 2e-5, &format!("{what}: dw"));
+            close(
+                &vec(x.grad(&g1).expect("dx")),
+                &vec(x.grad(&g2).expect("dx")),
+                2e-5,
+                &format!("{what}: dx"),
+            );
+            close(
+                &vec(conv.weight.grad(&g1).expect("dw")),
+                &vec(conv.weight.grad(&g2).expect("dw")),
+                2e-5,
+                &format!("{what}: dw"),
+            );
             if let Some(b) = &conv.bias {
-                close(&vec(b.grad(&g1).expect("db")), &vec(b.grad(&g2).expect("db")), 2e-5, &format!("{what}: db"));
+                close(
+                    &vec(b.grad(&g1).expect("db")),
+                    &vec(b.grad(&g2).expect("db")),
+                    2e-5,
+                    &format!("{what}: db"),
+                );
             }
         }
     }

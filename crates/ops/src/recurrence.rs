@@ -40,80 +40,227 @@ use crate::{contiguous, f32s, flex};
 pub trait FusedRecurrence: Backend {
     /// LSTM over a sequence: xw [T, B, 4H] (x·W_ih for every step), bias [4H] (b_ih + b_hh),
     /// w_hh [H, 4H], h0 and c0 [B, H] → [2, T, B, H]: every h_t, then every c_t.
-    fn lstm_sequence(xw: FloatTensor<Self>, bias: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>, c0: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn lstm_sequence(
+        xw: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 
     /// Vanilla tanh RNN over a sequence: xw [T, B, H] (x·W_ih), bias [H] (b_ih + b_hh),
     /// w_hh [H, H], h0 [B, H] → every h_t, [T, B, H].
-    fn rnn_sequence(xw: FloatTensor<Self>, bias: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn rnn_sequence(
+        xw: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 
     /// GRU over a sequence (PyTorch's form): xw [T, B, 3H] (x·W_ih), b_ih [3H], w_hh [H, 3H],
     /// b_hh [3H], h0 [B, H] → every h_t, [T, B, H].
-    fn gru_sequence(xw: FloatTensor<Self>, b_ih: FloatTensor<Self>, w_hh: FloatTensor<Self>, b_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self>;
+    fn gru_sequence(
+        xw: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 /// [`FusedRecurrence::lstm_sequence`] on tensors; flex only.
-pub fn lstm_sequence(xw: Tensor<3>, bias: Tensor<1>, w_hh: Tensor<2>, h0: Tensor<2>, c0: Tensor<2>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::lstm_sequence(xw.into_dispatch(), bias.into_dispatch(), w_hh.into_dispatch(), h0.into_dispatch(), c0.into_dispatch()))
+pub fn lstm_sequence(
+    xw: Tensor<3>,
+    bias: Tensor<1>,
+    w_hh: Tensor<2>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::lstm_sequence(
+        xw.into_dispatch(),
+        bias.into_dispatch(),
+        w_hh.into_dispatch(),
+        h0.into_dispatch(),
+        c0.into_dispatch(),
+    ))
 }
 
 /// [`FusedRecurrence::rnn_sequence`] on tensors; flex only.
 pub fn rnn_sequence(xw: Tensor<3>, bias: Tensor<1>, w_hh: Tensor<2>, h0: Tensor<2>) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::rnn_sequence(xw.into_dispatch(), bias.into_dispatch(), w_hh.into_dispatch(), h0.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::rnn_sequence(
+        xw.into_dispatch(),
+        bias.into_dispatch(),
+        w_hh.into_dispatch(),
+        h0.into_dispatch(),
+    ))
 }
 
 /// [`FusedRecurrence::gru_sequence`] on tensors; flex only.
-pub fn gru_sequence(xw: Tensor<3>, b_ih: Tensor<1>, w_hh: Tensor<2>, b_hh: Tensor<1>, h0: Tensor<2>) -> Tensor<3> {
-    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(xw.into_dispatch(), b_ih.into_dispatch(), w_hh.into_dispatch(), b_hh.into_dispatch(), h0.into_dispatch()))
+pub fn gru_sequence(
+    xw: Tensor<3>,
+    b_ih: Tensor<1>,
+    w_hh: Tensor<2>,
+    b_hh: Tensor<1>,
+    h0: Tensor<2>,
+) -> Tensor<3> {
+    Tensor::from_dispatch(<Dispatch as FusedRecurrence>::gru_sequence(
+        xw.into_dispatch(),
+        b_ih.into_dispatch(),
+        w_hh.into_dispatch(),
+        b_hh.into_dispatch(),
+        h0.into_dispatch(),
+    ))
 }
 
 fn lstm_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(s.num_dims() == 3 && s[2].is_multiple_of(4), "lstm_sequence: xw must be [T, B, 4H], got {s:?}");
-    Dims { t: s[0], b: s[1], h: s[2] / 4 }
+    assert!(
+        s.num_dims() == 3 && s[2].is_multiple_of(4),
+        "lstm_sequence: xw must be [T, B, 4H], got {s:?}"
+    );
+    Dims {
+        t: s[0],
+        b: s[1],
+        h: s[2] / 4,
+    }
 }
 
 fn rnn_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(s.num_dims() == 3, "rnn_sequence: xw must be [T, B, H], got {s:?}");
-    Dims { t: s[0], b: s[1], h: s[2] }
+    assert!(
+        s.num_dims() == 3,
+        "rnn_sequence: xw must be [T, B, H], got {s:?}"
+    );
+    Dims {
+        t: s[0],
+        b: s[1],
+        h: s[2],
+    }
 }
 
-fn lstm_forward(xw: &FlexTensor, bias: &FlexTensor, w: &FlexTensor, h0: &FlexTensor, c0: &FlexTensor) -> (FlexTensor, LstmTape, Dims) {
+fn lstm_forward(
+    xw: &FlexTensor,
+    bias: &FlexTensor,
+    w: &FlexTensor,
+    h0: &FlexTensor,
+    c0: &FlexTensor,
+) -> (FlexTensor, LstmTape, Dims) {
     let d = lstm_dims(xw);
-    let (xw, bias, w, h0, c0) = (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0), contiguous(c0));
-    let (out, tape) = cpu::lstm_forward(Cpu::current(), d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0), f32s(&c0));
+    let (xw, bias, w, h0, c0) = (
+        contiguous(xw),
+        contiguous(bias),
+        contiguous(w),
+        contiguous(h0),
+        contiguous(c0),
+    );
+    let (out, tape) = cpu::lstm_forward(
+        Cpu::current(),
+        d,
+        f32s(&xw),
+        f32s(&bias),
+        f32s(&w),
+        f32s(&h0),
+        f32s(&c0),
+    );
     (flex(out, &[2, d.t, d.b, d.h]), tape, d)
 }
 
-fn rnn_forward(xw: &FlexTensor, bias: &FlexTensor, w: &FlexTensor, h0: &FlexTensor) -> (FlexTensor, Dims) {
+fn rnn_forward(
+    xw: &FlexTensor,
+    bias: &FlexTensor,
+    w: &FlexTensor,
+    h0: &FlexTensor,
+) -> (FlexTensor, Dims) {
     let d = rnn_dims(xw);
-    let (xw, bias, w, h0) = (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0));
-    (flex(cpu::rnn_forward(Cpu::current(), d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0)), &[d.t, d.b, d.h]), d)
+    let (xw, bias, w, h0) = (
+        contiguous(xw),
+        contiguous(bias),
+        contiguous(w),
+        contiguous(h0),
+    );
+    (
+        flex(
+            cpu::rnn_forward(
+                Cpu::current(),
+                d,
+                f32s(&xw),
+                f32s(&bias),
+                f32s(&w),
+                f32s(&h0),
+            ),
+            &[d.t, d.b, d.h],
+        ),
+        d,
+    )
 }
 
 fn gru_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(s.num_dims() == 3 && s[2].is_multiple_of(3), "gru_sequence: xw must be [T, B, 3H], got {s:?}");
-    Dims { t: s[0], b: s[1], h: s[2] / 3 }
+    assert!(
+        s.num_dims() == 3 && s[2].is_multiple_of(3),
+        "gru_sequence: xw must be [T, B, 3H], got {s:?}"
+    );
+    Dims {
+        t: s[0],
+        b: s[1],
+        h: s[2] / 3,
+    }
 }
 
-fn gru_forward(xw: &FlexTensor, b_in: &FlexTensor, w: &FlexTensor, bias: &FlexTensor, h0: &FlexTensor) -> (FlexTensor, GruTape, Dims) {
+fn gru_forward(
+    xw: &FlexTensor,
+    b_in: &FlexTensor,
+    w: &FlexTensor,
+    bias: &FlexTensor,
+    h0: &FlexTensor,
+) -> (FlexTensor, GruTape, Dims) {
     let d = gru_dims(xw);
-    let (xw, b_in, w, bias, h0) = (contiguous(xw), contiguous(b_in), contiguous(w), contiguous(bias), contiguous(h0));
-    let (hs, tape) = cpu::gru_forward(Cpu::current(), d, f32s(&xw), f32s(&b_in), f32s(&w), f32s(&bias), f32s(&h0));
+    let (xw, b_in, w, bias, h0) = (
+        contiguous(xw),
+        contiguous(b_in),
+        contiguous(w),
+        contiguous(bias),
+        contiguous(h0),
+    );
+    let (hs, tape) = cpu::gru_forward(
+        Cpu::current(),
+        d,
+        f32s(&xw),
+        f32s(&b_in),
+        f32s(&w),
+        f32s(&bias),
+        f32s(&h0),
+    );
     (flex(hs, &[d.t, d.b, d.h]), tape, d)
 }
 
 impl FusedRecurrence for Flex {
-    fn gru_sequence(xw: FlexTensor, b_ih: FlexTensor, w_hh: FlexTensor, b_hh: FlexTensor, h0: FlexTensor) -> FlexTensor {
+    fn gru_sequence(
+        xw: FlexTensor,
+        b_ih: FlexTensor,
+        w_hh: FlexTensor,
+        b_hh: FlexTensor,
+        h0: FlexTensor,
+    ) -> FlexTensor {
         gru_forward(&xw, &b_ih, &w_hh, &b_hh, &h0).0
     }
 
-    fn lstm_sequence(xw: FlexTensor, bias: FlexTensor, w_hh: FlexTensor, h0: FlexTensor, c0: FlexTensor) -> FlexTensor {
+    fn lstm_sequence(
+        xw: FlexTensor,
+        bias: FlexTensor,
+        w_hh: FlexTensor,
+        h0: FlexTensor,
+        c0: FlexTensor,
+    ) -> FlexTensor {
         lstm_forward(&xw, &bias, &w_hh, &h0, &c0).0
     }
 
-    fn rnn_sequence(xw: FlexTensor, bias: FlexTensor, w_hh: FlexTensor, h0: FlexTensor) -> FlexTensor {
+    fn rnn_sequence(
+        xw: FlexTensor,
+        bias: FlexTensor,
+        w_hh: FlexTensor,
+        h0: FlexTensor,
+    ) -> FlexTensor {
         rnn_forward(&xw, &bias, &w_hh, &h0).0
     }
 }
@@ -125,12 +272,32 @@ impl Backward<Flex, 5> for LstmBackward {
     /// Shapes, the tape, and out, h0, c0, w_hh (all contiguous).
     type State = (Dims, Arc<LstmTape>, [FlexTensor; 4]);
 
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 5>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, tape, [out, h0, c0, w]) = ops.state;
-        let g = cpu::lstm_backward(Cpu::current(), d, &tape, f32s(&out), f32s(&h0), f32s(&c0), f32s(&w), f32s(&grad));
+        let g = cpu::lstm_backward(
+            Cpu::current(),
+            d,
+            &tape,
+            f32s(&out),
+            f32s(&h0),
+            f32s(&c0),
+            f32s(&w),
+            f32s(&grad),
+        );
         let [n_xw, n_b, n_w, n_h0, n_c0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 5] = [(g.xw, vec![d.t, d.b, 4 * d.h]), (g.bias, vec![4 * d.h]), (g.w, vec![d.h, 4 * d.h]), (g.h0, vec![d.b, d.h]), (g.c0, vec![d.b, d.h])];
+        let shapes: [(Vec<f32>, Vec<usize>); 5] = [
+            (g.xw, vec![d.t, d.b, 4 * d.h]),
+            (g.bias, vec![4 * d.h]),
+            (g.w, vec![d.h, 4 * d.h]),
+            (g.h0, vec![d.b, d.h]),
+            (g.c0, vec![d.b, d.h]),
+        ];
         for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0, n_c0].into_iter().zip(shapes) {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, flex(data, &shape));
@@ -146,12 +313,29 @@ impl Backward<Flex, 4> for RnnBackward {
     /// Shapes, and hs, h0, w_hh (contiguous).
     type State = (Dims, [FlexTensor; 3]);
 
-    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 4>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, [hs, h0, w]) = ops.state;
-        let g = cpu::rnn_backward(Cpu::current(), d, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
+        let g = cpu::rnn_backward(
+            Cpu::current(),
+            d,
+            f32s(&hs),
+            f32s(&h0),
+            f32s(&w),
+            f32s(&grad),
+        );
         let [n_xw, n_b, n_w, n_h0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 4] = [(g.xw, vec![d.t, d.b, d.h]), (g.bias, vec![d.h]), (g.w, vec![d.h, d.h]), (g.h0, vec![d.b, d.h])];
+        let shapes: [(Vec<f32>, Vec<usize>); 4] = [
+            (g.xw, vec![d.t, d.b, d.h]),
+            (g.bias, vec![d.h]),
+            (g.w, vec![d.h, d.h]),
+            (g.h0, vec![d.b, d.h]),
+        ];
         for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0].into_iter().zip(shapes) {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, flex(data, &shape));
@@ -167,12 +351,31 @@ impl Backward<Flex, 5> for GruBackward {
     /// Shapes, the tape, and hs, h0, w_hh (contiguous).
     type State = (Dims, Arc<GruTape>, [FlexTensor; 3]);
 
-    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 5>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, tape, [hs, h0, w]) = ops.state;
-        let g = cpu::gru_backward(Cpu::current(), d, &tape, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
+        let g = cpu::gru_backward(
+            Cpu::current(),
+            d,
+            &tape,
+            f32s(&hs),
+            f32s(&h0),
+            f32s(&w),
+            f32s(&grad),
+        );
         let [n_xw, n_bi, n_w, n_b, n_h0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 5] = [(g.xw, vec![d.t, d.b, 3 * d.h]), (g.b_in, vec![3 * d.h]), (g.w, vec![d.h, 3 * d.h]), (g.bias, vec![3 * d.h]), (g.h0, vec![d.b, d.h])];
+        let shapes: [(Vec<f32>, Vec<usize>); 5] = [
+            (g.xw, vec![d.t, d.b, 3 * d.h]),
+            (g.b_in, vec![3 * d.h]),
+            (g.w, vec![d.h, 3 * d.h]),
+            (g.bias, vec![3 * d.h]),
+            (g.h0, vec![d.b, d.h]),
+        ];
         for (node, (data, shape)) in [n_xw, n_bi, n_w, n_b, n_h0].into_iter().zip(shapes) {
             if let Some(node) = node {
                 grads.register::<Flex>(node.id, flex(data, &shape));
@@ -182,35 +385,82 @@ impl Backward<Flex, 5> for GruBackward {
 }
 
 impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
-    fn gru_sequence(xw: FloatTensor<Self>, b_ih: FloatTensor<Self>, w_hh: FloatTensor<Self>, b_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn gru_sequence(
+        xw: FloatTensor<Self>,
+        b_ih: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        b_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let nodes = [xw.node(), b_ih.node(), w_hh.node(), b_hh.node(), h0.node()];
-        let (xw, bi, w, b, h0) = (xw.into_primitive(), b_ih.into_primitive(), w_hh.into_primitive(), b_hh.into_primitive(), h0.into_primitive());
+        let (xw, bi, w, b, h0) = (
+            xw.into_primitive(),
+            b_ih.into_primitive(),
+            w_hh.into_primitive(),
+            b_hh.into_primitive(),
+            h0.into_primitive(),
+        );
         match GruBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (hs, tape, d) = gru_forward(&xw, &bi, &w, &b, &h0);
-                let state = (d, Arc::new(tape), [hs.clone(), contiguous(&h0), contiguous(&w)]);
+                let state = (
+                    d,
+                    Arc::new(tape),
+                    [hs.clone(), contiguous(&h0), contiguous(&w)],
+                );
                 prep.finish(state, hs)
             }
             OpsKind::UnTracked(prep) => prep.finish(gru_forward(&xw, &bi, &w, &b, &h0).0),
         }
     }
 
-    fn lstm_sequence(xw: FloatTensor<Self>, bias: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>, c0: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn lstm_sequence(
+        xw: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+        c0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let nodes = [xw.node(), bias.node(), w_hh.node(), h0.node(), c0.node()];
-        let (xw, b, w, h0, c0) = (xw.into_primitive(), bias.into_primitive(), w_hh.into_primitive(), h0.into_primitive(), c0.into_primitive());
+        let (xw, b, w, h0, c0) = (
+            xw.into_primitive(),
+            bias.into_primitive(),
+            w_hh.into_primitive(),
+            h0.into_primitive(),
+            c0.into_primitive(),
+        );
         match LstmBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (out, tape, d) = lstm_forward(&xw, &b, &w, &h0, &c0);
-                let state = (d, Arc::new(tape), [out.clone(), contiguous(&h0), contiguous(&c0), contiguous(&w)]);
+                let state = (
+                    d,
+                    Arc::new(tape),
+                    [
+                        out.clone(),
+                        contiguous(&h0),
+                        contiguous(&c0),
+                        contiguous(&w),
+                    ],
+                );
                 prep.finish(state, out)
             }
             OpsKind::UnTracked(prep) => prep.finish(lstm_forward(&xw, &b, &w, &h0, &c0).0),
         }
     }
 
-    fn rnn_sequence(xw: FloatTensor<Self>, bias: FloatTensor<Self>, w_hh: FloatTensor<Self>, h0: FloatTensor<Self>) -> FloatTensor<Self> {
+    fn rnn_sequence(
+        xw: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        w_hh: FloatTensor<Self>,
+        h0: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
         let nodes = [xw.node(), bias.node(), w_hh.node(), h0.node()];
-        let (xw, b, w, h0) = (xw.into_primitive(), bias.into_primitive(), w_hh.into_primitive(), h0.into_primitive());
+        let (xw, b, w, h0) = (
+            xw.into_primitive(),
+            bias.into_primitive(),
+            w_hh.into_primitive(),
+            h0.into_primitive(),
+        );
         match RnnBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (hs, d) = rnn_forward(&xw, &b, &w, &h0);

@@ -24,7 +24,10 @@ pub trait FusedResidual: Backend {
 /// `relu(a + b)`: through [`FusedResidual`] on flex when the shapes match, Burn's ops elsewhere.
 pub fn add_relu<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
     if a.device() == Device::flex() && a.dims() == b.dims() && crate::enabled() {
-        return Tensor::from_dispatch(<Dispatch as FusedResidual>::add_relu(a.into_dispatch(), b.into_dispatch()));
+        return Tensor::from_dispatch(<Dispatch as FusedResidual>::add_relu(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ));
     }
     relu(a + b)
 }
@@ -49,7 +52,12 @@ impl Backward<Flex, 2> for AddReluBackward {
     /// The output (contiguous): where it is 0 the gradient stops.
     type State = FlexTensor;
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let y = ops.state;
         let g = kernels::add_relu_backward(f32s(&y), f32s(&dy));
@@ -74,7 +82,11 @@ impl<C: CheckpointStrategy> FusedResidual for Autodiff<Flex, C> {
         let nodes = [a.node(), b.node()];
         let (a, b) = (a.into_primitive(), b.into_primitive());
         let y = forward(&a, &b);
-        match AddReluBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match AddReluBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
@@ -94,16 +106,29 @@ mod tests {
         let dev = Device::flex().autodiff();
         dev.seed(8);
         for shape in [[1, 1, 1, 3], [2, 3, 5, 7], [3, 16, 32, 33]] {
-            let a = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &dev).require_grad();
-            let b = Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &dev).require_grad();
+            let a =
+                Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &dev).require_grad();
+            let b =
+                Tensor::<4>::random(shape, Distribution::Uniform(-1.0, 1.0), &dev).require_grad();
             let r = Tensor::<4>::random(shape, Distribution::Default, &dev);
             let ours = add_relu(a.clone(), b.clone());
             let theirs = relu(a.clone() + b.clone());
             let v = |t: Tensor<4>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
             assert_eq!(v(ours.clone()), v(theirs.clone()), "{shape:?}: values");
-            let (g1, g2) = ((ours * r.clone()).sum().backward(), (theirs * r).sum().backward());
-            assert_eq!(v(a.grad(&g1).expect("da")), v(a.grad(&g2).expect("da")), "{shape:?}: da");
-            assert_eq!(v(b.grad(&g1).expect("db")), v(b.grad(&g2).expect("db")), "{shape:?}: db");
+            let (g1, g2) = (
+                (ours * r.clone()).sum().backward(),
+                (theirs * r).sum().backward(),
+            );
+            assert_eq!(
+                v(a.grad(&g1).expect("da")),
+                v(a.grad(&g2).expect("da")),
+                "{shape:?}: da"
+            );
+            assert_eq!(
+                v(b.grad(&g1).expect("db")),
+                v(b.grad(&g2).expect("db")),
+                "{shape:?}: db"
+            );
         }
         // Without autodiff too.
         let plain = Device::flex();

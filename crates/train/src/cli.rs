@@ -5,7 +5,17 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::Backend;
 
 /// Every model name `summary`, `profile` and `train cnn --model` take (CNNs from index 2).
-const MODELS: [&str; 9] = ["mlp", "softmax", "lenet5", "resnet9", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"];
+const MODELS: [&str; 9] = [
+    "mlp",
+    "softmax",
+    "lenet5",
+    "resnet9",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet110",
+];
 
 /// burnlab: train the classic deep-learning models on real data, on CPU or GPU.
 #[derive(Parser, Debug)]
@@ -314,7 +324,9 @@ pub struct TrainArgs {
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
     if k.is_empty() {
         return Err(format!("empty key in `{s}`"));
     }

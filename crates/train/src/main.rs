@@ -46,9 +46,12 @@ fn main() -> std::process::ExitCode {
         Command::Train(TrainTask::Word2vec(args)) => word2vec::train_command(args),
         Command::Train(TrainTask::Rnn(args)) => charlm::train_command(args),
         Command::Sample(args) => charlm::sample_command(args),
-        Command::Train(TrainTask::Mlp(args)) => train_image::train_image(args, model::DEFAULT_MLP_CONFIG, "mlp"),
+        Command::Train(TrainTask::Mlp(args)) => {
+            train_image::train_image(args, model::DEFAULT_MLP_CONFIG, "mlp")
+        }
         Command::Train(TrainTask::Cnn(mut args)) => {
-            let (default_config, sets) = model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
+            let (default_config, sets) =
+                model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
             if args.model.is_some() {
                 args.train.sets.splice(0..0, sets);
             }
@@ -56,15 +59,21 @@ fn main() -> std::process::ExitCode {
         }
         Command::Similar(a) => words::similar_command(&a.target, &a.word, a.k),
         Command::Analogy(a) => words::analogy_command(&a.target, &a.a, &a.b, &a.c, a.k),
-        Command::EvalWords(a) => words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref()),
+        Command::EvalWords(a) => {
+            words::eval_words_command(&a.target, a.analogies.as_deref(), a.similarity.as_deref())
+        }
         Command::Summary(args) => model::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
-        Command::Eval(args) if args.run_dir.join(word2vec::W2V_META).is_file() => Err(anyhow::anyhow!(
-            "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",
-            args.run_dir.display(),
-            args.run_dir.display()
-        )),
-        Command::Eval(args) if charlm::is_charlm_run(&args.run_dir) => charlm::eval_command(&args.run_dir, args.backend),
+        Command::Eval(args) if args.run_dir.join(word2vec::W2V_META).is_file() => {
+            Err(anyhow::anyhow!(
+                "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",
+                args.run_dir.display(),
+                args.run_dir.display()
+            ))
+        }
+        Command::Eval(args) if charlm::is_charlm_run(&args.run_dir) => {
+            charlm::eval_command(&args.run_dir, args.backend)
+        }
         Command::Eval(args) => evaluate::eval_command(args),
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Report(args) => report::report_command(args),

@@ -30,21 +30,44 @@ fn shade(share: f64) -> RGBColor {
 /// Write the confusion matrix (`confusion[true][predicted]`) as a heat map: each cell shaded by
 /// its share of the true class's images, with the count written in it. The file appears
 /// complete or not at all.
-pub fn confusion_png(path: &Path, classes: &[String], confusion: &[Vec<usize>], title: &str) -> Result<()> {
+pub fn confusion_png(
+    path: &Path,
+    classes: &[String],
+    confusion: &[Vec<usize>],
+    title: &str,
+) -> Result<()> {
     confusion_picture(path, classes, confusion, title, false)
 }
 
 /// The confusion heat map as a PNG and, with `svg`, also as an SVG beside it.
-pub fn confusion_picture(path: &Path, classes: &[String], confusion: &[Vec<usize>], title: &str, svg: bool) -> Result<()> {
+pub fn confusion_picture(
+    path: &Path,
+    classes: &[String],
+    confusion: &[Vec<usize>],
+    title: &str,
+    svg: bool,
+) -> Result<()> {
     register_fonts();
     let size = confusion_size(classes.len());
     let tmp = path.with_extension("partial.png");
-    draw_confusion(BitMapBackend::new(&tmp, size).into_drawing_area(), classes, confusion, title).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    draw_confusion(
+        BitMapBackend::new(&tmp, size).into_drawing_area(),
+        classes,
+        confusion,
+        title,
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     if svg {
         let path = path.with_extension("svg");
         let mut text = String::new();
-        draw_confusion(SVGBackend::with_string(&mut text, size).into_drawing_area(), classes, confusion, title).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        draw_confusion(
+            SVGBackend::with_string(&mut text, size).into_drawing_area(),
+            classes,
+            confusion,
+            title,
+        )
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
         crate::run::write_atomic(&path, text.as_bytes())?;
     }
     Ok(())
@@ -56,42 +79,85 @@ const TOP: i32 = 56;
 const BOTTOM: i32 = 120;
 
 fn confusion_size(k: usize) -> (u32, u32) {
-    ((LEFT + k as i32 * CELL + 24) as u32, (TOP + k as i32 * CELL + BOTTOM) as u32)
+    (
+        (LEFT + k as i32 * CELL + 24) as u32,
+        (TOP + k as i32 * CELL + BOTTOM) as u32,
+    )
 }
 
-fn draw_confusion<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, classes: &[String], confusion: &[Vec<usize>], title: &str) -> Result<(), String> {
+fn draw_confusion<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    classes: &[String],
+    confusion: &[Vec<usize>],
+    title: &str,
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     let k = classes.len();
     let (cell, left, top) = (CELL, LEFT, TOP);
     let size = confusion_size(k);
     root.fill(&WHITE).map_err(err)?;
     let centre = Pos::new(HPos::Center, VPos::Center);
-    let title_style = TextStyle::from((FONT, 18).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
-    root.draw(&Text::new(title.to_string(), (size.0 as i32 / 2, 12), title_style)).map_err(err)?;
+    let title_style = TextStyle::from((FONT, 18).into_font().style(FontStyle::Bold))
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw(&Text::new(
+        title.to_string(),
+        (size.0 as i32 / 2, 12),
+        title_style,
+    ))
+    .map_err(err)?;
     let label = TextStyle::from((FONT, 14).into_font());
     for (i, row) in confusion.iter().enumerate() {
         let total: usize = row.iter().sum();
         let y = top + i as i32 * cell;
         let row_label = label.clone().pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(classes[i].clone(), (left - 8, y + cell / 2), row_label)).map_err(err)?;
+        root.draw(&Text::new(
+            classes[i].clone(),
+            (left - 8, y + cell / 2),
+            row_label,
+        ))
+        .map_err(err)?;
         for (j, &n) in row.iter().enumerate() {
             let x = left + j as i32 * cell;
-            let share = if total > 0 { n as f64 / total as f64 } else { 0.0 };
-            root.draw(&Rectangle::new([(x, y), (x + cell - 1, y + cell - 1)], shade(share).filled())).map_err(err)?;
+            let share = if total > 0 {
+                n as f64 / total as f64
+            } else {
+                0.0
+            };
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell - 1, y + cell - 1)],
+                shade(share).filled(),
+            ))
+            .map_err(err)?;
             let ink = if share > 0.5 { WHITE } else { BLACK };
-            let count = TextStyle::from((FONT, 13).into_font()).color(&ink).pos(centre);
-            root.draw(&Text::new(n.to_string(), (x + cell / 2, y + cell / 2), count)).map_err(err)?;
+            let count = TextStyle::from((FONT, 13).into_font())
+                .color(&ink)
+                .pos(centre);
+            root.draw(&Text::new(
+                n.to_string(),
+                (x + cell / 2, y + cell / 2),
+                count,
+            ))
+            .map_err(err)?;
         }
     }
     let grid_bottom = top + k as i32 * cell;
     for (j, c) in classes.iter().enumerate() {
         let x = left + j as i32 * cell + cell / 2;
-        let style = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate270)).pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style)).map_err(err)?;
+        let style = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate270))
+            .pos(Pos::new(HPos::Right, VPos::Center));
+        root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style))
+            .map_err(err)?;
     }
-    let axis = TextStyle::from((FONT, 14).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Bottom));
-    root.draw(&Text::new("predicted class →", (left + k as i32 * cell / 2, size.1 as i32 - 6), axis.clone())).map_err(err)?;
-    root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis)).map_err(err)?;
+    let axis = TextStyle::from((FONT, 14).into_font().style(FontStyle::Bold))
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    root.draw(&Text::new(
+        "predicted class →",
+        (left + k as i32 * cell / 2, size.1 as i32 - 6),
+        axis.clone(),
+    ))
+    .map_err(err)?;
+    root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis))
+        .map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -123,20 +189,28 @@ pub const CHART_SIZE: (u32, u32) = (900, 540);
 
 /// A line chart as `<stem>.png` and `<stem>.svg`: several series with a legend, points marked
 /// when every series is short (a few epochs).
-pub fn line_chart(stem: &Path, title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<()> {
+pub fn line_chart(
+    stem: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+) -> Result<()> {
     register_fonts();
     let png = stem.with_extension("png");
     let tmp = stem.with_extension("partial.png");
     {
         let root = BitMapBackend::new(&tmp, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+        draw_lines(root, title, x_desc, y_desc, series)
+            .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     }
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+        draw_lines(root, title, x_desc, y_desc, series)
+            .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     }
     crate::run::write_atomic(&svg, text.as_bytes())
 }
@@ -166,9 +240,16 @@ fn draw_lines<DB: DrawingBackend>(
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
     let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).collect();
-    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied().filter(finite))
+        .collect();
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if pts.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
@@ -210,17 +291,25 @@ fn draw_lines<DB: DrawingBackend>(
         let style = PALETTE[s.color % PALETTE.len()].stroke_width(2);
         let points: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
         let anno = if s.dashed {
-            chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style)).map_err(err)?
+            chart
+                .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
+                .map_err(err)?
         } else {
-            chart.draw_series(LineSeries::new(points.clone(), style)).map_err(err)?
+            chart
+                .draw_series(LineSeries::new(points.clone(), style))
+                .map_err(err)?
         };
         // A dashed line in the legend is two strokes with a gap.
         let gap = if s.dashed { 5 } else { 0 };
         anno.label(s.label.clone()).legend(move |(x, y)| {
-            EmptyElement::at((x, y)) + PathElement::new(vec![(0, 0), (8, 0)], style) + PathElement::new(vec![(8 + gap, 0), (20, 0)], style)
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (8, 0)], style)
+                + PathElement::new(vec![(8 + gap, 0), (20, 0)], style)
         });
         if short {
-            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled()))).map_err(err)?;
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                .map_err(err)?;
         }
     }
     if series.iter().any(|s| !s.label.is_empty()) {
@@ -241,24 +330,44 @@ fn draw_lines<DB: DrawingBackend>(
 pub fn word_map(stem: &Path, title: &str, points: &[(String, f64, f64)]) -> Result<()> {
     register_fonts();
     let size = (1000u32, 800u32);
-    let draw = |root: DrawingArea<_, plotters::coord::Shift>| -> Result<(), String> { draw_words(root, title, points) };
+    let draw = |root: DrawingArea<_, plotters::coord::Shift>| -> Result<(), String> {
+        draw_words(root, title, points)
+    };
     let png = stem.with_extension("png");
     let tmp = stem.with_extension("partial.png");
-    draw(BitMapBackend::new(&tmp, size).into_drawing_area()).map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
+    draw(BitMapBackend::new(&tmp, size).into_drawing_area())
+        .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
-    draw_words(SVGBackend::with_string(&mut text, size).into_drawing_area(), title, points).map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    draw_words(
+        SVGBackend::with_string(&mut text, size).into_drawing_area(),
+        title,
+        points,
+    )
+    .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     crate::run::write_atomic(&svg, text.as_bytes())
 }
 
-fn draw_words<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>, title: &str, points: &[(String, f64, f64)]) -> Result<(), String> {
+fn draw_words<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    points: &[(String, f64, f64)],
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (x0, x1) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
     let (px, py) = (((x1 - x0) * 0.06).max(1e-6), ((y1 - y0) * 0.06).max(1e-6));
-    let (x0, x1, y0, y1) = if points.is_empty() { (-1.0, 1.0, -1.0, 1.0) } else { (x0 - px, x1 + px, y0 - py, y1 + py) };
+    let (x0, x1, y0, y1) = if points.is_empty() {
+        (-1.0, 1.0, -1.0, 1.0)
+    } else {
+        (x0 - px, x1 + px, y0 - py, y1 + py)
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 20))
         .margin(14)
@@ -280,7 +389,9 @@ fn draw_words<DB: DrawingBackend>(root: DrawingArea<DB, plotters::coord::Shift>,
     let dot = PALETTE[0];
     chart
         .draw_series(points.iter().map(|(w, x, y)| {
-            EmptyElement::at((*x, *y)) + Circle::new((0, 0), 3, dot.filled()) + Text::new(w.clone(), (5, -7), (FONT, 13).into_font())
+            EmptyElement::at((*x, *y))
+                + Circle::new((0, 0), 3, dot.filled())
+                + Text::new(w.clone(), (5, -7), (FONT, 13).into_font())
         }))
         .map_err(err)?;
     root.present().map_err(err)?;
@@ -299,18 +410,32 @@ pub struct Tile<'a> {
 
 /// Images in a grid, each enlarged `scale` times with a green (right) or red (wrong) frame and
 /// a caption under it.
-pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, title: &str) -> Result<image::RgbImage> {
+pub fn image_grid(
+    tiles: &[Tile],
+    cols: usize,
+    scale: usize,
+    title: &str,
+) -> Result<image::RgbImage> {
     register_fonts();
     let cols = cols.min(tiles.len()).max(1);
     let rows = tiles.len().div_ceil(cols).max(1);
-    let (tw, th) = tiles.first().map_or((32 * scale, 32 * scale), |t| (t.width * scale, t.height * scale));
+    let (tw, th) = tiles.first().map_or((32 * scale, 32 * scale), |t| {
+        (t.width * scale, t.height * scale)
+    });
     let (pad, caption, top) = (10usize, 34usize, 34usize);
     let (cw, ch) = (tw.max(110) + pad, th + caption + pad);
     let (w, h) = (cols * cw + pad, top + rows * ch);
     let mut buf = vec![255u8; w * h * 3];
     for (i, t) in tiles.iter().enumerate() {
-        let (x0, y0) = (pad + (i % cols) * cw + (cw - pad - tw) / 2, top + (i / cols) * ch);
-        let frame: [u8; 3] = if t.correct { [44, 160, 44] } else { [214, 39, 40] };
+        let (x0, y0) = (
+            pad + (i % cols) * cw + (cw - pad - tw) / 2,
+            top + (i / cols) * ch,
+        );
+        let frame: [u8; 3] = if t.correct {
+            [44, 160, 44]
+        } else {
+            [214, 39, 40]
+        };
         for y in y0.saturating_sub(3)..(y0 + t.height * scale + 3).min(h) {
             for x in x0.saturating_sub(3)..(x0 + t.width * scale + 3).min(w) {
                 buf[(y * w + x) * 3..][..3].copy_from_slice(&frame);
@@ -323,7 +448,15 @@ pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, title: &str) -> Res
                 let px = &mut buf[((y0 + y) * w + x0 + x) * 3..][..3];
                 for (c, v) in px.iter_mut().enumerate() {
                     // Grey images repeat their one channel.
-                    *v = t.chw.get(if t.channels >= 3 { c * plane + src } else { src }).copied().unwrap_or(0);
+                    *v = t
+                        .chw
+                        .get(if t.channels >= 3 {
+                            c * plane + src
+                        } else {
+                            src
+                        })
+                        .copied()
+                        .unwrap_or(0);
                 }
             }
         }
@@ -331,26 +464,45 @@ pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, title: &str) -> Res
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
         let err = |e| anyhow!("drawing an image grid: {e:?}");
-        let title_style = TextStyle::from((FONT, 16).into_font().style(FontStyle::Bold)).pos(Pos::new(HPos::Center, VPos::Top));
-        root.draw(&Text::new(title.to_string(), (w as i32 / 2, 8), title_style)).map_err(err)?;
+        let title_style = TextStyle::from((FONT, 16).into_font().style(FontStyle::Bold))
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        root.draw(&Text::new(
+            title.to_string(),
+            (w as i32 / 2, 8),
+            title_style,
+        ))
+        .map_err(err)?;
         for (i, t) in tiles.iter().enumerate() {
             let cx = pad + (i % cols) * cw + (cw - pad) / 2;
             let y = top + (i / cols) * ch + th + 6;
-            let ink = if t.correct { RGBColor(20, 110, 20) } else { RGBColor(180, 20, 20) };
-            let style = TextStyle::from((FONT, 12).into_font()).color(&ink).pos(Pos::new(HPos::Center, VPos::Top));
+            let ink = if t.correct {
+                RGBColor(20, 110, 20)
+            } else {
+                RGBColor(180, 20, 20)
+            };
+            let style = TextStyle::from((FONT, 12).into_font())
+                .color(&ink)
+                .pos(Pos::new(HPos::Center, VPos::Top));
             for (k, line) in t.caption.lines().take(2).enumerate() {
-                root.draw(&Text::new(line.to_string(), (cx as i32, (y + 13 * k) as i32), style.clone())).map_err(err)?;
+                root.draw(&Text::new(
+                    line.to_string(),
+                    (cx as i32, (y + 13 * k) as i32),
+                    style.clone(),
+                ))
+                .map_err(err)?;
             }
         }
         root.present().map_err(err)?;
     }
-    image::RgbImage::from_raw(w as u32, h as u32, buf).ok_or_else(|| anyhow!("image grid buffer has the wrong size"))
+    image::RgbImage::from_raw(w as u32, h as u32, buf)
+        .ok_or_else(|| anyhow!("image grid buffer has the wrong size"))
 }
 
 /// PNG bytes of an image.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).context("encoding a PNG")?;
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .context("encoding a PNG")?;
     Ok(out.into_inner())
 }
 
@@ -374,8 +526,18 @@ mod tests {
     fn confusion_png_decodes_with_cells_shaded_by_share() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("confusion.png");
-        let classes = vec!["cat".to_string(), "dog".to_string(), "automobile".to_string()];
-        confusion_png(&path, &classes, &[vec![9, 1, 0], vec![5, 5, 0], vec![0, 0, 10]], "test").expect("png");
+        let classes = vec![
+            "cat".to_string(),
+            "dog".to_string(),
+            "automobile".to_string(),
+        ];
+        confusion_png(
+            &path,
+            &classes,
+            &[vec![9, 1, 0], vec![5, 5, 0], vec![0, 0, 10]],
+            "test",
+        )
+        .expect("png");
         let img = image::open(&path).expect("decodes").to_rgb8();
         assert_eq!(img.dimensions(), (120 + 3 * 58 + 24, 56 + 3 * 58 + 120));
         // A cell's corner pixel (away from its text) has the cell's shade.
@@ -383,9 +545,15 @@ mod tests {
         assert_eq!(px(2, 2), [8, 48, 107], "100% cell is darkest");
         assert_eq!(px(2, 0), [247, 251, 255], "0% cell is lightest");
         let (full, half, tenth) = (px(0, 0), px(1, 1), px(0, 1));
-        assert!(full[0] < half[0] && half[0] < tenth[0], "{full:?} {half:?} {tenth:?}");
+        assert!(
+            full[0] < half[0] && half[0] < tenth[0],
+            "{full:?} {half:?} {tenth:?}"
+        );
         // Labels were drawn: some dark pixels left of the grid.
-        let dark = (0..120).flat_map(|x| (56..56 + 174).map(move |y| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100).count();
+        let dark = (0..120)
+            .flat_map(|x| (56..56 + 174).map(move |y| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100)
+            .count();
         assert!(dark > 50, "{dark}");
         assert!(!dir.path().join("confusion.partial.png").exists());
     }

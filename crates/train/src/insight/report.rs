@@ -10,12 +10,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::ReportArgs;
-use crate::tasks::image::eval::{evaluate, run_test_data};
 use crate::insight::plot::{self, Series, Tile};
-use crate::run;
 use crate::insight::runs::{self, RunRow};
 use crate::insight::tb::read_scalars;
 use crate::insight::tb_logger::TB_DIR;
+use crate::run;
+use crate::tasks::image::eval::{evaluate, run_test_data};
 use crate::tasks::image::model::load_run_model;
 use crate::tasks::word2vec::words::{Embedding, pca};
 
@@ -52,7 +52,9 @@ fn metric_rank(m: &str) -> (usize, String) {
 fn pretty(metric: &str) -> String {
     let s = metric.replace('_', " ");
     let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
 }
 
 /// Exponential moving average, as TensorBoard's smoothing slider (debiased at the start).
@@ -73,20 +75,29 @@ fn default_out(runs: &[PathBuf]) -> PathBuf {
     if runs.len() == 1 {
         return runs[0].join("report");
     }
-    let names: Vec<String> = runs.iter().filter_map(|r| r.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    let names: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
     let mut name = format!("report-{}", names.join("-vs-"));
     name.truncate(100);
     runs[0].parent().unwrap_or(Path::new(".")).join(name)
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 pub fn report_command(args: ReportArgs) -> Result<()> {
     for r in &args.runs {
         if !runs::is_run(r) {
-            bail!("{} is not a burnlab run folder (no run.json, charlm.json or word2vec.json)", r.display());
+            bail!(
+                "{} is not a burnlab run folder (no run.json, charlm.json or word2vec.json)",
+                r.display()
+            );
         }
     }
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.runs));
@@ -94,19 +105,38 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
 
     let mut data = Vec::new();
     for dir in &args.runs {
-        let mut name = dir.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
+        let mut name = dir
+            .file_name()
+            .map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
         // Two runs with the same folder name (from different parents) get numbered labels.
         let mut k = 2;
         while data.iter().any(|d: &RunData| d.name == name) {
-            name = format!("{}-{k}", name.trim_end_matches(char::is_numeric).trim_end_matches('-'));
+            name = format!(
+                "{}-{k}",
+                name.trim_end_matches(char::is_numeric)
+                    .trim_end_matches('-')
+            );
             k += 1;
         }
         let tb = dir.join(TB_DIR);
         if !tb.is_dir() {
-            println!("{}: no TensorBoard logs ({} is missing), so no curves for it", dir.display(), tb.display());
+            println!(
+                "{}: no TensorBoard logs ({} is missing), so no curves for it",
+                dir.display(),
+                tb.display()
+            );
         }
-        let read = |split: &str| read_scalars(&tb.join(split)).with_context(|| format!("reading the TensorBoard logs of {}", dir.display()));
-        data.push(RunData { dir: dir.clone(), name, row: runs::summarize(dir), train: read("train")?, valid: read("valid")? });
+        let read = |split: &str| {
+            read_scalars(&tb.join(split))
+                .with_context(|| format!("reading the TensorBoard logs of {}", dir.display()))
+        };
+        data.push(RunData {
+            dir: dir.clone(),
+            name,
+            row: runs::summarize(dir),
+            train: read("train")?,
+            valid: read("valid")?,
+        });
     }
     let single = data.len() == 1;
     let mut figures: Vec<Figure> = Vec::new();
@@ -124,23 +154,54 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
     for m in &metrics {
         let mut series = Vec::new();
         for (i, d) in data.iter().enumerate() {
-            for (split, scalars, dashed) in [("train", &d.train, false), ("valid", &d.valid, true)] {
+            for (split, scalars, dashed) in [("train", &d.train, false), ("valid", &d.valid, true)]
+            {
                 if let Some(points) = scalars.get(&format!("epoch/{m}")) {
-                    let label = if single { split.to_string() } else { format!("{} {split}", d.name) };
-                    series.push(Series { label, color: i, dashed, points: points.iter().map(|&(x, y)| (x as f64, y)).collect() });
+                    let label = if single {
+                        split.to_string()
+                    } else {
+                        format!("{} {split}", d.name)
+                    };
+                    series.push(Series {
+                        label,
+                        color: i,
+                        dashed,
+                        points: points.iter().map(|&(x, y)| (x as f64, y)).collect(),
+                    });
                 }
             }
         }
         let stem = format!("curve-{m}");
-        plot::line_chart(&out.join(&stem), &format!("{} per epoch", pretty(m)), "epoch", &pretty(m), &series)?;
-        figures.push(Figure { title: format!("{} per epoch (train solid, valid dashed)", pretty(m)), png: format!("{stem}.png"), svg: Some(format!("{stem}.svg")) });
+        plot::line_chart(
+            &out.join(&stem),
+            &format!("{} per epoch", pretty(m)),
+            "epoch",
+            &pretty(m),
+            &series,
+        )?;
+        figures.push(Figure {
+            title: format!("{} per epoch (train solid, valid dashed)", pretty(m)),
+            png: format!("{stem}.png"),
+            svg: Some(format!("{stem}.svg")),
+        });
     }
 
     // Training loss per step, smoothed as TensorBoard does.
     let step_series: Vec<Series> = data
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| d.train.get("step/loss").map(|p| Series { label: if single { "train".into() } else { d.name.clone() }, color: i, dashed: false, points: smooth(p, 0.9) }))
+        .filter_map(|(i, d)| {
+            d.train.get("step/loss").map(|p| Series {
+                label: if single {
+                    "train".into()
+                } else {
+                    d.name.clone()
+                },
+                color: i,
+                dashed: false,
+                points: smooth(p, 0.9),
+            })
+        })
         .collect();
     if !step_series.is_empty() {
         let w2v = data.iter().filter(|d| d.row.task == "word2vec").count();
@@ -149,20 +210,55 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
             n if n == data.len() => "words processed",
             _ => "training step (words processed for word2vec)",
         };
-        plot::line_chart(&out.join("curve-step-loss"), "Training loss per step (smoothed, EMA 0.9)", x, "Loss", &step_series)?;
-        figures.push(Figure { title: "Training loss per step (exponential moving average 0.9)".into(), png: "curve-step-loss.png".into(), svg: Some("curve-step-loss.svg".into()) });
+        plot::line_chart(
+            &out.join("curve-step-loss"),
+            "Training loss per step (smoothed, EMA 0.9)",
+            x,
+            "Loss",
+            &step_series,
+        )?;
+        figures.push(Figure {
+            title: "Training loss per step (exponential moving average 0.9)".into(),
+            png: "curve-step-loss.png".into(),
+            svg: Some("curve-step-loss.svg".into()),
+        });
     }
 
     // Learning-rate schedules.
     let lr: Vec<Series> = data
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| d.train.get("step/learning_rate").map(|p| Series { label: if single { String::new() } else { d.name.clone() }, color: i, dashed: false, points: p.iter().map(|&(x, y)| (x as f64, y)).collect() }))
+        .filter_map(|(i, d)| {
+            d.train.get("step/learning_rate").map(|p| Series {
+                label: if single {
+                    String::new()
+                } else {
+                    d.name.clone()
+                },
+                color: i,
+                dashed: false,
+                points: p.iter().map(|&(x, y)| (x as f64, y)).collect(),
+            })
+        })
         .collect();
     if !lr.is_empty() {
-        let x = if data.iter().all(|d| d.row.task == "word2vec") { "words processed" } else { "training step" };
-        plot::line_chart(&out.join("lr-schedule"), "Learning rate", x, "learning rate", &lr)?;
-        figures.push(Figure { title: "Learning-rate schedule".into(), png: "lr-schedule.png".into(), svg: Some("lr-schedule.svg".into()) });
+        let x = if data.iter().all(|d| d.row.task == "word2vec") {
+            "words processed"
+        } else {
+            "training step"
+        };
+        plot::line_chart(
+            &out.join("lr-schedule"),
+            "Learning rate",
+            x,
+            "learning rate",
+            &lr,
+        )?;
+        figures.push(Figure {
+            title: "Learning-rate schedule".into(),
+            png: "lr-schedule.png".into(),
+            svg: Some("lr-schedule.svg".into()),
+        });
     }
 
     let mut notes = Vec::new();
@@ -203,10 +299,27 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
     let mut figs = Vec::new();
 
     let png = format!("{}-confusion.png", d.name);
-    let title = format!("{}: test accuracy {:.2}%", meta.model, 100.0 * report.accuracy);
-    plot::confusion_picture(&out.join(&png), &meta.classes, &report.confusion, &title, true)?;
+    let title = format!(
+        "{}: test accuracy {:.2}%",
+        meta.model,
+        100.0 * report.accuracy
+    );
+    plot::confusion_picture(
+        &out.join(&png),
+        &meta.classes,
+        &report.confusion,
+        &title,
+        true,
+    )?;
     let svg = Some(format!("{}-confusion.svg", d.name));
-    figs.push(Figure { title: format!("{}: confusion matrix on {} test images (rows: true class)", d.name, report.images), png, svg });
+    figs.push(Figure {
+        title: format!(
+            "{}: confusion matrix on {} test images (rows: true class)",
+            d.name, report.images
+        ),
+        png,
+        svg,
+    });
 
     let mut wrong: Vec<(usize, usize, f32)> = report
         .predictions
@@ -224,15 +337,37 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
             channels: test.channels,
             height: test.height,
             width: test.width,
-            caption: format!("{} {:.0}%\ntrue: {}", meta.classes[p], 100.0 * c, meta.classes[test.labels[i] as usize]),
+            caption: format!(
+                "{} {:.0}%\ntrue: {}",
+                meta.classes[p],
+                100.0 * c,
+                meta.classes[test.labels[i] as usize]
+            ),
             correct: false,
         })
         .collect();
     if !tiles.is_empty() {
-        let img = plot::image_grid(&tiles, 8, 3, &format!("{}: the {} most confidently wrong test images", d.name, tiles.len()))?;
+        let img = plot::image_grid(
+            &tiles,
+            8,
+            3,
+            &format!(
+                "{}: the {} most confidently wrong test images",
+                d.name,
+                tiles.len()
+            ),
+        )?;
         let png = format!("{}-mistakes.png", d.name);
-        img.save(out.join(&png)).with_context(|| format!("writing {}", out.join(&png).display()))?;
-        figs.push(Figure { title: format!("{}: most confidently wrong test images (prediction, its probability, true class)", d.name), png, svg: None });
+        img.save(out.join(&png))
+            .with_context(|| format!("writing {}", out.join(&png).display()))?;
+        figs.push(Figure {
+            title: format!(
+                "{}: most confidently wrong test images (prediction, its probability, true class)",
+                d.name
+            ),
+            png,
+            svg: None,
+        });
     }
     Ok(figs)
 }
@@ -243,10 +378,25 @@ fn word_map(d: &RunData, n: usize, out: &Path) -> Result<Figure> {
     let n = n.min(e.words.len());
     let rows: Vec<f32> = (0..n).flat_map(|i| e.unit_row(i).to_vec()).collect();
     let proj = pca(&rows, e.dim(), 2);
-    let points: Vec<(String, f64, f64)> = proj.iter().enumerate().map(|(i, p)| (e.words[i].clone(), p[0], p[1])).collect();
+    let points: Vec<(String, f64, f64)> = proj
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (e.words[i].clone(), p[0], p[1]))
+        .collect();
     let stem = format!("{}-word-map", d.name);
-    plot::word_map(&out.join(&stem), &format!("{}: the {n} most frequent words, PCA of unit vectors", d.name), &points)?;
-    Ok(Figure { title: format!("{}: 2-D PCA map of the {n} most frequent words", d.name), png: format!("{stem}.png"), svg: Some(format!("{stem}.svg")) })
+    plot::word_map(
+        &out.join(&stem),
+        &format!(
+            "{}: the {n} most frequent words, PCA of unit vectors",
+            d.name
+        ),
+        &points,
+    )?;
+    Ok(Figure {
+        title: format!("{}: 2-D PCA map of the {n} most frequent words", d.name),
+        png: format!("{stem}.png"),
+        svg: Some(format!("{stem}.svg")),
+    })
 }
 
 fn html(data: &[RunData], figures: &[Figure], notes: &[String]) -> String {
@@ -275,13 +425,22 @@ fn html(data: &[RunData], figures: &[Figure], notes: &[String]) -> String {
     }
     h.push_str("</table>\n");
     for d in data {
-        let _ = writeln!(h, "<p>{}: <code>{}</code></p>", html_escape(&d.name), html_escape(&d.dir.display().to_string()));
+        let _ = writeln!(
+            h,
+            "<p>{}: <code>{}</code></p>",
+            html_escape(&d.name),
+            html_escape(&d.dir.display().to_string())
+        );
     }
     for n in notes {
         let _ = writeln!(h, "<p><em>{}</em></p>", html_escape(n));
     }
     for f in figures {
-        let svg = f.svg.as_ref().map(|s| format!(" (<a href=\"{}\">SVG</a>)", html_escape(s))).unwrap_or_default();
+        let svg = f
+            .svg
+            .as_ref()
+            .map(|s| format!(" (<a href=\"{}\">SVG</a>)", html_escape(s)))
+            .unwrap_or_default();
         let _ = writeln!(
             h,
             "<figure>\n<a href=\"{png}\"><img src=\"{png}\" alt=\"{title}\"></a>\n<figcaption>{title}{svg}</figcaption>\n</figure>",
@@ -310,7 +469,12 @@ mod tests {
     fn html_escapes_names() {
         assert_eq!(html_escape("a<b>&\"c\""), "a&lt;b&gt;&amp;&quot;c&quot;");
         assert_eq!(pretty("bits_per_char"), "Bits per char");
-        let mut m = vec!["perplexity".to_string(), "accuracy".into(), "zeta".into(), "loss".into()];
+        let mut m = vec![
+            "perplexity".to_string(),
+            "accuracy".into(),
+            "zeta".into(),
+            "loss".into(),
+        ];
         m.sort_by_key(|m| metric_rank(m));
         assert_eq!(m, ["loss", "accuracy", "perplexity", "zeta"]);
     }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde_json::Value as Json;
 
-use crate::tasks::charlm;
-use crate::run;
 use crate::insight::tb::{self, read_scalars};
 use crate::insight::tb_logger::TB_DIR;
+use crate::run;
+use crate::tasks::charlm;
 use crate::tasks::word2vec::W2V_META;
 
 /// One run, as the table shows it.
@@ -31,14 +31,18 @@ pub struct RunRow {
 const DASH: &str = "-";
 
 fn read_json(path: &Path) -> Result<Json> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
 fn config_epochs(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join(run::CONFIG_FILE)).ok()?;
     let v: toml::Value = toml::from_str(&text).ok()?;
-    v.get("train")?.get("epochs")?.as_integer().map(|e| e as u64)
+    v.get("train")?
+        .get("epochs")?
+        .as_integer()
+        .map(|e| e as u64)
 }
 
 /// The per-epoch scalars of a run's TensorBoard split folder: metric → (epoch, value).
@@ -71,7 +75,9 @@ fn tb_wall_seconds(dir: &Path) -> Option<f64> {
 
 fn wall_text(secs: Option<f64>) -> String {
     match secs {
-        Some(s) if s >= 3600.0 => format!("{:.0}h{:02.0}m", (s / 3600.0).floor(), (s % 3600.0) / 60.0),
+        Some(s) if s >= 3600.0 => {
+            format!("{:.0}h{:02.0}m", (s / 3600.0).floor(), (s % 3600.0) / 60.0)
+        }
         Some(s) if s >= 60.0 => format!("{:.0}m{:02.0}s", (s / 60.0).floor(), s % 60.0),
         Some(s) => format!("{s:.1}s"),
         None => DASH.into(),
@@ -81,7 +87,11 @@ fn wall_text(secs: Option<f64>) -> String {
 /// Is the process that wrote `dir/pid` still running burnlab? None where that cannot be told
 /// (no pid file, or no /proc).
 fn trainer_alive(dir: &Path) -> Option<bool> {
-    let pid: u32 = std::fs::read_to_string(dir.join(run::PID_FILE)).ok()?.trim().parse().ok()?;
+    let pid: u32 = std::fs::read_to_string(dir.join(run::PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     if !Path::new("/proc/self").exists() {
         return None;
     }
@@ -90,7 +100,10 @@ fn trainer_alive(dir: &Path) -> Option<bool> {
 }
 
 fn status_text(v: &Json, dir: &Path) -> String {
-    let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("unknown");
+    let status = v
+        .get("status")
+        .and_then(|s| s.as_str())
+        .unwrap_or("unknown");
     // Killed runs never get to write their status.
     if status == "running" && trainer_alive(dir) == Some(false) {
         return "interrupted (killed)".into();
@@ -99,14 +112,24 @@ fn status_text(v: &Json, dir: &Path) -> String {
 }
 
 fn str_of(v: &Json, key: &str) -> String {
-    v.get(key).and_then(|s| s.as_str()).filter(|s| !s.is_empty()).unwrap_or(DASH).to_string()
+    v.get(key)
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DASH)
+        .to_string()
 }
 
 fn epochs_text(meta: &Json, dir: &Path, train: &EpochScalars) -> String {
     // A run still training (or killed) updates its metadata only at the end; its TensorBoard
     // log knows the epochs finished so far.
-    let logged = series(train, "loss").last().map_or(0, |p| p.0.max(0) as u64);
-    let done = meta.get("epochs_done").and_then(|e| e.as_u64()).unwrap_or(0).max(logged);
+    let logged = series(train, "loss")
+        .last()
+        .map_or(0, |p| p.0.max(0) as u64);
+    let done = meta
+        .get("epochs_done")
+        .and_then(|e| e.as_u64())
+        .unwrap_or(0)
+        .max(logged);
     match config_epochs(dir) {
         Some(total) => format!("{done}/{total}"),
         None => done.to_string(),
@@ -115,7 +138,9 @@ fn epochs_text(meta: &Json, dir: &Path, train: &EpochScalars) -> String {
 
 /// Is `dir` a run folder (of any task)?
 pub fn is_run(dir: &Path) -> bool {
-    [run::META_FILE, charlm::META_FILE, W2V_META].iter().any(|f| dir.join(f).is_file())
+    [run::META_FILE, charlm::META_FILE, W2V_META]
+        .iter()
+        .any(|f| dir.join(f).is_file())
 }
 
 fn row(dir: &Path) -> Result<RunRow> {
@@ -143,9 +168,15 @@ fn row(dir: &Path) -> Result<RunRow> {
     };
     if dir.join(run::META_FILE).is_file() {
         let meta = read_json(&dir.join(run::META_FILE))?;
-        let task = meta.get("task").and_then(|t| t.as_str()).context("run.json has no task")?;
+        let task = meta
+            .get("task")
+            .and_then(|t| t.as_str())
+            .context("run.json has no task")?;
         let mut r = base(&meta, task);
-        let best = series(&valid, "accuracy").iter().map(|p| p.1).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
+        let best = series(&valid, "accuracy")
+            .iter()
+            .map(|p| p.1)
+            .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
         if let Some(b) = best.or_else(|| m(&["valid", "accuracy"]).map(|a| 100.0 * a)) {
             r.best_valid = format!("acc {b:.2}%");
         }
@@ -157,7 +188,10 @@ fn row(dir: &Path) -> Result<RunRow> {
     if dir.join(charlm::META_FILE).is_file() {
         let meta = read_json(&dir.join(charlm::META_FILE))?;
         let mut r = base(&meta, "charlm");
-        let best = series(&valid, "loss").iter().map(|p| p.1).fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
+        let best = series(&valid, "loss")
+            .iter()
+            .map(|p| p.1)
+            .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))));
         if let Some(b) = best.or_else(|| m(&["valid_loss"])) {
             r.best_valid = format!("loss {b:.4}");
         }
@@ -171,19 +205,36 @@ fn row(dir: &Path) -> Result<RunRow> {
             && let Ok(cfg) = toml::from_str::<toml::Value>(&text)
         {
             let model = cfg.get("model");
-            let get = |k: &str| model.and_then(|m| m.get(k)).map(|v| v.to_string().trim_matches('"').to_string()).unwrap_or_default();
+            let get = |k: &str| {
+                model
+                    .and_then(|m| m.get(k))
+                    .map(|v| v.to_string().trim_matches('"').to_string())
+                    .unwrap_or_default()
+            };
             r.model = format!("{} dim {}", get("arch"), get("dim"));
         }
         if r.backend == DASH {
-            r.backend = metrics.as_ref().map(|j| str_of(j, "backend")).unwrap_or_else(|| DASH.into());
+            r.backend = metrics
+                .as_ref()
+                .map(|j| str_of(j, "backend"))
+                .unwrap_or_else(|| DASH.into());
         }
         // word2vec has no validation split: its last epoch's training loss stands in.
-        if let Some(l) = series(&train, "loss").last().map(|p| p.1).or_else(|| m(&["final_loss"])) {
+        if let Some(l) = series(&train, "loss")
+            .last()
+            .map(|p| p.1)
+            .or_else(|| m(&["final_loss"]))
+        {
             r.best_valid = format!("train loss {l:.4}");
         }
         return Ok(r);
     }
-    bail!("no run metadata ({}, {} or {})", run::META_FILE, charlm::META_FILE, W2V_META)
+    bail!(
+        "no run metadata ({}, {} or {})",
+        run::META_FILE,
+        charlm::META_FILE,
+        W2V_META
+    )
 }
 
 /// A row for `dir`: its summary, or what is wrong with it.
@@ -215,20 +266,51 @@ pub fn scan(dir: &Path) -> Result<Vec<RunRow>> {
     Ok(dirs.iter().map(|d| summarize(d)).collect())
 }
 
-pub const HEADER: [&str; 9] = ["run", "task", "model", "backend", "epochs", "best valid", "test", "wall", "status"];
+pub const HEADER: [&str; 9] = [
+    "run",
+    "task",
+    "model",
+    "backend",
+    "epochs",
+    "best valid",
+    "test",
+    "wall",
+    "status",
+];
 
 pub fn cells(r: &RunRow) -> [String; 9] {
-    let name = r.dir.file_name().map_or_else(|| r.dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-    [name, r.task.clone(), r.model.clone(), r.backend.clone(), r.epochs.clone(), r.best_valid.clone(), r.test.clone(), r.wall.clone(), r.status.clone()]
+    let name = r.dir.file_name().map_or_else(
+        || r.dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    [
+        name,
+        r.task.clone(),
+        r.model.clone(),
+        r.backend.clone(),
+        r.epochs.clone(),
+        r.best_valid.clone(),
+        r.test.clone(),
+        r.wall.clone(),
+        r.status.clone(),
+    ]
 }
 
 /// The rows as an aligned text table.
 pub fn table(rows: &[RunRow]) -> String {
-    let all: Vec<[String; 9]> = std::iter::once(HEADER.map(String::from)).chain(rows.iter().map(cells)).collect();
-    let widths: Vec<usize> = (0..9).map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let all: Vec<[String; 9]> = std::iter::once(HEADER.map(String::from))
+        .chain(rows.iter().map(cells))
+        .collect();
+    let widths: Vec<usize> = (0..9)
+        .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for r in &all {
-        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -259,16 +341,25 @@ mod tests {
         let root = tempfile::tempdir().expect("tmp");
         let r = root.path();
         // A finished image run with TensorBoard accuracies and test metrics.
-        write(&r.join("a-lenet/run.json"), r#"{"task":"cnn","model":"lenet5 3x32x32 -> 10","backend":"flex","status":"finished","epochs_done":2}"#);
+        write(
+            &r.join("a-lenet/run.json"),
+            r#"{"task":"cnn","model":"lenet5 3x32x32 -> 10","backend":"flex","status":"finished","epochs_done":2}"#,
+        );
         write(&r.join("a-lenet/config.toml"), "[train]\nepochs = 2\n");
-        write(&r.join("a-lenet/metrics.json"), r#"{"train_seconds": 75.0, "valid": {"accuracy": 0.40}, "test": {"accuracy": 0.4123}}"#);
+        write(
+            &r.join("a-lenet/metrics.json"),
+            r#"{"train_seconds": 75.0, "valid": {"accuracy": 0.40}, "test": {"accuracy": 0.4123}}"#,
+        );
         {
             let mut w = tb::EventWriter::create(&r.join("a-lenet/tb/valid")).expect("tb");
             w.scalar("epoch/accuracy", 1, 35.5).expect("s");
             w.scalar("epoch/accuracy", 2, 41.25).expect("s");
         }
         // An interrupted character model.
-        write(&r.join("b-lstm/charlm.json"), r#"{"task":"charlm","model":"lstm 2x256","backend":"wgpu","status":"interrupted","epochs_done":3}"#);
+        write(
+            &r.join("b-lstm/charlm.json"),
+            r#"{"task":"charlm","model":"lstm 2x256","backend":"wgpu","status":"interrupted","epochs_done":3}"#,
+        );
         write(&r.join("b-lstm/config.toml"), "[train]\nepochs = 10\n");
         {
             let mut w = tb::EventWriter::create(&r.join("b-lstm/tb/valid")).expect("tb");
@@ -284,15 +375,51 @@ mod tests {
         assert_eq!(rows.len(), 3, "{rows:?}");
         assert_eq!(
             cells(&rows[0]),
-            ["a-lenet", "cnn", "lenet5 3x32x32 -> 10", "flex", "2/2", "acc 41.25%", "acc 41.23%", "1m15s", "finished"].map(String::from)
+            [
+                "a-lenet",
+                "cnn",
+                "lenet5 3x32x32 -> 10",
+                "flex",
+                "2/2",
+                "acc 41.25%",
+                "acc 41.23%",
+                "1m15s",
+                "finished"
+            ]
+            .map(String::from)
         );
-        assert_eq!(cells(&rows[1])[..6], ["b-lstm", "charlm", "lstm 2x256", "wgpu", "3/10", "loss 1.7500"].map(String::from));
+        assert_eq!(
+            cells(&rows[1])[..6],
+            [
+                "b-lstm",
+                "charlm",
+                "lstm 2x256",
+                "wgpu",
+                "3/10",
+                "loss 1.7500"
+            ]
+            .map(String::from)
+        );
         assert_eq!(rows[1].status, "interrupted");
         assert_eq!(rows[1].test, "-");
-        assert!(rows[2].status.starts_with("corrupt: "), "{}", rows[2].status);
-        assert!(rows[2].status.contains("run.json is not valid JSON"), "{}", rows[2].status);
+        assert!(
+            rows[2].status.starts_with("corrupt: "),
+            "{}",
+            rows[2].status
+        );
+        assert!(
+            rows[2].status.contains("run.json is not valid JSON"),
+            "{}",
+            rows[2].status
+        );
         let t = table(&rows);
-        assert!(t.lines().next().expect("header").starts_with("run       task    model"), "{t}");
+        assert!(
+            t.lines()
+                .next()
+                .expect("header")
+                .starts_with("run       task    model"),
+            "{t}"
+        );
         assert_eq!(t.lines().count(), 4);
     }
 
@@ -300,7 +427,10 @@ mod tests {
     fn a_running_run_whose_process_is_gone_is_interrupted() {
         let root = tempfile::tempdir().expect("tmp");
         let dir = root.path().join("r");
-        write(&dir.join("run.json"), r#"{"task":"mlp","status":"running","epochs_done":1}"#);
+        write(
+            &dir.join("run.json"),
+            r#"{"task":"mlp","status":"running","epochs_done":1}"#,
+        );
         // No pid file: nothing to tell.
         assert_eq!(summarize(&dir).status, "running");
         // This test binary (target/…/burnlab-<hash>) is a live burnlab process.
@@ -314,15 +444,34 @@ mod tests {
     #[test]
     fn a_folder_that_is_a_run_lists_itself() {
         let root = tempfile::tempdir().expect("tmp");
-        write(&root.path().join("word2vec.json"), r#"{"task":"word2vec","status":"finished","epochs_done":5}"#);
-        write(&root.path().join("config.toml"), "[model]\narch = \"skipgram\"\ndim = 100\n[train]\nepochs = 5\n");
+        write(
+            &root.path().join("word2vec.json"),
+            r#"{"task":"word2vec","status":"finished","epochs_done":5}"#,
+        );
+        write(
+            &root.path().join("config.toml"),
+            "[model]\narch = \"skipgram\"\ndim = 100\n[train]\nepochs = 5\n",
+        );
         let rows = scan(root.path()).expect("scan");
         assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].task.as_str(), rows[0].model.as_str(), rows[0].epochs.as_str()), ("word2vec", "skipgram dim 100", "5/5"));
+        assert_eq!(
+            (
+                rows[0].task.as_str(),
+                rows[0].model.as_str(),
+                rows[0].epochs.as_str()
+            ),
+            ("word2vec", "skipgram dim 100", "5/5")
+        );
     }
 
     #[test]
     fn a_missing_folder_is_an_error() {
-        assert!(format!("{:#}", scan(Path::new("/nonexistent/runs")).expect_err("missing")).contains("cannot list /nonexistent/runs"));
+        assert!(
+            format!(
+                "{:#}",
+                scan(Path::new("/nonexistent/runs")).expect_err("missing")
+            )
+            .contains("cannot list /nonexistent/runs")
+        );
     }
 }

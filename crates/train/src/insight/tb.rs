@@ -53,7 +53,9 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 }
 
 fn wall_time() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One summary value of an event.
@@ -61,7 +63,11 @@ fn wall_time() -> f64 {
 pub enum Value {
     Scalar(f32),
     /// An encoded image (PNG) with its size.
-    Image { width: u32, height: u32, png: Vec<u8> },
+    Image {
+        width: u32,
+        height: u32,
+        png: Vec<u8>,
+    },
 }
 
 /// A decoded event.
@@ -73,7 +79,12 @@ pub struct Event {
     pub values: Vec<(String, Value)>,
 }
 
-fn encode_event(wall_time: f64, step: i64, file_version: Option<&str>, values: &[(&str, &Value)]) -> Vec<u8> {
+fn encode_event(
+    wall_time: f64,
+    step: i64,
+    file_version: Option<&str>,
+    values: &[(&str, &Value)],
+) -> Vec<u8> {
     let mut out = Vec::new();
     key(&mut out, 1, 1);
     out.extend_from_slice(&wall_time.to_le_bytes());
@@ -122,19 +133,34 @@ pub struct EventWriter {
 impl EventWriter {
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        let host = if host.is_empty() { "localhost".to_string() } else { host };
-        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let host = if host.is_empty() {
+            "localhost".to_string()
+        } else {
+            host
+        };
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let mut k = 0;
         let path = loop {
-            let p = dir.join(format!("events.out.tfevents.{secs}.{host}.{}.{k}", std::process::id()));
+            let p = dir.join(format!(
+                "events.out.tfevents.{secs}.{host}.{}.{k}",
+                std::process::id()
+            ));
             if !p.exists() {
                 break p;
             }
             k += 1;
         };
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut w = Self { file: BufWriter::new(file), path, last_flush: Instant::now() };
+        let mut w = Self {
+            file: BufWriter::new(file),
+            path,
+            last_flush: Instant::now(),
+        };
         w.write_record(&encode_event(wall_time(), 0, Some(FILE_VERSION), &[]))?;
         w.flush()?;
         Ok(w)
@@ -152,7 +178,9 @@ impl EventWriter {
         rec.extend_from_slice(&masked_crc(&len).to_le_bytes());
         rec.extend_from_slice(data);
         rec.extend_from_slice(&masked_crc(data).to_le_bytes());
-        self.file.write_all(&rec).with_context(|| format!("writing {}", self.path.display()))?;
+        self.file
+            .write_all(&rec)
+            .with_context(|| format!("writing {}", self.path.display()))?;
         if self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush()?;
         }
@@ -160,17 +188,36 @@ impl EventWriter {
     }
 
     pub fn scalar(&mut self, tag: &str, step: i64, value: f64) -> Result<()> {
-        self.write_record(&encode_event(wall_time(), step, None, &[(tag, &Value::Scalar(value as f32))]))
+        self.write_record(&encode_event(
+            wall_time(),
+            step,
+            None,
+            &[(tag, &Value::Scalar(value as f32))],
+        ))
     }
 
     /// A PNG image (`tensorboard` shows it under the Images tab).
-    pub fn image(&mut self, tag: &str, step: i64, width: u32, height: u32, png: Vec<u8>) -> Result<()> {
-        self.write_record(&encode_event(wall_time(), step, None, &[(tag, &Value::Image { width, height, png })]))
+    pub fn image(
+        &mut self,
+        tag: &str,
+        step: i64,
+        width: u32,
+        height: u32,
+        png: Vec<u8>,
+    ) -> Result<()> {
+        self.write_record(&encode_event(
+            wall_time(),
+            step,
+            None,
+            &[(tag, &Value::Image { width, height, png })],
+        ))
     }
 
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
-        self.file.flush().with_context(|| format!("writing {}", self.path.display()))
+        self.file
+            .flush()
+            .with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -217,12 +264,22 @@ impl<'a> Reader<'a> {
         let (num, wire) = (k >> 3, (k & 7) as u8);
         Some(match wire {
             0 => (num, wire, &[][..], self.varint()?),
-            1 => (num, wire, &[][..], u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
+            1 => (
+                num,
+                wire,
+                &[][..],
+                u64::from_le_bytes(self.take(8)?.try_into().ok()?),
+            ),
             2 => {
                 let n = usize::try_from(self.varint()?).ok()?;
                 (num, wire, self.take(n)?, 0)
             }
-            5 => (num, wire, &[][..], u32::from_le_bytes(self.take(4)?.try_into().ok()?) as u64),
+            5 => (
+                num,
+                wire,
+                &[][..],
+                u32::from_le_bytes(self.take(4)?.try_into().ok()?) as u64,
+            ),
             _ => return None,
         })
     }
@@ -256,7 +313,12 @@ fn decode_value(buf: &[u8]) -> Option<(String, Value)> {
 
 fn decode_event(buf: &[u8]) -> Option<Event> {
     let mut r = Reader { buf, pos: 0 };
-    let mut e = Event { wall_time: 0.0, step: 0, file_version: None, values: Vec::new() };
+    let mut e = Event {
+        wall_time: 0.0,
+        step: 0,
+        file_version: None,
+        values: Vec::new(),
+    };
     while !r.done() {
         match r.field()? {
             (1, 1, _, bits) => e.wall_time = f64::from_bits(bits),
@@ -286,18 +348,34 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
     let mut events = Vec::new();
     let mut pos = 0;
     while pos < data.len() {
-        let Some(header) = data.get(pos..pos + 12) else { break };
+        let Some(header) = data.get(pos..pos + 12) else {
+            break;
+        };
         let len_bytes = &header[..8];
         if u32::from_le_bytes(header[8..12].try_into()?) != masked_crc(len_bytes) {
-            bail!("{}: record at byte {pos}: length CRC mismatch", path.display());
+            bail!(
+                "{}: record at byte {pos}: length CRC mismatch",
+                path.display()
+            );
         }
         let len = usize::try_from(u64::from_le_bytes(len_bytes.try_into()?))?;
-        let Some(body) = data.get(pos + 12..(pos + 12).saturating_add(len).saturating_add(4)) else { break };
+        let Some(body) = data.get(pos + 12..(pos + 12).saturating_add(len).saturating_add(4))
+        else {
+            break;
+        };
         let (payload, crc) = body.split_at(len);
         if u32::from_le_bytes(crc.try_into()?) != masked_crc(payload) {
-            bail!("{}: record at byte {pos}: data CRC mismatch", path.display());
+            bail!(
+                "{}: record at byte {pos}: data CRC mismatch",
+                path.display()
+            );
         }
-        let event = decode_event(payload).with_context(|| format!("{}: record at byte {pos}: not an Event message", path.display()))?;
+        let event = decode_event(payload).with_context(|| {
+            format!(
+                "{}: record at byte {pos}: not an Event message",
+                path.display()
+            )
+        })?;
         events.push(event);
         pos += 12 + len + 4;
     }
@@ -310,7 +388,11 @@ pub fn event_files(dir: &Path) -> Vec<PathBuf> {
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("tfevents")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.contains("tfevents"))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -321,7 +403,8 @@ pub fn event_files(dir: &Path) -> Vec<PathBuf> {
 /// The scalar series of a folder's event files: tag → (step, value), in step order. Where a
 /// resumed run wrote a step again, the later file's value wins.
 pub fn read_scalars(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec<(i64, f64)>>> {
-    let mut series: std::collections::BTreeMap<String, std::collections::BTreeMap<i64, f64>> = Default::default();
+    let mut series: std::collections::BTreeMap<String, std::collections::BTreeMap<i64, f64>> =
+        Default::default();
     for file in event_files(dir) {
         for e in read_events(&file)? {
             for (tag, v) in e.values {
@@ -331,12 +414,24 @@ pub fn read_scalars(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec
             }
         }
     }
-    Ok(series.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
+    Ok(series
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect())
 }
 
 /// A metric name as a TensorBoard tag: `Learning Rate` → `learning_rate`.
 pub fn tag_name(metric: &str) -> String {
-    let mut s: String = metric.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut s: String = metric
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     while s.contains("__") {
         s = s.replace("__", "_");
     }
@@ -365,7 +460,13 @@ mod tests {
         assert_eq!(bytes[12], 0x09, "field 1, 64-bit");
         assert_eq!(&bytes[21..23], &[0x1a, 13], "field 3, length 13");
         assert_eq!(&bytes[23..36], b"brain.Event:2");
-        assert!(w.path().file_name().and_then(|n| n.to_str()).expect("name").starts_with("events.out.tfevents."));
+        assert!(
+            w.path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("name")
+                .starts_with("events.out.tfevents.")
+        );
     }
 
     #[test]
@@ -376,16 +477,30 @@ mod tests {
         w.scalar("epoch/loss", 2, 1.25).expect("scalar");
         w.scalar("step/learning_rate", 300, 1e-3).expect("scalar");
         w.scalar("step/big", 1 << 40, -0.5).expect("scalar");
-        w.image("samples", 2, 3, 2, vec![1, 2, 3, 200]).expect("image");
+        w.image("samples", 2, 3, 2, vec![1, 2, 3, 200])
+            .expect("image");
         w.flush().expect("flush");
         let events = read_events(w.path()).expect("read");
         assert_eq!(events.len(), 6);
         assert_eq!(events[0].file_version.as_deref(), Some("brain.Event:2"));
         assert!(events[0].wall_time > 1.6e9);
-        assert_eq!((events[2].step, events[2].values.clone()), (2, vec![("epoch/loss".to_string(), Value::Scalar(1.25))]));
+        assert_eq!(
+            (events[2].step, events[2].values.clone()),
+            (2, vec![("epoch/loss".to_string(), Value::Scalar(1.25))])
+        );
         assert_eq!(events[3].values[0].1, Value::Scalar(1e-3));
         assert_eq!(events[4].step, 1 << 40);
-        assert_eq!(events[5].values[0], ("samples".to_string(), Value::Image { width: 3, height: 2, png: vec![1, 2, 3, 200] }));
+        assert_eq!(
+            events[5].values[0],
+            (
+                "samples".to_string(),
+                Value::Image {
+                    width: 3,
+                    height: 2,
+                    png: vec![1, 2, 3, 200]
+                }
+            )
+        );
         let s = read_scalars(dir.path()).expect("scalars");
         assert_eq!(s["epoch/loss"], vec![(1, 2.5), (2, 1.25)]);
         assert_eq!(s.len(), 3);
@@ -409,7 +524,10 @@ mod tests {
         bad = good.clone();
         bad[40] ^= 1; // the second record's length
         std::fs::write(&path, &bad).expect("write");
-        assert!(format!("{:#}", read_events(&path).expect_err("corrupt")).contains("length CRC mismatch"));
+        assert!(
+            format!("{:#}", read_events(&path).expect_err("corrupt"))
+                .contains("length CRC mismatch")
+        );
         std::fs::write(&path, &good[..good.len() - 3]).expect("write");
         assert_eq!(read_events(&path).expect("torn tail").len(), 1);
     }
@@ -426,7 +544,10 @@ mod tests {
         b.scalar("x", 3, 30.0).expect("s");
         drop(b);
         assert_eq!(event_files(dir.path()).len(), 2);
-        assert_eq!(read_scalars(dir.path()).expect("read")["x"], vec![(1, 1.0), (2, 20.0), (3, 30.0)]);
+        assert_eq!(
+            read_scalars(dir.path()).expect("read")["x"],
+            vec![(1, 1.0), (2, 20.0), (3, 30.0)]
+        );
     }
 
     #[test]

@@ -22,8 +22,14 @@ pub fn build_optimizer(c: &OptimConfig, host: bool) -> ModuleOptimizer {
             host,
         }
         .into(),
-        OptimKind::Adagrad => AdaGradConfig::new().with_epsilon(1e-10).with_weight_decay(decay).init(),
-        OptimKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay).init(),
+        OptimKind::Adagrad => AdaGradConfig::new()
+            .with_epsilon(1e-10)
+            .with_weight_decay(decay)
+            .init(),
+        OptimKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init(),
         OptimKind::Adamw => AdamWConfig::new()
             .with_epsilon(1e-8)
             .with_weight_decay(c.weight_decay as f32)
@@ -50,14 +56,22 @@ impl Schedule {
         if c.name == ScheduleKind::Onecycle && warmup_steps == 0 {
             warmup_steps = (0.3 * total_steps as f64).round() as usize;
         }
-        Self { kind: c.name, base_lr, warmup_steps: warmup_steps.min(total_steps - 1), total_steps, step: 0 }
+        Self {
+            kind: c.name,
+            base_lr,
+            warmup_steps: warmup_steps.min(total_steps - 1),
+            total_steps,
+            step: 0,
+        }
     }
 
     /// Learning rate of step `s` (0-based).
     pub fn lr_at(&self, s: usize) -> f64 {
         let lr = self.base_lr;
         let w = self.warmup_steps;
-        let cosine = |from: f64, to: f64, t: f64| to + 0.5 * (from - to) * (1.0 + (std::f64::consts::PI * t).cos());
+        let cosine = |from: f64, to: f64, t: f64| {
+            to + 0.5 * (from - to) * (1.0 + (std::f64::consts::PI * t).cos())
+        };
         match self.kind {
             ScheduleKind::Onecycle => {
                 // PyTorch OneCycleLR defaults: start lr/25, end lr/(25·1e4); linear up, cosine down.
@@ -103,7 +117,15 @@ mod tests {
     use super::*;
 
     fn sched(kind: ScheduleKind, warmup: f64) -> Schedule {
-        Schedule::new(&ScheduleConfig { name: kind, warmup_epochs: warmup }, 0.1, 10, 4)
+        Schedule::new(
+            &ScheduleConfig {
+                name: kind,
+                warmup_epochs: warmup,
+            },
+            0.1,
+            10,
+            4,
+        )
     }
 
     #[test]

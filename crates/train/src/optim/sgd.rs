@@ -26,11 +26,14 @@ impl FusedSgd {
     fn step_host(&self, lr: f32, p: &mut [f32], g: &[f32], v: Option<&mut [f32]>) {
         let (m, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
         match v {
-            None => p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| {
-                for (p, &g) in p.iter_mut().zip(g) {
-                    *p -= lr * (g + wd * *p);
-                }
-            }),
+            None => p
+                .par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|(p, g)| {
+                    for (p, &g) in p.iter_mut().zip(g) {
+                        *p -= lr * (g + wd * *p);
+                    }
+                }),
             Some(v) => p
                 .par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
@@ -45,8 +48,18 @@ impl FusedSgd {
         }
     }
 
-    fn step_tensor<const D: usize>(&self, lr: f64, tensor: Tensor<D>, grad: Tensor<D>, velocity: Option<Tensor<D>>) -> (Tensor<D>, Option<Tensor<D>>) {
-        let d = if self.weight_decay > 0.0 { grad + tensor.clone().mul_scalar(self.weight_decay) } else { grad };
+    fn step_tensor<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        velocity: Option<Tensor<D>>,
+    ) -> (Tensor<D>, Option<Tensor<D>>) {
+        let d = if self.weight_decay > 0.0 {
+            grad + tensor.clone().mul_scalar(self.weight_decay)
+        } else {
+            grad
+        };
         if self.momentum == 0.0 {
             return (tensor - d.mul_scalar(lr), None);
         }
@@ -54,7 +67,11 @@ impl FusedSgd {
             Some(v) => v.mul_scalar(self.momentum) + d.clone(),
             None => d.clone(),
         };
-        let update = if self.nesterov { d + v.clone().mul_scalar(self.momentum) } else { v.clone() };
+        let update = if self.nesterov {
+            d + v.clone().mul_scalar(self.momentum)
+        } else {
+            v.clone()
+        };
         (tensor - update.mul_scalar(lr), Some(v))
     }
 }
@@ -62,9 +79,16 @@ impl FusedSgd {
 impl Optimizer for FusedSgd {
     type State<const D: usize> = LionState<D>;
 
-    fn step<const D: usize>(&self, lr: f64, tensor: Tensor<D>, grad: Tensor<D>, state: Option<LionState<D>>) -> (Tensor<D>, Option<LionState<D>>) {
+    fn step<const D: usize>(
+        &self,
+        lr: f64,
+        tensor: Tensor<D>,
+        grad: Tensor<D>,
+        state: Option<LionState<D>>,
+    ) -> (Tensor<D>, Option<LionState<D>>) {
         let velocity = state.map(|s| s.momentum);
-        let f32_params = tensor.dtype() == burn::tensor::DType::F32 && grad.dtype() == burn::tensor::DType::F32;
+        let f32_params =
+            tensor.dtype() == burn::tensor::DType::F32 && grad.dtype() == burn::tensor::DType::F32;
         if !self.host || !f32_params {
             let (t, v) = self.step_tensor(lr, tensor, grad, velocity);
             return (t, v.map(|momentum| LionState { momentum }));
@@ -104,12 +128,16 @@ impl Optimizer for FusedSgd {
             return (t, v.map(|momentum| LionState { momentum }));
         }
         let t = Tensor::<D>::from_data(p, &device);
-        let v = v.map(|v| LionState { momentum: Tensor::<D>::from_data(v, &device) });
+        let v = v.map(|v| LionState {
+            momentum: Tensor::<D>::from_data(v, &device),
+        });
         (t, v)
     }
 
     fn to_device<const D: usize>(state: LionState<D>, device: &Device) -> LionState<D> {
-        LionState { momentum: state.momentum.to_device(device) }
+        LionState {
+            momentum: state.momentum.to_device(device),
+        }
     }
 }
 
@@ -118,13 +146,21 @@ mod tests {
     use super::*;
     use burn::module::Module;
     use burn::nn::{Linear, LinearConfig};
-    use burn::optim::momentum::MomentumConfig;
     use burn::optim::decay::WeightDecayConfig;
+    use burn::optim::momentum::MomentumConfig;
     use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 
     fn weights(m: &Linear) -> Vec<f32> {
         let mut w: Vec<f32> = m.weight.val().into_data().try_to_vec().expect("f32");
-        w.extend(m.bias.as_ref().expect("bias").val().into_data().try_to_vec::<f32>().expect("f32"));
+        w.extend(
+            m.bias
+                .as_ref()
+                .expect("bias")
+                .val()
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32"),
+        );
         w
     }
 
@@ -134,24 +170,45 @@ mod tests {
         device.seed(1);
         let start = LinearConfig::new(7, 5).init(&device);
         let _ = start.clone().into_record();
-        let x = Tensor::<2>::random([3, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<2>::random(
+            [3, 7],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let reference: ModuleOptimizer = SgdConfig::new()
-            .with_momentum((momentum > 0.0).then_some(MomentumConfig { momentum, dampening: 0.0, nesterov }))
+            .with_momentum((momentum > 0.0).then_some(MomentumConfig {
+                momentum,
+                dampening: 0.0,
+                nesterov,
+            }))
             .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .init();
-        let fused: ModuleOptimizer = FusedSgd { momentum: momentum as f32, nesterov, weight_decay: wd, host }.into();
+        let fused: ModuleOptimizer = FusedSgd {
+            momentum: momentum as f32,
+            nesterov,
+            weight_decay: wd,
+            host,
+        }
+        .into();
         let run = |mut optim: ModuleOptimizer| {
             let mut m = start.clone().fork(&device).train();
             for _ in 0..3 {
                 let loss = m.forward(x.clone()).powi_scalar(2).mean();
                 let grads = GradientsParams::from_grads(loss.backward(), &m);
-                m = optim.step(burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate::from(0.1), m, grads);
+                m = optim.step(
+                    burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate::from(0.1),
+                    m,
+                    grads,
+                );
             }
             weights(&m)
         };
         let (a, b) = (run(reference), run(fused));
         for (i, (a, b)) in a.iter().zip(&b).enumerate() {
-            assert!((a - b).abs() < 1e-5, "param {i}: burn {a} vs fused {b} (m {momentum}, nesterov {nesterov}, wd {wd}, host {host})");
+            assert!(
+                (a - b).abs() < 1e-5,
+                "param {i}: burn {a} vs fused {b} (m {momentum}, nesterov {nesterov}, wd {wd}, host {host})"
+            );
         }
     }
 

@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::tensor::TensorReadError;
-use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::Interrupter;
+use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
-    LossInput, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric, NumericAttributes,
-    NumericEntry, SerializedEntry,
+    LossInput, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
+    NumericAttributes, NumericEntry, SerializedEntry,
 };
 
 /// Items (images) per second over the epoch so far, or a unit per item (characters per
@@ -30,14 +30,24 @@ impl ThroughputMetric {
 
     /// `per_item` units in each item: `per_item("chars/s", seq_len)`.
     pub fn per_item(unit: &'static str, per_item: f64) -> Self {
-        Self { name: Arc::new("Throughput".to_string()), state: NumericMetricState::default(), start: None, unit, per_item }
+        Self {
+            name: Arc::new("Throughput".to_string()),
+            state: NumericMetricState::default(),
+            start: None,
+            unit,
+            per_item,
+        }
     }
 }
 
 impl Metric for ThroughputMetric {
     type Input = ();
 
-    fn update(&mut self, _: &(), metadata: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        _: &(),
+        metadata: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         let done = metadata.progress.items_processed;
         let rate = match self.start {
             // The first batch includes start-up costs; measure from its end.
@@ -45,14 +55,20 @@ impl Metric for ThroughputMetric {
                 self.start = Some((Instant::now(), done));
                 0.0
             }
-            Some((t0, n0)) => (done - n0) as f64 * self.per_item / t0.elapsed().as_secs_f64().max(1e-9),
+            Some((t0, n0)) => {
+                (done - n0) as f64 * self.per_item / t0.elapsed().as_secs_f64().max(1e-9)
+            }
         };
         self.state.update(rate, 1);
-        Ok(self.state.compute_update(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
+        Ok(self
+            .state
+            .compute_update(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self.state.compute_final(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
+        Ok(self
+            .state
+            .compute_final(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn clear(&mut self) {
@@ -65,7 +81,11 @@ impl Metric for ThroughputMetric {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: Some(self.unit.to_string()), higher_is_better: true }.into()
+        NumericAttributes {
+            unit: Some(self.unit.to_string()),
+            higher_is_better: true,
+        }
+        .into()
     }
 }
 
@@ -92,7 +112,11 @@ pub struct GuardedLoss {
 
 impl GuardedLoss {
     pub fn new(interrupter: Interrupter) -> Self {
-        Self { inner: LossMetric::new(), interrupter, tripped: Arc::new(Mutex::new(None)) }
+        Self {
+            inner: LossMetric::new(),
+            interrupter,
+            tripped: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Why training was stopped, if it was.
@@ -104,11 +128,17 @@ impl GuardedLoss {
 impl Metric for GuardedLoss {
     type Input = LossInput;
 
-    fn update(&mut self, input: &LossInput, metadata: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &LossInput,
+        metadata: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         let entry = self.inner.update(input, metadata)?;
         let loss = match self.inner.value() {
             Some(NumericEntry::Value(v)) | Some(NumericEntry::Final(v)) => v,
-            Some(NumericEntry::Aggregated { aggregated_value, .. }) => aggregated_value,
+            Some(NumericEntry::Aggregated {
+                aggregated_value, ..
+            }) => aggregated_value,
             None => 0.0,
         };
         if !loss.is_finite() {

@@ -22,7 +22,10 @@ pub const PID_FILE: &str = "pid";
 
 /// Record this process as the one training `run`.
 pub fn write_pid(run: &Path) -> Result<()> {
-    write_atomic(&run.join(PID_FILE), std::process::id().to_string().as_bytes())
+    write_atomic(
+        &run.join(PID_FILE),
+        std::process::id().to_string().as_bytes(),
+    )
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,7 +56,8 @@ pub struct RunMeta {
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     // Write then rename: a run killed mid-write keeps the previous file.
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -68,19 +72,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub fn read_meta(run: &Path) -> Result<RunMeta> {
     let path = run.join(META_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{} is not a burnlab run folder (cannot read {META_FILE})", run.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} is not a burnlab run folder (cannot read {META_FILE})",
+            run.display()
+        )
+    })?;
     serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", path.display()))
 }
 
 /// A fresh run folder: `runs/<name>`, or `runs/<name>-2`, `-3`… if taken. An explicit folder
 /// must be new or empty: we never mix two runs.
 pub fn new_run_dir(explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
-    let occupied = |p: &Path| p.exists() && std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true);
+    let occupied = |p: &Path| {
+        p.exists()
+            && std::fs::read_dir(p)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+    };
     let dir = match explicit {
         Some(p) => {
             if occupied(p) {
-                bail!("run folder {} already holds a run: pass --resume to continue it, or choose another --run-dir", p.display());
+                bail!(
+                    "run folder {} already holds a run: pass --resume to continue it, or choose another --run-dir",
+                    p.display()
+                );
             }
             p.to_path_buf()
         }
@@ -108,12 +124,17 @@ pub fn last_checkpoint(run: &Path) -> Option<usize> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
         })
         .collect();
     epochs.sort_unstable();
     epochs.into_iter().rev().find(|e| {
-        ["model", "optim", "scheduler"].iter().all(|k| dir.join(format!("{k}-{e}.bpk")).is_file())
+        ["model", "optim", "scheduler"]
+            .iter()
+            .all(|k| dir.join(format!("{k}-{e}.bpk")).is_file())
             && burn::store::ModuleRecord::load(dir.join(format!("model-{e}.bpk"))).is_ok()
     })
 }

@@ -8,7 +8,8 @@ use std::time::Instant;
 use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
-    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation, MetricsRendererTraining,
+    EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining,
 };
 
 #[derive(Default)]
@@ -19,14 +20,20 @@ struct SplitStats {
 
 impl SplitStats {
     fn add(&mut self, name: &str, entry: &NumericEntry) {
-        let v = self.values.entry(name.to_string()).or_insert((0.0, 0.0, f64::NAN, None));
+        let v = self
+            .values
+            .entry(name.to_string())
+            .or_insert((0.0, 0.0, f64::NAN, None));
         match entry {
             NumericEntry::Value(x) => {
                 v.0 += x;
                 v.1 += 1.0;
                 v.2 = *x;
             }
-            NumericEntry::Aggregated { aggregated_value, count } => {
+            NumericEntry::Aggregated {
+                aggregated_value,
+                count,
+            } => {
                 v.0 += aggregated_value * *count as f64;
                 v.1 += *count as f64;
                 v.2 = *aggregated_value;
@@ -123,7 +130,12 @@ impl PlainRenderer {
                 .get(&entry.metric_id)
                 .cloned()
                 .unwrap_or_else(|| format!("{:?}", entry.metric_id));
-            if valid { &mut self.valid } else { &mut self.train }.add(&name, &value);
+            if valid {
+                &mut self.valid
+            } else {
+                &mut self.train
+            }
+            .add(&name, &value);
         }
     }
 }
@@ -143,7 +155,13 @@ impl MetricsRendererEvaluation for PlainRenderer {
 }
 
 impl TrainingProgressLogger for PlainRenderer {
-    fn start(&mut self, total_epochs: usize, starting_epoch: usize, _items: Option<usize>, _label: Option<&str>) {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _items: Option<usize>,
+        _label: Option<&str>,
+    ) {
         self.total_epochs = total_epochs;
         self.epoch = starting_epoch;
         if starting_epoch > 1 {
@@ -168,7 +186,8 @@ impl TrainingProgressLogger for PlainRenderer {
 
     fn update_split(&mut self, items_processed: usize) {
         self.steps += 1;
-        if self.split == "train" && self.log_every > 0 && self.steps.is_multiple_of(self.log_every) {
+        if self.split == "train" && self.log_every > 0 && self.steps.is_multiple_of(self.log_every)
+        {
             println!(
                 "epoch {}/{} step {} ({items_processed}/{} {})  {}",
                 self.epoch,
@@ -212,6 +231,7 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        self.names.insert(definition.metric_id, definition.name.to_string());
+        self.names
+            .insert(definition.metric_id, definition.name.to_string());
     }
 }

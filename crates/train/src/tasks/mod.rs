@@ -20,18 +20,34 @@ mod tests {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("configs/") {
             let path = entry.expect("entry").path();
-            let stem = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let stem = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             if stem.starts_with("word2vec") {
-                word2vec::W2vExperiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                word2vec::W2vExperiment::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             } else if stem.starts_with("charlm") {
-                charlm::CharLmExperiment::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                charlm::CharLmExperiment::load(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             } else if path.extension().is_some_and(|e| e == "toml") {
-                let exp = load_image(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                let exp =
+                    load_image(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
                 names.push((exp.name.clone(), exp.model.arch));
             }
         }
         names.sort_by(|a, b| a.0.cmp(&b.0));
         let archs: Vec<Arch> = names.iter().map(|n| n.1).collect();
-        assert_eq!(archs, vec![Arch::Lenet5, Arch::Mlp, Arch::Resnet, Arch::Resnet9, Arch::Mlp], "{names:?}");
+        assert_eq!(
+            archs,
+            vec![
+                Arch::Lenet5,
+                Arch::Mlp,
+                Arch::Resnet,
+                Arch::Resnet9,
+                Arch::Mlp
+            ],
+            "{names:?}"
+        );
     }
 }

@@ -11,15 +11,18 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
+use burn::tensor::TensorReadError;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::train::logger::FileMetricLogger;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
-    AccuracyMetric, Adaptor, LearningRateMetric, LossMetric, Metric, MetricAttributes, MetricMetadata, MetricName, Numeric,
-    NumericAttributes, NumericEntry, PerplexityMetric, SerializedEntry,
+    AccuracyMetric, Adaptor, LearningRateMetric, LossMetric, Metric, MetricAttributes,
+    MetricMetadata, MetricName, Numeric, NumericAttributes, NumericEntry, PerplexityMetric,
+    SerializedEntry,
 };
-use burn::train::logger::FileMetricLogger;
-use burn::train::{ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep};
-use burn::tensor::TensorReadError;
+use burn::train::{
+    ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
+};
 use burnlab_data::chars::{self, CharBatch, CharLoader, CharVocab};
 use burnlab_data::download::{Checksum, Download};
 use burnlab_models::{CellKind, CharLm, CharLmConfig};
@@ -31,11 +34,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{OptimConfig, ScheduleConfig};
-use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
+use crate::run::metrics::{GuardedLoss, ThroughputMetric};
 use crate::run::renderer::PlainRenderer;
 use crate::run::{self, Status};
-use crate::insight::tb_logger::TbLogger;
 
 pub const DEFAULT_CONFIG: &str = "configs/charlm-shakespeare.toml";
 pub const VOCAB_FILE: &str = "chars.json";
@@ -104,14 +107,18 @@ fn default_log_every() -> usize {
 impl CharLmExperiment {
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
         let exp: Self = crate::config::load_toml(path, overrides)?;
-        exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
+        exp.validate()
+            .with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(exp)
     }
 
     fn validate(&self) -> Result<()> {
         let (d, m, t) = (&self.data, &self.model, &self.train);
         if !(d.valid_fraction > 0.0 && d.valid_fraction < 1.0) {
-            bail!("data.valid_fraction must be in (0, 1), got {}", d.valid_fraction);
+            bail!(
+                "data.valid_fraction must be in (0, 1), got {}",
+                d.valid_fraction
+            );
         }
         for (name, v) in [
             ("data.seq_len", d.seq_len),
@@ -186,27 +193,42 @@ pub struct BpcInput {
 
 impl Adaptor<BpcInput> for ClassificationOutput {
     fn adapt(&self) -> BpcInput {
-        BpcInput { loss: self.loss.clone(), chars: self.targets.dims()[0] }
+        BpcInput {
+            loss: self.loss.clone(),
+            chars: self.targets.dims()[0],
+        }
     }
 }
 
 impl BitsPerChar {
     pub fn new() -> Self {
-        Self { name: Arc::new("Bits per char".to_string()), state: NumericMetricState::default() }
+        Self {
+            name: Arc::new("Bits per char".to_string()),
+            state: NumericMetricState::default(),
+        }
     }
 }
 
 impl Metric for BitsPerChar {
     type Input = BpcInput;
 
-    fn update(&mut self, input: &BpcInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &BpcInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         let nats = input.loss.clone().mean().try_into_scalar::<f64>()?;
-        self.state.update(nats / std::f64::consts::LN_2, input.chars);
-        Ok(self.state.compute_update(FormatOptions::new(self.name()).precision(3)))
+        self.state
+            .update(nats / std::f64::consts::LN_2, input.chars);
+        Ok(self
+            .state
+            .compute_update(FormatOptions::new(self.name()).precision(3)))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self.state.compute_final(FormatOptions::new(self.name()).precision(3)))
+        Ok(self
+            .state
+            .compute_final(FormatOptions::new(self.name()).precision(3)))
     }
 
     fn clear(&mut self) {
@@ -218,7 +240,11 @@ impl Metric for BitsPerChar {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: Some("bits".into()), higher_is_better: false }.into()
+        NumericAttributes {
+            unit: Some("bits".into()),
+            higher_is_better: false,
+        }
+        .into()
     }
 }
 
@@ -260,14 +286,20 @@ pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_
             }
         }
     }
-    let mut norms = SquaredNorms { grads, sums: Vec::new() };
+    let mut norms = SquaredNorms {
+        grads,
+        sums: Vec::new(),
+    };
     module.visit(&mut norms);
     if norms.sums.is_empty() {
         return 0.0;
     }
     let total = Tensor::cat(norms.sums, 0).sum().sqrt().into_scalar::<f64>();
     if total > max_norm {
-        module.visit(&mut Scale { grads, factor: max_norm / (total + 1e-6) });
+        module.visit(&mut Scale {
+            grads,
+            factor: max_norm / (total + 1e-6),
+        });
     }
     total
 }
@@ -276,7 +308,11 @@ impl CharModel {
     fn output(&self, batch: CharBatch) -> ClassificationOutput {
         let [b, t] = batch.targets.dims();
         let (loss, logits) = self.net.loss(batch.inputs, batch.targets.clone());
-        ClassificationOutput { loss, output: logits, targets: batch.targets.reshape([b * t]) }
+        ClassificationOutput {
+            loss,
+            output: logits,
+            targets: batch.targets.reshape([b * t]),
+        }
     }
 }
 
@@ -338,7 +374,12 @@ fn shakespeare_download() -> Download {
 
 fn read_meta(run_dir: &Path) -> Result<CharLmMeta> {
     let p = run_dir.join(META_FILE);
-    let text = std::fs::read_to_string(&p).with_context(|| format!("{} is not a character-model run folder (no {META_FILE})", run_dir.display()))?;
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "{} is not a character-model run folder (no {META_FILE})",
+            run_dir.display()
+        )
+    })?;
     serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", p.display()))
 }
 
@@ -351,11 +392,25 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
         let meta = read_meta(&dir)?;
         if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
-            bail!("{} already finished ({} epochs); pass --epochs N to train further", dir.display(), meta.epochs_done);
+            bail!(
+                "{} already finished ({} epochs); pass --epochs N to train further",
+                dir.display(),
+                meta.epochs_done
+            );
         }
-        (Some(dir.clone()), dir.join(run::CONFIG_FILE), run::last_checkpoint(&dir))
+        (
+            Some(dir.clone()),
+            dir.join(run::CONFIG_FILE),
+            run::last_checkpoint(&dir),
+        )
     } else {
-        (None, args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)), None)
+        (
+            None,
+            args.config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+            None,
+        )
     };
     let exp = CharLmExperiment::load(&config_path, &overrides(&args))?;
     let device = args.backend.device()?;
@@ -364,7 +419,9 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let corpus = match (&args.corpus, &run_dir) {
         (Some(p), _) => p.clone(),
         (None, Some(dir)) => PathBuf::from(read_meta(dir)?.corpus),
-        (None, None) if exp.data.source == "tinyshakespeare" => chars::ensure_shakespeare(&args.cache, &shakespeare_download())?,
+        (None, None) if exp.data.source == "tinyshakespeare" => {
+            chars::ensure_shakespeare(&args.cache, &shakespeare_download())?
+        }
         (None, None) => PathBuf::from(&exp.data.source),
     };
     let text = chars::read_text(&corpus)?;
@@ -378,18 +435,29 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let (train_chars, valid_chars) = (train_ids.len(), valid_ids.len());
     let ad = device.clone().autodiff();
     let seq = exp.data.seq_len;
-    let train_loader = CharLoader::random(Arc::new(train_ids), seq, exp.train.batch_size, exp.train.steps_per_epoch, exp.seed, ad.clone())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?
-        .starting_epoch(resume_from.map_or(1, |e| e + 1));
+    let train_loader = CharLoader::random(
+        Arc::new(train_ids),
+        seq,
+        exp.train.batch_size,
+        exp.train.steps_per_epoch,
+        exp.seed,
+        ad.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?
+    .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid_ids);
-    let valid_loader = CharLoader::contiguous(valid_set.clone(), seq, 64, device.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
+    let valid_loader = CharLoader::contiguous(valid_set.clone(), seq, 64, device.clone())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
 
     let run_dir = match run_dir {
         Some(d) => d,
         None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
     };
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
-        .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    std::fs::write(
+        run_dir.join(run::CONFIG_FILE),
+        toml::to_string_pretty(&exp)?,
+    )
+    .with_context(|| format!("writing config to {}", run_dir.display()))?;
     vocab.write(&run_dir.join(VOCAB_FILE))?;
     println!("run folder: {}", run_dir.display());
 
@@ -397,15 +465,31 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     // weights on every backend.
     let init_device = Device::flex();
     init_device.seed(exp.seed);
-    let net = exp.model_config(vocab.len(), args.backend.is_host()).init(&init_device);
+    let net = exp
+        .model_config(vocab.len(), args.backend.is_host())
+        .init(&init_device);
     let _ = net.clone().into_record();
-    let model = CharModel { net, clip: exp.train.clip }.fork(&ad).train();
-    let describe = format!("{} {}x{} (embedding {})", exp.model.cell.name(), exp.model.layers, exp.model.hidden, exp.model.embed);
+    let model = CharModel {
+        net,
+        clip: exp.train.clip,
+    }
+    .fork(&ad)
+    .train();
+    let describe = format!(
+        "{} {}x{} (embedding {})",
+        exp.model.cell.name(),
+        exp.model.layers,
+        exp.model.hidden,
+        exp.model.embed
+    );
     let mut meta = CharLmMeta {
         task: "charlm".into(),
         model: describe.clone(),
         backend: args.backend.to_string(),
-        corpus: std::fs::canonicalize(&corpus).unwrap_or(corpus.clone()).display().to_string(),
+        corpus: std::fs::canonicalize(&corpus)
+            .unwrap_or(corpus.clone())
+            .display()
+            .to_string(),
         train_chars,
         valid_chars,
         trainable_params: model.num_params(),
@@ -424,30 +508,52 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
 
     let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid_loader).div_ceil(64);
     let tb = TbLogger::create(&run_dir, exp.train.steps_per_epoch, valid_batches)?;
-    let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
-        .with_metric_logger(FileMetricLogger::new(&run_dir))
-        .with_metric_logger(tb)
-        .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
-        .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_train_numeric(ThroughputMetric::per_item("chars/s", seq as f64))
-        .with_default_checkpointers()
-        .with_application_logger(None)
-        .num_epochs(exp.train.epochs);
+    let mut training = SupervisedTraining::new(
+        &run_dir,
+        Arc::new(train_loader.clone()),
+        Arc::new(valid_loader),
+    )
+    .with_metric_logger(FileMetricLogger::new(&run_dir))
+    .with_metric_logger(tb)
+    .metrics((
+        BitsPerChar::new(),
+        PerplexityMetric::new(),
+        AccuracyMetric::new(),
+    ))
+    .metric_valid_numeric(LossMetric::new())
+    .metric_train_numeric(LearningRateMetric::new())
+    .metric_train_numeric(ThroughputMetric::per_item("chars/s", seq as f64))
+    .with_default_checkpointers()
+    .with_application_logger(None)
+    .num_epochs(exp.train.epochs);
     let guard = GuardedLoss::new(training.interrupter());
     training = training.metric_train_numeric(guard.clone());
     if !std::io::stdout().is_terminal() {
-        training = training.renderer(Box::new(PlainRenderer::new(exp.train.log_every).unit("windows")));
+        training = training.renderer(Box::new(
+            PlainRenderer::new(exp.train.log_every).unit("windows"),
+        ));
     }
     if let Some(epoch) = resume_from {
         println!("resuming from the checkpoint of epoch {epoch}");
         training = training.checkpoint(epoch);
     } else if args.resume {
-        println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
+        println!(
+            "no complete checkpoint in {}: starting from epoch 1",
+            run_dir.display()
+        );
     }
-    let schedule = Schedule::new(&exp.schedule, exp.optim.lr, exp.train.steps_per_epoch, exp.train.epochs);
+    let schedule = Schedule::new(
+        &exp.schedule,
+        exp.optim.lr,
+        exp.train.steps_per_epoch,
+        exp.train.epochs,
+    );
     let started = Instant::now();
-    let result = training.launch(Learner::new(model, build_optimizer(&exp.optim, args.backend.is_host()), schedule));
+    let result = training.launch(Learner::new(
+        model,
+        build_optimizer(&exp.optim, args.backend.is_host()),
+        schedule,
+    ));
     let wall = started.elapsed().as_secs_f64();
     drop(result.renderer);
 
@@ -456,7 +562,10 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         meta.message = Some(reason.clone());
         run::write_json(&run_dir.join(META_FILE), &meta)?;
-        bail!("training stopped: {reason}. Lower optim.lr (now {}) or set train.clip, and train again", exp.optim.lr);
+        bail!(
+            "training stopped: {reason}. Lower optim.lr (now {}) or set train.clip, and train again",
+            exp.optim.lr
+        );
     }
     if let Some(err) = result.error {
         meta.status = Status::Failed;
@@ -469,14 +578,22 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         run::write_json(&run_dir.join(META_FILE), &meta)?;
-        println!("interrupted; continue with: burnlab train rnn --run-dir {} --resume", run_dir.display());
+        println!(
+            "interrupted; continue with: burnlab train rnn --run-dir {} --resume",
+            run_dir.display()
+        );
         return Ok(());
     }
     let model = result.model;
-    model.clone().save_file(run_dir.join(run::MODEL_FILE)).with_context(|| format!("saving the model to {}", run_dir.display()))?;
+    model
+        .clone()
+        .save_file(run_dir.join(run::MODEL_FILE))
+        .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     let valid = validation_loss(&model.net, &valid_set, seq, &device);
     let timings = train_loader.timings();
-    let (n, s) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
+    let (n, s) = timings
+        .iter()
+        .fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
     let chars_per_s = if s > 0.0 { n as f64 / s } else { 0.0 };
     let metrics = serde_json::json!({
         "epochs": exp.train.epochs,
@@ -504,7 +621,9 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
 /// each window from a zero state, as the PyTorch peer measures it.
 pub fn validation_loss(net: &CharLm, ids: &Arc<Vec<u32>>, seq: usize, device: &Device) -> f64 {
     let net = net.clone().fork(device);
-    let Ok(loader) = CharLoader::contiguous(ids.clone(), seq, 64, device.clone()) else { return f64::NAN };
+    let Ok(loader) = CharLoader::contiguous(ids.clone(), seq, 64, device.clone()) else {
+        return f64::NAN;
+    };
     let (mut total, mut count) = (0.0, 0usize);
     for batch in burn::data::dataloader::DataLoader::iter(&loader).flatten() {
         let [b, t] = batch.targets.dims();
@@ -516,16 +635,29 @@ pub fn validation_loss(net: &CharLm, ids: &Arc<Vec<u32>>, seq: usize, device: &D
 }
 
 /// Rebuild a trained run's network on `device`.
-fn load_run(run_dir: &Path, device: &Device) -> Result<(CharLm, CharVocab, CharLmExperiment, CharLmMeta)> {
+fn load_run(
+    run_dir: &Path,
+    device: &Device,
+) -> Result<(CharLm, CharVocab, CharLmExperiment, CharLmMeta)> {
     let meta = read_meta(run_dir)?;
     let exp = CharLmExperiment::load(&run_dir.join(run::CONFIG_FILE), &[])?;
     let vocab = CharVocab::read(&run_dir.join(VOCAB_FILE))?;
     let path = run_dir.join(run::MODEL_FILE);
     if !path.is_file() {
-        bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);
+        bail!(
+            "{} has no trained model ({}): the run did not finish (status {:?})",
+            run_dir.display(),
+            run::MODEL_FILE,
+            meta.status
+        );
     }
-    let model = CharModel { net: exp.model_config(vocab.len(), true).init(device), clip: 0.0 };
-    let model = model.try_load_file(&path).with_context(|| format!("{}: cannot load the model", path.display()))?;
+    let model = CharModel {
+        net: exp.model_config(vocab.len(), true).init(device),
+        clip: 0.0,
+    };
+    let model = model
+        .try_load_file(&path)
+        .with_context(|| format!("{}: cannot load the model", path.display()))?;
     Ok((model.net, vocab, exp, meta))
 }
 
@@ -543,7 +675,10 @@ pub fn eval_command(run_dir: &Path, backend: crate::backend::Backend) -> Result<
     println!("valid_loss={loss:.4}");
     println!("valid_bits_per_char={:.4}", loss / std::f64::consts::LN_2);
     println!("valid_perplexity={:.3}", loss.exp());
-    println!("eval_chars_per_s={:.0}", meta.valid_chars as f64 / started.elapsed().as_secs_f64());
+    println!(
+        "eval_chars_per_s={:.0}",
+        meta.valid_chars as f64 / started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -552,24 +687,64 @@ pub fn eval_command(run_dir: &Path, backend: crate::backend::Backend) -> Result<
 /// in [`CharLmStepper`] (batch-1 matrix-vector kernels on a host copy of the weights); on a GPU
 /// through the model's own ops, with the state kept on the device and only the V
 /// probabilities read back. Both give the same text for a seed (tested).
-pub fn sample(net: &CharLm, vocab: &CharVocab, prime: &str, length: usize, temperature: f64, seed: u64, device: &Device) -> Result<String> {
-    let prime_ids = if prime.is_empty() { vec![vocab.id('\n')] } else { vocab.encode(prime) };
+pub fn sample(
+    net: &CharLm,
+    vocab: &CharVocab,
+    prime: &str,
+    length: usize,
+    temperature: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<String> {
+    let prime_ids = if prime.is_empty() {
+        vec![vocab.id('\n')]
+    } else {
+        vocab.encode(prime)
+    };
     if is_cpu(device) {
-        let mut stepper = CharLmStepper::new(net).context("copying the model's weights to the host")?;
-        return Ok(sample_with(vocab, &prime_ids, length, seed, |id, probs| softmax_at(stepper.step(id), temperature, probs)));
+        let mut stepper =
+            CharLmStepper::new(net).context("copying the model's weights to the host")?;
+        return Ok(sample_with(vocab, &prime_ids, length, seed, |id, probs| {
+            softmax_at(stepper.step(id), temperature, probs)
+        }));
     }
-    Ok(sample_on_device(net, vocab, &prime_ids, length, temperature, seed, device))
+    Ok(sample_on_device(
+        net,
+        vocab,
+        &prime_ids,
+        length,
+        temperature,
+        seed,
+        device,
+    ))
 }
 
 /// Sampling through the model's own tensor ops on `device`.
-fn sample_on_device(net: &CharLm, vocab: &CharVocab, prime_ids: &[u32], length: usize, temperature: f64, seed: u64, device: &Device) -> String {
+fn sample_on_device(
+    net: &CharLm,
+    vocab: &CharVocab,
+    prime_ids: &[u32],
+    length: usize,
+    temperature: f64,
+    seed: u64,
+    device: &Device,
+) -> String {
     let mut state = Some(net.rnn.zero_state(1, device));
-    let token = |id: u32| Tensor::<1, Int>::from_data(TensorData::new(vec![id as i64], [1]), device);
+    let token =
+        |id: u32| Tensor::<1, Int>::from_data(TensorData::new(vec![id as i64], [1]), device);
     sample_with(vocab, prime_ids, length, seed, |id, probs| {
-        let (l, s) = net.step(token(id), state.take().unwrap_or_else(|| net.rnn.zero_state(1, device)));
+        let (l, s) = net.step(
+            token(id),
+            state
+                .take()
+                .unwrap_or_else(|| net.rnn.zero_state(1, device)),
+        );
         state = Some(s);
         // Softmax at the temperature on the device; only V probabilities come back.
-        *probs = burn::tensor::activation::softmax(l.div_scalar(temperature), 1).into_data().try_to_vec().unwrap_or_default();
+        *probs = burn::tensor::activation::softmax(l.div_scalar(temperature), 1)
+            .into_data()
+            .try_to_vec()
+            .unwrap_or_default();
     })
 }
 
@@ -583,14 +758,24 @@ fn is_cpu(device: &Device) -> bool {
 fn softmax_at(logits: &[f32], temperature: f64, probs: &mut Vec<f32>) {
     let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
     probs.clear();
-    probs.extend(logits.iter().map(|&l| ((l as f64 - max) / temperature).exp() as f32));
+    probs.extend(
+        logits
+            .iter()
+            .map(|&l| ((l as f64 - max) / temperature).exp() as f32),
+    );
     let total: f32 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
 }
 
 /// The sampling loop of both paths: `feed(id, probs)` feeds one character and writes the
 /// probabilities of the next.
-fn sample_with(vocab: &CharVocab, prime_ids: &[u32], length: usize, seed: u64, mut feed: impl FnMut(u32, &mut Vec<f32>)) -> String {
+fn sample_with(
+    vocab: &CharVocab,
+    prime_ids: &[u32],
+    length: usize,
+    seed: u64,
+    mut feed: impl FnMut(u32, &mut Vec<f32>),
+) -> String {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut probs: Vec<f32> = Vec::new();
     for &id in prime_ids {
@@ -620,22 +805,47 @@ fn sample_with(vocab: &CharVocab, prime_ids: &[u32], length: usize, seed: u64, m
 
 pub fn sample_command(args: SampleArgs) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
-        bail!("--temperature must be a positive number, got {}", args.temperature);
+        bail!(
+            "--temperature must be a positive number, got {}",
+            args.temperature
+        );
     }
     let device = args.backend.device()?;
     let (net, vocab, _, _) = load_run(&args.run_dir, &device)?;
     // `--prime "ROMEO:\n"` as typed in a shell means a newline.
-    let args = SampleArgs { prime: args.prime.replace("\\n", "\n"), ..args };
-    let unknown: Vec<char> = args.prime.chars().filter(|&c| vocab.id(c) == vocab.unknown()).collect();
+    let args = SampleArgs {
+        prime: args.prime.replace("\\n", "\n"),
+        ..args
+    };
+    let unknown: Vec<char> = args
+        .prime
+        .chars()
+        .filter(|&c| vocab.id(c) == vocab.unknown())
+        .collect();
     if !unknown.is_empty() {
-        tracing::warn!("characters not in the training text are read as the unknown token: {unknown:?}");
+        tracing::warn!(
+            "characters not in the training text are read as the unknown token: {unknown:?}"
+        );
     }
     let started = Instant::now();
     // On a rayon worker, so that the host stepper's matrix-vector products split over the
     // other workers by work stealing rather than by waking a sleeping pool for each product.
-    let text = rayon::scope(|_| sample(&net, &vocab, &args.prime, args.length, args.temperature, args.seed, &device))?;
+    let text = rayon::scope(|_| {
+        sample(
+            &net,
+            &vocab,
+            &args.prime,
+            args.length,
+            args.temperature,
+            args.seed,
+            &device,
+        )
+    })?;
     println!("{}{text}", args.prime);
-    tracing::info!("{:.0} chars/s", args.length as f64 / started.elapsed().as_secs_f64());
+    tracing::info!(
+        "{:.0} chars/s",
+        args.length as f64 / started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -649,24 +859,43 @@ mod tests {
         let plain = Device::flex();
         plain.seed(4);
         let ad = plain.clone().autodiff();
-        let net = CharLmConfig::new(7, CellKind::Gru).with_embed(3).with_hidden(5).init(&plain).fork(&ad).train();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [2, 3]), &ad);
+        let net = CharLmConfig::new(7, CellKind::Gru)
+            .with_embed(3)
+            .with_hidden(5)
+            .init(&plain)
+            .fork(&ad)
+            .train();
+        let tokens =
+            Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [2, 3]), &ad);
         let (loss, _) = net.loss(tokens.clone(), tokens);
         let mut grads = GradientsParams::from_grads(loss.mul_scalar(100.0).backward(), &net);
-        let before: f32 = grads.get::<2>(net.head.weight.id).expect("g").into_data().try_to_vec::<f32>().expect("f")[0];
+        let before: f32 = grads
+            .get::<2>(net.head.weight.id)
+            .expect("g")
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f")[0];
         let norm = clip_global_norm(&net, &mut grads, 0.5);
         assert!(norm > 0.5, "{norm}");
-        let after: f32 = grads.get::<2>(net.head.weight.id).expect("g").into_data().try_to_vec::<f32>().expect("f")[0];
+        let after: f32 = grads
+            .get::<2>(net.head.weight.id)
+            .expect("g")
+            .into_data()
+            .try_to_vec::<f32>()
+            .expect("f")[0];
         assert!((after - before * (0.5 / norm) as f32).abs() < 1e-6 * before.abs().max(1.0));
-        assert!((clip_global_norm(&net, &mut grads, 10.0) - 0.5).abs() < 1e-4, "the clipped norm is the bound");
+        assert!(
+            (clip_global_norm(&net, &mut grads, 10.0) - 0.5).abs() < 1e-4,
+            "the clipped norm is the bound"
+        );
     }
 
     /// Overfit a 200-character text: the loss goes to near zero, and greedy-ish sampling
     /// (low temperature) from its start reproduces it; a fixed seed reproduces a sample.
     #[test]
     fn overfits_a_short_text_and_samples_reproducibly() {
-        use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
         use crate::config::{OptimConfig, OptimKind};
+        use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
         let text = "the quick brown fox jumps over the lazy dog. ".repeat(5);
         let text = &text[..200];
         let vocab = CharVocab::from_text(text);
@@ -674,12 +903,26 @@ mod tests {
         let plain = Device::flex();
         plain.seed(1);
         let ad = plain.clone().autodiff();
-        let mut net = CharLmConfig::new(vocab.len(), CellKind::Lstm).with_embed(16).with_hidden(64).init(&plain).fork(&ad).train();
+        let mut net = CharLmConfig::new(vocab.len(), CellKind::Lstm)
+            .with_embed(16)
+            .with_hidden(64)
+            .init(&plain)
+            .fork(&ad)
+            .train();
         let x: Vec<i64> = ids[..199].iter().map(|&c| c as i64).collect();
         let y: Vec<i64> = ids[1..].iter().map(|&c| c as i64).collect();
         let xs = Tensor::<2, Int>::from_data(TensorData::new(x, [1, 199]), &ad);
         let ys = Tensor::<2, Int>::from_data(TensorData::new(y, [1, 199]), &ad);
-        let mut opt = build_optimizer(&OptimConfig { name: OptimKind::Adam, lr: 0.01, momentum: 0.0, nesterov: false, weight_decay: 0.0 }, true);
+        let mut opt = build_optimizer(
+            &OptimConfig {
+                name: OptimKind::Adam,
+                lr: 0.01,
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+            },
+            true,
+        );
         let mut loss_v = f64::MAX;
         for _ in 0..150 {
             let (loss, _) = net.loss(xs.clone(), ys.clone());
@@ -695,10 +938,16 @@ mod tests {
         let a = sample(&net, &vocab, "the quick", 40, 0.1, 3, &plain).expect("sample");
         assert!(text.contains(&format!("the quick{a}")), "{a:?}");
         let b = sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample");
-        assert_eq!(b, sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample"));
+        assert_eq!(
+            b,
+            sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample")
+        );
         // The host stepper (CPU backends) and the model's own ops (GPU backends) draw the
         // same text for a seed, at a temperature where the choice is far from certain.
-        assert_eq!(b, sample_on_device(&net, &vocab, &vocab.encode("the"), 30, 1.5, 9, &plain));
+        assert_eq!(
+            b,
+            sample_on_device(&net, &vocab, &vocab.encode("the"), 30, 1.5, 9, &plain)
+        );
         // An unseen character in the prime is read as the unknown token, not a crash.
         let z = sample(&net, &vocab, "Zebra!", 5, 1.0, 1, &plain).expect("sample");
         assert_eq!(z.chars().count(), 5);

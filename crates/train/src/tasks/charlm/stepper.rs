@@ -95,7 +95,12 @@ impl CharLmStepper {
             } else {
                 Some(w_ih)
             };
-            layers.push(Layer { w_ih, b_ih, w_hh: Packed::new(&host(hidden_lin.weight.val())?, hidden, g), b_hh: bias(&hidden_lin.bias, g)? });
+            layers.push(Layer {
+                w_ih,
+                b_ih,
+                w_hh: Packed::new(&host(hidden_lin.weight.val())?, hidden, g),
+                b_hh: bias(&hidden_lin.bias, g)?,
+            });
         }
         let vocab = net.vocab();
         let n = layers.len();
@@ -119,7 +124,10 @@ impl CharLmStepper {
     /// Back to the zero state (the tests sample twice from one stepper).
     #[cfg(test)]
     pub fn reset(&mut self) {
-        self.h.iter_mut().chain(self.c.iter_mut()).for_each(|v| v.fill(0.0));
+        self.h
+            .iter_mut()
+            .chain(self.c.iter_mut())
+            .for_each(|v| v.fill(0.0));
     }
 
     /// Feeds `token` and returns the logits of the next character.
@@ -188,8 +196,8 @@ impl CharLmStepper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burnlab_models::CharLmConfig;
     use burn::tensor::{Device, Int, TensorData};
+    use burnlab_models::CharLmConfig;
 
     /// Every cell, stacked, odd sizes: the stepper's logits equal `CharLm::step`'s over a
     /// sequence, and `reset` starts again from the zero state.
@@ -197,14 +205,26 @@ mod tests {
     fn stepper_matches_charlm_step() {
         let dev = Device::flex();
         dev.seed(5);
-        for (cell, hidden, layers) in [(CellKind::Lstm, 19, 2), (CellKind::Gru, 33, 2), (CellKind::Rnn, 7, 3), (CellKind::Lstm, 70, 1)] {
-            let net = CharLmConfig::new(13, cell).with_embed(5).with_hidden(hidden).with_layers(layers).init(&dev);
+        for (cell, hidden, layers) in [
+            (CellKind::Lstm, 19, 2),
+            (CellKind::Gru, 33, 2),
+            (CellKind::Rnn, 7, 3),
+            (CellKind::Lstm, 70, 1),
+        ] {
+            let net = CharLmConfig::new(13, cell)
+                .with_embed(5)
+                .with_hidden(hidden)
+                .with_layers(layers)
+                .init(&dev);
             let mut stepper = CharLmStepper::new(&net).expect("host copy");
             let tokens = [3u32, 0, 12, 7, 7, 1, 9, 4];
             for round in 0..2 {
                 let mut state = net.rnn.zero_state(1, &dev);
                 for &t in &tokens {
-                    let (l, s) = net.step(Tensor::<1, Int>::from_data(TensorData::new(vec![t as i64], [1]), &dev), state);
+                    let (l, s) = net.step(
+                        Tensor::<1, Int>::from_data(TensorData::new(vec![t as i64], [1]), &dev),
+                        state,
+                    );
                     state = s;
                     let want: Vec<f32> = l.into_data().try_to_vec().expect("f32");
                     let got = stepper.step(t);

@@ -1,11 +1,9 @@
 //! Where the images come from: CIFAR-10 (downloaded) or an image folder (`--data`).
 
-
 use anyhow::Result;
 use burnlab_data::{cifar, download::Download, load_image_data};
 
 use crate::cli::DataArgs;
-
 
 /// The CIFAR-10 download, with a mirror's URL and MD5 when `BURNLAB_CIFAR10_URL` and
 /// `BURNLAB_CIFAR10_MD5` are set.
@@ -22,6 +20,11 @@ pub fn cifar_download() -> Download {
 
 pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
     let data = load_image_data(args.data.as_deref(), &args.cache, &cifar_download())?;
-    tracing::info!("data: {} ({} train, {} test images)", data.source, data.train.len(), data.test.len());
+    tracing::info!(
+        "data: {} ({} train, {} test images)",
+        data.source,
+        data.train.len(),
+        data.test.len()
+    );
     Ok(data)
 }

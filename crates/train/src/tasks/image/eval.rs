@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::data::dataloader::DataLoader;
+use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::ClassificationOutput;
@@ -12,9 +12,9 @@ use burnlab_data::image_folder::decode_rgb;
 use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
 use serde::Serialize;
 
-use crate::tasks::image::classifier::ImageClassifier;
 use crate::cli::{DataArgs, EvalArgs, PredictArgs};
 use crate::run;
+use crate::tasks::image::classifier::ImageClassifier;
 use crate::tasks::image::data::cifar_download;
 use crate::tasks::image::model::load_run_model;
 
@@ -41,7 +41,14 @@ pub struct EvalReport {
 /// Inference throughput over `set` timed as the PyTorch peer times it (its `infer_bench`):
 /// whole passes of data preparation, forward and argmax in eval mode, without the loss,
 /// softmax and confusion matrix of [`evaluate`]; images/s of each pass.
-pub fn timed_passes(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize, passes: usize) -> Vec<f64> {
+pub fn timed_passes(
+    model: &ImageClassifier,
+    set: &Arc<ImageSet>,
+    norm: &Normalization,
+    device: &Device,
+    batch: usize,
+    passes: usize,
+) -> Vec<f64> {
     let model = model.valid();
     (0..passes)
         .map(|_| {
@@ -60,7 +67,14 @@ pub fn timed_passes(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normali
 
 /// Loss, accuracy and confusion matrix of `model` (used in eval mode: BatchNorm with its running
 /// statistics, no dropout) over `set`, with flip test-time augmentation when `tta`.
-pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalization, device: &Device, batch: usize, tta: bool) -> EvalReport {
+pub fn evaluate(
+    model: &ImageClassifier,
+    set: &Arc<ImageSet>,
+    norm: &Normalization,
+    device: &Device,
+    batch: usize,
+    tta: bool,
+) -> EvalReport {
     let model = model.valid();
     let k = set.classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
@@ -71,16 +85,37 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
     for b in loader.iter().flatten() {
         let n = b.targets.dims()[0];
         let out = if tta {
-            let logits = (model.logits(b.images.clone()) + model.logits(b.images.flip([3]))).div_scalar(2.0);
+            let logits =
+                (model.logits(b.images.clone()) + model.logits(b.images.flip([3]))).div_scalar(2.0);
             let loss = model.loss.forward(logits.clone(), b.targets.clone());
-            ClassificationOutput { loss, output: logits, targets: b.targets }
+            ClassificationOutput {
+                loss,
+                output: logits,
+                targets: b.targets,
+            }
         } else {
             model.forward_classification(b)
         };
         loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
-        let conf: Vec<f32> = softmax(out.output.clone(), 1).max_dim(1).into_data().convert::<f32>().try_to_vec().unwrap_or_default();
-        let pred: Vec<i64> = out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
-        let truth: Vec<i64> = out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let conf: Vec<f32> = softmax(out.output.clone(), 1)
+            .max_dim(1)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec()
+            .unwrap_or_default();
+        let pred: Vec<i64> = out
+            .output
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap_or_default();
+        let truth: Vec<i64> = out
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec()
+            .unwrap_or_default();
         for ((t, p), c) in truth.iter().zip(&pred).zip(&conf) {
             confusion[*t as usize][*p as usize] += 1;
             predictions.push((*p as usize, *c));
@@ -94,7 +129,14 @@ pub fn evaluate(model: &ImageClassifier, set: &Arc<ImageSet>, norm: &Normalizati
         .enumerate()
         .map(|(i, c)| {
             let n: usize = confusion[i].iter().sum();
-            (c.clone(), if n > 0 { confusion[i][i] as f64 / n as f64 } else { 0.0 })
+            (
+                c.clone(),
+                if n > 0 {
+                    confusion[i][i] as f64 / n as f64
+                } else {
+                    0.0
+                },
+            )
         })
         .collect();
     EvalReport {
@@ -120,9 +162,18 @@ pub fn run_test_data(meta: &run::RunMeta, args: &DataArgs) -> Result<(ImageSet, 
     {
         data = Some(path.into());
     }
-    let (test, source) = load_test_data(data.as_deref(), &args.cache, &cifar_download(), &meta.classes)?;
+    let (test, source) = load_test_data(
+        data.as_deref(),
+        &args.cache,
+        &cifar_download(),
+        &meta.classes,
+    )?;
     if test.classes != meta.classes {
-        bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
+        bail!(
+            "test classes {:?} differ from the run's classes {:?}",
+            test.classes,
+            meta.classes
+        );
     }
     Ok((test, source))
 }
@@ -136,18 +187,44 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let model = load_run_model(&args.run_dir, &meta, &device)?;
     let (test, source) = run_test_data(&meta, &args.data)?;
     let test = Arc::new(test);
-    let mut report = evaluate(&model, &test, &meta.normalization, &device, args.batch_size, args.tta);
-    report.timed_images_per_s = timed_passes(&model, &test, &meta.normalization, &device, args.batch_size, args.timed_passes);
+    let mut report = evaluate(
+        &model,
+        &test,
+        &meta.normalization,
+        &device,
+        args.batch_size,
+        args.tta,
+    );
+    report.timed_images_per_s = timed_passes(
+        &model,
+        &test,
+        &meta.normalization,
+        &device,
+        args.batch_size,
+        args.timed_passes,
+    );
     let tta = if args.tta { ", flip TTA" } else { "" };
-    println!("{} on {} test images ({source}{tta})", meta.model, report.images);
+    println!(
+        "{} on {} test images ({source}{tta})",
+        meta.model, report.images
+    );
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
     println!("throughput     {:.0} images/s", report.images_per_s);
     if !report.timed_images_per_s.is_empty() {
         let mut t = report.timed_images_per_s.clone();
         t.sort_by(f64::total_cmp);
-        let each: Vec<String> = report.timed_images_per_s.iter().map(|v| format!("{v:.0}")).collect();
-        println!("timed passes   {:.0} images/s (median of {}: {})", t[t.len() / 2], t.len(), each.join(", "));
+        let each: Vec<String> = report
+            .timed_images_per_s
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect();
+        println!(
+            "timed passes   {:.0} images/s (median of {}: {})",
+            t[t.len() / 2],
+            t.len(),
+            each.join(", ")
+        );
     }
     println!("per class:");
     for (c, a) in &report.per_class_accuracy {
@@ -156,17 +233,35 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let out = args.run_dir.join("eval.json");
     run::write_json(&out, &report)?;
     let csv = args.run_dir.join("confusion.csv");
-    run::write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
+    run::write_atomic(
+        &csv,
+        confusion_csv(&meta.classes, &report.confusion).as_bytes(),
+    )?;
     let png = args.run_dir.join("confusion.png");
-    let title = format!("{}: test accuracy {:.2}%{tta}", meta.model, 100.0 * report.accuracy);
+    let title = format!(
+        "{}: test accuracy {:.2}%{tta}",
+        meta.model,
+        100.0 * report.accuracy
+    );
     crate::insight::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
-    println!("written: {}, {}, {}", out.display(), csv.display(), png.display());
+    println!(
+        "written: {}, {}, {}",
+        out.display(),
+        csv.display(),
+        png.display()
+    );
     Ok(())
 }
 
 /// The confusion matrix as CSV: a header of predicted classes, one row per true class.
 pub fn confusion_csv(classes: &[String], confusion: &[Vec<usize>]) -> String {
-    let quote = |c: &str| if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() };
+    let quote = |c: &str| {
+        if c.contains([',', '"', '\n']) {
+            format!("\"{}\"", c.replace('"', "\"\""))
+        } else {
+            c.to_string()
+        }
+    };
     let mut out = String::from("true\\predicted");
     for c in classes {
         out.push(',');
@@ -189,19 +284,33 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
     let model = load_run_model(&args.run_dir, &meta, &device)?.valid();
     let [c, h, w] = meta.image_size;
     if h != w || c != 3 {
-        bail!("run has images of shape {:?}; predict supports square RGB", meta.image_size);
+        bail!(
+            "run has images of shape {:?}; predict supports square RGB",
+            meta.image_size
+        );
     }
     let table = meta.normalization.table();
     let k = args.top_k.clamp(1, meta.classes.len());
     for path in &args.images {
-        let chw = decode_rgb(path, h as u32).with_context(|| format!("reading {}", path.display()))?;
+        let chw =
+            decode_rgb(path, h as u32).with_context(|| format!("reading {}", path.display()))?;
         let plane = h * w;
-        let pixels: Vec<f32> = chw.iter().enumerate().map(|(i, &p)| table[i / plane][p as usize]).collect();
+        let pixels: Vec<f32> = chw
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| table[i / plane][p as usize])
+            .collect();
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), &device);
-        let probs: Vec<f32> = softmax(model.logits(x), 1).into_data().try_to_vec().context("reading probabilities")?;
+        let probs: Vec<f32> = softmax(model.logits(x), 1)
+            .into_data()
+            .try_to_vec()
+            .context("reading probabilities")?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|a, b| probs[*b].total_cmp(&probs[*a]));
-        let tops: Vec<String> = order[..k].iter().map(|&i| format!("{} {:.1}%", meta.classes[i], 100.0 * probs[i])).collect();
+        let tops: Vec<String> = order[..k]
+            .iter()
+            .map(|&i| format!("{} {:.1}%", meta.classes[i], 100.0 * probs[i]))
+            .collect();
         println!("{}: {}", path.display(), tops.join(", "));
     }
     Ok(())

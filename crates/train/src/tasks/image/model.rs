@@ -8,10 +8,9 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
 
-use crate::tasks::image::classifier::{ImageClassifier, ImageNet};
 use crate::config::{self, Arch, ImageExperiment};
 use crate::run::{self, RunMeta};
-
+use crate::tasks::image::classifier::{ImageClassifier, ImageNet};
 
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
 pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
@@ -23,12 +22,18 @@ pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
     let set = |k: &str, v: &str| (k.to_string(), v.to_string());
     match model {
         "mlp" => (DEFAULT_MLP_CONFIG, vec![set("model.arch", "mlp")]),
-        "softmax" => ("configs/softmax-cifar10.toml", vec![set("model.arch", "mlp"), set("model.hidden", "[]")]),
+        "softmax" => (
+            "configs/softmax-cifar10.toml",
+            vec![set("model.arch", "mlp"), set("model.hidden", "[]")],
+        ),
         "lenet5" => (DEFAULT_LENET5_CONFIG, vec![set("model.arch", "lenet5")]),
         "resnet9" => (DEFAULT_RESNET9_CONFIG, vec![set("model.arch", "resnet9")]),
         other => {
             let depth = other.strip_prefix("resnet").unwrap_or("20");
-            (DEFAULT_CNN_CONFIG, vec![set("model.arch", "resnet"), set("model.depth", depth)])
+            (
+                DEFAULT_CNN_CONFIG,
+                vec![set("model.arch", "resnet"), set("model.depth", depth)],
+            )
         }
     }
 }
@@ -40,7 +45,10 @@ pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
         sets.clear(); // the config names its own model
     }
     sets.extend(args.sets.iter().cloned());
-    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(default_config));
     let exp = config::load_image(&path, &sets)?;
     let image = [args.channels, args.size, args.size];
     let device = Device::flex();
@@ -51,14 +59,22 @@ pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
         ImageNet::ResNet(m) => m.summary(image),
         ImageNet::ResNet9(m) => m.summary(image),
     };
-    println!("{} ({})", describe_model(&exp, args.classes, image), path.display());
+    println!(
+        "{} ({})",
+        describe_model(&exp, args.classes, image),
+        path.display()
+    );
     print!("{}", burnlab_models::format_table(&rows));
     Ok(())
 }
 
-
-
-pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], host: bool, device: &Device) -> ImageClassifier {
+pub fn build_model(
+    exp: &ImageExperiment,
+    classes: usize,
+    image: [usize; 3],
+    host: bool,
+    device: &Device,
+) -> ImageClassifier {
     let m = &exp.model;
     let net = match m.arch {
         Arch::Mlp => ImageNet::Mlp(
@@ -87,9 +103,18 @@ pub fn build_model(exp: &ImageExperiment, classes: usize, image: [usize; 3], hos
                 .with_shortcut(m.shortcut)
                 .init(device),
         ),
-        Arch::Resnet9 => ImageNet::ResNet9(ResNet9Config::new().with_in_channels(image[0]).with_num_classes(classes).init(device)),
+        Arch::Resnet9 => ImageNet::ResNet9(
+            ResNet9Config::new()
+                .with_in_channels(image[0])
+                .with_num_classes(classes)
+                .init(device),
+        ),
     };
-    ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
+    ImageClassifier {
+        net,
+        loss: m.loss,
+        label_smoothing: m.label_smoothing,
+    }
 }
 
 pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
@@ -102,7 +127,10 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
             format!("mlp {}", dims.join("-"))
         }
         Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
-        Arch::Resnet => format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut),
+        Arch::Resnet => format!(
+            "resnet{} (shortcut {:?}) -> {classes}",
+            exp.model.depth, exp.model.shortcut
+        ),
         Arch::Resnet9 => format!("resnet9 -> {classes}"),
     }
 }
@@ -114,7 +142,12 @@ pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result
     let model = build_model(&exp, meta.classes.len(), meta.image_size, true, device);
     let path = run_dir.join(run::MODEL_FILE);
     if !path.is_file() {
-        bail!("{} has no trained model ({}): the run did not finish (status {:?})", run_dir.display(), run::MODEL_FILE, meta.status);
+        bail!(
+            "{} has no trained model ({}): the run did not finish (status {:?})",
+            run_dir.display(),
+            run::MODEL_FILE,
+            meta.status
+        );
     }
     model
         .try_load_file(&path)

@@ -48,13 +48,25 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
         height: 32,
         width: 32,
     });
-    let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
-    let augment = Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip, cutout: exp.data.cutout };
-    let loader = ImageLoader::new(set.clone(), args.batch_size, &norm, ad.clone()).shuffle(0).augment(augment);
+    let norm = Normalization {
+        mean: vec![0.5; 3],
+        std: vec![0.25; 3],
+    };
+    let augment = Augment {
+        crop_padding: exp.data.crop_padding,
+        hflip: exp.data.hflip,
+        cutout: exp.data.cutout,
+    };
+    let loader = ImageLoader::new(set.clone(), args.batch_size, &norm, ad.clone())
+        .shuffle(0)
+        .augment(augment);
 
     // Data alone: the loader's worker prepares (augments, standardises) and uploads batches.
     let t = Instant::now();
-    let batches: Vec<ImageBatch> = loader.iter().collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let batches: Vec<ImageBatch> = loader
+        .iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let data_ms = 1e3 * t.elapsed().as_secs_f64() / batches.len() as f64;
 
@@ -87,7 +99,8 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     // Inference: eval mode, batch 256, no autodiff.
     let eval = model.valid();
     let x = batches[0].images.clone().inner();
-    let x = burn::tensor::Tensor::cat(vec![x.clone(), x], 0).slice([0..256.min(2 * args.batch_size)]);
+    let x =
+        burn::tensor::Tensor::cat(vec![x.clone(), x], 0).slice([0..256.min(2 * args.batch_size)]);
     let mut infer = Vec::new();
     for i in 0..args.steps + warmup {
         let t0 = Instant::now();
@@ -98,15 +111,28 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     }
     let (f, b, o) = (median(fwd), median(bwd), median(opt));
     let b_infer = x.dims()[0];
-    println!("task=profile_step model={} backend={} isa={} batch={} steps={}", args.model, args.backend, burnlab_kernels::Cpu::current().isa(), args.batch_size, args.steps);
+    println!(
+        "task=profile_step model={} backend={} isa={} batch={} steps={}",
+        args.model,
+        args.backend,
+        burnlab_kernels::Cpu::current().isa(),
+        args.batch_size,
+        args.steps
+    );
     println!("data_ms_per_batch={data_ms:.2}");
     println!("forward_loss_ms={f:.2}");
     println!("backward_ms={b:.2}");
     println!("optimizer_ms={o:.2}");
     println!("step_ms={:.2}", f + b + o);
-    println!("train_img_per_s={:.1}", args.batch_size as f64 * 1e3 / (f + b + o));
+    println!(
+        "train_img_per_s={:.1}",
+        args.batch_size as f64 * 1e3 / (f + b + o)
+    );
     println!("infer_batch={b_infer}");
     println!("infer_ms={:.2}", median(infer.clone()));
-    println!("infer_img_per_s={:.1}", b_infer as f64 * 1e3 / median(infer));
+    println!(
+        "infer_img_per_s={:.1}",
+        b_infer as f64 * 1e3 / median(infer)
+    );
     Ok(())
 }

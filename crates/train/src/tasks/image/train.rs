@@ -9,22 +9,22 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::logger::FileMetricLogger;
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
 use crate::config::{self};
-use crate::tasks::image::eval::{EvalReport, evaluate};
-use crate::tasks::image::data::load_data;
-use crate::tasks::image::model::{build_model, describe_model};
-use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
+use crate::run::metrics::{GuardedLoss, ThroughputMetric};
 use crate::run::renderer::PlainRenderer;
 use crate::run::{self, RunMeta, Status};
-use crate::insight::tb_logger::{SampleGrid, TbLogger};
+use crate::tasks::image::data::load_data;
+use crate::tasks::image::eval::{EvalReport, evaluate};
+use crate::tasks::image::model::{build_model, describe_model};
 
 /// Validation batch size (the sample grid's images are the first batch's).
 const VALID_BATCH: usize = 256;
@@ -70,12 +70,22 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
         let meta = run::read_meta(&dir)?;
         if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
-            bail!("{} already finished ({} epochs); pass --epochs N to train further", dir.display(), meta.epochs_done);
+            bail!(
+                "{} already finished ({} epochs); pass --epochs N to train further",
+                dir.display(),
+                meta.epochs_done
+            );
         }
         let epoch = run::last_checkpoint(&dir);
         (Some(dir.clone()), dir.join(run::CONFIG_FILE), epoch)
     } else {
-        (None, args.config.clone().unwrap_or_else(|| PathBuf::from(default_config)), None)
+        (
+            None,
+            args.config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(default_config)),
+            None,
+        )
     };
     let exp = config::load_image(&config_path, &overrides(&args))?;
     let device = args.backend.device()?;
@@ -89,8 +99,11 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         Some(d) => d,
         None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
     };
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
-        .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    std::fs::write(
+        run_dir.join(run::CONFIG_FILE),
+        toml::to_string_pretty(&exp)?,
+    )
+    .with_context(|| format!("writing config to {}", run_dir.display()))?;
     println!("run folder: {}", run_dir.display());
     let norm = train.channel_stats();
     let image = [train.channels, train.height, train.width];
@@ -123,32 +136,53 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     run::write_pid(&run_dir)?;
     println!(
         "{}: {} trainable parameters, {} train / {} valid images, backend {}",
-        meta.model, meta.trainable_params, train.len(), valid.len(), meta.backend
+        meta.model,
+        meta.trainable_params,
+        train.len(),
+        valid.len(),
+        meta.backend
     );
 
     let steps_per_epoch = train.len().div_ceil(exp.train.batch_size);
     let train_set = Arc::new(train);
     let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
         .shuffle(exp.seed)
-        .augment(Augment { crop_padding: exp.data.crop_padding, hflip: exp.data.hflip, cutout: exp.data.cutout })
+        .augment(Augment {
+            crop_padding: exp.data.crop_padding,
+            hflip: exp.data.hflip,
+            cutout: exp.data.cutout,
+        })
         .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
-    let tb = TbLogger::create(&run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
-    let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), resume_from.unwrap_or(0) + 1);
+    let tb = TbLogger::create(
+        &run_dir,
+        steps_per_epoch,
+        valid_set.len().div_ceil(VALID_BATCH),
+    )?;
+    let samples = SampleGrid::new(
+        valid_set.clone(),
+        32,
+        tb.valid_writer(),
+        resume_from.unwrap_or(0) + 1,
+    );
 
-    let mut training = SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
-        // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
-        .with_metric_logger(FileMetricLogger::new(&run_dir))
-        .with_metric_logger(tb)
-        .metrics((AccuracyMetric::new(),))
-        .metric_valid(samples)
-        .metric_valid_numeric(LossMetric::new())
-        .metric_train_numeric(LearningRateMetric::new())
-        .metric_train_numeric(ThroughputMetric::new())
-        .with_default_checkpointers()
-        .with_application_logger(None)
-        .num_epochs(exp.train.epochs);
+    let mut training = SupervisedTraining::new(
+        &run_dir,
+        Arc::new(train_loader.clone()),
+        Arc::new(valid_loader),
+    )
+    // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
+    .with_metric_logger(FileMetricLogger::new(&run_dir))
+    .with_metric_logger(tb)
+    .metrics((AccuracyMetric::new(),))
+    .metric_valid(samples)
+    .metric_valid_numeric(LossMetric::new())
+    .metric_train_numeric(LearningRateMetric::new())
+    .metric_train_numeric(ThroughputMetric::new())
+    .with_default_checkpointers()
+    .with_application_logger(None)
+    .num_epochs(exp.train.epochs);
     let guard = GuardedLoss::new(training.interrupter());
     training = training.metric_train_numeric(guard.clone());
     if !std::io::stdout().is_terminal() {
@@ -158,11 +192,23 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         println!("resuming from the checkpoint of epoch {epoch}");
         training = training.checkpoint(epoch);
     } else if args.resume {
-        println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
+        println!(
+            "no complete checkpoint in {}: starting from epoch 1",
+            run_dir.display()
+        );
     }
-    let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
+    let schedule = Schedule::new(
+        &exp.schedule,
+        exp.optim.lr,
+        steps_per_epoch,
+        exp.train.epochs,
+    );
     let started = Instant::now();
-    let result = training.launch(Learner::new(model, build_optimizer(&exp.optim, args.backend.is_host()), schedule));
+    let result = training.launch(Learner::new(
+        model,
+        build_optimizer(&exp.optim, args.backend.is_host()),
+        schedule,
+    ));
     let wall = started.elapsed().as_secs_f64();
     // Closing the dashboard restores the terminal; what follows must print after that.
     drop(result.renderer);
@@ -174,9 +220,15 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
         let kept = match meta.epochs_done {
             0 => "no epoch had finished".to_string(),
-            e => format!("the checkpoints of epochs up to {e} are kept in {}", run_dir.join(run::CHECKPOINT_DIR).display()),
+            e => format!(
+                "the checkpoints of epochs up to {e} are kept in {}",
+                run_dir.join(run::CHECKPOINT_DIR).display()
+            ),
         };
-        bail!("training stopped: {reason}; {kept}. Lower optim.lr (now {}) and train again", exp.optim.lr);
+        bail!(
+            "training stopped: {reason}; {kept}. Lower optim.lr (now {}) and train again",
+            exp.optim.lr
+        );
     }
     if let Some(err) = result.error {
         meta.status = Status::Failed;
@@ -191,7 +243,10 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         run::write_json(&run_dir.join(run::META_FILE), &meta)?;
-        println!("interrupted; continue with: burnlab train {task} --run-dir {} --resume", run_dir.display());
+        println!(
+            "interrupted; continue with: burnlab train {task} --run-dir {} --resume",
+            run_dir.display()
+        );
         return Ok(());
     }
 
@@ -204,15 +259,23 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let test_set = Arc::new(data.test);
     let test_report = evaluate(&model, &test_set, &norm, &device, 256, false);
     // Models trained on flipped images are also scored with flip test-time augmentation.
-    let test_tta = exp.data.hflip.then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
+    let test_tta = exp
+        .data
+        .hflip
+        .then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
     let timings = train_loader.timings();
-    let (imgs, secs) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
+    let (imgs, secs) = timings
+        .iter()
+        .fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
     let metrics = MetricsFile {
         epochs: exp.train.epochs,
         train_images: train_set.len(),
         train_seconds: wall,
         train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
-        epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
+        epoch_images_per_s: timings
+            .iter()
+            .map(|t| t.images as f64 / t.seconds.max(1e-9))
+            .collect(),
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
         test: &test_report,
@@ -222,7 +285,10 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
     run::write_json(&run_dir.join(run::META_FILE), &meta)?;
-    let tta = test_tta.as_ref().map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy)).unwrap_or_default();
+    let tta = test_tta
+        .as_ref()
+        .map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy))
+        .unwrap_or_default();
     println!(
         "done in {wall:.1}s: valid accuracy {:.2}%, test accuracy {:.2}%{tta}, {:.0} train images/s\nmodel: {}",
         100.0 * valid_report.accuracy,
@@ -232,7 +298,6 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     );
     Ok(())
 }
-
 
 /// `VmHWM` from /proc/self/status: the peak resident set size, in MiB.
 fn peak_rss_mib() -> Option<f64> {

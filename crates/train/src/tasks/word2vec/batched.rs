@@ -15,8 +15,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
 use burnlab_data::{Corpus, Vocab};
 use burnlab_models::word2vec::{ContextUpdate, PairBatch, Word2Vec};
-use rand::rngs::SmallRng;
 use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 use crate::tasks::word2vec::native::{Embeddings, NativeConfig, Progress, W2vArch};
 
@@ -46,13 +46,29 @@ impl HostBatch {
 
 pub fn to_model(emb: &Embeddings, device: &Device) -> Word2Vec {
     let rows = emb.input.len() / emb.dim;
-    let table = |v: &Vec<f32>| Param::from_tensor(Tensor::from_data(TensorData::new(v.clone(), [rows, emb.dim]), device));
-    Word2Vec { input: table(&emb.input), output: table(&emb.output) }
+    let table = |v: &Vec<f32>| {
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(v.clone(), [rows, emb.dim]),
+            device,
+        ))
+    };
+    Word2Vec {
+        input: table(&emb.input),
+        output: table(&emb.output),
+    }
 }
 
 pub fn to_embeddings(model: &Word2Vec) -> Result<Embeddings> {
-    let read = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the tables back from the device: {e:?}"));
-    Ok(Embeddings { dim: model.dim(), input: read(model.input.val())?, output: read(model.output.val())? })
+    let read = |t: Tensor<2>| {
+        t.into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading the tables back from the device: {e:?}"))
+    };
+    Ok(Embeddings {
+        dim: model.dim(),
+        input: read(model.input.val())?,
+        output: read(model.output.val())?,
+    })
 }
 
 /// Train `model` for epochs `first_epoch..cfg.epochs` with `batch` rows per step, calling
@@ -82,7 +98,9 @@ pub fn train(
     };
     let t = cfg.negative + 1;
     let context = ContextUpdate::Word2VecC;
-    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    progress
+        .words
+        .store(first_epoch as u64 * total_words, Ordering::Relaxed);
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<HostBatch>(4);
         let produced = std::thread::scope(|s| -> Result<Word2Vec> {
@@ -93,7 +111,8 @@ pub fn train(
                 let mut cur = HostBatch::with_capacity(batch, width, t);
                 let mut sentence: Vec<u32> = Vec::new();
                 let send = |cur: &mut HostBatch, done: u64| -> bool {
-                    cur.alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64)).max(cfg.alpha * 1e-4);
+                    cur.alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64))
+                        .max(cfg.alpha * 1e-4);
                     let full = std::mem::replace(cur, HostBatch::with_capacity(batch, width, t));
                     tx.send(full).is_ok()
                 };
@@ -163,7 +182,9 @@ pub fn train(
             let mut model = model.clone();
             for host in rx.iter() {
                 progress.words.fetch_add(host.words, Ordering::Relaxed);
-                progress.alpha_nano.store((host.alpha * 1e9) as u64, Ordering::Relaxed);
+                progress
+                    .alpha_nano
+                    .store((host.alpha * 1e9) as u64, Ordering::Relaxed);
                 if host.rows == 0 {
                     continue;
                 }
@@ -174,7 +195,9 @@ pub fn train(
                 // Reading the loss waits for the device: one step in 16.
                 if step.is_multiple_of(16) {
                     let l = loss.into_scalar::<f32>() as f64;
-                    progress.loss_milli.fetch_add((l * 1e3) as u64, Ordering::Relaxed);
+                    progress
+                        .loss_milli
+                        .fetch_add((l * 1e3) as u64, Ordering::Relaxed);
                     progress.loss_pairs.fetch_add(1, Ordering::Relaxed);
                 }
                 if progress.stop.load(Ordering::Relaxed) {
@@ -182,7 +205,9 @@ pub fn train(
                 }
             }
             drop(rx);
-            producer.join().map_err(|_| anyhow::anyhow!("the batch producer thread panicked"))??;
+            producer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the batch producer thread panicked"))??;
             Ok(model)
         })?;
         model = produced;
@@ -206,7 +231,9 @@ mod tests {
         let mut text = String::new();
         for _ in 0..4000 {
             let topic = rng.random_range(0..10);
-            let words: Vec<String> = (0..10).map(|_| format!("t{topic}w{}", rng.random_range(0..10))).collect();
+            let words: Vec<String> = (0..10)
+                .map(|_| format!("t{topic}w{}", rng.random_range(0..10)))
+                .collect();
             text.push_str(&words.join(" "));
             text.push('\n');
         }
@@ -221,16 +248,28 @@ mod tests {
         let dim = emb.dim;
         let unit: Vec<Vec<f64>> = (0..vocab.len())
             .map(|i| {
-                let v: Vec<f64> = emb.input[i * dim..(i + 1) * dim].iter().map(|&x| x as f64).collect();
+                let v: Vec<f64> = emb.input[i * dim..(i + 1) * dim]
+                    .iter()
+                    .map(|&x| x as f64)
+                    .collect();
                 let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
                 v.iter().map(|x| x / n).collect()
             })
             .collect();
-        let cos = |a: usize, b: usize| unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f64>();
+        let cos = |a: usize, b: usize| {
+            unit[a]
+                .iter()
+                .zip(&unit[b])
+                .map(|(x, y)| x * y)
+                .sum::<f64>()
+        };
         let topic = |i: usize| vocab.words[i].split('w').next().map(str::to_string);
         let (mut same, mut within, mut nw, mut across, mut na) = (0, 0.0, 0, 0.0, 0);
         for i in 0..vocab.len() {
-            let best = (0..vocab.len()).filter(|&j| j != i).max_by(|&a, &b| cos(i, a).total_cmp(&cos(i, b))).expect("other");
+            let best = (0..vocab.len())
+                .filter(|&j| j != i)
+                .max_by(|&a, &b| cos(i, a).total_cmp(&cos(i, b)))
+                .expect("other");
             same += (topic(i) == topic(best)) as usize;
             for j in (0..vocab.len()).filter(|&j| j != i) {
                 if topic(i) == topic(j) {
@@ -242,7 +281,10 @@ mod tests {
                 }
             }
         }
-        (same as f64 / vocab.len() as f64, within / nw as f64 - across / na as f64)
+        (
+            same as f64 / vocab.len() as f64,
+            within / nw as f64 - across / na as f64,
+        )
     }
 
     fn config(arch: W2vArch) -> NativeConfig {
@@ -277,14 +319,26 @@ mod tests {
         let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let p = Progress::default();
         let mut epochs = Vec::new();
-        let model = train(to_model(&init, &device), &corpus, &vocab, &cfg, 256, 0, &p, &device, |e, _| {
-            epochs.push(e);
-            Ok(())
-        })
+        let model = train(
+            to_model(&init, &device),
+            &corpus,
+            &vocab,
+            &cfg,
+            256,
+            0,
+            &p,
+            &device,
+            |e, _| {
+                epochs.push(e);
+                Ok(())
+            },
+        )
         .expect("batched");
         assert_eq!(epochs, vec![0, 1]);
         assert_eq!(p.words.load(Ordering::Relaxed), 2 * 40_000);
-        let loss = p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
+        let loss = p.loss_milli.load(Ordering::Relaxed) as f64
+            / 1e3
+            / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
         // Random vectors score 6 ln 2 ≈ 4.16 per row.
         assert!(loss < 3.0, "batched loss {loss}");
         let batched = to_embeddings(&model).expect("read back");
@@ -294,7 +348,10 @@ mod tests {
         assert_eq!(n_same, 1.0, "native {arch:?}");
         assert_eq!(b_same, 1.0, "batched {arch:?}");
         assert!(n_margin > 0.3, "native margin {n_margin}");
-        assert!(b_margin > 0.75 * n_margin, "{arch:?}: batched margin {b_margin} vs native {n_margin}");
+        assert!(
+            b_margin > 0.75 * n_margin,
+            "{arch:?}: batched margin {b_margin} vs native {n_margin}"
+        );
     }
 
     #[test]
@@ -318,10 +375,20 @@ mod tests {
         let cfg = config(W2vArch::Skipgram);
         let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let mut called = false;
-        train(to_model(&init, &device), &corpus, &vocab, &cfg, 64, 0, &p, &device, |_, _| {
-            called = true;
-            Ok(())
-        })
+        train(
+            to_model(&init, &device),
+            &corpus,
+            &vocab,
+            &cfg,
+            64,
+            0,
+            &p,
+            &device,
+            |_, _| {
+                called = true;
+                Ok(())
+            },
+        )
         .expect("stopped");
         assert!(!called);
     }

@@ -13,7 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use burn::train::Interrupter;
-use burn::train::metric::{MetricAttributes, MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry, SerializedEntry};
+use burn::train::metric::{
+    MetricAttributes, MetricDefinition, MetricEntry, MetricId, NumericAttributes, NumericEntry,
+    SerializedEntry,
+};
 use burn::train::renderer::{MetricState, MetricsRenderer, tui::TuiMetricsRendererWrapper};
 
 use crate::insight::tb_logger::SharedWriter;
@@ -36,13 +39,25 @@ impl TbTicker {
         }
         let words = progress.words.load(Ordering::Relaxed);
         let now = Instant::now();
-        let rate = (words - self.last.0.min(words)) as f64 / now.duration_since(self.last.1).as_secs_f64().max(1e-9);
+        let rate = (words - self.last.0.min(words)) as f64
+            / now.duration_since(self.last.1).as_secs_f64().max(1e-9);
         self.last = (words, now);
         let pairs = progress.loss_pairs.load(Ordering::Relaxed);
-        let Ok(mut w) = self.writer.lock() else { return };
-        let mut values = vec![("step/learning_rate", progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9), ("step/words_per_s", rate)];
+        let Ok(mut w) = self.writer.lock() else {
+            return;
+        };
+        let mut values = vec![
+            (
+                "step/learning_rate",
+                progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9,
+            ),
+            ("step/words_per_s", rate),
+        ];
         if pairs > 0 {
-            values.push(("step/loss", progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs as f64));
+            values.push((
+                "step/loss",
+                progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs as f64,
+            ));
         }
         for (tag, v) in values {
             if let Err(e) = w.scalar(tag, words as i64, v) {
@@ -70,29 +85,51 @@ impl Dashboard {
     /// the caller at each epoch).
     pub fn new(words_per_epoch: u64, first_epoch: usize, epochs: usize) -> Self {
         let interrupter = Interrupter::new();
-        let ids: Vec<MetricId> = METRICS.iter().map(|(n, _)| MetricId::new(Arc::new(n.to_string()))).collect();
+        let ids: Vec<MetricId> = METRICS
+            .iter()
+            .map(|(n, _)| MetricId::new(Arc::new(n.to_string())))
+            .collect();
         let renderer: Option<Box<dyn MetricsRenderer>> = if std::io::stdout().is_terminal() {
-            let mut r: Box<dyn MetricsRenderer> = Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), None));
+            let mut r: Box<dyn MetricsRenderer> =
+                Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), None));
             for ((name, higher), id) in METRICS.iter().zip(&ids) {
                 r.register_metric(MetricDefinition {
                     metric_id: id.clone(),
                     name: Arc::new(name.to_string()),
                     description: None,
-                    attributes: MetricAttributes::Numeric(NumericAttributes { unit: None, higher_is_better: *higher }),
+                    attributes: MetricAttributes::Numeric(NumericAttributes {
+                        unit: None,
+                        higher_is_better: *higher,
+                    }),
                 });
             }
-            r.start(epochs, first_epoch + 1, Some(words_per_epoch as usize), Some("word2vec"));
+            r.start(
+                epochs,
+                first_epoch + 1,
+                Some(words_per_epoch as usize),
+                Some("word2vec"),
+            );
             r.start_split("train", words_per_epoch as usize);
             Some(r)
         } else {
             None
         };
-        Self { renderer, tb: None, interrupter, ids, words_per_epoch, epochs }
+        Self {
+            renderer,
+            tb: None,
+            interrupter,
+            ids,
+            words_per_epoch,
+            epochs,
+        }
     }
 
     /// Also write the counters to a TensorBoard event file.
     pub fn tensorboard(mut self, writer: SharedWriter, words_done: u64) -> Self {
-        self.tb = Some(TbTicker { writer, last: (words_done, Instant::now()) });
+        self.tb = Some(TbTicker {
+            writer,
+            last: (words_done, Instant::now()),
+        });
         self
     }
 
@@ -128,10 +165,12 @@ impl Dashboard {
             }
             r.update_split((words - e * self.words_per_epoch) as usize);
             let now = Instant::now();
-            let rate = (words - last_words) as f64 / now.duration_since(last_t).as_secs_f64().max(1e-9);
+            let rate =
+                (words - last_words) as f64 / now.duration_since(last_t).as_secs_f64().max(1e-9);
             (last_words, last_t) = (words, now);
             let pairs = progress.loss_pairs.load(Ordering::Relaxed);
-            let loss = (pairs > 0).then(|| progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs as f64);
+            let loss = (pairs > 0)
+                .then(|| progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs as f64);
             let alpha = progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9;
             for (id, value, text) in [
                 (&self.ids[0], loss, loss.map(|l| format!("{l:.4}"))),
@@ -166,7 +205,8 @@ impl Dashboard {
             let words = progress.words.load(Ordering::Relaxed);
             let total = self.words_per_epoch * self.epochs as u64;
             let pairs = progress.loss_pairs.load(Ordering::Relaxed);
-            let loss = progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs.max(1) as f64;
+            let loss =
+                progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / pairs.max(1) as f64;
             println!(
                 "{:.1}% of {} words  loss {loss:.4}  lr {:.3e}  {:.0} words/s",
                 100.0 * words as f64 / total.max(1) as f64,

@@ -19,9 +19,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
-use crate::run;
 use crate::insight::tb::EventWriter;
 use crate::insight::tb_logger::{SharedWriter, TB_DIR};
+use crate::run;
 use crate::tasks::word2vec::dashboard::Dashboard;
 use native::{NativeConfig, Progress, W2vArch};
 
@@ -55,7 +55,11 @@ pub struct CorpusConfig {
 
 impl Default for CorpusConfig {
     fn default() -> Self {
-        Self { source: None, lowercase: false, min_count: 5 }
+        Self {
+            source: None,
+            lowercase: false,
+            min_count: 5,
+        }
     }
 }
 
@@ -114,7 +118,8 @@ pub enum TrainPath {
 impl W2vExperiment {
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
         let exp: Self = crate::config::load_toml(path, overrides)?;
-        exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
+        exp.validate()
+            .with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(exp)
     }
 
@@ -124,7 +129,10 @@ impl W2vExperiment {
             bail!("model.dim, model.window, train.epochs and train.batch must be at least 1");
         }
         if !(m.init_range.is_finite() && m.init_range > 0.0) {
-            bail!("model.init_range must be a positive number, got {}", m.init_range);
+            bail!(
+                "model.init_range must be a positive number, got {}",
+                m.init_range
+            );
         }
         if !(m.sample.is_finite() && m.sample >= 0.0) {
             bail!("model.sample must be >= 0, got {}", m.sample);
@@ -205,7 +213,11 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Re
     let path = dir.join(format!("epoch-{epoch}.bin"));
     let tmp = path.with_extension("partial");
     let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
-    for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
+    for v in [
+        (emb.input.len() / emb.dim) as u64,
+        emb.dim as u64,
+        epoch as u64,
+    ] {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     for v in emb.input.iter().chain(&emb.output) {
@@ -221,23 +233,54 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Re
 }
 
 /// The last complete checkpoint of a run: (epochs done, tables).
-fn load_checkpoint(run_dir: &Path, vocab: usize, dim: usize) -> Result<Option<(usize, native::Embeddings)>> {
+fn load_checkpoint(
+    run_dir: &Path,
+    vocab: usize,
+    dim: usize,
+) -> Result<Option<(usize, native::Embeddings)>> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(None) };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(None);
+    };
     let last = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("epoch-")?.strip_suffix(".bin")?.parse::<usize>().ok())
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("epoch-")?
+                .strip_suffix(".bin")?
+                .parse::<usize>()
+                .ok()
+        })
         .max();
     let Some(epoch) = last else { return Ok(None) };
     let path = dir.join(format!("epoch-{epoch}.bin"));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let n = vocab * dim;
-    let header: Vec<u64> = bytes.chunks_exact(8).take(3).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+    let header: Vec<u64> = bytes
+        .chunks_exact(8)
+        .take(3)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .collect();
     if bytes.len() != 24 + 8 * n || header != [vocab as u64, dim as u64, epoch as u64] {
-        bail!("{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch})", path.display());
+        bail!(
+            "{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch})",
+            path.display()
+        );
     }
-    let floats: Vec<f32> = bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let floats: Vec<f32> = bytes[24..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     let (input, output) = floats.split_at(n);
-    Ok(Some((epoch, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
+    Ok(Some((
+        epoch,
+        native::Embeddings {
+            dim,
+            input: input.to_vec(),
+            output: output.to_vec(),
+        },
+    )))
 }
 
 pub fn train_command(args: W2vArgs) -> Result<()> {
@@ -272,33 +315,49 @@ fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vMeta>) -> Re
     match exp.corpus.source.as_deref() {
         Some("text8") => Ok(text8::ensure(&args.cache, &text8_download(), text8::SIZE)?),
         Some(path) => Ok(PathBuf::from(path)),
-        None => bail!("no corpus: pass --corpus PATH (a text file or a folder of them), set BURNLAB_CORPUS, or set corpus.source (\"text8\" downloads text8)"),
+        None => bail!(
+            "no corpus: pass --corpus PATH (a text file or a folder of them), set BURNLAB_CORPUS, or set corpus.source (\"text8\" downloads text8)"
+        ),
     }
 }
 
 fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let config = match &resume {
         Some(dir) => dir.join(run::CONFIG_FILE),
-        None => args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        None => args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
     };
     let exp = W2vExperiment::load(&config, &overrides(&args))?;
     let batched = match exp.train.path {
         TrainPath::Auto => !args.backend.is_host(),
         TrainPath::Native => {
             if !args.backend.is_host() {
-                bail!("train.path = \"native\" runs on the CPU; it cannot use --backend {}", args.backend);
+                bail!(
+                    "train.path = \"native\" runs on the CPU; it cannot use --backend {}",
+                    args.backend
+                );
             }
             false
         }
         TrainPath::Batched => true,
     };
     // Fail on a missing GPU before counting a corpus.
-    let device = if batched { Some(args.backend.device()?) } else { None };
+    let device = if batched {
+        Some(args.backend.device()?)
+    } else {
+        None
+    };
     let old_meta: Option<W2vMeta> = match &resume {
         Some(dir) => {
             let p = dir.join(W2V_META);
-            let text = std::fs::read_to_string(&p).with_context(|| format!("{} is not a word2vec run folder", dir.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", p.display()))?)
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("{} is not a word2vec run folder", dir.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{}: corrupt run metadata", p.display()))?,
+            )
         }
         None => None,
     };
@@ -310,7 +369,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         Some(dir) => (Vocab::read(&dir.join(VOCAB_FILE))?, dir.clone()),
         None => {
             let bar = ProgressBar::new(corpus.bytes()).with_style(
-                ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             let vocab = Vocab::build(&corpus, exp.corpus.min_count, |n| {
                 if n % 100_000 < 1000 {
@@ -324,13 +384,19 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             (vocab, run_dir)
         }
     };
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
+    std::fs::write(
+        run_dir.join(run::CONFIG_FILE),
+        toml::to_string_pretty(&exp)?,
+    )?;
     let corpus_words = vocab.total();
     let mut meta = W2vMeta {
         task: "word2vec".into(),
         model: format!("{} dim {}", exp.model.arch.name(), exp.model.dim),
         backend: args.backend.to_string(),
-        corpus: std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone()).display().to_string(),
+        corpus: std::fs::canonicalize(&corpus_path)
+            .unwrap_or(corpus_path.clone())
+            .display()
+            .to_string(),
         vocab_size: vocab.len(),
         corpus_words,
         status: run::Status::Running,
@@ -338,7 +404,11 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     };
     run::write_json(&run_dir.join(W2V_META), &meta)?;
     run::write_pid(&run_dir)?;
-    let threads = if exp.train.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { exp.train.threads };
+    let threads = if exp.train.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        exp.train.threads
+    };
     let path_name = if batched { "batched" } else { "native" };
     println!("run folder: {}", run_dir.display());
     println!(
@@ -348,7 +418,11 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         vocab.len(),
         exp.corpus.min_count,
         corpus_words,
-        if batched { format!("batches of {} rows on {}", exp.train.batch, args.backend) } else { format!("{threads} threads") }
+        if batched {
+            format!("batches of {} rows on {}", exp.train.batch, args.backend)
+        } else {
+            format!("{threads} threads")
+        }
     );
 
     let cfg = NativeConfig {
@@ -364,25 +438,41 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     };
     let (first_epoch, emb) = match &resume {
         Some(dir) => match load_checkpoint(dir, vocab.len(), cfg.dim)? {
-            Some((e, _)) if e >= cfg.epochs => bail!("{} already finished ({e} epochs); pass --epochs N to train further", dir.display()),
+            Some((e, _)) if e >= cfg.epochs => bail!(
+                "{} already finished ({e} epochs); pass --epochs N to train further",
+                dir.display()
+            ),
             Some((e, emb)) => {
                 println!("resuming from the checkpoint of epoch {e}");
                 (e, emb)
             }
             None => {
                 println!("no checkpoint in {}: starting from epoch 1", dir.display());
-                (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed))
+                (
+                    0,
+                    native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed),
+                )
             }
         },
-        None => (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed)),
+        None => (
+            0,
+            native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed),
+        ),
     };
     let progress = Progress::default();
     let total = corpus_words * cfg.epochs as u64;
     let start_words = corpus_words * first_epoch as u64;
     let started = Instant::now();
-    let loss_of = |p: &Progress| p.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
-    let tb: SharedWriter = Arc::new(Mutex::new(EventWriter::create(&run_dir.join(TB_DIR).join("train"))?));
-    let mut dashboard = Dashboard::new(corpus_words, first_epoch, cfg.epochs).tensorboard(tb.clone(), start_words);
+    let loss_of = |p: &Progress| {
+        p.loss_milli.load(Ordering::Relaxed) as f64
+            / 1e3
+            / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64
+    };
+    let tb: SharedWriter = Arc::new(Mutex::new(EventWriter::create(
+        &run_dir.join(TB_DIR).join("train"),
+    )?));
+    let mut dashboard =
+        Dashboard::new(corpus_words, first_epoch, cfg.epochs).tensorboard(tb.clone(), start_words);
     let terminal = dashboard.is_terminal();
     let mut last_loss = 0.0;
     let mut epoch_lines = Vec::new();
@@ -403,10 +493,15 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             "epoch {}/{}  loss {loss:.4}  {:.0} words/s",
             epoch + 1,
             cfg.epochs,
-            (progress.words.load(Ordering::Relaxed) - start_words) as f64 / started.elapsed().as_secs_f64()
+            (progress.words.load(Ordering::Relaxed) - start_words) as f64
+                / started.elapsed().as_secs_f64()
         );
         // Under the dashboard the lines are printed once it has closed.
-        if terminal { epoch_lines.push(line) } else { println!("{line}") }
+        if terminal {
+            epoch_lines.push(line)
+        } else {
+            println!("{line}")
+        }
         Ok(())
     };
     let finished = std::sync::atomic::AtomicBool::new(false);
@@ -415,13 +510,30 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         let result = match &device {
             None => {
                 let mut emb = emb;
-                native::train(&mut emb, &corpus, &vocab, &cfg, first_epoch, &progress, &mut on_epoch).map(|()| emb)
+                native::train(
+                    &mut emb,
+                    &corpus,
+                    &vocab,
+                    &cfg,
+                    first_epoch,
+                    &progress,
+                    &mut on_epoch,
+                )
+                .map(|()| emb)
             }
             Some(device) => {
                 let model = batched::to_model(&emb, device);
-                batched::train(model, &corpus, &vocab, &cfg, exp.train.batch, first_epoch, &progress, device, |e, m| {
-                    on_epoch(e, &batched::to_embeddings(m)?)
-                })
+                batched::train(
+                    model,
+                    &corpus,
+                    &vocab,
+                    &cfg,
+                    exp.train.batch,
+                    first_epoch,
+                    &progress,
+                    device,
+                    |e, m| on_epoch(e, &batched::to_embeddings(m)?),
+                )
                 .and_then(|m| batched::to_embeddings(&m))
             }
         };
@@ -438,11 +550,18 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         meta.status = run::Status::Interrupted;
         meta.epochs_done = epoch_lines.len() + first_epoch;
         run::write_json(&run_dir.join(W2V_META), &meta)?;
-        println!("stopped: continue with `burnlab train word2vec --resume --run-dir {}`", run_dir.display());
+        println!(
+            "stopped: continue with `burnlab train word2vec --resume --run-dir {}`",
+            run_dir.display()
+        );
         return Ok(());
     }
 
-    let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
+    let vectors = WordVectors {
+        words: vocab.words.clone(),
+        dim: emb.dim,
+        vectors: emb.input,
+    };
     vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
     vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
     let metrics = W2vMetrics {

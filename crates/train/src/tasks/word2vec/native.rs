@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
-use burnlab_kernels::hogwild::HogwildTable;
 use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
 use burnlab_data::{Corpus, Vocab};
+use burnlab_kernels::hogwild::HogwildTable;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -79,10 +79,14 @@ struct Sigmoid(Vec<f32>);
 
 impl Sigmoid {
     fn new() -> Self {
-        Self((0..EXP_TABLE).map(|i| {
-            let x = (i as f32 / EXP_TABLE as f32 * 2.0 - 1.0) * MAX_EXP;
-            1.0 / (1.0 + (-x).exp())
-        }).collect())
+        Self(
+            (0..EXP_TABLE)
+                .map(|i| {
+                    let x = (i as f32 / EXP_TABLE as f32 * 2.0 - 1.0) * MAX_EXP;
+                    1.0 / (1.0 + (-x).exp())
+                })
+                .collect(),
+        )
     }
 
     /// label − σ(f), with word2vec.c's clipping.
@@ -102,8 +106,14 @@ impl Sigmoid {
 /// gensim with 1.0.
 pub fn init(vocab: usize, dim: usize, range: f32, seed: u64) -> Embeddings {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let input = (0..vocab * dim).map(|_| (2.0 * rng.random::<f32>() - 1.0) * range / dim as f32).collect();
-    Embeddings { dim, input, output: vec![0.0; vocab * dim] }
+    let input = (0..vocab * dim)
+        .map(|_| (2.0 * rng.random::<f32>() - 1.0) * range / dim as f32)
+        .collect();
+    Embeddings {
+        dim,
+        input,
+        output: vec![0.0; vocab * dim],
+    }
 }
 
 /// Train `emb` on `corpus` for epochs `first_epoch..cfg.epochs` (0-based), calling `on_epoch`
@@ -125,18 +135,27 @@ pub fn train(
     let table = UnigramTable::new(&vocab.counts, 0.75);
     let sigmoid = Sigmoid::new();
     let threads = cfg.threads.max(1);
-    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    progress
+        .words
+        .store(first_epoch as u64 * total_words, Ordering::Relaxed);
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u32>>>(threads * 4);
         let rx = Arc::new(Mutex::new(rx));
-        let (input, output) = (HogwildTable::new(&emb.input, dim), HogwildTable::new(&emb.output, dim));
+        let (input, output) = (
+            HogwildTable::new(&emb.input, dim),
+            HogwildTable::new(&emb.output, dim),
+        );
         let (input, output) = (&input, &output);
         let read: Result<()> = std::thread::scope(|s| {
             for t in 0..threads {
                 let rx = rx.clone();
                 let (sub, table, sigmoid) = (&sub, &table, &sigmoid);
                 s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32) ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut rng = SmallRng::seed_from_u64(
+                        cfg.seed
+                            ^ ((epoch as u64) << 32)
+                            ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
                     let mut work = Worker::new(dim);
                     loop {
                         let chunk = match rx.lock().map(|r| r.recv()) {
@@ -144,12 +163,22 @@ pub fn train(
                             _ => break,
                         };
                         for sentence in &chunk {
-                            let done = progress.words.fetch_add(sentence.len() as u64, Ordering::Relaxed);
-                            let alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64)).max(cfg.alpha * 1e-4) as f32;
-                            progress.alpha_nano.store((alpha as f64 * 1e9) as u64, Ordering::Relaxed);
+                            let done = progress
+                                .words
+                                .fetch_add(sentence.len() as u64, Ordering::Relaxed);
+                            let alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64))
+                                .max(cfg.alpha * 1e-4)
+                                as f32;
+                            progress
+                                .alpha_nano
+                                .store((alpha as f64 * 1e9) as u64, Ordering::Relaxed);
                             work.sentence.clear();
-                            work.sentence.extend(sentence.iter().copied().filter(|&w| sub.keep(w, &mut rng)));
-                            work.train_sentence(cfg, alpha, input, output, table, sigmoid, &mut rng, progress);
+                            work.sentence.extend(
+                                sentence.iter().copied().filter(|&w| sub.keep(w, &mut rng)),
+                            );
+                            work.train_sentence(
+                                cfg, alpha, input, output, table, sigmoid, &mut rng, progress,
+                            );
                         }
                     }
                 });
@@ -200,18 +229,40 @@ struct Worker {
 
 impl Worker {
     fn new(dim: usize) -> Self {
-        Self { sentence: Vec::new(), neu1: vec![0.0; dim], neu1e: vec![0.0; dim], hbuf: vec![0.0; dim], obuf: vec![0.0; dim], centres: 0 }
+        Self {
+            sentence: Vec::new(),
+            neu1: vec![0.0; dim],
+            neu1e: vec![0.0; dim],
+            hbuf: vec![0.0; dim],
+            obuf: vec![0.0; dim],
+            centres: 0,
+        }
     }
 
     /// One negative-sampling update of `h` (row or CBOW mean) against `word` and its
     /// negatives; accumulates the input error in `neu1e`. Returns the loss when `track`.
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    fn update(&mut self, h: &[f32], word: u32, cfg: &NativeConfig, alpha: f32, output: &HogwildTable, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, track: bool) -> f32 {
+    fn update(
+        &mut self,
+        h: &[f32],
+        word: u32,
+        cfg: &NativeConfig,
+        alpha: f32,
+        output: &HogwildTable,
+        table: &UnigramTable,
+        sigmoid: &Sigmoid,
+        rng: &mut SmallRng,
+        track: bool,
+    ) -> f32 {
         let mut loss = 0.0;
         let mut o = std::mem::take(&mut self.obuf);
         for d in 0..=cfg.negative {
-            let (target, label) = if d == 0 { (word, 1.0) } else { (table.negative(word, rng), 0.0) };
+            let (target, label) = if d == 0 {
+                (word, 1.0)
+            } else {
+                (table.negative(word, rng), 0.0)
+            };
             let f = output.read_dot(target, h, &mut o);
             if track {
                 let z = if label > 0.5 { f } else { -f };
@@ -225,7 +276,17 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn train_sentence(&mut self, cfg: &NativeConfig, alpha: f32, input: &HogwildTable, output: &HogwildTable, table: &UnigramTable, sigmoid: &Sigmoid, rng: &mut SmallRng, progress: &Progress) {
+    fn train_sentence(
+        &mut self,
+        cfg: &NativeConfig,
+        alpha: f32,
+        input: &HogwildTable,
+        output: &HogwildTable,
+        table: &UnigramTable,
+        sigmoid: &Sigmoid,
+        rng: &mut SmallRng,
+        progress: &Progress,
+    ) {
         let n = self.sentence.len();
         let (mut loss, mut pairs) = (0f32, 0u64);
         for i in 0..n {
@@ -242,7 +303,8 @@ impl Worker {
                         self.neu1e.fill(0.0);
                         let mut h = std::mem::take(&mut self.hbuf);
                         input.read(context, &mut h);
-                        let l = self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track);
+                        let l =
+                            self.update(&h, word, cfg, alpha, output, table, sigmoid, rng, track);
                         self.hbuf = h;
                         input.axpy(context, 1.0, &self.neu1e);
                         if track {
@@ -279,7 +341,9 @@ impl Worker {
             }
         }
         if pairs > 0 {
-            progress.loss_milli.fetch_add((loss as f64 * 1e3) as u64, Ordering::Relaxed);
+            progress
+                .loss_milli
+                .fetch_add((loss as f64 * 1e3) as u64, Ordering::Relaxed);
             progress.loss_pairs.fetch_add(pairs, Ordering::Relaxed);
         }
     }
@@ -297,7 +361,9 @@ mod tests {
         let mut text = String::new();
         for _ in 0..3000 {
             let topic = rng.random_range(0..2);
-            let words: Vec<String> = (0..12).map(|_| format!("t{topic}w{}", rng.random_range(0..10))).collect();
+            let words: Vec<String> = (0..12)
+                .map(|_| format!("t{topic}w{}", rng.random_range(0..10)))
+                .collect();
             text.push_str(&words.join(" "));
             text.push('\n');
         }
@@ -317,7 +383,10 @@ mod tests {
             .collect();
         let mut same = 0;
         for i in 0..vocab.len() {
-            let best = (0..vocab.len()).filter(|&j| j != i).max_by(|&a, &b| dot(&unit[i], &unit[a]).total_cmp(&dot(&unit[i], &unit[b]))).expect("other");
+            let best = (0..vocab.len())
+                .filter(|&j| j != i)
+                .max_by(|&a, &b| dot(&unit[i], &unit[a]).total_cmp(&dot(&unit[i], &unit[b])))
+                .expect("other");
             same += (vocab.words[i][..2] == vocab.words[best][..2]) as usize;
         }
         same as f64 / vocab.len() as f64
@@ -328,7 +397,17 @@ mod tests {
         let corpus = topic_corpus(dir.path());
         let vocab = Vocab::build(&corpus, 1, |_| {}).expect("vocab");
         assert_eq!(vocab.len(), 20);
-        let cfg = NativeConfig { arch, dim: 16, window: 3, negative: 5, sample: 0.0, alpha: if arch == W2vArch::Cbow { 0.05 } else { 0.025 }, epochs: 3, threads, seed: 7 };
+        let cfg = NativeConfig {
+            arch,
+            dim: 16,
+            window: 3,
+            negative: 5,
+            sample: 0.0,
+            alpha: if arch == W2vArch::Cbow { 0.05 } else { 0.025 },
+            epochs: 3,
+            threads,
+            seed: 7,
+        };
         let mut emb = init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let progress = Progress::default();
         let mut epochs = Vec::new();
@@ -339,7 +418,9 @@ mod tests {
         .expect("train");
         assert_eq!(epochs, vec![0, 1, 2]);
         assert_eq!(progress.words.load(Ordering::Relaxed), 3 * 36_000);
-        let loss = progress.loss_milli.load(Ordering::Relaxed) as f64 / 1e3 / progress.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
+        let loss = progress.loss_milli.load(Ordering::Relaxed) as f64
+            / 1e3
+            / progress.loss_pairs.load(Ordering::Relaxed).max(1) as f64;
         (nearest_same_topic(&emb, &vocab), loss)
     }
 
@@ -365,10 +446,19 @@ mod tests {
         for range in [0.5f32, 1.0] {
             let e = init(200, 10, range, 3);
             assert!(e.output.iter().all(|&v| v == 0.0));
-            let (lo, hi) = e.input.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = e
+                .input
+                .iter()
+                .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
             // 2,000 uniform draws reach within 1% of both ends.
-            assert!(lo >= -range / 10.0 && lo < -0.99 * range / 10.0, "range {range}: min {lo}");
-            assert!(hi <= range / 10.0 && hi > 0.99 * range / 10.0, "range {range}: max {hi}");
+            assert!(
+                lo >= -range / 10.0 && lo < -0.99 * range / 10.0,
+                "range {range}: min {lo}"
+            );
+            assert!(
+                hi <= range / 10.0 && hi > 0.99 * range / 10.0,
+                "range {range}: max {hi}"
+            );
             let mean = e.input.iter().sum::<f32>() / e.input.len() as f32;
             assert!(mean.abs() < 0.05 * range / 10.0, "mean {mean}");
         }
@@ -383,7 +473,10 @@ mod tests {
         assert_eq!(s.error(-7.0, 1.0), 1.0);
         let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
         let b: Vec<f32> = (0..13).map(|i| (i % 3) as f32).collect();
-        assert_eq!(dot(&a, &b), a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>());
+        assert_eq!(
+            dot(&a, &b),
+            a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
+        );
         let mut y = b.clone();
         axpy(2.0, &a, &mut y);
         assert_eq!(y[12], 24.0);

@@ -23,22 +23,42 @@ impl Embedding {
             let n = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|x| *x /= n);
         }
-        let index = v.words.iter().enumerate().map(|(i, w)| (w.clone(), i)).collect();
-        Self { words: v.words, dim, unit, index }
+        let index = v
+            .words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.clone(), i))
+            .collect();
+        Self {
+            words: v.words,
+            dim,
+            unit,
+            index,
+        }
     }
 
     /// A run folder (its `vectors.bin`) or a vectors file (text or binary).
     pub fn load(path: &Path) -> Result<Self> {
-        let file = if path.is_dir() { path.join(crate::tasks::word2vec::VECTORS_BIN) } else { path.to_path_buf() };
+        let file = if path.is_dir() {
+            path.join(crate::tasks::word2vec::VECTORS_BIN)
+        } else {
+            path.to_path_buf()
+        };
         if !file.exists() {
-            bail!("{}: no word vectors here (a word2vec run folder or a vectors file)", path.display());
+            bail!(
+                "{}: no word vectors here (a word2vec run folder or a vectors file)",
+                path.display()
+            );
         }
         Ok(Self::new(WordVectors::read(&file)?))
     }
 
     /// Index of `word`, falling back to its lowercase form.
     pub fn get(&self, word: &str) -> Option<usize> {
-        self.index.get(word).or_else(|| self.index.get(&word.to_lowercase())).copied()
+        self.index
+            .get(word)
+            .or_else(|| self.index.get(&word.to_lowercase()))
+            .copied()
     }
 
     fn row(&self, i: usize) -> &[f32] {
@@ -59,7 +79,16 @@ impl Embedding {
     pub fn nearest(&self, query: &[f32], k: usize, exclude: &[usize]) -> Vec<(usize, f32)> {
         let mut scored: Vec<(usize, f32)> = (0..self.words.len())
             .filter(|i| !exclude.contains(i))
-            .map(|i| (i, self.row(i).iter().zip(query).map(|(a, b)| a * b).sum::<f32>()))
+            .map(|i| {
+                (
+                    i,
+                    self.row(i)
+                        .iter()
+                        .zip(query)
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>(),
+                )
+            })
             .collect();
         let k = k.min(scored.len());
         if k == 0 {
@@ -72,20 +101,32 @@ impl Embedding {
     }
 
     pub fn similar(&self, word: &str, k: usize) -> Result<Vec<(String, f32)>> {
-        let i = self.get(word).with_context(|| format!("`{word}` is not in the vocabulary"))?;
-        Ok(self.nearest(self.row(i), k, &[i]).into_iter().map(|(j, s)| (self.words[j].clone(), s)).collect())
+        let i = self
+            .get(word)
+            .with_context(|| format!("`{word}` is not in the vocabulary"))?;
+        Ok(self
+            .nearest(self.row(i), k, &[i])
+            .into_iter()
+            .map(|(j, s)| (self.words[j].clone(), s))
+            .collect())
     }
 
     /// 3CosAdd: the words closest to b − a + c (a is to b as c is to ?), a, b, c left out.
     pub fn analogy(&self, a: usize, b: usize, c: usize, k: usize) -> Vec<(usize, f32)> {
-        let q: Vec<f32> = (0..self.dim).map(|d| self.row(b)[d] - self.row(a)[d] + self.row(c)[d]).collect();
+        let q: Vec<f32> = (0..self.dim)
+            .map(|d| self.row(b)[d] - self.row(a)[d] + self.row(c)[d])
+            .collect();
         let n = q.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         let q: Vec<f32> = q.iter().map(|x| x / n).collect();
         self.nearest(&q, k, &[a, b, c])
     }
 
     pub fn cosine(&self, a: usize, b: usize) -> f32 {
-        self.row(a).iter().zip(self.row(b)).map(|(x, y)| x * y).sum()
+        self.row(a)
+            .iter()
+            .zip(self.row(b))
+            .map(|(x, y)| x * y)
+            .sum()
     }
 }
 
@@ -115,7 +156,8 @@ type AnalogyScores = (Vec<(String, Score)>, Score, Score);
 /// questions-words.txt: `: section` lines, then `a b c d` questions. Sections whose name starts
 /// with `gram` are syntactic, the others semantic (Mikolov et al. 2013).
 pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut sections: Vec<(String, Score)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -128,10 +170,18 @@ pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() != 4 {
-            bail!("{}: line {}: expected four words, got `{line}`", path.display(), n + 1);
+            bail!(
+                "{}: line {}: expected four words, got `{line}`",
+                path.display(),
+                n + 1
+            );
         }
         let Some((_, score)) = sections.last_mut() else {
-            bail!("{}: line {}: a question before any `: section` line", path.display(), n + 1);
+            bail!(
+                "{}: line {}: a question before any `: section` line",
+                path.display(),
+                n + 1
+            );
         };
         score.total += 1;
         let ids: Vec<Option<usize>> = words.iter().map(|w| e.get(w)).collect();
@@ -144,7 +194,11 @@ pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
     }
     let (mut sem, mut syn) = (Score::default(), Score::default());
     for (name, s) in &sections {
-        if name.starts_with("gram") { syn.add(s) } else { sem.add(s) }
+        if name.starts_with("gram") {
+            syn.add(s)
+        } else {
+            sem.add(s)
+        }
     }
     Ok((sections, sem, syn))
 }
@@ -180,7 +234,8 @@ pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
 
 /// A similarity file (`word1<TAB>word2<TAB>score`, `#` comments): ρ and (covered, total).
 pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let (mut human, mut model, mut total) = (Vec::new(), Vec::new(), 0);
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -190,7 +245,11 @@ pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
         let parts: Vec<&str> = line.split(['\t', ',']).map(str::trim).collect();
         let score = parts.get(2).and_then(|s| s.parse::<f64>().ok());
         let (Some(a), Some(b), Some(score)) = (parts.first(), parts.get(1), score) else {
-            bail!("{}: line {}: expected `word1<TAB>word2<TAB>score`", path.display(), n + 1);
+            bail!(
+                "{}: line {}: expected `word1<TAB>word2<TAB>score`",
+                path.display(),
+                n + 1
+            );
         };
         total += 1;
         if let (Some(i), Some(j)) = (e.get(a), e.get(b)) {
@@ -199,7 +258,15 @@ pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
         }
     }
     let covered = human.len();
-    Ok((if covered > 1 { spearman(&human, &model) } else { 0.0 }, covered, total))
+    Ok((
+        if covered > 1 {
+            spearman(&human, &model)
+        } else {
+            0.0
+        },
+        covered,
+        total,
+    ))
 }
 
 /// Projections of `rows` (n rows of `dim`, row-major) on their top `k` principal axes:
@@ -214,9 +281,14 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
     }
     let mut mean = vec![0f64; dim];
     for r in rows.chunks_exact(dim) {
-        mean.iter_mut().zip(r).for_each(|(m, &x)| *m += x as f64 / n as f64);
+        mean.iter_mut()
+            .zip(r)
+            .for_each(|(m, &x)| *m += x as f64 / n as f64);
     }
-    let centred: Vec<f64> = rows.chunks_exact(dim).flat_map(|r| r.iter().zip(&mean).map(|(&x, m)| x as f64 - m)).collect();
+    let centred: Vec<f64> = rows
+        .chunks_exact(dim)
+        .flat_map(|r| r.iter().zip(&mean).map(|(&x, m)| x as f64 - m))
+        .collect();
     let mut cov = vec![0f64; dim * dim];
     for r in centred.chunks_exact(dim) {
         for i in 0..dim {
@@ -228,10 +300,14 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
     let mut axes = Vec::new();
     for a in 0..k.min(dim) {
         // A start vector that is not orthogonal to any axis in practice.
-        let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + ((i * 7 + a * 13) % 11) as f64 / 10.0).collect();
+        let mut v: Vec<f64> = (0..dim)
+            .map(|i| 1.0 + ((i * 7 + a * 13) % 11) as f64 / 10.0)
+            .collect();
         let mut lambda = 0.0;
         for _ in 0..1000 {
-            let w: Vec<f64> = (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
+            let w: Vec<f64> = (0..dim)
+                .map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum())
+                .collect();
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm < 1e-30 {
                 break;
@@ -243,7 +319,10 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
                 break;
             }
         }
-        let big = v.iter().copied().fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
+        let big = v
+            .iter()
+            .copied()
+            .fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
         if big < 0.0 {
             v.iter_mut().for_each(|x| *x = -*x);
         }
@@ -254,7 +333,14 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
         }
         axes.push(v);
     }
-    centred.chunks_exact(dim).map(|r| axes.iter().map(|ax| ax.iter().zip(r).map(|(a, b)| a * b).sum()).collect()).collect()
+    centred
+        .chunks_exact(dim)
+        .map(|r| {
+            axes.iter()
+                .map(|ax| ax.iter().zip(r).map(|(a, b)| a * b).sum())
+                .collect()
+        })
+        .collect()
 }
 
 pub fn similar_command(target: &Path, word: &str, k: usize) -> Result<()> {
@@ -267,7 +353,10 @@ pub fn similar_command(target: &Path, word: &str, k: usize) -> Result<()> {
 
 pub fn analogy_command(target: &Path, a: &str, b: &str, c: &str, k: usize) -> Result<()> {
     let e = Embedding::load(target)?;
-    let id = |w: &str| e.get(w).with_context(|| format!("`{w}` is not in the vocabulary"));
+    let id = |w: &str| {
+        e.get(w)
+            .with_context(|| format!("`{w}` is not in the vocabulary"))
+    };
     let (ia, ib, ic) = (id(a)?, id(b)?, id(c)?);
     println!("{a} : {b} :: {c} : ?");
     for (i, s) in e.analogy(ia, ib, ic, k) {
@@ -276,7 +365,11 @@ pub fn analogy_command(target: &Path, a: &str, b: &str, c: &str, k: usize) -> Re
     Ok(())
 }
 
-pub fn eval_words_command(target: &Path, analogy_file: Option<&Path>, similarity_file: Option<&Path>) -> Result<()> {
+pub fn eval_words_command(
+    target: &Path,
+    analogy_file: Option<&Path>,
+    similarity_file: Option<&Path>,
+) -> Result<()> {
     if analogy_file.is_none() && similarity_file.is_none() {
         bail!("nothing to evaluate: pass --analogies FILE and/or --similarity FILE");
     }
@@ -285,7 +378,13 @@ pub fn eval_words_command(target: &Path, analogy_file: Option<&Path>, similarity
     if let Some(p) = analogy_file {
         let (sections, sem, syn) = analogies(&e, p)?;
         for (name, s) in &sections {
-            println!("analogy_section={name} acc={:.4} correct={} covered={} total={}", s.accuracy(), s.correct, s.covered, s.total);
+            println!(
+                "analogy_section={name} acc={:.4} correct={} covered={} total={}",
+                s.accuracy(),
+                s.correct,
+                s.covered,
+                s.total
+            );
         }
         let mut all = sem.clone();
         all.add(&syn);
@@ -352,12 +451,23 @@ mod tests {
         let id = |w: &str| e.get(w).expect("word");
         let top = e.analogy(id("man"), id("king"), id("woman"), 2);
         assert_eq!(e.words[top[0].0], "queen");
-        assert!(top.iter().all(|(i, _)| ![id("man"), id("king"), id("woman")].contains(i)));
+        assert!(
+            top.iter()
+                .all(|(i, _)| ![id("man"), id("king"), id("woman")].contains(i))
+        );
         let near = e.similar("king", 2).expect("similar");
         assert_eq!(near[0].0, "queen");
         assert!(near[0].1 > near[1].1);
-        assert_eq!(e.get("paris"), None, "lowercase fallback only, not case folding of the vocabulary");
-        assert_eq!(e.get("KING"), Some(id("king")), "questions-words capitalises; the fallback finds lowercase words");
+        assert_eq!(
+            e.get("paris"),
+            None,
+            "lowercase fallback only, not case folding of the vocabulary"
+        );
+        assert_eq!(
+            e.get("KING"),
+            Some(id("king")),
+            "questions-words capitalises; the fallback finds lowercase words"
+        );
         assert!(e.similar("banana", 3).is_err());
     }
 
@@ -366,7 +476,9 @@ mod tests {
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]) - 1.0).abs() < 1e-12);
         assert!((spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
         // With ties: x ranks [1.5, 1.5, 3, 4], y ranks [1, 2, 3, 4]: ρ = 0.9487.
-        assert!((spearman(&[1.0, 1.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]) - 0.948_683_3).abs() < 1e-6);
+        assert!(
+            (spearman(&[1.0, 1.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]) - 0.948_683_3).abs() < 1e-6
+        );
     }
 
     #[test]
@@ -376,16 +488,32 @@ mod tests {
         let q = dir.path().join("q.txt");
         std::fs::write(&q, ": royalty\nMan King Woman Queen\nman king woman apple\nman king dog queen\n: gram-plural\nking queen man woman\n").expect("write");
         let (sections, sem, syn) = analogies(&e, &q).expect("analogies");
-        assert_eq!(sections[0].1, Score { correct: 1, covered: 2, total: 3 });
+        assert_eq!(
+            sections[0].1,
+            Score {
+                correct: 1,
+                covered: 2,
+                total: 3
+            }
+        );
         assert_eq!(sem.accuracy(), 0.5);
         assert_eq!(syn.total, 1);
         let s = dir.path().join("s.tsv");
-        std::fs::write(&s, "# comment\nking\tqueen\t9\nking\tapple\t2\nman\twoman\t8\nking\tdog\t5\n").expect("write");
+        std::fs::write(
+            &s,
+            "# comment\nking\tqueen\t9\nking\tapple\t2\nman\twoman\t8\nking\tdog\t5\n",
+        )
+        .expect("write");
         let (rho, covered, total) = similarity(&e, &s).expect("similarity");
         assert_eq!((covered, total), (3, 4));
         // Human order king-queen > man-woman > king-apple; cosines .83, -.80, 0: ρ = 0.5.
         assert!((rho - 0.5).abs() < 1e-9, "{rho}");
         std::fs::write(&q, "a b c d\n").expect("write");
-        assert!(analogies(&e, &q).expect_err("no section").to_string().contains("before any `: section`"));
+        assert!(
+            analogies(&e, &q)
+                .expect_err("no section")
+                .to_string()
+                .contains("before any `: section`")
+        );
     }
 }
