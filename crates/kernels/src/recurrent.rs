@@ -456,10 +456,10 @@ pub fn rnn_forward(cpu: Cpu, d: Dims, xw: &[f32], bias: &[f32], w: &[f32], h0: &
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
         for t in 0..tn {
-            // SAFETY: (all `get`s) rows of this block only.
             let h_prev: &[f32] = if t == 0 {
                 &h0[rows.start * h..rows.end * h]
             } else {
+                // SAFETY: rows of this block only (see `Rows::get`).
                 unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) }
             };
             let at = (t * bn + rows.start) * h;
@@ -556,10 +556,10 @@ pub fn gru_forward(
         let nb = rows.len();
         let mut hw = vec![0.0; nb * g3];
         for t in 0..tn {
-            // SAFETY: (all `get`s) rows of this block only.
             let h_prev: &[f32] = if t == 0 {
                 &h0[rows.start * h..rows.end * h]
             } else {
+                // SAFETY: rows of this block only (see `Rows::get`).
                 unsafe { &*hs_r.get(((t - 1) * bn + rows.start) * h, nb * h) }
             };
             gemm_packed(cpu, nb, &mut hw, false, h_prev, &wp);
