@@ -43,6 +43,11 @@ report *args:
 runs *args:
     cargo run --release -p burnlab -- runs "$@"
 
+# `cargo fmt --check` and Clippy over every crate and target, warnings as errors (CI runs it).
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --release -- -D warnings
+
 # Run every test (release profile: Burn is compiled once for build and tests)
 test *args:
     cargo test --release --workspace "$@"

@@ -4,6 +4,7 @@
 mod cnn;
 mod common;
 mod errors;
+mod legacy;
 mod mlp;
 mod report;
 mod resume;

@@ -21,6 +21,7 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, TrainTask};
 use insight::{report, runs};
+use run::record::TaskRecord;
 use tasks::charlm;
 use tasks::image::{eval as evaluate, model, profile, train as train_image};
 use tasks::word2vec::{self, words};
@@ -64,17 +65,15 @@ fn main() -> std::process::ExitCode {
         }
         Command::Summary(args) => model::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
-        Command::Eval(args) if args.run_dir.join(word2vec::W2V_META).is_file() => {
-            Err(anyhow::anyhow!(
+        Command::Eval(args) => match run::record::read(&args.run_dir).map(|r| r.task) {
+            Ok(TaskRecord::Word2vec(_)) => Err(anyhow::anyhow!(
                 "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",
                 args.run_dir.display(),
                 args.run_dir.display()
-            ))
-        }
-        Command::Eval(args) if charlm::is_charlm_run(&args.run_dir) => {
-            charlm::eval_command(&args.run_dir, args.backend)
-        }
-        Command::Eval(args) => evaluate::eval_command(args),
+            )),
+            Ok(TaskRecord::Charlm(_)) => charlm::eval_command(&args.run_dir, args.backend),
+            _ => evaluate::eval_command(args),
+        },
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Report(args) => report::report_command(args),
         Command::Runs(args) => runs::runs_command(&args.dir),

@@ -15,6 +15,7 @@ use crate::insight::runs::{self, RunRow};
 use crate::insight::tb::read_scalars;
 use crate::insight::tb_logger::TB_DIR;
 use crate::run;
+use crate::run::record;
 use crate::tasks::image::eval::{evaluate, run_test_data};
 use crate::tasks::image::model::load_run_model;
 use crate::tasks::word2vec::words::{Embedding, pca};
@@ -290,10 +291,11 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
 
 /// Confusion matrix and most confidently wrong test images of a finished image run.
 fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figure>> {
-    let meta = run::read_meta(&d.dir)?;
+    let record = record::read(&d.dir)?;
+    let meta = record.image(&d.dir)?;
     let device = args.backend.device()?;
-    let model = load_run_model(&d.dir, &meta, &device)?;
-    let (test, _) = run_test_data(&meta, &args.data)?;
+    let model = load_run_model(&d.dir, &record, &device)?;
+    let (test, _) = run_test_data(meta, &args.data)?;
     let test = Arc::new(test);
     let report = evaluate(&model, &test, &meta.normalization, &device, 256, false);
     let mut figs = Vec::new();
@@ -301,7 +303,7 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
     let png = format!("{}-confusion.png", d.name);
     let title = format!(
         "{}: test accuracy {:.2}%",
-        meta.model,
+        record.model,
         100.0 * report.accuracy
     );
     plot::confusion_picture(

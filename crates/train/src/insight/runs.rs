@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::Value as Json;
 
 use crate::insight::tb::{self, read_scalars};
 use crate::insight::tb_logger::TB_DIR;
 use crate::run;
-use crate::tasks::charlm;
-use crate::tasks::word2vec::W2V_META;
+use crate::run::record;
 
 /// One run, as the table shows it.
 #[derive(Clone, Debug, PartialEq)]
@@ -138,9 +137,7 @@ fn epochs_text(meta: &Json, dir: &Path, train: &EpochScalars) -> String {
 
 /// Is `dir` a run folder (of any task)?
 pub fn is_run(dir: &Path) -> bool {
-    [run::META_FILE, charlm::META_FILE, W2V_META]
-        .iter()
-        .any(|f| dir.join(f).is_file())
+    record::exists(dir)
 }
 
 fn row(dir: &Path) -> Result<RunRow> {
@@ -166,27 +163,22 @@ fn row(dir: &Path) -> Result<RunRow> {
         wall: wall.clone(),
         status: status_text(meta, dir),
     };
-    if dir.join(run::META_FILE).is_file() {
-        let meta = read_json(&dir.join(run::META_FILE))?;
-        let task = meta
-            .get("task")
-            .and_then(|t| t.as_str())
-            .context("run.json has no task")?;
-        let mut r = base(&meta, task);
-        let best = series(&valid, "accuracy")
-            .iter()
-            .map(|p| p.1)
-            .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
-        if let Some(b) = best.or_else(|| m(&["valid", "accuracy"]).map(|a| 100.0 * a)) {
-            r.best_valid = format!("acc {b:.2}%");
-        }
-        if let Some(t) = m(&["test", "accuracy"]) {
-            r.test = format!("acc {:.2}%", 100.0 * t);
-        }
-        return Ok(r);
-    }
-    if dir.join(charlm::META_FILE).is_file() {
-        let meta = read_json(&dir.join(charlm::META_FILE))?;
+    // The record's JSON as it is (any layout, `run.json` first), so that a record this build
+    // cannot fully parse still shows what it can.
+    let path = record::path(dir).with_context(|| {
+        format!(
+            "no run record ({} or {})",
+            run::META_FILE,
+            record::LEGACY_FILES.join(" or ")
+        )
+    })?;
+    let meta = read_json(&path)?;
+    let task = meta
+        .get("task")
+        .and_then(|t| t.as_str())
+        .with_context(|| format!("{} has no task", path.display()))?
+        .to_string();
+    if task == "charlm" {
         let mut r = base(&meta, "charlm");
         let best = series(&valid, "loss")
             .iter()
@@ -197,8 +189,7 @@ fn row(dir: &Path) -> Result<RunRow> {
         }
         return Ok(r);
     }
-    if dir.join(W2V_META).is_file() {
-        let meta = read_json(&dir.join(W2V_META))?;
+    if task == "word2vec" {
         let mut r = base(&meta, "word2vec");
         if r.model == DASH
             && let Ok(text) = std::fs::read_to_string(dir.join(run::CONFIG_FILE))
@@ -229,12 +220,19 @@ fn row(dir: &Path) -> Result<RunRow> {
         }
         return Ok(r);
     }
-    bail!(
-        "no run metadata ({}, {} or {})",
-        run::META_FILE,
-        charlm::META_FILE,
-        W2V_META
-    )
+    // Image classifiers (mlp, cnn).
+    let mut r = base(&meta, &task);
+    let best = series(&valid, "accuracy")
+        .iter()
+        .map(|p| p.1)
+        .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))));
+    if let Some(b) = best.or_else(|| m(&["valid", "accuracy"]).map(|a| 100.0 * a)) {
+        r.best_valid = format!("acc {b:.2}%");
+    }
+    if let Some(t) = m(&["test", "accuracy"]) {
+        r.test = format!("acc {:.2}%", 100.0 * t);
+    }
+    Ok(r)
 }
 
 /// A row for `dir`: its summary, or what is wrong with it.

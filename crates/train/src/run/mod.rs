@@ -3,12 +3,12 @@
 //! `metrics.json`.
 
 pub mod metrics;
+pub mod record;
 pub mod renderer;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burnlab_data::Normalization;
 use serde::{Deserialize, Serialize};
 
 pub const CONFIG_FILE: &str = "config.toml";
@@ -37,22 +37,6 @@ pub enum Status {
     Failed,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunMeta {
-    pub task: String,
-    pub model: String,
-    pub backend: String,
-    /// Where the images came from (`image-folder:PATH`, `cifar10-binary:PATH`).
-    pub data_source: String,
-    pub classes: Vec<String>,
-    pub image_size: [usize; 3],
-    pub normalization: Normalization,
-    pub trainable_params: usize,
-    pub status: Status,
-    pub epochs_done: usize,
-    pub message: Option<String>,
-}
-
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     // Write then rename: a run killed mid-write keeps the previous file.
     let tmp = path.with_extension("json.tmp");
@@ -68,17 +52,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-pub fn read_meta(run: &Path) -> Result<RunMeta> {
-    let path = run.join(META_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{} is not a burnlab run folder (cannot read {META_FILE})",
-            run.display()
-        )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", path.display()))
 }
 
 /// A fresh run folder: `runs/<name>`, or `runs/<name>-2`, `-3`… if taken. An explicit folder

@@ -37,12 +37,12 @@ use crate::config::{OptimConfig, ScheduleConfig};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
 use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::run::record::{self, CharLmRecord, RunRecord, TaskRecord};
 use crate::run::renderer::PlainRenderer;
 use crate::run::{self, Status};
 
 pub const DEFAULT_CONFIG: &str = "configs/charlm-shakespeare.toml";
 pub const VOCAB_FILE: &str = "chars.json";
-pub const META_FILE: &str = "charlm.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -155,20 +155,6 @@ impl CharLmExperiment {
             .with_host_dropout(host)
             .with_forget_bias(m.forget_bias)
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CharLmMeta {
-    pub task: String,
-    pub model: String,
-    pub backend: String,
-    pub corpus: String,
-    pub train_chars: usize,
-    pub valid_chars: usize,
-    pub trainable_params: usize,
-    pub status: Status,
-    pub epochs_done: usize,
-    pub message: Option<String>,
 }
 
 /// The model plus what a training step needs.
@@ -372,19 +358,11 @@ fn shakespeare_download() -> Download {
     d
 }
 
-fn read_meta(run_dir: &Path) -> Result<CharLmMeta> {
-    let p = run_dir.join(META_FILE);
-    let text = std::fs::read_to_string(&p).with_context(|| {
-        format!(
-            "{} is not a character-model run folder (no {META_FILE})",
-            run_dir.display()
-        )
-    })?;
-    serde_json::from_str(&text).with_context(|| format!("{}: corrupt run metadata", p.display()))
-}
-
-pub fn is_charlm_run(run_dir: &Path) -> bool {
-    run_dir.join(META_FILE).is_file()
+/// The run's record, which must be a character model's.
+fn read_meta(run_dir: &Path) -> Result<RunRecord> {
+    let meta = record::read(run_dir)?;
+    meta.charlm(run_dir)?;
+    Ok(meta)
 }
 
 pub fn train_command(args: RnnArgs) -> Result<()> {
@@ -418,7 +396,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     // The text: --corpus, else the resumed run's, else the config's source.
     let corpus = match (&args.corpus, &run_dir) {
         (Some(p), _) => p.clone(),
-        (None, Some(dir)) => PathBuf::from(read_meta(dir)?.corpus),
+        (None, Some(dir)) => PathBuf::from(&read_meta(dir)?.charlm(dir)?.corpus),
         (None, None) if exp.data.source == "tinyshakespeare" => {
             chars::ensure_shakespeare(&args.cache, &shakespeare_download())?
         }
@@ -482,10 +460,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         exp.model.hidden,
         exp.model.embed
     );
-    let mut meta = CharLmMeta {
-        task: "charlm".into(),
-        model: describe.clone(),
-        backend: args.backend.to_string(),
+    let part = CharLmRecord {
         corpus: std::fs::canonicalize(&corpus)
             .unwrap_or(corpus.clone())
             .display()
@@ -493,15 +468,19 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         train_chars,
         valid_chars,
         trainable_params: model.num_params(),
-        status: Status::Running,
-        epochs_done: resume_from.unwrap_or(0),
-        message: None,
     };
-    run::write_json(&run_dir.join(META_FILE), &meta)?;
+    let trainable_params = part.trainable_params;
+    let mut meta = RunRecord::new(
+        TaskRecord::Charlm(part),
+        describe.clone(),
+        args.backend.to_string(),
+    );
+    meta.epochs_done = resume_from.unwrap_or(0);
+    record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
     println!(
         "{describe}: {} parameters, {} characters in the vocabulary, {train_chars} train / {valid_chars} valid characters, backend {}",
-        meta.trainable_params,
+        trainable_params,
         vocab.chars.len(),
         meta.backend
     );
@@ -561,7 +540,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         meta.status = Status::Failed;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         meta.message = Some(reason.clone());
-        run::write_json(&run_dir.join(META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         bail!(
             "training stopped: {reason}. Lower optim.lr (now {}) or set train.clip, and train again",
             exp.optim.lr
@@ -570,14 +549,14 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     if let Some(err) = result.error {
         meta.status = Status::Failed;
         meta.message = Some(err.to_string());
-        run::write_json(&run_dir.join(META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         bail!("training failed: {err}");
     }
     let completed = resume_from.unwrap_or(0) + train_loader.timings().len();
     if result.interrupted.is_some() || completed < exp.train.epochs {
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        run::write_json(&run_dir.join(META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         println!(
             "interrupted; continue with: burnlab train rnn --run-dir {} --resume",
             run_dir.display()
@@ -607,7 +586,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
-    run::write_json(&run_dir.join(META_FILE), &meta)?;
+    record::write(&run_dir, &meta)?;
     println!(
         "done in {wall:.1}s: validation loss {valid:.4} nats/char ({:.3} bits/char, perplexity {:.2}), {chars_per_s:.0} train chars/s\nmodel: {}",
         valid / std::f64::consts::LN_2,
@@ -638,7 +617,7 @@ pub fn validation_loss(net: &CharLm, ids: &Arc<Vec<u32>>, seq: usize, device: &D
 fn load_run(
     run_dir: &Path,
     device: &Device,
-) -> Result<(CharLm, CharVocab, CharLmExperiment, CharLmMeta)> {
+) -> Result<(CharLm, CharVocab, CharLmExperiment, RunRecord)> {
     let meta = read_meta(run_dir)?;
     let exp = CharLmExperiment::load(&run_dir.join(run::CONFIG_FILE), &[])?;
     let vocab = CharVocab::read(&run_dir.join(VOCAB_FILE))?;
@@ -665,19 +644,20 @@ fn load_run(
 pub fn eval_command(run_dir: &Path, backend: crate::backend::Backend) -> Result<()> {
     let device = backend.device()?;
     let (net, vocab, exp, meta) = load_run(run_dir, &device)?;
-    let text = chars::read_text(Path::new(&meta.corpus))?;
+    let part = meta.charlm(run_dir)?;
+    let text = chars::read_text(Path::new(&part.corpus))?;
     let ids = vocab.encode(&text);
     let (_, valid) = chars::split(&ids, exp.data.valid_fraction);
     let started = Instant::now();
     let loss = validation_loss(&net, &Arc::new(valid), exp.data.seq_len, &device);
     println!("model={}", meta.model);
-    println!("valid_chars={}", meta.valid_chars);
+    println!("valid_chars={}", part.valid_chars);
     println!("valid_loss={loss:.4}");
     println!("valid_bits_per_char={:.4}", loss / std::f64::consts::LN_2);
     println!("valid_perplexity={:.3}", loss.exp());
     println!(
         "eval_chars_per_s={:.0}",
-        meta.valid_chars as f64 / started.elapsed().as_secs_f64()
+        part.valid_chars as f64 / started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::cli::{DataArgs, EvalArgs, PredictArgs};
 use crate::run;
+use crate::run::record::{self, ImageRecord};
 use crate::tasks::image::classifier::ImageClassifier;
 use crate::tasks::image::data::cifar_download;
 use crate::tasks::image::model::load_run_model;
@@ -154,7 +155,7 @@ pub fn evaluate(
 
 /// The test split of a run: from `--data`, else the data the run was trained on, else the
 /// CIFAR-10 download; its classes must be the run's.
-pub fn run_test_data(meta: &run::RunMeta, args: &DataArgs) -> Result<(ImageSet, String)> {
+pub fn run_test_data(meta: &ImageRecord, args: &DataArgs) -> Result<(ImageSet, String)> {
     let mut data = args.data.clone();
     if data.is_none()
         && let Some((_, path)) = meta.data_source.split_once(':')
@@ -182,10 +183,11 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let meta = run::read_meta(&args.run_dir)?;
+    let record = record::read(&args.run_dir)?;
+    let meta = record.image(&args.run_dir)?;
     let device = args.backend.device()?;
-    let model = load_run_model(&args.run_dir, &meta, &device)?;
-    let (test, source) = run_test_data(&meta, &args.data)?;
+    let model = load_run_model(&args.run_dir, &record, &device)?;
+    let (test, source) = run_test_data(meta, &args.data)?;
     let test = Arc::new(test);
     let mut report = evaluate(
         &model,
@@ -206,7 +208,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let tta = if args.tta { ", flip TTA" } else { "" };
     println!(
         "{} on {} test images ({source}{tta})",
-        meta.model, report.images
+        record.model, report.images
     );
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
@@ -240,7 +242,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let png = args.run_dir.join("confusion.png");
     let title = format!(
         "{}: test accuracy {:.2}%{tta}",
-        meta.model,
+        record.model,
         100.0 * report.accuracy
     );
     crate::insight::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
@@ -279,9 +281,10 @@ pub fn confusion_csv(classes: &[String], confusion: &[Vec<usize>]) -> String {
 }
 
 pub fn predict_command(args: PredictArgs) -> Result<()> {
-    let meta = run::read_meta(&args.run_dir)?;
+    let record = record::read(&args.run_dir)?;
+    let meta = record.image(&args.run_dir)?;
     let device = args.backend.device()?;
-    let model = load_run_model(&args.run_dir, &meta, &device)?.valid();
+    let model = load_run_model(&args.run_dir, &record, &device)?.valid();
     let [c, h, w] = meta.image_size;
     if h != w || c != 3 {
         bail!(

@@ -9,7 +9,8 @@ use burn::tensor::Device;
 use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
 
 use crate::config::{self, Arch, ImageExperiment};
-use crate::run::{self, RunMeta};
+use crate::run;
+use crate::run::record::RunRecord;
 use crate::tasks::image::classifier::{ImageClassifier, ImageNet};
 
 pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
@@ -136,10 +137,15 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
 }
 
 /// Rebuild a trained run's model (weights loaded) on `device`.
-pub fn load_run_model(run_dir: &Path, meta: &RunMeta, device: &Device) -> Result<ImageClassifier> {
+pub fn load_run_model(
+    run_dir: &Path,
+    meta: &RunRecord,
+    device: &Device,
+) -> Result<ImageClassifier> {
     let exp = config::load_image(&run_dir.join(run::CONFIG_FILE), &[])?;
     // Dropout is inactive outside training, so where masks are drawn does not matter here.
-    let model = build_model(&exp, meta.classes.len(), meta.image_size, true, device);
+    let image = meta.image(run_dir)?;
+    let model = build_model(&exp, image.classes.len(), image.image_size, true, device);
     let path = run_dir.join(run::MODEL_FILE);
     if !path.is_file() {
         bail!(

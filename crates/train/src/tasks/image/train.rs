@@ -20,8 +20,9 @@ use crate::config::{self};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
 use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
 use crate::run::renderer::PlainRenderer;
-use crate::run::{self, RunMeta, Status};
+use crate::run::{self, Status};
 use crate::tasks::image::data::load_data;
 use crate::tasks::image::eval::{EvalReport, evaluate};
 use crate::tasks::image::model::{build_model, describe_model};
@@ -68,7 +69,8 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     // A resumed run reads the config it was started with; overrides still apply (e.g. more epochs).
     let (run_dir, config_path, resume_from) = if args.resume {
         let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
-        let meta = run::read_meta(&dir)?;
+        let meta = record::read(&dir)?;
+        meta.image(&dir)?;
         if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
             bail!(
                 "{} already finished ({} epochs); pass --epochs N to train further",
@@ -119,25 +121,30 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     // or they would be drawn on the training device by its own RNG.
     let _ = model.clone().into_record();
     let model = model.fork(&ad).train();
-    let mut meta = RunMeta {
-        task: task.into(),
-        model: describe_model(&exp, classes, image),
-        backend: args.backend.to_string(),
+    let part = ImageRecord {
         data_source: data.source.clone(),
         classes: train.classes.clone(),
         image_size: image,
         normalization: norm.clone(),
         trainable_params: model.net.num_trainable_params(),
-        status: Status::Running,
-        epochs_done: resume_from.unwrap_or(0),
-        message: None,
     };
-    run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    let part = if task == "mlp" {
+        TaskRecord::Mlp(part)
+    } else {
+        TaskRecord::Cnn(part)
+    };
+    let mut meta = RunRecord::new(
+        part,
+        describe_model(&exp, classes, image),
+        args.backend.to_string(),
+    );
+    meta.epochs_done = resume_from.unwrap_or(0);
+    record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
     println!(
         "{}: {} trainable parameters, {} train / {} valid images, backend {}",
         meta.model,
-        meta.trainable_params,
+        meta.image(&run_dir)?.trainable_params,
         train.len(),
         valid.len(),
         meta.backend
@@ -217,7 +224,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         meta.status = Status::Failed;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
         meta.message = Some(reason.clone());
-        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         let kept = match meta.epochs_done {
             0 => "no epoch had finished".to_string(),
             e => format!(
@@ -233,7 +240,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     if let Some(err) = result.error {
         meta.status = Status::Failed;
         meta.message = Some(err.to_string());
-        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         bail!("training failed: {err}");
     }
     // Count finished epochs ourselves: burn-train's dashboard resets the interrupter when it
@@ -242,7 +249,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     if result.interrupted.is_some() || completed < exp.train.epochs {
         meta.status = Status::Interrupted;
         meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+        record::write(&run_dir, &meta)?;
         println!(
             "interrupted; continue with: burnlab train {task} --run-dir {} --resume",
             run_dir.display()
@@ -284,7 +291,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
-    run::write_json(&run_dir.join(run::META_FILE), &meta)?;
+    record::write(&run_dir, &meta)?;
     let tta = test_tta
         .as_ref()
         .map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy))

@@ -22,6 +22,7 @@ use crate::cli::W2vArgs;
 use crate::insight::tb::EventWriter;
 use crate::insight::tb_logger::{SharedWriter, TB_DIR};
 use crate::run;
+use crate::run::record::{self, RunRecord, TaskRecord, W2vRecord};
 use crate::tasks::word2vec::dashboard::Dashboard;
 use native::{NativeConfig, Progress, W2vArch};
 
@@ -29,7 +30,6 @@ pub const DEFAULT_CONFIG: &str = "configs/word2vec-text8.toml";
 pub const VOCAB_FILE: &str = "vocab.txt";
 pub const VECTORS_TEXT: &str = "vectors.txt";
 pub const VECTORS_BIN: &str = "vectors.bin";
-pub const W2V_META: &str = "word2vec.json";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -154,21 +154,6 @@ impl W2vExperiment {
             W2vArch::Cbow => 0.05,
         })
     }
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct W2vMeta {
-    pub task: String,
-    /// "skipgram dim 100" (absent in runs from before it was recorded).
-    #[serde(default)]
-    pub model: String,
-    #[serde(default)]
-    pub backend: String,
-    pub corpus: String,
-    pub vocab_size: usize,
-    pub corpus_words: u64,
-    pub status: run::Status,
-    pub epochs_done: usize,
 }
 
 #[derive(Serialize)]
@@ -305,7 +290,7 @@ fn text8_download() -> Download {
 }
 
 /// The corpus of a run: --corpus, else the resumed run's, else the config's source.
-fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vMeta>) -> Result<PathBuf> {
+fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vRecord>) -> Result<PathBuf> {
     if let Some(p) = &args.corpus {
         return Ok(p.clone());
     }
@@ -349,16 +334,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     } else {
         None
     };
-    let old_meta: Option<W2vMeta> = match &resume {
-        Some(dir) => {
-            let p = dir.join(W2V_META);
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("{} is not a word2vec run folder", dir.display()))?;
-            Some(
-                serde_json::from_str(&text)
-                    .with_context(|| format!("{}: corrupt run metadata", p.display()))?,
-            )
-        }
+    let old_meta = match &resume {
+        Some(dir) => Some(record::read(dir)?.word2vec(dir)?.clone()),
         None => None,
     };
     let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
@@ -389,20 +366,17 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         toml::to_string_pretty(&exp)?,
     )?;
     let corpus_words = vocab.total();
-    let mut meta = W2vMeta {
-        task: "word2vec".into(),
-        model: format!("{} dim {}", exp.model.arch.name(), exp.model.dim),
-        backend: args.backend.to_string(),
+    let part = W2vRecord {
         corpus: std::fs::canonicalize(&corpus_path)
             .unwrap_or(corpus_path.clone())
             .display()
             .to_string(),
         vocab_size: vocab.len(),
         corpus_words,
-        status: run::Status::Running,
-        epochs_done: 0,
     };
-    run::write_json(&run_dir.join(W2V_META), &meta)?;
+    let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
+    let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.backend.to_string());
+    record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
     let threads = if exp.train.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -549,7 +523,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     if progress.stop.load(Ordering::Relaxed) {
         meta.status = run::Status::Interrupted;
         meta.epochs_done = epoch_lines.len() + first_epoch;
-        run::write_json(&run_dir.join(W2V_META), &meta)?;
+        record::write(&run_dir, &meta)?;
         println!(
             "stopped: continue with `burnlab train word2vec --resume --run-dir {}`",
             run_dir.display()
@@ -578,7 +552,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = run::Status::Finished;
     meta.epochs_done = cfg.epochs;
-    run::write_json(&run_dir.join(W2V_META), &meta)?;
+    record::write(&run_dir, &meta)?;
     println!(
         "done in {wall:.1}s: {:.0} words/s, loss {last_loss:.4}\nvectors: {} and {}",
         metrics.words_per_s,
