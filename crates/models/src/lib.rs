@@ -1,32 +1,28 @@
 //! Burn modules for burnlab: configs and forward passes only, no file or network I/O.
+//!
+//! By family: `image/` (MLP, LeNet-5, the CIFAR ResNets, ResNet-9 and their shared blocks),
+//! `rnn/` (the RNN, LSTM and GRU cells, the recurrent stack, the character model), `word2vec.rs`;
+//! and what they share: activations, dropout, losses, the layer tables of `summary.rs`.
 #![forbid(unsafe_code)]
 
 pub mod activation;
-pub mod blocks;
-pub mod charlm;
 pub mod dropout;
-pub mod gru_cell;
-pub mod lenet5;
+pub mod image;
 pub mod loss;
-pub mod lstm_cell;
-pub mod mlp;
-pub mod recurrent;
-pub mod resnet;
-pub mod resnet9;
-pub mod rnn_cell;
+pub mod rnn;
 pub mod summary;
 pub mod word2vec;
 
 pub use activation::Activation;
-pub use blocks::ShortcutKind;
-pub use charlm::{CharLm, CharLmConfig};
 pub use dropout::Dropout;
-pub use lenet5::{LeNet5, LeNet5Config};
+pub use image::blocks::ShortcutKind;
+pub use image::lenet5::{LeNet5, LeNet5Config};
+pub use image::mlp::{Mlp, MlpConfig, WeightInit};
+pub use image::resnet::{CifarResNet, CifarResNetConfig};
+pub use image::resnet9::{ResNet9, ResNet9Config};
 pub use loss::{LossKind, hinge_loss};
-pub use mlp::{Mlp, MlpConfig, WeightInit};
-pub use recurrent::{CellKind, Recurrent, RecurrentConfig, State};
-pub use resnet::{CifarResNet, CifarResNetConfig};
-pub use resnet9::{ResNet9, ResNet9Config};
+pub use rnn::charlm::{CharLm, CharLmConfig};
+pub use rnn::recurrent::{CellKind, Recurrent, RecurrentConfig, State};
 pub use summary::{LayerRow, Summary, format_table};
 pub use word2vec::{PairBatch, Word2Vec, Word2VecConfig};
 

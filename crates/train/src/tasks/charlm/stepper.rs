@@ -18,7 +18,7 @@ use burnlab_kernels::Cpu;
 use burnlab_kernels::gemv::{GemvMatrix as Packed, gemv_acc as gemv};
 use burnlab_kernels::vmath;
 use burnlab_models::CharLm;
-use burnlab_models::recurrent::{Cell, CellKind};
+use burnlab_models::rnn::recurrent::{Cell, CellKind};
 
 /// One recurrent layer's weights, row-major as Burn's `Linear` keeps them: [D, G·H] and
 /// [H, G·H] with G gates (1 vanilla RNN, 3 GRU, 4 LSTM).

@@ -15,7 +15,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::recurrent::{bias_sum, project, uniform_init};
+use crate::rnn::recurrent::{bias_sum, project, uniform_init};
 
 #[derive(Config, Debug)]
 pub struct LstmCellConfig {

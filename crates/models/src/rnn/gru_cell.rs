@@ -12,7 +12,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use crate::recurrent::{project, uniform_init};
+use crate::rnn::recurrent::{project, uniform_init};
 
 #[derive(Config, Debug)]
 pub struct GruCellConfig {

@@ -7,7 +7,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::recurrent::{CellKind, Recurrent, RecurrentConfig, State, project};
+use crate::rnn::recurrent::{CellKind, Recurrent, RecurrentConfig, State, project};
 
 #[derive(Config, Debug)]
 pub struct CharLmConfig {

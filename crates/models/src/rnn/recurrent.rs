@@ -10,9 +10,9 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::Dropout;
-use crate::gru_cell::{GruCell, GruCellConfig};
-use crate::lstm_cell::{LstmCell, LstmCellConfig};
-use crate::rnn_cell::{RnnCell, RnnCellConfig};
+use crate::rnn::gru_cell::{GruCell, GruCellConfig};
+use crate::rnn::lstm_cell::{LstmCell, LstmCellConfig};
+use crate::rnn::rnn_cell::{RnnCell, RnnCellConfig};
 
 /// PyTorch's recurrent init: uniform in ±1/√hidden for weights and biases.
 pub(crate) fn uniform_init(d_hidden: usize) -> Initializer {
@@ -623,9 +623,9 @@ mod fused_tests {
     use burn::module::Param;
     use burn::tensor::{Distribution, Tensor};
 
-    use crate::gru_cell::{GruCell, GruCellConfig};
-    use crate::lstm_cell::{LstmCell, LstmCellConfig};
-    use crate::rnn_cell::{RnnCell, RnnCellConfig};
+    use crate::rnn::gru_cell::{GruCell, GruCellConfig};
+    use crate::rnn::lstm_cell::{LstmCell, LstmCellConfig};
+    use crate::rnn::rnn_cell::{RnnCell, RnnCellConfig};
     use burn::tensor::Device;
 
     /// A tensor's values.

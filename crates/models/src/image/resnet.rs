@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::blocks::{BasicBlock, ConvBn, ShortcutKind, kaiming_normal};
+use crate::image::blocks::{BasicBlock, ConvBn, ShortcutKind, kaiming_normal};
 
 #[derive(Config, Debug)]
 pub struct CifarResNetConfig {
@@ -165,7 +165,7 @@ mod tests {
     fn option_a_shortcut_subsamples_and_pads_with_zeros() {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
-        let block = crate::blocks::ZeroPad {
+        let block = crate::image::blocks::ZeroPad {
             stride: 2,
             before: 1,
             after: 1,

@@ -10,7 +10,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
-use crate::blocks::{ConvBn, Residual, pytorch_default};
+use crate::image::blocks::{ConvBn, Residual, pytorch_default};
 
 #[derive(Config, Debug)]
 pub struct ResNet9Config {
