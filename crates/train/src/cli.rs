@@ -164,9 +164,8 @@ pub enum TrainTask {
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct RnnArgs {
-    /// Experiment config (TOML); default configs/charlm-shakespeare.toml.
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// A UTF-8 text file (default: the config's data.source; Tiny Shakespeare is downloaded
     /// into --cache).
     #[arg(long, env = "BURNLAB_TEXT")]
@@ -174,8 +173,6 @@ pub struct RnnArgs {
     /// Download cache.
     #[arg(long, env = "BURNLAB_CACHE", default_value = "datasets")]
     pub cache: PathBuf,
-    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
-    pub backend: Backend,
     /// rnn (vanilla tanh), lstm or gru.
     #[arg(long, value_parser = ["rnn", "lstm", "gru"])]
     pub cell: Option<String>,
@@ -183,8 +180,6 @@ pub struct RnnArgs {
     pub layers: Option<usize>,
     #[arg(long)]
     pub hidden: Option<usize>,
-    #[arg(long)]
-    pub epochs: Option<usize>,
     /// Training steps per epoch.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -194,17 +189,6 @@ pub struct RnnArgs {
     pub seq_len: Option<usize>,
     #[arg(long)]
     pub lr: Option<f64>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run folder (default: runs/<name>, numbered if taken).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Continue the run in --run-dir from its last checkpoint.
-    #[arg(long, requires = "run_dir")]
-    pub resume: bool,
-    /// Override any config field: --set model.dropout=0.2
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub sets: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug)]
@@ -229,9 +213,8 @@ pub struct SampleArgs {
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct W2vArgs {
-    /// Experiment config (TOML); default configs/word2vec-text8.toml.
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunFlags,
     /// A text file, or a folder of text files (default: the config's corpus.source; text8 is
     /// downloaded into --cache).
     #[arg(long, env = "BURNLAB_CORPUS")]
@@ -239,8 +222,6 @@ pub struct W2vArgs {
     /// Download cache.
     #[arg(long, env = "BURNLAB_CACHE", default_value = "datasets")]
     pub cache: PathBuf,
-    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
-    pub backend: Backend,
     /// skipgram or cbow.
     #[arg(long, value_parser = ["skipgram", "cbow"])]
     pub arch: Option<String>,
@@ -252,22 +233,9 @@ pub struct W2vArgs {
     pub negative: Option<usize>,
     #[arg(long)]
     pub min_count: Option<u64>,
-    #[arg(long)]
-    pub epochs: Option<usize>,
     /// CPU worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run folder (default: runs/<name>, numbered if taken).
-    #[arg(long)]
-    pub run_dir: Option<PathBuf>,
-    /// Continue the run in --run-dir from its last checkpoint (its config, vocabulary and corpus).
-    #[arg(long, requires = "run_dir")]
-    pub resume: bool,
-    /// Override any config field: --set model.sample=1e-4
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    pub sets: Vec<(String, String)>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -293,29 +261,37 @@ pub struct DataArgs {
 #[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// Experiment config (TOML).
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunFlags,
     #[command(flatten)]
     pub data: DataArgs,
-    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
-    pub backend: Backend,
-    /// Override train.epochs.
-    #[arg(long)]
-    pub epochs: Option<usize>,
     /// Override optim.lr.
     #[arg(long)]
     pub lr: Option<f64>,
     /// Override train.batch_size.
     #[arg(long)]
     pub batch_size: Option<usize>,
+}
+
+/// The flags every `train` takes.
+#[derive(Args, Debug, Clone)]
+pub struct RunFlags {
+    /// Experiment config (TOML); default: the task's own in configs/.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+    /// Override train.epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
     /// Override seed.
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run folder (default: runs/<name>, numbered if taken).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
-    /// Continue the run in --run-dir from its last checkpoint.
+    /// Continue the run in --run-dir from its last checkpoint (its config, and for word2vec its
+    /// vocabulary and corpus).
     #[arg(long, requires = "run_dir")]
     pub resume: bool,
     /// Override any config field: --set model.hidden=[1024] --set optim.name=adam
@@ -362,4 +338,61 @@ pub struct PredictArgs {
     pub top_k: usize,
     #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// clap's own consistency checks (duplicate flags across flattened structs, bad defaults),
+    /// which a release build does not run by itself.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// The shared flags land in `run` for every task, beside the task's own.
+    #[test]
+    fn every_train_task_takes_the_shared_flags() {
+        let common = [
+            "--epochs",
+            "3",
+            "--seed",
+            "7",
+            "--run-dir",
+            "r",
+            "--resume",
+            "--set",
+            "a.b=1",
+        ];
+        for task in ["mlp", "rnn", "word2vec"] {
+            let cli = Cli::try_parse_from(["burnlab", "train", task].into_iter().chain(common))
+                .unwrap_or_else(|e| panic!("{task}: {e}"));
+            let run = match cli.command {
+                Command::Train(TrainTask::Mlp(a)) => a.run,
+                Command::Train(TrainTask::Rnn(a)) => a.run,
+                Command::Train(TrainTask::Word2vec(a)) => a.run,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                (run.epochs, run.seed, run.resume),
+                (Some(3), Some(7), true),
+                "{task}"
+            );
+            assert_eq!(run.sets, [("a.b".to_string(), "1".to_string())], "{task}");
+        }
+        let cli = Cli::try_parse_from([
+            "burnlab", "train", "cnn", "--model", "lenet5", "--epochs", "2",
+        ])
+        .expect("cnn");
+        let Command::Train(TrainTask::Cnn(a)) = cli.command else {
+            panic!("cnn")
+        };
+        assert_eq!(
+            (a.model.as_deref(), a.train.run.epochs),
+            (Some("lenet5"), Some(2))
+        );
+    }
 }

@@ -149,6 +149,30 @@ pub struct ScheduleConfig {
     pub warmup_epochs: f64,
 }
 
+/// Command-line overrides in the order they apply: each flag that was given, as its config key
+/// (`--epochs 3` is `train.epochs=3`), then the `--set KEY=VALUE`s, so that a `--set` beats a
+/// flag for the same key. One table per task: `[("train.epochs", flag(args.epochs)), …]`.
+pub fn overrides(
+    flags: &[(&str, Option<String>)],
+    sets: &[(String, String)],
+) -> Vec<(String, String)> {
+    let given = flags
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)));
+    given.chain(sets.iter().cloned()).collect()
+}
+
+/// A flag's value as TOML text, if given.
+pub fn flag(v: Option<impl ToString>) -> Option<String> {
+    v.map(|v| v.to_string())
+}
+
+/// A float flag as TOML text: `1e12` must stay a float (`1000000000000.0`), not become an
+/// integer the config's float field would refuse.
+pub fn float_flag(v: Option<f64>) -> Option<String> {
+    v.map(|v| format!("{v:?}"))
+}
+
 /// Set `key` (dotted path, e.g. `optim.lr`) to `value` in a TOML table. The value is read as
 /// TOML (`0.1`, `true`, `[512, 256]`, `"relu"`); a bare word is taken as a string.
 pub fn set_path(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
@@ -384,6 +408,32 @@ nesterov = true
             err(&[("model.label_smoothing", "0.1"), ("model.loss", "hinge")]).contains("ce\" only")
         );
         assert!(err(&[("data.cutout", "40")]).contains("data.cutout"));
+    }
+
+    /// Flags become their keys in a fixed order, absent ones are skipped, and `--set`s come
+    /// last (so they win); floats stay floats.
+    #[test]
+    fn flags_and_sets_become_overrides_in_order() {
+        let sets = vec![("optim.lr".to_string(), "0.5".to_string())];
+        let o = overrides(
+            &[
+                ("train.epochs", flag(Some(3))),
+                ("train.batch_size", flag(None::<usize>)),
+                ("optim.lr", float_flag(Some(1e12))),
+                ("model.cell", flag(Some("gru"))),
+            ],
+            &sets,
+        );
+        let o: Vec<(&str, &str)> = o.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            o,
+            [
+                ("train.epochs", "3"),
+                ("optim.lr", "1000000000000.0"),
+                ("model.cell", "gru"),
+                ("optim.lr", "0.5")
+            ]
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn main() -> std::process::ExitCode {
             let (default_config, sets) =
                 model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
             if args.model.is_some() {
-                args.train.sets.splice(0..0, sets);
+                args.train.run.sets.splice(0..0, sets);
             }
             train_image::train_image(args.train, default_config, "cnn")
         }

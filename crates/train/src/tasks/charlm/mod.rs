@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{RnnArgs, SampleArgs};
-use crate::config::{OptimConfig, ScheduleConfig};
+use crate::config::{self, OptimConfig, ScheduleConfig, flag, float_flag};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
 use crate::run::metrics::{GuardedLoss, ThroughputMetric};
@@ -326,23 +326,20 @@ impl InferenceStep for CharModel {
 }
 
 fn overrides(args: &RnnArgs) -> Vec<(String, String)> {
-    let mut o = Vec::new();
-    let mut set = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            o.push((k.to_string(), v));
-        }
-    };
-    set("model.cell", args.cell.clone());
-    set("model.layers", args.layers.map(|v| v.to_string()));
-    set("model.hidden", args.hidden.map(|v| v.to_string()));
-    set("train.epochs", args.epochs.map(|v| v.to_string()));
-    set("train.steps_per_epoch", args.steps.map(|v| v.to_string()));
-    set("train.batch_size", args.batch_size.map(|v| v.to_string()));
-    set("data.seq_len", args.seq_len.map(|v| v.to_string()));
-    set("optim.lr", args.lr.map(|v| format!("{v:?}")));
-    set("seed", args.seed.map(|v| v.to_string()));
-    o.extend(args.sets.iter().cloned());
-    o
+    config::overrides(
+        &[
+            ("model.cell", args.cell.clone()),
+            ("model.layers", flag(args.layers)),
+            ("model.hidden", flag(args.hidden)),
+            ("train.epochs", flag(args.run.epochs)),
+            ("train.steps_per_epoch", flag(args.steps)),
+            ("train.batch_size", flag(args.batch_size)),
+            ("data.seq_len", flag(args.seq_len)),
+            ("optim.lr", float_flag(args.lr)),
+            ("seed", flag(args.run.seed)),
+        ],
+        &args.run.sets,
+    )
 }
 
 /// Tiny Shakespeare from karpathy's char-rnn repository, or a mirror's URL and MD5 when
@@ -366,10 +363,15 @@ fn read_meta(run_dir: &Path) -> Result<RunRecord> {
 }
 
 pub fn train_command(args: RnnArgs) -> Result<()> {
-    let (run_dir, config_path, resume_from) = if args.resume {
-        let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
+    let (run_dir, config_path, resume_from) = if args.run.resume {
+        let dir = args
+            .run
+            .run_dir
+            .clone()
+            .context("--resume needs --run-dir")?;
         let meta = read_meta(&dir)?;
-        if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
+        if meta.status == Status::Finished && args.run.epochs.is_none_or(|e| e <= meta.epochs_done)
+        {
             bail!(
                 "{} already finished ({} epochs); pass --epochs N to train further",
                 dir.display(),
@@ -384,14 +386,15 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     } else {
         (
             None,
-            args.config
+            args.run
+                .config
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
             None,
         )
     };
     let exp = CharLmExperiment::load(&config_path, &overrides(&args))?;
-    let device = args.backend.device()?;
+    let device = args.run.backend.device()?;
 
     // The text: --corpus, else the resumed run's, else the config's source.
     let corpus = match (&args.corpus, &run_dir) {
@@ -429,7 +432,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
 
     let run_dir = match run_dir {
         Some(d) => d,
-        None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
+        None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
     };
     std::fs::write(
         run_dir.join(run::CONFIG_FILE),
@@ -444,7 +447,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let net = exp
-        .model_config(vocab.len(), args.backend.is_host())
+        .model_config(vocab.len(), args.run.backend.is_host())
         .init(&init_device);
     let _ = net.clone().into_record();
     let model = CharModel {
@@ -473,7 +476,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let mut meta = RunRecord::new(
         TaskRecord::Charlm(part),
         describe.clone(),
-        args.backend.to_string(),
+        args.run.backend.to_string(),
     );
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
@@ -515,7 +518,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     if let Some(epoch) = resume_from {
         println!("resuming from the checkpoint of epoch {epoch}");
         training = training.checkpoint(epoch);
-    } else if args.resume {
+    } else if args.run.resume {
         println!(
             "no complete checkpoint in {}: starting from epoch 1",
             run_dir.display()
@@ -530,7 +533,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let started = Instant::now();
     let result = training.launch(Learner::new(
         model,
-        build_optimizer(&exp.optim, args.backend.is_host()),
+        build_optimizer(&exp.optim, args.run.backend.is_host()),
         schedule,
     ));
     let wall = started.elapsed().as_secs_f64();

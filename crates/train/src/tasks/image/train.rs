@@ -16,7 +16,7 @@ use burnlab_data::{Augment, ImageLoader};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
-use crate::config::{self};
+use crate::config::{self, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
 use crate::run::metrics::{GuardedLoss, ThroughputMetric};
@@ -47,31 +47,30 @@ struct MetricsFile<'a> {
 }
 
 fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
-    let mut o = Vec::new();
-    if let Some(v) = args.epochs {
-        o.push(("train.epochs".into(), v.to_string()));
-    }
-    if let Some(v) = args.lr {
-        o.push(("optim.lr".into(), format!("{v:?}")));
-    }
-    if let Some(v) = args.batch_size {
-        o.push(("train.batch_size".into(), v.to_string()));
-    }
-    if let Some(v) = args.seed {
-        o.push(("seed".into(), v.to_string()));
-    }
-    o.extend(args.sets.iter().cloned());
-    o
+    config::overrides(
+        &[
+            ("train.epochs", flag(args.run.epochs)),
+            ("optim.lr", float_flag(args.lr)),
+            ("train.batch_size", flag(args.batch_size)),
+            ("seed", flag(args.run.seed)),
+        ],
+        &args.run.sets,
+    )
 }
 
 /// `burnlab train mlp|cnn`: `default_config` when `--config` is not given, `task` names the run.
 pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<()> {
     // A resumed run reads the config it was started with; overrides still apply (e.g. more epochs).
-    let (run_dir, config_path, resume_from) = if args.resume {
-        let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
+    let (run_dir, config_path, resume_from) = if args.run.resume {
+        let dir = args
+            .run
+            .run_dir
+            .clone()
+            .context("--resume needs --run-dir")?;
         let meta = record::read(&dir)?;
         meta.image(&dir)?;
-        if meta.status == Status::Finished && args.epochs.is_none_or(|e| e <= meta.epochs_done) {
+        if meta.status == Status::Finished && args.run.epochs.is_none_or(|e| e <= meta.epochs_done)
+        {
             bail!(
                 "{} already finished ({} epochs); pass --epochs N to train further",
                 dir.display(),
@@ -83,14 +82,15 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     } else {
         (
             None,
-            args.config
+            args.run
+                .config
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(default_config)),
             None,
         )
     };
     let exp = config::load_image(&config_path, &overrides(&args))?;
-    let device = args.backend.device()?;
+    let device = args.run.backend.device()?;
     // Data first: a run folder appears only once there is something to train on.
     let data = load_data(&args.data)?;
     let (train, valid) = data.train.split_validation(exp.data.valid_size, exp.seed)?;
@@ -99,7 +99,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     }
     let run_dir = match run_dir {
         Some(d) => d,
-        None => run::new_run_dir(args.run_dir.as_deref(), &exp.name)?,
+        None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
     };
     std::fs::write(
         run_dir.join(run::CONFIG_FILE),
@@ -116,7 +116,13 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_model(&exp, classes, image, args.backend.is_host(), &init_device);
+    let model = build_model(
+        &exp,
+        classes,
+        image,
+        args.run.backend.is_host(),
+        &init_device,
+    );
     // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
     // or they would be drawn on the training device by its own RNG.
     let _ = model.clone().into_record();
@@ -136,7 +142,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let mut meta = RunRecord::new(
         part,
         describe_model(&exp, classes, image),
-        args.backend.to_string(),
+        args.run.backend.to_string(),
     );
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
@@ -198,7 +204,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     if let Some(epoch) = resume_from {
         println!("resuming from the checkpoint of epoch {epoch}");
         training = training.checkpoint(epoch);
-    } else if args.resume {
+    } else if args.run.resume {
         println!(
             "no complete checkpoint in {}: starting from epoch 1",
             run_dir.display()
@@ -213,7 +219,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let started = Instant::now();
     let result = training.launch(Learner::new(
         model,
-        build_optimizer(&exp.optim, args.backend.is_host()),
+        build_optimizer(&exp.optim, args.run.backend.is_host()),
         schedule,
     ));
     let wall = started.elapsed().as_secs_f64();

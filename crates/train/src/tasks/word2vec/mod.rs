@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::W2vArgs;
+use crate::config::{self, flag};
 use crate::insight::tb::EventWriter;
 use crate::insight::tb_logger::{SharedWriter, TB_DIR};
 use crate::run;
@@ -171,22 +172,19 @@ struct W2vMetrics {
 }
 
 fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
-    let mut o = Vec::new();
-    let mut set = |k: &str, v: Option<String>| {
-        if let Some(v) = v {
-            o.push((k.to_string(), v));
-        }
-    };
-    set("model.arch", args.arch.clone());
-    set("model.dim", args.dim.map(|v| v.to_string()));
-    set("model.window", args.window.map(|v| v.to_string()));
-    set("model.negative", args.negative.map(|v| v.to_string()));
-    set("corpus.min_count", args.min_count.map(|v| v.to_string()));
-    set("train.epochs", args.epochs.map(|v| v.to_string()));
-    set("train.threads", args.threads.map(|v| v.to_string()));
-    set("seed", args.seed.map(|v| v.to_string()));
-    o.extend(args.sets.iter().cloned());
-    o
+    config::overrides(
+        &[
+            ("model.arch", args.arch.clone()),
+            ("model.dim", flag(args.dim)),
+            ("model.window", flag(args.window)),
+            ("model.negative", flag(args.negative)),
+            ("corpus.min_count", flag(args.min_count)),
+            ("train.epochs", flag(args.run.epochs)),
+            ("train.threads", flag(args.threads)),
+            ("seed", flag(args.run.seed)),
+        ],
+        &args.run.sets,
+    )
 }
 
 /// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
@@ -269,8 +267,12 @@ fn load_checkpoint(
 }
 
 pub fn train_command(args: W2vArgs) -> Result<()> {
-    if args.resume {
-        let dir = args.run_dir.clone().context("--resume needs --run-dir")?;
+    if args.run.resume {
+        let dir = args
+            .run
+            .run_dir
+            .clone()
+            .context("--resume needs --run-dir")?;
         return train_in(args, Some(dir));
     }
     train_in(args, None)
@@ -310,18 +312,19 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let config = match &resume {
         Some(dir) => dir.join(run::CONFIG_FILE),
         None => args
+            .run
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
     };
     let exp = W2vExperiment::load(&config, &overrides(&args))?;
     let batched = match exp.train.path {
-        TrainPath::Auto => !args.backend.is_host(),
+        TrainPath::Auto => !args.run.backend.is_host(),
         TrainPath::Native => {
-            if !args.backend.is_host() {
+            if !args.run.backend.is_host() {
                 bail!(
                     "train.path = \"native\" runs on the CPU; it cannot use --backend {}",
-                    args.backend
+                    args.run.backend
                 );
             }
             false
@@ -330,7 +333,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     };
     // Fail on a missing GPU before counting a corpus.
     let device = if batched {
-        Some(args.backend.device()?)
+        Some(args.run.backend.device()?)
     } else {
         None
     };
@@ -355,7 +358,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
                 }
             })?;
             bar.finish_and_clear();
-            let run_dir = run::new_run_dir(args.run_dir.as_deref(), &exp.name)?;
+            let run_dir = run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?;
             let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
             vocab.write(&mut vocab_file)?;
             (vocab, run_dir)
@@ -375,7 +378,11 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         corpus_words,
     };
     let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
-    let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.backend.to_string());
+    let mut meta = RunRecord::new(
+        TaskRecord::Word2vec(part),
+        model,
+        args.run.backend.to_string(),
+    );
     record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
     let threads = if exp.train.threads == 0 {
@@ -393,7 +400,10 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         exp.corpus.min_count,
         corpus_words,
         if batched {
-            format!("batches of {} rows on {}", exp.train.batch, args.backend)
+            format!(
+                "batches of {} rows on {}",
+                exp.train.batch, args.run.backend
+            )
         } else {
             format!("{threads} threads")
         }
@@ -541,7 +551,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let metrics = W2vMetrics {
         epochs: cfg.epochs,
         path: path_name.into(),
-        backend: args.backend.to_string(),
+        backend: args.run.backend.to_string(),
         threads,
         vocab_size: vocab.len(),
         words_per_epoch: corpus_words,
