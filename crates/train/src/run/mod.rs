@@ -2,6 +2,7 @@
 //! classes, backend, status), burn-train's checkpoints and metric logs, the final model and
 //! `metrics.json`.
 
+pub mod launch;
 pub mod metrics;
 pub mod record;
 pub mod renderer;

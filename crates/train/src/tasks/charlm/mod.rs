@@ -3,7 +3,6 @@
 
 pub mod stepper;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,9 +35,9 @@ use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{self, OptimConfig, ScheduleConfig, flag, float_flag};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::run::launch::{Ended, Launch, launch};
+use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, CharLmRecord, RunRecord, TaskRecord};
-use crate::run::renderer::PlainRenderer;
 use crate::run::{self, Status};
 
 pub const DEFAULT_CONFIG: &str = "configs/charlm-shakespeare.toml";
@@ -490,7 +489,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
 
     let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid_loader).div_ceil(64);
     let tb = TbLogger::create(&run_dir, exp.train.steps_per_epoch, valid_batches)?;
-    let mut training = SupervisedTraining::new(
+    let training = SupervisedTraining::new(
         &run_dir,
         Arc::new(train_loader.clone()),
         Arc::new(valid_loader),
@@ -508,65 +507,36 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     .with_default_checkpointers()
     .with_application_logger(None)
     .num_epochs(exp.train.epochs);
-    let guard = GuardedLoss::new(training.interrupter());
-    training = training.metric_train_numeric(guard.clone());
-    if !std::io::stdout().is_terminal() {
-        training = training.renderer(Box::new(
-            PlainRenderer::new(exp.train.log_every).unit("windows"),
-        ));
-    }
-    if let Some(epoch) = resume_from {
-        println!("resuming from the checkpoint of epoch {epoch}");
-        training = training.checkpoint(epoch);
-    } else if args.run.resume {
-        println!(
-            "no complete checkpoint in {}: starting from epoch 1",
-            run_dir.display()
-        );
-    }
     let schedule = Schedule::new(
         &exp.schedule,
         exp.optim.lr,
         exp.train.steps_per_epoch,
         exp.train.epochs,
     );
-    let started = Instant::now();
-    let result = training.launch(Learner::new(
+    let learner = Learner::new(
         model,
         build_optimizer(&exp.optim, args.run.backend.is_host()),
         schedule,
-    ));
-    let wall = started.elapsed().as_secs_f64();
-    drop(result.renderer);
-
-    if let Some(reason) = guard.reason() {
-        meta.status = Status::Failed;
-        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        meta.message = Some(reason.clone());
-        record::write(&run_dir, &meta)?;
-        bail!(
-            "training stopped: {reason}. Lower optim.lr (now {}) or set train.clip, and train again",
+    );
+    let spec = Launch {
+        run_dir: &run_dir,
+        epochs: exp.train.epochs,
+        log_every: exp.train.log_every,
+        unit: Some("windows"),
+        resume_from,
+        resume_asked: args.run.resume,
+        command: "rnn",
+        diverged_advice: format!(
+            "Lower optim.lr (now {}) or set train.clip, and train again",
             exp.optim.lr
-        );
-    }
-    if let Some(err) = result.error {
-        meta.status = Status::Failed;
-        meta.message = Some(err.to_string());
-        record::write(&run_dir, &meta)?;
-        bail!("training failed: {err}");
-    }
-    let completed = resume_from.unwrap_or(0) + train_loader.timings().len();
-    if result.interrupted.is_some() || completed < exp.train.epochs {
-        meta.status = Status::Interrupted;
-        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        record::write(&run_dir, &meta)?;
-        println!(
-            "interrupted; continue with: burnlab train rnn --run-dir {} --resume",
-            run_dir.display()
-        );
-        return Ok(());
-    }
-    let model = result.model;
+        ),
+    };
+    let (model, wall) = match launch(training, learner, spec, &mut meta, || {
+        train_loader.timings().len()
+    })? {
+        Ended::Finished { model, wall } => (model, wall),
+        Ended::Interrupted => return Ok(()),
+    };
     model
         .clone()
         .save_file(run_dir.join(run::MODEL_FILE))

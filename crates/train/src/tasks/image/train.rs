@@ -1,10 +1,8 @@
 //! Training an image classifier end to end: data, model, burn-train Learner, checkpoints,
 //! final model and metrics.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
@@ -19,9 +17,9 @@ use crate::cli::TrainArgs;
 use crate::config::{self, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::metrics::{GuardedLoss, ThroughputMetric};
+use crate::run::launch::{Ended, Launch, launch};
+use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
-use crate::run::renderer::PlainRenderer;
 use crate::run::{self, Status};
 use crate::tasks::image::data::load_data;
 use crate::tasks::image::eval::{EvalReport, evaluate};
@@ -180,7 +178,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         resume_from.unwrap_or(0) + 1,
     );
 
-    let mut training = SupervisedTraining::new(
+    let training = SupervisedTraining::new(
         &run_dir,
         Arc::new(train_loader.clone()),
         Arc::new(valid_loader),
@@ -196,74 +194,33 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     .with_default_checkpointers()
     .with_application_logger(None)
     .num_epochs(exp.train.epochs);
-    let guard = GuardedLoss::new(training.interrupter());
-    training = training.metric_train_numeric(guard.clone());
-    if !std::io::stdout().is_terminal() {
-        training = training.renderer(Box::new(PlainRenderer::new(exp.train.log_every)));
-    }
-    if let Some(epoch) = resume_from {
-        println!("resuming from the checkpoint of epoch {epoch}");
-        training = training.checkpoint(epoch);
-    } else if args.run.resume {
-        println!(
-            "no complete checkpoint in {}: starting from epoch 1",
-            run_dir.display()
-        );
-    }
     let schedule = Schedule::new(
         &exp.schedule,
         exp.optim.lr,
         steps_per_epoch,
         exp.train.epochs,
     );
-    let started = Instant::now();
-    let result = training.launch(Learner::new(
+    let learner = Learner::new(
         model,
         build_optimizer(&exp.optim, args.run.backend.is_host()),
         schedule,
-    ));
-    let wall = started.elapsed().as_secs_f64();
-    // Closing the dashboard restores the terminal; what follows must print after that.
-    drop(result.renderer);
-
-    if let Some(reason) = guard.reason() {
-        meta.status = Status::Failed;
-        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        meta.message = Some(reason.clone());
-        record::write(&run_dir, &meta)?;
-        let kept = match meta.epochs_done {
-            0 => "no epoch had finished".to_string(),
-            e => format!(
-                "the checkpoints of epochs up to {e} are kept in {}",
-                run_dir.join(run::CHECKPOINT_DIR).display()
-            ),
-        };
-        bail!(
-            "training stopped: {reason}; {kept}. Lower optim.lr (now {}) and train again",
-            exp.optim.lr
-        );
-    }
-    if let Some(err) = result.error {
-        meta.status = Status::Failed;
-        meta.message = Some(err.to_string());
-        record::write(&run_dir, &meta)?;
-        bail!("training failed: {err}");
-    }
-    // Count finished epochs ourselves: burn-train's dashboard resets the interrupter when it
-    // closes, so a run stopped with `q` comes back with `interrupted: None`.
-    let completed = resume_from.unwrap_or(0) + train_loader.timings().len();
-    if result.interrupted.is_some() || completed < exp.train.epochs {
-        meta.status = Status::Interrupted;
-        meta.epochs_done = run::last_checkpoint(&run_dir).unwrap_or(0);
-        record::write(&run_dir, &meta)?;
-        println!(
-            "interrupted; continue with: burnlab train {task} --run-dir {} --resume",
-            run_dir.display()
-        );
-        return Ok(());
-    }
-
-    let model = result.model;
+    );
+    let spec = Launch {
+        run_dir: &run_dir,
+        epochs: exp.train.epochs,
+        log_every: exp.train.log_every,
+        unit: None,
+        resume_from,
+        resume_asked: args.run.resume,
+        command: task,
+        diverged_advice: format!("Lower optim.lr (now {}) and train again", exp.optim.lr),
+    };
+    let (model, wall) = match launch(training, learner, spec, &mut meta, || {
+        train_loader.timings().len()
+    })? {
+        Ended::Finished { model, wall } => (model, wall),
+        Ended::Interrupted => return Ok(()),
+    };
     model
         .clone()
         .save_file(run_dir.join(run::MODEL_FILE))

@@ -1,0 +1,124 @@
+//! The one burn-train launch every Learner-trained task goes through (image classifiers and
+//! character models): the loss guard, the plain renderer off a terminal, resuming from a
+//! checkpoint, and what the run record says when training fails, diverges or is interrupted.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::train::metric::{Adaptor, LossInput};
+use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
+
+use super::metrics::GuardedLoss;
+use super::record::{self, RunRecord};
+use super::renderer::PlainRenderer;
+use super::{CHECKPOINT_DIR, Status, last_checkpoint};
+
+/// What a task tells the launch besides its configured training.
+pub struct Launch<'a> {
+    pub run_dir: &'a Path,
+    /// Epochs the run should reach.
+    pub epochs: usize,
+    /// A plain progress line every this many steps when stdout is not a terminal.
+    pub log_every: usize,
+    /// What the renderer counts items as ("windows" for a character model).
+    pub unit: Option<&'static str>,
+    /// The checkpoint epoch to resume from, and whether `--resume` was asked at all.
+    pub resume_from: Option<usize>,
+    pub resume_asked: bool,
+    /// The `burnlab train` subcommand, for the "continue with" hint.
+    pub command: &'a str,
+    /// What to try after the loss diverged ("Lower optim.lr (now 0.1) and train again").
+    pub diverged_advice: String,
+}
+
+/// How a launch ended, when it did not fail.
+pub enum Ended<M> {
+    /// Every epoch ran: the trained model (in validation mode) and the wall time in seconds.
+    Finished { model: M, wall: f64 },
+    /// Stopped early (Ctrl-C, the dashboard's `q`); the record says so and where to resume.
+    Interrupted,
+}
+
+/// Launches `training` with `learner`, and records a failure (an error or a diverged loss: the
+/// run record says failed, why, and the last complete checkpoint) or an interruption.
+/// `epochs_trained` counts the epochs this launch completed (burn-train's dashboard resets its
+/// interrupter when it closes, so a run stopped with `q` does not report itself interrupted).
+pub fn launch<M>(
+    mut training: SupervisedTraining<M>,
+    learner: Learner<M>,
+    spec: Launch,
+    record: &mut RunRecord,
+    epochs_trained: impl Fn() -> usize,
+) -> Result<Ended<M>>
+where
+    M: LearnerModel,
+    <M as TrainStep>::Output: Adaptor<LossInput>,
+{
+    let run_dir = spec.run_dir;
+    let guard = GuardedLoss::new(training.interrupter());
+    training = training.metric_train_numeric(guard.clone());
+    if !std::io::stdout().is_terminal() {
+        let renderer = PlainRenderer::new(spec.log_every);
+        let renderer = match spec.unit {
+            Some(unit) => renderer.unit(unit),
+            None => renderer,
+        };
+        training = training.renderer(Box::new(renderer));
+    }
+    if let Some(epoch) = spec.resume_from {
+        println!("resuming from the checkpoint of epoch {epoch}");
+        training = training.checkpoint(epoch);
+    } else if spec.resume_asked {
+        println!(
+            "no complete checkpoint in {}: starting from epoch 1",
+            run_dir.display()
+        );
+    }
+    let started = Instant::now();
+    let result = training.launch(learner);
+    let wall = started.elapsed().as_secs_f64();
+    // Closing the dashboard restores the terminal; what follows must print after that.
+    drop(result.renderer);
+
+    if let Some(reason) = guard.reason() {
+        record.status = Status::Failed;
+        record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
+        record.message = Some(reason.clone());
+        record::write(run_dir, record)?;
+        let kept = match record.epochs_done {
+            0 => "no epoch had finished".to_string(),
+            e => format!(
+                "the checkpoints of epochs up to {e} are kept in {}",
+                run_dir.join(CHECKPOINT_DIR).display()
+            ),
+        };
+        bail!(
+            "training stopped: {reason}; {kept}. {}",
+            spec.diverged_advice
+        );
+    }
+    if let Some(err) = result.error {
+        record.status = Status::Failed;
+        record.message = Some(err.to_string());
+        record::write(run_dir, record)?;
+        bail!("training failed: {err}");
+    }
+    let completed = spec.resume_from.unwrap_or(0) + epochs_trained();
+    if result.interrupted.is_some() || completed < spec.epochs {
+        record.status = Status::Interrupted;
+        record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
+        record::write(run_dir, record)?;
+        println!(
+            "interrupted; continue with: burnlab train {} --run-dir {} --resume",
+            spec.command,
+            run_dir.display()
+        );
+        return Ok(Ended::Interrupted);
+    }
+    Ok(Ended::Finished {
+        model: result.model,
+        wall,
+    })
+}
