@@ -1,6 +1,8 @@
 //! word2vec.c's samplers: sub-sampling of frequent words, negatives from the unigram
 //! distribution raised to 0.75, and training pairs from a dynamic window.
 
+use std::ops::Range;
+
 use rand::Rng;
 
 /// Probability that an occurrence of a word counted `count` times among `total` words is kept
@@ -104,6 +106,15 @@ pub fn effective_window(window: usize, rng: &mut impl Rng) -> usize {
     window - rng.random_range(0..window.max(1))
 }
 
+/// The positions around centre `i` of an `n`-word sentence that its dynamic window reaches
+/// (one draw from `rng`, as word2vec.c draws it per centre word); the centre itself is inside
+/// the range, and the callers skip it. Both word2vec trainers walk sentences with it, drawing
+/// their negatives from the same `rng` in between, so a walker holding the rng would not do.
+pub fn window_around(i: usize, n: usize, window: usize, rng: &mut impl Rng) -> Range<usize> {
+    let w = effective_window(window, rng);
+    i.saturating_sub(w)..(i + w + 1).min(n)
+}
+
 /// Skip-gram pairs (centre, context) of a sentence: each position with every other position
 /// within its own dynamic window, in sentence order.
 pub fn skipgram_pairs(
@@ -113,10 +124,13 @@ pub fn skipgram_pairs(
     out: &mut Vec<(u32, u32)>,
 ) {
     for (i, &centre) in sentence.iter().enumerate() {
-        let w = effective_window(window, rng);
-        let lo = i.saturating_sub(w);
-        let hi = (i + w + 1).min(sentence.len());
-        for (j, &context) in sentence.iter().enumerate().take(hi).skip(lo) {
+        let around = window_around(i, sentence.len(), window, rng);
+        for (j, &context) in sentence
+            .iter()
+            .enumerate()
+            .take(around.end)
+            .skip(around.start)
+        {
             if j != i {
                 out.push((centre, context));
             }

@@ -6,13 +6,14 @@
 //! The difference from word2vec.c is the minibatch: the pairs of a batch see the tables as
 //! they were before the batch, and a row several pairs touch gets the sum of their updates.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 
 use anyhow::Result;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
-use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
+use burnlab_data::sampling::{Subsampler, UnigramTable, window_around};
 use burnlab_data::{Corpus, Vocab};
 use burnlab_models::word2vec::{ContextUpdate, PairBatch, Word2Vec};
 use rand::SeedableRng;
@@ -146,8 +147,8 @@ pub fn train(
                     done += read;
                     let n = sentence.len();
                     for i in 0..n {
-                        let w = effective_window(cfg.window, &mut rng);
-                        let (lo, hi) = (i.saturating_sub(w), (i + w + 1).min(n));
+                        let Range { start: lo, end: hi } =
+                            window_around(i, n, cfg.window, &mut rng);
                         match cfg.arch {
                             W2vArch::Skipgram => {
                                 for c in (lo..hi).filter(|&c| c != i) {

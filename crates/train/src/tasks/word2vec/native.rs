@@ -9,11 +9,12 @@
 //! small, as in word2vec.c and gensim. The tables are `burnlab_kernels::hogwild` tables
 //! (relaxed atomics), so those races are defined behaviour.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::Result;
-use burnlab_data::sampling::{Subsampler, UnigramTable, effective_window};
+use burnlab_data::sampling::{Subsampler, UnigramTable, window_around};
 use burnlab_data::{Corpus, Vocab};
 use burnlab_kernels::hogwild::HogwildTable;
 use rand::rngs::SmallRng;
@@ -291,8 +292,7 @@ impl Worker {
         let (mut loss, mut pairs) = (0f32, 0u64);
         for i in 0..n {
             let word = self.sentence[i];
-            let w = effective_window(cfg.window, rng);
-            let (lo, hi) = (i.saturating_sub(w), (i + w + 1).min(n));
+            let Range { start: lo, end: hi } = window_around(i, n, cfg.window, rng);
             self.centres += 1;
             // Estimate the loss on one centre word in 16 (it costs a log per pair).
             let track = self.centres.is_multiple_of(16);
