@@ -7,25 +7,15 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use crate::rnn::recurrent::{CellKind, Recurrent, RecurrentConfig, State, project};
+use crate::rnn::recurrent::{Recurrent, RecurrentConfig, State, project};
 
+/// A character language model: an embedding of `rnn.d_input` per character, the recurrent
+/// stack, and a linear head back to the vocabulary.
 #[derive(Config, Debug)]
 pub struct CharLmConfig {
     pub vocab: usize,
-    pub cell: CellKind,
-    #[config(default = 64)]
-    pub embed: usize,
-    #[config(default = 256)]
-    pub hidden: usize,
-    #[config(default = 1)]
-    pub layers: usize,
-    #[config(default = 0.0)]
-    pub dropout: f64,
-    #[config(default = false)]
-    pub host_dropout: bool,
-    /// Initial forget-gate bias of LSTM cells.
-    #[config(default = 1.0)]
-    pub forget_bias: f64,
+    /// The recurrent stack; its `d_input` is the embedding size.
+    pub rnn: RecurrentConfig,
 }
 
 #[derive(Module, Debug)]
@@ -39,14 +29,9 @@ impl CharLmConfig {
     /// Embedding N(0, 1) and head as PyTorch's defaults; cells as in their files.
     pub fn init(&self, device: &Device) -> CharLm {
         CharLm {
-            embedding: EmbeddingConfig::new(self.vocab, self.embed).init(device),
-            rnn: RecurrentConfig::new(self.cell, self.embed, self.hidden)
-                .with_layers(self.layers)
-                .with_dropout(self.dropout)
-                .with_host_dropout(self.host_dropout)
-                .with_forget_bias(self.forget_bias)
-                .init(device),
-            head: LinearConfig::new(self.hidden, self.vocab).init(device),
+            embedding: EmbeddingConfig::new(self.vocab, self.rnn.d_input).init(device),
+            rnn: self.rnn.init(device),
+            head: LinearConfig::new(self.rnn.d_hidden, self.vocab).init(device),
         }
     }
 }
@@ -126,6 +111,7 @@ impl CharLm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rnn::recurrent::CellKind;
     use burn::tensor::TensorData;
 
     #[test]
@@ -134,11 +120,8 @@ mod tests {
         let dev = Device::flex();
         dev.seed(2);
         for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
-            let m = CharLmConfig::new(11, cell)
-                .with_embed(5)
-                .with_hidden(7)
-                .with_layers(2)
-                .init(&dev);
+            let m =
+                CharLmConfig::new(11, RecurrentConfig::new(cell, 5, 7).with_layers(2)).init(&dev);
             let tokens = Tensor::<2, Int>::from_data(
                 TensorData::new(vec![1i64, 4, 9, 0, 3, 3, 10, 2], [2, 4]),
                 &dev,
@@ -176,11 +159,8 @@ mod tests {
         let dev = Device::flex().autodiff();
         dev.seed(5);
         for cell in [CellKind::Rnn, CellKind::Lstm, CellKind::Gru] {
-            let m = CharLmConfig::new(5, cell)
-                .with_embed(3)
-                .with_hidden(4)
-                .with_layers(2)
-                .init(&dev);
+            let m =
+                CharLmConfig::new(5, RecurrentConfig::new(cell, 3, 4).with_layers(2)).init(&dev);
             let (b, t) = (2, 6);
             let tokens = Tensor::<2, Int>::from_data(
                 TensorData::new(vec![1i64, 4, 0, 0, 3, 2, 2, 4, 1, 3, 0, 4], [b, t]),
@@ -266,19 +246,12 @@ mod tests {
         {
             // Built on the autodiff device, or (as training does) on the plain one and forked.
             let m = if fork {
-                CharLmConfig::new(9, cell)
-                    .with_embed(4)
-                    .with_hidden(5)
-                    .with_layers(2)
+                CharLmConfig::new(9, RecurrentConfig::new(cell, 4, 5).with_layers(2))
                     .init(&Device::flex())
                     .fork(&dev)
                     .train()
             } else {
-                CharLmConfig::new(9, cell)
-                    .with_embed(4)
-                    .with_hidden(5)
-                    .with_layers(2)
-                    .init(&dev)
+                CharLmConfig::new(9, RecurrentConfig::new(cell, 4, 5).with_layers(2)).init(&dev)
             };
             let x = Tensor::<2, Int>::from_data(
                 TensorData::new(vec![1i64, 4, 8, 0, 3, 3], [2, 3]),

@@ -24,7 +24,7 @@ use burn::train::{
 };
 use burnlab_data::chars::{self, CharBatch, CharLoader, CharVocab};
 use burnlab_data::download::{Checksum, Download};
-use burnlab_models::{CellKind, CharLm, CharLmConfig};
+use burnlab_models::{CellKind, CharLm, CharLmConfig, RecurrentConfig};
 
 use crate::tasks::charlm::stepper::CharLmStepper;
 use rand::rngs::SmallRng;
@@ -146,13 +146,14 @@ impl CharLmExperiment {
 
     fn model_config(&self, vocab: usize, host: bool) -> CharLmConfig {
         let m = &self.model;
-        CharLmConfig::new(vocab, m.cell)
-            .with_embed(m.embed)
-            .with_hidden(m.hidden)
-            .with_layers(m.layers)
-            .with_dropout(m.dropout)
-            .with_host_dropout(host)
-            .with_forget_bias(m.forget_bias)
+        CharLmConfig::new(
+            vocab,
+            RecurrentConfig::new(m.cell, m.embed, m.hidden)
+                .with_layers(m.layers)
+                .with_dropout(m.dropout)
+                .with_host_dropout(host)
+                .with_forget_bias(m.forget_bias),
+        )
     }
 }
 
@@ -812,9 +813,7 @@ mod tests {
         let plain = Device::flex();
         plain.seed(4);
         let ad = plain.clone().autodiff();
-        let net = CharLmConfig::new(7, CellKind::Gru)
-            .with_embed(3)
-            .with_hidden(5)
+        let net = CharLmConfig::new(7, RecurrentConfig::new(CellKind::Gru, 3, 5))
             .init(&plain)
             .fork(&ad)
             .train();
@@ -856,9 +855,7 @@ mod tests {
         let plain = Device::flex();
         plain.seed(1);
         let ad = plain.clone().autodiff();
-        let mut net = CharLmConfig::new(vocab.len(), CellKind::Lstm)
-            .with_embed(16)
-            .with_hidden(64)
+        let mut net = CharLmConfig::new(vocab.len(), RecurrentConfig::new(CellKind::Lstm, 16, 64))
             .init(&plain)
             .fork(&ad)
             .train();

@@ -197,7 +197,7 @@ impl CharLmStepper {
 mod tests {
     use super::*;
     use burn::tensor::{Device, Int, TensorData};
-    use burnlab_models::CharLmConfig;
+    use burnlab_models::{CharLmConfig, RecurrentConfig};
 
     /// Every cell, stacked, odd sizes: the stepper's logits equal `CharLm::step`'s over a
     /// sequence, and `reset` starts again from the zero state.
@@ -211,11 +211,11 @@ mod tests {
             (CellKind::Rnn, 7, 3),
             (CellKind::Lstm, 70, 1),
         ] {
-            let net = CharLmConfig::new(13, cell)
-                .with_embed(5)
-                .with_hidden(hidden)
-                .with_layers(layers)
-                .init(&dev);
+            let net = CharLmConfig::new(
+                13,
+                RecurrentConfig::new(cell, 5, hidden).with_layers(layers),
+            )
+            .init(&dev);
             let mut stepper = CharLmStepper::new(&net).expect("host copy");
             let tokens = [3u32, 0, 12, 7, 7, 1, 9, 4];
             for round in 0..2 {
