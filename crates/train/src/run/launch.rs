@@ -3,17 +3,48 @@
 //! checkpoint, and what the run record says when training fails, diverges or is interrupted.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
 
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
 use super::renderer::PlainRenderer;
-use super::{CHECKPOINT_DIR, Status, last_checkpoint};
+use super::{CHECKPOINT_DIR, CONFIG_FILE, Status, last_checkpoint};
+use crate::cli::RunFlags;
+
+/// Where a run starts: the run folder (when resuming), the config to read, and the checkpoint
+/// epoch to resume from. A resumed run reads the config it was started with (overrides still
+/// apply, e.g. more epochs); `check` refuses a folder of another task; a finished run is refused
+/// unless `--epochs` asks for more.
+pub fn start(
+    flags: &RunFlags,
+    default_config: &str,
+    check: impl Fn(&RunRecord, &Path) -> Result<()>,
+) -> Result<(Option<PathBuf>, PathBuf, Option<usize>)> {
+    if !flags.resume {
+        let config = flags
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(default_config));
+        return Ok((None, config, None));
+    }
+    let dir = flags.run_dir.clone().context("--resume needs --run-dir")?;
+    let meta = record::read(&dir)?;
+    check(&meta, &dir)?;
+    if meta.status == Status::Finished && flags.epochs.is_none_or(|e| e <= meta.epochs_done) {
+        bail!(
+            "{} already finished ({} epochs); pass --epochs N to train further",
+            dir.display(),
+            meta.epochs_done
+        );
+    }
+    let epoch = last_checkpoint(&dir);
+    Ok((Some(dir.clone()), dir.join(CONFIG_FILE), epoch))
+}
 
 /// What a task tells the launch besides its configured training.
 pub struct Launch<'a> {

@@ -35,7 +35,7 @@ use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{self, OptimConfig, ScheduleConfig, flag, float_flag};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::launch::{Ended, Launch, launch};
+use crate::run::launch::{Ended, Launch, launch, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, CharLmRecord, RunRecord, TaskRecord};
 use crate::run::{self, Status};
@@ -363,36 +363,8 @@ fn read_meta(run_dir: &Path) -> Result<RunRecord> {
 }
 
 pub fn train_command(args: RnnArgs) -> Result<()> {
-    let (run_dir, config_path, resume_from) = if args.run.resume {
-        let dir = args
-            .run
-            .run_dir
-            .clone()
-            .context("--resume needs --run-dir")?;
-        let meta = read_meta(&dir)?;
-        if meta.status == Status::Finished && args.run.epochs.is_none_or(|e| e <= meta.epochs_done)
-        {
-            bail!(
-                "{} already finished ({} epochs); pass --epochs N to train further",
-                dir.display(),
-                meta.epochs_done
-            );
-        }
-        (
-            Some(dir.clone()),
-            dir.join(run::CONFIG_FILE),
-            run::last_checkpoint(&dir),
-        )
-    } else {
-        (
-            None,
-            args.run
-                .config
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-            None,
-        )
-    };
+    let (run_dir, config_path, resume_from) =
+        start(&args.run, DEFAULT_CONFIG, |r, dir| r.charlm(dir).map(drop))?;
     let exp = CharLmExperiment::load(&config_path, &overrides(&args))?;
     let device = args.run.backend.device()?;
 

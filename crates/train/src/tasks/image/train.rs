@@ -1,7 +1,6 @@
 //! Training an image classifier end to end: data, model, burn-train Learner, checkpoints,
 //! final model and metrics.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -17,7 +16,7 @@ use crate::cli::TrainArgs;
 use crate::config::{self, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::launch::{Ended, Launch, launch};
+use crate::run::launch::{Ended, Launch, launch, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
 use crate::run::{self, Status};
@@ -58,35 +57,8 @@ fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
 
 /// `burnlab train mlp|cnn`: `default_config` when `--config` is not given, `task` names the run.
 pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<()> {
-    // A resumed run reads the config it was started with; overrides still apply (e.g. more epochs).
-    let (run_dir, config_path, resume_from) = if args.run.resume {
-        let dir = args
-            .run
-            .run_dir
-            .clone()
-            .context("--resume needs --run-dir")?;
-        let meta = record::read(&dir)?;
-        meta.image(&dir)?;
-        if meta.status == Status::Finished && args.run.epochs.is_none_or(|e| e <= meta.epochs_done)
-        {
-            bail!(
-                "{} already finished ({} epochs); pass --epochs N to train further",
-                dir.display(),
-                meta.epochs_done
-            );
-        }
-        let epoch = run::last_checkpoint(&dir);
-        (Some(dir.clone()), dir.join(run::CONFIG_FILE), epoch)
-    } else {
-        (
-            None,
-            args.run
-                .config
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(default_config)),
-            None,
-        )
-    };
+    let (run_dir, config_path, resume_from) =
+        start(&args.run, default_config, |r, dir| r.image(dir).map(drop))?;
     let exp = config::load_image(&config_path, &overrides(&args))?;
     let device = args.run.backend.device()?;
     // Data first: a run folder appears only once there is something to train on.
