@@ -341,71 +341,257 @@ impl FlattenPairs for [Block] {
     }
 }
 
+/// Four lanes with a block's atomic load and store: what the vector row loops need of an ISA.
+///
+/// Each loop is written once (in `vector`), generic over this, and compiled per ISA inside a
+/// `#[target_feature]` entry point (`entries!`), where these `#[inline(always)]` methods become
+/// single instructions.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+trait Quad: Copy {
+    type V: Copy;
+    /// # Safety
+    /// The CPU must have the ISA.
+    unsafe fn load_block(self, b: &Block) -> Self::V;
+    /// # Safety
+    /// The CPU must have the ISA.
+    unsafe fn store_block(self, b: &Block, v: Self::V);
+    /// # Safety
+    /// `p..p + 4` readable; the CPU must have the ISA.
+    unsafe fn load(self, p: *const f32) -> Self::V;
+    /// # Safety
+    /// `p..p + 4` writable; the CPU must have the ISA.
+    unsafe fn store(self, p: *mut f32, v: Self::V);
+    fn splat(self, x: f32) -> Self::V;
+    /// a·b + c, fused.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    fn sum(self, v: Self::V) -> f32;
+}
+
+/// The four row loops of one ISA, compiled with its target features around the generic loops.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! entries {
+    ($features:literal, $quad:expr) => {
+        /// # Safety
+        /// The CPU must have the ISA; lengths as `vector::read_dot` asserts.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn read_dot(
+            row: &[super::Block],
+            h: Option<&[f32]>,
+            out: &mut [f32],
+        ) -> f32 {
+            // SAFETY: the caller's contract.
+            unsafe { super::vector::read_dot($quad, row, h, out) }
+        }
+        /// # Safety
+        /// The CPU must have the ISA; lengths as `vector::axpy` asserts.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn axpy(row: &[super::Block], a: Option<f32>, x: &[f32]) {
+            // SAFETY: the caller's contract.
+            unsafe { super::vector::axpy($quad, row, a, x) }
+        }
+        /// # Safety
+        /// The CPU must have the ISA; lengths as `vector::update` asserts.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn update(
+            row: &[super::Block],
+            g: f32,
+            o: &[f32],
+            h: &[f32],
+            e: &mut [f32],
+        ) {
+            // SAFETY: the caller's contract.
+            unsafe { super::vector::update($quad, row, g, o, h, e) }
+        }
+        /// # Safety
+        /// The CPU must have the ISA; lengths as `vector::add_into` asserts.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn add_into(row: &[super::Block], acc: &mut [f32]) {
+            // SAFETY: the caller's contract.
+            unsafe { super::vector::add_into($quad, row, acc) }
+        }
+    };
+}
+
 /// x86-64 blocks: one aligned 16-byte `vmovaps` per block, atomic on every CPU with AVX.
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use std::arch::asm;
     use std::arch::x86_64::*;
 
-    use super::Block;
+    use super::{Block, Quad};
 
-    /// # Safety
-    /// The CPU must have AVX.
-    #[inline(always)]
-    unsafe fn load(b: &Block) -> __m128 {
-        let v: __m128;
-        // SAFETY: `b` is a live, 16-byte aligned block (its type's alignment); AVX makes the
-        // aligned 16-byte load one atomic access (module docs); it only reads that memory.
-        unsafe {
-            asm!("vmovaps {v}, xmmword ptr [{p}]", p = in(reg) b, v = out(xmm_reg) v, options(nostack, preserves_flags, readonly))
-        };
-        v
+    /// Used only inside `entries!`' AVX + FMA functions, which only an `Avx2` token reaches.
+    #[derive(Clone, Copy)]
+    struct Avx;
+
+    impl Quad for Avx {
+        type V = __m128;
+
+        #[inline(always)]
+        unsafe fn load_block(self, b: &Block) -> __m128 {
+            let v: __m128;
+            // SAFETY: `b` is a live, 16-byte aligned block (its type's alignment); AVX makes the
+            // aligned 16-byte load one atomic access (module docs); it only reads that memory.
+            unsafe {
+                asm!("vmovaps {v}, xmmword ptr [{p}]", p = in(reg) b, v = out(xmm_reg) v, options(nostack, preserves_flags, readonly))
+            };
+            v
+        }
+        #[inline(always)]
+        unsafe fn store_block(self, b: &Block, v: __m128) {
+            // SAFETY: as in `load_block`; the block's atomics make writing through `&Block`
+            // legitimate (interior mutability), and the store is one atomic access.
+            unsafe {
+                asm!("vmovaps xmmword ptr [{p}], {v}", p = in(reg) b, v = in(xmm_reg) v, options(nostack, preserves_flags))
+            };
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> __m128 {
+            // SAFETY: the caller's contract.
+            unsafe { _mm_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: __m128) {
+            // SAFETY: the caller's contract.
+            unsafe { _mm_storeu_ps(p, v) }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> __m128 {
+            // SAFETY: SSE is baseline on x86-64.
+            unsafe { _mm_set1_ps(x) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: __m128, b: __m128, c: __m128) -> __m128 {
+            // SAFETY: only called inside the AVX + FMA entry points (see the type's note).
+            unsafe { _mm_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        fn add(self, a: __m128, b: __m128) -> __m128 {
+            // SAFETY: SSE is baseline on x86-64.
+            unsafe { _mm_add_ps(a, b) }
+        }
+        #[inline(always)]
+        fn sum(self, v: __m128) -> f32 {
+            let mut t = [0f32; 4];
+            // SAFETY: `t` holds four values; SSE is baseline on x86-64.
+            unsafe { _mm_storeu_ps(t.as_mut_ptr(), v) };
+            t.iter().sum()
+        }
     }
 
-    /// # Safety
-    /// The CPU must have AVX.
-    #[inline(always)]
-    unsafe fn store(b: &Block, v: __m128) {
-        // SAFETY: as in `load`; the block's atomics make writing through `&Block` legitimate
-        // (interior mutability), and the store is one atomic access.
-        unsafe {
-            asm!("vmovaps xmmword ptr [{p}], {v}", p = in(reg) b, v = in(xmm_reg) v, options(nostack, preserves_flags))
-        };
+    entries!("avx,fma", Avx);
+}
+
+/// aarch64 blocks: one `ldr q`/`str q` per block, two single-copy-atomic 64-bit accesses.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+    use std::arch::asm;
+
+    use super::{Block, Quad};
+
+    /// Used only inside `entries!`' NEON functions, which only a `Neon` token reaches.
+    #[derive(Clone, Copy)]
+    struct Neon;
+
+    impl Quad for Neon {
+        type V = float32x4_t;
+
+        #[inline(always)]
+        unsafe fn load_block(self, b: &Block) -> float32x4_t {
+            let v: float32x4_t;
+            // SAFETY: `b` is a live, 16-byte aligned block; the load is two single-copy-atomic
+            // 64-bit reads (module docs), the size the pairs use; it only reads.
+            unsafe {
+                asm!("ldr {v:q}, [{p}]", p = in(reg) b, v = out(vreg) v, options(nostack, preserves_flags, readonly))
+            };
+            v
+        }
+        #[inline(always)]
+        unsafe fn store_block(self, b: &Block, v: float32x4_t) {
+            // SAFETY: as in `load_block`; writing through `&Block` is the atomics' interior
+            // mutability.
+            unsafe {
+                asm!("str {v:q}, [{p}]", p = in(reg) b, v = in(vreg) v, options(nostack, preserves_flags))
+            };
+        }
+        #[inline(always)]
+        unsafe fn load(self, p: *const f32) -> float32x4_t {
+            // SAFETY: the caller's contract.
+            unsafe { vld1q_f32(p) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32, v: float32x4_t) {
+            // SAFETY: the caller's contract.
+            unsafe { vst1q_f32(p, v) }
+        }
+        #[inline(always)]
+        fn splat(self, x: f32) -> float32x4_t {
+            // SAFETY: NEON is baseline on aarch64.
+            unsafe { vdupq_n_f32(x) }
+        }
+        #[inline(always)]
+        fn mul_add(self, a: float32x4_t, b: float32x4_t, c: float32x4_t) -> float32x4_t {
+            // SAFETY: NEON is baseline on aarch64.
+            unsafe { vfmaq_f32(c, a, b) }
+        }
+        #[inline(always)]
+        fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+            // SAFETY: NEON is baseline on aarch64.
+            unsafe { vaddq_f32(a, b) }
+        }
+        #[inline(always)]
+        fn sum(self, v: float32x4_t) -> f32 {
+            // SAFETY: NEON is baseline on aarch64.
+            unsafe { vaddvq_f32(v) }
+        }
     }
+
+    entries!("neon", Neon);
+}
+
+/// The vector row loops, once for every ISA (each block one atomic access via [`Quad`]).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod vector {
+    use super::{Block, Quad};
 
     /// Loads `row` into `out` and, with `h`, returns Σ row·h.
     ///
     /// # Safety
-    /// The CPU must have AVX and FMA; `row.len() == out.len().div_ceil(4)` and `h` (if any) as
-    /// long as `out`.
-    #[target_feature(enable = "avx,fma")]
-    pub(super) unsafe fn read_dot(row: &[Block], h: Option<&[f32]>, out: &mut [f32]) -> f32 {
+    /// The CPU must have `Q`'s ISA; `row.len() == out.len().div_ceil(4)` and `h` (if any) as
+    /// long as `out` (asserted).
+    #[inline(always)]
+    pub(super) unsafe fn read_dot<Q: Quad>(
+        q: Q,
+        row: &[Block],
+        h: Option<&[f32]>,
+        out: &mut [f32],
+    ) -> f32 {
         let n = out.len();
         assert!(row.len() == n.div_ceil(4) && h.is_none_or(|h| h.len() == n));
         let (o, full) = (out.as_mut_ptr(), n / 4);
-        let (mut acc0, mut acc1) = (_mm_setzero_ps(), _mm_setzero_ps());
+        let (mut acc0, mut acc1) = (q.splat(0.0), q.splat(0.0));
         for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4, so blocks j and values 4j..4j+4 are in bounds; AVX by contract.
+            // SAFETY: j < n/4, so block j and values 4j..4j+4 are in bounds; the ISA by contract.
             unsafe {
-                let v = load(block);
-                _mm_storeu_ps(o.add(4 * j), v);
+                let v = q.load_block(block);
+                q.store(o.add(4 * j), v);
                 if let Some(h) = h {
-                    let x = _mm_loadu_ps(h.as_ptr().add(4 * j));
+                    let x = q.load(h.as_ptr().add(4 * j));
                     if j % 2 == 0 {
-                        acc0 = _mm_fmadd_ps(v, x, acc0);
+                        acc0 = q.mul_add(v, x, acc0);
                     } else {
-                        acc1 = _mm_fmadd_ps(v, x, acc1);
+                        acc1 = q.mul_add(v, x, acc1);
                     }
                 }
             }
         }
-        let mut t = [0f32; 4];
-        // SAFETY: `t` holds four values.
-        unsafe { _mm_storeu_ps(t.as_mut_ptr(), _mm_add_ps(acc0, acc1)) };
-        let mut sum = t.iter().sum::<f32>();
+        let mut sum = q.sum(q.add(acc0, acc1));
         if full < row.len() {
-            // SAFETY: the last (partial) block is in bounds, `t` holds four; AVX by contract.
-            unsafe { _mm_storeu_ps(t.as_mut_ptr(), load(&row[full])) };
+            let mut t = [0f32; 4];
+            // SAFETY: the last (partial) block is in bounds, `t` holds four; ISA by contract.
+            unsafe { q.store(t.as_mut_ptr(), q.load_block(&row[full])) };
             for k in 4 * full..n {
                 out[k] = t[k - 4 * full];
                 sum += h.map_or(0.0, |h| out[k] * h[k]);
@@ -417,38 +603,38 @@ mod avx {
     /// `row` += a·x, or with `a` None `row` ← x.
     ///
     /// # Safety
-    /// The CPU must have AVX and FMA; `row.len() == x.len().div_ceil(4)`.
-    #[target_feature(enable = "avx,fma")]
-    pub(super) unsafe fn axpy(row: &[Block], a: Option<f32>, x: &[f32]) {
+    /// The CPU must have `Q`'s ISA; `row.len() == x.len().div_ceil(4)` (asserted).
+    #[inline(always)]
+    pub(super) unsafe fn axpy<Q: Quad>(q: Q, row: &[Block], a: Option<f32>, x: &[f32]) {
         let n = x.len();
         assert!(row.len() == n.div_ceil(4));
         let full = n / 4;
-        let av = _mm_set1_ps(a.unwrap_or(0.0));
+        let av = q.splat(a.unwrap_or(0.0));
         for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; AVX by contract.
+            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; ISA by contract.
             unsafe {
-                let xv = _mm_loadu_ps(x.as_ptr().add(4 * j));
+                let xv = q.load(x.as_ptr().add(4 * j));
                 let v = if a.is_some() {
-                    _mm_fmadd_ps(av, xv, load(block))
+                    q.mul_add(av, xv, q.load_block(block))
                 } else {
                     xv
                 };
-                store(block, v);
+                q.store_block(block, v);
             }
         }
         if full < row.len() {
             let mut t = [0f32; 4];
-            // SAFETY: the last block is in bounds; AVX by contract.
+            // SAFETY: the last block is in bounds, `t` holds four; ISA by contract.
             unsafe {
                 if a.is_some() {
-                    _mm_storeu_ps(t.as_mut_ptr(), load(&row[full]));
+                    q.store(t.as_mut_ptr(), q.load_block(&row[full]));
                 }
                 for k in 4 * full..n {
                     t[k - 4 * full] += a.unwrap_or(1.0) * x[k];
                 }
                 // The padding lanes stay zero.
                 t[n - 4 * full..].fill(0.0);
-                store(&row[full], _mm_loadu_ps(t.as_ptr()));
+                q.store_block(&row[full], q.load(t.as_ptr()));
             }
         }
     }
@@ -456,24 +642,28 @@ mod avx {
     /// `e` += g·o; `row` ← o + g·h.
     ///
     /// # Safety
-    /// The CPU must have AVX and FMA; `o`, `h`, `e` equally long and `row.len()` that length
-    /// divided by 4, rounded up.
-    #[target_feature(enable = "avx,fma")]
-    pub(super) unsafe fn update(row: &[Block], g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
+    /// The CPU must have `Q`'s ISA; `o`, `h`, `e` equally long and `row.len()` that length
+    /// divided by 4, rounded up (asserted).
+    #[inline(always)]
+    pub(super) unsafe fn update<Q: Quad>(
+        q: Q,
+        row: &[Block],
+        g: f32,
+        o: &[f32],
+        h: &[f32],
+        e: &mut [f32],
+    ) {
         let n = o.len();
         assert!(h.len() == n && e.len() == n && row.len() == n.div_ceil(4));
-        let (full, gv) = (n / 4, _mm_set1_ps(g));
+        let (full, gv) = (n / 4, q.splat(g));
         for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; AVX by
+            // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; ISA by
             // contract.
             unsafe {
-                let (ov, hv) = (
-                    _mm_loadu_ps(o.as_ptr().add(4 * j)),
-                    _mm_loadu_ps(h.as_ptr().add(4 * j)),
-                );
+                let (ov, hv) = (q.load(o.as_ptr().add(4 * j)), q.load(h.as_ptr().add(4 * j)));
                 let ep = e.as_mut_ptr().add(4 * j);
-                _mm_storeu_ps(ep, _mm_fmadd_ps(gv, ov, _mm_loadu_ps(ep)));
-                store(block, _mm_fmadd_ps(gv, hv, ov));
+                q.store(ep, q.mul_add(gv, ov, q.load(ep)));
+                q.store_block(block, q.mul_add(gv, hv, ov));
             }
         }
         if full < row.len() {
@@ -482,195 +672,31 @@ mod avx {
                 e[k] += g * o[k];
                 t[k - 4 * full] = o[k] + g * h[k];
             }
-            // SAFETY: the last block is in bounds, `t` holds four (padding zero); AVX by contract.
-            unsafe { store(&row[full], _mm_loadu_ps(t.as_ptr())) };
+            // SAFETY: the last block is in bounds, `t` holds four (padding zero); ISA by contract.
+            unsafe { q.store_block(&row[full], q.load(t.as_ptr())) };
         }
     }
 
     /// `acc` += `row`.
     ///
     /// # Safety
-    /// The CPU must have AVX; `row.len() == acc.len().div_ceil(4)`.
-    #[target_feature(enable = "avx,fma")]
-    pub(super) unsafe fn add_into(row: &[Block], acc: &mut [f32]) {
+    /// The CPU must have `Q`'s ISA; `row.len() == acc.len().div_ceil(4)` (asserted).
+    #[inline(always)]
+    pub(super) unsafe fn add_into<Q: Quad>(q: Q, row: &[Block], acc: &mut [f32]) {
         let n = acc.len();
         assert!(row.len() == n.div_ceil(4));
         let full = n / 4;
         for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; AVX by contract.
+            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; ISA by contract.
             unsafe {
                 let p = acc.as_mut_ptr().add(4 * j);
-                _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), load(block)));
+                q.store(p, q.add(q.load(p), q.load_block(block)));
             }
         }
         if full < row.len() {
             let mut t = [0f32; 4];
-            // SAFETY: the last block is in bounds, `t` holds four; AVX by contract.
-            unsafe { _mm_storeu_ps(t.as_mut_ptr(), load(&row[full])) };
-            acc[4 * full..].iter_mut().zip(t).for_each(|(a, t)| *a += t);
-        }
-    }
-}
-
-/// aarch64 blocks: one `ldr q`/`str q` per block, two single-copy-atomic 64-bit accesses.
-#[cfg(target_arch = "aarch64")]
-mod neon {
-    use std::arch::aarch64::*;
-    use std::arch::asm;
-
-    use super::Block;
-
-    /// # Safety
-    /// The CPU must have NEON.
-    #[inline(always)]
-    unsafe fn load(b: &Block) -> float32x4_t {
-        let v: float32x4_t;
-        // SAFETY: `b` is a live, 16-byte aligned block; the load is two single-copy-atomic
-        // 64-bit reads (module docs), the size the pairs use; it only reads.
-        unsafe {
-            asm!("ldr {v:q}, [{p}]", p = in(reg) b, v = out(vreg) v, options(nostack, preserves_flags, readonly))
-        };
-        v
-    }
-
-    /// # Safety
-    /// The CPU must have NEON.
-    #[inline(always)]
-    unsafe fn store(b: &Block, v: float32x4_t) {
-        // SAFETY: as in `load`; writing through `&Block` is the atomics' interior mutability.
-        unsafe {
-            asm!("str {v:q}, [{p}]", p = in(reg) b, v = in(vreg) v, options(nostack, preserves_flags))
-        };
-    }
-
-    /// As `avx::read_dot`.
-    ///
-    /// # Safety
-    /// The CPU must have NEON; `row.len() == out.len().div_ceil(4)` and `h` (if any) as long
-    /// as `out`.
-    #[target_feature(enable = "neon")]
-    pub(super) unsafe fn read_dot(row: &[Block], h: Option<&[f32]>, out: &mut [f32]) -> f32 {
-        let n = out.len();
-        assert!(row.len() == n.div_ceil(4) && h.is_none_or(|h| h.len() == n));
-        let (o, full) = (out.as_mut_ptr(), n / 4);
-        let (mut acc0, mut acc1) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
-        for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4, so block j and values 4j..4j+4 are in bounds; NEON by contract.
-            unsafe {
-                let v = load(block);
-                vst1q_f32(o.add(4 * j), v);
-                if let Some(h) = h {
-                    let x = vld1q_f32(h.as_ptr().add(4 * j));
-                    if j % 2 == 0 {
-                        acc0 = vfmaq_f32(acc0, v, x);
-                    } else {
-                        acc1 = vfmaq_f32(acc1, v, x);
-                    }
-                }
-            }
-        }
-        let mut sum = vaddvq_f32(vaddq_f32(acc0, acc1));
-        if full < row.len() {
-            let mut t = [0f32; 4];
-            // SAFETY: the last (partial) block is in bounds; NEON by contract.
-            unsafe { vst1q_f32(t.as_mut_ptr(), load(&row[full])) };
-            for k in 4 * full..n {
-                out[k] = t[k - 4 * full];
-                sum += h.map_or(0.0, |h| out[k] * h[k]);
-            }
-        }
-        sum
-    }
-
-    /// As `avx::axpy`.
-    ///
-    /// # Safety
-    /// The CPU must have NEON; `row.len() == x.len().div_ceil(4)`.
-    #[target_feature(enable = "neon")]
-    pub(super) unsafe fn axpy(row: &[Block], a: Option<f32>, x: &[f32]) {
-        let n = x.len();
-        assert!(row.len() == n.div_ceil(4));
-        let full = n / 4;
-        for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; NEON by contract.
-            unsafe {
-                let xv = vld1q_f32(x.as_ptr().add(4 * j));
-                let v = match a {
-                    Some(a) => vfmaq_n_f32(load(block), xv, a),
-                    None => xv,
-                };
-                store(block, v);
-            }
-        }
-        if full < row.len() {
-            let mut t = [0f32; 4];
-            // SAFETY: the last block is in bounds; NEON by contract.
-            unsafe {
-                if a.is_some() {
-                    vst1q_f32(t.as_mut_ptr(), load(&row[full]));
-                }
-                for k in 4 * full..n {
-                    t[k - 4 * full] += a.unwrap_or(1.0) * x[k];
-                }
-                t[n - 4 * full..].fill(0.0);
-                store(&row[full], vld1q_f32(t.as_ptr()));
-            }
-        }
-    }
-
-    /// As `avx::update`.
-    ///
-    /// # Safety
-    /// The CPU must have NEON; `o`, `h`, `e` equally long and `row.len()` that length divided
-    /// by 4, rounded up.
-    #[target_feature(enable = "neon")]
-    pub(super) unsafe fn update(row: &[Block], g: f32, o: &[f32], h: &[f32], e: &mut [f32]) {
-        let n = o.len();
-        assert!(h.len() == n && e.len() == n && row.len() == n.div_ceil(4));
-        let full = n / 4;
-        for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 of each slice are in bounds; NEON by
-            // contract.
-            unsafe {
-                let (ov, hv) = (
-                    vld1q_f32(o.as_ptr().add(4 * j)),
-                    vld1q_f32(h.as_ptr().add(4 * j)),
-                );
-                let ep = e.as_mut_ptr().add(4 * j);
-                vst1q_f32(ep, vfmaq_n_f32(vld1q_f32(ep), ov, g));
-                store(block, vfmaq_n_f32(ov, hv, g));
-            }
-        }
-        if full < row.len() {
-            let mut t = [0f32; 4];
-            for k in 4 * full..n {
-                e[k] += g * o[k];
-                t[k - 4 * full] = o[k] + g * h[k];
-            }
-            // SAFETY: the last block is in bounds, `t` holds four (padding zero); NEON by contract.
-            unsafe { store(&row[full], vld1q_f32(t.as_ptr())) };
-        }
-    }
-    /// As `avx::add_into`.
-    ///
-    /// # Safety
-    /// The CPU must have NEON; `row.len() == acc.len().div_ceil(4)`.
-    #[target_feature(enable = "neon")]
-    pub(super) unsafe fn add_into(row: &[Block], acc: &mut [f32]) {
-        let n = acc.len();
-        assert!(row.len() == n.div_ceil(4));
-        let full = n / 4;
-        for (j, block) in row[..full].iter().enumerate() {
-            // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; NEON by contract.
-            unsafe {
-                let p = acc.as_mut_ptr().add(4 * j);
-                vst1q_f32(p, vaddq_f32(vld1q_f32(p), load(block)));
-            }
-        }
-        if full < row.len() {
-            let mut t = [0f32; 4];
-            // SAFETY: the last block is in bounds, `t` holds four; NEON by contract.
-            unsafe { vst1q_f32(t.as_mut_ptr(), load(&row[full])) };
+            // SAFETY: the last block is in bounds, `t` holds four; ISA by contract.
+            unsafe { q.store(t.as_mut_ptr(), q.load_block(&row[full])) };
             acc[4 * full..].iter_mut().zip(t).for_each(|(a, t)| *a += t);
         }
     }
