@@ -19,7 +19,7 @@ use burn::tensor::activation::relu as relu_op;
 use burn::tensor::{Device, Tensor};
 use burnlab_kernels::batch_norm::{backward, forward, stats};
 
-use crate::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex, register_grads};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedBatchNorm: Backend {
@@ -177,16 +177,13 @@ impl Backward<Flex, 4> for BatchNormBackward {
             relu,
             f32s(&dy),
         );
-        let [n_x, n_g, n_b, _] = ops.parents;
-        if let Some(node) = n_x {
-            grads.register::<Flex>(node.id, flex(dx, x.layout().shape().as_slice()));
-        }
-        if let Some(node) = n_g {
-            grads.register::<Flex>(node.id, flex(dg, &[c]));
-        }
-        if let Some(node) = n_b {
-            grads.register::<Flex>(node.id, flex(db, &[c]));
-        }
+        let parts = [
+            Some((dx, x.layout().shape().to_vec())),
+            Some((dg, vec![c])),
+            Some((db, vec![c])),
+            None,
+        ];
+        register_grads(grads, ops.parents.map(|p| p.map(|n| n.id)), parts);
     }
 }
 

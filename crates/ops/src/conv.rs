@@ -21,7 +21,7 @@ use burn::tensor::{Device, Tensor};
 use burnlab_kernels::Cpu;
 use burnlab_kernels::conv::{ConvDims, conv2d_backward, conv2d_forward};
 
-use crate::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex, register_grads};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedConv: Backend {
@@ -142,24 +142,21 @@ impl Backward<Flex, 3> for ConvBackward {
     ) {
         let dy = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, [x, w]) = ops.state;
-        let [n_x, n_w, n_b] = ops.parents;
+        let parents = ops.parents.map(|p| p.map(|n| n.id));
         let (dx, dw, db) = conv2d_backward(
             Cpu::current(),
             &d,
             f32s(&x),
             f32s(&w),
             f32s(&dy),
-            n_x.is_some(),
+            parents[0].is_some(),
         );
-        if let (Some(node), Some(dx)) = (n_x, dx) {
-            grads.register::<Flex>(node.id, flex(dx, &[d.n, d.ci, d.h, d.w]));
-        }
-        if let Some(node) = n_w {
-            grads.register::<Flex>(node.id, flex(dw, &[d.co, d.ci, d.kh, d.kw]));
-        }
-        if let Some(node) = n_b {
-            grads.register::<Flex>(node.id, flex(db, &[d.co]));
-        }
+        let parts = [
+            dx.map(|dx| (dx, vec![d.n, d.ci, d.h, d.w])),
+            Some((dw, vec![d.co, d.ci, d.kh, d.kw])),
+            Some((db, vec![d.co])),
+        ];
+        register_grads(grads, parents, parts);
     }
 }
 

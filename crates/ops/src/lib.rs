@@ -14,6 +14,9 @@ pub mod residual;
 
 pub use recurrence::{gru_sequence, lstm_sequence, rnn_sequence};
 
+use burn::backend::Flex;
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::grads::Gradients;
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{DType, TensorData};
 
@@ -38,6 +41,21 @@ pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
 
 pub(crate) fn flex(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, shape.to_vec()))
+}
+
+/// A hand-written backward's gradients, one (values, shape) per parent in the parents' order:
+/// each registered for its parent where that parent is tracked (`Some`) and the gradient was
+/// computed (`Some`).
+pub(crate) fn register_grads<const N: usize>(
+    grads: &mut Gradients,
+    parents: [Option<NodeId>; N],
+    parts: [Option<(Vec<f32>, Vec<usize>)>; N],
+) {
+    for (node, part) in parents.into_iter().zip(parts) {
+        if let (Some(node), Some((data, shape))) = (node, part) {
+            grads.register::<Flex>(node, flex(data, &shape));
+        }
+    }
 }
 
 /// Tests that draw from the flex device's RNG (shared by the whole process) hold this, so that a

@@ -34,7 +34,7 @@ use burn::tensor::Tensor;
 use burnlab_kernels::Cpu;
 use burnlab_kernels::recurrent::{self as cpu, Dims, GruTape, LstmTape};
 
-use crate::{contiguous, f32s, flex};
+use crate::{contiguous, f32s, flex, register_grads};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedRecurrence: Backend {
@@ -290,19 +290,14 @@ impl Backward<Flex, 5> for LstmBackward {
             f32s(&w),
             f32s(&grad),
         );
-        let [n_xw, n_b, n_w, n_h0, n_c0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 5] = [
+        let parts = [
             (g.xw, vec![d.t, d.b, 4 * d.h]),
             (g.bias, vec![4 * d.h]),
             (g.w, vec![d.h, 4 * d.h]),
             (g.h0, vec![d.b, d.h]),
             (g.c0, vec![d.b, d.h]),
         ];
-        for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0, n_c0].into_iter().zip(shapes) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, flex(data, &shape));
-            }
-        }
+        register_grads(grads, ops.parents.map(|p| p.map(|n| n.id)), parts.map(Some));
     }
 }
 
@@ -329,18 +324,13 @@ impl Backward<Flex, 4> for RnnBackward {
             f32s(&w),
             f32s(&grad),
         );
-        let [n_xw, n_b, n_w, n_h0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 4] = [
+        let parts = [
             (g.xw, vec![d.t, d.b, d.h]),
             (g.bias, vec![d.h]),
             (g.w, vec![d.h, d.h]),
             (g.h0, vec![d.b, d.h]),
         ];
-        for (node, (data, shape)) in [n_xw, n_b, n_w, n_h0].into_iter().zip(shapes) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, flex(data, &shape));
-            }
-        }
+        register_grads(grads, ops.parents.map(|p| p.map(|n| n.id)), parts.map(Some));
     }
 }
 
@@ -368,19 +358,14 @@ impl Backward<Flex, 5> for GruBackward {
             f32s(&w),
             f32s(&grad),
         );
-        let [n_xw, n_bi, n_w, n_b, n_h0] = ops.parents;
-        let shapes: [(Vec<f32>, Vec<usize>); 5] = [
+        let parts = [
             (g.xw, vec![d.t, d.b, 3 * d.h]),
             (g.b_in, vec![3 * d.h]),
             (g.w, vec![d.h, 3 * d.h]),
             (g.bias, vec![3 * d.h]),
             (g.h0, vec![d.b, d.h]),
         ];
-        for (node, (data, shape)) in [n_xw, n_bi, n_w, n_b, n_h0].into_iter().zip(shapes) {
-            if let Some(node) = node {
-                grads.register::<Flex>(node.id, flex(data, &shape));
-            }
-        }
+        register_grads(grads, ops.parents.map(|p| p.map(|n| n.id)), parts.map(Some));
     }
 }
 
