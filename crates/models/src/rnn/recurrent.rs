@@ -376,6 +376,25 @@ mod tests {
         close(&got, &[(1.0 - zz) * n + zz * h], 1e-6, "gru");
     }
 
+    /// Burn's per-gate Linear pairs as our side-by-side input and hidden layers (gates in order).
+    fn load_gates(
+        input: &mut burn::nn::Linear,
+        hidden: &mut burn::nn::Linear,
+        gates: &[&burn::nn::GateController],
+    ) {
+        let side_by_side = |layers: Vec<&burn::nn::Linear>, ours: &mut burn::nn::Linear| {
+            let w = layers.iter().map(|l| l.weight.val()).collect();
+            let b = layers
+                .iter()
+                .map(|l| l.bias.as_ref().expect("bias").val())
+                .collect();
+            ours.weight = Param::from_tensor(Tensor::cat(w, 1));
+            ours.bias = Some(Param::from_tensor(Tensor::cat(b, 0)));
+        };
+        side_by_side(gates.iter().map(|g| &g.input_transform).collect(), input);
+        side_by_side(gates.iter().map(|g| &g.hidden_transform).collect(), hidden);
+    }
+
     /// The LSTM and GRU cells agree with Burn's own `Lstm` and `Gru` (reset after) on the same
     /// weights over a 5-step sequence, batch 3, odd sizes.
     #[test]
@@ -398,21 +417,8 @@ mod tests {
             &burn_lstm.cell_gate,
             &burn_lstm.output_gate,
         ];
-        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| {
-            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1)
-        };
-        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| {
-            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0)
-        };
         let mut ours = LstmCellConfig::new(d, h).init(&dev);
-        ours.input.weight = Param::from_tensor(cat_w(&|g| g.input_transform.weight.val()));
-        ours.hidden.weight = Param::from_tensor(cat_w(&|g| g.hidden_transform.weight.val()));
-        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| {
-            g.input_transform.bias.as_ref().expect("bias").val()
-        })));
-        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| {
-            g.hidden_transform.bias.as_ref().expect("bias").val()
-        })));
+        load_gates(&mut ours.input, &mut ours.hidden, &gates);
         let (y, state) = burn_lstm.forward(xs.clone(), None);
         let (mut hs, mut cs) = (Tensor::zeros([b, h], &dev), Tensor::zeros([b, h], &dev));
         for x in &steps {
@@ -429,21 +435,8 @@ mod tests {
             &burn_gru.update_gate,
             &burn_gru.new_gate,
         ];
-        let cat_w = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<2>| {
-            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 1)
-        };
-        let cat_b = |f: &dyn Fn(&burn::nn::GateController) -> Tensor<1>| {
-            Tensor::cat(gates.iter().map(|g| f(g)).collect(), 0)
-        };
         let mut ours = GruCellConfig::new(d, h).init(&dev);
-        ours.input.weight = Param::from_tensor(cat_w(&|g| g.input_transform.weight.val()));
-        ours.hidden.weight = Param::from_tensor(cat_w(&|g| g.hidden_transform.weight.val()));
-        ours.input.bias = Some(Param::from_tensor(cat_b(&|g| {
-            g.input_transform.bias.as_ref().expect("bias").val()
-        })));
-        ours.hidden.bias = Some(Param::from_tensor(cat_b(&|g| {
-            g.hidden_transform.bias.as_ref().expect("bias").val()
-        })));
+        load_gates(&mut ours.input, &mut ours.hidden, &gates);
         let y = burn_gru.forward(xs, None);
         let mut hs = Tensor::zeros([b, h], &dev);
         for x in &steps {
