@@ -11,44 +11,27 @@ fn lenet5_trains_evaluates_and_predicts() {
     assert_eq!(meta["task"], "cnn");
     // 62,006 for 10 classes; 3 classes drop 7 outputs of the last layer (84 weights + 1 bias each).
     assert_eq!(meta["trainable_params"], 62_006 - 7 * 85);
-    let acc = read_json(&run.join("metrics.json"))["test"]["accuracy"]
-        .as_f64()
-        .expect("acc");
+    let acc = read_json(&run.join("metrics.json"))["test"]["accuracy"].as_f64().expect("acc");
     assert!(acc > 0.6, "LeNet-5 on colour classes: {acc}");
     let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data));
     assert!(out.contains("test accuracy"), "{out}");
     assert!(
-        read_json(&run.join("eval.json"))
-            .get("timed_images_per_s")
-            .is_none(),
+        read_json(&run.join("eval.json")).get("timed_images_per_s").is_none(),
         "no timed passes unless asked"
     );
     // The benchmark's inference timing: extra passes, each reported.
     let out = run_ok(
-        burnlab()
-            .arg("eval")
-            .arg(&run)
-            .arg("--data")
-            .arg(&f.data)
-            .args(["--timed-passes", "3"]),
+        burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data).args(["--timed-passes", "3"]),
     );
-    assert!(
-        out.contains("timed passes") && out.contains("(median of 3: "),
-        "{out}"
-    );
+    assert!(out.contains("timed passes") && out.contains("(median of 3: "), "{out}");
     let timed = read_json(&run.join("eval.json"))["timed_images_per_s"]
         .as_array()
         .expect("timed passes")
         .clone();
     assert_eq!(timed.len(), 3);
-    assert!(
-        timed.iter().all(|v| v.as_f64().is_some_and(|v| v > 0.0)),
-        "{timed:?}"
-    );
+    assert!(timed.iter().all(|v| v.as_f64().is_some_and(|v| v > 0.0)), "{timed:?}");
     let img = f.path("g.png");
-    image::RgbImage::from_pixel(32, 32, image::Rgb([20, 230, 20]))
-        .save(&img)
-        .expect("save");
+    image::RgbImage::from_pixel(32, 32, image::Rgb([20, 230, 20])).save(&img).expect("save");
     let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img));
     assert!(out.contains("g.png: "), "{out}");
 }
@@ -82,26 +65,13 @@ fn resnet9_with_label_smoothing_and_cutout_trains_evaluates_with_tta_and_predict
     ]));
     assert!(out.contains("resnet9 -> 3: "), "{out}");
     // 6,573,120 for 10 classes; 3 classes drop 7 columns of the bias-free 512-wide head.
-    assert_eq!(
-        read_json(&run.join("run.json"))["trainable_params"],
-        6_573_120 - 7 * 512
-    );
+    assert_eq!(read_json(&run.join("run.json"))["trainable_params"], 6_573_120 - 7 * 512);
     let m = read_json(&run.join("metrics.json"));
     assert_eq!(m["test_tta"]["tta"], true);
     assert_eq!(m["test"]["tta"], false);
-    let out = run_ok(
-        burnlab()
-            .arg("eval")
-            .arg(&run)
-            .arg("--data")
-            .arg(&f.data)
-            .arg("--tta"),
-    );
+    let out = run_ok(burnlab().arg("eval").arg(&run).arg("--data").arg(&f.data).arg("--tta"));
     assert!(out.contains("flip TTA"), "{out}");
-    assert_eq!(
-        read_json(&run.join("eval.json"))["accuracy"],
-        m["test_tta"]["accuracy"]
-    );
+    assert_eq!(read_json(&run.join("eval.json"))["accuracy"], m["test_tta"]["accuracy"]);
     let csv = std::fs::read_to_string(run.join("confusion.csv")).expect("csv");
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 4, "{csv}");
@@ -115,34 +85,16 @@ fn resnet9_with_label_smoothing_and_cutout_trains_evaluates_with_tta_and_predict
     let png = image::open(run.join("confusion.png")).expect("png decodes");
     assert!(png.width() > 200 && png.height() > 200);
     let img = f.path("r.png");
-    image::RgbImage::from_pixel(40, 24, image::Rgb([230, 20, 20]))
-        .save(&img)
-        .expect("save");
-    let out = run_ok(
-        burnlab()
-            .arg("predict")
-            .arg(&run)
-            .arg(&img)
-            .args(["--top-k", "2"]),
-    );
-    assert!(
-        out.contains("r.png: ") && out.matches('%').count() == 2,
-        "{out}"
-    );
+    image::RgbImage::from_pixel(40, 24, image::Rgb([230, 20, 20])).save(&img).expect("save");
+    let out = run_ok(burnlab().arg("predict").arg(&run).arg(&img).args(["--top-k", "2"]));
+    assert!(out.contains("r.png: ") && out.matches('%').count() == 2, "{out}");
 }
 
 #[test]
 fn summary_prints_the_layer_table() {
     let out = run_ok(burnlab().args(["summary", "resnet20"]));
-    assert!(
-        out.contains("stage3.block3.conv2") && out.contains("81x81"),
-        "{out}"
-    );
-    assert!(
-        out.trim_end()
-            .ends_with("total: 269,722 trainable parameters, output 10"),
-        "{out}"
-    );
+    assert!(out.contains("stage3.block3.conv2") && out.contains("81x81"), "{out}");
+    assert!(out.trim_end().ends_with("total: 269,722 trainable parameters, output 10"), "{out}");
     let out = run_ok(burnlab().args(["summary", "mlp", "--set", "model.hidden=[100]"]));
     assert!(out.contains("total: 308,310 trainable parameters"), "{out}");
     let e = run_err(burnlab().args(["summary", "vgg16"]));
@@ -157,31 +109,15 @@ fn every_isa_trains_resnet20_to_the_same_loss_and_bad_isas_are_refused() {
     let f = Fixture::new(12, 4, 1, 0.0);
     let loss = |isa: &str| {
         let run = f.path(&format!("resnet-{isa}"));
-        run_ok(
-            f.train_cnn(&run, "resnet20")
-                .args(["--batch-size", "8"])
-                .env("BURNLAB_ISA", isa),
-        );
-        read_json(&run.join("metrics.json"))["test"]["loss"]
-            .as_f64()
-            .expect("test loss")
+        run_ok(f.train_cnn(&run, "resnet20").args(["--batch-size", "8"]).env("BURNLAB_ISA", isa));
+        read_json(&run.join("metrics.json"))["test"]["loss"].as_f64().expect("test loss")
     };
     let (plain, best) = (loss("plain"), loss(""));
-    assert!(
-        (plain - best).abs() < 1e-3 * (1.0 + best.abs()),
-        "plain {plain} vs best ISA {best}"
-    );
+    assert!((plain - best).abs() < 1e-3 * (1.0 + best.abs()), "plain {plain} vs best ISA {best}");
     let run = f.path("bad-isa");
     let e = run_err(f.train_cnn(&run, "resnet20").env("BURNLAB_ISA", "sse9"));
-    assert!(
-        e.contains("BURNLAB_ISA=\"sse9\"") && e.contains("avx2"),
-        "{e}"
-    );
-    let foreign = if cfg!(target_arch = "aarch64") {
-        "avx2"
-    } else {
-        "neon"
-    };
+    assert!(e.contains("BURNLAB_ISA=\"sse9\"") && e.contains("avx2"), "{e}");
+    let foreign = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };
     let e = run_err(f.train_cnn(&run, "resnet20").env("BURNLAB_ISA", foreign));
     assert!(e.contains("does not have"), "{e}");
     assert!(!run.exists(), "no run folder for a run that never started");

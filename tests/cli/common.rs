@@ -29,16 +29,9 @@ pub fn run_ok(cmd: &mut Command) -> String {
 
 pub fn run_err(cmd: &mut Command) -> String {
     let out: Output = cmd.output().expect("run burnlab");
-    assert!(
-        !out.status.success(),
-        "burnlab should have failed:\n{}",
-        text(&out.stdout)
-    );
+    assert!(!out.status.success(), "burnlab should have failed:\n{}", text(&out.stdout));
     let err = text(&out.stderr);
-    assert!(
-        !err.contains("panicked"),
-        "panic instead of an error:\n{err}"
-    );
+    assert!(!err.contains("panicked"), "panic instead of an error:\n{err}");
     err
 }
 
@@ -53,9 +46,7 @@ pub const CLASSES: [&str; 3] = ["blue", "green", "red"];
 pub fn make_image_folder(root: &Path, train_per_class: usize, test_per_class: usize) {
     let mut state = 12345u64;
     let mut noise = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((state >> 33) % 90) as u8
     };
     for (split, n) in [("train", train_per_class), ("test", test_per_class)] {

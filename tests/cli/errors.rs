@@ -13,34 +13,21 @@ fn bad_config_values_are_clear_errors() {
     let e = train(&["--lr", "-0.5"]);
     assert!(e.contains("optim.lr must be a positive number"), "{e}");
     let e = train(&["--backend", "tpu"]);
-    assert!(
-        e.contains("invalid value 'tpu'") && e.contains("flex"),
-        "{e}"
-    );
+    assert!(e.contains("invalid value 'tpu'") && e.contains("flex"), "{e}");
     let e = train(&["--set", "model.activation=swish"]);
     assert!(e.contains("unknown variant `swish`"), "{e}");
     let e = train(&["--set", "optim.momentum"]);
     assert!(e.contains("expected KEY=VALUE"), "{e}");
-    assert!(
-        !f.path("r").exists(),
-        "no run folder for a run that never started"
-    );
+    assert!(!f.path("r").exists(), "no run folder for a run that never started");
 }
 
 #[test]
 fn bad_data_is_a_clear_error() {
     let f = setup();
     let (tmp, cfg) = (&f.tmp, &f.cfg);
-    std::fs::write(
-        f.data.join("train/red/broken.jpg"),
-        b"\xff\xd8\xff not a jpeg",
-    )
-    .expect("write");
+    std::fs::write(f.data.join("train/red/broken.jpg"), b"\xff\xd8\xff not a jpeg").expect("write");
     let e = run_err(&mut f.train(&f.path("r")));
-    assert!(
-        e.contains("broken.jpg") && e.contains("cannot decode image"),
-        "{e}"
-    );
+    assert!(e.contains("broken.jpg") && e.contains("cannot decode image"), "{e}");
 
     let mut c = burnlab();
     c.args(["train", "mlp", "--config"])
@@ -50,14 +37,10 @@ fn bad_data_is_a_clear_error() {
         .arg("--run-dir")
         .arg(tmp.path().join("r2"));
     let e = run_err(&mut c);
-    assert!(
-        e.contains("nothing-here") && e.contains("does not exist"),
-        "{e}"
-    );
+    assert!(e.contains("nothing-here") && e.contains("does not exist"), "{e}");
 
     let mut c = burnlab();
-    c.args(["train", "mlp", "--config"])
-        .arg(tmp.path().join("missing.toml"));
+    c.args(["train", "mlp", "--config"]).arg(tmp.path().join("missing.toml"));
     let e = run_err(&mut c);
     assert!(e.contains("missing.toml"), "{e}");
 }
@@ -74,10 +57,7 @@ fn download_from_an_unreachable_mirror_fails_cleanly() {
         .arg(&cache)
         .arg("--run-dir")
         .arg(tmp.path().join("r"))
-        .env(
-            "BURNLAB_CIFAR10_URL",
-            "http://127.0.0.1:9/cifar-10-binary.tar.gz",
-        );
+        .env("BURNLAB_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-binary.tar.gz");
     let e = run_err(&mut c);
     assert!(e.contains("download of http://127.0.0.1:9/"), "{e}");
     let left: Vec<_> = std::fs::read_dir(&cache)
@@ -102,8 +82,5 @@ fn nan_loss_stops_training_with_a_clear_error() {
     assert!(e.contains("Lower optim.lr"), "{e}");
     let meta = read_json(&run.join("run.json"));
     assert_eq!(meta["status"], "failed");
-    assert!(
-        !run.join("model.bpk").exists(),
-        "no final model from a diverged run"
-    );
+    assert!(!run.join("model.bpk").exists(), "no final model from a diverged run");
 }

@@ -14,11 +14,8 @@ fn to_old_layout(run: &Path, old: &str, absent: &[&str]) {
     for key in absent {
         record.as_object_mut().expect("an object").remove(*key);
     }
-    std::fs::write(
-        run.join(old),
-        serde_json::to_string_pretty(&record).expect("json"),
-    )
-    .expect("write old record");
+    std::fs::write(run.join(old), serde_json::to_string_pretty(&record).expect("json"))
+        .expect("write old record");
     std::fs::remove_file(run.join("run.json")).expect("remove run.json");
 }
 
@@ -39,12 +36,7 @@ fn charlm_runs_in_the_old_layout_still_load_sample_report_and_resume() {
     assert!(out.contains("finished") && out.contains("2/2"), "{out}");
     let out = run_ok(burnlab().arg("eval").arg(&run));
     assert!(out.contains("valid_loss="), "{out}");
-    let out = run_ok(
-        burnlab()
-            .arg("sample")
-            .arg(&run)
-            .args(["--length", "50", "--seed", "3"]),
-    );
+    let out = run_ok(burnlab().arg("sample").arg(&run).args(["--length", "50", "--seed", "3"]));
     assert!(out.chars().count() >= 50, "{out}");
     let report = tmp.path().join("report");
     run_ok(burnlab().arg("report").arg(&run).arg("--out").arg(&report));
@@ -76,21 +68,12 @@ fn word2vec_runs_in_the_old_layout_still_answer_queries_and_resume() {
     let run = tmp.path().join("old-w2v");
     let train = |extra: &[&str]| {
         let mut c = burnlab();
-        c.args([
-            "train",
-            "word2vec",
-            "--dim",
-            "16",
-            "--threads",
-            "1",
-            "--min-count",
-            "1",
-        ])
-        .args(extra)
-        .arg("--corpus")
-        .arg(&corpus)
-        .arg("--run-dir")
-        .arg(&run);
+        c.args(["train", "word2vec", "--dim", "16", "--threads", "1", "--min-count", "1"])
+            .args(extra)
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--run-dir")
+            .arg(&run);
         c
     };
     run_ok(&mut train(&["--epochs", "1"]));
@@ -101,25 +84,12 @@ fn word2vec_runs_in_the_old_layout_still_answer_queries_and_resume() {
         out.contains("old-w2v") && out.contains("word2vec") && out.contains("finished"),
         "{out}"
     );
-    let out = run_ok(
-        burnlab()
-            .arg("similar")
-            .arg(&run)
-            .args(["fruit3", "-k", "3"]),
-    );
+    let out = run_ok(burnlab().arg("similar").arg(&run).args(["fruit3", "-k", "3"]));
     assert_eq!(out.lines().count(), 3, "{out}");
-    let out = run_ok(
-        burnlab()
-            .arg("analogy")
-            .arg(&run)
-            .args(["fruit1", "fruit2", "metal1"]),
-    );
+    let out = run_ok(burnlab().arg("analogy").arg(&run).args(["fruit1", "fruit2", "metal1"]));
     assert!(out.starts_with("fruit2 : fruit1 :: metal1 : ?"), "{out}");
     let e = run_err(burnlab().arg("eval").arg(&run));
-    assert!(
-        e.contains("is a word2vec run") && e.contains("eval-words"),
-        "{e}"
-    );
+    assert!(e.contains("is a word2vec run") && e.contains("eval-words"), "{e}");
     let report = tmp.path().join("report");
     run_ok(burnlab().arg("report").arg(&run).arg("--out").arg(&report));
     assert!(report.join("index.html").is_file());

@@ -12,16 +12,11 @@ fn png_size(path: &Path) -> (u32, u32) {
 /// A Python with TensorBoard installed: `BURNLAB_TEST_PYTHON`, else `python3` if it can import
 /// tensorboard.
 fn tensorboard_python() -> Option<String> {
-    let candidates: Vec<String> = std::env::var("BURNLAB_TEST_PYTHON")
-        .into_iter()
-        .chain(["python3".to_string()])
-        .collect();
+    let candidates: Vec<String> =
+        std::env::var("BURNLAB_TEST_PYTHON").into_iter().chain(["python3".to_string()]).collect();
     candidates.into_iter().find(|py| {
         Command::new(py)
-            .args([
-                "-c",
-                "import tensorboard.backend.event_processing.event_accumulator",
-            ])
+            .args(["-c", "import tensorboard.backend.event_processing.event_accumulator"])
             .output()
             .is_ok_and(|o| o.status.success())
     })
@@ -41,12 +36,7 @@ print(json.dumps({
     "images": {t: [[e.step, e.width, e.height] for e in acc.Images(t)] for t in tags["images"]},
 }))
 "#;
-    let out = Command::new(py)
-        .arg("-c")
-        .arg(script)
-        .arg(dir)
-        .output()
-        .expect("python");
+    let out = Command::new(py).arg("-c").arg(script).arg(dir).output().expect("python");
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
 }
@@ -55,9 +45,7 @@ print(json.dumps({
 /// `value,count` or plain value lines.
 fn burn_log_mean(run: &Path, split: &str, epoch: usize, metric: &str) -> f64 {
     let t = std::fs::read_to_string(
-        run.join(split)
-            .join(format!("epoch-{epoch}"))
-            .join(format!("{metric}.log")),
+        run.join(split).join(format!("epoch-{epoch}")).join(format!("{metric}.log")),
     )
     .expect("burn-train log");
     let (mut sum, mut n) = (0.0, 0.0);
@@ -77,11 +65,8 @@ fn burn_log_mean(run: &Path, split: &str, epoch: usize, metric: &str) -> f64 {
 fn tensorboard_logs_runs_table_and_report_for_every_task() {
     let f = Fixture::new(30, 10, 2, 0.0);
     // A green training image filed as a red test image: one test image the model gets wrong.
-    std::fs::copy(
-        f.data.join("train/green/0000.png"),
-        f.data.join("test/red/zz-green.png"),
-    )
-    .expect("copy");
+    std::fs::copy(f.data.join("train/green/0000.png"), f.data.join("test/red/zz-green.png"))
+        .expect("copy");
     let runs = f.path("runs");
     let lenet = runs.join("lenet");
     run_ok(f.train_cnn(&lenet, "lenet5").args(["--lr", "0.02"]));
@@ -113,24 +98,15 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
     );
 
     // Event files, in the layout TensorBoard overlays: tb/train and tb/valid.
-    for (run, splits) in [
-        (&lenet, &["train", "valid"][..]),
-        (&lstm, &["train", "valid"]),
-        (&w2v, &["train"]),
-    ] {
+    for (run, splits) in
+        [(&lenet, &["train", "valid"][..]), (&lstm, &["train", "valid"]), (&w2v, &["train"])]
+    {
         for split in splits {
             let dir = run.join("tb").join(split);
-            let files: Vec<_> = std::fs::read_dir(&dir)
-                .expect("tb folder")
-                .filter_map(|e| e.ok())
-                .collect();
+            let files: Vec<_> =
+                std::fs::read_dir(&dir).expect("tb folder").filter_map(|e| e.ok()).collect();
             assert_eq!(files.len(), 1, "{}", dir.display());
-            assert!(
-                files[0]
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with("events.out.tfevents.")
-            );
+            assert!(files[0].file_name().to_string_lossy().starts_with("events.out.tfevents."));
         }
     }
     match tensorboard_python() {
@@ -179,26 +155,17 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
             // One sample grid per epoch: 8 columns of 3x-enlarged 32-pixel images.
             let images = valid["images"]["samples"].as_array().expect("samples");
             assert_eq!(
-                images
-                    .iter()
-                    .map(|i| i[0].as_i64().expect("step"))
-                    .collect::<Vec<_>>(),
+                images.iter().map(|i| i[0].as_i64().expect("step")).collect::<Vec<_>>(),
                 [1, 2]
             );
             assert_eq!(images[0][1].as_i64(), Some(8 * 120 + 10));
             let lm = read_with_tensorboard(&py, &lstm.join("tb/valid"));
             assert!(
-                lm["scalars"]["epoch/bits_per_char"]
-                    .as_array()
-                    .is_some_and(|a| a.len() == 2),
+                lm["scalars"]["epoch/bits_per_char"].as_array().is_some_and(|a| a.len() == 2),
                 "{lm}"
             );
             let wv = read_with_tensorboard(&py, &w2v.join("tb/train"));
-            assert_eq!(
-                wv["scalars"]["epoch/loss"].as_array().map(|a| a.len()),
-                Some(2),
-                "{wv}"
-            );
+            assert_eq!(wv["scalars"]["epoch/loss"].as_array().map(|a| a.len()), Some(2), "{wv}");
         }
     }
 
@@ -208,14 +175,8 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
     let table = run_ok(burnlab().arg("runs").arg(&runs));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 5, "{table}");
-    assert!(
-        lines[0].starts_with("run ") && lines[0].contains("best valid"),
-        "{table}"
-    );
-    assert!(
-        lines[1].starts_with("broken ") && lines[1].contains("corrupt: "),
-        "{table}"
-    );
+    assert!(lines[0].starts_with("run ") && lines[0].contains("best valid"), "{table}");
+    assert!(lines[1].starts_with("broken ") && lines[1].contains("corrupt: "), "{table}");
     assert!(
         lines[2].starts_with("lenet ")
             && lines[2].contains("cnn")
@@ -257,25 +218,17 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
         ("curve-step-loss", &["lenet", "lstm", "w2v"]),
         ("lr-schedule", &["lenet", "lstm", "w2v"]),
     ] {
-        assert_eq!(
-            png_size(&out.join(format!("{chart}.png"))),
-            (900, 540),
-            "{chart}"
-        );
+        assert_eq!(png_size(&out.join(format!("{chart}.png"))), (900, 540), "{chart}");
         let svg = std::fs::read_to_string(out.join(format!("{chart}.svg"))).expect("svg");
         assert!(svg.starts_with("<svg"), "{chart}.svg");
         for r in ["lenet", "lstm", "w2v"] {
             // Legend entries are text elements: "lenet train", "lenet valid" or "lenet".
-            let in_legend = svg
-                .lines()
-                .any(|l| l.trim() == r || l.trim().starts_with(&format!("{r} ")));
+            let in_legend =
+                svg.lines().any(|l| l.trim() == r || l.trim().starts_with(&format!("{r} ")));
             assert_eq!(in_legend, runs.contains(&r), "{chart}.svg: {r}");
         }
     }
-    assert_eq!(
-        png_size(&out.join("lenet-confusion.png")),
-        (120 + 3 * 58 + 24, 56 + 3 * 58 + 120)
-    );
+    assert_eq!(png_size(&out.join("lenet-confusion.png")), (120 + 3 * 58 + 24, 56 + 3 * 58 + 120));
     assert!(
         std::fs::read_to_string(out.join("lenet-confusion.svg"))
             .expect("svg")

@@ -47,27 +47,16 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
-    assert!(
-        !killed.join("metrics.json").exists(),
-        "the run was killed before it finished"
-    );
+    assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
 
     let out = run_ok(train(&killed).arg("--resume"));
-    assert!(
-        out.contains("resuming from the checkpoint of epoch"),
-        "{out}"
-    );
+    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
     let a = read_json(&full.join("metrics.json"));
     let b = read_json(&killed.join("metrics.json"));
     for split in ["valid", "test"] {
-        let (la, lb) = (
-            a[split]["loss"].as_f64().expect("loss"),
-            b[split]["loss"].as_f64().expect("loss"),
-        );
-        assert!(
-            (la - lb).abs() < 1e-5,
-            "{split} loss: uninterrupted {la} vs resumed {lb}"
-        );
+        let (la, lb) =
+            (a[split]["loss"].as_f64().expect("loss"), b[split]["loss"].as_f64().expect("loss"));
+        assert!((la - lb).abs() < 1e-5, "{split} loss: uninterrupted {la} vs resumed {lb}");
         assert_eq!(a[split]["confusion"], b[split]["confusion"]);
     }
     assert_eq!(read_json(&killed.join("run.json"))["status"], "finished");

@@ -47,14 +47,8 @@ fn rnn_cells_train_evaluate_and_sample() {
     for cell in ["rnn", "lstm", "gru"] {
         let run = tmp.path().join(cell);
         let out = run_ok(&mut train(&corpus, &run, cell));
-        assert!(
-            out.contains(&format!("{cell} 1x32")) && out.contains("epoch 2/2"),
-            "{out}"
-        );
-        assert!(
-            out.contains("chars/s") && out.contains("bits per char"),
-            "{out}"
-        );
+        assert!(out.contains(&format!("{cell} 1x32")) && out.contains("epoch 2/2"), "{out}");
+        assert!(out.contains("chars/s") && out.contains("bits per char"), "{out}");
         let metrics = read_json(&run.join("metrics.json"));
         let valid = metrics["valid_loss"].as_f64().expect("valid loss");
         // 22 characters + unknown: a uniform guess scores ln 23 ≈ 3.14 nats.
@@ -74,10 +68,7 @@ fn rnn_cells_train_evaluate_and_sample() {
             .expect("valid_loss line")
             .parse()
             .expect("number");
-        assert!(
-            (eval - valid).abs() < 1e-3,
-            "eval {eval} vs training {valid}"
-        );
+        assert!((eval - valid).abs() < 1e-3, "eval {eval} vs training {valid}");
 
         // Sampling with a seed is reproducible, starts with the prime, and survives characters
         // the model never saw.
@@ -104,10 +95,7 @@ fn rnn_bad_input_is_a_clear_error() {
     std::fs::write(&empty, "").expect("write");
     let e = run_err(&mut train(&empty, &tmp.path().join("r1"), "lstm"));
     assert!(e.contains("empty.txt: the corpus is empty"), "{e}");
-    assert!(
-        !tmp.path().join("r1").exists(),
-        "no run folder for a failed start"
-    );
+    assert!(!tmp.path().join("r1").exists(), "no run folder for a failed start");
     let short = tmp.path().join("short.txt");
     std::fs::write(&short, "abcabc").expect("write");
     let e = run_err(&mut train(&short, &tmp.path().join("r2"), "gru"));
@@ -128,10 +116,7 @@ fn rnn_bad_input_is_a_clear_error() {
             .env("BURNLAB_SHAKESPEARE_URL", "http://127.0.0.1:1/input.txt")
             .current_dir(tmp.path()),
     );
-    assert!(
-        e.contains("download of http://127.0.0.1:1/input.txt failed"),
-        "{e}"
-    );
+    assert!(e.contains("download of http://127.0.0.1:1/input.txt failed"), "{e}");
     assert!(std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0) == 0);
 }
 
@@ -153,29 +138,17 @@ fn rnn_resume_after_kill_matches_uninterrupted_run() {
         .expect("spawn");
     let ckpt = killed.join("checkpoint");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !["model", "optim", "scheduler"]
-        .iter()
-        .all(|k| ckpt.join(format!("{k}-1.bpk")).exists())
+    while !["model", "optim", "scheduler"].iter().all(|k| ckpt.join(format!("{k}-1.bpk")).exists())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(2));
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
-    assert!(
-        !killed.join("metrics.json").exists(),
-        "the run was killed before it finished"
-    );
+    assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
     let out = run_ok(train(&corpus, &killed, "lstm").arg("--resume"));
-    assert!(
-        out.contains("resuming from the checkpoint of epoch 1"),
-        "{out}"
-    );
-    let a = read_json(&full.join("metrics.json"))["valid_loss"]
-        .as_f64()
-        .expect("loss");
-    let b = read_json(&killed.join("metrics.json"))["valid_loss"]
-        .as_f64()
-        .expect("loss");
+    assert!(out.contains("resuming from the checkpoint of epoch 1"), "{out}");
+    let a = read_json(&full.join("metrics.json"))["valid_loss"].as_f64().expect("loss");
+    let b = read_json(&killed.join("metrics.json"))["valid_loss"].as_f64().expect("loss");
     assert!((a - b).abs() < 1e-4, "uninterrupted {a} vs resumed {b}");
 }

@@ -30,10 +30,7 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
             "SKIPPED wgpu training: no Vulkan/Metal/DX12 adapter here; checking the error message instead"
         );
         let e = run_err(f.train(&f.path("wgpu")).args(["--backend", "wgpu"]));
-        assert!(
-            e.contains("no GPU adapter found") && e.contains("--backend flex"),
-            "{e}"
-        );
+        assert!(e.contains("no GPU adapter found") && e.contains("--backend flex"), "{e}");
         return;
     }
     for (model, epochs) in [("mlp", 2), ("lenet5", 1), ("resnet8", 1)] {
@@ -55,10 +52,7 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         let (flex, wgpu) = (run("flex"), run("wgpu"));
         for epoch in 1..=epochs {
             let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(
-                a.len() >= 2 && a.len() == b.len(),
-                "{model} epoch {epoch}: {a:?} vs {b:?}"
-            );
+            assert!(a.len() >= 2 && a.len() == b.len(), "{model} epoch {epoch}: {a:?} vs {b:?}");
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-3 * x.abs().max(1.0),
@@ -100,23 +94,13 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
                 "--backend",
                 backend,
             ];
-            run_ok(
-                burnlab()
-                    .args(args)
-                    .arg("--corpus")
-                    .arg(&text)
-                    .arg("--run-dir")
-                    .arg(&dir),
-            );
+            run_ok(burnlab().args(args).arg("--corpus").arg(&text).arg("--run-dir").arg(&dir));
             dir
         };
         let (flex, wgpu) = (run("flex"), run("wgpu"));
         for epoch in 1..=1 {
             let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(
-                a.len() >= 2 && a.len() == b.len(),
-                "{cell} epoch {epoch}: {a:?} vs {b:?}"
-            );
+            assert!(a.len() >= 2 && a.len() == b.len(), "{cell} epoch {epoch}: {a:?} vs {b:?}");
             for (i, (x, y)) in a.iter().zip(&b).enumerate() {
                 assert!(
                     (x - y).abs() <= 1e-3 * x.abs().max(1.0),
@@ -159,21 +143,9 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
         dir
     };
     let (flex, wgpu) = (w2v("flex"), w2v("wgpu"));
-    let loss = |d: &Path| {
-        read_json(&d.join("metrics.json"))["final_loss"]
-            .as_f64()
-            .expect("loss")
-    };
+    let loss = |d: &Path| read_json(&d.join("metrics.json"))["final_loss"].as_f64().expect("loss");
     let (a, b) = (loss(&flex), loss(&wgpu));
-    assert!(
-        a < 3.5 && (a - b).abs() <= 0.01 * a,
-        "word2vec loss: flex {a} vs wgpu {b}"
-    );
-    let out = run_ok(
-        burnlab()
-            .arg("similar")
-            .arg(&wgpu)
-            .args(["fruit2", "-k", "3"]),
-    );
+    assert!(a < 3.5 && (a - b).abs() <= 0.01 * a, "word2vec loss: flex {a} vs wgpu {b}");
+    let out = run_ok(burnlab().arg("similar").arg(&wgpu).args(["fruit2", "-k", "3"]));
     assert!(out.lines().all(|l| l.starts_with("fruit")), "{out}");
 }

@@ -5,16 +5,13 @@ pub fn write_corpus(path: &std::path::Path) {
     let mut text = String::new();
     let mut s = 7u64;
     let mut next = |n: u64| {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (s >> 33) % n
     };
     for _ in 0..2000 {
         let topic = next(2);
-        let words: Vec<String> = (0..10)
-            .map(|_| format!("{}{}", ["fruit", "metal"][topic as usize], next(8)))
-            .collect();
+        let words: Vec<String> =
+            (0..10).map(|_| format!("{}{}", ["fruit", "metal"][topic as usize], next(8))).collect();
         text.push_str(&words.join(" "));
         text.push('\n');
     }
@@ -53,64 +50,28 @@ fn word2vec_trains_writes_vectors_and_answers_queries() {
     assert!(text.starts_with("16 16\n"), "{}", &text[..40]);
     assert_eq!(text.lines().count(), 17);
     let vocab = std::fs::read_to_string(run.join("vocab.txt")).expect("vocab");
-    let total: u64 = vocab
-        .lines()
-        .map(|l| {
-            l.split(' ')
-                .nth(1)
-                .expect("count")
-                .parse::<u64>()
-                .expect("n")
-        })
-        .sum();
+    let total: u64 =
+        vocab.lines().map(|l| l.split(' ').nth(1).expect("count").parse::<u64>().expect("n")).sum();
     assert_eq!(total, 20_000);
     let metrics = read_json(&run.join("metrics.json"));
     assert!(metrics["words_per_s"].as_f64().expect("wps") > 0.0);
 
     // Nearest words share the topic, from the run folder and from the text file alike.
     for target in [run.clone(), run.join("vectors.txt")] {
-        let out = run_ok(
-            burnlab()
-                .arg("similar")
-                .arg(&target)
-                .args(["fruit3", "-k", "3"]),
-        );
-        let words: Vec<&str> = out
-            .lines()
-            .map(|l| l.split_whitespace().next().expect("word"))
-            .collect();
+        let out = run_ok(burnlab().arg("similar").arg(&target).args(["fruit3", "-k", "3"]));
+        let words: Vec<&str> =
+            out.lines().map(|l| l.split_whitespace().next().expect("word")).collect();
         assert_eq!(words.len(), 3, "{out}");
-        assert!(
-            words
-                .iter()
-                .all(|w| w.starts_with("fruit") && *w != "fruit3"),
-            "{out}"
-        );
+        assert!(words.iter().all(|w| w.starts_with("fruit") && *w != "fruit3"), "{out}");
     }
-    let out = run_ok(
-        burnlab()
-            .arg("analogy")
-            .arg(&run)
-            .args(["fruit1", "fruit2", "metal1", "-k", "2"]),
-    );
+    let out =
+        run_ok(burnlab().arg("analogy").arg(&run).args(["fruit1", "fruit2", "metal1", "-k", "2"]));
     assert!(out.starts_with("fruit2 : fruit1 :: metal1 : ?"), "{out}");
     let q = tmp.path().join("q.txt");
-    std::fs::write(
-        &q,
-        ": topics\nfruit1 fruit2 metal1 metal2\nfruit1 fruit2 metal1 gold\n",
-    )
-    .expect("write");
-    let out = run_ok(
-        burnlab()
-            .arg("eval-words")
-            .arg(&run)
-            .arg("--analogies")
-            .arg(&q),
-    );
-    assert!(
-        out.contains("analogy_all_covered=1") && out.contains("analogy_all_total=2"),
-        "{out}"
-    );
+    std::fs::write(&q, ": topics\nfruit1 fruit2 metal1 metal2\nfruit1 fruit2 metal1 gold\n")
+        .expect("write");
+    let out = run_ok(burnlab().arg("eval-words").arg(&run).arg("--analogies").arg(&q));
+    assert!(out.contains("analogy_all_covered=1") && out.contains("analogy_all_total=2"), "{out}");
     let e = run_err(burnlab().arg("similar").arg(&run).arg("banana"));
     assert!(e.contains("`banana` is not in the vocabulary"), "{e}");
 }
@@ -144,31 +105,15 @@ fn word2vec_batched_path_trains_on_flex() {
             .arg("--run-dir")
             .arg(&run),
     );
-    assert!(
-        out.contains("batches of 256 rows on flex") && out.contains("epoch 2/2"),
-        "{out}"
-    );
+    assert!(out.contains("batches of 256 rows on flex") && out.contains("epoch 2/2"), "{out}");
     let metrics = read_json(&run.join("metrics.json"));
     assert_eq!(metrics["path"], "batched");
-    assert!(
-        metrics["final_loss"].as_f64().expect("loss") < 3.0,
-        "{metrics}"
-    );
+    assert!(metrics["final_loss"].as_f64().expect("loss") < 3.0, "{metrics}");
     assert!(run.join("checkpoint/epoch-2.bin").exists());
-    let out = run_ok(
-        burnlab()
-            .arg("similar")
-            .arg(&run)
-            .args(["metal5", "-k", "3"]),
-    );
-    let words: Vec<&str> = out
-        .lines()
-        .map(|l| l.split_whitespace().next().expect("word"))
-        .collect();
-    assert!(
-        words.len() == 3 && words.iter().all(|w| w.starts_with("metal")),
-        "{out}"
-    );
+    let out = run_ok(burnlab().arg("similar").arg(&run).args(["metal5", "-k", "3"]));
+    let words: Vec<&str> =
+        out.lines().map(|l| l.split_whitespace().next().expect("word")).collect();
+    assert!(words.len() == 3 && words.iter().all(|w| w.starts_with("metal")), "{out}");
 }
 
 /// The default config downloads text8; an unreachable host is a clear error that leaves no
@@ -185,10 +130,7 @@ fn word2vec_text8_download_failure_is_clear() {
             .env("BURNLAB_TEXT8_URL", "http://127.0.0.1:1/text8.zip")
             .current_dir(tmp.path()),
     );
-    assert!(
-        e.contains("download of http://127.0.0.1:1/text8.zip failed"),
-        "{e}"
-    );
+    assert!(e.contains("download of http://127.0.0.1:1/text8.zip failed"), "{e}");
     let left: Vec<_> = std::fs::read_dir(&cache)
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
@@ -209,19 +151,13 @@ fn word2vec_bad_input_is_a_clear_error() {
             .arg(tmp.path().join("r1")),
     );
     assert!(e.contains("empty.txt") && e.contains("empty"), "{e}");
-    assert!(
-        !tmp.path().join("r1").exists(),
-        "no run folder for a failed start"
-    );
+    assert!(!tmp.path().join("r1").exists(), "no run folder for a failed start");
     let rare = tmp.path().join("rare.txt");
     std::fs::write(&rare, "one two three").expect("write");
     let e = run_err(burnlab().args(["train", "word2vec", "--corpus"]).arg(&rare));
     assert!(e.contains("no word occurs min_count = 5 times"), "{e}");
     let e = run_err(
-        burnlab()
-            .args(["train", "word2vec", "--corpus"])
-            .arg(&rare)
-            .args(["--set", "model.dim=0"]),
+        burnlab().args(["train", "word2vec", "--corpus"]).arg(&rare).args(["--set", "model.dim=0"]),
     );
     assert!(e.contains("model.dim"), "{e}");
     let e = run_err(burnlab().args(["similar"]).arg(tmp.path()).arg("x"));
@@ -241,26 +177,13 @@ fn word2vec_bad_input_is_a_clear_error() {
     );
     assert!(e.contains("train.path = \"native\" runs on the CPU"), "{e}");
     let e = run_err(
-        burnlab()
-            .args(["train", "word2vec", "--set", "train.batch=0", "--corpus"])
-            .arg(&rare),
+        burnlab().args(["train", "word2vec", "--set", "train.batch=0", "--corpus"]).arg(&rare),
     );
     assert!(e.contains("train.batch"), "{e}");
     let e = run_err(
-        burnlab()
-            .args([
-                "train",
-                "word2vec",
-                "--set",
-                "model.init_range=0",
-                "--corpus",
-            ])
-            .arg(&rare),
+        burnlab().args(["train", "word2vec", "--set", "model.init_range=0", "--corpus"]).arg(&rare),
     );
-    assert!(
-        e.contains("model.init_range must be a positive number, got 0"),
-        "{e}"
-    );
+    assert!(e.contains("model.init_range must be a positive number, got 0"), "{e}");
 }
 
 /// Kill a one-thread run after its first epoch's checkpoint, resume it, and get the vectors of
@@ -273,37 +196,26 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     let corpus = tmp.path().join("corpus.txt");
     let mut text = String::new();
     for i in 0..60_000u64 {
-        let words: Vec<String> = (0..10)
-            .map(|j| format!("w{}", (i * 7 + j * j * 13) % 97))
-            .collect();
+        let words: Vec<String> =
+            (0..10).map(|j| format!("w{}", (i * 7 + j * j * 13) % 97)).collect();
         text.push_str(&words.join(" "));
         text.push('\n');
     }
     std::fs::write(&corpus, text).expect("write");
     let train = |run: &std::path::Path| {
         let mut c = burnlab();
-        c.args([
-            "train",
-            "word2vec",
-            "--dim",
-            "32",
-            "--epochs",
-            "3",
-            "--threads",
-            "1",
-        ])
-        .arg("--corpus")
-        .arg(&corpus)
-        .arg("--run-dir")
-        .arg(run);
+        c.args(["train", "word2vec", "--dim", "32", "--epochs", "3", "--threads", "1"])
+            .arg("--corpus")
+            .arg(&corpus)
+            .arg("--run-dir")
+            .arg(run);
         c
     };
     let full = tmp.path().join("full");
     run_ok(&mut train(&full));
     // Only the last two checkpoints stay.
-    let kept: Vec<bool> = (1..=3)
-        .map(|e| full.join(format!("checkpoint/epoch-{e}.bin")).exists())
-        .collect();
+    let kept: Vec<bool> =
+        (1..=3).map(|e| full.join(format!("checkpoint/epoch-{e}.bin")).exists()).collect();
     assert_eq!(kept, vec![false, true, true]);
 
     let killed = tmp.path().join("killed");
@@ -319,26 +231,17 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
-    assert!(
-        !killed.join("vectors.bin").exists(),
-        "the run was killed before it finished"
-    );
+    assert!(!killed.join("vectors.bin").exists(), "the run was killed before it finished");
 
     let out = run_ok(train(&killed).arg("--resume"));
-    assert!(
-        out.contains("resuming from the checkpoint of epoch"),
-        "{out}"
-    );
+    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
     assert!(
         !out.contains("epoch 1/3") && out.contains("epoch 3/3"),
         "only the remaining epochs run: {out}"
     );
     let a = std::fs::read(full.join("vectors.bin")).expect("full vectors");
     let b = std::fs::read(killed.join("vectors.bin")).expect("resumed vectors");
-    assert!(
-        a == b,
-        "resumed vectors differ from the uninterrupted run's"
-    );
+    assert!(a == b, "resumed vectors differ from the uninterrupted run's");
     let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 }

@@ -92,11 +92,7 @@ impl Augment {
                 for (x, out) in row.iter_mut().enumerate() {
                     let xx = if flip { width - 1 - x } else { x };
                     let sx = xx as isize + dx;
-                    *out = if sx < 0 || sx >= width as isize {
-                        0
-                    } else {
-                        srow[sx as usize]
-                    };
+                    *out = if sx < 0 || sx >= width as isize { 0 } else { srow[sx as usize] };
                 }
             }
         }
@@ -114,11 +110,7 @@ mod tests {
 
     #[test]
     fn shift_pads_with_zero() {
-        let a = Augment {
-            crop_padding: 1,
-            hflip: false,
-            cutout: 0,
-        };
+        let a = Augment { crop_padding: 1, hflip: false, cutout: 0 };
         let mut out = vec![9u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 1, -1, false);
         // Channel 0 input rows: [1 2 3] [4 5 6] [7 8 9]; out(y,x) = in(y+1, x-1).
@@ -128,11 +120,7 @@ mod tests {
 
     #[test]
     fn flip_mirrors_rows() {
-        let a = Augment {
-            crop_padding: 0,
-            hflip: true,
-            cutout: 0,
-        };
+        let a = Augment { crop_padding: 0, hflip: true, cutout: 0 };
         let mut out = vec![0u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 0, 0, true);
         assert_eq!(&out[..9], &[3, 2, 1, 6, 5, 4, 9, 8, 7]);
@@ -140,59 +128,29 @@ mod tests {
 
     #[test]
     fn identity_and_seeded() {
-        let a = Augment {
-            crop_padding: 4,
-            hflip: true,
-            cutout: 0,
-        };
+        let a = Augment { crop_padding: 4, hflip: true, cutout: 0 };
         let src: Vec<u8> = (0..3 * 32 * 32).map(|v| (v % 251) as u8).collect();
         let mut o1 = vec![0u8; src.len()];
         let mut o2 = vec![0u8; src.len()];
-        a.apply(
-            &src,
-            &mut o1,
-            3,
-            32,
-            32,
-            &mut rand::rngs::StdRng::seed_from_u64(3),
-        );
-        a.apply(
-            &src,
-            &mut o2,
-            3,
-            32,
-            32,
-            &mut rand::rngs::StdRng::seed_from_u64(3),
-        );
+        a.apply(&src, &mut o1, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
+        a.apply(&src, &mut o2, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
         assert_eq!(o1, o2);
         let none = Augment::default();
         assert!(none.is_identity());
-        none.apply(
-            &src,
-            &mut o1,
-            3,
-            32,
-            32,
-            &mut rand::rngs::StdRng::seed_from_u64(3),
-        );
+        none.apply(&src, &mut o1, 3, 32, 32, &mut rand::rngs::StdRng::seed_from_u64(3));
         assert_eq!(o1, src);
     }
 
     #[test]
     fn cutout_square_is_clipped_and_sized() {
-        let a = Augment {
-            cutout: 8,
-            ..Augment::default()
-        };
+        let a = Augment { cutout: 8, ..Augment::default() };
         assert!(!a.is_identity());
         let src = vec![7u8; 32 * 32];
         let mut dst = vec![0u8; src.len()];
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let mut clipped = 0;
         for _ in 0..500 {
-            let r = a
-                .apply(&src, &mut dst, 1, 32, 32, &mut rng)
-                .expect("cutout on");
+            let r = a.apply(&src, &mut dst, 1, 32, 32, &mut rng).expect("cutout on");
             assert_eq!(dst, src, "cutout leaves the pixels to the caller");
             assert!(r.y0 < r.y1 && r.y1 <= 32 && r.x0 < r.x1 && r.x1 <= 32);
             assert!(r.y1 - r.y0 <= 8 && r.x1 - r.x0 <= 8);
@@ -202,9 +160,6 @@ mod tests {
         }
         // Centres within 4 pixels of a border (~47% of them) clip the square.
         assert!((150..350).contains(&clipped), "{clipped}");
-        assert_eq!(
-            Augment::default().apply(&src, &mut dst, 1, 32, 32, &mut rng),
-            None
-        );
+        assert_eq!(Augment::default().apply(&src, &mut dst, 1, 32, 32, &mut rng), None);
     }
 }

@@ -53,10 +53,7 @@ pub fn read_text(path: &Path) -> Result<String> {
     let text = String::from_utf8(bytes).map_err(|e| {
         DataError::format(
             path,
-            format!(
-                "invalid UTF-8 at byte offset {}",
-                e.utf8_error().valid_up_to()
-            ),
+            format!("invalid UTF-8 at byte offset {}", e.utf8_error().valid_up_to()),
         )
     })?;
     if text.chars().count() < 2 {
@@ -76,11 +73,8 @@ pub struct CharVocab {
 
 impl CharVocab {
     pub fn from_text(text: &str) -> Self {
-        let mut chars: Vec<char> = text
-            .chars()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut chars: Vec<char> =
+            text.chars().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         chars.shrink_to_fit();
         Self { chars }
     }
@@ -99,9 +93,7 @@ impl CharVocab {
     }
 
     pub fn id(&self, c: char) -> u32 {
-        self.chars
-            .binary_search(&c)
-            .map_or(self.unknown(), |i| i as u32)
+        self.chars.binary_search(&c).map_or(self.unknown(), |i| i as u32)
     }
 
     pub fn encode(&self, text: &str) -> Vec<u32> {
@@ -110,9 +102,7 @@ impl CharVocab {
 
     /// The unknown token decodes to U+FFFD.
     pub fn decode(&self, ids: &[u32]) -> String {
-        ids.iter()
-            .map(|&i| self.chars.get(i as usize).copied().unwrap_or('\u{FFFD}'))
-            .collect()
+        ids.iter().map(|&i| self.chars.get(i as usize).copied().unwrap_or('\u{FFFD}')).collect()
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -190,14 +180,7 @@ impl CharLoader {
             )));
         }
         let n = batches * batch_size;
-        Ok(Self::new(
-            ids,
-            seq_len,
-            batch_size,
-            Windows::Random { seed },
-            (0, n),
-            device,
-        ))
+        Ok(Self::new(ids, seq_len, batch_size, Windows::Random { seed }, (0, n), device))
     }
 
     /// Every complete window of `seq_len` inputs of `ids`, in order.
@@ -215,14 +198,7 @@ impl CharLoader {
                 seq_len + 1
             )));
         }
-        Ok(Self::new(
-            ids,
-            seq_len,
-            batch_size,
-            Windows::Contiguous,
-            (0, n),
-            device,
-        ))
+        Ok(Self::new(ids, seq_len, batch_size, Windows::Contiguous, (0, n), device))
     }
 
     fn new(
@@ -306,11 +282,7 @@ impl Iterator for CharIter<'_> {
             if let Some((t0, n0)) = self.first.take()
                 && let Ok(mut t) = l.timings.lock()
             {
-                t.push((
-                    self.epoch,
-                    (self.next - n0) * l.seq_len,
-                    t0.elapsed().as_secs_f64(),
-                ));
+                t.push((self.epoch, (self.next - n0) * l.seq_len, t0.elapsed().as_secs_f64()));
             }
             return None;
         }
@@ -340,15 +312,9 @@ impl DataLoader<CharBatch> for CharLoader {
         if let Windows::Random { seed, .. } = self.windows {
             // Dropout draws from the backend RNG: seed it per epoch so a resumed epoch draws
             // what the uninterrupted run drew.
-            self.device
-                .seed(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            self.device.seed(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
         }
-        Box::new(CharIter {
-            loader: self,
-            epoch,
-            next: self.range.0,
-            first: None,
-        })
+        Box::new(CharIter { loader: self, epoch, next: self.range.0, first: None })
     }
 
     fn num_items(&self) -> usize {
@@ -374,38 +340,23 @@ mod tests {
     use super::*;
 
     fn ints(t: Tensor<2, Int>) -> Vec<i64> {
-        t.into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .expect("ints")
+        t.into_data().convert::<i64>().try_to_vec::<i64>().expect("ints")
     }
 
     #[test]
     fn vocabulary_is_sorted_with_an_unknown_token() {
         let v = CharVocab::from_text("hello, world\n");
-        assert_eq!(
-            v.chars,
-            vec!['\n', ' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w']
-        );
+        assert_eq!(v.chars, vec!['\n', ' ', ',', 'd', 'e', 'h', 'l', 'o', 'r', 'w']);
         assert_eq!(v.len(), 11);
         assert_eq!(v.encode("hold"), vec![5, 7, 6, 3]);
-        assert_eq!(
-            v.encode("hz"),
-            vec![5, 10],
-            "an unseen character is the unknown token"
-        );
+        assert_eq!(v.encode("hz"), vec![5, 10], "an unseen character is the unknown token");
         assert_eq!(v.decode(&[5, 4, 10]), "he\u{FFFD}");
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("chars.json");
         v.write(&p).expect("write");
         assert_eq!(CharVocab::read(&p).expect("read"), v);
         std::fs::write(&p, "[\"b\", \"a\"]").expect("write");
-        assert!(
-            CharVocab::read(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("sorted")
-        );
+        assert!(CharVocab::read(&p).unwrap_err().to_string().contains("sorted"));
     }
 
     #[test]
@@ -421,26 +372,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("t.txt");
         std::fs::write(&p, "").expect("write");
-        assert!(
-            read_text(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("t.txt: the corpus is empty")
-        );
+        assert!(read_text(&p).unwrap_err().to_string().contains("t.txt: the corpus is empty"));
         std::fs::write(&p, b"ab\xffcd").expect("write");
-        assert!(
-            read_text(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("invalid UTF-8 at byte offset 2")
-        );
+        assert!(read_text(&p).unwrap_err().to_string().contains("invalid UTF-8 at byte offset 2"));
         std::fs::write(&p, b"ab\0cd").expect("write");
-        assert!(
-            read_text(&p)
-                .unwrap_err()
-                .to_string()
-                .contains("binary data")
-        );
+        assert!(read_text(&p).unwrap_err().to_string().contains("binary data"));
         assert!(
             read_text(&dir.path().join("missing.txt"))
                 .unwrap_err()
@@ -456,10 +392,7 @@ mod tests {
         let l = CharLoader::random(ids.clone(), 4, 3, 2, 7, dev.clone()).expect("loader");
         let batches: Vec<CharBatch> = l.iter().map(|b| b.expect("batch")).collect();
         assert_eq!(batches.len(), 2);
-        let (x, y) = (
-            ints(batches[0].inputs.clone()),
-            ints(batches[0].targets.clone()),
-        );
+        let (x, y) = (ints(batches[0].inputs.clone()), ints(batches[0].targets.clone()));
         assert_eq!(x.len(), 12);
         for w in 0..3 {
             for i in 0..4 {
@@ -477,10 +410,7 @@ mod tests {
 
         let v = CharLoader::contiguous(ids, 4, 5, dev).expect("valid");
         assert_eq!(v.num_items(), 12, "(50 − 1) / 4 windows");
-        let all: Vec<i64> = v
-            .iter()
-            .flat_map(|b| ints(b.expect("batch").inputs))
-            .collect();
+        let all: Vec<i64> = v.iter().flat_map(|b| ints(b.expect("batch").inputs)).collect();
         assert_eq!(all, (0..48).collect::<Vec<i64>>());
         assert!(CharLoader::contiguous(Arc::new(vec![1, 2]), 4, 5, Device::flex()).is_err());
         assert!(CharLoader::random(Arc::new(vec![1; 5]), 4, 5, 1, 0, Device::flex()).is_err());

@@ -29,10 +29,7 @@ pub const MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// Parse one batch file's bytes into (CHW images, labels). `path` is only used in errors.
 pub fn parse_batch(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, Vec<u8>)> {
     if bytes.is_empty() {
-        return Err(DataError::format(
-            path,
-            "file is empty, expected 3073-byte records",
-        ));
+        return Err(DataError::format(path, "file is empty, expected 3073-byte records"));
     }
     if !bytes.len().is_multiple_of(RECORD) {
         let whole = bytes.len() / RECORD;
@@ -80,12 +77,8 @@ pub fn read_class_names(dir: &Path) -> Result<Vec<String>> {
     }
     let text = String::from_utf8(read(&path)?)
         .map_err(|_| DataError::format(&path, "class names are not valid UTF-8"))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let names: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.len() != NUM_CLASSES {
         return Err(DataError::format(
             &path,
@@ -96,21 +89,10 @@ pub fn read_class_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 pub fn default_class_names() -> Vec<String> {
-    [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 fn load_files(dir: &Path, files: &[&str], classes: &[String]) -> Result<ImageSet> {
@@ -147,10 +129,7 @@ pub fn load_test(dir: &Path) -> Result<ImageSet> {
 
 /// Whether `dir` holds every batch file.
 pub fn is_complete(dir: &Path) -> bool {
-    TRAIN_FILES
-        .iter()
-        .chain(std::iter::once(&TEST_FILE))
-        .all(|f| dir.join(f).is_file())
+    TRAIN_FILES.iter().chain(std::iter::once(&TEST_FILE)).all(|f| dir.join(f).is_file())
 }
 
 /// The official archive.
@@ -211,9 +190,7 @@ pub(crate) mod tests {
     fn truncated_record_names_file_and_offset() {
         let mut bytes = synthetic_record(1);
         bytes.extend(&synthetic_record(2)[..100]);
-        let err = parse_batch(&bytes, Path::new("data_batch_1.bin"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_batch(&bytes, Path::new("data_batch_1.bin")).unwrap_err().to_string();
         assert!(err.contains("data_batch_1.bin"), "{err}");
         assert!(err.contains("byte offset 3073"), "{err}");
         assert!(err.contains("3173 bytes"), "{err}");
@@ -223,20 +200,13 @@ pub(crate) mod tests {
     fn bad_label_names_record_offset() {
         let mut bytes = synthetic_record(1);
         bytes.extend(synthetic_record(10));
-        let err = parse_batch(&bytes, Path::new("x.bin"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("record 1 at byte offset 3073 has label 10"),
-            "{err}"
-        );
+        let err = parse_batch(&bytes, Path::new("x.bin")).unwrap_err().to_string();
+        assert!(err.contains("record 1 at byte offset 3073 has label 10"), "{err}");
     }
 
     #[test]
     fn empty_file_is_an_error() {
-        let err = parse_batch(&[], Path::new("e.bin"))
-            .unwrap_err()
-            .to_string();
+        let err = parse_batch(&[], Path::new("e.bin")).unwrap_err().to_string();
         assert!(err.contains("e.bin") && err.contains("empty"), "{err}");
     }
 
@@ -247,11 +217,8 @@ pub(crate) mod tests {
             std::fs::write(dir.path().join(f), synthetic_record(i as u8)).expect("write");
         }
         std::fs::write(dir.path().join(TEST_FILE), synthetic_record(7)).expect("write");
-        std::fs::write(
-            dir.path().join(META_FILE),
-            default_class_names().join("\n") + "\n\n",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join(META_FILE), default_class_names().join("\n") + "\n\n")
+            .expect("write");
         let (train, test) = load_dir(dir.path()).expect("load");
         assert_eq!(train.labels, vec![0, 1, 2, 3, 4]);
         assert_eq!(test.labels, vec![7]);
@@ -267,8 +234,7 @@ pub(crate) mod tests {
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            tar.append_data(&mut h, format!("{DIR_NAME}/{name}"), data)
-                .expect("append");
+            tar.append_data(&mut h, format!("{DIR_NAME}/{name}"), data).expect("append");
         };
         for (i, f) in TRAIN_FILES.iter().enumerate() {
             add(f, &synthetic_record(i as u8));
@@ -292,11 +258,7 @@ pub(crate) mod tests {
         // One connection only: a second download would fail.
         let url = crate::download::tests::serve(archive.clone(), None, 1);
         let cache = tempfile::tempdir().expect("tmp");
-        let d = Download {
-            url,
-            checksum: md5_hex(&archive),
-            file_name: ARCHIVE_NAME.into(),
-        };
+        let d = Download { url, checksum: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
         let dir = ensure(cache.path(), &d).expect("first");
         let (train, test) = load_dir(&dir).expect("load");
         assert_eq!((train.len(), test.len()), (5, 1));
@@ -314,23 +276,11 @@ pub(crate) mod tests {
         let archive = official_layout_archive();
         let cache = tempfile::tempdir().expect("tmp");
         let url = crate::download::tests::serve(archive.clone(), None, 1);
-        let d = Download {
-            url,
-            checksum: Checksum::Md5(MD5.into()),
-            file_name: ARCHIVE_NAME.into(),
-        };
-        assert!(
-            ensure(cache.path(), &d)
-                .unwrap_err()
-                .to_string()
-                .contains("MD5")
-        );
+        let d =
+            Download { url, checksum: Checksum::Md5(MD5.into()), file_name: ARCHIVE_NAME.into() };
+        assert!(ensure(cache.path(), &d).unwrap_err().to_string().contains("MD5"));
         let url = crate::download::tests::serve(archive.clone(), Some(archive.len() / 2), 1);
-        let d = Download {
-            url,
-            checksum: md5_hex(&archive),
-            file_name: ARCHIVE_NAME.into(),
-        };
+        let d = Download { url, checksum: md5_hex(&archive), file_name: ARCHIVE_NAME.into() };
         assert!(ensure(cache.path(), &d).is_err());
         assert_eq!(std::fs::read_dir(cache.path()).expect("ls").count(), 0);
         assert!(!is_complete(&cache.path().join(DIR_NAME)));

@@ -29,9 +29,7 @@ impl Corpus {
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.is_file()
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                        && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
                 })
                 .collect();
             files.sort();
@@ -47,11 +45,7 @@ impl Corpus {
 
     /// Total size in bytes (for progress bars).
     pub fn bytes(&self) -> u64 {
-        self.files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum()
+        self.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum()
     }
 
     /// Call `f` with each sentence's words, in order. Stops early if `f` returns false.
@@ -81,10 +75,7 @@ impl Corpus {
                 let text = std::str::from_utf8(&line).map_err(|e| {
                     DataError::format(
                         path,
-                        format!(
-                            "invalid UTF-8 at byte offset {}",
-                            offset + e.valid_up_to() as u64
-                        ),
+                        format!("invalid UTF-8 at byte offset {}", offset + e.valid_up_to() as u64),
                     )
                 })?;
                 offset += n as u64;
@@ -147,22 +138,12 @@ pub struct Vocab {
 
 impl Vocab {
     pub fn from_counts(counts: HashMap<String, u64>, min_count: u64) -> Self {
-        let mut entries: Vec<(String, u64)> = counts
-            .into_iter()
-            .filter(|(_, c)| *c >= min_count.max(1))
-            .collect();
+        let mut entries: Vec<(String, u64)> =
+            counts.into_iter().filter(|(_, c)| *c >= min_count.max(1)).collect();
         entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let index = entries
-            .iter()
-            .enumerate()
-            .map(|(i, (w, _))| (w.clone(), i as u32))
-            .collect();
+        let index = entries.iter().enumerate().map(|(i, (w, _))| (w.clone(), i as u32)).collect();
         let (words, counts) = entries.into_iter().unzip();
-        Self {
-            words,
-            counts,
-            index,
-        }
+        Self { words, counts, index }
     }
 
     /// Count every word of `corpus` in one pass and keep those with `min_count` or more.
@@ -285,11 +266,7 @@ mod tests {
             true
         })
         .expect("read");
-        assert_eq!(
-            lens,
-            vec![2, 1, 1000, 1000, 500],
-            "blank lines are no sentence"
-        );
+        assert_eq!(lens, vec![2, 1, 1000, 1000, 500], "blank lines are no sentence");
     }
 
     #[test]
@@ -318,26 +295,13 @@ mod tests {
         let e = Vocab::build(&c, 1, |_| {}).expect_err("empty").to_string();
         assert!(e.contains("c.txt") && e.contains("empty"), "{e}");
         let (_d, c) = corpus(b" \n\n \t");
-        assert!(
-            Vocab::build(&c, 1, |_| {})
-                .expect_err("blank")
-                .to_string()
-                .contains("empty")
-        );
+        assert!(Vocab::build(&c, 1, |_| {}).expect_err("blank").to_string().contains("empty"));
         let (_d, c) = corpus(b"a b c a");
-        let e = Vocab::build(&c, 5, |_| {})
-            .expect_err("min_count")
-            .to_string();
-        assert!(
-            e.contains("no word occurs min_count = 5 times (4 words, 3 distinct)"),
-            "{e}"
-        );
+        let e = Vocab::build(&c, 5, |_| {}).expect_err("min_count").to_string();
+        assert!(e.contains("no word occurs min_count = 5 times (4 words, 3 distinct)"), "{e}");
         let (_d, c) = corpus(b"good words \xff\xfe bad");
         let e = Vocab::build(&c, 1, |_| {}).expect_err("utf8").to_string();
-        assert!(
-            e.contains("c.txt") && e.contains("invalid UTF-8 at byte offset 11"),
-            "{e}"
-        );
+        assert!(e.contains("c.txt") && e.contains("invalid UTF-8 at byte offset 11"), "{e}");
         let (_d, c) = corpus(b"\x7fELF\x02\x01\x01\x00\x00\x00");
         let e = Vocab::build(&c, 1, |_| {}).expect_err("binary").to_string();
         assert!(e.contains("binary data") && e.contains("offset 7"), "{e}");
@@ -363,8 +327,7 @@ mod tests {
         assert_eq!(seen, vec!["x", "y", "y"]);
         let v = Vocab::build(&c, 1, |_| {}).expect("vocab");
         let p = dir.path().join("vocab.txt");
-        v.write(std::fs::File::create(&p).expect("create"))
-            .expect("write");
+        v.write(std::fs::File::create(&p).expect("create")).expect("write");
         assert_eq!(std::fs::read_to_string(&p).expect("read"), "y 2\nx 1\n");
         assert_eq!(Vocab::read(&p).expect("read"), v);
     }

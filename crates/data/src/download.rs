@@ -93,10 +93,7 @@ pub fn fetch_file(download: &Download, dest: &Path) -> Result<()> {
 
 fn fetch_to(download: &Download, partial: &Path) -> Result<()> {
     let url = &download.url;
-    let fail = |message: String| DataError::Download {
-        url: url.clone(),
-        message,
-    };
+    let fail = |message: String| DataError::Download { url: url.clone(), message };
     tracing::info!("downloading {url}");
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
@@ -254,11 +251,7 @@ pub(crate) mod tests {
         let url = serve(body.clone(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download {
-            url,
-            checksum: md5_hex(&body),
-            file_name: "f.bin".into(),
-        };
+        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
         fetch_file(&d, &dest).expect("download");
         assert_eq!(std::fs::read(&dest).expect("read"), body);
         assert!(!dir.path().join("f.partial").exists());
@@ -269,11 +262,8 @@ pub(crate) mod tests {
         let url = serve(b"hello".to_vec(), None, 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download {
-            url,
-            checksum: Checksum::Md5("0".repeat(32)),
-            file_name: "f.bin".into(),
-        };
+        let d =
+            Download { url, checksum: Checksum::Md5("0".repeat(32)), file_name: "f.bin".into() };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("MD5 checksum mismatch"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
@@ -292,15 +282,9 @@ pub(crate) mod tests {
         };
         fetch_file(&d, &dest).expect("download");
         std::fs::remove_file(&dest).expect("rm");
-        let d = Download {
-            url: serve(b"hellO".to_vec(), None, 1),
-            ..d
-        };
+        let d = Download { url: serve(b"hellO".to_vec(), None, 1), ..d };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
-        assert!(
-            err.contains("SHA-1 checksum mismatch (expected aaf4c61d"),
-            "{err}"
-        );
+        assert!(err.contains("SHA-1 checksum mismatch (expected aaf4c61d"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
 
@@ -310,11 +294,7 @@ pub(crate) mod tests {
         let url = serve(body.clone(), Some(10_000), 1);
         let dir = tempfile::tempdir().expect("tmp");
         let dest = dir.path().join("f.bin");
-        let d = Download {
-            url,
-            checksum: md5_hex(&body),
-            file_name: "f.bin".into(),
-        };
+        let d = Download { url, checksum: md5_hex(&body), file_name: "f.bin".into() };
         let err = fetch_file(&d, &dest).unwrap_err().to_string();
         assert!(err.contains("download of http://127.0.0.1"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);

@@ -31,10 +31,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Decode one image file to planar CHW RGB bytes of `side`×`side`, resizing if needed.
 pub fn decode_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let img = image::load_from_memory(&bytes).map_err(|e| DataError::Image {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let img = image::load_from_memory(&bytes)
+        .map_err(|e| DataError::Image { path: path.to_path_buf(), message: e.to_string() })?;
     let mut rgb = img.to_rgb8();
     if rgb.width() != side || rgb.height() != side {
         rgb = image::imageops::resize(&rgb, side, side, image::imageops::FilterType::Triangle);
@@ -81,18 +79,12 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
         if !dir.is_dir() {
             continue;
         }
-        for f in sorted_entries(&dir)?
-            .into_iter()
-            .filter(|p| p.is_file() && is_image(p))
-        {
+        for f in sorted_entries(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
             files.push((f, label as u8));
         }
     }
     if files.is_empty() {
-        return Err(DataError::format(
-            root,
-            "no .png, .jpg or .jpeg images found",
-        ));
+        return Err(DataError::format(root, "no .png, .jpg or .jpeg images found"));
     }
 
     let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -113,12 +105,7 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
 
     let images = decoded.concat();
     let labels = files.iter().map(|(_, l)| *l).collect();
-    tracing::info!(
-        "{}: {} images in {} classes",
-        root.display(),
-        files.len(),
-        classes.len()
-    );
+    tracing::info!("{}: {} images in {} classes", root.display(), files.len(), classes.len());
     Ok(ImageSet {
         images,
         labels,
@@ -170,16 +157,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("cat")).expect("mkdir");
         write_png(&dir.path().join("cat/good.png"), |_, _| [0, 0, 0], 4);
-        std::fs::write(
-            dir.path().join("cat/bad.jpg"),
-            b"\xff\xd8\xff\xe0 not really a jpeg",
-        )
-        .expect("write");
+        std::fs::write(dir.path().join("cat/bad.jpg"), b"\xff\xd8\xff\xe0 not really a jpeg")
+            .expect("write");
         let err = load(dir.path(), 4, None).unwrap_err().to_string();
-        assert!(
-            err.contains("bad.jpg") && err.contains("cannot decode image"),
-            "{err}"
-        );
+        assert!(err.contains("bad.jpg") && err.contains("cannot decode image"), "{err}");
     }
 
     #[test]
@@ -190,13 +171,8 @@ mod tests {
         let set = load(dir.path(), 32, None).expect("load");
         assert_eq!(set.images.len(), 3 * 32 * 32);
         assert_eq!(set.image(0)[0], 200);
-        let err = load(dir.path(), 32, Some(&["cat".to_string()]))
-            .unwrap_err()
-            .to_string();
+        let err = load(dir.path(), 32, Some(&["cat".to_string()])).unwrap_err().to_string();
         assert!(err.contains("dog"), "{err}");
-        assert!(
-            load(&dir.path().join("dog"), 32, None).is_err(),
-            "no class folders"
-        );
+        assert!(load(&dir.path().join("dog"), 32, None).is_err(), "no class folders");
     }
 }

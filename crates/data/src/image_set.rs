@@ -87,9 +87,9 @@ impl ImageSet {
         for img in self.images.chunks_exact(self.image_size()) {
             for (c, chan) in img.chunks_exact(plane).enumerate() {
                 // Integer sums are exact and much faster than per-pixel float work.
-                let (s, s2) = chan.iter().fold((0u64, 0u64), |(s, s2), &p| {
-                    (s + p as u64, s2 + (p as u64) * (p as u64))
-                });
+                let (s, s2) = chan
+                    .iter()
+                    .fold((0u64, 0u64), |(s, s2), &p| (s + p as u64, s2 + (p as u64) * (p as u64)));
                 sum[c] += s as f64;
                 sum_sq[c] += s2 as f64;
             }
@@ -162,12 +162,8 @@ mod tests {
         assert_eq!(t1.images, t2.images);
         assert_eq!(v1.len(), 5);
         assert_eq!(t1.len(), 15);
-        let mut all: Vec<u8> = t1
-            .images
-            .chunks(12)
-            .chain(v1.images.chunks(12))
-            .map(|c| c[0])
-            .collect();
+        let mut all: Vec<u8> =
+            t1.images.chunks(12).chain(v1.images.chunks(12)).map(|c| c[0]).collect();
         all.sort();
         assert_eq!(all, (0..20u8).collect::<Vec<_>>());
         let (_, v3) = s.split_validation(5, 8).expect("split");

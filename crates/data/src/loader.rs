@@ -105,11 +105,7 @@ impl ImageLoader {
     pub fn epoch_order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (self.range.0..self.range.1).collect();
         if let Some(seed) = self.shuffle_seed {
-            order.shuffle(&mut StdRng::seed_from_u64(mix(
-                seed,
-                epoch as u64,
-                u64::MAX,
-            )));
+            order.shuffle(&mut StdRng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
         }
         order
     }
@@ -123,45 +119,39 @@ impl ImageLoader {
         let mut pixels = vec![0f32; indices.len() * size];
         // Sequential on purpose: this runs on the loader's own thread, and rayon's pool belongs
         // to the CPU backend's matrix multiplications, which stall when it is busy here.
-        pixels
-            .chunks_mut(size)
-            .zip(indices.iter().enumerate())
-            .for_each(|(out, (k, &i))| {
-                let src = set.image(i);
-                let mut tmp;
-                let mut cut = None;
-                let src = match (&self.augment, self.shuffle_seed) {
-                    (Some(a), seed) => {
-                        tmp = vec![0u8; size];
-                        let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
-                        cut = a.apply(
-                            src,
-                            &mut tmp,
-                            set.channels,
-                            set.height,
-                            set.width,
-                            &mut StdRng::seed_from_u64(s),
-                        );
-                        &tmp[..]
-                    }
-                    (None, _) => src,
-                };
-                for (c, (o, s)) in out
-                    .chunks_exact_mut(plane)
-                    .zip(src.chunks_exact(plane))
-                    .enumerate()
-                {
-                    let t = &self.table[c];
-                    for (o, &p) in o.iter_mut().zip(s) {
-                        *o = t[p as usize];
-                    }
-                    if let Some(r) = cut {
-                        for row in o.chunks_exact_mut(set.width).take(r.y1).skip(r.y0) {
-                            row[r.x0..r.x1].fill(0.0);
-                        }
+        pixels.chunks_mut(size).zip(indices.iter().enumerate()).for_each(|(out, (k, &i))| {
+            let src = set.image(i);
+            let mut tmp;
+            let mut cut = None;
+            let src = match (&self.augment, self.shuffle_seed) {
+                (Some(a), seed) => {
+                    tmp = vec![0u8; size];
+                    let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
+                    cut = a.apply(
+                        src,
+                        &mut tmp,
+                        set.channels,
+                        set.height,
+                        set.width,
+                        &mut StdRng::seed_from_u64(s),
+                    );
+                    &tmp[..]
+                }
+                (None, _) => src,
+            };
+            for (c, (o, s)) in out.chunks_exact_mut(plane).zip(src.chunks_exact(plane)).enumerate()
+            {
+                let t = &self.table[c];
+                for (o, &p) in o.iter_mut().zip(s) {
+                    *o = t[p as usize];
+                }
+                if let Some(r) = cut {
+                    for row in o.chunks_exact_mut(set.width).take(r.y1).skip(r.y0) {
+                        row[r.x0..r.x1].fill(0.0);
                     }
                 }
-            });
+            }
+        });
         let labels = indices.iter().map(|&i| set.labels[i] as i64).collect();
         (pixels, labels)
     }
@@ -276,9 +266,7 @@ mod tests {
 
     fn set(n: usize) -> Arc<ImageSet> {
         Arc::new(ImageSet {
-            images: (0..n)
-                .flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4))
-                .collect(),
+            images: (0..n).flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4)).collect(),
             labels: (0..n).map(|i| (i % 3) as u8).collect(),
             classes: vec!["a".into(), "b".into(), "c".into()],
             channels: 3,
@@ -288,10 +276,7 @@ mod tests {
     }
 
     fn norm() -> Normalization {
-        Normalization {
-            mean: vec![0.0; 3],
-            std: vec![1.0 / 255.0; 3],
-        } // value = pixel byte
+        Normalization { mean: vec![0.0; 3], std: vec![1.0 / 255.0; 3] } // value = pixel byte
     }
 
     fn first_pixels(loader: &ImageLoader) -> Vec<Vec<i64>> {
@@ -309,21 +294,13 @@ mod tests {
     fn batches_cover_every_image_once_with_labels() {
         let l = ImageLoader::new(set(10), 4, &norm(), Device::flex()).shuffle(1);
         let batches = first_pixels(&l);
-        assert_eq!(
-            batches.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![4, 4, 2]
-        );
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![4, 4, 2]);
         let mut all: Vec<i64> = batches.concat();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
         let b = l.iter().next().expect("batch").expect("ok");
         let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
-        let labels: Vec<i64> = b
-            .targets
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .expect("i64");
+        let labels: Vec<i64> = b.targets.into_data().convert::<i64>().try_to_vec().expect("i64");
         for (k, lab) in labels.iter().enumerate() {
             assert_eq!(*lab, (px[k * 48].round() as i64) % 3);
         }
@@ -336,9 +313,8 @@ mod tests {
         let e2 = first_pixels(&a);
         assert_ne!(e1, e2, "epochs differ");
         // A fresh loader resumed at epoch 2 replays epoch 2 exactly.
-        let resumed = ImageLoader::new(set(50), 8, &norm(), Device::flex())
-            .shuffle(5)
-            .starting_epoch(2);
+        let resumed =
+            ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5).starting_epoch(2);
         assert_eq!(first_pixels(&resumed), e2);
         let plain = ImageLoader::new(set(5), 2, &norm(), Device::flex());
         assert_eq!(first_pixels(&plain), vec![vec![0, 1], vec![2, 3], vec![4]]);
@@ -351,17 +327,12 @@ mod tests {
         s.images.iter_mut().for_each(|p| *p += 1);
         let l = ImageLoader::new(Arc::new(s), 6, &norm(), Device::flex())
             .shuffle(2)
-            .augment(Augment {
-                cutout: 2,
-                ..Augment::default()
-            });
+            .augment(Augment { cutout: 2, ..Augment::default() });
         let b = l.iter().next().expect("batch").expect("ok");
         let px: Vec<f32> = b.images.into_data().try_to_vec().expect("f32");
         for img in px.chunks(48) {
-            let planes: Vec<Vec<bool>> = img
-                .chunks(16)
-                .map(|c| c.iter().map(|&v| v == 0.0).collect())
-                .collect();
+            let planes: Vec<Vec<bool>> =
+                img.chunks(16).map(|c| c.iter().map(|&v| v == 0.0).collect()).collect();
             let zeros = planes[0].iter().filter(|&&z| z).count();
             // A 2x2 square, clipped to 1x1 or 1x2 at a border; the same pixels in every channel.
             assert!([1, 2, 4].contains(&zeros), "{zeros}");

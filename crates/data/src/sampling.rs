@@ -125,12 +125,7 @@ pub fn skipgram_pairs(
 ) {
     for (i, &centre) in sentence.iter().enumerate() {
         let around = window_around(i, sentence.len(), window, rng);
-        for (j, &context) in sentence
-            .iter()
-            .enumerate()
-            .take(around.end)
-            .skip(around.start)
-        {
+        for (j, &context) in sentence.iter().enumerate().take(around.end).skip(around.start) {
             if j != i {
                 out.push((centre, context));
             }
@@ -226,9 +221,6 @@ mod tests {
             hist[effective_window(5, &mut rng)] += 1;
         }
         assert_eq!(hist[0], 0);
-        assert!(
-            hist[1..].iter().all(|&h| (9_500..10_500).contains(&h)),
-            "{hist:?}"
-        );
+        assert!(hist[1..].iter().all(|&h| (9_500..10_500).contains(&h)), "{hist:?}");
     }
 }

@@ -69,11 +69,7 @@ pub fn load_image_data(
         }
         Layout::Binary(dir) => cifar::load_dir(dir)?,
     };
-    Ok(ImageData {
-        train,
-        test,
-        source,
-    })
+    Ok(ImageData { train, test, source })
 }
 
 /// Only the test split (labelled with `classes` for an image folder), and its source.
@@ -102,16 +98,11 @@ mod tests {
     fn unknown_folder_layout_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tmp");
         let d = cifar::official_download();
-        let err = load_image_data(Some(dir.path()), dir.path(), &d)
-            .err()
-            .expect("error")
-            .to_string();
+        let err =
+            load_image_data(Some(dir.path()), dir.path(), &d).err().expect("error").to_string();
         assert!(err.contains("not a dataset"), "{err}");
         let missing = dir.path().join("nope");
-        let err = load_image_data(Some(&missing), dir.path(), &d)
-            .err()
-            .expect("error")
-            .to_string();
+        let err = load_image_data(Some(&missing), dir.path(), &d).err().expect("error").to_string();
         assert!(err.contains("does not exist"), "{err}");
     }
 

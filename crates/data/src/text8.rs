@@ -69,9 +69,7 @@ fn unzip_member(archive: &Path, member: &str, dest: &Path) -> Result<u64> {
     // A CRC mismatch or a truncated member surfaces as a read error here.
     let n = std::io::copy(&mut entry, &mut out)
         .map_err(|e| DataError::format(archive, format!("cannot extract `{member}`: {e}")))?;
-    let file = out
-        .into_inner()
-        .map_err(|e| DataError::io(dest, e.into_error()))?;
+    let file = out.into_inner().map_err(|e| DataError::io(dest, e.into_error()))?;
     file.sync_all().map_err(io(dest))?;
     Ok(n)
 }
@@ -115,24 +113,17 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read"), text);
         // Only the unzipped file stays; a second call uses it without a connection (the
         // server accepted one).
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .expect("ls")
-            .map(|e| e.expect("e").file_name())
-            .collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("e").file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
-        assert_eq!(
-            ensure(dir.path(), &d, text.len() as u64).expect("cached"),
-            path
-        );
+        assert_eq!(ensure(dir.path(), &d, text.len() as u64).expect("cached"), path);
     }
 
     #[test]
     fn wrong_size_or_member_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
         let archive = zip_of(FILE_NAME, b"too short");
-        let err = ensure(dir.path(), &download_of(&archive, 1), SIZE)
-            .unwrap_err()
-            .to_string();
+        let err = ensure(dir.path(), &download_of(&archive, 1), SIZE).unwrap_err().to_string();
         assert!(
             err.contains("text8.zip: `text8` in the archive is 9 bytes, expected 100000000"),
             "{err}"
@@ -140,9 +131,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
 
         let archive = zip_of("other.txt", b"words");
-        let err = ensure(dir.path(), &download_of(&archive, 1), 5)
-            .unwrap_err()
-            .to_string();
+        let err = ensure(dir.path(), &download_of(&archive, 1), 5).unwrap_err().to_string();
         assert!(err.contains("cannot read zip archive"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }
@@ -164,9 +153,7 @@ mod tests {
         let mid = archive.len() / 2;
         archive[mid] ^= 0xff;
         archive[mid + 1] ^= 0xff;
-        let err = ensure(dir.path(), &download_of(&archive, 1), 8000)
-            .unwrap_err()
-            .to_string();
+        let err = ensure(dir.path(), &download_of(&archive, 1), 8000).unwrap_err().to_string();
         assert!(err.contains("text8.zip"), "{err}");
         assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);
     }

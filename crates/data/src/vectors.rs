@@ -106,9 +106,7 @@ impl WordVectors {
         let mut vectors = Vec::with_capacity(count * dim);
         for (i, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let mut parts = line.split_whitespace();
-            let word = parts
-                .next()
-                .ok_or_else(|| format!("line {}: empty", i + 2))?;
+            let word = parts.next().ok_or_else(|| format!("line {}: empty", i + 2))?;
             let before = vectors.len();
             for p in parts {
                 vectors.push(
@@ -128,11 +126,7 @@ impl WordVectors {
         if words.len() != count {
             return Err(format!("{} words, the header says {count}", words.len()));
         }
-        Ok(Self {
-            words,
-            dim,
-            vectors,
-        })
+        Ok(Self { words, dim, vectors })
     }
 
     fn parse_binary(body: &[u8], count: usize, dim: usize) -> std::result::Result<Self, String> {
@@ -145,9 +139,7 @@ impl WordVectors {
                 reader = &reader[1..];
             }
             let mut word = Vec::new();
-            reader
-                .read_until(b' ', &mut word)
-                .map_err(|e| e.to_string())?;
+            reader.read_until(b' ', &mut word).map_err(|e| e.to_string())?;
             if word.pop() != Some(b' ') {
                 return Err(format!("word {}: truncated", i + 1));
             }
@@ -163,11 +155,7 @@ impl WordVectors {
             );
             reader = &reader[need..];
         }
-        Ok(Self {
-            words,
-            dim,
-            vectors,
-        })
+        Ok(Self { words, dim, vectors })
     }
 }
 
@@ -204,8 +192,7 @@ mod tests {
         for (w, v) in [("a", [1.0f32, 2.0, 3.0]), ("b", [-1.0, 0.5, 0.25])] {
             bytes.extend_from_slice(w.as_bytes());
             bytes.push(b' ');
-            v.iter()
-                .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+            v.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
             bytes.push(b'\n');
         }
         let dir = tempfile::tempdir().expect("tmp");
@@ -216,10 +203,7 @@ mod tests {
         assert_eq!(v.vectors, vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.25]);
         // -binary 0 writes "%lf " after each value: trailing spaces.
         std::fs::write(&p, "2 2\na 0.100000 0.200000 \nb -0.300000 0.400000 \n").expect("write");
-        assert_eq!(
-            WordVectors::read(&p).expect("read").vectors,
-            vec![0.1, 0.2, -0.3, 0.4]
-        );
+        assert_eq!(WordVectors::read(&p).expect("read").vectors, vec![0.1, 0.2, -0.3, 0.4]);
     }
 
     #[test]

@@ -38,10 +38,7 @@ impl Kernel for Peak {
             c10 = s.mul_add(c10, a, b);
             c11 = s.mul_add(c11, a, b);
         }
-        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11]
-            .iter()
-            .map(|v| s.sum(*v))
-            .sum()
+        [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11].iter().map(|v| s.sum(*v)).sum()
     }
 }
 
@@ -71,20 +68,15 @@ fn main() {
         black_box(cpu.run(Peak(iters)));
         let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} fma_peak_gflops={peak:.1}");
-        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
-            &[]
-        } else {
-            &[(16, 32), (32, 16), (64, 8)]
-        };
+        let layers: &[(usize, usize)] =
+            if std::env::var("LIN").is_ok() { &[] } else { &[(16, 32), (32, 16), (64, 8)] };
         for &(c, hw) in layers {
             let mut xp = Padded::new(c, hw, hw, 1, 1);
             let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             xp.fill(&x, c, hw, hw, 1, 1);
             let offs = tap_offsets(c, 3, 3, xp.hp, xp.wp);
             let len = hw * xp.wp;
-            let wt: Vec<f32> = (0..c * offs.len())
-                .map(|i| (i as f32 * 0.11).cos())
-                .collect();
+            let wt: Vec<f32> = (0..c * offs.len()).map(|i| (i as f32 * 0.11).cos()).collect();
             let bias = vec![0.0; c];
             let mut out = vec![0.0; c * len];
             let reps = 40_000 / c;
@@ -120,10 +112,7 @@ fn main() {
         let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let b = vec![0.0; n];
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
         let reps = 10;
         let t = Instant::now();
         for _ in 0..reps {

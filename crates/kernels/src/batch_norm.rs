@@ -27,11 +27,7 @@ fn check(x: &[f32], n: usize, c: usize, inner: usize, gamma: &[f32], beta: &[f32
 /// (f32 lanes, the second pass over the block in L1), and blocks combine in f64 (Chan et al.:
 /// M2 = Σ M2_b + Σ m·(mean_b − mean)²): one pass over the activation, not two.
 pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        n * c * inner,
-        "batch norm statistics: x is not [N, C, inner]"
-    );
+    assert_eq!(x.len(), n * c * inner, "batch norm statistics: x is not [N, C, inner]");
     let count = (n * inner).max(1) as f64;
     let per: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
@@ -46,18 +42,13 @@ pub fn stats(x: &[f32], n: usize, c: usize, inner: usize) -> Vec<f32> {
                 .collect();
             let mean = blocks.iter().map(|b| b.0).sum::<f64>() / count;
             let m = inner as f64;
-            let var = blocks
-                .iter()
-                .map(|&(s, m2)| m2 + m * (s / m.max(1.0) - mean).powi(2))
-                .sum::<f64>()
-                / count;
+            let var =
+                blocks.iter().map(|&(s, m2)| m2 + m * (s / m.max(1.0) - mean).powi(2)).sum::<f64>()
+                    / count;
             (mean as f32, var as f32)
         })
         .collect();
-    per.iter()
-        .map(|p| p.0)
-        .chain(per.iter().map(|p| p.1))
-        .collect()
+    per.iter().map(|p| p.0).chain(per.iter().map(|p| p.1)).collect()
 }
 
 /// y = γ·(x − mean)/√(var + ε) + β, then max(·, 0) if `relu`.
@@ -134,18 +125,12 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     check(x, n, c, inner, gamma, beta, st);
     // Without this, a short dy would end the zipped chunks early and leave dx uninitialised.
-    assert_eq!(
-        dy.len(),
-        x.len(),
-        "batch norm backward: dy and x differ in length"
-    );
+    assert_eq!(dy.len(), x.len(), "batch norm backward: dy and x differ in length");
     if inner == 0 || n == 0 {
         return (vec![0.0; x.len()], vec![0.0; c], vec![0.0; c]);
     }
     let (scale, shift) = affine(c, gamma, beta, st, eps);
-    let inv: Vec<f64> = (0..c)
-        .map(|ch| 1.0 / (st[c + ch] as f64 + eps).sqrt())
-        .collect();
+    let inv: Vec<f64> = (0..c).map(|ch| 1.0 / (st[c + ch] as f64 + eps).sqrt()).collect();
     // Not `vec![0.0; n]`: a serial memset of the whole activation while the other threads
     // wait; the first pass writes every block.
     let mut fresh = Box::<[f32]>::new_uninit_slice(x.len());
@@ -179,26 +164,19 @@ pub fn backward(
         sums[blk % c].1 += s2 as f64;
     }
     let count = (n * inner) as f64;
-    dx.par_chunks_mut(inner)
-        .zip(x.par_chunks(inner))
-        .enumerate()
-        .for_each(|(blk, (g, xb))| {
-            let ch = blk % c;
-            let (s, sxm) = sums[ch];
-            let k = (gamma[ch] as f64 * inv[ch]) as f32;
-            let mean_g = (s / count) as f32;
-            // x̂·Σ(g·x̂)/M = (x − mean)·inv²·Σ(g·(x − mean))/M
-            let proj = (sxm * inv[ch] * inv[ch] / count) as f32;
-            let m = st[ch];
-            for (o, &v) in g.iter_mut().zip(xb) {
-                *o = k * (*o - mean_g - (v - m) * proj);
-            }
-        });
-    let dgamma = sums
-        .iter()
-        .zip(&inv)
-        .map(|(p, i)| (p.1 * i) as f32)
-        .collect();
+    dx.par_chunks_mut(inner).zip(x.par_chunks(inner)).enumerate().for_each(|(blk, (g, xb))| {
+        let ch = blk % c;
+        let (s, sxm) = sums[ch];
+        let k = (gamma[ch] as f64 * inv[ch]) as f32;
+        let mean_g = (s / count) as f32;
+        // x̂·Σ(g·x̂)/M = (x − mean)·inv²·Σ(g·(x − mean))/M
+        let proj = (sxm * inv[ch] * inv[ch] / count) as f32;
+        let m = st[ch];
+        for (o, &v) in g.iter_mut().zip(xb) {
+            *o = k * (*o - mean_g - (v - m) * proj);
+        }
+    });
+    let dgamma = sums.iter().zip(&inv).map(|(p, i)| (p.1 * i) as f32).collect();
     let dbeta = sums.iter().map(|p| p.0 as f32).collect();
     (dx, dgamma, dbeta)
 }
@@ -212,12 +190,9 @@ mod tests {
     #[test]
     fn matches_the_definitions() {
         let (n, c, inner) = (3, 5, 7);
-        let x: Vec<f32> = (0..n * c * inner)
-            .map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 3.0 + 0.5)
-            .collect();
-        let dy: Vec<f32> = (0..x.len())
-            .map(|i| (i * 53 % 97) as f32 / 48.0 - 1.0)
-            .collect();
+        let x: Vec<f32> =
+            (0..n * c * inner).map(|i| ((i * 37 % 101) as f32 / 50.0 - 1.0) * 3.0 + 0.5).collect();
+        let dy: Vec<f32> = (0..x.len()).map(|i| (i * 53 % 97) as f32 / 48.0 - 1.0).collect();
         let gamma: Vec<f32> = (0..c).map(|i| 0.5 + i as f32 * 0.2).collect();
         let beta: Vec<f32> = (0..c).map(|i| i as f32 * 0.1 - 0.2).collect();
         let st = stats(&x, n, c, inner);
@@ -243,21 +218,14 @@ mod tests {
                 let xhat = |i: usize, j: usize| (x[at(i, ch, j)] as f64 - st[ch] as f64) * inv;
                 let g = |i: usize, j: usize| {
                     let pre = gamma[ch] as f64 * xhat(i, j) + beta[ch] as f64;
-                    if relu && pre <= 0.0 {
-                        0.0
-                    } else {
-                        dy[at(i, ch, j)] as f64
-                    }
+                    if relu && pre <= 0.0 { 0.0 } else { dy[at(i, ch, j)] as f64 }
                 };
                 let (mut sg, mut sgx) = (0.0, 0.0);
                 for i in 0..n {
                     for j in 0..inner {
                         let pre = gamma[ch] as f64 * xhat(i, j) + beta[ch] as f64;
                         let want = if relu { pre.max(0.0) } else { pre };
-                        assert!(
-                            (y[at(i, ch, j)] as f64 - want).abs() < 1e-5,
-                            "y relu {relu}"
-                        );
+                        assert!((y[at(i, ch, j)] as f64 - want).abs() < 1e-5, "y relu {relu}");
                         sg += g(i, j);
                         sgx += g(i, j) * xhat(i, j);
                     }
@@ -270,10 +238,7 @@ mod tests {
                     for j in 0..inner {
                         let want =
                             gamma[ch] as f64 * inv * (g(i, j) - sg / m - xhat(i, j) * sgx / m);
-                        assert!(
-                            (dx[at(i, ch, j)] as f64 - want).abs() < 1e-4,
-                            "dx relu {relu}"
-                        );
+                        assert!((dx[at(i, ch, j)] as f64 - want).abs() < 1e-4, "dx relu {relu}");
                     }
                 }
             }

@@ -76,11 +76,7 @@ fn chunk(n: usize) -> usize {
 fn valid_columns(d: &ConvDims, wo: usize, kx: usize) -> (usize, usize) {
     let (sw, pw) = (d.stride[1], d.padding[1]);
     let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
-    let hi = if d.w + pw > kx {
-        ((d.w + pw - kx - 1) / sw + 1).min(wo)
-    } else {
-        0
-    };
+    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 };
     (lo, hi.max(lo))
 }
 
@@ -187,11 +183,7 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
             d.n * d.co * p,
             c * d.co * p,
             || {
-                if d.identity_cols() {
-                    Vec::new()
-                } else {
-                    vec![0.0; k * p]
-                }
+                if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] }
             },
             |cols, i, ys| {
                 for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
@@ -351,19 +343,12 @@ pub fn conv2d_backward(
     let img_in = d.ci * d.h * d.w;
     assert_eq!(dy.len(), d.n * d.co * p, "conv2d backward: output gradient");
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
-        return (
-            want_dx.then(|| vec![0.0; d.n * img_in]),
-            vec![0.0; d.co * k],
-            vec![0.0; d.co],
-        );
+        return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
     }
     // col2im accumulates into dx, so it starts at zero: each task zeroes its own images below
     // (not a serial memset here); the direct path writes every value.
-    let mut fresh = Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() {
-        d.n * img_in
-    } else {
-        0
-    });
+    let mut fresh =
+        Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
     let mut dx = Vec::new();
     if want_dx && d.direct() {
         // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
@@ -460,10 +445,7 @@ mod tests {
     /// in order), whatever rayon's work stealing did: resumed runs repeat uninterrupted ones.
     #[test]
     fn gradients_do_not_depend_on_thread_scheduling() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(4)
-            .build()
-            .expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("pool");
         for (stride, pad) in [(1, 1), (2, 1)] {
             let d = ConvDims {
                 n: 37,
@@ -477,15 +459,11 @@ mod tests {
                 padding: [pad, pad],
             };
             let (ho, wo) = d.out_hw();
-            let x: Vec<f32> = (0..d.n * d.ci * d.h * d.w)
-                .map(|i| (i as f32 * 0.731).sin())
-                .collect();
-            let w: Vec<f32> = (0..d.co * d.ci * 9)
-                .map(|i| (i as f32 * 0.37).cos())
-                .collect();
-            let dy: Vec<f32> = (0..d.n * d.co * ho * wo)
-                .map(|i| (i as f32 * 0.113).sin())
-                .collect();
+            let x: Vec<f32> =
+                (0..d.n * d.ci * d.h * d.w).map(|i| (i as f32 * 0.731).sin()).collect();
+            let w: Vec<f32> = (0..d.co * d.ci * 9).map(|i| (i as f32 * 0.37).cos()).collect();
+            let dy: Vec<f32> =
+                (0..d.n * d.co * ho * wo).map(|i| (i as f32 * 0.113).sin()).collect();
             let first = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
             for _ in 0..8 {
                 let again = pool.install(|| conv2d_backward(Cpu::best(), &d, &x, &w, &dy, true));
@@ -501,11 +479,8 @@ mod tests {
     fn reference(d: &ConvDims, x: &[f32], w: &[f32], b: &[f32], r: &[f32]) -> [Vec<f32>; 4] {
         let (ho, wo) = d.out_hw();
         let mut y = vec![0.0f64; d.n * d.co * ho * wo];
-        let (mut dx, mut dw, mut db) = (
-            vec![0.0f64; x.len()],
-            vec![0.0f64; w.len()],
-            vec![0.0f64; b.len()],
-        );
+        let (mut dx, mut dw, mut db) =
+            (vec![0.0f64; x.len()], vec![0.0f64; w.len()], vec![0.0f64; b.len()]);
         for n in 0..d.n {
             for co in 0..d.co {
                 for oy in 0..ho {
@@ -558,17 +533,7 @@ mod tests {
             (2, 5, 7, 9, 7, 5, 1, 2),
             (1, 16, 16, 6, 6, 3, 1, 1),
         ] {
-            let d = ConvDims {
-                n,
-                ci,
-                h,
-                w,
-                co,
-                kh: k,
-                kw: k,
-                stride: [s, s],
-                padding: [p, p],
-            };
+            let d = ConvDims { n, ci, h, w, co, kh: k, kw: k, stride: [s, s], padding: [p, p] };
             let (ho, wo) = d.out_hw();
             let (x, wt, b, r) = (
                 val(n * ci * h * w, 1),

@@ -38,11 +38,7 @@ pub struct Padded {
 impl Padded {
     pub fn new(c: usize, h: usize, w: usize, ph: usize, pw: usize) -> Self {
         let (hp, wp) = (h + 2 * ph, w + pw);
-        Self {
-            data: vec![0.0; c * hp * wp + wp + SLACK],
-            hp,
-            wp,
-        }
+        Self { data: vec![0.0; c * hp * wp + wp + SLACK], hp, wp }
     }
 
     /// Copies x [C, H, W] into the interior (the borders stay zero).
@@ -54,10 +50,8 @@ impl Padded {
         for ch in 0..c {
             for y in 0..h {
                 let dst = (ch * self.hp + y + ph) * self.wp + pw;
-                let (to, from) = (
-                    &mut self.data[dst..dst + w],
-                    &x[(ch * h + y) * w..(ch * h + y + 1) * w],
-                );
+                let (to, from) =
+                    (&mut self.data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
                 // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
                 // memcpy call per row (4% of a ResNet-20 step).
                 let mut blocks = to.chunks_exact_mut(8);
@@ -124,36 +118,14 @@ pub fn wide_conv_acc(
     acc: bool,
 ) {
     let (co, k) = (bias.len(), offs.len());
-    assert!(
-        ldw >= k && (co == 0 || w.len() >= (co - 1) * ldw + k),
-        "wide_conv: weights"
-    );
-    assert!(
-        ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len),
-        "wide_conv: output"
-    );
-    let reach = offs
-        .iter()
-        .max()
-        .map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
-    assert!(
-        k == 0 || x.len() >= reach,
-        "wide_conv: input too short for its taps"
-    );
+    assert!(ldw >= k && (co == 0 || w.len() >= (co - 1) * ldw + k), "wide_conv: weights");
+    assert!(ldc >= len && (co == 0 || out.len() >= (co - 1) * ldc + len), "wide_conv: output");
+    let reach = offs.iter().max().map_or(0, |m| m + len.div_ceil(SLACK) * SLACK);
+    assert!(k == 0 || x.len() >= reach, "wide_conv: input too short for its taps");
     if co == 0 || len == 0 {
         return;
     }
-    cpu.run(Conv {
-        w,
-        ldw,
-        offs,
-        x,
-        len,
-        bias,
-        out,
-        ldc,
-        acc,
-    })
+    cpu.run(Conv { w, ldw, offs, x, len, bias, out, ldc, acc })
 }
 
 struct Conv<'a> {
@@ -203,17 +175,7 @@ impl Kernel for Conv<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Conv {
-            w,
-            ldw,
-            offs,
-            x,
-            len,
-            bias,
-            out,
-            ldc,
-            acc,
-        } = self;
+        let Conv { w, ldw, offs, x, len, bias, out, ldc, acc } = self;
         let (co, k) = (bias.len(), offs.len());
         let reach = offs.iter().copied().max().unwrap_or(0);
         let tiles = co.div_ceil(MR);
@@ -259,18 +221,7 @@ struct ConvTile<'a> {
 /// R output channels × NV vectors of pixels.
 #[inline(always)]
 fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
-    let ConvTile {
-        w,
-        ldw,
-        offs,
-        reach,
-        x,
-        bias,
-        c,
-        ldc,
-        width,
-        acc,
-    } = t;
+    let ConvTile { w, ldw, offs, reach, x, bias, c, ldc, width, acc } = t;
     let k = offs.len();
     let full = NV * S::LANES;
     assert!(
@@ -283,10 +234,7 @@ fn conv_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: ConvTile) {
     );
     // Every tap's full-width load stays inside x: `reach` is the largest offset (the one caller,
     // `Conv::run`, works it out once from `offs` rather than every tile checking every tap).
-    assert!(
-        k == 0 || reach + full <= x.len(),
-        "conv tile: input too short"
-    );
+    assert!(k == 0 || reach + full <= x.len(), "conv tile: input too short");
     let mut t = [[s.zero(); NV]; R];
     for (r, row) in t.iter_mut().enumerate() {
         *row = [s.splat(bias[r]); NV];
@@ -332,19 +280,11 @@ pub(crate) fn store_rows<S: Simd, const R: usize, const NV: usize>(
             if hi - lo == S::LANES {
                 // SAFETY: dst holds LANES values.
                 unsafe {
-                    let y = if acc {
-                        s.add(*x, s.load(dst.as_ptr()))
-                    } else {
-                        *x
-                    };
+                    let y = if acc { s.add(*x, s.load(dst.as_ptr())) } else { *x };
                     s.store(dst.as_mut_ptr(), y);
                 }
             } else {
-                let y = if acc {
-                    s.add(*x, s.load_partial(dst))
-                } else {
-                    *x
-                };
+                let y = if acc { s.add(*x, s.load_partial(dst)) } else { *x };
                 s.store_partial(dst, y);
             }
         }
@@ -368,10 +308,7 @@ pub fn wide_weight_grad(
     acc: bool,
 ) {
     let k = offs.len();
-    assert!(
-        dyt.len() >= len * co + SLACK && out.len() >= k * co,
-        "wide_weight_grad: sizes"
-    );
+    assert!(dyt.len() >= len * co + SLACK && out.len() >= k * co, "wide_weight_grad: sizes");
     assert!(
         offs.iter().all(|&o| o + len <= x.len()),
         "wide_weight_grad: input too short for its taps"
@@ -385,15 +322,7 @@ pub fn wide_weight_grad(
         }
         return;
     }
-    cpu.run(WeightGrad {
-        offs,
-        x,
-        len,
-        dyt,
-        co,
-        out,
-        acc,
-    })
+    cpu.run(WeightGrad { offs, x, len, dyt, co, out, acc })
 }
 
 struct WeightGrad<'a> {
@@ -411,15 +340,7 @@ impl Kernel for WeightGrad<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let WeightGrad {
-            offs,
-            x,
-            len,
-            dyt,
-            co,
-            out,
-            acc,
-        } = self;
+        let WeightGrad { offs, x, len, dyt, co, out, acc } = self;
         let k = offs.len();
         let tiles = k.div_ceil(MR);
         let step = S::NV * S::LANES;
@@ -459,26 +380,14 @@ struct GradTile<'a> {
 /// R taps × NV vectors of output channels, reduced over the `len` pixels.
 #[inline(always)]
 fn grad_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: GradTile) {
-    let GradTile {
-        offs,
-        x,
-        len,
-        b,
-        ldb,
-        c,
-        width,
-        acc,
-    } = t;
+    let GradTile { offs, x, len, b, ldb, c, width, acc } = t;
     let full = NV * S::LANES;
     assert!(
         offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()),
         "grad tile: input too short"
     );
     // Row q's full-width load reads b[q·ldb .. q·ldb + full]: inside b for every q < len.
-    assert!(
-        len == 0 || (len - 1) * ldb + full <= b.len(),
-        "grad tile: output gradient too short"
-    );
+    assert!(len == 0 || (len - 1) * ldb + full <= b.len(), "grad tile: output gradient too short");
     let mut rows = [x.as_ptr(); R];
     for (r, p) in rows.iter_mut().enumerate() {
         // SAFETY: offs[r] + len ≤ x.len() (asserted): the row pointer and its len values are in x.
@@ -518,9 +427,7 @@ mod tests {
     impl Case {
         fn new(ci: usize, co: usize, h: usize, w: usize, k: usize, pad: usize) -> Self {
             let x: Vec<f32> = (0..ci * h * w).map(|i| (i as f32 * 0.37).sin()).collect();
-            let wt = (0..co * ci * k * k)
-                .map(|i| (i as f32 * 0.11).cos())
-                .collect();
+            let wt = (0..co * ci * k * k).map(|i| (i as f32 * 0.11).cos()).collect();
             let bias = (0..co).map(|i| i as f32 * 0.1).collect();
             let mut xp = Padded::new(ci, h, w, pad, pad);
             xp.fill(&x, ci, h, w, pad, pad);
@@ -551,11 +458,7 @@ mod tests {
                 dyt.extend([f32::NAN; SLACK]);
                 for acc in [false, true] {
                     let init: Vec<f32> = (0..offs.len() * co).map(|i| i as f32 * 0.01).collect();
-                    let mut out = if acc {
-                        init.clone()
-                    } else {
-                        vec![f32::NAN; init.len()]
-                    };
+                    let mut out = if acc { init.clone() } else { vec![f32::NAN; init.len()] };
                     wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, co, &mut out, acc);
                     for p in 0..offs.len() {
                         for c in 0..co {

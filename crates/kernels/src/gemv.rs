@@ -64,12 +64,7 @@ pub fn gemv_acc(cpu: Cpu, x: &[f32], w: &GemvMatrix, y: &mut [f32]) {
             .zip(w.data.par_chunks(per * k * BLOCK))
             .for_each(|(y, data)| cpu.run(Gemv { x, k, data, y }));
     } else {
-        cpu.run(Gemv {
-            x,
-            k,
-            data: &w.data,
-            y,
-        })
+        cpu.run(Gemv { x, k, data: &w.data, y })
     }
 }
 
@@ -87,10 +82,7 @@ impl Kernel for Gemv<'_> {
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
         let Gemv { x, k, data, y } = self;
-        assert!(
-            x.len() == k && data.len() == y.len().div_ceil(BLOCK) * k * BLOCK,
-            "gemv: blocks"
-        );
+        assert!(x.len() == k && data.len() == y.len().div_ceil(BLOCK) * k * BLOCK, "gemv: blocks");
         if k == 0 {
             return;
         }
@@ -117,18 +109,10 @@ mod tests {
         for cpu in Cpu::all() {
             // Widths below, at and across the 64-wide block; K = 1 and odd.
             // And two past PAR_MIN, split over the threads (16 and 5 blocks, the last partial).
-            for (k, n) in [
-                (1, 1),
-                (3, 63),
-                (7, 64),
-                (5, 65),
-                (17, 130),
-                (33, 200),
-                (128, 1024),
-                (600, 300),
-            ]
-            .into_iter()
-            .take(if cfg!(miri) { 6 } else { 8 })
+            for (k, n) in
+                [(1, 1), (3, 63), (7, 64), (5, 65), (17, 130), (33, 200), (128, 1024), (600, 300)]
+                    .into_iter()
+                    .take(if cfg!(miri) { 6 } else { 8 })
             {
                 let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();

@@ -112,12 +112,7 @@ impl HogwildTable {
                 })
             })
             .collect();
-        Self {
-            dim,
-            blocks,
-            data,
-            access,
-        }
+        Self { dim, blocks, data, access }
     }
 
     pub fn dim(&self) -> usize {
@@ -185,10 +180,7 @@ impl HogwildTable {
     /// forwarding: reading first, then a vectorised dot, measured 40% slower word2vec).
     #[inline]
     pub fn read_dot(&self, i: u32, h: &[f32], out: &mut [f32]) -> f32 {
-        assert!(
-            out.len() == self.dim && h.len() == self.dim,
-            "hogwild read_dot: row length"
-        );
+        assert!(out.len() == self.dim && h.len() == self.dim, "hogwild read_dot: row length");
         match self.access {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the token proves AVX and FMA; lengths as asserted above.
@@ -614,11 +606,7 @@ mod vector {
             // SAFETY: j < n/4: block j and values 4j..4j+4 are in bounds; ISA by contract.
             unsafe {
                 let xv = q.load(x.as_ptr().add(4 * j));
-                let v = if a.is_some() {
-                    q.mul_add(av, xv, q.load_block(block))
-                } else {
-                    xv
-                };
+                let v = if a.is_some() { q.mul_add(av, xv, q.load_block(block)) } else { xv };
                 q.store_block(block, v);
             }
         }
@@ -735,11 +723,7 @@ mod tests {
     /// Every way this CPU can access a table: the pairs, and the vector blocks where it has them.
     fn accesses() -> Vec<Access> {
         let best = Access::detect();
-        if matches!(best, Access::Pairs) {
-            vec![Access::Pairs]
-        } else {
-            vec![Access::Pairs, best]
-        }
+        if matches!(best, Access::Pairs) { vec![Access::Pairs] } else { vec![Access::Pairs, best] }
     }
 
     #[test]
@@ -778,10 +762,7 @@ mod tests {
                     "{access:?} dim {dim}: {dot} vs {plain}"
                 );
                 t.axpy(2, 0.5, &h);
-                want[2 * dim..]
-                    .iter_mut()
-                    .zip(&h)
-                    .for_each(|(w, h)| *w += 0.5 * h);
+                want[2 * dim..].iter_mut().zip(&h).for_each(|(w, h)| *w += 0.5 * h);
                 t.write(0, &h);
                 want[..dim].copy_from_slice(&h);
                 // update: e += g·o, row 1 ← o + g·h.
@@ -837,10 +818,7 @@ mod tests {
 
     #[test]
     fn dot_of_plain_slices() {
-        assert_eq!(
-            dot(&[1.0; 11], &(0..11).map(|i| i as f32).collect::<Vec<_>>()),
-            55.0
-        );
+        assert_eq!(dot(&[1.0; 11], &(0..11).map(|i| i as f32).collect::<Vec<_>>()), 55.0);
     }
 
     #[test]

@@ -93,10 +93,7 @@ impl Cpu {
 
     /// The widest ISA this CPU supports.
     pub fn best() -> Cpu {
-        Isa::ALL
-            .into_iter()
-            .find_map(Cpu::new)
-            .unwrap_or(Cpu::Plain(Plain::new()))
+        Isa::ALL.into_iter().find_map(Cpu::new).unwrap_or(Cpu::Plain(Plain::new()))
     }
 
     /// Every ISA this CPU supports, widest first (`plain` always): what the tests run.
@@ -116,11 +113,7 @@ impl Cpu {
                 let wanted = Isa::parse(v)?;
                 Cpu::new(wanted).ok_or_else(|| IsaError::Unsupported {
                     wanted,
-                    have: Cpu::all()
-                        .iter()
-                        .map(|c| c.isa().name())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    have: Cpu::all().iter().map(|c| c.isa().name()).collect::<Vec<_>>().join(", "),
                 })
             }
             _ => Ok(Cpu::best()),
@@ -178,18 +171,9 @@ mod tests {
     #[test]
     fn the_setting_can_only_lower_the_isa() {
         assert_eq!(Cpu::from_setting(None).map(Cpu::isa), Ok(Cpu::best().isa()));
-        assert_eq!(
-            Cpu::from_setting(Some(" ")).map(Cpu::isa),
-            Ok(Cpu::best().isa())
-        );
-        assert_eq!(
-            Cpu::from_setting(Some("plain")).map(Cpu::isa),
-            Ok(Isa::Plain)
-        );
-        assert!(matches!(
-            Cpu::from_setting(Some("avx3")),
-            Err(IsaError::Unknown(_))
-        ));
+        assert_eq!(Cpu::from_setting(Some(" ")).map(Cpu::isa), Ok(Cpu::best().isa()));
+        assert_eq!(Cpu::from_setting(Some("plain")).map(Cpu::isa), Ok(Isa::Plain));
+        assert!(matches!(Cpu::from_setting(Some("avx3")), Err(IsaError::Unknown(_))));
         for isa in Isa::ALL {
             match Cpu::new(isa) {
                 Some(_) => assert_eq!(Cpu::from_setting(Some(isa.name())).map(Cpu::isa), Ok(isa)),

@@ -37,14 +37,8 @@ pub fn forward(
     k: usize,
     n: usize,
 ) -> Vec<f32> {
-    assert!(
-        x.len() == m * k && w.len() == k * n && bias.len() == n,
-        "linear: operand sizes"
-    );
-    assert!(
-        n.is_multiple_of(BLOCK),
-        "linear: N must be a multiple of {BLOCK}"
-    );
+    assert!(x.len() == m * k && w.len() == k * n && bias.len() == n, "linear: operand sizes");
+    assert!(n.is_multiple_of(BLOCK), "linear: N must be a multiple of {BLOCK}");
     if m == 0 || n == 0 || k == 0 {
         return (0..m * n).map(|i| bias[i % n]).collect();
     }
@@ -57,10 +51,7 @@ pub fn forward(
             || (),
             |_, pass, c| {
                 let kc = c.len() / n;
-                for (p, row) in w[pass * KC * n..(pass * KC + kc) * n]
-                    .chunks_exact(n)
-                    .enumerate()
-                {
+                for (p, row) in w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate() {
                     for (blk, src) in row.as_chunks::<BLOCK>().0.iter().enumerate() {
                         let dst = (blk * kc + p) * BLOCK;
                         for (d, &v) in c[dst..dst + BLOCK].iter_mut().zip(src) {
@@ -130,15 +121,7 @@ impl Kernel for Panels<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Panels {
-            a,
-            b,
-            kc,
-            rows,
-            c,
-            ldc,
-            acc,
-        } = self;
+        let Panels { a, b, kc, rows, c, ldc, acc } = self;
         let step = S::NV * S::LANES;
         assert!(
             BLOCK.is_multiple_of(step)
@@ -177,14 +160,7 @@ struct PanelTile<'a> {
 /// R rows × NV vectors of y.
 #[inline(always)]
 fn panel_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: PanelTile) {
-    let PanelTile {
-        a,
-        b,
-        kc,
-        c,
-        ldc,
-        acc,
-    } = t;
+    let PanelTile { a, b, kc, c, ldc, acc } = t;
     let full = NV * S::LANES;
     assert!(
         kc > 0
@@ -223,13 +199,7 @@ mod tests {
     fn matches_the_plain_product() {
         for cpu in Cpu::all() {
             // K past one pass (KC) and not a multiple of it: 300, 600.
-            let cases = [
-                (1, 3, 32),
-                (5, 17, 64),
-                (7, 300, 32),
-                (130, 64, 96),
-                (13, 600, 64),
-            ];
+            let cases = [(1, 3, 32), (5, 17, 64), (7, 300, 32), (130, 64, 96), (13, 600, 64)];
             for &(m, k, n) in &cases[..if cfg!(miri) { 2 } else { cases.len() }] {
                 let x: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
                 let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();

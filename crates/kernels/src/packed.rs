@@ -29,16 +29,9 @@ pub struct PackedB {
 impl PackedB {
     /// Packs B given by its row and column strides (so Wᵀ packs without a copy first).
     pub fn new(b: &[f32], k: usize, n: usize, rs: usize, cs: usize) -> Self {
-        assert!(
-            k == 0 || n == 0 || b.len() > (k - 1) * rs + (n - 1) * cs,
-            "pack: B too short"
-        );
+        assert!(k == 0 || n == 0 || b.len() > (k - 1) * rs + (n - 1) * cs, "pack: B too short");
         if k == 0 {
-            return Self {
-                k,
-                n,
-                data: Vec::new(),
-            };
+            return Self { k, n, data: Vec::new() };
         }
         let blocks = n.div_ceil(NR);
         let mut data = vec![0.0; blocks * k * NR];
@@ -57,10 +50,7 @@ impl PackedB {
 /// dst[m×n] (row-major, contiguous) = (dst if `acc`) + a[m×k] (row-major, contiguous) · B.
 pub fn gemm_packed(cpu: Cpu, m: usize, dst: &mut [f32], acc: bool, a: &[f32], b: &PackedB) {
     let (k, n) = (b.k, b.n);
-    assert!(
-        dst.len() >= m * n && a.len() >= m * k,
-        "gemm_packed: operand sizes"
-    );
+    assert!(dst.len() >= m * n && a.len() >= m * k, "gemm_packed: operand sizes");
     if k == 0 {
         if !acc {
             dst[..m * n].fill(0.0);
@@ -121,23 +111,9 @@ struct Tile<'a> {
 /// R rows × NV vectors (= [`NR`] columns) of C in registers.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
-    let Tile {
-        a,
-        k,
-        b,
-        c,
-        ldc,
-        width,
-        acc,
-    } = t;
-    assert!(
-        NV * S::LANES == NR && a.len() >= R * k && b.len() >= k * NR,
-        "gemm tile: operands"
-    );
-    assert!(
-        c.len() >= (R - 1) * ldc + width && width <= NR,
-        "gemm tile: output"
-    );
+    let Tile { a, k, b, c, ldc, width, acc } = t;
+    assert!(NV * S::LANES == NR && a.len() >= R * k && b.len() >= k * NR, "gemm tile: operands");
+    assert!(c.len() >= (R - 1) * ldc + width && width <= NR, "gemm tile: output");
     let mut t = [[s.zero(); NV]; R];
     if acc {
         for (r, row) in t.iter_mut().enumerate() {
@@ -183,10 +159,7 @@ mod tests {
     ) -> Vec<f32> {
         (0..m * n)
             .map(|i| {
-                c0[i]
-                    + (0..k)
-                        .map(|p| a[i / n * k + p] * b[p * rs + (i % n) * cs])
-                        .sum::<f32>()
+                c0[i] + (0..k).map(|p| a[i / n * k + p] * b[p * rs + (i % n) * cs]).sum::<f32>()
             })
             .collect()
     }
@@ -213,11 +186,7 @@ mod tests {
                 for (rs, cs) in [(n, 1), (1, k)] {
                     let packed = PackedB::new(&b, k, n, rs, cs);
                     for acc in [false, true] {
-                        let mut c = if acc {
-                            c0.clone()
-                        } else {
-                            vec![f32::NAN; m * n]
-                        };
+                        let mut c = if acc { c0.clone() } else { vec![f32::NAN; m * n] };
                         gemm_packed(cpu, m, &mut c, acc, &a, &packed);
                         let want = naive(
                             m,

@@ -20,9 +20,7 @@ pub(crate) unsafe fn par_chunks_uninit<S>(
     assert!(chunk > 0 || len == 0, "par_chunks_uninit: empty chunks");
     let mut buf = Box::<[f32]>::new_uninit_slice(len);
     if len > 0 {
-        buf.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each_init(init, |state, (i, c)| f(state, i, c));
+        buf.par_chunks_mut(chunk).enumerate().for_each_init(init, |state, (i, c)| f(state, i, c));
     }
     // SAFETY: the chunks cover the buffer and `f` initialised each (the caller's contract).
     unsafe { buf.assume_init() }.into_vec()
@@ -72,10 +70,7 @@ mod tests {
     fn lane_sums_are_the_sums() {
         let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
         assert_eq!(lane_total(&a), 666.0);
-        assert_eq!(
-            lane_sum(&a, &a, |x, y| x * y),
-            (0..37).map(|i| (i * i) as f32).sum::<f32>()
-        );
+        assert_eq!(lane_sum(&a, &a, |x, y| x * y), (0..37).map(|i| (i * i) as f32).sum::<f32>());
     }
 
     #[test]

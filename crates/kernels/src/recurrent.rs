@@ -49,14 +49,8 @@ pub fn matmul(
         return;
     }
     assert!(dst.len() >= m * n, "matmul: destination too short");
-    assert!(
-        lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs,
-        "matmul: lhs too short"
-    );
-    assert!(
-        rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs,
-        "matmul: rhs too short"
-    );
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
     // burn-flex's threshold: below ~192³ multiply-adds, threads cost more than they give.
     let par = if threads && m * n * k >= 192 * 192 * 192 {
         gemm::Parallelism::Rayon(0)
@@ -105,21 +99,13 @@ unsafe impl Sync for Rows<'_> {}
 
 impl<'a> Rows<'a> {
     fn new(buf: &'a mut [f32]) -> Self {
-        Self {
-            ptr: buf.as_mut_ptr(),
-            len: buf.len(),
-            _buf: PhantomData,
-        }
+        Self { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
     }
 
     /// Over a buffer not yet written: take ranges through [`Self::zeroed`] or
     /// [`Self::copied`] first.
     fn fresh(buf: &'a mut [MaybeUninit<f32>]) -> Self {
-        Self {
-            ptr: buf.as_mut_ptr().cast(),
-            len: buf.len(),
-            _buf: PhantomData,
-        }
+        Self { ptr: buf.as_mut_ptr().cast(), len: buf.len(), _buf: PhantomData }
     }
 
     /// [`Self::get`] after writing zeros there.
@@ -195,10 +181,7 @@ fn sum_rows(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
 /// One block of batch rows per thread (at most `b` blocks).
 fn blocks(b: usize) -> Vec<Range<usize>> {
     let n = rayon::current_num_threads().clamp(1, b.max(1));
-    (0..n)
-        .map(|i| i * b / n..(i + 1) * b / n)
-        .filter(|r| !r.is_empty())
-        .collect()
+    (0..n).map(|i| i * b / n..(i + 1) * b / n).filter(|r| !r.is_empty()).collect()
 }
 
 /// Shapes of one recurrence call.
@@ -237,12 +220,8 @@ pub fn lstm_forward(
     assert_eq!((h0.len(), c0.len()), (bh, bh), "lstm: state");
     let (mut gates, mut tanh_c, mut out) = (fresh(xw.len()), fresh(tn * bh), fresh(2 * tn * bh));
     let (hs, cs) = out.split_at_mut(tn * bh);
-    let (gates_r, tanh_r, hs_r, cs_r) = (
-        Rows::fresh(&mut gates),
-        Rows::fresh(&mut tanh_c),
-        Rows::fresh(hs),
-        Rows::fresh(cs),
-    );
+    let (gates_r, tanh_r, hs_r, cs_r) =
+        (Rows::fresh(&mut gates), Rows::fresh(&mut tanh_c), Rows::fresh(hs), Rows::fresh(cs));
     let wp = PackedB::new(w, h, g4, g4, 1);
     blocks(bn).into_par_iter().for_each(|rows| {
         let nb = rows.len();
@@ -251,10 +230,7 @@ pub fn lstm_forward(
             // SAFETY: (all `get`s) rows of this block only; the previous step's rows are read
             // through a fresh shared borrow after this thread wrote them.
             let (h_prev, c_prev): (&[f32], &[f32]) = if t == 0 {
-                (
-                    &h0[rows.start * h..rows.end * h],
-                    &c0[rows.start * h..rows.end * h],
-                )
+                (&h0[rows.start * h..rows.end * h], &c0[rows.start * h..rows.end * h])
             } else {
                 let prev = ((t - 1) * bn + rows.start) * h;
                 // SAFETY: rows of this thread's batch block only (see `Rows::get`).
@@ -331,11 +307,7 @@ pub fn lstm_backward(
     let mut da = fresh(tn * bn * g4);
     let mut dh0 = vec![0.0; bh];
     let mut dc0 = vec![0.0; bh];
-    let (da_r, dh0_r, dc0_r) = (
-        Rows::fresh(&mut da),
-        Rows::new(&mut dh0),
-        Rows::new(&mut dc0),
-    );
+    let (da_r, dh0_r, dc0_r) = (Rows::fresh(&mut da), Rows::new(&mut dh0), Rows::new(&mut dc0));
     let wt = PackedB::new(w, g4, h, 1, g4);
     let db = blocks(bn)
         .into_par_iter()
@@ -343,12 +315,8 @@ pub fn lstm_backward(
             let nb = rows.len();
             let mut db = vec![0.0; g4];
             // SAFETY: (all `get`s) rows of this block only.
-            let (dh_next, dc_next) = unsafe {
-                (
-                    dh0_r.get(rows.start * h, nb * h),
-                    dc0_r.get(rows.start * h, nb * h),
-                )
-            };
+            let (dh_next, dc_next) =
+                unsafe { (dh0_r.get(rows.start * h, nb * h), dc0_r.get(rows.start * h, nb * h)) };
             for t in (0..tn).rev() {
                 // SAFETY: rows of this thread's batch block only (see `Rows::get`).
                 let da_t = unsafe { da_r.zeroed((t * bn + rows.start) * g4, nb * g4) };
@@ -360,11 +328,7 @@ pub fn lstm_backward(
                     let (f, rest) = rest.split_at(h);
                     let (g, o) = rest.split_at(h);
                     let tc = &tape.tanh_c[r..r + h];
-                    let cp = if t == 0 {
-                        &c0[b * h..(b + 1) * h]
-                    } else {
-                        &cs[r - bh..r - bh + h]
-                    };
+                    let cp = if t == 0 { &c0[b * h..(b + 1) * h] } else { &cs[r - bh..r - bh + h] };
                     let (dhr, dcr) = (&dhs[r..r + h], &dcs[r..r + h]);
                     let dhn = &dh_next[bi * h..(bi + 1) * h];
                     let dcn = &mut dc_next[bi * h..(bi + 1) * h];
@@ -395,33 +359,14 @@ pub fn lstm_backward(
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, g4, hs, h0, &da);
-    Grads {
-        xw: da,
-        bias: db,
-        w: dw,
-        h0: dh0,
-        c0: dc0,
-    }
+    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: dc0 }
 }
 
 /// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
 fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
     let mut dw = vec![0.0; h * g];
-    matmul(
-        h,
-        g,
-        bn,
-        &mut dw,
-        false,
-        h0,
-        1,
-        h,
-        &da[..bn * g],
-        g,
-        1,
-        true,
-    );
+    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1, true);
     if tn > 1 {
         matmul(
             h,
@@ -514,13 +459,7 @@ pub fn rnn_backward(cpu: Cpu, d: Dims, hs: &[f32], h0: &[f32], w: &[f32], grad: 
     // SAFETY: every block wrote its rows of every step.
     let da = unsafe { filled(da) };
     let dw = weight_grad(d, h, hs, h0, &da);
-    Grads {
-        xw: da,
-        bias: db,
-        w: dw,
-        h0: dh0,
-        c0: Vec::new(),
-    }
+    Grads { xw: da, bias: db, w: dw, h0: dh0, c0: Vec::new() }
 }
 
 /// What the GRU backward pass needs: per step r, z, n and W_hn·h + b_hn, [T, B, 4H].
@@ -622,11 +561,7 @@ pub fn gru_backward(
     assert_eq!(grad.len(), tn * bh, "gru backward: grad");
     let (mut dxw, mut dhw) = (fresh(tn * bn * g3), fresh(tn * bn * g3));
     let mut dh0 = vec![0.0; bh];
-    let (dxw_r, dhw_r, dh0_r) = (
-        Rows::fresh(&mut dxw),
-        Rows::fresh(&mut dhw),
-        Rows::new(&mut dh0),
-    );
+    let (dxw_r, dhw_r, dh0_r) = (Rows::fresh(&mut dxw), Rows::fresh(&mut dhw), Rows::new(&mut dh0));
     let wt = PackedB::new(w, g3, h, 1, g3);
     let (db_in, db) = blocks(bn)
         .into_par_iter()
@@ -657,10 +592,8 @@ pub fn gru_backward(
                     };
                     let dhr = &grad[t * bh + b * h..t * bh + (b + 1) * h];
                     let dhn_ = &mut dh_next[bi * h..(bi + 1) * h];
-                    let (dx, dw) = (
-                        &mut dx_t[bi * g3..(bi + 1) * g3],
-                        &mut dw_t[bi * g3..(bi + 1) * g3],
-                    );
+                    let (dx, dw) =
+                        (&mut dx_t[bi * g3..(bi + 1) * g3], &mut dw_t[bi * g3..(bi + 1) * g3]);
                     for j in 0..h {
                         let dh = dhr[j] + dhn_[j];
                         let dz = dh * (hp[j] - n[j]);
@@ -691,13 +624,7 @@ pub fn gru_backward(
     // SAFETY: every block wrote its rows of every step.
     let (dxw, dhw) = unsafe { (filled(dxw), filled(dhw)) };
     let dw = weight_grad(d, g3, hs, h0, &dhw);
-    GruGrads {
-        xw: dxw,
-        b_in: db_in,
-        w: dw,
-        bias: db,
-        h0: dh0,
-    }
+    GruGrads { xw: dxw, b_in: db_in, w: dw, bias: db, h0: dh0 }
 }
 
 #[cfg(test)]
@@ -710,17 +637,9 @@ mod tests {
     #[test]
     #[ignore]
     fn lstm_recurrence_speed() {
-        let d = Dims {
-            t: 128,
-            b: 32,
-            h: 256,
-        };
-        let xw: Vec<f32> = (0..d.t * d.b * 4 * d.h)
-            .map(|i| (i as f32 * 0.37).sin())
-            .collect();
-        let w: Vec<f32> = (0..d.h * 4 * d.h)
-            .map(|i| (i as f32 * 0.11).cos() * 0.05)
-            .collect();
+        let d = Dims { t: 128, b: 32, h: 256 };
+        let xw: Vec<f32> = (0..d.t * d.b * 4 * d.h).map(|i| (i as f32 * 0.37).sin()).collect();
+        let w: Vec<f32> = (0..d.h * 4 * d.h).map(|i| (i as f32 * 0.11).cos() * 0.05).collect();
         let s0 = vec![0.0; d.b * d.h];
         let reps = 10;
         let (mut fwd, mut bwd, mut wg) = (0.0, 0.0, 0.0);

@@ -58,11 +58,7 @@ mod tests {
         let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).sin()).collect();
         let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).cos() * 0.5).collect();
         let y = add_relu(&a, &b);
-        assert!(
-            y.iter()
-                .zip(a.iter().zip(&b))
-                .all(|(y, (a, b))| *y == (a + b).max(0.0))
-        );
+        assert!(y.iter().zip(a.iter().zip(&b)).all(|(y, (a, b))| *y == (a + b).max(0.0)));
         let dy: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let g = add_relu_backward(&y, &dy);
         assert!(

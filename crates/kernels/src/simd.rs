@@ -71,11 +71,7 @@ pub trait Simd: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// a·b + c on one float, as this ISA does it.
     #[inline(always)]
     fn mul_add1(self, a: f32, b: f32, c: f32) -> f32 {
-        if Self::FMA {
-            a.mul_add(b, c)
-        } else {
-            a * b + c
-        }
+        if Self::FMA { a.mul_add(b, c) } else { a * b + c }
     }
 }
 
@@ -140,24 +136,15 @@ impl Simd for Plain {
 
 /// AVX2 with FMA (x86-64-v3): every x86 laptop chip of the last decade.
 #[derive(Clone, Copy, Debug)]
-pub struct Avx2(
-    #[cfg(not(target_arch = "x86_64"))] Never,
-    #[cfg(target_arch = "x86_64")] (),
-);
+pub struct Avx2(#[cfg(not(target_arch = "x86_64"))] Never, #[cfg(target_arch = "x86_64")] ());
 
 /// AVX-512F (Skylake-X and later servers, Zen 4 and later).
 #[derive(Clone, Copy, Debug)]
-pub struct Avx512(
-    #[cfg(not(target_arch = "x86_64"))] Never,
-    #[cfg(target_arch = "x86_64")] (),
-);
+pub struct Avx512(#[cfg(not(target_arch = "x86_64"))] Never, #[cfg(target_arch = "x86_64")] ());
 
 /// aarch64 Advanced SIMD (every 64-bit ARM CPU, Apple silicon included).
 #[derive(Clone, Copy, Debug)]
-pub struct Neon(
-    #[cfg(not(target_arch = "aarch64"))] Never,
-    #[cfg(target_arch = "aarch64")] (),
-);
+pub struct Neon(#[cfg(not(target_arch = "aarch64"))] Never, #[cfg(target_arch = "aarch64")] ());
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -480,18 +467,8 @@ mod tests {
                 let a = i as f32 + 0.5;
                 assert_eq!(*v, a * (2.0 - i as f32) + 1.0, "{:?} lane {i}", cpu.isa());
             }
-            assert_eq!(
-                sum,
-                (0..n).map(|i| i as f32 + 0.5).sum::<f32>(),
-                "{:?} sum",
-                cpu.isa()
-            );
-            assert_eq!(
-                part,
-                vec![0.5, 1.5, 2.5][..part.len()].to_vec(),
-                "{:?} partial",
-                cpu.isa()
-            );
+            assert_eq!(sum, (0..n).map(|i| i as f32 + 0.5).sum::<f32>(), "{:?} sum", cpu.isa());
+            assert_eq!(part, vec![0.5, 1.5, 2.5][..part.len()].to_vec(), "{:?} partial", cpu.isa());
         }
     }
 }

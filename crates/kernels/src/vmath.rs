@@ -92,13 +92,8 @@ mod tests {
     fn grid() -> Vec<f32> {
         // A coarser grid under Miri.
         let step = if cfg!(miri) { 97 } else { 1 };
-        let mut v: Vec<f32> = (-4000..=4000)
-            .step_by(step)
-            .map(|i| i as f32 * 0.01)
-            .collect();
-        v.extend([
-            -200.0, -90.0, -88.0, -1e-6, 0.0, 1e-6, 88.0, 90.0, 200.0, 1e-30, -1e-30,
-        ]);
+        let mut v: Vec<f32> = (-4000..=4000).step_by(step).map(|i| i as f32 * 0.01).collect();
+        v.extend([-200.0, -90.0, -88.0, -1e-6, 0.0, 1e-6, 88.0, 90.0, 200.0, 1e-30, -1e-30]);
         v
     }
 
@@ -180,12 +175,7 @@ mod tests {
                     "{:?} sigmoid[{i}] = {a}",
                     cpu.isa()
                 );
-                assert_eq!(
-                    b.is_nan(),
-                    [1, 6, 9].contains(&i),
-                    "{:?} tanh[{i}] = {b}",
-                    cpu.isa()
-                );
+                assert_eq!(b.is_nan(), [1, 6, 9].contains(&i), "{:?} tanh[{i}] = {b}", cpu.isa());
                 // The same value in place and out of place (a NaN's payload bits are not
                 // specified by Rust's float semantics, so NaN only has to stay NaN).
                 assert!(

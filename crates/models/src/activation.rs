@@ -28,9 +28,7 @@ impl std::str::FromStr for Activation {
             "relu" => Ok(Self::Relu),
             "sigmoid" => Ok(Self::Sigmoid),
             "tanh" => Ok(Self::Tanh),
-            other => Err(format!(
-                "unknown activation `{other}` (expected relu, sigmoid or tanh)"
-            )),
+            other => Err(format!("unknown activation `{other}` (expected relu, sigmoid or tanh)")),
         }
     }
 }

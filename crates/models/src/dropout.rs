@@ -87,11 +87,7 @@ mod tests {
     fn apply(host: bool, seed: u64, device: &Device) -> Vec<f32> {
         device.seed(seed);
         let x = Tensor::<2>::ones([32, 50], device);
-        Dropout::new(0.5, host)
-            .forward(x)
-            .into_data()
-            .try_to_vec()
-            .expect("f32")
+        Dropout::new(0.5, host).forward(x).into_data().try_to_vec().expect("f32")
     }
 
     #[test]
@@ -103,10 +99,7 @@ mod tests {
             assert_eq!(a, apply(host, 3, &d), "same seed, same mask (host {host})");
             assert_ne!(a, apply(host, 4, &d));
             let kept = a.iter().filter(|&&v| v != 0.0).count();
-            assert!(
-                (650..950).contains(&kept),
-                "host {host}: kept {kept} of 1600"
-            );
+            assert!((650..950).contains(&kept), "host {host}: kept {kept} of 1600");
             assert!(a.iter().all(|&v| v == 0.0 || (v - 2.0).abs() < 1e-6));
         }
     }
@@ -116,11 +109,7 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let x = Tensor::<2>::ones([4, 4], &d);
-        let y: Vec<f32> = Dropout::new(0.5, true)
-            .forward(x)
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let y: Vec<f32> = Dropout::new(0.5, true).forward(x).into_data().try_to_vec().expect("f32");
         assert!(y.iter().all(|&v| v == 1.0));
     }
 }

@@ -17,9 +17,9 @@ impl LossKind {
     /// Mean loss over the batch. `logits`: [batch, classes]; `targets`: [batch].
     pub fn forward(&self, logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
         match self {
-            LossKind::Ce => CrossEntropyLossConfig::new()
-                .init(&logits.device())
-                .forward(logits, targets),
+            LossKind::Ce => {
+                CrossEntropyLossConfig::new().init(&logits.device()).forward(logits, targets)
+            }
             LossKind::Hinge => hinge_loss(logits, targets, 1.0),
         }
     }
@@ -97,21 +97,14 @@ mod tests {
     fn hinge_gradient_matches_finite_differences() {
         let _rng = crate::device_rng_lock();
         let d = device().autodiff();
-        let values: Vec<f32> = vec![
-            0.3, -1.2, 0.8, 0.1, 2.0, 1.7, -0.4, 0.05, 0.9, 1.1, -0.3, 0.6,
-        ];
+        let values: Vec<f32> = vec![0.3, -1.2, 0.8, 0.1, 2.0, 1.7, -0.4, 0.05, 0.9, 1.1, -0.3, 0.6];
         let targets_v = [2i64, 0, 1];
         let targets = Tensor::<1, Int>::from_data(TensorData::from(targets_v), &d);
         let logits =
             Tensor::<2>::from_data(TensorData::new(values.clone(), [3, 4]), &d).require_grad();
         let loss = hinge_loss(logits.clone(), targets.clone(), 1.0);
         let grads = loss.backward();
-        let g: Vec<f32> = logits
-            .grad(&grads)
-            .expect("grad")
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let g: Vec<f32> = logits.grad(&grads).expect("grad").into_data().try_to_vec().expect("f32");
 
         let plain = Device::flex();
         let eval = |v: &[f32]| -> f64 {
@@ -127,11 +120,7 @@ mod tests {
             let mut m = values.clone();
             m[i] -= eps;
             let fd = (eval(&p) - eval(&m)) / (2.0 * eps as f64);
-            assert!(
-                (fd - g[i] as f64).abs() < 1e-3,
-                "index {i}: fd {fd} vs autodiff {}",
-                g[i]
-            );
+            assert!((fd - g[i] as f64).abs() < 1e-3, "index {i}: fd {fd} vs autodiff {}", g[i]);
         }
     }
 
@@ -154,16 +143,10 @@ mod tests {
         let logits = Tensor::<2>::from_data(TensorData::from([[0.0f32, 2f32.ln(), 5f32.ln()]]), &d);
         let targets = Tensor::<1, Int>::from_data(TensorData::from([2i64]), &d);
         let expected = -(0.1 * 0.125f64.ln() + 0.1 * 0.25f64.ln() + 0.8 * 0.625f64.ln());
-        let loss: f32 = LossKind::Ce
-            .forward_smoothed(logits.clone(), targets.clone(), 0.3)
-            .into_scalar();
-        assert!(
-            (loss as f64 - expected).abs() < 1e-5,
-            "{loss} vs {expected}"
-        );
-        let plain: f32 = LossKind::Ce
-            .forward_smoothed(logits, targets, 0.0)
-            .into_scalar();
+        let loss: f32 =
+            LossKind::Ce.forward_smoothed(logits.clone(), targets.clone(), 0.3).into_scalar();
+        assert!((loss as f64 - expected).abs() < 1e-5, "{loss} vs {expected}");
+        let plain: f32 = LossKind::Ce.forward_smoothed(logits, targets, 0.0).into_scalar();
         assert!((plain as f64 + 0.625f64.ln()).abs() < 1e-5, "{plain}");
     }
 }

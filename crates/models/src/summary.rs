@@ -33,13 +33,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(input: [usize; 3]) -> Self {
-        let mut s = Self {
-            rows: Vec::new(),
-            chw: input,
-            features: None,
-            rf: Some(1),
-            jump: 1,
-        };
+        let mut s = Self { rows: Vec::new(), chw: input, features: None, rf: Some(1), jump: 1 };
         s.push("input", String::new(), 0);
         s
     }
@@ -80,16 +74,8 @@ impl Summary {
     ) {
         self.window(kernel, stride, padding);
         self.chw[0] = c_out;
-        let extra = if extra.is_empty() {
-            String::new()
-        } else {
-            format!(" + {extra}")
-        };
-        self.push(
-            name,
-            format!("conv{kernel}x{kernel}/{stride}{extra}"),
-            params,
-        );
+        let extra = if extra.is_empty() { String::new() } else { format!(" + {extra}") };
+        self.push(name, format!("conv{kernel}x{kernel}/{stride}{extra}"), params);
     }
 
     /// k×k max pooling with stride `stride`, no padding.
@@ -114,11 +100,7 @@ impl Summary {
     pub fn linear(&mut self, name: &str, out: usize, params: usize, extra: &str) {
         self.features = Some(out);
         self.rf = None;
-        let extra = if extra.is_empty() {
-            String::new()
-        } else {
-            format!(" + {extra}")
-        };
+        let extra = if extra.is_empty() { String::new() } else { format!(" + {extra}") };
         self.push(name, format!("linear{extra}"), params);
     }
 
@@ -159,12 +141,7 @@ pub fn conv2d(
 
 /// Render rows as an aligned text table with a total line.
 pub fn format_table(rows: &[LayerRow]) -> String {
-    let shape = |s: &[usize]| {
-        s.iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join("x")
-    };
+    let shape = |s: &[usize]| s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
     let rf = |r: Option<usize>| r.map_or("all".to_string(), |r| format!("{r}x{r}"));
     let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
     let op_w = rows.iter().map(|r| r.op.len()).max().unwrap_or(9).max(9);
@@ -241,10 +218,7 @@ mod tests {
         let mut s = Summary::new([3, 4, 4]);
         s.linear("fc", 2, 98, "");
         let t = format_table(s.rows());
-        assert!(
-            t.ends_with("total: 98 trainable parameters, output 2\n"),
-            "{t}"
-        );
+        assert!(t.ends_with("total: 98 trainable parameters, output 2\n"), "{t}");
         assert!(t.contains("3x4x4"));
     }
 }

@@ -110,30 +110,13 @@ impl Word2Vec {
         let [b, c] = batch.inputs.dims();
         let [_, t] = batch.targets.dims();
         let d = self.dim();
-        let vin = self
-            .input
-            .val()
-            .select(0, batch.inputs.clone().flatten(0, 1))
-            .reshape([b, c, d]);
+        let vin = self.input.val().select(0, batch.inputs.clone().flatten(0, 1)).reshape([b, c, d]);
         let count = batch.mask.clone().sum_dim(1).clamp_min(1.0);
-        let h = (vin * batch.mask.clone().unsqueeze_dim(2))
-            .sum_dim(1)
-            .reshape([b, d])
-            / count.clone();
-        let o = self
-            .output
-            .val()
-            .select(0, batch.targets.clone().flatten(0, 1))
-            .reshape([b, t, d]);
-        let scores = (o.clone() * h.clone().unsqueeze_dim(1))
-            .sum_dim(2)
-            .reshape([b, t]);
-        Forward {
-            h,
-            count,
-            o,
-            scores,
-        }
+        let h =
+            (vin * batch.mask.clone().unsqueeze_dim(2)).sum_dim(1).reshape([b, d]) / count.clone();
+        let o = self.output.val().select(0, batch.targets.clone().flatten(0, 1)).reshape([b, t, d]);
+        let scores = (o.clone() * h.clone().unsqueeze_dim(1)).sum_dim(2).reshape([b, t]);
+        Forward { h, count, o, scores }
     }
 
     /// ±1 per target column: +1 for the positive (column 0), −1 for the negatives.
@@ -160,10 +143,7 @@ impl Word2Vec {
         let f = self.forward(batch);
         let [_, t, d] = f.o.dims();
         let signs = Self::signs(t, &device);
-        let loss = log_sigmoid(f.scores.clone() * signs.clone())
-            .sum()
-            .neg()
-            .div_scalar(b as f64);
+        let loss = log_sigmoid(f.scores.clone() * signs.clone()).sum().neg().div_scalar(b as f64);
         // label − σ(s), with labels 1 for the positive and 0 for the negatives, times lr.
         let labels = signs.add_scalar(1.0).div_scalar(2.0);
         let g = (labels - sigmoid(f.scores)).mul_scalar(lr); // [B, T]
@@ -200,13 +180,7 @@ mod tests {
     /// `Word2VecC`, each input row's step is instead the gradient times its row's context count
     /// (`counts[i]` for input row i of the flattened [B, C] inputs).
     fn check(inputs: Vec<i64>, mask: Vec<f32>, targets: Vec<i64>, batch: usize) {
-        check_with(
-            inputs.clone(),
-            mask.clone(),
-            targets.clone(),
-            batch,
-            ContextUpdate::Gradient,
-        );
+        check_with(inputs.clone(), mask.clone(), targets.clone(), batch, ContextUpdate::Gradient);
         check_with(inputs, mask, targets, batch, ContextUpdate::Word2VecC);
     }
 
@@ -221,11 +195,8 @@ mod tests {
         plain.seed(5);
         let mut m = Word2VecConfig::new(7).with_dim(5).init(&plain);
         // Non-zero output vectors, so that both tables get gradients.
-        m.output = Param::from_tensor(Tensor::random(
-            [7, 5],
-            Distribution::Uniform(-0.5, 0.5),
-            &plain,
-        ));
+        m.output =
+            Param::from_tensor(Tensor::random([7, 5], Distribution::Uniform(-0.5, 0.5), &plain));
         let lr = 0.1;
 
         let ad = plain.clone().autodiff();
@@ -264,13 +235,7 @@ mod tests {
         assert!(loss.into_scalar::<f32>() > 0.0);
         for (name, before, after, grad, scale) in [
             ("input", before_in, rows(next.input.val()), g_in, scale_in),
-            (
-                "output",
-                before_out,
-                rows(next.output.val()),
-                g_out,
-                vec![1f32; 7],
-            ),
+            ("output", before_out, rows(next.output.val()), g_out, vec![1f32; 7]),
         ] {
             for (i, ((b, a), g)) in before.iter().zip(&after).zip(&grad).enumerate() {
                 let expected = -lr as f32 * g * scale[i / 5];
@@ -287,12 +252,7 @@ mod tests {
     fn skipgram_update_matches_autodiff() {
         let _rng = crate::device_rng_lock();
         // Three pairs, K = 2 negatives; word 1 is an input twice and word 3 a target thrice.
-        check(
-            vec![1, 4, 1],
-            vec![1.0; 3],
-            vec![2, 3, 5, 3, 0, 6, 6, 3, 2],
-            3,
-        );
+        check(vec![1, 4, 1], vec![1.0; 3], vec![2, 3, 5, 3, 0, 6, 6, 3, 2], 3);
     }
 
     #[test]
@@ -313,18 +273,12 @@ mod tests {
         // gensim's default (±1/dim) and word2vec.c's (±0.5/dim): the values fill the range.
         for (range, m) in [
             (1.0, Word2VecConfig::new(50).with_dim(20)),
-            (
-                0.5,
-                Word2VecConfig::new(50).with_dim(20).with_init_range(0.5),
-            ),
+            (0.5, Word2VecConfig::new(50).with_dim(20).with_init_range(0.5)),
         ] {
             let m = m.init(&Device::flex());
             let w = rows(m.input.val());
             let max = w.iter().fold(0f32, |a, v| a.max(v.abs()));
-            assert!(
-                max <= range / 20.0 && max > 0.9 * range / 20.0,
-                "range {range}: max {max}"
-            );
+            assert!(max <= range / 20.0 && max > 0.9 * range / 20.0, "range {range}: max {max}");
             assert!(rows(m.output.val()).iter().all(|&v| v == 0.0));
         }
     }

@@ -84,28 +84,15 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let m = bn.momentum;
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
-    bn.running_mean.update(
-        running_mean
-            .mul_scalar(1.0 - m)
-            .add(mean.mul_scalar(m))
-            .detach(),
-    );
-    bn.running_var.update(
-        running_var
-            .mul_scalar(1.0 - m)
-            .add(var.mul_scalar(m))
-            .detach(),
-    );
+    bn.running_mean.update(running_mean.mul_scalar(1.0 - m).add(mean.mul_scalar(m)).detach());
+    bn.running_var.update(running_var.mul_scalar(1.0 - m).add(var.mul_scalar(m)).detach());
     y
 }
 
 /// Channels, and elements per channel per sample.
 fn nc_dims(x: &FlexTensor) -> (usize, usize, usize) {
     let s = x.layout().shape();
-    assert!(
-        s.num_dims() >= 2,
-        "batch norm: x must be [N, C, ...], got {s:?}"
-    );
+    assert!(s.num_dims() >= 2, "batch norm: x must be [N, C, ...], got {s:?}");
     let (n, c) = (s[0], s[1]);
     let inner = s.num_elements().checked_div(n * c).unwrap_or(0);
     (n, c, inner)
@@ -120,12 +107,7 @@ fn bn_forward(
     relu: bool,
 ) -> FlexTensor {
     let (_, c, inner) = nc_dims(x);
-    let (xc, g, b, s) = (
-        contiguous(x),
-        contiguous(gamma),
-        contiguous(beta),
-        contiguous(st),
-    );
+    let (xc, g, b, s) = (contiguous(x), contiguous(gamma), contiguous(beta), contiguous(st));
     let y = forward(f32s(&xc), c, inner, f32s(&g), f32s(&b), f32s(&s), eps, relu);
     flex(y, x.layout().shape().as_slice())
 }
@@ -208,22 +190,9 @@ impl<C: CheckpointStrategy> FusedBatchNorm for Autodiff<Flex, C> {
             stats.into_primitive(),
         );
         let y = bn_forward(&x, &g, &b, &s, epsilon, relu);
-        match BatchNormBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
+        match BatchNormBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish(
-                (
-                    [
-                        contiguous(&x),
-                        contiguous(&g),
-                        contiguous(&b),
-                        contiguous(&s),
-                    ],
-                    epsilon,
-                    relu,
-                ),
+                ([contiguous(&x), contiguous(&g), contiguous(&b), contiguous(&s)], epsilon, relu),
                 y,
             ),
             OpsKind::UnTracked(prep) => prep.finish(y),
@@ -313,17 +282,9 @@ mod tests {
                 let (bn_i, ref_i) = (bn.valid(), reference.valid());
                 let xi = x.clone().inner() - 2.5;
                 let ours = batch_norm(&bn_i, xi.clone(), relu);
-                let theirs = if relu {
-                    relu_op(ref_i.forward(xi.clone()))
-                } else {
-                    ref_i.forward(xi)
-                };
-                close(
-                    &vec(ours),
-                    &vec(theirs),
-                    1e-5,
-                    &format!("{what}: inference"),
-                );
+                let theirs =
+                    if relu { relu_op(ref_i.forward(xi.clone())) } else { ref_i.forward(xi) };
+                close(&vec(ours), &vec(theirs), 1e-5, &format!("{what}: inference"));
             }
         }
     }

@@ -169,11 +169,7 @@ impl<C: CheckpointStrategy> FusedConv for Autodiff<Flex, C> {
         padding: [usize; 2],
     ) -> FloatTensor<Self> {
         let nodes = [x.node(), w.node(), bias.node()];
-        let (x, w, b) = (
-            x.into_primitive(),
-            w.into_primitive(),
-            bias.into_primitive(),
-        );
+        let (x, w, b) = (x.into_primitive(), w.into_primitive(), bias.into_primitive());
         match ConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (y, d) = conv_forward(&x, &w, &b, stride, padding);

@@ -35,8 +35,7 @@ pub(crate) fn contiguous(t: &FlexTensor) -> FlexTensor {
 }
 
 pub(crate) fn f32s(t: &FlexTensor) -> &[f32] {
-    t.as_slice::<f32>()
-        .unwrap_or_else(|| unreachable!("made contiguous f32 above"))
+    t.as_slice::<f32>().unwrap_or_else(|| unreachable!("made contiguous f32 above"))
 }
 
 pub(crate) fn flex(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
@@ -73,10 +72,7 @@ pub(crate) mod testing {
 
     /// A tensor's values.
     pub fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32")
+        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
     }
 
     /// Every value of `a` within `tol` × max(1, largest |b|) of `b`'s.
@@ -84,10 +80,7 @@ pub(crate) mod testing {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{what}[{i}]: fused {x} vs reference {y}"
-            );
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
         }
     }
 }

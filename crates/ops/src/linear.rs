@@ -48,11 +48,8 @@ pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
         && crate::enabled()
         && uses_kernel(Cpu::current())
     {
-        let bias = layer
-            .bias
-            .as_ref()
-            .map(|b| b.val())
-            .unwrap_or_else(|| Tensor::zeros([n], &device));
+        let bias =
+            layer.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([n], &device));
         return Tensor::from_dispatch(<Dispatch as FusedLinear>::linear_forward(
             x.into_dispatch(),
             layer.weight.val().into_dispatch(),
@@ -70,10 +67,7 @@ fn linear_flex(x: FlexTensor, w: FlexTensor, bias: FlexTensor) -> FlexTensor {
     );
     let (m, k, n) = (xs[0], xs[1], ws[1]);
     let (x, w, bias) = (contiguous(&x), contiguous(&w), contiguous(&bias));
-    flex(
-        forward(Cpu::current(), f32s(&x), f32s(&w), f32s(&bias), m, k, n),
-        &[m, n],
-    )
+    flex(forward(Cpu::current(), f32s(&x), f32s(&w), f32s(&bias), m, k, n), &[m, n])
 }
 
 impl FusedLinear for Flex {
@@ -140,12 +134,7 @@ mod tests {
                     layer.weight.val().into_dispatch(),
                     b.into_dispatch(),
                 ));
-                close(
-                    &vec(ours),
-                    &want,
-                    1e-5,
-                    &format!("kernel: m {m} k {k} n {n} bias {bias}"),
-                );
+                close(&vec(ours), &want, 1e-5, &format!("kernel: m {m} k {k} n {n} bias {bias}"));
             }
         }
     }
@@ -167,12 +156,7 @@ mod tests {
         let theirs = layer.forward(x.clone());
         close(&vec(ours.clone()), &vec(theirs.clone()), 1e-6, "values");
         let (g1, g2) = (ours.sum().backward(), theirs.sum().backward());
-        close(
-            &vec(x.grad(&g1).expect("dx")),
-            &vec(x.grad(&g2).expect("dx")),
-            1e-6,
-            "dx",
-        );
+        close(&vec(x.grad(&g1).expect("dx")), &vec(x.grad(&g2).expect("dx")), 1e-6, "dx");
         close(
             &vec(layer.weight.grad(&g1).expect("dw")),
             &vec(layer.weight.grad(&g2).expect("dw")),

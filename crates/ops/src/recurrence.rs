@@ -118,24 +118,13 @@ fn lstm_dims(xw: &FlexTensor) -> Dims {
         s.num_dims() == 3 && s[2].is_multiple_of(4),
         "lstm_sequence: xw must be [T, B, 4H], got {s:?}"
     );
-    Dims {
-        t: s[0],
-        b: s[1],
-        h: s[2] / 4,
-    }
+    Dims { t: s[0], b: s[1], h: s[2] / 4 }
 }
 
 fn rnn_dims(xw: &FlexTensor) -> Dims {
     let s = xw.layout().shape();
-    assert!(
-        s.num_dims() == 3,
-        "rnn_sequence: xw must be [T, B, H], got {s:?}"
-    );
-    Dims {
-        t: s[0],
-        b: s[1],
-        h: s[2],
-    }
+    assert!(s.num_dims() == 3, "rnn_sequence: xw must be [T, B, H], got {s:?}");
+    Dims { t: s[0], b: s[1], h: s[2] }
 }
 
 fn lstm_forward(
@@ -146,13 +135,8 @@ fn lstm_forward(
     c0: &FlexTensor,
 ) -> (FlexTensor, LstmTape, Dims) {
     let d = lstm_dims(xw);
-    let (xw, bias, w, h0, c0) = (
-        contiguous(xw),
-        contiguous(bias),
-        contiguous(w),
-        contiguous(h0),
-        contiguous(c0),
-    );
+    let (xw, bias, w, h0, c0) =
+        (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0), contiguous(c0));
     let (out, tape) = cpu::lstm_forward(
         Cpu::current(),
         d,
@@ -172,22 +156,10 @@ fn rnn_forward(
     h0: &FlexTensor,
 ) -> (FlexTensor, Dims) {
     let d = rnn_dims(xw);
-    let (xw, bias, w, h0) = (
-        contiguous(xw),
-        contiguous(bias),
-        contiguous(w),
-        contiguous(h0),
-    );
+    let (xw, bias, w, h0) = (contiguous(xw), contiguous(bias), contiguous(w), contiguous(h0));
     (
         flex(
-            cpu::rnn_forward(
-                Cpu::current(),
-                d,
-                f32s(&xw),
-                f32s(&bias),
-                f32s(&w),
-                f32s(&h0),
-            ),
+            cpu::rnn_forward(Cpu::current(), d, f32s(&xw), f32s(&bias), f32s(&w), f32s(&h0)),
             &[d.t, d.b, d.h],
         ),
         d,
@@ -200,11 +172,7 @@ fn gru_dims(xw: &FlexTensor) -> Dims {
         s.num_dims() == 3 && s[2].is_multiple_of(3),
         "gru_sequence: xw must be [T, B, 3H], got {s:?}"
     );
-    Dims {
-        t: s[0],
-        b: s[1],
-        h: s[2] / 3,
-    }
+    Dims { t: s[0], b: s[1], h: s[2] / 3 }
 }
 
 fn gru_forward(
@@ -215,13 +183,8 @@ fn gru_forward(
     h0: &FlexTensor,
 ) -> (FlexTensor, GruTape, Dims) {
     let d = gru_dims(xw);
-    let (xw, b_in, w, bias, h0) = (
-        contiguous(xw),
-        contiguous(b_in),
-        contiguous(w),
-        contiguous(bias),
-        contiguous(h0),
-    );
+    let (xw, b_in, w, bias, h0) =
+        (contiguous(xw), contiguous(b_in), contiguous(w), contiguous(bias), contiguous(h0));
     let (hs, tape) = cpu::gru_forward(
         Cpu::current(),
         d,
@@ -316,14 +279,7 @@ impl Backward<Flex, 4> for RnnBackward {
     ) {
         let grad = contiguous(&grads.consume::<Flex>(&ops.node));
         let (d, [hs, h0, w]) = ops.state;
-        let g = cpu::rnn_backward(
-            Cpu::current(),
-            d,
-            f32s(&hs),
-            f32s(&h0),
-            f32s(&w),
-            f32s(&grad),
-        );
+        let g = cpu::rnn_backward(Cpu::current(), d, f32s(&hs), f32s(&h0), f32s(&w), f32s(&grad));
         let parts = [
             (g.xw, vec![d.t, d.b, d.h]),
             (g.bias, vec![d.h]),
@@ -388,11 +344,7 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
         match GruBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (hs, tape, d) = gru_forward(&xw, &bi, &w, &b, &h0);
-                let state = (
-                    d,
-                    Arc::new(tape),
-                    [hs.clone(), contiguous(&h0), contiguous(&w)],
-                );
+                let state = (d, Arc::new(tape), [hs.clone(), contiguous(&h0), contiguous(&w)]);
                 prep.finish(state, hs)
             }
             OpsKind::UnTracked(prep) => prep.finish(gru_forward(&xw, &bi, &w, &b, &h0).0),
@@ -420,12 +372,7 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
                 let state = (
                     d,
                     Arc::new(tape),
-                    [
-                        out.clone(),
-                        contiguous(&h0),
-                        contiguous(&c0),
-                        contiguous(&w),
-                    ],
+                    [out.clone(), contiguous(&h0), contiguous(&c0), contiguous(&w)],
                 );
                 prep.finish(state, out)
             }

@@ -82,11 +82,7 @@ impl<C: CheckpointStrategy> FusedResidual for Autodiff<Flex, C> {
         let nodes = [a.node(), b.node()];
         let (a, b) = (a.into_primitive(), b.into_primitive());
         let y = forward(&a, &b);
-        match AddReluBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
+        match AddReluBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
@@ -115,20 +111,9 @@ mod tests {
             let theirs = relu(a.clone() + b.clone());
             let v = |t: Tensor<4>| -> Vec<f32> { t.into_data().try_to_vec().expect("f32") };
             assert_eq!(v(ours.clone()), v(theirs.clone()), "{shape:?}: values");
-            let (g1, g2) = (
-                (ours * r.clone()).sum().backward(),
-                (theirs * r).sum().backward(),
-            );
-            assert_eq!(
-                v(a.grad(&g1).expect("da")),
-                v(a.grad(&g2).expect("da")),
-                "{shape:?}: da"
-            );
-            assert_eq!(
-                v(b.grad(&g1).expect("db")),
-                v(b.grad(&g2).expect("db")),
-                "{shape:?}: db"
-            );
+            let (g1, g2) = ((ours * r.clone()).sum().backward(), (theirs * r).sum().backward());
+            assert_eq!(v(a.grad(&g1).expect("da")), v(a.grad(&g2).expect("da")), "{shape:?}: da");
+            assert_eq!(v(b.grad(&g1).expect("db")), v(b.grad(&g2).expect("db")), "{shape:?}: db");
         }
         // Without autodiff too.
         let plain = Device::flex();

@@ -21,10 +21,7 @@ pub enum Backend {
 
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self
-            .to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default();
+        let s = self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
         f.write_str(&s)
     }
 }
@@ -45,11 +42,7 @@ pub fn wgpu_adapters() -> Vec<(String, String, String)> {
         .into_iter()
         .map(|a| {
             let info = a.get_info();
-            (
-                info.name,
-                format!("{:?}", info.device_type),
-                format!("{:?}", info.backend),
-            )
+            (info.name, format!("{:?}", info.device_type), format!("{:?}", info.backend))
         })
         .collect()
 }
@@ -94,9 +87,7 @@ fn cuda_device() -> Result<Device> {
     std::panic::set_hook(Box::new(|_| {}));
     let probe = std::panic::catch_unwind(|| {
         let device = Device::cuda(0);
-        let x = burn::tensor::Tensor::<1>::ones([4], &device)
-            .sum()
-            .into_scalar::<f32>();
+        let x = burn::tensor::Tensor::<1>::ones([4], &device).sum().into_scalar::<f32>();
         (x == 4.0).then_some(device)
     });
     std::panic::set_hook(hook);
@@ -112,10 +103,7 @@ fn cuda_device() -> Result<Device> {
 /// `burnlab devices`: what each backend can see.
 pub fn print_devices() {
     let cpu = burnlab_kernels::Cpu::current();
-    let all: Vec<&str> = burnlab_kernels::Cpu::all()
-        .iter()
-        .map(|c| c.isa().name())
-        .collect();
+    let all: Vec<&str> = burnlab_kernels::Cpu::all().iter().map(|c| c.isa().name()).collect();
     println!(
         "flex     cpu  available (default); kernels isa={} (this CPU has: {}; BURNLAB_ISA lowers it)",
         cpu.isa(),

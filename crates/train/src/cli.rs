@@ -300,9 +300,7 @@ pub struct RunFlags {
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
     if k.is_empty() {
         return Err(format!("empty key in `{s}`"));
     }
@@ -356,17 +354,8 @@ mod tests {
     /// The shared flags land in `run` for every task, beside the task's own.
     #[test]
     fn every_train_task_takes_the_shared_flags() {
-        let common = [
-            "--epochs",
-            "3",
-            "--seed",
-            "7",
-            "--run-dir",
-            "r",
-            "--resume",
-            "--set",
-            "a.b=1",
-        ];
+        let common =
+            ["--epochs", "3", "--seed", "7", "--run-dir", "r", "--resume", "--set", "a.b=1"];
         for task in ["mlp", "rnn", "word2vec"] {
             let cli = Cli::try_parse_from(["burnlab", "train", task].into_iter().chain(common))
                 .unwrap_or_else(|e| panic!("{task}: {e}"));
@@ -376,23 +365,13 @@ mod tests {
                 Command::Train(TrainTask::Word2vec(a)) => a.run,
                 other => panic!("{other:?}"),
             };
-            assert_eq!(
-                (run.epochs, run.seed, run.resume),
-                (Some(3), Some(7), true),
-                "{task}"
-            );
+            assert_eq!((run.epochs, run.seed, run.resume), (Some(3), Some(7), true), "{task}");
             assert_eq!(run.sets, [("a.b".to_string(), "1".to_string())], "{task}");
         }
-        let cli = Cli::try_parse_from([
-            "burnlab", "train", "cnn", "--model", "lenet5", "--epochs", "2",
-        ])
-        .expect("cnn");
-        let Command::Train(TrainTask::Cnn(a)) = cli.command else {
-            panic!("cnn")
-        };
-        assert_eq!(
-            (a.model.as_deref(), a.train.run.epochs),
-            (Some("lenet5"), Some(2))
-        );
+        let cli =
+            Cli::try_parse_from(["burnlab", "train", "cnn", "--model", "lenet5", "--epochs", "2"])
+                .expect("cnn");
+        let Command::Train(TrainTask::Cnn(a)) = cli.command else { panic!("cnn") };
+        assert_eq!((a.model.as_deref(), a.train.run.epochs), (Some("lenet5"), Some(2)));
     }
 }

@@ -79,12 +79,7 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self {
-            valid_size: 5000,
-            crop_padding: 4,
-            hflip: true,
-            cutout: 0,
-        }
+        Self { valid_size: 5000, crop_padding: 4, hflip: true, cutout: 0 }
     }
 }
 
@@ -156,9 +151,7 @@ pub fn overrides(
     flags: &[(&str, Option<String>)],
     sets: &[(String, String)],
 ) -> Vec<(String, String)> {
-    let given = flags
-        .iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)));
+    let given = flags.iter().filter_map(|(k, v)| Some((k.to_string(), v.clone()?)));
     given.chain(sets.iter().cloned()).collect()
 }
 
@@ -196,34 +189,13 @@ pub fn set_path(table: &mut toml::Table, key: &str, value: &str) -> Result<()> {
 /// The shipped configs, built in so that the defaults work from any folder (an installed
 /// binary, a test's temporary directory); a file on disk at the same path takes precedence.
 const SHIPPED: &[(&str, &str)] = &[
-    (
-        "configs/mlp-cifar10.toml",
-        include_str!("../../../configs/mlp-cifar10.toml"),
-    ),
-    (
-        "configs/softmax-cifar10.toml",
-        include_str!("../../../configs/softmax-cifar10.toml"),
-    ),
-    (
-        "configs/lenet5-cifar10.toml",
-        include_str!("../../../configs/lenet5-cifar10.toml"),
-    ),
-    (
-        "configs/resnet20-cifar10.toml",
-        include_str!("../../../configs/resnet20-cifar10.toml"),
-    ),
-    (
-        "configs/resnet9-cifar10.toml",
-        include_str!("../../../configs/resnet9-cifar10.toml"),
-    ),
-    (
-        "configs/word2vec-text8.toml",
-        include_str!("../../../configs/word2vec-text8.toml"),
-    ),
-    (
-        "configs/charlm-shakespeare.toml",
-        include_str!("../../../configs/charlm-shakespeare.toml"),
-    ),
+    ("configs/mlp-cifar10.toml", include_str!("../../../configs/mlp-cifar10.toml")),
+    ("configs/softmax-cifar10.toml", include_str!("../../../configs/softmax-cifar10.toml")),
+    ("configs/lenet5-cifar10.toml", include_str!("../../../configs/lenet5-cifar10.toml")),
+    ("configs/resnet20-cifar10.toml", include_str!("../../../configs/resnet20-cifar10.toml")),
+    ("configs/resnet9-cifar10.toml", include_str!("../../../configs/resnet9-cifar10.toml")),
+    ("configs/word2vec-text8.toml", include_str!("../../../configs/word2vec-text8.toml")),
+    ("configs/charlm-shakespeare.toml", include_str!("../../../configs/charlm-shakespeare.toml")),
 ];
 
 fn read_config(path: &Path) -> Result<String> {
@@ -257,8 +229,7 @@ pub fn load_toml<T: serde::de::DeserializeOwned>(
 /// Read an image experiment, apply `key=value` overrides, and validate.
 pub fn load_image(path: &Path, overrides: &[(String, String)]) -> Result<ImageExperiment> {
     let exp: ImageExperiment = load_toml(path, overrides)?;
-    exp.validate()
-        .with_context(|| format!("{}: invalid config", path.display()))?;
+    exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
     Ok(exp)
 }
 
@@ -287,10 +258,7 @@ impl ImageExperiment {
             bail!("optim.weight_decay must be >= 0, got {}", o.weight_decay);
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
-            bail!(
-                "model.dropout must be in [0, 1), got {}",
-                self.model.dropout
-            );
+            bail!("model.dropout must be in [0, 1), got {}", self.model.dropout);
         }
         if self.model.arch != Arch::Mlp
             && (!self.model.hidden.is_empty() || self.model.dropout > 0.0)
@@ -300,16 +268,10 @@ impl ImageExperiment {
         if self.model.arch == Arch::Resnet
             && (self.model.depth < 8 || !(self.model.depth - 2).is_multiple_of(6))
         {
-            bail!(
-                "model.depth must be 6n + 2 (20, 32, 44, 56, 110), got {}",
-                self.model.depth
-            );
+            bail!("model.depth must be 6n + 2 (20, 32, 44, 56, 110), got {}", self.model.depth);
         }
         if self.model.hidden.contains(&0) {
-            bail!(
-                "model.hidden layer widths must be at least 1, got {:?}",
-                self.model.hidden
-            );
+            bail!("model.hidden layer widths must be at least 1, got {:?}", self.model.hidden);
         }
         let w = self.schedule.warmup_epochs;
         if !(w.is_finite() && w >= 0.0 && w < self.train.epochs as f64) {
@@ -326,10 +288,7 @@ impl ImageExperiment {
             bail!("data.cutout must be at most 32, got {}", self.data.cutout);
         }
         if self.data.crop_padding > 16 {
-            bail!(
-                "data.crop_padding must be at most 16, got {}",
-                self.data.crop_padding
-            );
+            bail!("data.crop_padding must be at most 16, got {}", self.data.crop_padding);
         }
         Ok(())
     }
@@ -357,10 +316,8 @@ nesterov = true
         let dir = tempfile::tempdir()?;
         let p = dir.path().join("c.toml");
         std::fs::write(&p, BASE)?;
-        let o: Vec<(String, String)> = overrides
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let o: Vec<(String, String)> =
+            overrides.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         load_image(&p, &o)
     }
 
@@ -370,12 +327,9 @@ nesterov = true
 
     #[test]
     fn parses_with_defaults_and_overrides() {
-        let e = load(&[
-            ("optim.lr", "0.5"),
-            ("model.hidden", "[3, 2]"),
-            ("model.activation", "tanh"),
-        ])
-        .expect("ok");
+        let e =
+            load(&[("optim.lr", "0.5"), ("model.hidden", "[3, 2]"), ("model.activation", "tanh")])
+                .expect("ok");
         assert_eq!(e.optim.lr, 0.5);
         assert_eq!(e.model.hidden, vec![3, 2]);
         assert_eq!(e.model.activation, Activation::Tanh);
@@ -395,11 +349,7 @@ nesterov = true
         assert!(err(&[("schedule.warmup_epochs", "5")]).contains("warmup_epochs"));
         assert!(err(&[("model.arch", "lenet5")]).contains("apply to arch = \"mlp\" only"));
         assert!(err(&[("model.arch", "vgg")]).contains("unknown variant `vgg`"));
-        let e = err(&[
-            ("model.arch", "resnet"),
-            ("model.hidden", "[]"),
-            ("model.depth", "21"),
-        ]);
+        let e = err(&[("model.arch", "resnet"), ("model.hidden", "[]"), ("model.depth", "21")]);
         assert!(e.contains("model.depth must be 6n + 2"), "{e}");
         assert!(
             err(&[("model.label_smoothing", "1.5")]).contains("label_smoothing must be in [0, 1)")
@@ -442,10 +392,8 @@ nesterov = true
         assert!(!Path::new("configs/resnet9-cifar10.toml").exists());
         let e = load_image(Path::new("configs/resnet9-cifar10.toml"), &[]).expect("built in");
         assert_eq!(e.model.arch, Arch::Resnet9);
-        let err = format!(
-            "{:#}",
-            load_image(Path::new("configs/nope.toml"), &[]).expect_err("missing")
-        );
+        let err =
+            format!("{:#}", load_image(Path::new("configs/nope.toml"), &[]).expect_err("missing"));
         assert!(
             err.contains("reading config configs/nope.toml") && err.contains("No such file"),
             "{err}"

@@ -14,20 +14,14 @@ use burnlab_ops::residual::add_relu;
 
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
 pub fn kaiming_normal() -> Initializer {
-    Initializer::KaimingNormal {
-        gain: 2f64.sqrt(),
-        fan_out_only: false,
-    }
+    Initializer::KaimingNormal { gain: 2f64.sqrt(), fan_out_only: false }
 }
 
 /// PyTorch's default for `nn.Conv2d` and `nn.Linear` (Kaiming uniform with a = √5, i.e.
 /// U(±1/√fan_in)). With BatchNorm after a layer, the weights' scale sets the effective learning
 /// rate, so a recipe tuned in PyTorch needs this start to behave the same.
 pub fn pytorch_default() -> Initializer {
-    Initializer::KaimingUniform {
-        gain: 1.0 / 3f64.sqrt(),
-        fan_out_only: false,
-    }
+    Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
 }
 
 /// A bias-free convolution followed by BatchNorm (no activation).
@@ -53,19 +47,11 @@ impl ConvBn {
     ) -> Self {
         let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
             .with_stride([stride, stride])
-            .with_padding(PaddingConfig2d::Explicit(
-                kernel / 2,
-                kernel / 2,
-                kernel / 2,
-                kernel / 2,
-            ))
+            .with_padding(PaddingConfig2d::Explicit(kernel / 2, kernel / 2, kernel / 2, kernel / 2))
             .with_bias(false)
             .with_initializer(init)
             .init(device);
-        Self {
-            conv,
-            bn: BatchNormConfig::new(c_out).init(device),
-        }
+        Self { conv, bn: BatchNormConfig::new(c_out).init(device) }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
@@ -81,15 +67,7 @@ impl ConvBn {
     pub fn summarize(&self, s: &mut crate::Summary, name: &str, extra: &str) {
         let [c_out, _, k, _] = self.conv.weight.dims();
         let [stride, _] = self.conv.stride;
-        s.conv(
-            name,
-            c_out,
-            k,
-            stride,
-            k / 2,
-            self.trainable_params(),
-            extra,
-        );
+        s.conv(name, c_out, k, stride, k / 2, self.trainable_params(), extra);
     }
 
     /// Trainable parameters: conv weights and BN scale and shift.
@@ -125,10 +103,8 @@ pub struct ZeroPad {
 
 impl ZeroPad {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = MaxPoolOptions {
-            stride: [self.stride, self.stride],
-            ..MaxPoolOptions::new([1, 1])
-        };
+        let options =
+            MaxPoolOptions { stride: [self.stride, self.stride], ..MaxPoolOptions::new([1, 1]) };
         let x = max_pool2d(x, options);
         let [b, _, h, w] = x.dims();
         let device = x.device();
@@ -168,14 +144,7 @@ impl BasicBlock {
             (false, _) => (None, None),
             (true, ShortcutKind::A) => {
                 let extra = c_out - c_in;
-                (
-                    None,
-                    Some(ZeroPad {
-                        stride,
-                        before: extra / 2,
-                        after: extra - extra / 2,
-                    }),
-                )
+                (None, Some(ZeroPad { stride, before: extra / 2, after: extra - extra / 2 }))
             }
             (true, ShortcutKind::B) => (Some(ConvBn::new(c_in, c_out, 1, stride, device)), None),
         };
@@ -198,8 +167,7 @@ impl BasicBlock {
     }
 
     pub fn summarize(&self, s: &mut crate::Summary, name: &str) {
-        self.first
-            .summarize(s, &format!("{name}.conv1"), "bn + relu");
+        self.first.summarize(s, &format!("{name}.conv1"), "bn + relu");
         self.second.summarize(s, &format!("{name}.conv2"), "bn");
         let (op, params) = match (&self.projection, &self.pad) {
             (Some(p), _) => ("+ shortcut (1x1 conv + bn), relu", p.trainable_params()),
@@ -240,10 +208,8 @@ impl Residual {
     }
 
     pub fn summarize(&self, s: &mut crate::Summary, name: &str) {
-        self.first
-            .summarize(s, &format!("{name}.conv1"), "bn + relu");
-        self.second
-            .summarize(s, &format!("{name}.conv2"), "bn + relu");
+        self.first.summarize(s, &format!("{name}.conv1"), "bn + relu");
+        self.second.summarize(s, &format!("{name}.conv2"), "bn + relu");
         s.same(&format!("{name}.add"), "+ identity", 0);
     }
 }
@@ -268,26 +234,13 @@ mod tests {
         assert_eq!(values(layer.bn.running_mean.value_sync()), vec![0.0; 3]);
         // Train mode (autodiff device): the batch statistics move the running mean by momentum 0.1.
         let conv_out = layer.conv.forward(x.clone());
-        let batch_mean = values(
-            conv_out
-                .clone()
-                .mean_dim(0)
-                .mean_dim(2)
-                .mean_dim(3)
-                .flatten(0, 3),
-        );
+        let batch_mean = values(conv_out.clone().mean_dim(0).mean_dim(2).mean_dim(3).flatten(0, 3));
         let _ = layer.forward(x.clone());
         let after_one = values(layer.bn.running_mean.value_sync());
         for (r, m) in after_one.iter().zip(&batch_mean) {
-            assert!(
-                (r - 0.1 * m).abs() < 1e-4,
-                "running {r} vs 0.1 x batch mean {m}"
-            );
+            assert!((r - 0.1 * m).abs() < 1e-4, "running {r} vs 0.1 x batch mean {m}");
         }
-        assert!(
-            batch_mean.iter().any(|m| m.abs() > 0.1),
-            "the test input must move the mean"
-        );
+        assert!(batch_mean.iter().any(|m| m.abs() > 0.1), "the test input must move the mean");
 
         // Eval mode: running statistics are used and left alone, and each image's output
         // no longer depends on the rest of the batch.
@@ -296,20 +249,14 @@ mod tests {
         let full = eval.forward(xe.clone());
         let single = eval.forward(xe.clone().slice([0..1]));
         assert_eq!(values(eval.bn.running_mean.value_sync()), after_one);
-        let diff: f32 = (full.clone().slice([0..1]) - single)
-            .abs()
-            .max()
-            .into_scalar();
+        let diff: f32 = (full.clone().slice([0..1]) - single).abs().max().into_scalar();
         assert!(diff < 1e-5, "eval output depends on the batch: {diff}");
         // And it is the affine map of the running statistics: γ(x − μ)/√(σ² + ε) + β.
         let mean = eval.bn.running_mean.value_sync().reshape([1, 3, 1, 1]);
         let var = eval.bn.running_var.value_sync().reshape([1, 3, 1, 1]);
         let expected = (eval.conv.forward(xe) - mean).div((var + 1e-5).sqrt());
         let diff: f32 = (full - expected).abs().max().into_scalar();
-        assert!(
-            diff < 1e-4,
-            "eval BatchNorm is not the running-statistics affine map: {diff}"
-        );
+        assert!(diff < 1e-4, "eval BatchNorm is not the running-statistics affine map: {diff}");
     }
 
     #[test]
@@ -341,12 +288,8 @@ mod tests {
             .into_data()
             .try_to_vec()
             .expect("f32");
-        let gx: Vec<f32> = x_ad
-            .grad(&grads)
-            .expect("input grad")
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let gx: Vec<f32> =
+            x_ad.grad(&grads).expect("input grad").into_data().try_to_vec().expect("f32");
 
         let eps = 1e-2f32;
         let w: Vec<f32> = conv.weight.val().into_data().try_to_vec().expect("f32");
@@ -363,28 +306,17 @@ mod tests {
                 f(&c, x.clone())
             };
             let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gw[i] as f64).abs() < 2e-2,
-                "weight {i}: fd {fd} vs autodiff {}",
-                gw[i]
-            );
+            assert!((fd - gw[i] as f64).abs() < 2e-2, "weight {i}: fd {fd} vs autodiff {}", gw[i]);
         }
         let xv: Vec<f32> = x.clone().into_data().try_to_vec().expect("f32");
         for i in (0..xv.len()).step_by(3) {
             let at = |d: f32| {
                 let mut v = xv.clone();
                 v[i] += d;
-                f(
-                    &conv,
-                    Tensor::from_data(TensorData::new(v, [2, 2, 5, 5]), &plain),
-                )
+                f(&conv, Tensor::from_data(TensorData::new(v, [2, 2, 5, 5]), &plain))
             };
             let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            assert!(
-                (fd - gx[i] as f64).abs() < 2e-2,
-                "input {i}: fd {fd} vs autodiff {}",
-                gx[i]
-            );
+            assert!((fd - gx[i] as f64).abs() < 2e-2, "input {i}: fd {fd} vs autodiff {}", gx[i]);
         }
     }
 }

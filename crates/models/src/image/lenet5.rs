@@ -102,23 +102,12 @@ mod tests {
         for (a, b) in flat(ours.clone()).iter().zip(&flat(theirs.clone())) {
             assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "logits: {a} vs {b}");
         }
-        let (g1, g2) = (
-            (ours * r.clone()).sum().backward(),
-            (theirs * r).sum().backward(),
-        );
-        struct Compare<'a>(
-            &'a burn::tensor::Gradients,
-            &'a burn::tensor::Gradients,
-            usize,
-        );
+        let (g1, g2) = ((ours * r.clone()).sum().backward(), (theirs * r).sum().backward());
+        struct Compare<'a>(&'a burn::tensor::Gradients, &'a burn::tensor::Gradients, usize);
         impl burn::module::ModuleVisitor for Compare<'_> {
             fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
                 let v = |g| -> Vec<f32> {
-                    p.grad(g)
-                        .expect("grad")
-                        .into_data()
-                        .try_to_vec()
-                        .expect("f32")
+                    p.grad(g).expect("grad").into_data().try_to_vec().expect("f32")
                 };
                 let (a, b) = (v(self.0), v(self.1));
                 let scale = b.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
@@ -157,14 +146,7 @@ mod tests {
         let rows = m.summary([3, 32, 32]);
         let got: Vec<(&str, Vec<usize>, usize, Option<usize>)> = rows
             .iter()
-            .map(|r| {
-                (
-                    r.name.as_str(),
-                    r.shape.clone(),
-                    r.params,
-                    r.receptive_field,
-                )
-            })
+            .map(|r| (r.name.as_str(), r.shape.clone(), r.params, r.receptive_field))
             .collect();
         assert_eq!(
             got,

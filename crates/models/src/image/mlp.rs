@@ -22,15 +22,11 @@ pub enum WeightInit {
 impl WeightInit {
     fn initializer(self) -> Initializer {
         match self {
-            WeightInit::Kaiming => Initializer::KaimingUniform {
-                gain: 1.0 / 3f64.sqrt(),
-                fan_out_only: false,
-            },
+            WeightInit::Kaiming => {
+                Initializer::KaimingUniform { gain: 1.0 / 3f64.sqrt(), fan_out_only: false }
+            }
             WeightInit::Xavier => Initializer::XavierUniform { gain: 1.0 },
-            WeightInit::Normal => Initializer::Normal {
-                mean: 0.0,
-                std: 0.01,
-            },
+            WeightInit::Normal => Initializer::Normal { mean: 0.0, std: 0.01 },
         }
     }
 }
@@ -74,16 +70,10 @@ impl MlpConfig {
         let mut d_in = self.d_input;
         let mut hidden = Vec::with_capacity(self.hidden.len());
         for &width in &self.hidden {
-            hidden.push(
-                LinearConfig::new(d_in, width)
-                    .with_initializer(init.clone())
-                    .init(device),
-            );
+            hidden.push(LinearConfig::new(d_in, width).with_initializer(init.clone()).init(device));
             d_in = width;
         }
-        let output = LinearConfig::new(d_in, self.num_classes)
-            .with_initializer(init)
-            .init(device);
+        let output = LinearConfig::new(d_in, self.num_classes).with_initializer(init).init(device);
         Mlp {
             hidden,
             output,
@@ -98,10 +88,9 @@ impl Mlp {
     pub fn forward<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, D - 1);
         for layer in &self.hidden {
-            x = self.dropout.forward(
-                self.activation
-                    .forward(burnlab_ops::linear::linear(layer, x)),
-            );
+            x = self
+                .dropout
+                .forward(self.activation.forward(burnlab_ops::linear::linear(layer, x)));
         }
         burnlab_ops::linear::linear(&self.output, x)
     }
@@ -141,21 +130,12 @@ mod tests {
     fn output_shape_and_params_deep() {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
-        let m = MlpConfig::new()
-            .with_hidden(vec![512, 256])
-            .with_dropout(0.5)
-            .init(&d);
+        let m = MlpConfig::new().with_hidden(vec![512, 256]).with_dropout(0.5).init(&d);
         let y = m.forward(Tensor::<4>::ones([2, 3, 32, 32], &d));
         assert_eq!(y.dims(), [2, 10]);
-        assert_eq!(
-            m.num_trainable_params(),
-            3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
-        );
+        assert_eq!(m.num_trainable_params(), 3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10);
         let rows = m.summary([3, 32, 32]);
-        assert_eq!(
-            rows.iter().map(|r| r.params).sum::<usize>(),
-            m.num_trainable_params()
-        );
+        assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
         assert_eq!(
             rows.iter().map(|r| r.shape.clone()).collect::<Vec<_>>(),
             vec![vec![3, 32, 32], vec![512], vec![256], vec![10]]

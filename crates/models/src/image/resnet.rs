@@ -79,10 +79,7 @@ impl CifarResNet {
         self.stem.summarize(&mut s, "stem", "bn + relu");
         let per_stage = self.blocks.len() / 3;
         for (i, b) in self.blocks.iter().enumerate() {
-            b.summarize(
-                &mut s,
-                &format!("stage{}.block{}", i / per_stage + 1, i % per_stage + 1),
-            );
+            b.summarize(&mut s, &format!("stage{}.block{}", i / per_stage + 1, i % per_stage + 1));
         }
         s.global_pool("pool", "global avgpool");
         crate::summary::linear(&mut s, "fc", &self.head, "");
@@ -92,11 +89,7 @@ impl CifarResNet {
     /// Trainable parameters: Burn's `num_params` also counts BatchNorm running statistics.
     pub fn num_trainable_params(&self) -> usize {
         let buffers: usize = self.stem.buffer_count()
-            + self
-                .blocks
-                .iter()
-                .map(BasicBlock::buffer_count)
-                .sum::<usize>();
+            + self.blocks.iter().map(BasicBlock::buffer_count).sum::<usize>();
         self.num_params() - buffers
     }
 }
@@ -116,10 +109,7 @@ mod tests {
         assert_eq!(m.num_trainable_params(), 269_722);
         // The same peer code with n = 9 (ResNet-56): 853,018.
         assert_eq!(
-            CifarResNetConfig::new()
-                .with_depth(56)
-                .init(&d)
-                .num_trainable_params(),
+            CifarResNetConfig::new().with_depth(56).init(&d).num_trainable_params(),
             853_018
         );
     }
@@ -131,18 +121,11 @@ mod tests {
         for shortcut in [ShortcutKind::A, ShortcutKind::B] {
             let m = CifarResNetConfig::new().with_shortcut(shortcut).init(&d);
             let rows = m.summary([3, 32, 32]);
-            assert_eq!(
-                rows.iter().map(|r| r.params).sum::<usize>(),
-                m.num_trainable_params()
-            );
+            assert_eq!(rows.iter().map(|r| r.params).sum::<usize>(), m.num_trainable_params());
             assert_eq!(rows.last().map(|r| r.shape.clone()), Some(vec![10]));
             // Stem 3; stage 1 adds 2 per conv (12); stage 2's stride-2 conv 2, then 4 per conv
             // (20); stage 3's first 4, then 8 per conv (40): 81 before the global pool.
-            let last_conv = rows
-                .iter()
-                .rev()
-                .find(|r| r.op.starts_with("conv"))
-                .expect("conv");
+            let last_conv = rows.iter().rev().find(|r| r.op.starts_with("conv")).expect("conv");
             assert_eq!(last_conv.receptive_field, Some(81));
             assert_eq!(last_conv.shape, vec![64, 8, 8]);
         }
@@ -153,10 +136,8 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
         let a = CifarResNetConfig::new().init(&d).num_trainable_params();
-        let b = CifarResNetConfig::new()
-            .with_shortcut(ShortcutKind::B)
-            .init(&d)
-            .num_trainable_params();
+        let b =
+            CifarResNetConfig::new().with_shortcut(ShortcutKind::B).init(&d).num_trainable_params();
         // Two projections: 16→32 and 32→64 (1x1 conv + BN gamma/beta).
         assert_eq!(b - a, (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
     }
@@ -165,11 +146,7 @@ mod tests {
     fn option_a_shortcut_subsamples_and_pads_with_zeros() {
         let _rng = crate::device_rng_lock();
         let d = Device::flex();
-        let block = crate::image::blocks::ZeroPad {
-            stride: 2,
-            before: 1,
-            after: 1,
-        };
+        let block = crate::image::blocks::ZeroPad { stride: 2, before: 1, after: 1 };
         let x = Tensor::<4>::from_data(
             burn::tensor::TensorData::new(
                 (0..16).map(|v| v as f32).collect::<Vec<_>>(),

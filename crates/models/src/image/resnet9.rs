@@ -59,13 +59,7 @@ impl ResNet9Config {
 }
 
 fn pool2(x: Tensor<4>) -> Tensor<4> {
-    max_pool2d(
-        x,
-        MaxPoolOptions {
-            stride: [2, 2],
-            ..MaxPoolOptions::new([2, 2])
-        },
-    )
+    max_pool2d(x, MaxPoolOptions { stride: [2, 2], ..MaxPoolOptions::new([2, 2]) })
 }
 
 impl ResNet9 {
@@ -77,13 +71,7 @@ impl ResNet9 {
         let x = self.res3.forward(pool2(self.layer3.forward_relu(x)));
         let [_, _, h, w] = x.dims();
         // Global max-pool (Page's MaxPool2d(4) on 32x32 inputs).
-        let x = max_pool2d(
-            x,
-            MaxPoolOptions {
-                stride: [h, w],
-                ..MaxPoolOptions::new([h, w])
-            },
-        );
+        let x = max_pool2d(x, MaxPoolOptions { stride: [h, w], ..MaxPoolOptions::new([h, w]) });
         let x: Tensor<2> = x.flatten(1, 3);
         self.head.forward(x).mul_scalar(self.logit_scale)
     }
@@ -143,21 +131,11 @@ mod tests {
         let _rng = crate::device_rng_lock();
         // U(±1/√fan_in): standard deviation 1/√(3·fan_in).
         let m = ResNet9Config::new().init(&Device::flex());
-        let w: Vec<f32> = m
-            .layer3
-            .conv
-            .weight
-            .val()
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let w: Vec<f32> = m.layer3.conv.weight.val().into_data().try_to_vec().expect("f32");
         let bound = 1.0 / ((256 * 9) as f32).sqrt();
         assert!(w.iter().all(|v| v.abs() <= bound));
         let std = (w.iter().map(|v| v * v).sum::<f32>() / w.len() as f32).sqrt();
-        assert!(
-            (std * (3.0 * 256.0 * 9.0f32).sqrt() - 1.0).abs() < 0.01,
-            "{std}"
-        );
+        assert!((std * (3.0 * 256.0 * 9.0f32).sqrt() - 1.0).abs() < 0.01, "{std}");
     }
 
     #[test]
@@ -166,16 +144,9 @@ mod tests {
         let d = Device::flex();
         let m = ResNet9Config::new().init(&d);
         let x = Tensor::<4>::random([1, 3, 32, 32], burn::tensor::Distribution::Default, &d);
-        let unscaled = ResNet9 {
-            logit_scale: 1.0,
-            ..m.clone()
-        }
-        .forward(x.clone());
+        let unscaled = ResNet9 { logit_scale: 1.0, ..m.clone() }.forward(x.clone());
         let scaled = m.forward(x);
-        let diff: f32 = (unscaled.mul_scalar(0.125) - scaled)
-            .abs()
-            .max()
-            .into_scalar();
+        let diff: f32 = (unscaled.mul_scalar(0.125) - scaled).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -67,9 +67,7 @@ impl CharLm {
         }
         let xs: Vec<Tensor<2>> = (0..t)
             .map(|i| {
-                let e = self
-                    .embedding
-                    .forward(tokens.clone().slice([0..b, i..i + 1]));
+                let e = self.embedding.forward(tokens.clone().slice([0..b, i..i + 1]));
                 let d = e.dims()[2];
                 e.reshape([b, d])
             })
@@ -166,17 +164,12 @@ mod tests {
                 TensorData::new(vec![1i64, 4, 0, 0, 3, 2, 2, 4, 1, 3, 0, 4], [b, t]),
                 &dev,
             );
-            assert!(
-                b * t > 5,
-                "the table path needs more tokens than the vocabulary"
-            );
+            assert!(b * t > 5, "the table path needs more tokens than the vocabulary");
             let r = Tensor::<3>::random([b, t, 5], burn::tensor::Distribution::Default, &dev);
             let (fused, _) = m.forward(tokens.clone(), None);
             let xs = (0..t)
                 .map(|i| {
-                    m.embedding
-                        .forward(tokens.clone().slice([0..b, i..i + 1]))
-                        .reshape([b, 3])
+                    m.embedding.forward(tokens.clone().slice([0..b, i..i + 1])).reshape([b, 3])
                 })
                 .collect();
             let (ys, _) = m.rnn.forward(xs, m.rnn.zero_state(b, &dev));
@@ -196,11 +189,7 @@ mod tests {
             impl burn::module::ModuleVisitor for Compare<'_> {
                 fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<D>>) {
                     let v = |g| -> Vec<f32> {
-                        p.grad(g)
-                            .expect("grad")
-                            .into_data()
-                            .try_to_vec()
-                            .expect("f32")
+                        p.grad(g).expect("grad").into_data().try_to_vec().expect("f32")
                     };
                     for (x, y) in v(self.0).iter().zip(&v(self.1)) {
                         assert!(
@@ -262,11 +251,7 @@ mod tests {
                 &dev,
             );
             let grads = m.loss(x, y).0.backward();
-            let mut v = MissingGrads {
-                grads: &grads,
-                seen: 0,
-                missing: Vec::new(),
-            };
+            let mut v = MissingGrads { grads: &grads, seen: 0, missing: Vec::new() };
             m.visit(&mut v);
             // embedding + head (2) + 2 layers × (2 weights + 2 biases)
             assert_eq!(v.seen, 1 + 2 + 2 * 4, "{cell:?}");

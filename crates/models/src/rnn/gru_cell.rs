@@ -55,10 +55,7 @@ impl GruCell {
         let g3 = self.hidden.weight.dims()[1];
         let device = xw.device();
         let bias = |l: &Linear| {
-            l.bias
-                .as_ref()
-                .map(|b| b.val())
-                .unwrap_or_else(|| Tensor::zeros([g3], &device))
+            l.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::zeros([g3], &device))
         };
         burnlab_ops::gru_sequence(
             xw,

@@ -40,21 +40,15 @@ impl LstmCellConfig {
     pub fn init(&self, device: &Device) -> LstmCell {
         let h = self.d_hidden;
         let init = uniform_init(h);
-        let mut input = LinearConfig::new(self.d_input, 4 * h)
-            .with_initializer(init.clone())
-            .init(device);
-        let mut hidden = LinearConfig::new(h, 4 * h)
-            .with_initializer(init)
-            .init(device);
+        let mut input =
+            LinearConfig::new(self.d_input, 4 * h).with_initializer(init.clone()).init(device);
+        let mut hidden = LinearConfig::new(h, 4 * h).with_initializer(init).init(device);
         let set = |b: Option<Param<Tensor<1>>>, v: f64| {
             // `Param::map` does not carry "requires grad" over: without `set_require_grad` these
             // biases would silently never train.
             b.map(|b| {
-                b.map(|t| {
-                    t.slice_assign([h..2 * h], Tensor::full([h], v, device))
-                        .detach()
-                })
-                .set_require_grad(true)
+                b.map(|t| t.slice_assign([h..2 * h], Tensor::full([h], v, device)).detach())
+                    .set_require_grad(true)
             })
         };
         input.bias = set(input.bias, self.forget_bias);
@@ -99,10 +93,8 @@ impl LstmCell {
     /// One step: input [B, D] and state (h, c) [B, H] each → new (h, c).
     pub fn step(&self, x: Tensor<2>, h: Tensor<2>, c: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let z = self.input.forward(x) + self.hidden.forward(h);
-        let [i, f, g, o]: [Tensor<2>; 4] = z
-            .chunk(4, 1)
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("4H splits in 4"));
+        let [i, f, g, o]: [Tensor<2>; 4] =
+            z.chunk(4, 1).try_into().unwrap_or_else(|_| unreachable!("4H splits in 4"));
         let c = sigmoid(f) * c + sigmoid(i) * g.tanh();
         let h = sigmoid(o) * c.clone().tanh();
         (h, c)

@@ -25,9 +25,7 @@ pub(crate) fn uniform_init(d_hidden: usize) -> Initializer {
 pub(crate) fn project(x: Tensor<3>, input: &Linear) -> Tensor<3> {
     let [t, b, d] = x.dims();
     let g = input.weight.dims()[1];
-    x.reshape([t * b, d])
-        .matmul(input.weight.val())
-        .reshape([t, b, g])
+    x.reshape([t * b, d]).matmul(input.weight.val()).reshape([t, b, g])
 }
 
 /// b_ih + b_hh ([G]; zeros for a missing bias), the one bias an LSTM or RNN step adds.
@@ -86,10 +84,7 @@ impl State {
             layers: self
                 .layers
                 .into_iter()
-                .map(|l| LayerState {
-                    h: l.h.detach(),
-                    c: l.c.map(Tensor::detach),
-                })
+                .map(|l| LayerState { h: l.h.detach(), c: l.c.map(Tensor::detach) })
                 .collect(),
         }
     }
@@ -107,14 +102,8 @@ impl Cell {
 
     fn step(&self, x: Tensor<2>, s: LayerState) -> LayerState {
         match self {
-            Cell::Rnn(cell) => LayerState {
-                h: cell.step(x, s.h),
-                c: None,
-            },
-            Cell::Gru(cell) => LayerState {
-                h: cell.step(x, s.h),
-                c: None,
-            },
+            Cell::Rnn(cell) => LayerState { h: cell.step(x, s.h), c: None },
+            Cell::Gru(cell) => LayerState { h: cell.step(x, s.h), c: None },
             Cell::Lstm(cell) => {
                 let device = x.device();
                 let c = s.c.unwrap_or_else(|| Tensor::zeros(s.h.dims(), &device));
@@ -188,10 +177,7 @@ impl Recurrent {
         let zeros = || Tensor::zeros([batch, self.d_hidden], device);
         State {
             layers: (0..self.layers.len())
-                .map(|_| LayerState {
-                    h: zeros(),
-                    c: (self.kind == CellKind::Lstm).then(zeros),
-                })
+                .map(|_| LayerState { h: zeros(), c: (self.kind == CellKind::Lstm).then(zeros) })
                 .collect(),
         }
     }
@@ -203,11 +189,7 @@ impl Recurrent {
         let mut next = Vec::with_capacity(n);
         for (l, (cell, s)) in self.layers.iter().zip(state.layers).enumerate() {
             let s = cell.step(x, s);
-            x = if l + 1 < n {
-                self.dropout.forward(s.h.clone())
-            } else {
-                s.h.clone()
-            };
+            x = if l + 1 < n { self.dropout.forward(s.h.clone()) } else { s.h.clone() };
             next.push(s);
         }
         (x, State { layers: next })
@@ -229,11 +211,7 @@ impl Recurrent {
             return (Tensor::zeros([0, b, self.d_hidden], &x.device()), state);
         }
         if !self.fused_on(&x.device()) {
-            let xs = x
-                .chunk(t, 0)
-                .into_iter()
-                .map(|s| s.squeeze_dim::<2>(0))
-                .collect();
+            let xs = x.chunk(t, 0).into_iter().map(|s| s.squeeze_dim::<2>(0)).collect();
             let (ys, state) = self.forward(xs, state);
             return (Tensor::stack(ys, 0), state);
         }
@@ -247,10 +225,7 @@ impl Recurrent {
     pub fn forward_projected(&self, first_xw: Tensor<3>, state: State) -> (Tensor<3>, State) {
         let [t, b, _] = first_xw.dims();
         if t == 0 {
-            return (
-                Tensor::zeros([0, b, self.d_hidden], &first_xw.device()),
-                state,
-            );
+            return (Tensor::zeros([0, b, self.d_hidden], &first_xw.device()), state);
         }
         let n = self.layers.len();
         let device = first_xw.device();
@@ -322,10 +297,8 @@ mod tests {
         let dev = Device::flex();
         let mut l = LinearConfig::new(d_in, d_out).init(&dev);
         l.weight = Param::from_tensor(t2(w, [d_in, d_out]));
-        l.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(b.to_vec(), [d_out]),
-            &dev,
-        )));
+        l.bias =
+            Some(Param::from_tensor(Tensor::from_data(TensorData::new(b.to_vec(), [d_out]), &dev)));
         l
     }
 
@@ -339,10 +312,8 @@ mod tests {
         let _rng = crate::device_rng_lock();
         let (x, h, c) = (0.5f32, -0.3f32, 0.8f32);
         // Vanilla: tanh(0.7x + 0.1 + (-0.4)h + 0.2)
-        let rnn = RnnCell {
-            input: linear(&[0.7], &[0.1], 1, 1),
-            hidden: linear(&[-0.4], &[0.2], 1, 1),
-        };
+        let rnn =
+            RnnCell { input: linear(&[0.7], &[0.1], 1, 1), hidden: linear(&[-0.4], &[0.2], 1, 1) };
         let got = vec(rnn.step(t2(&[x], [1, 1]), t2(&[h], [1, 1])));
         close(&got, &[(0.7 * x + 0.1 - 0.4 * h + 0.2).tanh()], 1e-6, "rnn");
 
@@ -350,10 +321,7 @@ mod tests {
         let wi = [0.3, -0.2, 0.5, 0.9];
         let wh = [0.4, 0.1, -0.6, 0.2];
         let bi = [0.05, 1.0, -0.1, 0.0];
-        let lstm = LstmCell {
-            input: linear(&wi, &bi, 1, 4),
-            hidden: linear(&wh, &[0.0; 4], 1, 4),
-        };
+        let lstm = LstmCell { input: linear(&wi, &bi, 1, 4), hidden: linear(&wh, &[0.0; 4], 1, 4) };
         let (h2, c2) = lstm.step(t2(&[x], [1, 1]), t2(&[h], [1, 1]), t2(&[c], [1, 1]));
         let z: Vec<f32> = (0..4).map(|k| wi[k] * x + bi[k] + wh[k] * h).collect();
         let c_ref = sig(z[1]) * c + sig(z[0]) * z[2].tanh();
@@ -365,10 +333,7 @@ mod tests {
         let gi = [0.3, -0.5, 0.8];
         let gh = [0.2, 0.7, -0.4];
         let (bi, bh) = ([0.1, 0.0, -0.2], [0.0, 0.3, 0.05]);
-        let gru = GruCell {
-            input: linear(&gi, &bi, 1, 3),
-            hidden: linear(&gh, &bh, 1, 3),
-        };
+        let gru = GruCell { input: linear(&gi, &bi, 1, 3), hidden: linear(&gh, &bh, 1, 3) };
         let got = vec(gru.step(t2(&[x], [1, 1]), t2(&[h], [1, 1])));
         let r = sig(gi[0] * x + bi[0] + gh[0] * h + bh[0]);
         let zz = sig(gi[1] * x + bi[1] + gh[1] * h + bh[1]);
@@ -384,10 +349,7 @@ mod tests {
     ) {
         let side_by_side = |layers: Vec<&burn::nn::Linear>, ours: &mut burn::nn::Linear| {
             let w = layers.iter().map(|l| l.weight.val()).collect();
-            let b = layers
-                .iter()
-                .map(|l| l.bias.as_ref().expect("bias").val())
-                .collect();
+            let b = layers.iter().map(|l| l.bias.as_ref().expect("bias").val()).collect();
             ours.weight = Param::from_tensor(Tensor::cat(w, 1));
             ours.bias = Some(Param::from_tensor(Tensor::cat(b, 0)));
         };
@@ -404,9 +366,8 @@ mod tests {
         dev.seed(3);
         let (b, t, d, h) = (3, 5, 7, 5);
         let xs = Tensor::<3>::random([b, t, d], Distribution::Uniform(-1.0, 1.0), &dev);
-        let steps: Vec<Tensor<2>> = (0..t)
-            .map(|i| xs.clone().slice([0..b, i..i + 1, 0..d]).reshape([b, d]))
-            .collect();
+        let steps: Vec<Tensor<2>> =
+            (0..t).map(|i| xs.clone().slice([0..b, i..i + 1, 0..d]).reshape([b, d])).collect();
         let last = |y: Tensor<3>| y.slice([0..b, t - 1..t, 0..h]).reshape([b, h]);
 
         let burn_lstm = LstmConfig::new(d, h, true).init(&dev);
@@ -430,11 +391,7 @@ mod tests {
         close(&vec(hs), &vec(state.hidden), 1e-5, "lstm hidden");
 
         let burn_gru = GruConfig::new(d, h, true).with_reset_after(true).init(&dev);
-        let gates = [
-            &burn_gru.reset_gate,
-            &burn_gru.update_gate,
-            &burn_gru.new_gate,
-        ];
+        let gates = [&burn_gru.reset_gate, &burn_gru.update_gate, &burn_gru.new_gate];
         let mut ours = GruCellConfig::new(d, h).init(&dev);
         load_gates(&mut ours.input, &mut ours.hidden, &gates);
         let y = burn_gru.forward(xs, None);
@@ -461,28 +418,14 @@ mod tests {
             assert_eq!(s.layers[1].h.dims(), [4, 10]);
         }
         let lstm = LstmCellConfig::new(3, 4).init(&dev);
-        let b: Vec<f32> = lstm
-            .input
-            .bias
-            .as_ref()
-            .expect("bias")
-            .val()
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let b: Vec<f32> =
+            lstm.input.bias.as_ref().expect("bias").val().into_data().try_to_vec().expect("f32");
         assert!(
             b[4..8].iter().all(|&v| v == 1.0) && b[0..4].iter().all(|&v| v.abs() <= 0.5),
             "{b:?}"
         );
-        let bh: Vec<f32> = lstm
-            .hidden
-            .bias
-            .as_ref()
-            .expect("bias")
-            .val()
-            .into_data()
-            .try_to_vec()
-            .expect("f32");
+        let bh: Vec<f32> =
+            lstm.hidden.bias.as_ref().expect("bias").val().into_data().try_to_vec().expect("f32");
         assert!(bh[4..8].iter().all(|&v| v == 0.0));
     }
 
@@ -515,16 +458,9 @@ mod tests {
         let cell_ad = cell.clone().fork(&ad).train();
         let xs_ad: Vec<Tensor<2>> = xs.iter().map(|x| x.clone().autodiff()).collect();
         let grads = loss(&cell_ad, &xs_ad).backward();
-        for (name, param) in [
-            ("W_ih", &cell_ad.input.weight),
-            ("W_hh", &cell_ad.hidden.weight),
-        ] {
-            let g: Vec<f32> = param
-                .grad(&grads)
-                .expect("grad")
-                .into_data()
-                .try_to_vec()
-                .expect("f32");
+        for (name, param) in [("W_ih", &cell_ad.input.weight), ("W_hh", &cell_ad.hidden.weight)] {
+            let g: Vec<f32> =
+                param.grad(&grads).expect("grad").into_data().try_to_vec().expect("f32");
             let w: Vec<f32> = param.val().inner().into_data().try_to_vec().expect("f32");
             let dims = param.dims();
             for k in [0, 5, w.len() - 1] {
@@ -577,11 +513,7 @@ mod tests {
         }
         let carried = c.clone().into_scalar::<f32>();
         assert!(carried > 0.7, "cell after {steps} steps: {carried}");
-        let g_lstm = x0
-            .grad(&h.sum().backward())
-            .expect("grad")
-            .into_scalar::<f32>()
-            .abs();
+        let g_lstm = x0.grad(&h.sum().backward()).expect("grad").into_scalar::<f32>().abs();
 
         let dev = ad.clone();
         dev.seed(1);
@@ -592,20 +524,13 @@ mod tests {
             for _ in 1..n {
                 h = rnn.step(Tensor::zeros([1, 1], &ad), h);
             }
-            let g: Vec<f32> = x0
-                .grad(&h.sum().backward())
-                .expect("grad")
-                .into_data()
-                .try_to_vec()
-                .expect("f32");
+            let g: Vec<f32> =
+                x0.grad(&h.sum().backward()).expect("grad").into_data().try_to_vec().expect("f32");
             g[0].abs()
         };
         let (g1, g50) = (grad_over(1), grad_over(steps));
         assert!(g_lstm > 0.1, "LSTM gradient over {steps} steps: {g_lstm}");
-        assert!(
-            g50 < 1e-6 * g1,
-            "RNN gradient over {steps} steps {g50} vs 1 step {g1}"
-        );
+        assert!(g50 < 1e-6 * g1, "RNN gradient over {steps} steps {g50} vs 1 step {g1}");
     }
 }
 
@@ -623,10 +548,7 @@ mod fused_tests {
 
     /// A tensor's values.
     fn vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-        t.into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .expect("f32")
+        t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32")
     }
 
     /// Every value of `a` within `tol` × max(1, largest |b|) of `b`'s.
@@ -634,10 +556,7 @@ mod fused_tests {
         assert_eq!(a.len(), b.len(), "{what}: lengths");
         let scale = b.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!(
-                (x - y).abs() <= tol * scale,
-                "{what}[{i}]: fused {x} vs reference {y}"
-            );
+            assert!((x - y).abs() <= tol * scale, "{what}[{i}]: fused {x} vs reference {y}");
         }
     }
 
@@ -763,18 +682,11 @@ mod fused_tests {
                 Tensor::stack(ys, 0)
             };
             let grads = (hs.clone() * wh.clone()).sum().backward();
-            let mut out = vec![
-                vec(x.grad(&grads).expect("x grad")),
-                vec(h0.grad(&grads).expect("h0 grad")),
-            ];
+            let mut out =
+                vec![vec(x.grad(&grads).expect("x grad")), vec(h0.grad(&grads).expect("h0 grad"))];
             for l in cell.linears() {
                 out.push(vec(l.weight.grad(&grads).expect("weight grad")));
-                out.push(vec(l
-                    .bias
-                    .as_ref()
-                    .expect("bias")
-                    .grad(&grads)
-                    .expect("bias grad")));
+                out.push(vec(l.bias.as_ref().expect("bias").grad(&grads).expect("bias grad")));
             }
             (vec(hs), out)
         })
@@ -830,11 +742,6 @@ mod fused_tests {
         }
         close(&vec(h.clone()), &vec(hh), 2e-6, "final h");
         close(&vec(c), &vec(cc), 2e-6, "final c");
-        close(
-            &vec(hs.slice([4..5]).reshape([2, 6])),
-            &vec(h),
-            0.0,
-            "last output is the final h",
-        );
+        close(&vec(hs.slice([4..5]).reshape([2, 6])), &vec(h), 0.0, "last output is the final h");
     }
 }

@@ -50,13 +50,8 @@ pub fn confusion_picture(
     register_fonts();
     let size = confusion_size(classes.len());
     let tmp = path.with_extension("partial.png");
-    draw_confusion(
-        BitMapBackend::new(&tmp, size).into_drawing_area(),
-        classes,
-        confusion,
-        title,
-    )
-    .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+    draw_confusion(BitMapBackend::new(&tmp, size).into_drawing_area(), classes, confusion, title)
+        .map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     if svg {
         let path = path.with_extension("svg");
@@ -79,10 +74,7 @@ const TOP: i32 = 56;
 const BOTTOM: i32 = 120;
 
 fn confusion_size(k: usize) -> (u32, u32) {
-    (
-        (LEFT + k as i32 * CELL + 24) as u32,
-        (TOP + k as i32 * CELL + BOTTOM) as u32,
-    )
+    ((LEFT + k as i32 * CELL + 24) as u32, (TOP + k as i32 * CELL + BOTTOM) as u32)
 }
 
 fn draw_confusion<DB: DrawingBackend>(
@@ -99,45 +91,26 @@ fn draw_confusion<DB: DrawingBackend>(
     let centre = Pos::new(HPos::Center, VPos::Center);
     let title_style = TextStyle::from((FONT, 18).into_font().style(FontStyle::Bold))
         .pos(Pos::new(HPos::Center, VPos::Top));
-    root.draw(&Text::new(
-        title.to_string(),
-        (size.0 as i32 / 2, 12),
-        title_style,
-    ))
-    .map_err(err)?;
+    root.draw(&Text::new(title.to_string(), (size.0 as i32 / 2, 12), title_style)).map_err(err)?;
     let label = TextStyle::from((FONT, 14).into_font());
     for (i, row) in confusion.iter().enumerate() {
         let total: usize = row.iter().sum();
         let y = top + i as i32 * cell;
         let row_label = label.clone().pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(
-            classes[i].clone(),
-            (left - 8, y + cell / 2),
-            row_label,
-        ))
-        .map_err(err)?;
+        root.draw(&Text::new(classes[i].clone(), (left - 8, y + cell / 2), row_label))
+            .map_err(err)?;
         for (j, &n) in row.iter().enumerate() {
             let x = left + j as i32 * cell;
-            let share = if total > 0 {
-                n as f64 / total as f64
-            } else {
-                0.0
-            };
+            let share = if total > 0 { n as f64 / total as f64 } else { 0.0 };
             root.draw(&Rectangle::new(
                 [(x, y), (x + cell - 1, y + cell - 1)],
                 shade(share).filled(),
             ))
             .map_err(err)?;
             let ink = if share > 0.5 { WHITE } else { BLACK };
-            let count = TextStyle::from((FONT, 13).into_font())
-                .color(&ink)
-                .pos(centre);
-            root.draw(&Text::new(
-                n.to_string(),
-                (x + cell / 2, y + cell / 2),
-                count,
-            ))
-            .map_err(err)?;
+            let count = TextStyle::from((FONT, 13).into_font()).color(&ink).pos(centre);
+            root.draw(&Text::new(n.to_string(), (x + cell / 2, y + cell / 2), count))
+                .map_err(err)?;
         }
     }
     let grid_bottom = top + k as i32 * cell;
@@ -145,8 +118,7 @@ fn draw_confusion<DB: DrawingBackend>(
         let x = left + j as i32 * cell + cell / 2;
         let style = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate270))
             .pos(Pos::new(HPos::Right, VPos::Center));
-        root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style))
-            .map_err(err)?;
+        root.draw(&Text::new(c.clone(), (x, grid_bottom + 8), style)).map_err(err)?;
     }
     let axis = TextStyle::from((FONT, 14).into_font().style(FontStyle::Bold))
         .pos(Pos::new(HPos::Center, VPos::Bottom));
@@ -156,8 +128,7 @@ fn draw_confusion<DB: DrawingBackend>(
         axis.clone(),
     ))
     .map_err(err)?;
-    root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis))
-        .map_err(err)?;
+    root.draw(&Text::new("true class ↓", (left / 2, top - 8), axis)).map_err(err)?;
     root.present().map_err(err)?;
     Ok(())
 }
@@ -240,16 +211,12 @@ fn draw_lines<DB: DrawingBackend>(
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
     let finite = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let pts: Vec<(f64, f64)> = series
-        .iter()
-        .flat_map(|s| s.points.iter().copied().filter(finite))
-        .collect();
-    let (mut x0, mut x1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pts: Vec<(f64, f64)> =
+        series.iter().flat_map(|s| s.points.iter().copied().filter(finite)).collect();
+    let (mut x0, mut x1) =
+        pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) =
+        pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if pts.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
     }
@@ -291,13 +258,9 @@ fn draw_lines<DB: DrawingBackend>(
         let style = PALETTE[s.color % PALETTE.len()].stroke_width(2);
         let points: Vec<(f64, f64)> = s.points.iter().copied().filter(finite).collect();
         let anno = if s.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(points.clone(), 8, 5, style))
-                .map_err(err)?
+            chart.draw_series(DashedLineSeries::new(points.clone(), 8, 5, style)).map_err(err)?
         } else {
-            chart
-                .draw_series(LineSeries::new(points.clone(), style))
-                .map_err(err)?
+            chart.draw_series(LineSeries::new(points.clone(), style)).map_err(err)?
         };
         // A dashed line in the legend is two strokes with a gap.
         let gap = if s.dashed { 5 } else { 0 };
@@ -340,12 +303,8 @@ pub fn word_map(stem: &Path, title: &str, points: &[(String, f64, f64)]) -> Resu
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
     let svg = stem.with_extension("svg");
     let mut text = String::new();
-    draw_words(
-        SVGBackend::with_string(&mut text, size).into_drawing_area(),
-        title,
-        points,
-    )
-    .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
+    draw_words(SVGBackend::with_string(&mut text, size).into_drawing_area(), title, points)
+        .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     crate::run::write_atomic(&svg, text.as_bytes())
 }
 
@@ -356,12 +315,8 @@ fn draw_words<DB: DrawingBackend>(
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
-    let (x0, x1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let (y0, y1) = points
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
+    let (x0, x1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (y0, y1) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
     let (px, py) = (((x1 - x0) * 0.06).max(1e-6), ((y1 - y0) * 0.06).max(1e-6));
     let (x0, x1, y0, y1) = if points.is_empty() {
         (-1.0, 1.0, -1.0, 1.0)
@@ -419,23 +374,15 @@ pub fn image_grid(
     register_fonts();
     let cols = cols.min(tiles.len()).max(1);
     let rows = tiles.len().div_ceil(cols).max(1);
-    let (tw, th) = tiles.first().map_or((32 * scale, 32 * scale), |t| {
-        (t.width * scale, t.height * scale)
-    });
+    let (tw, th) =
+        tiles.first().map_or((32 * scale, 32 * scale), |t| (t.width * scale, t.height * scale));
     let (pad, caption, top) = (10usize, 34usize, 34usize);
     let (cw, ch) = (tw.max(110) + pad, th + caption + pad);
     let (w, h) = (cols * cw + pad, top + rows * ch);
     let mut buf = vec![255u8; w * h * 3];
     for (i, t) in tiles.iter().enumerate() {
-        let (x0, y0) = (
-            pad + (i % cols) * cw + (cw - pad - tw) / 2,
-            top + (i / cols) * ch,
-        );
-        let frame: [u8; 3] = if t.correct {
-            [44, 160, 44]
-        } else {
-            [214, 39, 40]
-        };
+        let (x0, y0) = (pad + (i % cols) * cw + (cw - pad - tw) / 2, top + (i / cols) * ch);
+        let frame: [u8; 3] = if t.correct { [44, 160, 44] } else { [214, 39, 40] };
         for y in y0.saturating_sub(3)..(y0 + t.height * scale + 3).min(h) {
             for x in x0.saturating_sub(3)..(x0 + t.width * scale + 3).min(w) {
                 buf[(y * w + x) * 3..][..3].copy_from_slice(&frame);
@@ -450,11 +397,7 @@ pub fn image_grid(
                     // Grey images repeat their one channel.
                     *v = t
                         .chw
-                        .get(if t.channels >= 3 {
-                            c * plane + src
-                        } else {
-                            src
-                        })
+                        .get(if t.channels >= 3 { c * plane + src } else { src })
                         .copied()
                         .unwrap_or(0);
                 }
@@ -466,20 +409,11 @@ pub fn image_grid(
         let err = |e| anyhow!("drawing an image grid: {e:?}");
         let title_style = TextStyle::from((FONT, 16).into_font().style(FontStyle::Bold))
             .pos(Pos::new(HPos::Center, VPos::Top));
-        root.draw(&Text::new(
-            title.to_string(),
-            (w as i32 / 2, 8),
-            title_style,
-        ))
-        .map_err(err)?;
+        root.draw(&Text::new(title.to_string(), (w as i32 / 2, 8), title_style)).map_err(err)?;
         for (i, t) in tiles.iter().enumerate() {
             let cx = pad + (i % cols) * cw + (cw - pad) / 2;
             let y = top + (i / cols) * ch + th + 6;
-            let ink = if t.correct {
-                RGBColor(20, 110, 20)
-            } else {
-                RGBColor(180, 20, 20)
-            };
+            let ink = if t.correct { RGBColor(20, 110, 20) } else { RGBColor(180, 20, 20) };
             let style = TextStyle::from((FONT, 12).into_font())
                 .color(&ink)
                 .pos(Pos::new(HPos::Center, VPos::Top));
@@ -501,8 +435,7 @@ pub fn image_grid(
 /// PNG bytes of an image.
 pub fn png_bytes(img: &image::RgbImage) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png)
-        .context("encoding a PNG")?;
+    img.write_to(&mut out, image::ImageFormat::Png).context("encoding a PNG")?;
     Ok(out.into_inner())
 }
 
@@ -526,18 +459,9 @@ mod tests {
     fn confusion_png_decodes_with_cells_shaded_by_share() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("confusion.png");
-        let classes = vec![
-            "cat".to_string(),
-            "dog".to_string(),
-            "automobile".to_string(),
-        ];
-        confusion_png(
-            &path,
-            &classes,
-            &[vec![9, 1, 0], vec![5, 5, 0], vec![0, 0, 10]],
-            "test",
-        )
-        .expect("png");
+        let classes = vec!["cat".to_string(), "dog".to_string(), "automobile".to_string()];
+        confusion_png(&path, &classes, &[vec![9, 1, 0], vec![5, 5, 0], vec![0, 0, 10]], "test")
+            .expect("png");
         let img = image::open(&path).expect("decodes").to_rgb8();
         assert_eq!(img.dimensions(), (120 + 3 * 58 + 24, 56 + 3 * 58 + 120));
         // A cell's corner pixel (away from its text) has the cell's shade.
@@ -545,10 +469,7 @@ mod tests {
         assert_eq!(px(2, 2), [8, 48, 107], "100% cell is darkest");
         assert_eq!(px(2, 0), [247, 251, 255], "0% cell is lightest");
         let (full, half, tenth) = (px(0, 0), px(1, 1), px(0, 1));
-        assert!(
-            full[0] < half[0] && half[0] < tenth[0],
-            "{full:?} {half:?} {tenth:?}"
-        );
+        assert!(full[0] < half[0] && half[0] < tenth[0], "{full:?} {half:?} {tenth:?}");
         // Labels were drawn: some dark pixels left of the grid.
         let dark = (0..120)
             .flat_map(|x| (56..56 + 174).map(move |y| (x, y)))

@@ -53,9 +53,7 @@ fn metric_rank(m: &str) -> (usize, String) {
 fn pretty(metric: &str) -> String {
     let s = metric.replace('_', " ");
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 /// Exponential moving average, as TensorBoard's smoothing slider (debiased at the start).
@@ -86,10 +84,7 @@ fn default_out(runs: &[PathBuf]) -> PathBuf {
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn report_command(args: ReportArgs) -> Result<()> {
@@ -106,17 +101,12 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
 
     let mut data = Vec::new();
     for dir in &args.runs {
-        let mut name = dir
-            .file_name()
-            .map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
+        let mut name =
+            dir.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
         // Two runs with the same folder name (from different parents) get numbered labels.
         let mut k = 2;
         while data.iter().any(|d: &RunData| d.name == name) {
-            name = format!(
-                "{}-{k}",
-                name.trim_end_matches(char::is_numeric)
-                    .trim_end_matches('-')
-            );
+            name = format!("{}-{k}", name.trim_end_matches(char::is_numeric).trim_end_matches('-'));
             k += 1;
         }
         let tb = dir.join(TB_DIR);
@@ -158,11 +148,8 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
             for (split, scalars, dashed) in [("train", &d.train, false), ("valid", &d.valid, true)]
             {
                 if let Some(points) = scalars.get(&format!("epoch/{m}")) {
-                    let label = if single {
-                        split.to_string()
-                    } else {
-                        format!("{} {split}", d.name)
-                    };
+                    let label =
+                        if single { split.to_string() } else { format!("{} {split}", d.name) };
                     series.push(Series {
                         label,
                         color: i,
@@ -193,11 +180,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
         .enumerate()
         .filter_map(|(i, d)| {
             d.train.get("step/loss").map(|p| Series {
-                label: if single {
-                    "train".into()
-                } else {
-                    d.name.clone()
-                },
+                label: if single { "train".into() } else { d.name.clone() },
                 color: i,
                 dashed: false,
                 points: smooth(p, 0.9),
@@ -231,11 +214,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
         .enumerate()
         .filter_map(|(i, d)| {
             d.train.get("step/learning_rate").map(|p| Series {
-                label: if single {
-                    String::new()
-                } else {
-                    d.name.clone()
-                },
+                label: if single { String::new() } else { d.name.clone() },
                 color: i,
                 dashed: false,
                 points: p.iter().map(|&(x, y)| (x as f64, y)).collect(),
@@ -248,13 +227,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
         } else {
             "training step"
         };
-        plot::line_chart(
-            &out.join("lr-schedule"),
-            "Learning rate",
-            x,
-            "learning rate",
-            &lr,
-        )?;
+        plot::line_chart(&out.join("lr-schedule"), "Learning rate", x, "learning rate", &lr)?;
         figures.push(Figure {
             title: "Learning-rate schedule".into(),
             png: "lr-schedule.png".into(),
@@ -301,18 +274,8 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
     let mut figs = Vec::new();
 
     let png = format!("{}-confusion.png", d.name);
-    let title = format!(
-        "{}: test accuracy {:.2}%",
-        record.model,
-        100.0 * report.accuracy
-    );
-    plot::confusion_picture(
-        &out.join(&png),
-        &meta.classes,
-        &report.confusion,
-        &title,
-        true,
-    )?;
+    let title = format!("{}: test accuracy {:.2}%", record.model, 100.0 * report.accuracy);
+    plot::confusion_picture(&out.join(&png), &meta.classes, &report.confusion, &title, true)?;
     let svg = Some(format!("{}-confusion.svg", d.name));
     figs.push(Figure {
         title: format!(
@@ -353,11 +316,7 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
             &tiles,
             8,
             3,
-            &format!(
-                "{}: the {} most confidently wrong test images",
-                d.name,
-                tiles.len()
-            ),
+            &format!("{}: the {} most confidently wrong test images", d.name, tiles.len()),
         )?;
         let png = format!("{}-mistakes.png", d.name);
         img.save(out.join(&png))
@@ -380,18 +339,12 @@ fn word_map(d: &RunData, n: usize, out: &Path) -> Result<Figure> {
     let n = n.min(e.words.len());
     let rows: Vec<f32> = (0..n).flat_map(|i| e.unit_row(i).to_vec()).collect();
     let proj = pca(&rows, e.dim(), 2);
-    let points: Vec<(String, f64, f64)> = proj
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (e.words[i].clone(), p[0], p[1]))
-        .collect();
+    let points: Vec<(String, f64, f64)> =
+        proj.iter().enumerate().map(|(i, p)| (e.words[i].clone(), p[0], p[1])).collect();
     let stem = format!("{}-word-map", d.name);
     plot::word_map(
         &out.join(&stem),
-        &format!(
-            "{}: the {n} most frequent words, PCA of unit vectors",
-            d.name
-        ),
+        &format!("{}: the {n} most frequent words, PCA of unit vectors", d.name),
         &points,
     )?;
     Ok(Figure {
@@ -471,12 +424,7 @@ mod tests {
     fn html_escapes_names() {
         assert_eq!(html_escape("a<b>&\"c\""), "a&lt;b&gt;&amp;&quot;c&quot;");
         assert_eq!(pretty("bits_per_char"), "Bits per char");
-        let mut m = vec![
-            "perplexity".to_string(),
-            "accuracy".into(),
-            "zeta".into(),
-            "loss".into(),
-        ];
+        let mut m = vec!["perplexity".to_string(), "accuracy".into(), "zeta".into(), "loss".into()];
         m.sort_by_key(|m| metric_rank(m));
         assert_eq!(m, ["loss", "accuracy", "perplexity", "zeta"]);
     }

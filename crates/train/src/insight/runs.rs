@@ -38,10 +38,7 @@ fn read_json(path: &Path) -> Result<Json> {
 fn config_epochs(dir: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(dir.join(run::CONFIG_FILE)).ok()?;
     let v: toml::Value = toml::from_str(&text).ok()?;
-    v.get("train")?
-        .get("epochs")?
-        .as_integer()
-        .map(|e| e as u64)
+    v.get("train")?.get("epochs")?.as_integer().map(|e| e as u64)
 }
 
 /// The per-epoch scalars of a run's TensorBoard split folder: metric → (epoch, value).
@@ -86,11 +83,7 @@ fn wall_text(secs: Option<f64>) -> String {
 /// Is the process that wrote `dir/pid` still running burnlab? None where that cannot be told
 /// (no pid file, or no /proc).
 fn trainer_alive(dir: &Path) -> Option<bool> {
-    let pid: u32 = std::fs::read_to_string(dir.join(run::PID_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
+    let pid: u32 = std::fs::read_to_string(dir.join(run::PID_FILE)).ok()?.trim().parse().ok()?;
     if !Path::new("/proc/self").exists() {
         return None;
     }
@@ -99,10 +92,7 @@ fn trainer_alive(dir: &Path) -> Option<bool> {
 }
 
 fn status_text(v: &Json, dir: &Path) -> String {
-    let status = v
-        .get("status")
-        .and_then(|s| s.as_str())
-        .unwrap_or("unknown");
+    let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("unknown");
     // Killed runs never get to write their status.
     if status == "running" && trainer_alive(dir) == Some(false) {
         return "interrupted (killed)".into();
@@ -111,24 +101,14 @@ fn status_text(v: &Json, dir: &Path) -> String {
 }
 
 fn str_of(v: &Json, key: &str) -> String {
-    v.get(key)
-        .and_then(|s| s.as_str())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(DASH)
-        .to_string()
+    v.get(key).and_then(|s| s.as_str()).filter(|s| !s.is_empty()).unwrap_or(DASH).to_string()
 }
 
 fn epochs_text(meta: &Json, dir: &Path, train: &EpochScalars) -> String {
     // A run still training (or killed) updates its metadata only at the end; its TensorBoard
     // log knows the epochs finished so far.
-    let logged = series(train, "loss")
-        .last()
-        .map_or(0, |p| p.0.max(0) as u64);
-    let done = meta
-        .get("epochs_done")
-        .and_then(|e| e.as_u64())
-        .unwrap_or(0)
-        .max(logged);
+    let logged = series(train, "loss").last().map_or(0, |p| p.0.max(0) as u64);
+    let done = meta.get("epochs_done").and_then(|e| e.as_u64()).unwrap_or(0).max(logged);
     match config_epochs(dir) {
         Some(total) => format!("{done}/{total}"),
         None => done.to_string(),
@@ -166,11 +146,7 @@ fn row(dir: &Path) -> Result<RunRow> {
     // The record's JSON as it is (any layout, `run.json` first), so that a record this build
     // cannot fully parse still shows what it can.
     let path = record::path(dir).with_context(|| {
-        format!(
-            "no run record ({} or {})",
-            run::META_FILE,
-            record::LEGACY_FILES.join(" or ")
-        )
+        format!("no run record ({} or {})", run::META_FILE, record::LEGACY_FILES.join(" or "))
     })?;
     let meta = read_json(&path)?;
     let task = meta
@@ -205,17 +181,11 @@ fn row(dir: &Path) -> Result<RunRow> {
             r.model = format!("{} dim {}", get("arch"), get("dim"));
         }
         if r.backend == DASH {
-            r.backend = metrics
-                .as_ref()
-                .map(|j| str_of(j, "backend"))
-                .unwrap_or_else(|| DASH.into());
+            r.backend =
+                metrics.as_ref().map(|j| str_of(j, "backend")).unwrap_or_else(|| DASH.into());
         }
         // word2vec has no validation split: its last epoch's training loss stands in.
-        if let Some(l) = series(&train, "loss")
-            .last()
-            .map(|p| p.1)
-            .or_else(|| m(&["final_loss"]))
-        {
+        if let Some(l) = series(&train, "loss").last().map(|p| p.1).or_else(|| m(&["final_loss"])) {
             r.best_valid = format!("train loss {l:.4}");
         }
         return Ok(r);
@@ -264,23 +234,14 @@ pub fn scan(dir: &Path) -> Result<Vec<RunRow>> {
     Ok(dirs.iter().map(|d| summarize(d)).collect())
 }
 
-pub const HEADER: [&str; 9] = [
-    "run",
-    "task",
-    "model",
-    "backend",
-    "epochs",
-    "best valid",
-    "test",
-    "wall",
-    "status",
-];
+pub const HEADER: [&str; 9] =
+    ["run", "task", "model", "backend", "epochs", "best valid", "test", "wall", "status"];
 
 pub fn cells(r: &RunRow) -> [String; 9] {
-    let name = r.dir.file_name().map_or_else(
-        || r.dir.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = r
+        .dir
+        .file_name()
+        .map_or_else(|| r.dir.display().to_string(), |n| n.to_string_lossy().into_owned());
     [
         name,
         r.task.clone(),
@@ -296,19 +257,13 @@ pub fn cells(r: &RunRow) -> [String; 9] {
 
 /// The rows as an aligned text table.
 pub fn table(rows: &[RunRow]) -> String {
-    let all: Vec<[String; 9]> = std::iter::once(HEADER.map(String::from))
-        .chain(rows.iter().map(cells))
-        .collect();
-    let widths: Vec<usize> = (0..9)
-        .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let all: Vec<[String; 9]> =
+        std::iter::once(HEADER.map(String::from)).chain(rows.iter().map(cells)).collect();
+    let widths: Vec<usize> =
+        (0..9).map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in &all {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -388,36 +343,14 @@ mod tests {
         );
         assert_eq!(
             cells(&rows[1])[..6],
-            [
-                "b-lstm",
-                "charlm",
-                "lstm 2x256",
-                "wgpu",
-                "3/10",
-                "loss 1.7500"
-            ]
-            .map(String::from)
+            ["b-lstm", "charlm", "lstm 2x256", "wgpu", "3/10", "loss 1.7500"].map(String::from)
         );
         assert_eq!(rows[1].status, "interrupted");
         assert_eq!(rows[1].test, "-");
-        assert!(
-            rows[2].status.starts_with("corrupt: "),
-            "{}",
-            rows[2].status
-        );
-        assert!(
-            rows[2].status.contains("run.json is not valid JSON"),
-            "{}",
-            rows[2].status
-        );
+        assert!(rows[2].status.starts_with("corrupt: "), "{}", rows[2].status);
+        assert!(rows[2].status.contains("run.json is not valid JSON"), "{}", rows[2].status);
         let t = table(&rows);
-        assert!(
-            t.lines()
-                .next()
-                .expect("header")
-                .starts_with("run       task    model"),
-            "{t}"
-        );
+        assert!(t.lines().next().expect("header").starts_with("run       task    model"), "{t}");
         assert_eq!(t.lines().count(), 4);
     }
 
@@ -425,10 +358,7 @@ mod tests {
     fn a_running_run_whose_process_is_gone_is_interrupted() {
         let root = tempfile::tempdir().expect("tmp");
         let dir = root.path().join("r");
-        write(
-            &dir.join("run.json"),
-            r#"{"task":"mlp","status":"running","epochs_done":1}"#,
-        );
+        write(&dir.join("run.json"), r#"{"task":"mlp","status":"running","epochs_done":1}"#);
         // No pid file: nothing to tell.
         assert_eq!(summarize(&dir).status, "running");
         // This test binary (target/…/burnlab-<hash>) is a live burnlab process.
@@ -453,11 +383,7 @@ mod tests {
         let rows = scan(root.path()).expect("scan");
         assert_eq!(rows.len(), 1);
         assert_eq!(
-            (
-                rows[0].task.as_str(),
-                rows[0].model.as_str(),
-                rows[0].epochs.as_str()
-            ),
+            (rows[0].task.as_str(), rows[0].model.as_str(), rows[0].epochs.as_str()),
             ("word2vec", "skipgram dim 100", "5/5")
         );
     }
@@ -465,11 +391,8 @@ mod tests {
     #[test]
     fn a_missing_folder_is_an_error() {
         assert!(
-            format!(
-                "{:#}",
-                scan(Path::new("/nonexistent/runs")).expect_err("missing")
-            )
-            .contains("cannot list /nonexistent/runs")
+            format!("{:#}", scan(Path::new("/nonexistent/runs")).expect_err("missing"))
+                .contains("cannot list /nonexistent/runs")
         );
     }
 }

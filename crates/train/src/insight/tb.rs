@@ -53,9 +53,7 @@ fn bytes_field(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
 }
 
 fn wall_time() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// One summary value of an event.
@@ -136,31 +134,19 @@ impl EventWriter {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
-        let host = if host.is_empty() {
-            "localhost".to_string()
-        } else {
-            host
-        };
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let host = if host.is_empty() { "localhost".to_string() } else { host };
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut k = 0;
         let path = loop {
-            let p = dir.join(format!(
-                "events.out.tfevents.{secs}.{host}.{}.{k}",
-                std::process::id()
-            ));
+            let p =
+                dir.join(format!("events.out.tfevents.{secs}.{host}.{}.{k}", std::process::id()));
             if !p.exists() {
                 break p;
             }
             k += 1;
         };
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut w = Self {
-            file: BufWriter::new(file),
-            path,
-            last_flush: Instant::now(),
-        };
+        let mut w = Self { file: BufWriter::new(file), path, last_flush: Instant::now() };
         w.write_record(&encode_event(wall_time(), 0, Some(FILE_VERSION), &[]))?;
         w.flush()?;
         Ok(w)
@@ -178,9 +164,7 @@ impl EventWriter {
         rec.extend_from_slice(&masked_crc(&len).to_le_bytes());
         rec.extend_from_slice(data);
         rec.extend_from_slice(&masked_crc(data).to_le_bytes());
-        self.file
-            .write_all(&rec)
-            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.file.write_all(&rec).with_context(|| format!("writing {}", self.path.display()))?;
         if self.last_flush.elapsed() >= FLUSH_EVERY {
             self.flush()?;
         }
@@ -215,9 +199,7 @@ impl EventWriter {
 
     pub fn flush(&mut self) -> Result<()> {
         self.last_flush = Instant::now();
-        self.file
-            .flush()
-            .with_context(|| format!("writing {}", self.path.display()))
+        self.file.flush().with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -264,22 +246,12 @@ impl<'a> Reader<'a> {
         let (num, wire) = (k >> 3, (k & 7) as u8);
         Some(match wire {
             0 => (num, wire, &[][..], self.varint()?),
-            1 => (
-                num,
-                wire,
-                &[][..],
-                u64::from_le_bytes(self.take(8)?.try_into().ok()?),
-            ),
+            1 => (num, wire, &[][..], u64::from_le_bytes(self.take(8)?.try_into().ok()?)),
             2 => {
                 let n = usize::try_from(self.varint()?).ok()?;
                 (num, wire, self.take(n)?, 0)
             }
-            5 => (
-                num,
-                wire,
-                &[][..],
-                u32::from_le_bytes(self.take(4)?.try_into().ok()?) as u64,
-            ),
+            5 => (num, wire, &[][..], u32::from_le_bytes(self.take(4)?.try_into().ok()?) as u64),
             _ => return None,
         })
     }
@@ -313,12 +285,7 @@ fn decode_value(buf: &[u8]) -> Option<(String, Value)> {
 
 fn decode_event(buf: &[u8]) -> Option<Event> {
     let mut r = Reader { buf, pos: 0 };
-    let mut e = Event {
-        wall_time: 0.0,
-        step: 0,
-        file_version: None,
-        values: Vec::new(),
-    };
+    let mut e = Event { wall_time: 0.0, step: 0, file_version: None, values: Vec::new() };
     while !r.done() {
         match r.field()? {
             (1, 1, _, bits) => e.wall_time = f64::from_bits(bits),
@@ -353,10 +320,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
         };
         let len_bytes = &header[..8];
         if u32::from_le_bytes(header[8..12].try_into()?) != masked_crc(len_bytes) {
-            bail!(
-                "{}: record at byte {pos}: length CRC mismatch",
-                path.display()
-            );
+            bail!("{}: record at byte {pos}: length CRC mismatch", path.display());
         }
         let len = usize::try_from(u64::from_le_bytes(len_bytes.try_into()?))?;
         let Some(body) = data.get(pos + 12..(pos + 12).saturating_add(len).saturating_add(4))
@@ -365,16 +329,10 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>> {
         };
         let (payload, crc) = body.split_at(len);
         if u32::from_le_bytes(crc.try_into()?) != masked_crc(payload) {
-            bail!(
-                "{}: record at byte {pos}: data CRC mismatch",
-                path.display()
-            );
+            bail!("{}: record at byte {pos}: data CRC mismatch", path.display());
         }
         let event = decode_event(payload).with_context(|| {
-            format!(
-                "{}: record at byte {pos}: not an Event message",
-                path.display()
-            )
+            format!("{}: record at byte {pos}: not an Event message", path.display())
         })?;
         events.push(event);
         pos += 12 + len + 4;
@@ -389,9 +347,7 @@ pub fn event_files(dir: &Path) -> Vec<PathBuf> {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
                 .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.contains("tfevents"))
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.contains("tfevents"))
                 })
                 .collect()
         })
@@ -414,23 +370,14 @@ pub fn read_scalars(dir: &Path) -> Result<std::collections::BTreeMap<String, Vec
             }
         }
     }
-    Ok(series
-        .into_iter()
-        .map(|(k, v)| (k, v.into_iter().collect()))
-        .collect())
+    Ok(series.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect())
 }
 
 /// A metric name as a TensorBoard tag: `Learning Rate` → `learning_rate`.
 pub fn tag_name(metric: &str) -> String {
     let mut s: String = metric
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
         .collect();
     while s.contains("__") {
         s = s.replace("__", "_");
@@ -477,8 +424,7 @@ mod tests {
         w.scalar("epoch/loss", 2, 1.25).expect("scalar");
         w.scalar("step/learning_rate", 300, 1e-3).expect("scalar");
         w.scalar("step/big", 1 << 40, -0.5).expect("scalar");
-        w.image("samples", 2, 3, 2, vec![1, 2, 3, 200])
-            .expect("image");
+        w.image("samples", 2, 3, 2, vec![1, 2, 3, 200]).expect("image");
         w.flush().expect("flush");
         let events = read_events(w.path()).expect("read");
         assert_eq!(events.len(), 6);
@@ -492,14 +438,7 @@ mod tests {
         assert_eq!(events[4].step, 1 << 40);
         assert_eq!(
             events[5].values[0],
-            (
-                "samples".to_string(),
-                Value::Image {
-                    width: 3,
-                    height: 2,
-                    png: vec![1, 2, 3, 200]
-                }
-            )
+            ("samples".to_string(), Value::Image { width: 3, height: 2, png: vec![1, 2, 3, 200] })
         );
         let s = read_scalars(dir.path()).expect("scalars");
         assert_eq!(s["epoch/loss"], vec![(1, 2.5), (2, 1.25)]);

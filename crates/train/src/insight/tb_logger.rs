@@ -56,10 +56,7 @@ impl TbLogger {
             Arc::new(Mutex::new(EventWriter::create(&dir.join("train"))?)),
             Arc::new(Mutex::new(EventWriter::create(&dir.join("valid"))?)),
         ];
-        let split = |n| SplitLog {
-            batches_per_epoch: n,
-            ..Default::default()
-        };
+        let split = |n| SplitLog { batches_per_epoch: n, ..Default::default() };
         Ok(Self {
             writers,
             splits: [split(train_batches), split(valid_batches)],
@@ -116,12 +113,7 @@ impl MetricLogger for TbLogger {
                     s.finals.insert(name.clone(), *v);
                 }
                 Some(e @ NumericEntry::Value(v))
-                | Some(
-                    e @ NumericEntry::Aggregated {
-                        aggregated_value: v,
-                        ..
-                    },
-                ) => {
+                | Some(e @ NumericEntry::Aggregated { aggregated_value: v, .. }) => {
                     let w = if let NumericEntry::Aggregated { count, .. } = e {
                         *count as f64
                     } else {
@@ -150,8 +142,7 @@ impl MetricLogger for TbLogger {
     }
 
     fn log_metric_definition(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(definition.metric_id.clone(), tag_name(&definition.name));
+        self.names.insert(definition.metric_id.clone(), tag_name(&definition.name));
     }
 
     fn log_epoch_summary(&mut self, summary: EpochSummary) {
@@ -205,14 +196,7 @@ impl SampleGrid {
         writer: SharedWriter,
         first_epoch: usize,
     ) -> Self {
-        Self {
-            images,
-            count,
-            writer,
-            epoch: first_epoch,
-            drawn: false,
-            text: String::new(),
-        }
+        Self { images, count, writer, epoch: first_epoch, drawn: false, text: String::new() }
     }
 
     fn draw(&self, logits: &Tensor<2>) -> Result<String> {
@@ -257,10 +241,8 @@ impl SampleGrid {
         );
         let img = image_grid(&tiles, 8, 3, &title)?;
         let (w, h) = img.dimensions();
-        let mut writer = self
-            .writer
-            .lock()
-            .map_err(|_| anyhow::anyhow!("TensorBoard writer poisoned"))?;
+        let mut writer =
+            self.writer.lock().map_err(|_| anyhow::anyhow!("TensorBoard writer poisoned"))?;
         writer.image("samples", self.epoch as i64, w, h, png_bytes(&img)?)?;
         Ok(format!("{right}/{n} right"))
     }
@@ -339,16 +321,10 @@ mod tests {
                 attributes: MetricAttributes::None,
             });
         }
-        let agg = |v: f64, count: usize| NumericEntry::Aggregated {
-            aggregated_value: v,
-            count,
-        };
+        let agg = |v: f64, count: usize| NumericEntry::Aggregated { aggregated_value: v, count };
         for (loss, n, lr) in [(1.0, 10, 0.1), (2.0, 30, 0.2), (4.0, 10, 0.3)] {
             logger.log(
-                update(&[
-                    ("Loss", agg(loss, n)),
-                    ("Learning Rate", NumericEntry::Value(lr)),
-                ]),
+                update(&[("Loss", agg(loss, n)), ("Learning Rate", NumericEntry::Value(lr))]),
                 2,
                 &Split::Train,
             );
@@ -357,23 +333,11 @@ mod tests {
         logger.log(update(&[("Loss", agg(3.0, 5))]), 2, &Split::Valid);
         logger.log(update(&[("Loss", agg(6.0, 5))]), 2, &Split::Valid);
         // burn-train's epoch-end update: its final value wins over our running mean.
-        logger.log(
-            update(&[("Loss", NumericEntry::Final(4.75))]),
-            2,
-            &Split::Valid,
-        );
+        logger.log(update(&[("Loss", NumericEntry::Final(4.75))]), 2, &Split::Valid);
         logger.log_epoch_summary(EpochSummary::new(2, Split::Valid));
         // An unregistered metric and a test split are ignored.
-        logger.log(
-            update(&[("Other", NumericEntry::Value(9.0))]),
-            2,
-            &Split::Train,
-        );
-        logger.log(
-            update(&[("Loss", NumericEntry::Value(9.0))]),
-            2,
-            &Split::Test(None),
-        );
+        logger.log(update(&[("Other", NumericEntry::Value(9.0))]), 2, &Split::Train);
+        logger.log(update(&[("Loss", NumericEntry::Value(9.0))]), 2, &Split::Test(None));
         drop(logger);
 
         let train = crate::insight::tb::read_scalars(&dir.path().join(TB_DIR).join("train"))
@@ -408,10 +372,8 @@ mod tests {
         };
         let mut grid = SampleGrid::new(Arc::new(set), 2, writer.clone(), 5);
         let device = burn::tensor::Device::flex();
-        let logits = Logits(Tensor::<2>::from_floats(
-            [[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]],
-            &device,
-        ));
+        let logits =
+            Logits(Tensor::<2>::from_floats([[2.0, 0.0], [3.0, 0.0], [0.0, 1.0]], &device));
         let meta = MetricMetadata {
             progress: burn::data::dataloader::Progress {
                 items_processed: 3,
@@ -423,8 +385,7 @@ mod tests {
         };
         let first = grid.update(&logits, &meta).expect("update");
         assert_eq!(first.formatted, "1/2 right");
-        grid.update(&logits, &meta)
-            .expect("second batch draws nothing");
+        grid.update(&logits, &meta).expect("second batch draws nothing");
         grid.clear();
         grid.update(&logits, &meta).expect("next epoch");
         writer.lock().expect("lock").flush().expect("flush");
@@ -443,10 +404,6 @@ mod tests {
                 })
             })
             .collect();
-        assert_eq!(
-            images,
-            vec![(5, 2 * 120 + 10), (6, 2 * 120 + 10)],
-            "two tiles: two columns"
-        );
+        assert_eq!(images, vec![(5, 2 * 120 + 10), (6, 2 * 120 + 10)], "two tiles: two columns");
     }
 }

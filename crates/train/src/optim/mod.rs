@@ -22,18 +22,13 @@ pub fn build_optimizer(c: &OptimConfig, host: bool) -> ModuleOptimizer {
             host,
         }
         .into(),
-        OptimKind::Adagrad => AdaGradConfig::new()
-            .with_epsilon(1e-10)
-            .with_weight_decay(decay)
-            .init(),
-        OptimKind::Adam => AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(decay)
-            .init(),
-        OptimKind::Adamw => AdamWConfig::new()
-            .with_epsilon(1e-8)
-            .with_weight_decay(c.weight_decay as f32)
-            .init(),
+        OptimKind::Adagrad => {
+            AdaGradConfig::new().with_epsilon(1e-10).with_weight_decay(decay).init()
+        }
+        OptimKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(decay).init(),
+        OptimKind::Adamw => {
+            AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(c.weight_decay as f32).init()
+        }
     }
 }
 
@@ -117,15 +112,7 @@ mod tests {
     use super::*;
 
     fn sched(kind: ScheduleKind, warmup: f64) -> Schedule {
-        Schedule::new(
-            &ScheduleConfig {
-                name: kind,
-                warmup_epochs: warmup,
-            },
-            0.1,
-            10,
-            4,
-        )
+        Schedule::new(&ScheduleConfig { name: kind, warmup_epochs: warmup }, 0.1, 10, 4)
     }
 
     #[test]

@@ -26,14 +26,11 @@ impl FusedSgd {
     fn step_host(&self, lr: f32, p: &mut [f32], g: &[f32], v: Option<&mut [f32]>) {
         let (m, wd, nesterov) = (self.momentum, self.weight_decay, self.nesterov);
         match v {
-            None => p
-                .par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|(p, g)| {
-                    for (p, &g) in p.iter_mut().zip(g) {
-                        *p -= lr * (g + wd * *p);
-                    }
-                }),
+            None => p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(p, g)| {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= lr * (g + wd * *p);
+                }
+            }),
             Some(v) => p
                 .par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
@@ -67,11 +64,8 @@ impl FusedSgd {
             Some(v) => v.mul_scalar(self.momentum) + d.clone(),
             None => d.clone(),
         };
-        let update = if self.nesterov {
-            d + v.clone().mul_scalar(self.momentum)
-        } else {
-            v.clone()
-        };
+        let update =
+            if self.nesterov { d + v.clone().mul_scalar(self.momentum) } else { v.clone() };
         (tensor - update.mul_scalar(lr), Some(v))
     }
 }
@@ -128,16 +122,12 @@ impl Optimizer for FusedSgd {
             return (t, v.map(|momentum| LionState { momentum }));
         }
         let t = Tensor::<D>::from_data(p, &device);
-        let v = v.map(|v| LionState {
-            momentum: Tensor::<D>::from_data(v, &device),
-        });
+        let v = v.map(|v| LionState { momentum: Tensor::<D>::from_data(v, &device) });
         (t, v)
     }
 
     fn to_device<const D: usize>(state: LionState<D>, device: &Device) -> LionState<D> {
-        LionState {
-            momentum: state.momentum.to_device(device),
-        }
+        LionState { momentum: state.momentum.to_device(device) }
     }
 }
 
@@ -153,13 +143,7 @@ mod tests {
     fn weights(m: &Linear) -> Vec<f32> {
         let mut w: Vec<f32> = m.weight.val().into_data().try_to_vec().expect("f32");
         w.extend(
-            m.bias
-                .as_ref()
-                .expect("bias")
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .expect("f32"),
+            m.bias.as_ref().expect("bias").val().into_data().try_to_vec::<f32>().expect("f32"),
         );
         w
     }
@@ -170,11 +154,7 @@ mod tests {
         device.seed(1);
         let start = LinearConfig::new(7, 5).init(&device);
         let _ = start.clone().into_record();
-        let x = Tensor::<2>::random(
-            [3, 7],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
+        let x = Tensor::<2>::random([3, 7], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let reference: ModuleOptimizer = SgdConfig::new()
             .with_momentum((momentum > 0.0).then_some(MomentumConfig {
                 momentum,
@@ -183,13 +163,8 @@ mod tests {
             }))
             .with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
             .init();
-        let fused: ModuleOptimizer = FusedSgd {
-            momentum: momentum as f32,
-            nesterov,
-            weight_decay: wd,
-            host,
-        }
-        .into();
+        let fused: ModuleOptimizer =
+            FusedSgd { momentum: momentum as f32, nesterov, weight_decay: wd, host }.into();
         let run = |mut optim: ModuleOptimizer| {
             let mut m = start.clone().fork(&device).train();
             for _ in 0..3 {

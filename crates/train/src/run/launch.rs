@@ -26,10 +26,7 @@ pub fn start(
     check: impl Fn(&RunRecord, &Path) -> Result<()>,
 ) -> Result<(Option<PathBuf>, PathBuf, Option<usize>)> {
     if !flags.resume {
-        let config = flags
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(default_config));
+        let config = flags.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
         return Ok((None, config, None));
     }
     let dir = flags.run_dir.clone().context("--resume needs --run-dir")?;
@@ -102,10 +99,7 @@ where
         println!("resuming from the checkpoint of epoch {epoch}");
         training = training.checkpoint(epoch);
     } else if spec.resume_asked {
-        println!(
-            "no complete checkpoint in {}: starting from epoch 1",
-            run_dir.display()
-        );
+        println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
     }
     let started = Instant::now();
     let result = training.launch(learner);
@@ -125,10 +119,7 @@ where
                 run_dir.join(CHECKPOINT_DIR).display()
             ),
         };
-        bail!(
-            "training stopped: {reason}; {kept}. {}",
-            spec.diverged_advice
-        );
+        bail!("training stopped: {reason}; {kept}. {}", spec.diverged_advice);
     }
     if let Some(err) = result.error {
         record.status = Status::Failed;
@@ -148,8 +139,5 @@ where
         );
         return Ok(Ended::Interrupted);
     }
-    Ok(Ended::Finished {
-        model: result.model,
-        wall,
-    })
+    Ok(Ended::Finished { model: result.model, wall })
 }

@@ -60,15 +60,11 @@ impl Metric for ThroughputMetric {
             }
         };
         self.state.update(rate, 1);
-        Ok(self
-            .state
-            .compute_update(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
+        Ok(self.state.compute_update(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self
-            .state
-            .compute_final(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
+        Ok(self.state.compute_final(FormatOptions::new(self.name()).unit(self.unit).precision(0)))
     }
 
     fn clear(&mut self) {
@@ -81,11 +77,7 @@ impl Metric for ThroughputMetric {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: Some(self.unit.to_string()),
-            higher_is_better: true,
-        }
-        .into()
+        NumericAttributes { unit: Some(self.unit.to_string()), higher_is_better: true }.into()
     }
 }
 
@@ -112,11 +104,7 @@ pub struct GuardedLoss {
 
 impl GuardedLoss {
     pub fn new(interrupter: Interrupter) -> Self {
-        Self {
-            inner: LossMetric::new(),
-            interrupter,
-            tripped: Arc::new(Mutex::new(None)),
-        }
+        Self { inner: LossMetric::new(), interrupter, tripped: Arc::new(Mutex::new(None)) }
     }
 
     /// Why training was stopped, if it was.
@@ -136,9 +124,7 @@ impl Metric for GuardedLoss {
         let entry = self.inner.update(input, metadata)?;
         let loss = match self.inner.value() {
             Some(NumericEntry::Value(v)) | Some(NumericEntry::Final(v)) => v,
-            Some(NumericEntry::Aggregated {
-                aggregated_value, ..
-            }) => aggregated_value,
+            Some(NumericEntry::Aggregated { aggregated_value, .. }) => aggregated_value,
             None => 0.0,
         };
         if !loss.is_finite() {

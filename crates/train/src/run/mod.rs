@@ -23,10 +23,7 @@ pub const PID_FILE: &str = "pid";
 
 /// Record this process as the one training `run`.
 pub fn write_pid(run: &Path) -> Result<()> {
-    write_atomic(
-        &run.join(PID_FILE),
-        std::process::id().to_string().as_bytes(),
-    )
+    write_atomic(&run.join(PID_FILE), std::process::id().to_string().as_bytes())
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -59,10 +56,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// must be new or empty: we never mix two runs.
 pub fn new_run_dir(explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
     let occupied = |p: &Path| {
-        p.exists()
-            && std::fs::read_dir(p)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(true)
+        p.exists() && std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true)
     };
     let dir = match explicit {
         Some(p) => {
@@ -98,17 +92,12 @@ pub fn last_checkpoint(run: &Path) -> Option<usize> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
+            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
         })
         .collect();
     epochs.sort_unstable();
     epochs.into_iter().rev().find(|e| {
-        ["model", "optim", "scheduler"]
-            .iter()
-            .all(|k| dir.join(format!("{k}-{e}.bpk")).is_file())
+        ["model", "optim", "scheduler"].iter().all(|k| dir.join(format!("{k}-{e}.bpk")).is_file())
             && burn::store::ModuleRecord::load(dir.join(format!("model-{e}.bpk"))).is_ok()
     })
 }

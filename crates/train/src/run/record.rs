@@ -84,36 +84,21 @@ impl TaskRecord {
 impl RunRecord {
     /// A new run's record: running, no epoch done.
     pub fn new(task: TaskRecord, model: String, backend: String) -> Self {
-        Self {
-            task,
-            model,
-            backend,
-            status: Status::Running,
-            epochs_done: 0,
-            message: None,
-        }
+        Self { task, model, backend, status: Status::Running, epochs_done: 0, message: None }
     }
 
     /// The image part, or an error saying what kind of run `dir` is instead.
     pub fn image(&self, dir: &Path) -> Result<&ImageRecord> {
         match &self.task {
             TaskRecord::Mlp(r) | TaskRecord::Cnn(r) => Ok(r),
-            other => bail!(
-                "{} is a {} run, not an image classifier",
-                dir.display(),
-                other.name()
-            ),
+            other => bail!("{} is a {} run, not an image classifier", dir.display(), other.name()),
         }
     }
 
     pub fn charlm(&self, dir: &Path) -> Result<&CharLmRecord> {
         match &self.task {
             TaskRecord::Charlm(r) => Ok(r),
-            other => bail!(
-                "{} is a {} run, not a character model",
-                dir.display(),
-                other.name()
-            ),
+            other => bail!("{} is a {} run, not a character model", dir.display(), other.name()),
         }
     }
 
@@ -127,10 +112,7 @@ impl RunRecord {
 
 /// The file holding `dir`'s record: `run.json`, else an older layout's; None if neither.
 pub fn path(dir: &Path) -> Option<PathBuf> {
-    std::iter::once(META_FILE)
-        .chain(LEGACY_FILES)
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
+    std::iter::once(META_FILE).chain(LEGACY_FILES).map(|f| dir.join(f)).find(|p| p.is_file())
 }
 
 /// Whether `dir` holds a run of any task, in any layout.
@@ -140,10 +122,7 @@ pub fn exists(dir: &Path) -> bool {
 
 pub fn read(dir: &Path) -> Result<RunRecord> {
     let Some(path) = path(dir) else {
-        bail!(
-            "{} is not a burnlab run folder (no {META_FILE})",
-            dir.display()
-        );
+        bail!("{} is not a burnlab run folder (no {META_FILE})", dir.display());
     };
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -169,15 +148,9 @@ mod tests {
             "trainable_params": 830017, "status": "finished", "epochs_done": 1, "message": null}"#;
         std::fs::write(dir.path().join("charlm.json"), charlm).expect("write");
         let r = read(dir.path()).expect("charlm.json");
-        assert_eq!(
-            (r.task.name(), r.status, r.epochs_done),
-            ("charlm", Status::Finished, 1)
-        );
+        assert_eq!((r.task.name(), r.status, r.epochs_done), ("charlm", Status::Finished, 1));
         let c = r.charlm(dir.path()).expect("charlm part");
-        assert_eq!(
-            (c.train_chars, c.valid_chars, c.trainable_params),
-            (1003854, 111539, 830017)
-        );
+        assert_eq!((c.train_chars, c.valid_chars, c.trainable_params), (1003854, 111539, 830017));
         let err = format!("{:#}", r.image(dir.path()).expect_err("not an image run"));
         assert!(err.contains("is a charlm run"), "{err}");
 
@@ -196,10 +169,7 @@ mod tests {
                 data_source: "image-folder:/x".into(),
                 classes: vec!["cat".into(), "dog".into()],
                 image_size: [3, 32, 32],
-                normalization: Normalization {
-                    mean: vec![0.5; 3],
-                    std: vec![0.25; 3],
-                },
+                normalization: Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] },
                 trainable_params: 42,
             }),
             "mlp 3072-10".into(),
@@ -211,14 +181,8 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(META_FILE)).expect("run.json");
         assert!(text.contains("\"task\": \"mlp\""), "{text}");
         let back = read(dir.path()).expect("run.json");
-        assert_eq!(
-            back.image(dir.path()).expect("image").classes,
-            ["cat", "dog"]
-        );
-        assert_eq!(
-            (back.status, back.message.as_deref()),
-            (Status::Failed, Some("NaN loss"))
-        );
+        assert_eq!(back.image(dir.path()).expect("image").classes, ["cat", "dog"]);
+        assert_eq!((back.status, back.message.as_deref()), (Status::Failed, Some("NaN loss")));
     }
 
     #[test]

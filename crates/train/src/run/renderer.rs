@@ -20,20 +20,14 @@ struct SplitStats {
 
 impl SplitStats {
     fn add(&mut self, name: &str, entry: &NumericEntry) {
-        let v = self
-            .values
-            .entry(name.to_string())
-            .or_insert((0.0, 0.0, f64::NAN, None));
+        let v = self.values.entry(name.to_string()).or_insert((0.0, 0.0, f64::NAN, None));
         match entry {
             NumericEntry::Value(x) => {
                 v.0 += x;
                 v.1 += 1.0;
                 v.2 = *x;
             }
-            NumericEntry::Aggregated {
-                aggregated_value,
-                count,
-            } => {
+            NumericEntry::Aggregated { aggregated_value, count } => {
                 v.0 += aggregated_value * *count as f64;
                 v.1 += *count as f64;
                 v.2 = *aggregated_value;
@@ -130,12 +124,7 @@ impl PlainRenderer {
                 .get(&entry.metric_id)
                 .cloned()
                 .unwrap_or_else(|| format!("{:?}", entry.metric_id));
-            if valid {
-                &mut self.valid
-            } else {
-                &mut self.train
-            }
-            .add(&name, &value);
+            if valid { &mut self.valid } else { &mut self.train }.add(&name, &value);
         }
     }
 }
@@ -231,7 +220,6 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(definition.metric_id, definition.name.to_string());
+        self.names.insert(definition.metric_id, definition.name.to_string());
     }
 }

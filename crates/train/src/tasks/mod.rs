@@ -20,10 +20,8 @@ mod tests {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(&dir).expect("configs/") {
             let path = entry.expect("entry").path();
-            let stem = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
+            let stem =
+                path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
             if stem.starts_with("word2vec") {
                 word2vec::W2vExperiment::load(&path, &[])
                     .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
@@ -40,13 +38,7 @@ mod tests {
         let archs: Vec<Arch> = names.iter().map(|n| n.1).collect();
         assert_eq!(
             archs,
-            vec![
-                Arch::Lenet5,
-                Arch::Mlp,
-                Arch::Resnet,
-                Arch::Resnet9,
-                Arch::Mlp
-            ],
+            vec![Arch::Lenet5, Arch::Mlp, Arch::Resnet, Arch::Resnet9, Arch::Mlp],
             "{names:?}"
         );
     }

@@ -106,18 +106,14 @@ fn default_log_every() -> usize {
 impl CharLmExperiment {
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
         let exp: Self = crate::config::load_toml(path, overrides)?;
-        exp.validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
+        exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(exp)
     }
 
     fn validate(&self) -> Result<()> {
         let (d, m, t) = (&self.data, &self.model, &self.train);
         if !(d.valid_fraction > 0.0 && d.valid_fraction < 1.0) {
-            bail!(
-                "data.valid_fraction must be in (0, 1), got {}",
-                d.valid_fraction
-            );
+            bail!("data.valid_fraction must be in (0, 1), got {}", d.valid_fraction);
         }
         for (name, v) in [
             ("data.seq_len", d.seq_len),
@@ -179,19 +175,13 @@ pub struct BpcInput {
 
 impl Adaptor<BpcInput> for ClassificationOutput {
     fn adapt(&self) -> BpcInput {
-        BpcInput {
-            loss: self.loss.clone(),
-            chars: self.targets.dims()[0],
-        }
+        BpcInput { loss: self.loss.clone(), chars: self.targets.dims()[0] }
     }
 }
 
 impl BitsPerChar {
     pub fn new() -> Self {
-        Self {
-            name: Arc::new("Bits per char".to_string()),
-            state: NumericMetricState::default(),
-        }
+        Self { name: Arc::new("Bits per char".to_string()), state: NumericMetricState::default() }
     }
 }
 
@@ -204,17 +194,12 @@ impl Metric for BitsPerChar {
         _: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
         let nats = input.loss.clone().mean().try_into_scalar::<f64>()?;
-        self.state
-            .update(nats / std::f64::consts::LN_2, input.chars);
-        Ok(self
-            .state
-            .compute_update(FormatOptions::new(self.name()).precision(3)))
+        self.state.update(nats / std::f64::consts::LN_2, input.chars);
+        Ok(self.state.compute_update(FormatOptions::new(self.name()).precision(3)))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
-        Ok(self
-            .state
-            .compute_final(FormatOptions::new(self.name()).precision(3)))
+        Ok(self.state.compute_final(FormatOptions::new(self.name()).precision(3)))
     }
 
     fn clear(&mut self) {
@@ -226,11 +211,7 @@ impl Metric for BitsPerChar {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes {
-            unit: Some("bits".into()),
-            higher_is_better: false,
-        }
-        .into()
+        NumericAttributes { unit: Some("bits".into()), higher_is_better: false }.into()
     }
 }
 
@@ -272,20 +253,14 @@ pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_
             }
         }
     }
-    let mut norms = SquaredNorms {
-        grads,
-        sums: Vec::new(),
-    };
+    let mut norms = SquaredNorms { grads, sums: Vec::new() };
     module.visit(&mut norms);
     if norms.sums.is_empty() {
         return 0.0;
     }
     let total = Tensor::cat(norms.sums, 0).sum().sqrt().into_scalar::<f64>();
     if total > max_norm {
-        module.visit(&mut Scale {
-            grads,
-            factor: max_norm / (total + 1e-6),
-        });
+        module.visit(&mut Scale { grads, factor: max_norm / (total + 1e-6) });
     }
     total
 }
@@ -294,11 +269,7 @@ impl CharModel {
     fn output(&self, batch: CharBatch) -> ClassificationOutput {
         let [b, t] = batch.targets.dims();
         let (loss, logits) = self.net.loss(batch.inputs, batch.targets.clone());
-        ClassificationOutput {
-            loss,
-            output: logits,
-            targets: batch.targets.reshape([b * t]),
-        }
+        ClassificationOutput { loss, output: logits, targets: batch.targets.reshape([b * t]) }
     }
 }
 
@@ -406,11 +377,8 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         Some(d) => d,
         None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
     };
-    std::fs::write(
-        run_dir.join(run::CONFIG_FILE),
-        toml::to_string_pretty(&exp)?,
-    )
-    .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
+        .with_context(|| format!("writing config to {}", run_dir.display()))?;
     vocab.write(&run_dir.join(VOCAB_FILE))?;
     println!("run folder: {}", run_dir.display());
 
@@ -418,16 +386,9 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     // weights on every backend.
     let init_device = Device::flex();
     init_device.seed(exp.seed);
-    let net = exp
-        .model_config(vocab.len(), args.run.backend.is_host())
-        .init(&init_device);
+    let net = exp.model_config(vocab.len(), args.run.backend.is_host()).init(&init_device);
     let _ = net.clone().into_record();
-    let model = CharModel {
-        net,
-        clip: exp.train.clip,
-    }
-    .fork(&ad)
-    .train();
+    let model = CharModel { net, clip: exp.train.clip }.fork(&ad).train();
     let describe = format!(
         "{} {}x{} (embedding {})",
         exp.model.cell.name(),
@@ -436,20 +397,14 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         exp.model.embed
     );
     let part = CharLmRecord {
-        corpus: std::fs::canonicalize(&corpus)
-            .unwrap_or(corpus.clone())
-            .display()
-            .to_string(),
+        corpus: std::fs::canonicalize(&corpus).unwrap_or(corpus.clone()).display().to_string(),
         train_chars,
         valid_chars,
         trainable_params: model.num_params(),
     };
     let trainable_params = part.trainable_params;
-    let mut meta = RunRecord::new(
-        TaskRecord::Charlm(part),
-        describe.clone(),
-        args.run.backend.to_string(),
-    );
+    let mut meta =
+        RunRecord::new(TaskRecord::Charlm(part), describe.clone(), args.run.backend.to_string());
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
@@ -462,35 +417,21 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
 
     let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid_loader).div_ceil(64);
     let tb = TbLogger::create(&run_dir, exp.train.steps_per_epoch, valid_batches)?;
-    let training = SupervisedTraining::new(
-        &run_dir,
-        Arc::new(train_loader.clone()),
-        Arc::new(valid_loader),
-    )
-    .with_metric_logger(FileMetricLogger::new(&run_dir))
-    .with_metric_logger(tb)
-    .metrics((
-        BitsPerChar::new(),
-        PerplexityMetric::new(),
-        AccuracyMetric::new(),
-    ))
-    .metric_valid_numeric(LossMetric::new())
-    .metric_train_numeric(LearningRateMetric::new())
-    .metric_train_numeric(ThroughputMetric::per_item("chars/s", seq as f64))
-    .with_default_checkpointers()
-    .with_application_logger(None)
-    .num_epochs(exp.train.epochs);
-    let schedule = Schedule::new(
-        &exp.schedule,
-        exp.optim.lr,
-        exp.train.steps_per_epoch,
-        exp.train.epochs,
-    );
-    let learner = Learner::new(
-        model,
-        build_optimizer(&exp.optim, args.run.backend.is_host()),
-        schedule,
-    );
+    let training =
+        SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
+            .with_metric_logger(FileMetricLogger::new(&run_dir))
+            .with_metric_logger(tb)
+            .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
+            .metric_valid_numeric(LossMetric::new())
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_train_numeric(ThroughputMetric::per_item("chars/s", seq as f64))
+            .with_default_checkpointers()
+            .with_application_logger(None)
+            .num_epochs(exp.train.epochs);
+    let schedule =
+        Schedule::new(&exp.schedule, exp.optim.lr, exp.train.steps_per_epoch, exp.train.epochs);
+    let learner =
+        Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
     let spec = Launch {
         run_dir: &run_dir,
         epochs: exp.train.epochs,
@@ -504,21 +445,18 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
             exp.optim.lr
         ),
     };
-    let (model, wall) = match launch(training, learner, spec, &mut meta, || {
-        train_loader.timings().len()
-    })? {
-        Ended::Finished { model, wall } => (model, wall),
-        Ended::Interrupted => return Ok(()),
-    };
+    let (model, wall) =
+        match launch(training, learner, spec, &mut meta, || train_loader.timings().len())? {
+            Ended::Finished { model, wall } => (model, wall),
+            Ended::Interrupted => return Ok(()),
+        };
     model
         .clone()
         .save_file(run_dir.join(run::MODEL_FILE))
         .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     let valid = validation_loss(&model.net, &valid_set, seq, &device);
     let timings = train_loader.timings();
-    let (n, s) = timings
-        .iter()
-        .fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
+    let (n, s) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
     let chars_per_s = if s > 0.0 { n as f64 / s } else { 0.0 };
     let metrics = serde_json::json!({
         "epochs": exp.train.epochs,
@@ -576,10 +514,7 @@ fn load_run(
             meta.status
         );
     }
-    let model = CharModel {
-        net: exp.model_config(vocab.len(), true).init(device),
-        clip: 0.0,
-    };
+    let model = CharModel { net: exp.model_config(vocab.len(), true).init(device), clip: 0.0 };
     let model = model
         .try_load_file(&path)
         .with_context(|| format!("{}: cannot load the model", path.display()))?;
@@ -601,10 +536,7 @@ pub fn eval_command(run_dir: &Path, backend: crate::backend::Backend) -> Result<
     println!("valid_loss={loss:.4}");
     println!("valid_bits_per_char={:.4}", loss / std::f64::consts::LN_2);
     println!("valid_perplexity={:.3}", loss.exp());
-    println!(
-        "eval_chars_per_s={:.0}",
-        part.valid_chars as f64 / started.elapsed().as_secs_f64()
-    );
+    println!("eval_chars_per_s={:.0}", part.valid_chars as f64 / started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -622,11 +554,7 @@ pub fn sample(
     seed: u64,
     device: &Device,
 ) -> Result<String> {
-    let prime_ids = if prime.is_empty() {
-        vec![vocab.id('\n')]
-    } else {
-        vocab.encode(prime)
-    };
+    let prime_ids = if prime.is_empty() { vec![vocab.id('\n')] } else { vocab.encode(prime) };
     if is_cpu(device) {
         let mut stepper =
             CharLmStepper::new(net).context("copying the model's weights to the host")?;
@@ -634,15 +562,7 @@ pub fn sample(
             softmax_at(stepper.step(id), temperature, probs)
         }));
     }
-    Ok(sample_on_device(
-        net,
-        vocab,
-        &prime_ids,
-        length,
-        temperature,
-        seed,
-        device,
-    ))
+    Ok(sample_on_device(net, vocab, &prime_ids, length, temperature, seed, device))
 }
 
 /// Sampling through the model's own tensor ops on `device`.
@@ -659,12 +579,8 @@ fn sample_on_device(
     let token =
         |id: u32| Tensor::<1, Int>::from_data(TensorData::new(vec![id as i64], [1]), device);
     sample_with(vocab, prime_ids, length, seed, |id, probs| {
-        let (l, s) = net.step(
-            token(id),
-            state
-                .take()
-                .unwrap_or_else(|| net.rnn.zero_state(1, device)),
-        );
+        let (l, s) =
+            net.step(token(id), state.take().unwrap_or_else(|| net.rnn.zero_state(1, device)));
         state = Some(s);
         // Softmax at the temperature on the device; only V probabilities come back.
         *probs = burn::tensor::activation::softmax(l.div_scalar(temperature), 1)
@@ -684,11 +600,7 @@ fn is_cpu(device: &Device) -> bool {
 fn softmax_at(logits: &[f32], temperature: f64, probs: &mut Vec<f32>) {
     let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
     probs.clear();
-    probs.extend(
-        logits
-            .iter()
-            .map(|&l| ((l as f64 - max) / temperature).exp() as f32),
-    );
+    probs.extend(logits.iter().map(|&l| ((l as f64 - max) / temperature).exp() as f32));
     let total: f32 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
 }
@@ -731,23 +643,14 @@ fn sample_with(
 
 pub fn sample_command(args: SampleArgs) -> Result<()> {
     if !(args.temperature.is_finite() && args.temperature > 0.0) {
-        bail!(
-            "--temperature must be a positive number, got {}",
-            args.temperature
-        );
+        bail!("--temperature must be a positive number, got {}", args.temperature);
     }
     let device = args.backend.device()?;
     let (net, vocab, _, _) = load_run(&args.run_dir, &device)?;
     // `--prime "ROMEO:\n"` as typed in a shell means a newline.
-    let args = SampleArgs {
-        prime: args.prime.replace("\\n", "\n"),
-        ..args
-    };
-    let unknown: Vec<char> = args
-        .prime
-        .chars()
-        .filter(|&c| vocab.id(c) == vocab.unknown())
-        .collect();
+    let args = SampleArgs { prime: args.prime.replace("\\n", "\n"), ..args };
+    let unknown: Vec<char> =
+        args.prime.chars().filter(|&c| vocab.id(c) == vocab.unknown()).collect();
     if !unknown.is_empty() {
         tracing::warn!(
             "characters not in the training text are read as the unknown token: {unknown:?}"
@@ -757,21 +660,10 @@ pub fn sample_command(args: SampleArgs) -> Result<()> {
     // On a rayon worker, so that the host stepper's matrix-vector products split over the
     // other workers by work stealing rather than by waking a sleeping pool for each product.
     let text = rayon::scope(|_| {
-        sample(
-            &net,
-            &vocab,
-            &args.prime,
-            args.length,
-            args.temperature,
-            args.seed,
-            &device,
-        )
+        sample(&net, &vocab, &args.prime, args.length, args.temperature, args.seed, &device)
     })?;
     println!("{}{text}", args.prime);
-    tracing::info!(
-        "{:.0} chars/s",
-        args.length as f64 / started.elapsed().as_secs_f64()
-    );
+    tracing::info!("{:.0} chars/s", args.length as f64 / started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -860,16 +752,10 @@ mod tests {
         let a = sample(&net, &vocab, "the quick", 40, 0.1, 3, &plain).expect("sample");
         assert!(text.contains(&format!("the quick{a}")), "{a:?}");
         let b = sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample");
-        assert_eq!(
-            b,
-            sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample")
-        );
+        assert_eq!(b, sample(&net, &vocab, "the", 30, 1.5, 9, &plain).expect("sample"));
         // The host stepper (CPU backends) and the model's own ops (GPU backends) draw the
         // same text for a seed, at a temperature where the choice is far from certain.
-        assert_eq!(
-            b,
-            sample_on_device(&net, &vocab, &vocab.encode("the"), 30, 1.5, 9, &plain)
-        );
+        assert_eq!(b, sample_on_device(&net, &vocab, &vocab.encode("the"), 30, 1.5, 9, &plain));
         // An unseen character in the prime is read as the unknown token, not a crash.
         let z = sample(&net, &vocab, "Zebra!", 5, 1.0, 1, &plain).expect("sample");
         assert_eq!(z.chars().count(), 5);

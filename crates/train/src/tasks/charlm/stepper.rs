@@ -124,10 +124,7 @@ impl CharLmStepper {
     /// Back to the zero state (the tests sample twice from one stepper).
     #[cfg(test)]
     pub fn reset(&mut self) {
-        self.h
-            .iter_mut()
-            .chain(self.c.iter_mut())
-            .for_each(|v| v.fill(0.0));
+        self.h.iter_mut().chain(self.c.iter_mut()).for_each(|v| v.fill(0.0));
     }
 
     /// Feeds `token` and returns the logits of the next character.
@@ -211,11 +208,9 @@ mod tests {
             (CellKind::Rnn, 7, 3),
             (CellKind::Lstm, 70, 1),
         ] {
-            let net = CharLmConfig::new(
-                13,
-                RecurrentConfig::new(cell, 5, hidden).with_layers(layers),
-            )
-            .init(&dev);
+            let net =
+                CharLmConfig::new(13, RecurrentConfig::new(cell, 5, hidden).with_layers(layers))
+                    .init(&dev);
             let mut stepper = CharLmStepper::new(&net).expect("host copy");
             let tokens = [3u32, 0, 12, 7, 7, 1, 9, 4];
             for round in 0..2 {

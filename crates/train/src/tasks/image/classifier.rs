@@ -58,14 +58,8 @@ impl ImageClassifier {
 
     fn classify(&self, batch: ImageBatch, smoothing: f64) -> ClassificationOutput {
         let logits = self.logits(batch.images);
-        let loss = self
-            .loss
-            .forward_smoothed(logits.clone(), batch.targets.clone(), smoothing);
-        ClassificationOutput {
-            loss,
-            output: logits,
-            targets: batch.targets,
-        }
+        let loss = self.loss.forward_smoothed(logits.clone(), batch.targets.clone(), smoothing);
+        ClassificationOutput { loss, output: logits, targets: batch.targets }
     }
 }
 
@@ -107,13 +101,8 @@ mod tests {
         let images = Tensor::<4>::random([64, 3, size, size], Distribution::Normal(0.0, 1.0), &ad);
         let labels: Vec<i64> = (0..64).map(|i| (i * 7 + i / 5) % 10).collect();
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [64]), &ad);
-        let mut model = ImageClassifier {
-            net,
-            loss: LossKind::Ce,
-            label_smoothing: 0.0,
-        }
-        .fork(&ad)
-        .train();
+        let mut model =
+            ImageClassifier { net, loss: LossKind::Ce, label_smoothing: 0.0 }.fork(&ad).train();
         let c = OptimConfig {
             name: OptimKind::Sgd,
             lr,
@@ -125,19 +114,10 @@ mod tests {
         for step in 1..=max_steps {
             let out = TrainStep::step(
                 &model,
-                ImageBatch {
-                    images: images.clone(),
-                    targets: targets.clone(),
-                },
+                ImageBatch { images: images.clone(), targets: targets.clone() },
             );
-            let pred: Vec<i64> = out
-                .item
-                .output
-                .argmax(1)
-                .into_data()
-                .convert::<i64>()
-                .try_to_vec()
-                .expect("i64");
+            let pred: Vec<i64> =
+                out.item.output.argmax(1).into_data().convert::<i64>().try_to_vec().expect("i64");
             if pred == labels {
                 return Some(step);
             }
@@ -150,12 +130,8 @@ mod tests {
     fn lenet5_memorises_a_batch_of_64() {
         let d = Device::flex();
         d.seed(0);
-        let steps = steps_to_memorise(
-            ImageNet::LeNet5(LeNet5Config::new().init(&d)),
-            32,
-            0.02,
-            300,
-        );
+        let steps =
+            steps_to_memorise(ImageNet::LeNet5(LeNet5Config::new().init(&d)), 32, 0.02, 300);
         eprintln!("LeNet-5 memorised 64 noise images in {steps:?} steps");
         assert!(steps.is_some_and(|s| s > 5), "{steps:?}");
     }

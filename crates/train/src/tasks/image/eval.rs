@@ -89,11 +89,7 @@ pub fn evaluate(
             let logits =
                 (model.logits(b.images.clone()) + model.logits(b.images.flip([3]))).div_scalar(2.0);
             let loss = model.loss.forward(logits.clone(), b.targets.clone());
-            ClassificationOutput {
-                loss,
-                output: logits,
-                targets: b.targets,
-            }
+            ClassificationOutput { loss, output: logits, targets: b.targets }
         } else {
             model.forward_classification(b)
         };
@@ -104,19 +100,10 @@ pub fn evaluate(
             .convert::<f32>()
             .try_to_vec()
             .unwrap_or_default();
-        let pred: Vec<i64> = out
-            .output
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap_or_default();
-        let truth: Vec<i64> = out
-            .targets
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec()
-            .unwrap_or_default();
+        let pred: Vec<i64> =
+            out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+        let truth: Vec<i64> =
+            out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
         for ((t, p), c) in truth.iter().zip(&pred).zip(&conf) {
             confusion[*t as usize][*p as usize] += 1;
             predictions.push((*p as usize, *c));
@@ -130,14 +117,7 @@ pub fn evaluate(
         .enumerate()
         .map(|(i, c)| {
             let n: usize = confusion[i].iter().sum();
-            (
-                c.clone(),
-                if n > 0 {
-                    confusion[i][i] as f64 / n as f64
-                } else {
-                    0.0
-                },
-            )
+            (c.clone(), if n > 0 { confusion[i][i] as f64 / n as f64 } else { 0.0 })
         })
         .collect();
     EvalReport {
@@ -163,18 +143,10 @@ pub fn run_test_data(meta: &ImageRecord, args: &DataArgs) -> Result<(ImageSet, S
     {
         data = Some(path.into());
     }
-    let (test, source) = load_test_data(
-        data.as_deref(),
-        &args.cache,
-        &cifar_download(),
-        &meta.classes,
-    )?;
+    let (test, source) =
+        load_test_data(data.as_deref(), &args.cache, &cifar_download(), &meta.classes)?;
     if test.classes != meta.classes {
-        bail!(
-            "test classes {:?} differ from the run's classes {:?}",
-            test.classes,
-            meta.classes
-        );
+        bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
     }
     Ok((test, source))
 }
@@ -189,14 +161,8 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let model = load_run_model(&args.run_dir, &record, &device)?;
     let (test, source) = run_test_data(meta, &args.data)?;
     let test = Arc::new(test);
-    let mut report = evaluate(
-        &model,
-        &test,
-        &meta.normalization,
-        &device,
-        args.batch_size,
-        args.tta,
-    );
+    let mut report =
+        evaluate(&model, &test, &meta.normalization, &device, args.batch_size, args.tta);
     report.timed_images_per_s = timed_passes(
         &model,
         &test,
@@ -206,21 +172,15 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         args.timed_passes,
     );
     let tta = if args.tta { ", flip TTA" } else { "" };
-    println!(
-        "{} on {} test images ({source}{tta})",
-        record.model, report.images
-    );
+    println!("{} on {} test images ({source}{tta})", record.model, report.images);
     println!("test loss      {:.4}", report.loss);
     println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
     println!("throughput     {:.0} images/s", report.images_per_s);
     if !report.timed_images_per_s.is_empty() {
         let mut t = report.timed_images_per_s.clone();
         t.sort_by(f64::total_cmp);
-        let each: Vec<String> = report
-            .timed_images_per_s
-            .iter()
-            .map(|v| format!("{v:.0}"))
-            .collect();
+        let each: Vec<String> =
+            report.timed_images_per_s.iter().map(|v| format!("{v:.0}")).collect();
         println!(
             "timed passes   {:.0} images/s (median of {}: {})",
             t[t.len() / 2],
@@ -235,23 +195,11 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let out = args.run_dir.join("eval.json");
     run::write_json(&out, &report)?;
     let csv = args.run_dir.join("confusion.csv");
-    run::write_atomic(
-        &csv,
-        confusion_csv(&meta.classes, &report.confusion).as_bytes(),
-    )?;
+    run::write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
     let png = args.run_dir.join("confusion.png");
-    let title = format!(
-        "{}: test accuracy {:.2}%{tta}",
-        record.model,
-        100.0 * report.accuracy
-    );
+    let title = format!("{}: test accuracy {:.2}%{tta}", record.model, 100.0 * report.accuracy);
     crate::insight::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
-    println!(
-        "written: {}, {}, {}",
-        out.display(),
-        csv.display(),
-        png.display()
-    );
+    println!("written: {}, {}, {}", out.display(), csv.display(), png.display());
     Ok(())
 }
 
@@ -287,10 +235,7 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
     let model = load_run_model(&args.run_dir, &record, &device)?.valid();
     let [c, h, w] = meta.image_size;
     if h != w || c != 3 {
-        bail!(
-            "run has images of shape {:?}; predict supports square RGB",
-            meta.image_size
-        );
+        bail!("run has images of shape {:?}; predict supports square RGB", meta.image_size);
     }
     let table = meta.normalization.table();
     let k = args.top_k.clamp(1, meta.classes.len());
@@ -298,11 +243,8 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
         let chw =
             decode_rgb(path, h as u32).with_context(|| format!("reading {}", path.display()))?;
         let plane = h * w;
-        let pixels: Vec<f32> = chw
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| table[i / plane][p as usize])
-            .collect();
+        let pixels: Vec<f32> =
+            chw.iter().enumerate().map(|(i, &p)| table[i / plane][p as usize]).collect();
         let x = Tensor::<4>::from_data(TensorData::new(pixels, [1, c, h, w]), &device);
         let probs: Vec<f32> = softmax(model.logits(x), 1)
             .into_data()

@@ -31,10 +31,7 @@ pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
         "resnet9" => (DEFAULT_RESNET9_CONFIG, vec![set("model.arch", "resnet9")]),
         other => {
             let depth = other.strip_prefix("resnet").unwrap_or("20");
-            (
-                DEFAULT_CNN_CONFIG,
-                vec![set("model.arch", "resnet"), set("model.depth", depth)],
-            )
+            (DEFAULT_CNN_CONFIG, vec![set("model.arch", "resnet"), set("model.depth", depth)])
         }
     }
 }
@@ -46,10 +43,7 @@ pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
         sets.clear(); // the config names its own model
     }
     sets.extend(args.sets.iter().cloned());
-    let path = args
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(default_config));
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
     let exp = config::load_image(&path, &sets)?;
     let image = [args.channels, args.size, args.size];
     let device = Device::flex();
@@ -60,11 +54,7 @@ pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
         ImageNet::ResNet(m) => m.summary(image),
         ImageNet::ResNet9(m) => m.summary(image),
     };
-    println!(
-        "{} ({})",
-        describe_model(&exp, args.classes, image),
-        path.display()
-    );
+    println!("{} ({})", describe_model(&exp, args.classes, image), path.display());
     print!("{}", burnlab_models::format_table(&rows));
     Ok(())
 }
@@ -105,17 +95,10 @@ pub fn build_model(
                 .init(device),
         ),
         Arch::Resnet9 => ImageNet::ResNet9(
-            ResNet9Config::new()
-                .with_in_channels(image[0])
-                .with_num_classes(classes)
-                .init(device),
+            ResNet9Config::new().with_in_channels(image[0]).with_num_classes(classes).init(device),
         ),
     };
-    ImageClassifier {
-        net,
-        loss: m.loss,
-        label_smoothing: m.label_smoothing,
-    }
+    ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
 }
 
 pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
@@ -128,10 +111,9 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
             format!("mlp {}", dims.join("-"))
         }
         Arch::Lenet5 => format!("lenet5 {}x{}x{} -> {classes}", image[0], image[1], image[2]),
-        Arch::Resnet => format!(
-            "resnet{} (shortcut {:?}) -> {classes}",
-            exp.model.depth, exp.model.shortcut
-        ),
+        Arch::Resnet => {
+            format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut)
+        }
         Arch::Resnet9 => format!("resnet9 -> {classes}"),
     }
 }
@@ -155,7 +137,5 @@ pub fn load_run_model(
             meta.status
         );
     }
-    model
-        .try_load_file(&path)
-        .with_context(|| format!("{}: cannot load the model", path.display()))
+    model.try_load_file(&path).with_context(|| format!("{}: cannot load the model", path.display()))
 }

@@ -48,10 +48,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
         height: 32,
         width: 32,
     });
-    let norm = Normalization {
-        mean: vec![0.5; 3],
-        std: vec![0.25; 3],
-    };
+    let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let augment = Augment {
         crop_padding: exp.data.crop_padding,
         hflip: exp.data.hflip,
@@ -63,10 +60,8 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
 
     // Data alone: the loader's worker prepares (augments, standardises) and uploads batches.
     let t = Instant::now();
-    let batches: Vec<ImageBatch> = loader
-        .iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let batches: Vec<ImageBatch> =
+        loader.iter().collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let data_ms = 1e3 * t.elapsed().as_secs_f64() / batches.len() as f64;
 
@@ -124,15 +119,9 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     println!("backward_ms={b:.2}");
     println!("optimizer_ms={o:.2}");
     println!("step_ms={:.2}", f + b + o);
-    println!(
-        "train_img_per_s={:.1}",
-        args.batch_size as f64 * 1e3 / (f + b + o)
-    );
+    println!("train_img_per_s={:.1}", args.batch_size as f64 * 1e3 / (f + b + o));
     println!("infer_batch={b_infer}");
     println!("infer_ms={:.2}", median(infer.clone()));
-    println!(
-        "infer_img_per_s={:.1}",
-        b_infer as f64 * 1e3 / median(infer)
-    );
+    println!("infer_img_per_s={:.1}", b_infer as f64 * 1e3 / median(infer));
     Ok(())
 }

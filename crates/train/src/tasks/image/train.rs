@@ -71,11 +71,8 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         Some(d) => d,
         None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
     };
-    std::fs::write(
-        run_dir.join(run::CONFIG_FILE),
-        toml::to_string_pretty(&exp)?,
-    )
-    .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
+        .with_context(|| format!("writing config to {}", run_dir.display()))?;
     println!("run folder: {}", run_dir.display());
     let norm = train.channel_stats();
     let image = [train.channels, train.height, train.width];
@@ -86,13 +83,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let init_device = Device::flex();
     init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_model(
-        &exp,
-        classes,
-        image,
-        args.run.backend.is_host(),
-        &init_device,
-    );
+    let model = build_model(&exp, classes, image, args.run.backend.is_host(), &init_device);
     // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
     // or they would be drawn on the training device by its own RNG.
     let _ = model.clone().into_record();
@@ -104,16 +95,9 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         normalization: norm.clone(),
         trainable_params: model.net.num_trainable_params(),
     };
-    let part = if task == "mlp" {
-        TaskRecord::Mlp(part)
-    } else {
-        TaskRecord::Cnn(part)
-    };
-    let mut meta = RunRecord::new(
-        part,
-        describe_model(&exp, classes, image),
-        args.run.backend.to_string(),
-    );
+    let part = if task == "mlp" { TaskRecord::Mlp(part) } else { TaskRecord::Cnn(part) };
+    let mut meta =
+        RunRecord::new(part, describe_model(&exp, classes, image), args.run.backend.to_string());
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
@@ -138,45 +122,26 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
-    let tb = TbLogger::create(
-        &run_dir,
-        steps_per_epoch,
-        valid_set.len().div_ceil(VALID_BATCH),
-    )?;
-    let samples = SampleGrid::new(
-        valid_set.clone(),
-        32,
-        tb.valid_writer(),
-        resume_from.unwrap_or(0) + 1,
-    );
+    let tb = TbLogger::create(&run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
+    let samples =
+        SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), resume_from.unwrap_or(0) + 1);
 
-    let training = SupervisedTraining::new(
-        &run_dir,
-        Arc::new(train_loader.clone()),
-        Arc::new(valid_loader),
-    )
-    // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
-    .with_metric_logger(FileMetricLogger::new(&run_dir))
-    .with_metric_logger(tb)
-    .metrics((AccuracyMetric::new(),))
-    .metric_valid(samples)
-    .metric_valid_numeric(LossMetric::new())
-    .metric_train_numeric(LearningRateMetric::new())
-    .metric_train_numeric(ThroughputMetric::new())
-    .with_default_checkpointers()
-    .with_application_logger(None)
-    .num_epochs(exp.train.epochs);
-    let schedule = Schedule::new(
-        &exp.schedule,
-        exp.optim.lr,
-        steps_per_epoch,
-        exp.train.epochs,
-    );
-    let learner = Learner::new(
-        model,
-        build_optimizer(&exp.optim, args.run.backend.is_host()),
-        schedule,
-    );
+    let training =
+        SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
+            // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
+            .with_metric_logger(FileMetricLogger::new(&run_dir))
+            .with_metric_logger(tb)
+            .metrics((AccuracyMetric::new(),))
+            .metric_valid(samples)
+            .metric_valid_numeric(LossMetric::new())
+            .metric_train_numeric(LearningRateMetric::new())
+            .metric_train_numeric(ThroughputMetric::new())
+            .with_default_checkpointers()
+            .with_application_logger(None)
+            .num_epochs(exp.train.epochs);
+    let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
+    let learner =
+        Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
     let spec = Launch {
         run_dir: &run_dir,
         epochs: exp.train.epochs,
@@ -187,12 +152,11 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         command: task,
         diverged_advice: format!("Lower optim.lr (now {}) and train again", exp.optim.lr),
     };
-    let (model, wall) = match launch(training, learner, spec, &mut meta, || {
-        train_loader.timings().len()
-    })? {
-        Ended::Finished { model, wall } => (model, wall),
-        Ended::Interrupted => return Ok(()),
-    };
+    let (model, wall) =
+        match launch(training, learner, spec, &mut meta, || train_loader.timings().len())? {
+            Ended::Finished { model, wall } => (model, wall),
+            Ended::Interrupted => return Ok(()),
+        };
     model
         .clone()
         .save_file(run_dir.join(run::MODEL_FILE))
@@ -201,23 +165,16 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let test_set = Arc::new(data.test);
     let test_report = evaluate(&model, &test_set, &norm, &device, 256, false);
     // Models trained on flipped images are also scored with flip test-time augmentation.
-    let test_tta = exp
-        .data
-        .hflip
-        .then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
+    let test_tta = exp.data.hflip.then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
     let timings = train_loader.timings();
-    let (imgs, secs) = timings
-        .iter()
-        .fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
+    let (imgs, secs) =
+        timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
     let metrics = MetricsFile {
         epochs: exp.train.epochs,
         train_images: train_set.len(),
         train_seconds: wall,
         train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
-        epoch_images_per_s: timings
-            .iter()
-            .map(|t| t.images as f64 / t.seconds.max(1e-9))
-            .collect(),
+        epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
         test: &test_report,

@@ -48,15 +48,9 @@ impl HostBatch {
 pub fn to_model(emb: &Embeddings, device: &Device) -> Word2Vec {
     let rows = emb.input.len() / emb.dim;
     let table = |v: &Vec<f32>| {
-        Param::from_tensor(Tensor::from_data(
-            TensorData::new(v.clone(), [rows, emb.dim]),
-            device,
-        ))
+        Param::from_tensor(Tensor::from_data(TensorData::new(v.clone(), [rows, emb.dim]), device))
     };
-    Word2Vec {
-        input: table(&emb.input),
-        output: table(&emb.output),
-    }
+    Word2Vec { input: table(&emb.input), output: table(&emb.output) }
 }
 
 pub fn to_embeddings(model: &Word2Vec) -> Result<Embeddings> {
@@ -99,9 +93,7 @@ pub fn train(
     };
     let t = cfg.negative + 1;
     let context = ContextUpdate::Word2VecC;
-    progress
-        .words
-        .store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<HostBatch>(4);
         let produced = std::thread::scope(|s| -> Result<Word2Vec> {
@@ -183,9 +175,7 @@ pub fn train(
             let mut model = model.clone();
             for host in rx.iter() {
                 progress.words.fetch_add(host.words, Ordering::Relaxed);
-                progress
-                    .alpha_nano
-                    .store((host.alpha * 1e9) as u64, Ordering::Relaxed);
+                progress.alpha_nano.store((host.alpha * 1e9) as u64, Ordering::Relaxed);
                 if host.rows == 0 {
                     continue;
                 }
@@ -196,9 +186,7 @@ pub fn train(
                 // Reading the loss waits for the device: one step in 16.
                 if step.is_multiple_of(16) {
                     let l = loss.into_scalar::<f32>() as f64;
-                    progress
-                        .loss_milli
-                        .fetch_add((l * 1e3) as u64, Ordering::Relaxed);
+                    progress.loss_milli.fetch_add((l * 1e3) as u64, Ordering::Relaxed);
                     progress.loss_pairs.fetch_add(1, Ordering::Relaxed);
                 }
                 if progress.stop.load(Ordering::Relaxed) {
@@ -232,9 +220,8 @@ mod tests {
         let mut text = String::new();
         for _ in 0..4000 {
             let topic = rng.random_range(0..10);
-            let words: Vec<String> = (0..10)
-                .map(|_| format!("t{topic}w{}", rng.random_range(0..10)))
-                .collect();
+            let words: Vec<String> =
+                (0..10).map(|_| format!("t{topic}w{}", rng.random_range(0..10))).collect();
             text.push_str(&words.join(" "));
             text.push('\n');
         }
@@ -249,21 +236,14 @@ mod tests {
         let dim = emb.dim;
         let unit: Vec<Vec<f64>> = (0..vocab.len())
             .map(|i| {
-                let v: Vec<f64> = emb.input[i * dim..(i + 1) * dim]
-                    .iter()
-                    .map(|&x| x as f64)
-                    .collect();
+                let v: Vec<f64> =
+                    emb.input[i * dim..(i + 1) * dim].iter().map(|&x| x as f64).collect();
                 let n = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
                 v.iter().map(|x| x / n).collect()
             })
             .collect();
-        let cos = |a: usize, b: usize| {
-            unit[a]
-                .iter()
-                .zip(&unit[b])
-                .map(|(x, y)| x * y)
-                .sum::<f64>()
-        };
+        let cos =
+            |a: usize, b: usize| unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f64>();
         let topic = |i: usize| vocab.words[i].split('w').next().map(str::to_string);
         let (mut same, mut within, mut nw, mut across, mut na) = (0, 0.0, 0, 0.0, 0);
         for i in 0..vocab.len() {
@@ -282,10 +262,7 @@ mod tests {
                 }
             }
         }
-        (
-            same as f64 / vocab.len() as f64,
-            within / nw as f64 - across / na as f64,
-        )
+        (same as f64 / vocab.len() as f64, within / nw as f64 - across / na as f64)
     }
 
     fn config(arch: W2vArch) -> NativeConfig {
@@ -320,21 +297,12 @@ mod tests {
         let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let p = Progress::default();
         let mut epochs = Vec::new();
-        let model = train(
-            to_model(&init, &device),
-            &corpus,
-            &vocab,
-            &cfg,
-            256,
-            0,
-            &p,
-            &device,
-            |e, _| {
+        let model =
+            train(to_model(&init, &device), &corpus, &vocab, &cfg, 256, 0, &p, &device, |e, _| {
                 epochs.push(e);
                 Ok(())
-            },
-        )
-        .expect("batched");
+            })
+            .expect("batched");
         assert_eq!(epochs, vec![0, 1]);
         assert_eq!(p.words.load(Ordering::Relaxed), 2 * 40_000);
         let loss = p.loss_milli.load(Ordering::Relaxed) as f64
@@ -376,20 +344,10 @@ mod tests {
         let cfg = config(W2vArch::Skipgram);
         let init = native::init(vocab.len(), cfg.dim, 1.0, cfg.seed);
         let mut called = false;
-        train(
-            to_model(&init, &device),
-            &corpus,
-            &vocab,
-            &cfg,
-            64,
-            0,
-            &p,
-            &device,
-            |_, _| {
-                called = true;
-                Ok(())
-            },
-        )
+        train(to_model(&init, &device), &corpus, &vocab, &cfg, 64, 0, &p, &device, |_, _| {
+            called = true;
+            Ok(())
+        })
         .expect("stopped");
         assert!(!called);
     }

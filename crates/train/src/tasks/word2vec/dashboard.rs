@@ -47,10 +47,7 @@ impl TbTicker {
             return;
         };
         let mut values = vec![
-            (
-                "step/learning_rate",
-                progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9,
-            ),
+            ("step/learning_rate", progress.alpha_nano.load(Ordering::Relaxed) as f64 / 1e9),
             ("step/words_per_s", rate),
         ];
         if pairs > 0 {
@@ -85,10 +82,8 @@ impl Dashboard {
     /// the caller at each epoch).
     pub fn new(words_per_epoch: u64, first_epoch: usize, epochs: usize) -> Self {
         let interrupter = Interrupter::new();
-        let ids: Vec<MetricId> = METRICS
-            .iter()
-            .map(|(n, _)| MetricId::new(Arc::new(n.to_string())))
-            .collect();
+        let ids: Vec<MetricId> =
+            METRICS.iter().map(|(n, _)| MetricId::new(Arc::new(n.to_string()))).collect();
         let renderer: Option<Box<dyn MetricsRenderer>> = if std::io::stdout().is_terminal() {
             let mut r: Box<dyn MetricsRenderer> =
                 Box::new(TuiMetricsRendererWrapper::new(interrupter.clone(), None));
@@ -103,33 +98,18 @@ impl Dashboard {
                     }),
                 });
             }
-            r.start(
-                epochs,
-                first_epoch + 1,
-                Some(words_per_epoch as usize),
-                Some("word2vec"),
-            );
+            r.start(epochs, first_epoch + 1, Some(words_per_epoch as usize), Some("word2vec"));
             r.start_split("train", words_per_epoch as usize);
             Some(r)
         } else {
             None
         };
-        Self {
-            renderer,
-            tb: None,
-            interrupter,
-            ids,
-            words_per_epoch,
-            epochs,
-        }
+        Self { renderer, tb: None, interrupter, ids, words_per_epoch, epochs }
     }
 
     /// Also write the counters to a TensorBoard event file.
     pub fn tensorboard(mut self, writer: SharedWriter, words_done: u64) -> Self {
-        self.tb = Some(TbTicker {
-            writer,
-            last: (words_done, Instant::now()),
-        });
+        self.tb = Some(TbTicker { writer, last: (words_done, Instant::now()) });
         self
     }
 

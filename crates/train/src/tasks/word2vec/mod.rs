@@ -56,11 +56,7 @@ pub struct CorpusConfig {
 
 impl Default for CorpusConfig {
     fn default() -> Self {
-        Self {
-            source: None,
-            lowercase: false,
-            min_count: 5,
-        }
+        Self { source: None, lowercase: false, min_count: 5 }
     }
 }
 
@@ -119,8 +115,7 @@ pub enum TrainPath {
 impl W2vExperiment {
     pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Self> {
         let exp: Self = crate::config::load_toml(path, overrides)?;
-        exp.validate()
-            .with_context(|| format!("{}: invalid config", path.display()))?;
+        exp.validate().with_context(|| format!("{}: invalid config", path.display()))?;
         Ok(exp)
     }
 
@@ -130,10 +125,7 @@ impl W2vExperiment {
             bail!("model.dim, model.window, train.epochs and train.batch must be at least 1");
         }
         if !(m.init_range.is_finite() && m.init_range > 0.0) {
-            bail!(
-                "model.init_range must be a positive number, got {}",
-                m.init_range
-            );
+            bail!("model.init_range must be a positive number, got {}", m.init_range);
         }
         if !(m.sample.is_finite() && m.sample >= 0.0) {
             bail!("model.sample must be >= 0, got {}", m.sample);
@@ -196,11 +188,7 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Re
     let path = dir.join(format!("epoch-{epoch}.bin"));
     let tmp = path.with_extension("partial");
     let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
-    for v in [
-        (emb.input.len() / emb.dim) as u64,
-        emb.dim as u64,
-        epoch as u64,
-    ] {
+    for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     for v in emb.input.iter().chain(&emb.output) {
@@ -251,28 +239,15 @@ fn load_checkpoint(
             path.display()
         );
     }
-    let floats: Vec<f32> = bytes[24..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let floats: Vec<f32> =
+        bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let (input, output) = floats.split_at(n);
-    Ok(Some((
-        epoch,
-        native::Embeddings {
-            dim,
-            input: input.to_vec(),
-            output: output.to_vec(),
-        },
-    )))
+    Ok(Some((epoch, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
 }
 
 pub fn train_command(args: W2vArgs) -> Result<()> {
     if args.run.resume {
-        let dir = args
-            .run
-            .run_dir
-            .clone()
-            .context("--resume needs --run-dir")?;
+        let dir = args.run.run_dir.clone().context("--resume needs --run-dir")?;
         return train_in(args, Some(dir));
     }
     train_in(args, None)
@@ -311,11 +286,7 @@ fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vRecord>) -> 
 fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let config = match &resume {
         Some(dir) => dir.join(run::CONFIG_FILE),
-        None => args
-            .run
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+        None => args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
     };
     let exp = W2vExperiment::load(&config, &overrides(&args))?;
     let batched = match exp.train.path {
@@ -332,11 +303,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         TrainPath::Batched => true,
     };
     // Fail on a missing GPU before counting a corpus.
-    let device = if batched {
-        Some(args.run.backend.device()?)
-    } else {
-        None
-    };
+    let device = if batched { Some(args.run.backend.device()?) } else { None };
     let old_meta = match &resume {
         Some(dir) => Some(record::read(dir)?.word2vec(dir)?.clone()),
         None => None,
@@ -364,10 +331,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             (vocab, run_dir)
         }
     };
-    std::fs::write(
-        run_dir.join(run::CONFIG_FILE),
-        toml::to_string_pretty(&exp)?,
-    )?;
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
     let corpus_words = vocab.total();
     let part = W2vRecord {
         corpus: std::fs::canonicalize(&corpus_path)
@@ -378,11 +342,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         corpus_words,
     };
     let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
-    let mut meta = RunRecord::new(
-        TaskRecord::Word2vec(part),
-        model,
-        args.run.backend.to_string(),
-    );
+    let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
     record::write(&run_dir, &meta)?;
     run::write_pid(&run_dir)?;
     let threads = if exp.train.threads == 0 {
@@ -400,10 +360,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         exp.corpus.min_count,
         corpus_words,
         if batched {
-            format!(
-                "batches of {} rows on {}",
-                exp.train.batch, args.run.backend
-            )
+            format!("batches of {} rows on {}", exp.train.batch, args.run.backend)
         } else {
             format!("{threads} threads")
         }
@@ -432,16 +389,10 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             }
             None => {
                 println!("no checkpoint in {}: starting from epoch 1", dir.display());
-                (
-                    0,
-                    native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed),
-                )
+                (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed))
             }
         },
-        None => (
-            0,
-            native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed),
-        ),
+        None => (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed)),
     };
     let progress = Progress::default();
     let total = corpus_words * cfg.epochs as u64;
@@ -452,9 +403,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
             / 1e3
             / p.loss_pairs.load(Ordering::Relaxed).max(1) as f64
     };
-    let tb: SharedWriter = Arc::new(Mutex::new(EventWriter::create(
-        &run_dir.join(TB_DIR).join("train"),
-    )?));
+    let tb: SharedWriter =
+        Arc::new(Mutex::new(EventWriter::create(&run_dir.join(TB_DIR).join("train"))?));
     let mut dashboard =
         Dashboard::new(corpus_words, first_epoch, cfg.epochs).tensorboard(tb.clone(), start_words);
     let terminal = dashboard.is_terminal();
@@ -541,11 +491,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         return Ok(());
     }
 
-    let vectors = WordVectors {
-        words: vocab.words.clone(),
-        dim: emb.dim,
-        vectors: emb.input,
-    };
+    let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
     vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
     vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
     let metrics = W2vMetrics {

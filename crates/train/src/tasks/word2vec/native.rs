@@ -107,14 +107,9 @@ impl Sigmoid {
 /// gensim with 1.0.
 pub fn init(vocab: usize, dim: usize, range: f32, seed: u64) -> Embeddings {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let input = (0..vocab * dim)
-        .map(|_| (2.0 * rng.random::<f32>() - 1.0) * range / dim as f32)
-        .collect();
-    Embeddings {
-        dim,
-        input,
-        output: vec![0.0; vocab * dim],
-    }
+    let input =
+        (0..vocab * dim).map(|_| (2.0 * rng.random::<f32>() - 1.0) * range / dim as f32).collect();
+    Embeddings { dim, input, output: vec![0.0; vocab * dim] }
 }
 
 /// Train `emb` on `corpus` for epochs `first_epoch..cfg.epochs` (0-based), calling `on_epoch`
@@ -136,16 +131,12 @@ pub fn train(
     let table = UnigramTable::new(&vocab.counts, 0.75);
     let sigmoid = Sigmoid::new();
     let threads = cfg.threads.max(1);
-    progress
-        .words
-        .store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u32>>>(threads * 4);
         let rx = Arc::new(Mutex::new(rx));
-        let (input, output) = (
-            HogwildTable::new(&emb.input, dim),
-            HogwildTable::new(&emb.output, dim),
-        );
+        let (input, output) =
+            (HogwildTable::new(&emb.input, dim), HogwildTable::new(&emb.output, dim));
         let (input, output) = (&input, &output);
         let read: Result<()> = std::thread::scope(|s| {
             for t in 0..threads {
@@ -164,9 +155,8 @@ pub fn train(
                             _ => break,
                         };
                         for sentence in &chunk {
-                            let done = progress
-                                .words
-                                .fetch_add(sentence.len() as u64, Ordering::Relaxed);
+                            let done =
+                                progress.words.fetch_add(sentence.len() as u64, Ordering::Relaxed);
                             let alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64))
                                 .max(cfg.alpha * 1e-4)
                                 as f32;
@@ -259,11 +249,8 @@ impl Worker {
         let mut loss = 0.0;
         let mut o = std::mem::take(&mut self.obuf);
         for d in 0..=cfg.negative {
-            let (target, label) = if d == 0 {
-                (word, 1.0)
-            } else {
-                (table.negative(word, rng), 0.0)
-            };
+            let (target, label) =
+                if d == 0 { (word, 1.0) } else { (table.negative(word, rng), 0.0) };
             let f = output.read_dot(target, h, &mut o);
             if track {
                 let z = if label > 0.5 { f } else { -f };
@@ -341,9 +328,7 @@ impl Worker {
             }
         }
         if pairs > 0 {
-            progress
-                .loss_milli
-                .fetch_add((loss as f64 * 1e3) as u64, Ordering::Relaxed);
+            progress.loss_milli.fetch_add((loss as f64 * 1e3) as u64, Ordering::Relaxed);
             progress.loss_pairs.fetch_add(pairs, Ordering::Relaxed);
         }
     }
@@ -361,9 +346,8 @@ mod tests {
         let mut text = String::new();
         for _ in 0..3000 {
             let topic = rng.random_range(0..2);
-            let words: Vec<String> = (0..12)
-                .map(|_| format!("t{topic}w{}", rng.random_range(0..10)))
-                .collect();
+            let words: Vec<String> =
+                (0..12).map(|_| format!("t{topic}w{}", rng.random_range(0..10))).collect();
             text.push_str(&words.join(" "));
             text.push('\n');
         }
@@ -446,19 +430,10 @@ mod tests {
         for range in [0.5f32, 1.0] {
             let e = init(200, 10, range, 3);
             assert!(e.output.iter().all(|&v| v == 0.0));
-            let (lo, hi) = e
-                .input
-                .iter()
-                .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = e.input.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
             // 2,000 uniform draws reach within 1% of both ends.
-            assert!(
-                lo >= -range / 10.0 && lo < -0.99 * range / 10.0,
-                "range {range}: min {lo}"
-            );
-            assert!(
-                hi <= range / 10.0 && hi > 0.99 * range / 10.0,
-                "range {range}: max {hi}"
-            );
+            assert!(lo >= -range / 10.0 && lo < -0.99 * range / 10.0, "range {range}: min {lo}");
+            assert!(hi <= range / 10.0 && hi > 0.99 * range / 10.0, "range {range}: max {hi}");
             let mean = e.input.iter().sum::<f32>() / e.input.len() as f32;
             assert!(mean.abs() < 0.05 * range / 10.0, "mean {mean}");
         }
@@ -473,10 +448,7 @@ mod tests {
         assert_eq!(s.error(-7.0, 1.0), 1.0);
         let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
         let b: Vec<f32> = (0..13).map(|i| (i % 3) as f32).collect();
-        assert_eq!(
-            dot(&a, &b),
-            a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
-        );
+        assert_eq!(dot(&a, &b), a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>());
         let mut y = b.clone();
         axpy(2.0, &a, &mut y);
         assert_eq!(y[12], 24.0);

@@ -23,18 +23,8 @@ impl Embedding {
             let n = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|x| *x /= n);
         }
-        let index = v
-            .words
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.clone(), i))
-            .collect();
-        Self {
-            words: v.words,
-            dim,
-            unit,
-            index,
-        }
+        let index = v.words.iter().enumerate().map(|(i, w)| (w.clone(), i)).collect();
+        Self { words: v.words, dim, unit, index }
     }
 
     /// A run folder (its `vectors.bin`) or a vectors file (text or binary).
@@ -55,10 +45,7 @@ impl Embedding {
 
     /// Index of `word`, falling back to its lowercase form.
     pub fn get(&self, word: &str) -> Option<usize> {
-        self.index
-            .get(word)
-            .or_else(|| self.index.get(&word.to_lowercase()))
-            .copied()
+        self.index.get(word).or_else(|| self.index.get(&word.to_lowercase())).copied()
     }
 
     fn row(&self, i: usize) -> &[f32] {
@@ -79,16 +66,7 @@ impl Embedding {
     pub fn nearest(&self, query: &[f32], k: usize, exclude: &[usize]) -> Vec<(usize, f32)> {
         let mut scored: Vec<(usize, f32)> = (0..self.words.len())
             .filter(|i| !exclude.contains(i))
-            .map(|i| {
-                (
-                    i,
-                    self.row(i)
-                        .iter()
-                        .zip(query)
-                        .map(|(a, b)| a * b)
-                        .sum::<f32>(),
-                )
-            })
+            .map(|i| (i, self.row(i).iter().zip(query).map(|(a, b)| a * b).sum::<f32>()))
             .collect();
         let k = k.min(scored.len());
         if k == 0 {
@@ -101,9 +79,7 @@ impl Embedding {
     }
 
     pub fn similar(&self, word: &str, k: usize) -> Result<Vec<(String, f32)>> {
-        let i = self
-            .get(word)
-            .with_context(|| format!("`{word}` is not in the vocabulary"))?;
+        let i = self.get(word).with_context(|| format!("`{word}` is not in the vocabulary"))?;
         Ok(self
             .nearest(self.row(i), k, &[i])
             .into_iter()
@@ -113,20 +89,15 @@ impl Embedding {
 
     /// 3CosAdd: the words closest to b − a + c (a is to b as c is to ?), a, b, c left out.
     pub fn analogy(&self, a: usize, b: usize, c: usize, k: usize) -> Vec<(usize, f32)> {
-        let q: Vec<f32> = (0..self.dim)
-            .map(|d| self.row(b)[d] - self.row(a)[d] + self.row(c)[d])
-            .collect();
+        let q: Vec<f32> =
+            (0..self.dim).map(|d| self.row(b)[d] - self.row(a)[d] + self.row(c)[d]).collect();
         let n = q.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         let q: Vec<f32> = q.iter().map(|x| x / n).collect();
         self.nearest(&q, k, &[a, b, c])
     }
 
     pub fn cosine(&self, a: usize, b: usize) -> f32 {
-        self.row(a)
-            .iter()
-            .zip(self.row(b))
-            .map(|(x, y)| x * y)
-            .sum()
+        self.row(a).iter().zip(self.row(b)).map(|(x, y)| x * y).sum()
     }
 }
 
@@ -170,18 +141,10 @@ pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
         }
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() != 4 {
-            bail!(
-                "{}: line {}: expected four words, got `{line}`",
-                path.display(),
-                n + 1
-            );
+            bail!("{}: line {}: expected four words, got `{line}`", path.display(), n + 1);
         }
         let Some((_, score)) = sections.last_mut() else {
-            bail!(
-                "{}: line {}: a question before any `: section` line",
-                path.display(),
-                n + 1
-            );
+            bail!("{}: line {}: a question before any `: section` line", path.display(), n + 1);
         };
         score.total += 1;
         let ids: Vec<Option<usize>> = words.iter().map(|w| e.get(w)).collect();
@@ -194,11 +157,7 @@ pub fn analogies(e: &Embedding, path: &Path) -> Result<AnalogyScores> {
     }
     let (mut sem, mut syn) = (Score::default(), Score::default());
     for (name, s) in &sections {
-        if name.starts_with("gram") {
-            syn.add(s)
-        } else {
-            sem.add(s)
-        }
+        if name.starts_with("gram") { syn.add(s) } else { sem.add(s) }
     }
     Ok((sections, sem, syn))
 }
@@ -245,11 +204,7 @@ pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
         let parts: Vec<&str> = line.split(['\t', ',']).map(str::trim).collect();
         let score = parts.get(2).and_then(|s| s.parse::<f64>().ok());
         let (Some(a), Some(b), Some(score)) = (parts.first(), parts.get(1), score) else {
-            bail!(
-                "{}: line {}: expected `word1<TAB>word2<TAB>score`",
-                path.display(),
-                n + 1
-            );
+            bail!("{}: line {}: expected `word1<TAB>word2<TAB>score`", path.display(), n + 1);
         };
         total += 1;
         if let (Some(i), Some(j)) = (e.get(a), e.get(b)) {
@@ -258,15 +213,7 @@ pub fn similarity(e: &Embedding, path: &Path) -> Result<(f64, usize, usize)> {
         }
     }
     let covered = human.len();
-    Ok((
-        if covered > 1 {
-            spearman(&human, &model)
-        } else {
-            0.0
-        },
-        covered,
-        total,
-    ))
+    Ok((if covered > 1 { spearman(&human, &model) } else { 0.0 }, covered, total))
 }
 
 /// Projections of `rows` (n rows of `dim`, row-major) on their top `k` principal axes:
@@ -281,9 +228,7 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
     }
     let mut mean = vec![0f64; dim];
     for r in rows.chunks_exact(dim) {
-        mean.iter_mut()
-            .zip(r)
-            .for_each(|(m, &x)| *m += x as f64 / n as f64);
+        mean.iter_mut().zip(r).for_each(|(m, &x)| *m += x as f64 / n as f64);
     }
     let centred: Vec<f64> = rows
         .chunks_exact(dim)
@@ -300,14 +245,12 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
     let mut axes = Vec::new();
     for a in 0..k.min(dim) {
         // A start vector that is not orthogonal to any axis in practice.
-        let mut v: Vec<f64> = (0..dim)
-            .map(|i| 1.0 + ((i * 7 + a * 13) % 11) as f64 / 10.0)
-            .collect();
+        let mut v: Vec<f64> =
+            (0..dim).map(|i| 1.0 + ((i * 7 + a * 13) % 11) as f64 / 10.0).collect();
         let mut lambda = 0.0;
         for _ in 0..1000 {
-            let w: Vec<f64> = (0..dim)
-                .map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum())
-                .collect();
+            let w: Vec<f64> =
+                (0..dim).map(|i| (0..dim).map(|j| cov[i * dim + j] * v[j]).sum()).collect();
             let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
             if norm < 1e-30 {
                 break;
@@ -319,10 +262,7 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
                 break;
             }
         }
-        let big = v
-            .iter()
-            .copied()
-            .fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
+        let big = v.iter().copied().fold(0f64, |b, x| if x.abs() > b.abs() { x } else { b });
         if big < 0.0 {
             v.iter_mut().for_each(|x| *x = -*x);
         }
@@ -335,11 +275,7 @@ pub fn pca(rows: &[f32], dim: usize, k: usize) -> Vec<Vec<f64>> {
     }
     centred
         .chunks_exact(dim)
-        .map(|r| {
-            axes.iter()
-                .map(|ax| ax.iter().zip(r).map(|(a, b)| a * b).sum())
-                .collect()
-        })
+        .map(|r| axes.iter().map(|ax| ax.iter().zip(r).map(|(a, b)| a * b).sum()).collect())
         .collect()
 }
 
@@ -353,10 +289,7 @@ pub fn similar_command(target: &Path, word: &str, k: usize) -> Result<()> {
 
 pub fn analogy_command(target: &Path, a: &str, b: &str, c: &str, k: usize) -> Result<()> {
     let e = Embedding::load(target)?;
-    let id = |w: &str| {
-        e.get(w)
-            .with_context(|| format!("`{w}` is not in the vocabulary"))
-    };
+    let id = |w: &str| e.get(w).with_context(|| format!("`{w}` is not in the vocabulary"));
     let (ia, ib, ic) = (id(a)?, id(b)?, id(c)?);
     println!("{a} : {b} :: {c} : ?");
     for (i, s) in e.analogy(ia, ib, ic, k) {
@@ -451,10 +384,7 @@ mod tests {
         let id = |w: &str| e.get(w).expect("word");
         let top = e.analogy(id("man"), id("king"), id("woman"), 2);
         assert_eq!(e.words[top[0].0], "queen");
-        assert!(
-            top.iter()
-                .all(|(i, _)| ![id("man"), id("king"), id("woman")].contains(i))
-        );
+        assert!(top.iter().all(|(i, _)| ![id("man"), id("king"), id("woman")].contains(i)));
         let near = e.similar("king", 2).expect("similar");
         assert_eq!(near[0].0, "queen");
         assert!(near[0].1 > near[1].1);
@@ -488,14 +418,7 @@ mod tests {
         let q = dir.path().join("q.txt");
         std::fs::write(&q, ": royalty\nMan King Woman Queen\nman king woman apple\nman king dog queen\n: gram-plural\nking queen man woman\n").expect("write");
         let (sections, sem, syn) = analogies(&e, &q).expect("analogies");
-        assert_eq!(
-            sections[0].1,
-            Score {
-                correct: 1,
-                covered: 2,
-                total: 3
-            }
-        );
+        assert_eq!(sections[0].1, Score { correct: 1, covered: 2, total: 3 });
         assert_eq!(sem.accuracy(), 0.5);
         assert_eq!(syn.total, 1);
         let s = dir.path().join("s.tsv");
