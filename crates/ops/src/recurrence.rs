@@ -325,6 +325,14 @@ impl Backward<Flex, 5> for GruBackward {
     }
 }
 
+/// `nodes`: the autodiff nodes of the named tensors, each name then rebound to its flex tensor.
+macro_rules! split_nodes {
+    ($nodes:ident; $($t:ident),+) => {
+        let $nodes = [$($t.node()),+];
+        $(let $t = $t.into_primitive();)+
+    };
+}
+
 impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
     fn gru_sequence(
         xw: FloatTensor<Self>,
@@ -333,14 +341,8 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
         b_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let nodes = [xw.node(), b_ih.node(), w_hh.node(), b_hh.node(), h0.node()];
-        let (xw, bi, w, b, h0) = (
-            xw.into_primitive(),
-            b_ih.into_primitive(),
-            w_hh.into_primitive(),
-            b_hh.into_primitive(),
-            h0.into_primitive(),
-        );
+        split_nodes!(nodes; xw, b_ih, w_hh, b_hh, h0);
+        let (bi, w, b) = (b_ih, w_hh, b_hh);
         match GruBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (hs, tape, d) = gru_forward(&xw, &bi, &w, &b, &h0);
@@ -358,14 +360,8 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
         h0: FloatTensor<Self>,
         c0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let nodes = [xw.node(), bias.node(), w_hh.node(), h0.node(), c0.node()];
-        let (xw, b, w, h0, c0) = (
-            xw.into_primitive(),
-            bias.into_primitive(),
-            w_hh.into_primitive(),
-            h0.into_primitive(),
-            c0.into_primitive(),
-        );
+        split_nodes!(nodes; xw, bias, w_hh, h0, c0);
+        let (b, w) = (bias, w_hh);
         match LstmBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (out, tape, d) = lstm_forward(&xw, &b, &w, &h0, &c0);
@@ -386,13 +382,8 @@ impl<C: CheckpointStrategy> FusedRecurrence for Autodiff<Flex, C> {
         w_hh: FloatTensor<Self>,
         h0: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let nodes = [xw.node(), bias.node(), w_hh.node(), h0.node()];
-        let (xw, b, w, h0) = (
-            xw.into_primitive(),
-            bias.into_primitive(),
-            w_hh.into_primitive(),
-            h0.into_primitive(),
-        );
+        split_nodes!(nodes; xw, bias, w_hh, h0);
+        let (b, w) = (bias, w_hh);
         match RnnBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (hs, d) = rnn_forward(&xw, &b, &w, &h0);
