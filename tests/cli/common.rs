@@ -151,3 +151,24 @@ impl Fixture {
         c
     }
 }
+
+/// Starts `cmd`, waits (up to two minutes) until `ready()` — e.g. its first checkpoint is on
+/// disk — and kills it there, as `kill -9` would.
+pub fn kill_when(cmd: &mut Command, ready: impl Fn() -> bool) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+}
+
+/// Whether a Learner checkpoint of `epoch` (model, optimiser and scheduler) is in `dir`.
+pub fn learner_checkpoint(dir: &Path, epoch: usize) -> bool {
+    ["model", "optim", "scheduler"].iter().all(|k| dir.join(format!("{k}-{epoch}.bpk")).exists())
+}

@@ -77,25 +77,7 @@ fn tensorboard_logs_runs_table_and_report_for_every_task() {
     let words = f.path("words.txt");
     crate::word2vec::write_corpus(&words);
     let w2v = runs.join("w2v");
-    run_ok(
-        burnlab()
-            .args([
-                "train",
-                "word2vec",
-                "--dim",
-                "16",
-                "--epochs",
-                "2",
-                "--threads",
-                "2",
-                "--min-count",
-                "1",
-            ])
-            .arg("--corpus")
-            .arg(&words)
-            .arg("--run-dir")
-            .arg(&w2v),
-    );
+    run_ok(&mut crate::word2vec::train(&words, &w2v, &["--epochs", "2", "--threads", "2"]));
 
     // Event files, in the layout TensorBoard overlays: tb/train and tb/valid.
     for (run, splits) in

@@ -1,5 +1,3 @@
-use std::time::{Duration, Instant};
-
 use crate::common::*;
 
 /// Kill a run once its first checkpoint is on disk, resume it, and end exactly where an
@@ -29,24 +27,7 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     run_ok(&mut train(&full));
 
     let killed = tmp.path().join("killed");
-    let mut child = train(&killed)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let ckpt = killed.join("checkpoint");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = ["model", "optim", "scheduler"]
-            .iter()
-            .all(|k| ckpt.join(format!("{k}-1.bpk")).exists());
-        if done || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    kill_when(&mut train(&killed), || learner_checkpoint(&killed.join("checkpoint"), 1));
     assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
 
     let out = run_ok(train(&killed).arg("--resume"));

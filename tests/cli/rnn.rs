@@ -124,27 +124,15 @@ fn rnn_bad_input_is_a_clear_error() {
 /// loss of the uninterrupted run (windows and dropout masks depend only on seed and epoch).
 #[test]
 fn rnn_resume_after_kill_matches_uninterrupted_run() {
-    use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("text.txt");
     write_text(&corpus);
     let full = tmp.path().join("full");
     run_ok(&mut train(&corpus, &full, "lstm"));
     let killed = tmp.path().join("killed");
-    let mut child = train(&corpus, &killed, "lstm")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let ckpt = killed.join("checkpoint");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !["model", "optim", "scheduler"].iter().all(|k| ckpt.join(format!("{k}-1.bpk")).exists())
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    kill_when(&mut train(&corpus, &killed, "lstm"), || {
+        learner_checkpoint(&killed.join("checkpoint"), 1)
+    });
     assert!(!killed.join("metrics.json").exists(), "the run was killed before it finished");
     let out = run_ok(train(&corpus, &killed, "lstm").arg("--resume"));
     assert!(out.contains("resuming from the checkpoint of epoch 1"), "{out}");

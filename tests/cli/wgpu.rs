@@ -117,29 +117,8 @@ fn wgpu_matches_flex_or_explains_missing_adapter() {
     crate::word2vec::write_corpus(&corpus);
     let w2v = |backend: &str| {
         let dir = f.path(&format!("w2v-{backend}"));
-        run_ok(
-            burnlab()
-                .args([
-                    "train",
-                    "word2vec",
-                    "--dim",
-                    "16",
-                    "--epochs",
-                    "1",
-                    "--min-count",
-                    "1",
-                    "--set",
-                    "train.path=batched",
-                    "--set",
-                    "train.batch=512",
-                    "--backend",
-                    backend,
-                ])
-                .arg("--corpus")
-                .arg(&corpus)
-                .arg("--run-dir")
-                .arg(&dir),
-        );
+        let batched = ["--epochs", "1", "--set", "train.path=batched", "--set", "train.batch=512"];
+        run_ok(crate::word2vec::train(&corpus, &dir, &batched).args(["--backend", backend]));
         dir
     };
     let (flex, wgpu) = (w2v("flex"), w2v("wgpu"));

@@ -1,3 +1,6 @@
+use std::path::Path;
+use std::process::Command;
+
 use crate::common::*;
 
 /// A corpus with two topics that never mix; royal words swap "he"/"she" with "king"/"queen".
@@ -18,31 +21,21 @@ pub fn write_corpus(path: &std::path::Path) {
     std::fs::write(path, text).expect("write corpus");
 }
 
+/// `burnlab train word2vec` on `corpus` into `run`: dim 16, vocabulary of every word, and `extra`.
+pub fn train(corpus: &Path, run: &Path, extra: &[&str]) -> Command {
+    let mut c = burnlab();
+    c.args(["train", "word2vec", "--dim", "16", "--min-count", "1"]).args(extra);
+    c.arg("--corpus").arg(corpus).arg("--run-dir").arg(run);
+    c
+}
+
 #[test]
 fn word2vec_trains_writes_vectors_and_answers_queries() {
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("corpus.txt");
     write_corpus(&corpus);
     let run = tmp.path().join("run");
-    let out = run_ok(
-        burnlab()
-            .args([
-                "train",
-                "word2vec",
-                "--dim",
-                "16",
-                "--epochs",
-                "2",
-                "--threads",
-                "2",
-                "--min-count",
-                "1",
-            ])
-            .arg("--corpus")
-            .arg(&corpus)
-            .arg("--run-dir")
-            .arg(&run),
-    );
+    let out = run_ok(&mut train(&corpus, &run, &["--epochs", "2", "--threads", "2"]));
     assert!(out.contains("16 words in the vocabulary"), "{out}");
     assert!(out.contains("epoch 2/2"), "{out}");
     // Both vector files hold the same 16 x 16 numbers, the vocabulary its counts.
@@ -84,27 +77,11 @@ fn word2vec_batched_path_trains_on_flex() {
     let corpus = tmp.path().join("corpus.txt");
     write_corpus(&corpus);
     let run = tmp.path().join("run");
-    let out = run_ok(
-        burnlab()
-            .args([
-                "train",
-                "word2vec",
-                "--dim",
-                "16",
-                "--epochs",
-                "2",
-                "--min-count",
-                "1",
-                "--set",
-                "train.path=batched",
-                "--set",
-                "train.batch=256",
-            ])
-            .arg("--corpus")
-            .arg(&corpus)
-            .arg("--run-dir")
-            .arg(&run),
-    );
+    let out = run_ok(&mut train(
+        &corpus,
+        &run,
+        &["--epochs", "2", "--set", "train.path=batched", "--set", "train.batch=256"],
+    ));
     assert!(out.contains("batches of 256 rows on flex") && out.contains("epoch 2/2"), "{out}");
     let metrics = read_json(&run.join("metrics.json"));
     assert_eq!(metrics["path"], "batched");
@@ -191,7 +168,6 @@ fn word2vec_bad_input_is_a_clear_error() {
 /// (seed, epoch), and the learning rate from the count of words done).
 #[test]
 fn word2vec_resume_after_kill_matches_uninterrupted_run() {
-    use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("corpus.txt");
     let mut text = String::new();
@@ -219,18 +195,8 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     assert_eq!(kept, vec![false, true, true]);
 
     let killed = tmp.path().join("killed");
-    let mut child = train(&killed)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
     let ckpt = killed.join("checkpoint/epoch-1.bin");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ckpt.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    kill_when(&mut train(&killed), || ckpt.exists());
     assert!(!killed.join("vectors.bin").exists(), "the run was killed before it finished");
 
     let out = run_ok(train(&killed).arg("--resume"));
