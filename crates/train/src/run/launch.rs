@@ -13,7 +13,7 @@ use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
 use super::renderer::PlainRenderer;
-use super::{CHECKPOINT_DIR, CONFIG_FILE, Status, last_checkpoint};
+use super::{CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, Status, last_checkpoint};
 use crate::cli::RunFlags;
 
 /// Where a run starts: the run folder (when resuming), the config to read, and the checkpoint
@@ -63,7 +63,8 @@ pub struct Launch<'a> {
 
 /// How a launch ended, when it did not fail.
 pub enum Ended<M> {
-    /// Every epoch ran: the trained model (in validation mode) and the wall time in seconds.
+    /// Every epoch ran: the trained model (in validation mode, saved as the run's model file) and
+    /// the wall time in seconds.
     Finished { model: M, wall: f64 },
     /// Stopped early (Ctrl-C, the dashboard's `q`); the record says so and where to resume.
     Interrupted,
@@ -139,5 +140,10 @@ where
         );
         return Ok(Ended::Interrupted);
     }
+    result
+        .model
+        .clone()
+        .save_file(run_dir.join(MODEL_FILE))
+        .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     Ok(Ended::Finished { model: result.model, wall })
 }

@@ -21,6 +21,18 @@ pub const CHECKPOINT_DIR: &str = "checkpoint";
 /// training from one whose process was killed (its metadata still says "running").
 pub const PID_FILE: &str = "pid";
 
+/// The trained model's file in `run`, or an error saying the run (now `status`) did not finish.
+pub fn model_file(run: &Path, status: Status) -> Result<PathBuf> {
+    let path = run.join(MODEL_FILE);
+    if !path.is_file() {
+        bail!(
+            "{} has no trained model ({MODEL_FILE}): the run did not finish (status {status:?})",
+            run.display()
+        );
+    }
+    Ok(path)
+}
+
 /// Record this process as the one training `run`.
 pub fn write_pid(run: &Path) -> Result<()> {
     write_atomic(&run.join(PID_FILE), std::process::id().to_string().as_bytes())

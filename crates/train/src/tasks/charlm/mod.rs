@@ -450,10 +450,6 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
             Ended::Finished { model, wall } => (model, wall),
             Ended::Interrupted => return Ok(()),
         };
-    model
-        .clone()
-        .save_file(run_dir.join(run::MODEL_FILE))
-        .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     let valid = validation_loss(&model.net, &valid_set, seq, &device);
     let timings = train_loader.timings();
     let (n, s) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
@@ -505,15 +501,7 @@ fn load_run(
     let meta = read_meta(run_dir)?;
     let exp = CharLmExperiment::load(&run_dir.join(run::CONFIG_FILE), &[])?;
     let vocab = CharVocab::read(&run_dir.join(VOCAB_FILE))?;
-    let path = run_dir.join(run::MODEL_FILE);
-    if !path.is_file() {
-        bail!(
-            "{} has no trained model ({}): the run did not finish (status {:?})",
-            run_dir.display(),
-            run::MODEL_FILE,
-            meta.status
-        );
-    }
+    let path = run::model_file(run_dir, meta.status)?;
     let model = CharModel { net: exp.model_config(vocab.len(), true).init(device), clip: 0.0 };
     let model = model
         .try_load_file(&path)

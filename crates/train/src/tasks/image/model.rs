@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
 use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
@@ -128,14 +128,6 @@ pub fn load_run_model(
     // Dropout is inactive outside training, so where masks are drawn does not matter here.
     let image = meta.image(run_dir)?;
     let model = build_model(&exp, image.classes.len(), image.image_size, true, device);
-    let path = run_dir.join(run::MODEL_FILE);
-    if !path.is_file() {
-        bail!(
-            "{} has no trained model ({}): the run did not finish (status {:?})",
-            run_dir.display(),
-            run::MODEL_FILE,
-            meta.status
-        );
-    }
+    let path = run::model_file(run_dir, meta.status)?;
     model.try_load_file(&path).with_context(|| format!("{}: cannot load the model", path.display()))
 }

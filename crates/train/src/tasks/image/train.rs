@@ -157,10 +157,6 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
             Ended::Finished { model, wall } => (model, wall),
             Ended::Interrupted => return Ok(()),
         };
-    model
-        .clone()
-        .save_file(run_dir.join(run::MODEL_FILE))
-        .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     let valid_report = evaluate(&model, &valid_set, &norm, &device, 256, false);
     let test_set = Arc::new(data.test);
     let test_report = evaluate(&model, &test_set, &norm, &device, 256, false);
