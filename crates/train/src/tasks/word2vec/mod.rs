@@ -283,119 +283,101 @@ fn corpus_path(args: &W2vArgs, exp: &W2vExperiment, old: Option<&W2vRecord>) -> 
     }
 }
 
-fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
-    let config = match &resume {
-        Some(dir) => dir.join(run::CONFIG_FILE),
-        None => args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
-    };
-    let exp = W2vExperiment::load(&config, &overrides(&args))?;
-    let batched = match exp.train.path {
-        TrainPath::Auto => !args.run.backend.is_host(),
-        TrainPath::Native => {
-            if !args.run.backend.is_host() {
-                bail!(
-                    "train.path = \"native\" runs on the CPU; it cannot use --backend {}",
-                    args.run.backend
-                );
-            }
-            false
+/// Whether this run takes the batched Burn-tensor path (else the native Hogwild threads).
+fn batched_path(path: TrainPath, backend: crate::backend::Backend) -> Result<bool> {
+    Ok(match path {
+        TrainPath::Auto => !backend.is_host(),
+        TrainPath::Native if !backend.is_host() => {
+            bail!("train.path = \"native\" runs on the CPU; it cannot use --backend {backend}")
         }
+        TrainPath::Native => false,
         TrainPath::Batched => true,
-    };
-    // Fail on a missing GPU before counting a corpus.
-    let device = if batched { Some(args.run.backend.device()?) } else { None };
-    let old_meta = match &resume {
-        Some(dir) => Some(record::read(dir)?.word2vec(dir)?.clone()),
-        None => None,
-    };
-    let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
-    let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
+    })
+}
 
-    let (vocab, run_dir) = match &resume {
-        // A resumed run keeps its vocabulary: the rows of the checkpoint are its words.
-        Some(dir) => (Vocab::read(&dir.join(VOCAB_FILE))?, dir.clone()),
-        None => {
-            let bar = ProgressBar::new(corpus.bytes()).with_style(
-                ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            let vocab = Vocab::build(&corpus, exp.corpus.min_count, |n| {
-                if n % 100_000 < 1000 {
-                    bar.set_message(format!("{n} words"));
-                }
-            })?;
-            bar.finish_and_clear();
-            let run_dir = run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?;
-            let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
-            vocab.write(&mut vocab_file)?;
-            (vocab, run_dir)
-        }
-    };
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
-    let corpus_words = vocab.total();
-    let part = W2vRecord {
-        corpus: std::fs::canonicalize(&corpus_path)
-            .unwrap_or(corpus_path.clone())
-            .display()
-            .to_string(),
-        vocab_size: vocab.len(),
-        corpus_words,
-    };
-    let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
-    let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
-    record::write(&run_dir, &meta)?;
-    run::write_pid(&run_dir)?;
-    let threads = if exp.train.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        exp.train.threads
-    };
-    let path_name = if batched { "batched" } else { "native" };
-    println!("run folder: {}", run_dir.display());
-    println!(
-        "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {}",
-        exp.model.arch,
-        exp.model.dim,
-        vocab.len(),
-        exp.corpus.min_count,
-        corpus_words,
-        if batched {
-            format!("batches of {} rows on {}", exp.train.batch, args.run.backend)
-        } else {
-            format!("{threads} threads")
-        }
+/// The vocabulary and run folder: a resumed run's own (the rows of its checkpoint are its
+/// words), or a new folder with the vocabulary counted from `corpus` and written there.
+fn vocabulary_and_folder(
+    args: &W2vArgs,
+    exp: &W2vExperiment,
+    corpus: &Corpus,
+    resume: Option<&Path>,
+) -> Result<(Vocab, PathBuf)> {
+    if let Some(dir) = resume {
+        return Ok((Vocab::read(&dir.join(VOCAB_FILE))?, dir.to_path_buf()));
+    }
+    let bar = ProgressBar::new(corpus.bytes()).with_style(
+        ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let vocab = Vocab::build(corpus, exp.corpus.min_count, |n| {
+        if n % 100_000 < 1000 {
+            bar.set_message(format!("{n} words"));
+        }
+    })?;
+    bar.finish_and_clear();
+    let run_dir = run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?;
+    let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
+    vocab.write(&mut vocab_file)?;
+    Ok((vocab, run_dir))
+}
 
-    let cfg = NativeConfig {
-        arch: exp.model.arch,
-        dim: exp.model.dim,
-        window: exp.model.window,
-        negative: exp.model.negative,
-        sample: exp.model.sample,
-        alpha: exp.alpha(),
-        epochs: exp.train.epochs,
-        threads,
-        seed: exp.seed,
-    };
-    let (first_epoch, emb) = match &resume {
-        Some(dir) => match load_checkpoint(dir, vocab.len(), cfg.dim)? {
-            Some((e, _)) if e >= cfg.epochs => bail!(
+/// The tables training starts from, and the epochs already done: a resumed run's last
+/// checkpoint, else a fresh initialisation.
+fn starting_tables(
+    resume: Option<&Path>,
+    vocab: usize,
+    cfg: &NativeConfig,
+    init_range: f64,
+) -> Result<(usize, native::Embeddings)> {
+    let fresh = || (0, native::init(vocab, cfg.dim, init_range as f32, cfg.seed));
+    let Some(dir) = resume else { return Ok(fresh()) };
+    Ok(match load_checkpoint(dir, vocab, cfg.dim)? {
+        Some((e, _)) if e >= cfg.epochs => {
+            bail!(
                 "{} already finished ({e} epochs); pass --epochs N to train further",
                 dir.display()
-            ),
-            Some((e, emb)) => {
-                println!("resuming from the checkpoint of epoch {e}");
-                (e, emb)
-            }
-            None => {
-                println!("no checkpoint in {}: starting from epoch 1", dir.display());
-                (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed))
-            }
-        },
-        None => (0, native::init(vocab.len(), cfg.dim, exp.model.init_range as f32, exp.seed)),
-    };
+            )
+        }
+        Some((e, emb)) => {
+            println!("resuming from the checkpoint of epoch {e}");
+            (e, emb)
+        }
+        None => {
+            println!("no checkpoint in {}: starting from epoch 1", dir.display());
+            fresh()
+        }
+    })
+}
+
+/// What the epochs need besides the tables.
+struct Job<'a> {
+    run_dir: &'a Path,
+    corpus: &'a Corpus,
+    vocab: &'a Vocab,
+    cfg: &'a NativeConfig,
+    /// Rows per step on the batched path, on this device; `None` runs the native threads.
+    batched: Option<(usize, &'a burn::tensor::Device)>,
+    first_epoch: usize,
+}
+
+/// How the epochs went.
+struct Trained {
+    emb: native::Embeddings,
+    /// The mean loss of the last epoch.
+    last_loss: f64,
+    /// Epochs completed by this process.
+    epochs_run: usize,
+    /// Stopped by the user (Ctrl-C or the dashboard's `q`) before the last epoch.
+    stopped: bool,
+}
+
+/// Trains from `emb` with the dashboard running beside it; after each epoch a checkpoint, the
+/// TensorBoard scalars and a line of text.
+fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
+    let Job { run_dir, corpus, vocab, cfg, batched, first_epoch } = job;
+    let corpus_words = vocab.total();
     let progress = Progress::default();
-    let total = corpus_words * cfg.epochs as u64;
     let start_words = corpus_words * first_epoch as u64;
     let started = Instant::now();
     let loss_of = |p: &Progress| {
@@ -412,7 +394,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let mut epoch_lines = Vec::new();
     // Called after each complete epoch, from either trainer.
     let mut on_epoch = |epoch: usize, emb: &native::Embeddings| -> Result<()> {
-        save_checkpoint(&run_dir, epoch + 1, emb)?;
+        save_checkpoint(run_dir, epoch + 1, emb)?;
         let loss = loss_of(&progress);
         progress.loss_milli.store(0, Ordering::Relaxed);
         progress.loss_pairs.store(0, Ordering::Relaxed);
@@ -441,28 +423,20 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let finished = std::sync::atomic::AtomicBool::new(false);
     let trained = std::thread::scope(|s| -> Result<native::Embeddings> {
         s.spawn(|| dashboard.run(&progress, &finished));
-        let result = match &device {
+        let result = match batched {
             None => {
                 let mut emb = emb;
-                native::train(
-                    &mut emb,
-                    &corpus,
-                    &vocab,
-                    &cfg,
-                    first_epoch,
-                    &progress,
-                    &mut on_epoch,
-                )
-                .map(|()| emb)
+                native::train(&mut emb, corpus, vocab, cfg, first_epoch, &progress, &mut on_epoch)
+                    .map(|()| emb)
             }
-            Some(device) => {
+            Some((batch, device)) => {
                 let model = batched::to_model(&emb, device);
                 batched::train(
                     model,
-                    &corpus,
-                    &vocab,
-                    &cfg,
-                    exp.train.batch,
+                    corpus,
+                    vocab,
+                    cfg,
+                    batch,
                     first_epoch,
                     &progress,
                     device,
@@ -478,11 +452,91 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     for line in &epoch_lines {
         println!("{line}");
     }
-    let emb = trained?;
+    Ok(Trained {
+        emb: trained?,
+        last_loss,
+        epochs_run: epoch_lines.len(),
+        stopped: progress.stop.load(Ordering::Relaxed),
+    })
+}
+
+fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
+    let config = match &resume {
+        Some(dir) => dir.join(run::CONFIG_FILE),
+        None => args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
+    };
+    let exp = W2vExperiment::load(&config, &overrides(&args))?;
+    let batched = batched_path(exp.train.path, args.run.backend)?;
+    // Fail on a missing GPU before counting a corpus.
+    let device = if batched { Some(args.run.backend.device()?) } else { None };
+    let old_meta = match &resume {
+        Some(dir) => Some(record::read(dir)?.word2vec(dir)?.clone()),
+        None => None,
+    };
+    let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
+    let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
+    let (vocab, run_dir) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
+    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
+    let corpus_words = vocab.total();
+    let part = W2vRecord {
+        corpus: std::fs::canonicalize(&corpus_path)
+            .unwrap_or(corpus_path.clone())
+            .display()
+            .to_string(),
+        vocab_size: vocab.len(),
+        corpus_words,
+    };
+    let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
+    let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
+    record::write(&run_dir, &meta)?;
+    run::write_pid(&run_dir)?;
+    let threads = if exp.train.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        exp.train.threads
+    };
+    println!("run folder: {}", run_dir.display());
+    println!(
+        "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {}",
+        exp.model.arch,
+        exp.model.dim,
+        vocab.len(),
+        exp.corpus.min_count,
+        corpus_words,
+        if batched {
+            format!("batches of {} rows on {}", exp.train.batch, args.run.backend)
+        } else {
+            format!("{threads} threads")
+        }
+    );
+
+    let cfg = NativeConfig {
+        arch: exp.model.arch,
+        dim: exp.model.dim,
+        window: exp.model.window,
+        negative: exp.model.negative,
+        sample: exp.model.sample,
+        alpha: exp.alpha(),
+        epochs: exp.train.epochs,
+        threads,
+        seed: exp.seed,
+    };
+    let (first_epoch, emb) =
+        starting_tables(resume.as_deref(), vocab.len(), &cfg, exp.model.init_range)?;
+    let started = Instant::now();
+    let job = Job {
+        run_dir: &run_dir,
+        corpus: &corpus,
+        vocab: &vocab,
+        cfg: &cfg,
+        batched: device.as_ref().map(|d| (exp.train.batch, d)),
+        first_epoch,
+    };
+    let trained = run_epochs(job, emb)?;
     let wall = started.elapsed().as_secs_f64();
-    if progress.stop.load(Ordering::Relaxed) {
+    if trained.stopped {
         meta.status = run::Status::Interrupted;
-        meta.epochs_done = epoch_lines.len() + first_epoch;
+        meta.epochs_done = trained.epochs_run + first_epoch;
         record::write(&run_dir, &meta)?;
         println!(
             "stopped: continue with `burnlab train word2vec --resume --run-dir {}`",
@@ -491,27 +545,29 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         return Ok(());
     }
 
+    let emb = trained.emb;
     let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
     vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
     vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
     let metrics = W2vMetrics {
         epochs: cfg.epochs,
-        path: path_name.into(),
+        path: if batched { "batched" } else { "native" }.into(),
         backend: args.run.backend.to_string(),
         threads,
         vocab_size: vocab.len(),
         words_per_epoch: corpus_words,
         train_seconds: wall,
-        words_per_s: (total - start_words) as f64 / wall,
-        final_loss: last_loss,
+        words_per_s: (corpus_words * (cfg.epochs - first_epoch) as u64) as f64 / wall,
+        final_loss: trained.last_loss,
     };
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = run::Status::Finished;
     meta.epochs_done = cfg.epochs;
     record::write(&run_dir, &meta)?;
     println!(
-        "done in {wall:.1}s: {:.0} words/s, loss {last_loss:.4}\nvectors: {} and {}",
+        "done in {wall:.1}s: {:.0} words/s, loss {:.4}\nvectors: {} and {}",
         metrics.words_per_s,
+        metrics.final_loss,
         run_dir.join(VECTORS_TEXT).display(),
         run_dir.join(VECTORS_BIN).display()
     );
