@@ -98,9 +98,42 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
     }
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.runs));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let data = load_runs(&args.runs)?;
+    let mut figures = epoch_curves(&data, &out)?;
+    figures.extend(step_loss_curve(&data, &out)?);
+    figures.extend(lr_curve(&data, &out)?);
 
+    let mut notes = Vec::new();
+    for d in &data {
+        match d.row.task.as_str() {
+            "cnn" | "mlp" => match image_figures(d, &args, &out) {
+                Ok(f) => figures.extend(f),
+                Err(e) => notes.push(format!("{}: no test-set pictures: {e:#}", d.name)),
+            },
+            "word2vec" => match word_map(d, args.words, &out) {
+                Ok(f) => figures.push(f),
+                Err(e) => notes.push(format!("{}: no word map: {e:#}", d.name)),
+            },
+            _ => {}
+        }
+    }
+    for n in &notes {
+        println!("{n}");
+    }
+
+    let index = out.join("index.html");
+    run::write_atomic(&index, html(&data, &figures, &notes).as_bytes())?;
+    for f in &figures {
+        println!("{}", out.join(&f.png).display());
+    }
+    println!("report: {}", index.display());
+    Ok(())
+}
+
+/// Each run's row and TensorBoard scalars, labelled by folder name (numbered where two match).
+fn load_runs(dirs: &[PathBuf]) -> Result<Vec<RunData>> {
     let mut data = Vec::new();
-    for dir in &args.runs {
+    for dir in dirs {
         let mut name =
             dir.file_name().map_or_else(|| "run".to_string(), |n| n.to_string_lossy().into_owned());
         // Two runs with the same folder name (from different parents) get numbered labels.
@@ -129,10 +162,29 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
             valid: read("valid")?,
         });
     }
-    let single = data.len() == 1;
-    let mut figures: Vec<Figure> = Vec::new();
+    Ok(data)
+}
 
-    // Per-epoch curves of every metric, train solid and valid dashed, one colour per run.
+/// A chart as `stem`.png and .svg in `out`, and its figure.
+fn chart(
+    out: &Path,
+    stem: &str,
+    titles: [&str; 2],
+    x: &str,
+    y: &str,
+    s: &[Series],
+) -> Result<Figure> {
+    plot::line_chart(&out.join(stem), titles[0], x, y, s)?;
+    Ok(Figure {
+        title: titles[1].into(),
+        png: format!("{stem}.png"),
+        svg: Some(format!("{stem}.svg")),
+    })
+}
+
+/// Per-epoch curves of every metric, train solid and valid dashed, one colour per run.
+fn epoch_curves(data: &[RunData], out: &Path) -> Result<Vec<Figure>> {
+    let single = data.len() == 1;
     let mut metrics: Vec<String> = data
         .iter()
         .flat_map(|d| d.train.keys().chain(d.valid.keys()))
@@ -142,6 +194,7 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
         .collect();
     metrics.sort_by_key(|m| metric_rank(m));
     metrics.dedup();
+    let mut figures = Vec::new();
     for m in &metrics {
         let mut series = Vec::new();
         for (i, d) in data.iter().enumerate() {
@@ -159,107 +212,77 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
                 }
             }
         }
-        let stem = format!("curve-{m}");
-        plot::line_chart(
-            &out.join(&stem),
+        let titles = [
             &format!("{} per epoch", pretty(m)),
+            &format!("{} per epoch (train solid, valid dashed)", pretty(m)),
+        ];
+        figures.push(chart(
+            out,
+            &format!("curve-{m}"),
+            titles.map(|t| t.as_str()),
             "epoch",
             &pretty(m),
             &series,
-        )?;
-        figures.push(Figure {
-            title: format!("{} per epoch (train solid, valid dashed)", pretty(m)),
-            png: format!("{stem}.png"),
-            svg: Some(format!("{stem}.svg")),
-        });
+        )?);
     }
+    Ok(figures)
+}
 
-    // Training loss per step, smoothed as TensorBoard does.
-    let step_series: Vec<Series> = data
-        .iter()
+/// One series per run of the training scalar `tag` (mapped by `points`), labelled `solo` when
+/// there is one run.
+fn train_series(
+    data: &[RunData],
+    tag: &str,
+    solo: &str,
+    points: impl Fn(&[(i64, f64)]) -> Vec<(f64, f64)>,
+) -> Vec<Series> {
+    let single = data.len() == 1;
+    data.iter()
         .enumerate()
         .filter_map(|(i, d)| {
-            d.train.get("step/loss").map(|p| Series {
-                label: if single { "train".into() } else { d.name.clone() },
+            d.train.get(tag).map(|p| Series {
+                label: if single { solo.into() } else { d.name.clone() },
                 color: i,
                 dashed: false,
-                points: smooth(p, 0.9),
+                points: points(p),
             })
         })
-        .collect();
-    if !step_series.is_empty() {
-        let w2v = data.iter().filter(|d| d.row.task == "word2vec").count();
-        let x = match w2v {
-            0 => "training step",
-            n if n == data.len() => "words processed",
-            _ => "training step (words processed for word2vec)",
-        };
-        plot::line_chart(
-            &out.join("curve-step-loss"),
-            "Training loss per step (smoothed, EMA 0.9)",
-            x,
-            "Loss",
-            &step_series,
-        )?;
-        figures.push(Figure {
-            title: "Training loss per step (exponential moving average 0.9)".into(),
-            png: "curve-step-loss.png".into(),
-            svg: Some("curve-step-loss.svg".into()),
-        });
-    }
+        .collect()
+}
 
-    // Learning-rate schedules.
-    let lr: Vec<Series> = data
-        .iter()
-        .enumerate()
-        .filter_map(|(i, d)| {
-            d.train.get("step/learning_rate").map(|p| Series {
-                label: if single { String::new() } else { d.name.clone() },
-                color: i,
-                dashed: false,
-                points: p.iter().map(|&(x, y)| (x as f64, y)).collect(),
-            })
-        })
-        .collect();
-    if !lr.is_empty() {
-        let x = if data.iter().all(|d| d.row.task == "word2vec") {
-            "words processed"
-        } else {
-            "training step"
-        };
-        plot::line_chart(&out.join("lr-schedule"), "Learning rate", x, "learning rate", &lr)?;
-        figures.push(Figure {
-            title: "Learning-rate schedule".into(),
-            png: "lr-schedule.png".into(),
-            svg: Some("lr-schedule.svg".into()),
-        });
+/// Training loss per step, smoothed as TensorBoard does.
+fn step_loss_curve(data: &[RunData], out: &Path) -> Result<Option<Figure>> {
+    let series = train_series(data, "step/loss", "train", |p| smooth(p, 0.9));
+    if series.is_empty() {
+        return Ok(None);
     }
+    let x = match data.iter().filter(|d| d.row.task == "word2vec").count() {
+        0 => "training step",
+        n if n == data.len() => "words processed",
+        _ => "training step (words processed for word2vec)",
+    };
+    let titles = [
+        "Training loss per step (smoothed, EMA 0.9)",
+        "Training loss per step (exponential moving average 0.9)",
+    ];
+    chart(out, "curve-step-loss", titles, x, "Loss", &series).map(Some)
+}
 
-    let mut notes = Vec::new();
-    for d in &data {
-        match d.row.task.as_str() {
-            "cnn" | "mlp" => match image_figures(d, &args, &out) {
-                Ok(f) => figures.extend(f),
-                Err(e) => notes.push(format!("{}: no test-set pictures: {e:#}", d.name)),
-            },
-            "word2vec" => match word_map(d, args.words, &out) {
-                Ok(f) => figures.push(f),
-                Err(e) => notes.push(format!("{}: no word map: {e:#}", d.name)),
-            },
-            _ => {}
-        }
+/// Learning-rate schedules.
+fn lr_curve(data: &[RunData], out: &Path) -> Result<Option<Figure>> {
+    let series = train_series(data, "step/learning_rate", "", |p| {
+        p.iter().map(|&(x, y)| (x as f64, y)).collect()
+    });
+    if series.is_empty() {
+        return Ok(None);
     }
-    for n in &notes {
-        println!("{n}");
-    }
-
-    let index = out.join("index.html");
-    run::write_atomic(&index, html(&data, &figures, &notes).as_bytes())?;
-    for f in &figures {
-        println!("{}", out.join(&f.png).display());
-    }
-    println!("report: {}", index.display());
-    Ok(())
+    let x = if data.iter().all(|d| d.row.task == "word2vec") {
+        "words processed"
+    } else {
+        "training step"
+    };
+    let titles = ["Learning rate", "Learning-rate schedule"];
+    chart(out, "lr-schedule", titles, x, "learning rate", &series).map(Some)
 }
 
 /// Confusion matrix and most confidently wrong test images of a finished image run.

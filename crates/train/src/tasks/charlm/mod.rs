@@ -339,15 +339,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let exp = CharLmExperiment::load(&config_path, &overrides(&args))?;
     let device = args.run.backend.device()?;
 
-    // The text: --corpus, else the resumed run's, else the config's source.
-    let corpus = match (&args.corpus, &run_dir) {
-        (Some(p), _) => p.clone(),
-        (None, Some(dir)) => PathBuf::from(&read_meta(dir)?.charlm(dir)?.corpus),
-        (None, None) if exp.data.source == "tinyshakespeare" => {
-            chars::ensure_shakespeare(&args.cache, &shakespeare_download())?
-        }
-        (None, None) => PathBuf::from(&exp.data.source),
-    };
+    let corpus = corpus_path(&args, &exp, run_dir.as_deref())?;
     let text = chars::read_text(&corpus)?;
     let vocab = match &run_dir {
         // A resumed run keeps its vocabulary: the rows of the embedding are its characters.
@@ -382,13 +374,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     vocab.write(&run_dir.join(VOCAB_FILE))?;
     println!("run folder: {}", run_dir.display());
 
-    // Initialise on the CPU from the seed, then move: the same seed gives the same starting
-    // weights on every backend.
-    let init_device = Device::flex();
-    init_device.seed(exp.seed);
-    let net = exp.model_config(vocab.len(), args.run.backend.is_host()).init(&init_device);
-    let _ = net.clone().into_record();
-    let model = CharModel { net, clip: exp.train.clip }.fork(&ad).train();
+    let model = initial_model(&exp, vocab.len(), args.run.backend.is_host(), &ad);
     let describe = format!(
         "{} {}x{} (embedding {})",
         exp.model.cell.name(),
@@ -415,19 +401,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         meta.backend
     );
 
-    let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid_loader).div_ceil(64);
-    let tb = TbLogger::create(&run_dir, exp.train.steps_per_epoch, valid_batches)?;
-    let training =
-        SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
-            .with_metric_logger(FileMetricLogger::new(&run_dir))
-            .with_metric_logger(tb)
-            .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
-            .metric_valid_numeric(LossMetric::new())
-            .metric_train_numeric(LearningRateMetric::new())
-            .metric_train_numeric(ThroughputMetric::per_item("chars/s", seq as f64))
-            .with_default_checkpointers()
-            .with_application_logger(None)
-            .num_epochs(exp.train.epochs);
+    let training = supervised(&run_dir, &exp, train_loader.clone(), valid_loader)?;
     let schedule =
         Schedule::new(&exp.schedule, exp.optim.lr, exp.train.steps_per_epoch, exp.train.epochs);
     let learner =
@@ -474,6 +448,50 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         run_dir.join(run::MODEL_FILE).display()
     );
     Ok(())
+}
+
+/// The text: --corpus, else the resumed run's, else the config's source.
+fn corpus_path(args: &RnnArgs, exp: &CharLmExperiment, resumed: Option<&Path>) -> Result<PathBuf> {
+    Ok(match (&args.corpus, resumed) {
+        (Some(p), _) => p.clone(),
+        (None, Some(dir)) => PathBuf::from(&read_meta(dir)?.charlm(dir)?.corpus),
+        (None, None) if exp.data.source == "tinyshakespeare" => {
+            chars::ensure_shakespeare(&args.cache, &shakespeare_download())?
+        }
+        (None, None) => PathBuf::from(&exp.data.source),
+    })
+}
+
+/// The network initialised on the CPU from the seed, then moved to `device`: the same seed gives
+/// the same starting weights on every backend.
+fn initial_model(exp: &CharLmExperiment, vocab: usize, host: bool, device: &Device) -> CharModel {
+    let init_device = Device::flex();
+    init_device.seed(exp.seed);
+    let net = exp.model_config(vocab, host).init(&init_device);
+    let _ = net.clone().into_record();
+    CharModel { net, clip: exp.train.clip }.fork(device).train()
+}
+
+/// burn-train's supervised training with the character model's metrics and loggers.
+fn supervised(
+    run_dir: &Path,
+    exp: &CharLmExperiment,
+    train: CharLoader,
+    valid: CharLoader,
+) -> Result<SupervisedTraining<CharModel>> {
+    let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid).div_ceil(64);
+    let tb = TbLogger::create(run_dir, exp.train.steps_per_epoch, valid_batches)?;
+    let chars_per_window = exp.data.seq_len as f64;
+    Ok(SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
+        .with_metric_logger(FileMetricLogger::new(run_dir))
+        .with_metric_logger(tb)
+        .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(ThroughputMetric::per_item("chars/s", chars_per_window))
+        .with_default_checkpointers()
+        .with_application_logger(None)
+        .num_epochs(exp.train.epochs))
 }
 
 /// Mean cross-entropy (nats/char) over every complete window of `seq` characters of `ids`,
