@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
 
@@ -59,6 +60,19 @@ pub struct Launch<'a> {
     pub command: &'a str,
     /// What to try after the loss diverged ("Lower optim.lr (now 0.1) and train again").
     pub diverged_advice: String,
+}
+
+/// A model built on the CPU device seeded with `seed`, its parameters initialised there: the
+/// same seed gives the same starting weights on every backend (the caller then forks it to the
+/// training device).
+pub fn seeded_init<M: burn::module::Module>(seed: u64, build: impl FnOnce(&Device) -> M) -> M {
+    let device = Device::flex();
+    device.seed(seed);
+    let model = build(&device);
+    // Parameters initialise lazily, on first use: force it here, on the seeded CPU device, or
+    // they would be drawn on the training device by its own RNG.
+    let _ = model.clone().into_record();
+    model
 }
 
 /// How a launch ended, when it did not fail.

@@ -35,7 +35,7 @@ use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{self, OptimConfig, ScheduleConfig, flag, float_flag};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::launch::{Ended, Launch, launch, start};
+use crate::run::launch::{Ended, Launch, launch, seeded_init, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, CharLmRecord, RunRecord, TaskRecord};
 use crate::run::{self, Status};
@@ -465,10 +465,7 @@ fn corpus_path(args: &RnnArgs, exp: &CharLmExperiment, resumed: Option<&Path>) -
 /// The network initialised on the CPU from the seed, then moved to `device`: the same seed gives
 /// the same starting weights on every backend.
 fn initial_model(exp: &CharLmExperiment, vocab: usize, host: bool, device: &Device) -> CharModel {
-    let init_device = Device::flex();
-    init_device.seed(exp.seed);
-    let net = exp.model_config(vocab, host).init(&init_device);
-    let _ = net.clone().into_record();
+    let net = seeded_init(exp.seed, |d| exp.model_config(vocab, host).init(d));
     CharModel { net, clip: exp.train.clip }.fork(device).train()
 }
 

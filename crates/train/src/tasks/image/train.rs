@@ -1,25 +1,28 @@
 //! Training an image classifier end to end: data, model, burn-train Learner, checkpoints,
 //! final model and metrics.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
-use burnlab_data::{Augment, ImageLoader};
+use burnlab_data::{Augment, ImageLoader, ImageSet, Normalization};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
-use crate::config::{self, flag, float_flag};
+use crate::config::{self, ImageExperiment, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
-use crate::run::launch::{Ended, Launch, launch, start};
+use crate::run::launch::{Ended, Launch, launch, seeded_init, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
 use crate::run::{self, Status};
+use crate::tasks::image::classifier::ImageClassifier;
 use crate::tasks::image::data::load_data;
 use crate::tasks::image::eval::{EvalReport, evaluate};
 use crate::tasks::image::model::{build_model, describe_model};
@@ -78,15 +81,9 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let image = [train.channels, train.height, train.width];
     let classes = train.classes.len();
 
-    // Initialise on the CPU from the seed, then move: the same seed gives the same starting
-    // weights on every backend.
-    let init_device = Device::flex();
-    init_device.seed(exp.seed);
     let ad = device.clone().autodiff();
-    let model = build_model(&exp, classes, image, args.run.backend.is_host(), &init_device);
-    // Parameters initialise lazily, on first use: force it here, on the seeded CPU device,
-    // or they would be drawn on the training device by its own RNG.
-    let _ = model.clone().into_record();
+    let host = args.run.backend.is_host();
+    let model = seeded_init(exp.seed, |d| build_model(&exp, classes, image, host, d));
     let model = model.fork(&ad).train();
     let part = ImageRecord {
         data_source: data.source.clone(),
@@ -111,6 +108,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     );
 
     let steps_per_epoch = train.len().div_ceil(exp.train.batch_size);
+    let first_epoch = resume_from.map_or(1, |e| e + 1);
     let train_set = Arc::new(train);
     let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
         .shuffle(exp.seed)
@@ -119,26 +117,11 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
             hflip: exp.data.hflip,
             cutout: exp.data.cutout,
         })
-        .starting_epoch(resume_from.map_or(1, |e| e + 1));
+        .starting_epoch(first_epoch);
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
-    let tb = TbLogger::create(&run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
-    let samples =
-        SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), resume_from.unwrap_or(0) + 1);
-
     let training =
-        SupervisedTraining::new(&run_dir, Arc::new(train_loader.clone()), Arc::new(valid_loader))
-            // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
-            .with_metric_logger(FileMetricLogger::new(&run_dir))
-            .with_metric_logger(tb)
-            .metrics((AccuracyMetric::new(),))
-            .metric_valid(samples)
-            .metric_valid_numeric(LossMetric::new())
-            .metric_train_numeric(LearningRateMetric::new())
-            .metric_train_numeric(ThroughputMetric::new())
-            .with_default_checkpointers()
-            .with_application_logger(None)
-            .num_epochs(exp.train.epochs);
+        supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, first_epoch)?;
     let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
     let learner =
         Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
@@ -157,17 +140,59 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
             Ended::Finished { model, wall } => (model, wall),
             Ended::Interrupted => return Ok(()),
         };
-    let valid_report = evaluate(&model, &valid_set, &norm, &device, 256, false);
-    let test_set = Arc::new(data.test);
-    let test_report = evaluate(&model, &test_set, &norm, &device, 256, false);
+    let sets = [&valid_set, &Arc::new(data.test)];
+    finish(&run_dir, &mut meta, &exp, &model, sets, &norm, &device, (&train_loader, wall))
+}
+
+/// burn-train's supervised training with the image metrics, loggers and the validation sample
+/// grid (from `first_epoch`).
+fn supervised(
+    run_dir: &Path,
+    exp: &ImageExperiment,
+    train: ImageLoader,
+    valid: ImageLoader,
+    valid_set: &Arc<ImageSet>,
+    first_epoch: usize,
+) -> Result<SupervisedTraining<ImageClassifier>> {
+    let steps_per_epoch = train.num_items().div_ceil(exp.train.batch_size);
+    let tb = TbLogger::create(run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
+    let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), first_epoch);
+    Ok(SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
+        // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
+        .with_metric_logger(FileMetricLogger::new(run_dir))
+        .with_metric_logger(tb)
+        .metrics((AccuracyMetric::new(),))
+        .metric_valid(samples)
+        .metric_valid_numeric(LossMetric::new())
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_train_numeric(ThroughputMetric::new())
+        .with_default_checkpointers()
+        .with_application_logger(None)
+        .num_epochs(exp.train.epochs))
+}
+
+/// The trained model's validation and test scores (and flip TTA), `metrics.json`, the record.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    run_dir: &Path,
+    meta: &mut RunRecord,
+    exp: &ImageExperiment,
+    model: &ImageClassifier,
+    [valid_set, test_set]: [&Arc<ImageSet>; 2],
+    norm: &Normalization,
+    device: &Device,
+    (train_loader, wall): (&ImageLoader, f64),
+) -> Result<()> {
+    let valid_report = evaluate(model, valid_set, norm, device, 256, false);
+    let test_report = evaluate(model, test_set, norm, device, 256, false);
     // Models trained on flipped images are also scored with flip test-time augmentation.
-    let test_tta = exp.data.hflip.then(|| evaluate(&model, &test_set, &norm, &device, 256, true));
+    let test_tta = exp.data.hflip.then(|| evaluate(model, test_set, norm, device, 256, true));
     let timings = train_loader.timings();
     let (imgs, secs) =
         timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
     let metrics = MetricsFile {
         epochs: exp.train.epochs,
-        train_images: train_set.len(),
+        train_images: train_loader.num_items(),
         train_seconds: wall,
         train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
         epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
@@ -179,7 +204,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
-    record::write(&run_dir, &meta)?;
+    record::write(run_dir, meta)?;
     let tta = test_tta
         .as_ref()
         .map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy))
