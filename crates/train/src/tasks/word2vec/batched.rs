@@ -81,131 +81,168 @@ pub fn train(
     device: &Device,
     mut on_epoch: impl FnMut(usize, &Word2Vec) -> Result<()>,
 ) -> Result<Word2Vec> {
-    let total_words = vocab.total();
-    let schedule_words = (cfg.epochs as u64 * total_words).max(1);
-    let sub = Subsampler::new(&vocab.counts, cfg.sample);
-    let table = UnigramTable::new(&vocab.counts, 0.75);
-    let batch = batch.max(1);
-    // Skip-gram rows have one input; CBOW rows the whole window, padded and masked.
-    let width = match cfg.arch {
-        W2vArch::Skipgram => 1,
-        W2vArch::Cbow => 2 * cfg.window,
+    let producer = Producer {
+        corpus,
+        vocab,
+        cfg,
+        sub: Subsampler::new(&vocab.counts, cfg.sample),
+        table: UnigramTable::new(&vocab.counts, 0.75),
+        batch: batch.max(1),
+        progress,
     };
-    let t = cfg.negative + 1;
-    let context = ContextUpdate::Word2VecC;
-    progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    progress.words.store(first_epoch as u64 * vocab.total(), Ordering::Relaxed);
     for epoch in first_epoch..cfg.epochs {
         let (tx, rx) = mpsc::sync_channel::<HostBatch>(4);
-        let produced = std::thread::scope(|s| -> Result<Word2Vec> {
-            let (sub, table) = (&sub, &table);
-            let producer = s.spawn(move || -> Result<()> {
-                let mut rng = SmallRng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32));
-                let mut done = epoch as u64 * total_words;
-                let mut cur = HostBatch::with_capacity(batch, width, t);
-                let mut sentence: Vec<u32> = Vec::new();
-                let send = |cur: &mut HostBatch, done: u64| -> bool {
-                    cur.alpha = (cfg.alpha * (1.0 - done as f64 / schedule_words as f64))
-                        .max(cfg.alpha * 1e-4);
-                    let full = std::mem::replace(cur, HostBatch::with_capacity(batch, width, t));
-                    tx.send(full).is_ok()
-                };
-                let push = |cur: &mut HostBatch, inputs: &[u32], word: u32, rng: &mut SmallRng| {
-                    for k in 0..width {
-                        cur.inputs.push(inputs.get(k).map_or(0, |&w| w as i64));
-                        cur.mask.push(if k < inputs.len() { 1.0 } else { 0.0 });
-                    }
-                    cur.targets.push(word as i64);
-                    for _ in 0..cfg.negative {
-                        cur.targets.push(table.negative(word, rng) as i64);
-                    }
-                    cur.rows += 1;
-                };
-                let mut ctx: Vec<u32> = Vec::with_capacity(width);
-                let read = corpus.for_each_sentence(|words| {
-                    if progress.stop.load(Ordering::Relaxed) {
-                        return false;
-                    }
-                    sentence.clear();
-                    let mut read = 0u64;
-                    for w in words {
-                        if let Some(id) = vocab.get(w) {
-                            read += 1;
-                            if sub.keep(id, &mut rng) {
-                                sentence.push(id);
-                            }
-                        }
-                    }
-                    cur.words += read;
-                    done += read;
-                    let n = sentence.len();
-                    for i in 0..n {
-                        let Range { start: lo, end: hi } =
-                            window_around(i, n, cfg.window, &mut rng);
-                        match cfg.arch {
-                            W2vArch::Skipgram => {
-                                for c in (lo..hi).filter(|&c| c != i) {
-                                    push(&mut cur, &[sentence[c]], sentence[i], &mut rng);
-                                    if cur.rows == batch && !send(&mut cur, done) {
-                                        return false;
-                                    }
-                                }
-                            }
-                            W2vArch::Cbow => {
-                                ctx.clear();
-                                ctx.extend((lo..hi).filter(|&c| c != i).map(|c| sentence[c]));
-                                if ctx.is_empty() {
-                                    continue;
-                                }
-                                push(&mut cur, &ctx, sentence[i], &mut rng);
-                                if cur.rows == batch && !send(&mut cur, done) {
-                                    return false;
-                                }
-                            }
-                        }
-                    }
-                    true
-                });
-                if cur.rows > 0 || cur.words > 0 {
-                    send(&mut cur, done);
-                }
-                read.map_err(Into::into)
-            });
-
-            let mut step = 0u64;
-            let mut model = model.clone();
-            for host in rx.iter() {
-                progress.words.fetch_add(host.words, Ordering::Relaxed);
-                progress.alpha_nano.store((host.alpha * 1e9) as u64, Ordering::Relaxed);
-                if host.rows == 0 {
-                    continue;
-                }
-                let pb = PairBatch::new(host.inputs, host.mask, host.targets, host.rows, device);
-                let (next, loss) = model.sgd_step(&pb, host.alpha, context);
-                model = next;
-                step += 1;
-                // Reading the loss waits for the device: one step in 16.
-                if step.is_multiple_of(16) {
-                    let l = loss.into_scalar::<f32>() as f64;
-                    progress.loss_milli.fetch_add((l * 1e3) as u64, Ordering::Relaxed);
-                    progress.loss_pairs.fetch_add(1, Ordering::Relaxed);
-                }
-                if progress.stop.load(Ordering::Relaxed) {
-                    break;
-                }
-            }
-            drop(rx);
+        model = std::thread::scope(|s| -> Result<Word2Vec> {
+            let producer = s.spawn(|| producer.epoch(epoch, tx));
+            let model = consume(model, rx, progress, device);
             producer
                 .join()
                 .map_err(|_| anyhow::anyhow!("the batch producer thread panicked"))??;
             Ok(model)
         })?;
-        model = produced;
         if progress.stop.load(Ordering::Relaxed) {
             return Ok(model);
         }
         on_epoch(epoch, &model)?;
     }
     Ok(model)
+}
+
+/// Runs one sparse SGD step per batch arriving on `rx` until the producer is done (or the user
+/// stops), keeping `progress` (words, learning rate, one loss in 16 steps) current.
+fn consume(
+    mut model: Word2Vec,
+    rx: mpsc::Receiver<HostBatch>,
+    progress: &Progress,
+    device: &Device,
+) -> Word2Vec {
+    let mut step = 0u64;
+    for host in rx.iter() {
+        progress.words.fetch_add(host.words, Ordering::Relaxed);
+        progress.alpha_nano.store((host.alpha * 1e9) as u64, Ordering::Relaxed);
+        if host.rows == 0 {
+            continue;
+        }
+        let pb = PairBatch::new(host.inputs, host.mask, host.targets, host.rows, device);
+        let (next, loss) = model.sgd_step(&pb, host.alpha, ContextUpdate::Word2VecC);
+        model = next;
+        step += 1;
+        // Reading the loss waits for the device: one step in 16.
+        if step.is_multiple_of(16) {
+            let l = loss.into_scalar::<f32>() as f64;
+            progress.loss_milli.fetch_add((l * 1e3) as u64, Ordering::Relaxed);
+            progress.loss_pairs.fetch_add(1, Ordering::Relaxed);
+        }
+        if progress.stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    // Dropping `rx` here ends a producer still sending.
+    model
+}
+
+/// Builds the host batches of an epoch: the corpus through the vocabulary, sub-sampler, dynamic
+/// window and unigram table of the native path.
+struct Producer<'a> {
+    corpus: &'a Corpus,
+    vocab: &'a Vocab,
+    cfg: &'a NativeConfig,
+    sub: Subsampler,
+    table: UnigramTable,
+    batch: usize,
+    progress: &'a Progress,
+}
+
+impl Producer<'_> {
+    /// Inputs per row: skip-gram one; CBOW the whole window, padded and masked.
+    fn width(&self) -> usize {
+        match self.cfg.arch {
+            W2vArch::Skipgram => 1,
+            W2vArch::Cbow => 2 * self.cfg.window,
+        }
+    }
+
+    fn empty(&self) -> HostBatch {
+        HostBatch::with_capacity(self.batch, self.width(), self.cfg.negative + 1)
+    }
+
+    /// A row: `inputs` (padded to the width), the target `word` and its negatives.
+    fn push(&self, cur: &mut HostBatch, inputs: &[u32], word: u32, rng: &mut SmallRng) {
+        for k in 0..self.width() {
+            cur.inputs.push(inputs.get(k).map_or(0, |&w| w as i64));
+            cur.mask.push(if k < inputs.len() { 1.0 } else { 0.0 });
+        }
+        cur.targets.push(word as i64);
+        for _ in 0..self.cfg.negative {
+            cur.targets.push(self.table.negative(word, rng) as i64);
+        }
+        cur.rows += 1;
+    }
+
+    /// Sends epoch `epoch`'s rows to `tx` in batches, each with the learning rate of where in
+    /// the schedule it ends; stops when the receiver has gone or the user stops.
+    fn epoch(&self, epoch: usize, tx: mpsc::SyncSender<HostBatch>) -> Result<()> {
+        let (cfg, total_words) = (self.cfg, self.vocab.total());
+        let schedule_words = (cfg.epochs as u64 * total_words).max(1);
+        let mut rng = SmallRng::seed_from_u64(cfg.seed ^ ((epoch as u64) << 32));
+        let mut done = epoch as u64 * total_words;
+        let mut cur = self.empty();
+        let mut sentence: Vec<u32> = Vec::new();
+        let send = |cur: &mut HostBatch, done: u64| -> bool {
+            cur.alpha =
+                (cfg.alpha * (1.0 - done as f64 / schedule_words as f64)).max(cfg.alpha * 1e-4);
+            tx.send(std::mem::replace(cur, self.empty())).is_ok()
+        };
+        let mut ctx: Vec<u32> = Vec::with_capacity(self.width());
+        let read = self.corpus.for_each_sentence(|words| {
+            if self.progress.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            sentence.clear();
+            let mut read = 0u64;
+            for w in words {
+                if let Some(id) = self.vocab.get(w) {
+                    read += 1;
+                    if self.sub.keep(id, &mut rng) {
+                        sentence.push(id);
+                    }
+                }
+            }
+            cur.words += read;
+            done += read;
+            let n = sentence.len();
+            for i in 0..n {
+                let Range { start: lo, end: hi } = window_around(i, n, cfg.window, &mut rng);
+                match cfg.arch {
+                    W2vArch::Skipgram => {
+                        for c in (lo..hi).filter(|&c| c != i) {
+                            self.push(&mut cur, &[sentence[c]], sentence[i], &mut rng);
+                            if cur.rows == self.batch && !send(&mut cur, done) {
+                                return false;
+                            }
+                        }
+                    }
+                    W2vArch::Cbow => {
+                        ctx.clear();
+                        ctx.extend((lo..hi).filter(|&c| c != i).map(|c| sentence[c]));
+                        if ctx.is_empty() {
+                            continue;
+                        }
+                        self.push(&mut cur, &ctx, sentence[i], &mut rng);
+                        if cur.rows == self.batch && !send(&mut cur, done) {
+                            return false;
+                        }
+                    }
+                }
+            }
+            true
+        });
+        if cur.rows > 0 || cur.words > 0 {
+            send(&mut cur, done);
+        }
+        read.map_err(Into::into)
+    }
 }
 
 #[cfg(test)]
