@@ -89,6 +89,20 @@ impl WordVectors {
             return Err(DataError::format(path, "dimension 0 in the header"));
         }
         let body = &bytes[nl + 1..];
+        // Every value takes at least two bytes (a digit and a separator as text, four bytes as
+        // binary): a header promising more than the file can hold is refused before anything
+        // is allocated from it.
+        let least = count.checked_mul(dim).and_then(|n| n.checked_mul(2));
+        if least.is_none_or(|least| least > body.len()) {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "the header promises {count} words of {dim} values, more than the {} bytes \
+                     after it can hold",
+                    body.len()
+                ),
+            ));
+        }
         match Self::parse_text(body, count, dim) {
             Ok(v) => Ok(v),
             Err(text_err) => Self::parse_binary(body, count, dim).map_err(|bin_err| {
@@ -213,7 +227,11 @@ mod tests {
         for (content, expect) in [
             (&b""[..], "no header"),
             (b"3\nx 1\n", "header must be `count dim`"),
-            (b"2 2\na 1 2\n", "1 words, the header says 2"),
+            (b"2 2\na 1 2\n\n\n\n", "1 words, the header says 2"),
+            (b"2 2\na 1 2\n", "more than the 6 bytes after it can hold"),
+            // A lying header (2^62 words) is refused before anything is allocated from it.
+            (b"4611686018427387904 100\na 1\n", "promises 4611686018427387904 words"),
+            (b"18446744073709551615 18446744073709551615\n", "more than the 0 bytes"),
             (b"1 2\na 1\n", "1 values, expected 2"),
         ] {
             std::fs::write(&p, content).expect("write");
