@@ -211,3 +211,39 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 }
+
+/// One writer per run folder: a second process is refused while the first trains, naming its
+/// pid; once the first is killed, the next one takes the folder over with a note.
+#[test]
+fn a_second_writer_is_refused_and_a_killed_writers_folder_taken_over() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    let line = (0..10).map(|j| format!("w{j}")).collect::<Vec<_>>().join(" ") + "\n";
+    std::fs::write(&corpus, line.repeat(50_000)).expect("write");
+    let run = tmp.path().join("run");
+    let train = |epochs: &str| {
+        let mut c = train(&corpus, &run, &["--epochs", epochs, "--threads", "1"]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut first = train("1000").spawn().expect("spawn");
+    let pid = run.join("pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&pid).unwrap_or_default().is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let e = run_err(train("1000").arg("--resume"));
+    assert!(e.contains(&format!("is in use: process {} is training in it", first.id())), "{e}");
+    let e = run_err(&mut train("1000"));
+    assert!(e.contains("already holds a run"), "{e}");
+    first.kill().expect("kill");
+    first.wait().expect("wait");
+    // The killed process could not clear its pid: the next one notes that it takes over.
+    // (It then trains or, if the killed run had finished an epoch, says the run is done.)
+    let out = train("1").arg("--resume").output().expect("run burnlab");
+    let stdout = text(&out.stdout);
+    let note = format!("was locked by process {}, which is no longer running", first.id());
+    assert!(stdout.contains(&note), "{stdout}{}", text(&out.stderr));
+}

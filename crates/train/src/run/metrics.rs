@@ -23,6 +23,12 @@ pub struct ThroughputMetric {
     per_item: f64,
 }
 
+impl Default for ThroughputMetric {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ThroughputMetric {
     pub fn new() -> Self {
         Self::per_item("img/s", 1.0)

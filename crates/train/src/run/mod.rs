@@ -3,9 +3,12 @@
 //! `metrics.json`.
 
 pub mod launch;
+pub mod lock;
 pub mod metrics;
 pub mod record;
 pub mod renderer;
+
+pub use lock::{RunLock, claim_run_dir, new_run_dir};
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +20,9 @@ pub const META_FILE: &str = "run.json";
 pub const MODEL_FILE: &str = "model.bpk";
 pub const METRICS_FILE: &str = "metrics.json";
 pub const CHECKPOINT_DIR: &str = "checkpoint";
-/// The id of the process training the run, so that `burnlab runs` can tell a run still
-/// training from one whose process was killed (its metadata still says "running").
+/// The run folder's lock (`lock.rs`), holding the id of the process training in it, so that
+/// `burnlab runs` can tell a run still training from one whose process was killed (its record
+/// still says "running").
 pub const PID_FILE: &str = "pid";
 
 /// The trained model's file in `run`, or an error saying the run (now `status`) did not finish.
@@ -31,11 +35,6 @@ pub fn model_file(run: &Path, status: Status) -> Result<PathBuf> {
         );
     }
     Ok(path)
-}
-
-/// Record this process as the one training `run`.
-pub fn write_pid(run: &Path) -> Result<()> {
-    write_atomic(&run.join(PID_FILE), std::process::id().to_string().as_bytes())
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -62,37 +61,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
-}
-
-/// A fresh run folder: `runs/<name>`, or `runs/<name>-2`, `-3`… if taken. An explicit folder
-/// must be new or empty: we never mix two runs.
-pub fn new_run_dir(explicit: Option<&Path>, name: &str) -> Result<PathBuf> {
-    let occupied = |p: &Path| {
-        p.exists() && std::fs::read_dir(p).map(|mut d| d.next().is_some()).unwrap_or(true)
-    };
-    let dir = match explicit {
-        Some(p) => {
-            if occupied(p) {
-                bail!(
-                    "run folder {} already holds a run: pass --resume to continue it, or choose another --run-dir",
-                    p.display()
-                );
-            }
-            p.to_path_buf()
-        }
-        None => {
-            let base = Path::new("runs").join(name);
-            let mut dir = base.clone();
-            let mut k = 2;
-            while occupied(&dir) {
-                dir = PathBuf::from(format!("{}-{k}", base.display()));
-                k += 1;
-            }
-            dir
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
 
 /// The newest epoch whose model, optimiser and scheduler checkpoints are all present and whose

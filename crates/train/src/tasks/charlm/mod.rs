@@ -179,6 +179,12 @@ impl Adaptor<BpcInput> for ClassificationOutput {
     }
 }
 
+impl Default for BitsPerChar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl BitsPerChar {
     pub fn new() -> Self {
         Self { name: Arc::new("Bits per char".to_string()), state: NumericMetricState::default() }
@@ -365,10 +371,8 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let valid_loader = CharLoader::contiguous(valid_set.clone(), seq, 64, device.clone())
         .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
 
-    let run_dir = match run_dir {
-        Some(d) => d,
-        None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
-    };
+    // Held until training ends: one writer per run folder.
+    let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
         .with_context(|| format!("writing config to {}", run_dir.display()))?;
     vocab.write(&run_dir.join(VOCAB_FILE))?;
@@ -393,7 +397,6 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         RunRecord::new(TaskRecord::Charlm(part), describe.clone(), args.run.backend.to_string());
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
-    run::write_pid(&run_dir)?;
     println!(
         "{describe}: {} parameters, {} characters in the vocabulary, {train_chars} train / {valid_chars} valid characters, backend {}",
         trainable_params,

@@ -70,10 +70,8 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     if valid.is_empty() {
         bail!("data.valid_size is 0: a validation split is needed to track training");
     }
-    let run_dir = match run_dir {
-        Some(d) => d,
-        None => run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?,
-    };
+    // Held until training ends: one writer per run folder.
+    let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
         .with_context(|| format!("writing config to {}", run_dir.display()))?;
     println!("run folder: {}", run_dir.display());
@@ -97,7 +95,6 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         RunRecord::new(part, describe_model(&exp, classes, image), args.run.backend.to_string());
     meta.epochs_done = resume_from.unwrap_or(0);
     record::write(&run_dir, &meta)?;
-    run::write_pid(&run_dir)?;
     println!(
         "{}: {} trainable parameters, {} train / {} valid images, backend {}",
         meta.model,

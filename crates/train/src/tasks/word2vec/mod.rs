@@ -182,7 +182,7 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
 /// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
 /// little-endian f32, written to a temporary file and renamed; older checkpoints but the
 /// previous one are removed.
-fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Result<()> {
+pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Result<()> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("epoch-{epoch}.bin"));
@@ -204,7 +204,7 @@ fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Re
 }
 
 /// The last complete checkpoint of a run: (epochs done, tables).
-fn load_checkpoint(
+pub fn load_checkpoint(
     run_dir: &Path,
     vocab: usize,
     dim: usize,
@@ -295,16 +295,17 @@ fn batched_path(path: TrainPath, backend: crate::backend::Backend) -> Result<boo
     })
 }
 
-/// The vocabulary and run folder: a resumed run's own (the rows of its checkpoint are its
-/// words), or a new folder with the vocabulary counted from `corpus` and written there.
+/// The vocabulary and the locked run folder: a resumed run's own (the rows of its checkpoint
+/// are its words), or a new folder with the vocabulary counted from `corpus` and written there.
 fn vocabulary_and_folder(
     args: &W2vArgs,
     exp: &W2vExperiment,
     corpus: &Corpus,
     resume: Option<&Path>,
-) -> Result<(Vocab, PathBuf)> {
+) -> Result<(Vocab, PathBuf, run::RunLock)> {
     if let Some(dir) = resume {
-        return Ok((Vocab::read(&dir.join(VOCAB_FILE))?, dir.to_path_buf()));
+        let lock = run::RunLock::acquire(dir)?;
+        return Ok((Vocab::read(&dir.join(VOCAB_FILE))?, dir.to_path_buf(), lock));
     }
     let bar = ProgressBar::new(corpus.bytes()).with_style(
         ProgressStyle::with_template("counting words {bar:30} {percent}% {msg}")
@@ -316,10 +317,10 @@ fn vocabulary_and_folder(
         }
     })?;
     bar.finish_and_clear();
-    let run_dir = run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?;
+    let (run_dir, lock) = run::new_run_dir(args.run.run_dir.as_deref(), &exp.name)?;
     let mut vocab_file = std::fs::File::create(run_dir.join(VOCAB_FILE))?;
     vocab.write(&mut vocab_file)?;
-    Ok((vocab, run_dir))
+    Ok((vocab, run_dir, lock))
 }
 
 /// The tables training starts from, and the epochs already done: a resumed run's last
@@ -475,7 +476,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     };
     let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
-    let (vocab, run_dir) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
+    // The lock is held until training ends: one writer per run folder.
+    let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
     let corpus_words = vocab.total();
     let part = W2vRecord {
@@ -489,7 +491,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
     let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
     record::write(&run_dir, &meta)?;
-    run::write_pid(&run_dir)?;
     let threads = if exp.train.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
