@@ -59,6 +59,18 @@ test-aarch64 *args:
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
     cargo test --release -p burnlab-kernels --target aarch64-unknown-linux-gnu "$@"
 
+# Fuzz one parser (`just fuzz TARGET [SECONDS]`, `just fuzz all 600` for every target; targets are
+# in crates/train/src/fuzz.rs): libFuzzer through cargo-fuzz where `cargo +nightly fuzz` exists,
+# else the stable mutation engine. A panicking input is saved under fuzz/artifacts/TARGET/.
+fuzz target seconds="600":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ "{{target}}" != all ] && cargo +nightly fuzz --version >/dev/null 2>&1; then
+      cd fuzz && cargo +nightly fuzz run "{{target}}" -- -max_total_time={{seconds}} -rss_limit_mb=2048 -malloc_limit_mb=1024
+    else
+      cargo run --release -q -p burnlab --example fuzz -- "{{target}}" {{seconds}}
+    fi
+
 # The kernels' tests under Miri (nightly with the miri component): the plain paths, every kernel but
 # the gemm-crate ones (conv's im2col, the recurrences). Tree borrows: crossbeam-epoch (rayon's
 # deque) trips the older stacked-borrows model. Takes ~7 minutes.

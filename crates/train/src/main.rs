@@ -1,30 +1,17 @@
-//! The `burnlab` command line.
-//!
-//! Where things are: `cli`, `backend`, `config` and `optim` are the plumbing every task shares;
-//! `tasks/` holds one folder per task (image, charlm, word2vec); `run/` the run folder, its
-//! record and what training writes into it; `insight/` what reads it back (TensorBoard, plots,
-//! `report`, `runs`).
+//! The `burnlab` command line (the application is the `burnlab` library beside it).
 #![forbid(unsafe_code)]
-
-mod backend;
-mod cli;
-mod config;
-mod insight;
-mod optim;
-mod run;
-mod tasks;
 
 use std::io::IsTerminal;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, TrainTask};
-use insight::{report, runs};
-use run::record::TaskRecord;
-use tasks::charlm;
-use tasks::image::{eval as evaluate, model, profile, train as train_image};
-use tasks::word2vec::{self, words};
+use burnlab::cli::{Cli, Command, TrainTask};
+use burnlab::insight::{report, runs};
+use burnlab::run::record::TaskRecord;
+use burnlab::tasks::charlm;
+use burnlab::tasks::image::{eval as evaluate, model, profile, train as train_image};
+use burnlab::tasks::word2vec::{self, words};
 
 fn main() -> std::process::ExitCode {
     burnlab_kernels::malloc::tune();
@@ -65,7 +52,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Summary(args) => model::summary_command(args),
         Command::Profile(args) => profile::profile_command(args),
-        Command::Eval(args) => match run::record::read(&args.run_dir).map(|r| r.task) {
+        Command::Eval(args) => match burnlab::run::record::read(&args.run_dir).map(|r| r.task) {
             Ok(TaskRecord::Word2vec(_)) => Err(anyhow::anyhow!(
                 "{} is a word2vec run: score it with `burnlab eval-words {} --analogies FILE --similarity FILE`, or query it with `burnlab similar` and `burnlab analogy`",
                 args.run_dir.display(),
@@ -78,7 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::report_command(args),
         Command::Runs(args) => runs::runs_command(&args.dir),
         Command::Devices => {
-            backend::print_devices();
+            burnlab::backend::print_devices();
             Ok(())
         }
     };
