@@ -1,11 +1,2 @@
 #![no_main]
-
-use std::sync::LazyLock;
-
-use burnlab::fuzz::{Scratch, Target, one, target};
-use libfuzzer_sys::fuzz_target;
-
-static TARGET: LazyLock<&Target> = LazyLock::new(|| target("image_folder").expect("a target of burnlab::fuzz"));
-static SCRATCH: LazyLock<Scratch> = LazyLock::new(|| Scratch::new("image_folder").expect("scratch folder"));
-
-fuzz_target!(|data: &[u8]| one(&TARGET, &SCRATCH, data));
+burnlab::libfuzzer_target!("image_folder");

@@ -242,6 +242,23 @@ fn w2v_checkpoint_seeds(dir: &Path) -> Vec<Vec<u8>> {
     ]
 }
 
+/// A cargo-fuzz target file's body (`fuzz/fuzz_targets/NAME.rs`: `burnlab::libfuzzer_target!("NAME");`):
+/// libFuzzer feeds its inputs to the target of that name, in a scratch folder of its own.
+#[macro_export]
+macro_rules! libfuzzer_target {
+    ($name:literal) => {
+        static TARGET: std::sync::LazyLock<&'static $crate::fuzz::Target> =
+            std::sync::LazyLock::new(|| {
+                $crate::fuzz::target($name).expect("a burnlab::fuzz target")
+            });
+        static SCRATCH: std::sync::LazyLock<$crate::fuzz::Scratch> =
+            std::sync::LazyLock::new(|| {
+                $crate::fuzz::Scratch::new($name).expect("a scratch folder")
+            });
+        libfuzzer_sys::fuzz_target!(|data: &[u8]| $crate::fuzz::one(&TARGET, &SCRATCH, data));
+    };
+}
+
 /// A folder of its own under the system's temporary folder, removed when dropped.
 pub struct Scratch(PathBuf);
 
