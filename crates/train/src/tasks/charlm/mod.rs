@@ -357,19 +357,14 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let (train_chars, valid_chars) = (train_ids.len(), valid_ids.len());
     let ad = device.clone().autodiff();
     let seq = exp.data.seq_len;
-    let train_loader = CharLoader::random(
-        Arc::new(train_ids),
-        seq,
-        exp.train.batch_size,
-        exp.train.steps_per_epoch,
-        exp.seed,
-        ad.clone(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?
-    .starting_epoch(resume_from.map_or(1, |e| e + 1));
     let valid_set = Arc::new(valid_ids);
-    let valid_loader = CharLoader::contiguous(valid_set.clone(), seq, 64, device.clone())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
+    let (train_loader, valid_loader) = loaders(
+        &exp,
+        [Arc::new(train_ids), valid_set.clone()],
+        [&ad, &device],
+        resume_from.map_or(1, |e| e + 1),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
 
     // Held until training ends: one writer per run folder.
     let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
@@ -428,6 +423,18 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
             Ended::Interrupted => return Ok(()),
         };
     let valid = validation_loss(&model.net, &valid_set, seq, &device);
+    finish(&run_dir, &mut meta, &exp, valid, (&train_loader, wall))
+}
+
+/// A finished run's metrics (validation loss in nats, bits and perplexity; throughput) and
+/// record.
+fn finish(
+    run_dir: &Path,
+    meta: &mut RunRecord,
+    exp: &CharLmExperiment,
+    valid: f64,
+    (train_loader, wall): (&CharLoader, f64),
+) -> Result<()> {
     let timings = train_loader.timings();
     let (n, s) = timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.1, s + t.2));
     let chars_per_s = if s > 0.0 { n as f64 / s } else { 0.0 };
@@ -443,7 +450,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
     meta.status = Status::Finished;
     meta.epochs_done = exp.train.epochs;
-    record::write(&run_dir, &meta)?;
+    record::write(run_dir, meta)?;
     println!(
         "done in {wall:.1}s: validation loss {valid:.4} nats/char ({:.3} bits/char, perplexity {:.2}), {chars_per_s:.0} train chars/s\nmodel: {}",
         valid / std::f64::consts::LN_2,
@@ -451,6 +458,22 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
         run_dir.join(run::MODEL_FILE).display()
     );
     Ok(())
+}
+
+/// The training loader (random windows from `first_epoch`, on the autodiff device) and the
+/// validation loader (every window in order, batches of 64).
+fn loaders(
+    exp: &CharLmExperiment,
+    [train, valid]: [Arc<Vec<u32>>; 2],
+    [train_device, valid_device]: [&Device; 2],
+    first_epoch: usize,
+) -> std::result::Result<(CharLoader, CharLoader), burnlab_data::DataError> {
+    let seq = exp.data.seq_len;
+    let (batch, steps) = (exp.train.batch_size, exp.train.steps_per_epoch);
+    let train = CharLoader::random(train, seq, batch, steps, exp.seed, train_device.clone())?
+        .starting_epoch(first_epoch);
+    let valid = CharLoader::contiguous(valid, seq, 64, valid_device.clone())?;
+    Ok((train, valid))
 }
 
 /// The text: --corpus, else the resumed run's, else the config's source.

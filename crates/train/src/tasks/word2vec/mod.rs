@@ -141,6 +141,25 @@ impl W2vExperiment {
         Ok(())
     }
 
+    /// The trainers' settings; `train.threads = 0` is every core.
+    pub fn native_config(&self) -> NativeConfig {
+        let threads = match self.train.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        NativeConfig {
+            arch: self.model.arch,
+            dim: self.model.dim,
+            window: self.model.window,
+            negative: self.model.negative,
+            sample: self.model.sample,
+            alpha: self.alpha(),
+            epochs: self.train.epochs,
+            threads,
+            seed: self.seed,
+        }
+    }
+
     pub fn alpha(&self) -> f64 {
         self.train.alpha.unwrap_or(match self.model.arch {
             W2vArch::Skipgram => 0.025,
@@ -480,22 +499,17 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
     std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
     let corpus_words = vocab.total();
+    let corpus_name = std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone());
     let part = W2vRecord {
-        corpus: std::fs::canonicalize(&corpus_path)
-            .unwrap_or(corpus_path.clone())
-            .display()
-            .to_string(),
+        corpus: corpus_name.display().to_string(),
         vocab_size: vocab.len(),
         corpus_words,
     };
     let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
     let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
     record::write(&run_dir, &meta)?;
-    let threads = if exp.train.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        exp.train.threads
-    };
+    let cfg = exp.native_config();
+    let threads = cfg.threads;
     println!("run folder: {}", run_dir.display());
     println!(
         "word2vec {:?} dim {}: {} words in the vocabulary (min_count {}), {} training words per epoch, {}",
@@ -511,17 +525,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         }
     );
 
-    let cfg = NativeConfig {
-        arch: exp.model.arch,
-        dim: exp.model.dim,
-        window: exp.model.window,
-        negative: exp.model.negative,
-        sample: exp.model.sample,
-        alpha: exp.alpha(),
-        epochs: exp.train.epochs,
-        threads,
-        seed: exp.seed,
-    };
     let (first_epoch, emb) =
         starting_tables(resume.as_deref(), vocab.len(), &cfg, exp.model.init_range)?;
     let started = Instant::now();
@@ -546,10 +549,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         return Ok(());
     }
 
-    let emb = trained.emb;
-    let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
-    vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
-    vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
     let metrics = W2vMetrics {
         epochs: cfg.epochs,
         path: if batched { "batched" } else { "native" }.into(),
@@ -561,12 +560,27 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         words_per_s: (corpus_words * (cfg.epochs - first_epoch) as u64) as f64 / wall,
         final_loss: trained.last_loss,
     };
-    run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
+    finish(&run_dir, &mut meta, &vocab, trained.emb, &metrics)
+}
+
+/// A finished run's vector files, metrics and record.
+fn finish(
+    run_dir: &Path,
+    meta: &mut RunRecord,
+    vocab: &Vocab,
+    emb: native::Embeddings,
+    metrics: &W2vMetrics,
+) -> Result<()> {
+    let vectors = WordVectors { words: vocab.words.clone(), dim: emb.dim, vectors: emb.input };
+    vectors.write_text(&run_dir.join(VECTORS_TEXT))?;
+    vectors.write_binary(&run_dir.join(VECTORS_BIN))?;
+    run::write_json(&run_dir.join(run::METRICS_FILE), metrics)?;
     meta.status = run::Status::Finished;
-    meta.epochs_done = cfg.epochs;
-    record::write(&run_dir, &meta)?;
+    meta.epochs_done = metrics.epochs;
+    record::write(run_dir, meta)?;
     println!(
-        "done in {wall:.1}s: {:.0} words/s, loss {:.4}\nvectors: {} and {}",
+        "done in {:.1}s: {:.0} words/s, loss {:.4}\nvectors: {} and {}",
+        metrics.train_seconds,
         metrics.words_per_s,
         metrics.final_loss,
         run_dir.join(VECTORS_TEXT).display(),
