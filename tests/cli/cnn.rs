@@ -124,3 +124,22 @@ fn every_isa_trains_resnet20_to_the_same_loss_and_bad_isas_are_refused() {
     let devices = run_ok(burnlab().arg("devices").env("BURNLAB_ISA", "plain"));
     assert!(devices.contains("kernels isa=plain"), "{devices}");
 }
+
+/// `burnlab profile` times each phase of a step on random images: every figure is printed and
+/// positive; zero steps is a clear error.
+#[test]
+fn profile_prints_every_phase() {
+    let out = run_ok(burnlab().args(["profile", "lenet5", "--steps", "2", "--batch-size", "8"]));
+    for key in ["data_ms_per_batch", "forward_loss_ms", "backward_ms", "optimizer_ms", "infer_ms"] {
+        let v: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .parse()
+            .expect("a number");
+        assert!(v > 0.0, "{key}={v}");
+    }
+    assert!(out.contains("infer_batch=16"), "{out}");
+    let e = run_err(burnlab().args(["profile", "lenet5", "--steps", "0"]));
+    assert!(e.contains("--steps and --batch-size must be at least 1"), "{e}");
+}

@@ -18,11 +18,36 @@ use rand::{Rng, SeedableRng};
 use crate::cli::ProfileArgs;
 use crate::config;
 use crate::optim::build_optimizer;
+use crate::run::launch::seeded_init;
 use crate::tasks::image::model::{build_model, model_choice};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// `n` random 32×32 RGB images in 10 classes (timing needs no real data).
+fn random_images(n: usize) -> ImageSet {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    ImageSet {
+        images: (0..n * 3 * 32 * 32).map(|_| rng.random()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
+        classes: (0..10).map(|i| format!("c{i}")).collect(),
+        channels: 3,
+        height: 32,
+        width: 32,
+    }
+}
+
+/// Milliseconds of each of `steps` runs of `f`, after `warmup` untimed ones.
+fn time_ms(steps: usize, warmup: usize, mut f: impl FnMut()) -> Vec<f64> {
+    (0..warmup + steps)
+        .filter_map(|i| {
+            let t0 = Instant::now();
+            f();
+            (i >= warmup).then(|| 1e3 * t0.elapsed().as_secs_f64())
+        })
+        .collect()
 }
 
 pub fn profile_command(args: ProfileArgs) -> Result<()> {
@@ -39,15 +64,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     let warmup = 2;
     let n = args.batch_size * (args.steps + warmup);
 
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let set = Arc::new(ImageSet {
-        images: (0..n * 3 * 32 * 32).map(|_| rng.random()).collect(),
-        labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
-        classes: (0..10).map(|i| format!("c{i}")).collect(),
-        channels: 3,
-        height: 32,
-        width: 32,
-    });
+    let set = Arc::new(random_images(n));
     let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let augment = Augment {
         crop_padding: exp.data.crop_padding,
@@ -65,10 +82,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     device.sync().map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let data_ms = 1e3 * t.elapsed().as_secs_f64() / batches.len() as f64;
 
-    let init = Device::flex();
-    init.seed(exp.seed);
-    let model = build_model(&exp, 10, image, host, &init);
-    let _ = model.clone().into_record();
+    let model = seeded_init(exp.seed, |d| build_model(&exp, 10, image, host, d));
     let mut model = model.fork(&ad).train();
     let mut optim = build_optimizer(&exp.optim, host);
     let sync = |d: &Device| d.sync().map_err(|e| anyhow::anyhow!("{e:?}"));
@@ -96,14 +110,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     let x = batches[0].images.clone().inner();
     let x =
         burn::tensor::Tensor::cat(vec![x.clone(), x], 0).slice([0..256.min(2 * args.batch_size)]);
-    let mut infer = Vec::new();
-    for i in 0..args.steps + warmup {
-        let t0 = Instant::now();
-        let _ = eval.logits(x.clone()).into_data();
-        if i >= warmup {
-            infer.push(1e3 * t0.elapsed().as_secs_f64());
-        }
-    }
+    let infer = time_ms(args.steps, warmup, || drop(eval.logits(x.clone()).into_data()));
     let (f, b, o) = (median(fwd), median(bwd), median(opt));
     let b_infer = x.dims()[0];
     println!(
