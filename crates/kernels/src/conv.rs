@@ -330,6 +330,25 @@ fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32
     (dw, db)
 }
 
+/// dx of the direct path: the convolution of dy, padded by k − 1 − p, by the flipped weights
+/// with input and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
+fn direct_input_grad(cpu: Cpu, d: &ConvDims, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (ho, wo) = d.out_hw();
+    let mut wf = vec![0.0; w.len()];
+    for co in 0..d.co {
+        for ci in 0..d.ci {
+            for ky in 0..d.kh {
+                for kx in 0..d.kw {
+                    wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] =
+                        w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
+                }
+            }
+        }
+    }
+    let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
+    direct_images(cpu, d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci])
+}
+
 /// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
 pub fn conv2d_backward(
     cpu: Cpu,
@@ -351,31 +370,7 @@ pub fn conv2d_backward(
         Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
     let mut dx = Vec::new();
     if want_dx && d.direct() {
-        // dx = the convolution of dy, padded by k − 1 − p, by the flipped weights with input
-        // and output channels swapped: Wf[ci][co][ky][kx] = W[co][ci][kh−1−ky][kw−1−kx].
-        let (ho, wo) = d.out_hw();
-        let mut wf = vec![0.0; w.len()];
-        for co in 0..d.co {
-            for ci in 0..d.ci {
-                for ky in 0..d.kh {
-                    for kx in 0..d.kw {
-                        wf[((ci * d.co + co) * d.kh + ky) * d.kw + kx] =
-                            w[((co * d.ci + ci) * d.kh + d.kh - 1 - ky) * d.kw + d.kw - 1 - kx];
-                    }
-                }
-            }
-        }
-        let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
-        dx = direct_images(
-            cpu,
-            d.n,
-            (d.co, ho, wo),
-            (d.ci, d.kh, d.kw),
-            pad,
-            dy,
-            &wf,
-            &vec![0.0; d.ci],
-        );
+        dx = direct_input_grad(cpu, d, w, dy);
     }
     if d.direct() {
         let (dw, db) = direct_weight_grad(cpu, d, x, dy);
