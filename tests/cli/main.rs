@@ -9,5 +9,6 @@ mod mlp;
 mod report;
 mod resume;
 mod rnn;
+mod signals;
 mod wgpu;
 mod word2vec;

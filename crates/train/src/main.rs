@@ -25,6 +25,13 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .init();
     let cli = Cli::parse();
+    // Training stops gracefully on SIGINT/SIGTERM (the run is resumable); other commands keep
+    // the default: a signal ends them at once.
+    if matches!(cli.command, Command::Train(_))
+        && let Err(e) = burnlab::run::signals::install()
+    {
+        tracing::warn!("cannot handle SIGINT/SIGTERM gracefully: {e}");
+    }
     // A bad BURNLAB_ISA is a clear error before any work, not a panic inside a kernel.
     if let Err(e) = burnlab_kernels::Cpu::init() {
         eprintln!("error: {e}");
@@ -70,7 +77,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        // Stopped by a signal: the run is recorded as interrupted; exit as the signal would.
+        Ok(()) => burnlab::run::signals::exit_code()
+            .map_or(std::process::ExitCode::SUCCESS, std::process::ExitCode::from),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

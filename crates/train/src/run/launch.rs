@@ -14,6 +14,7 @@ use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
 use super::renderer::PlainRenderer;
+use super::signals;
 use super::{CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, Status, last_checkpoint};
 use crate::cli::RunFlags;
 
@@ -116,6 +117,9 @@ where
     } else if spec.resume_asked {
         println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
     }
+    // SIGINT/SIGTERM stop the loop after its current step, as the dashboard's `q` does.
+    let interrupter = training.interrupter();
+    let _on_signal = signals::on_stop(move || interrupter.stop(Some("stopped by a signal")));
     let started = Instant::now();
     let result = training.launch(learner);
     let wall = started.elapsed().as_secs_f64();

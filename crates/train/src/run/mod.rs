@@ -7,6 +7,7 @@ pub mod lock;
 pub mod metrics;
 pub mod record;
 pub mod renderer;
+pub mod signals;
 
 pub use lock::{RunLock, claim_run_dir, new_run_dir};
 

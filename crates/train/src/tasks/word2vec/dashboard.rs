@@ -113,6 +113,11 @@ impl Dashboard {
         self
     }
 
+    /// Stopping it stops training (the dashboard's `q`, or a signal).
+    pub fn interrupter(&self) -> Interrupter {
+        self.interrupter.clone()
+    }
+
     pub fn is_terminal(&self) -> bool {
         self.renderer.is_some()
     }
@@ -177,6 +182,9 @@ impl Dashboard {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(tb) = self.tb.as_mut() {
                 tb.tick(progress, false);
+            }
+            if self.interrupter.should_stop() {
+                progress.stop.store(true, Ordering::Relaxed);
             }
             if start.elapsed() < next {
                 continue;

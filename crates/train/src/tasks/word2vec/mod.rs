@@ -410,11 +410,15 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
     let mut dashboard =
         Dashboard::new(corpus_words, first_epoch, cfg.epochs).tensorboard(tb.clone(), start_words);
     let terminal = dashboard.is_terminal();
+    let interrupter = dashboard.interrupter();
+    let _on_signal = run::signals::on_stop(move || interrupter.stop(None));
     let mut last_loss = 0.0;
     let mut epoch_lines = Vec::new();
+    let mut epochs_run = 0;
     // Called after each complete epoch, from either trainer.
     let mut on_epoch = |epoch: usize, emb: &native::Embeddings| -> Result<()> {
         save_checkpoint(run_dir, epoch + 1, emb)?;
+        epochs_run += 1;
         let loss = loss_of(&progress);
         progress.loss_milli.store(0, Ordering::Relaxed);
         progress.loss_pairs.store(0, Ordering::Relaxed);
@@ -475,7 +479,7 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
     Ok(Trained {
         emb: trained?,
         last_loss,
-        epochs_run: epoch_lines.len(),
+        epochs_run,
         stopped: progress.stop.load(Ordering::Relaxed),
     })
 }
