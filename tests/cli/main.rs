@@ -3,6 +3,7 @@
 
 mod cnn;
 mod common;
+mod disk;
 mod errors;
 mod legacy;
 mod mlp;

@@ -58,8 +58,17 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// Write a file whole or not at all (write beside it, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // A temporary name beside it, synced, then renamed over it: a crash or a full disk leaves
+    // the previous file whole, and the temporary one is removed on failure.
     let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(format!("writing {}", tmp.display())));
+    }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

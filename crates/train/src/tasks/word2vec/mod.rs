@@ -205,7 +205,6 @@ pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("epoch-{epoch}.bin"));
-    let tmp = path.with_extension("partial");
     let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
     for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
         bytes.extend_from_slice(&v.to_le_bytes());
@@ -213,8 +212,7 @@ pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -
     for v in emb.input.iter().chain(&emb.output) {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    run::write_atomic(&path, &bytes)?;
     // Keep the last two: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
     if epoch > 2 {
         let _ = std::fs::remove_file(dir.join(format!("epoch-{}.bin", epoch - 2)));
@@ -222,17 +220,10 @@ pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -
     Ok(())
 }
 
-/// The last complete checkpoint of a run: (epochs done, tables).
-pub fn load_checkpoint(
-    run_dir: &Path,
-    vocab: usize,
-    dim: usize,
-) -> Result<Option<(usize, native::Embeddings)>> {
-    let dir = run_dir.join(run::CHECKPOINT_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(None);
-    };
-    let last = entries
+/// The newest `epoch-N.bin` in a run's checkpoint folder (written whole: see `save_checkpoint`).
+fn last_epoch(run_dir: &Path) -> Option<usize> {
+    std::fs::read_dir(run_dir.join(run::CHECKPOINT_DIR))
+        .ok()?
         .filter_map(|e| {
             e.ok()?
                 .file_name()
@@ -242,8 +233,17 @@ pub fn load_checkpoint(
                 .parse::<usize>()
                 .ok()
         })
-        .max();
-    let Some(epoch) = last else { return Ok(None) };
+        .max()
+}
+
+/// The last complete checkpoint of a run: (epochs done, tables).
+pub fn load_checkpoint(
+    run_dir: &Path,
+    vocab: usize,
+    dim: usize,
+) -> Result<Option<(usize, native::Embeddings)>> {
+    let dir = run_dir.join(run::CHECKPOINT_DIR);
+    let Some(epoch) = last_epoch(run_dir) else { return Ok(None) };
     let path = dir.join(format!("epoch-{epoch}.bin"));
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let n = vocab * dim;
@@ -501,7 +501,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
     // The lock is held until training ends: one writer per run folder.
     let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)?;
+    run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     let corpus_words = vocab.total();
     let corpus_name = std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone());
     let part = W2vRecord {
@@ -540,7 +540,23 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         batched: device.as_ref().map(|d| (exp.train.batch, d)),
         first_epoch,
     };
-    let trained = run_epochs(job, emb)?;
+    let trained = match run_epochs(job, emb) {
+        Ok(t) => t,
+        Err(e) => {
+            // (On a full disk the record may not be writable either; the error is what counts.)
+            meta.status = run::Status::Failed;
+            meta.message = Some(format!("{e:#}"));
+            meta.epochs_done = last_epoch(&run_dir).unwrap_or(0);
+            let _ = record::write(&run_dir, &meta);
+            let kept = match meta.epochs_done {
+                0 => "no epoch had finished".to_string(),
+                n => format!(
+                    "the checkpoints up to epoch {n} are kept; --resume continues from there"
+                ),
+            };
+            return Err(e.context(format!("training stopped ({kept})")));
+        }
+    };
     let wall = started.elapsed().as_secs_f64();
     if trained.stopped {
         meta.status = run::Status::Interrupted;
