@@ -120,6 +120,27 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
 mod tests {
     use super::*;
 
+    /// A PNG whose header claims 100,000 × 100,000 pixels (30 GB as RGB) is refused by the
+    /// decoder's allocation limit with an error naming the file, before anything that size is
+    /// allocated.
+    #[test]
+    fn a_png_header_claiming_a_huge_image_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("huge.png");
+        write_png(&path, |_, _| [1, 2, 3], 1);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // IHDR: length (4) "IHDR" (4) width (4) height (4) … then the CRC over type and data.
+        assert_eq!(&bytes[12..16], b"IHDR");
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let e = decode_rgb(&path, 32).expect_err("refused").to_string();
+        assert!(e.contains("huge.png"), "{e}");
+    }
+
     fn write_png(path: &Path, f: impl Fn(u32, u32) -> [u8; 3], side: u32) {
         let img = image::RgbImage::from_fn(side, side, |x, y| image::Rgb(f(x, y)));
         img.save(path).expect("save");
