@@ -59,6 +59,11 @@ test-aarch64 *args:
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
     cargo test --release -p burnlab-kernels --target aarch64-unknown-linux-gnu "$@"
 
+# kill -9 training at random moments (CHAOS_KILLS, default 10 here, 3 in `just test`), resume each
+# time, and compare with the uninterrupted run: an image model, a char-LM, word2vec (one thread)
+chaos kills="10":
+    CHAOS_KILLS={{kills}} cargo test --release -p burnlab --test cli -- chaos --nocapture --test-threads 1
+
 # Fuzz one parser (`just fuzz TARGET [SECONDS]`, `just fuzz all 600` for every target; targets are
 # in crates/train/src/fuzz.rs): libFuzzer through cargo-fuzz where `cargo +nightly fuzz` exists,
 # else the stable mutation engine. A panicking input is saved under fuzz/artifacts/TARGET/.

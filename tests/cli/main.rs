@@ -1,6 +1,7 @@
 //! End-to-end tests of the `burnlab` binary on small datasets the tests make themselves.
 //! One test binary with modules, so the heavy Burn build links once.
 
+mod chaos;
 mod cnn;
 mod common;
 mod disk;

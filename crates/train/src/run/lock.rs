@@ -11,6 +11,11 @@ use anyhow::{Context, Result, bail};
 
 use super::PID_FILE;
 
+/// What a run writes into a new folder before its record: the lock, the vocabulary (word2vec,
+/// char-LM) and the config (with its temporary name).
+const BEFORE_THE_RECORD: [&str; 5] =
+    [PID_FILE, "vocab.txt", "chars.json", "config.toml", "config.partial"];
+
 /// The held lock of a run folder; released (and the pid cleared) when dropped.
 #[derive(Debug)]
 pub struct RunLock {
@@ -112,9 +117,17 @@ pub fn new_run_dir(explicit: Option<&Path>, name: &str) -> Result<(PathBuf, RunL
 }
 
 fn new_run_dir_in(root: &Path, explicit: Option<&Path>, name: &str) -> Result<(PathBuf, RunLock)> {
+    // A folder holds a run once anything but what a run writes before its record is in it: a
+    // process killed between making the folder and writing the record leaves one that a new
+    // run may take (there is nothing to resume in it).
     let holds_a_run = |p: &Path| {
         std::fs::read_dir(p)
-            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name() != PID_FILE))
+            .map(|d| {
+                d.filter_map(|e| e.ok()).any(|e| {
+                    let name = e.file_name();
+                    !BEFORE_THE_RECORD.iter().any(|f| name == *f)
+                })
+            })
             .unwrap_or(true)
     };
     let claim = |dir: &Path| -> Result<Option<RunLock>> {
@@ -188,6 +201,14 @@ mod tests {
         // Held by a live writer, though still empty: refused.
         let e = new_run_dir_in(tmp.path(), Some(&explicit), "x").expect_err("held").to_string();
         assert!(e.contains("already holds a run"), "{e}");
+        // What a process killed before its record leaves is no run: the folder is taken again.
+        let (early, lock) =
+            new_run_dir_in(tmp.path(), Some(&tmp.path().join("early")), "x").expect("early");
+        std::fs::write(early.join("config.toml"), "name = \"x\"").expect("write");
+        std::fs::write(early.join("vocab.txt"), "a 1\n").expect("write");
+        drop(lock);
+        let (again, _lock) = new_run_dir_in(tmp.path(), Some(&early), "x").expect("taken again");
+        assert_eq!(again, early);
         // runs/x holds a run, runs/x-2 is held by another writer: the next free one is x-3.
         let root = tmp.path().join("runs");
         std::fs::create_dir_all(root.join("x")).expect("mkdir");

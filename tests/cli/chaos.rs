@@ -1,0 +1,144 @@
+//! Chaos: `kill -9` training at random moments, resume each time, and end exactly where the
+//! uninterrupted run ends — for an image model, a char-LM and word2vec (one thread). The CI run
+//! kills each task 3 times; `just chaos` 10 times (`CHAOS_KILLS`), with a new seed each run
+//! (`CHAOS_SEED`, printed).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn kills() -> usize {
+    std::env::var("CHAOS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+fn seed() -> u64 {
+    std::env::var("CHAOS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    })
+}
+
+fn finished(run: &Path) -> bool {
+    run.join("run.json").is_file() && read_json(&run.join("run.json"))["status"] == "finished"
+}
+
+/// Trains `run` to the end through `kills` random `kill -9`s, each after a delay uniform in
+/// [0, `span` / 2): an attempt starts the run, or resumes it once it has a record, as a user would.
+/// Returns how many attempts were killed.
+fn train_through_kills(
+    train: &dyn Fn(&Path) -> Command,
+    run: &Path,
+    span: Duration,
+    seed: u64,
+) -> usize {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let attempt = || {
+        let mut c = train(run);
+        if run.join("run.json").is_file() {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut killed = 0;
+    for _ in 0..kills() {
+        if finished(run) {
+            break;
+        }
+        let mut child =
+            attempt().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        // Within the first half of a whole run's time: most attempts are killed, at any point.
+        let deadline = Instant::now() + span.mul_f64(0.5 * next());
+        while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if child.try_wait().expect("wait").is_none() {
+            child.kill().expect("kill -9");
+            killed += 1;
+        }
+        child.wait().expect("wait");
+    }
+    if !finished(run) {
+        run_ok(&mut attempt());
+    }
+    killed
+}
+
+/// A burnpack model file's tensor data: the bytes after its metadata block (the metadata holds
+/// a random id per parameter instance, so two files of the same weights differ there).
+fn weights(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let len = u32::from_le_bytes(bytes[6..10].try_into().expect("header")) as usize;
+    bytes[10 + len..].to_vec()
+}
+
+/// The reference run's wall time: the span the kills are drawn from.
+fn timed(cmd: &mut Command) -> Duration {
+    let t = Instant::now();
+    run_ok(cmd);
+    t.elapsed()
+}
+
+#[test]
+fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    let text: String = (0..30_000u64)
+        .map(|i| {
+            (0..10).map(|j| format!("w{} ", (i * 7 + j * j * 13) % 97)).collect::<String>() + "\n"
+        })
+        .collect();
+    std::fs::write(&corpus, text).expect("write");
+    let args = ["--epochs", "8", "--threads", "1"];
+    let train = |run: &Path| crate::word2vec::train(&corpus, run, &args);
+    let span = timed(&mut train(&tmp.path().join("full")));
+    let seed = seed();
+    let run = tmp.path().join("chaos");
+    let killed = train_through_kills(&train, &run, span, seed);
+    eprintln!("chaos word2vec: seed {seed}, {killed} of {} attempts killed", kills());
+    let a = std::fs::read(tmp.path().join("full/vectors.bin")).expect("full");
+    let b = std::fs::read(run.join("vectors.bin")).expect("chaos");
+    assert!(a == b, "seed {seed}: vectors differ from the uninterrupted run's");
+}
+
+#[test]
+fn chaos_image_model_ends_on_the_uninterrupted_metrics() {
+    let f = Fixture::new(40, 5, 4, 0.3);
+    let span = timed(&mut f.train(&f.path("full")));
+    let seed = seed();
+    let run = f.path("chaos");
+    let killed = train_through_kills(&|r| f.train(r), &run, span, seed);
+    eprintln!("chaos image: seed {seed}, {killed} of {} attempts killed", kills());
+    let a = read_json(&f.path("full/metrics.json"));
+    let b = read_json(&run.join("metrics.json"));
+    for split in ["valid", "test"] {
+        assert_eq!(a[split]["loss"], b[split]["loss"], "seed {seed}: {split} loss");
+        assert_eq!(a[split]["confusion"], b[split]["confusion"], "seed {seed}: {split}");
+    }
+    let same = weights(&f.path("full/model.bpk")) == weights(&run.join("model.bpk"));
+    assert!(same, "seed {seed}: weights differ");
+}
+
+#[test]
+fn chaos_char_model_ends_on_the_uninterrupted_loss() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("text.txt");
+    crate::rnn::write_text(&corpus);
+    let train = |run: &Path| crate::rnn::train(&corpus, run, "lstm");
+    let span = timed(&mut train(&tmp.path().join("full")));
+    let seed = seed();
+    let run = tmp.path().join("chaos");
+    let killed = train_through_kills(&train, &run, span, seed);
+    eprintln!("chaos char-LM: seed {seed}, {killed} of {} attempts killed", kills());
+    let a = read_json(&tmp.path().join("full/metrics.json"))["valid_loss"].clone();
+    let b = read_json(&run.join("metrics.json"))["valid_loss"].clone();
+    assert_eq!(a, b, "seed {seed}: validation loss");
+    let same = weights(&tmp.path().join("full/model.bpk")) == weights(&run.join("model.bpk"));
+    assert!(same, "seed {seed}: weights differ");
+}
