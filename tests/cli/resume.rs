@@ -6,6 +6,16 @@ use crate::common::*;
 fn resume_after_kill_matches_uninterrupted_run() {
     let f = Fixture::new(150, 5, 4, 0.3);
     kill_resume_and_compare(&f, |run| f.train(run));
+    // train.keep_checkpoints (2 by default): only the last two epochs' checkpoints stay.
+    let ckpt = f.tmp.path().join("full/checkpoint");
+    let kept: Vec<bool> = (1..=4).map(|e| learner_checkpoint(&ckpt, e)).collect();
+    assert_eq!(kept, [false, false, true, true]);
+    let one = f.path("keep-one");
+    run_ok(f.train(&one).args(["--set", "train.keep_checkpoints=1"]));
+    let kept: Vec<bool> = (1..=4).map(|e| learner_checkpoint(&one.join("checkpoint"), e)).collect();
+    assert_eq!(kept, [false, false, false, true]);
+    let e = run_err(f.train(&f.path("keep-none")).args(["--set", "train.keep_checkpoints=0"]));
+    assert!(e.contains("train.keep_checkpoints must be at least 1"), "{e}");
 }
 
 /// The same for a ResNet: BatchNorm's running statistics and the momentum buffers travel in

@@ -91,6 +91,14 @@ pub struct TrainConfig {
     /// Print a plain progress line every N steps when not on a terminal (0: per epoch only).
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Checkpoints kept: the last N epochs' (a resume needs one; older ones are removed).
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
+}
+
+/// Two: the newest, and the one before it in case the newest is torn by a crash.
+pub fn default_keep_checkpoints() -> usize {
+    2
 }
 
 fn default_depth() -> usize {
@@ -237,6 +245,9 @@ impl ImageExperiment {
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
             bail!("name must be a non-empty folder name, got {:?}", self.name);
+        }
+        if self.train.keep_checkpoints == 0 {
+            bail!("train.keep_checkpoints must be at least 1: a resume needs a checkpoint");
         }
         if self.train.epochs == 0 {
             bail!("train.epochs must be at least 1");

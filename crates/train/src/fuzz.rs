@@ -234,7 +234,7 @@ fn w2v_checkpoint(dir: &Path, data: &[u8]) {
 fn w2v_checkpoint_seeds(dir: &Path) -> Vec<Vec<u8>> {
     let run = dir.join("seed-run");
     let emb = native::init(4, 3, 1.0, 1);
-    if word2vec::save_checkpoint(&run, 1, &emb).is_err() {
+    if word2vec::save_checkpoint(&run, 1, &emb, 2).is_err() {
         return Vec::new();
     }
     vec![

@@ -12,6 +12,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::TensorReadError;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
@@ -97,6 +98,9 @@ pub struct RnnTrain {
     pub clip: f64,
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Checkpoints kept: the last N epochs'.
+    #[serde(default = "crate::config::default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
 }
 
 fn default_log_every() -> usize {
@@ -123,6 +127,7 @@ impl CharLmExperiment {
             ("train.epochs", t.epochs),
             ("train.steps_per_epoch", t.steps_per_epoch),
             ("train.batch_size", t.batch_size),
+            ("train.keep_checkpoints", t.keep_checkpoints),
         ] {
             if v == 0 {
                 bail!("{name} must be at least 1");
@@ -513,6 +518,7 @@ fn supervised(
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::per_item("chars/s", chars_per_window))
         .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(exp.train.keep_checkpoints))
         .with_application_logger(None)
         .num_epochs(exp.train.epochs))
 }

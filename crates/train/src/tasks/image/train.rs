@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -164,6 +165,7 @@ fn supervised(
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::new())
         .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(exp.train.keep_checkpoints))
         .with_application_logger(None)
         .num_epochs(exp.train.epochs))
 }

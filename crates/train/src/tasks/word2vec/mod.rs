@@ -95,6 +95,9 @@ pub struct W2vTrain {
     /// Rows (input, positive + negatives) per step of the batched path.
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Checkpoints kept: the last N epochs' tables (vocab × dim × 8 bytes each).
+    #[serde(default = "crate::config::default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
 }
 
 fn default_batch() -> usize {
@@ -123,6 +126,9 @@ impl W2vExperiment {
         let m = &self.model;
         if m.dim == 0 || m.window == 0 || self.train.epochs == 0 || self.train.batch == 0 {
             bail!("model.dim, model.window, train.epochs and train.batch must be at least 1");
+        }
+        if self.train.keep_checkpoints == 0 {
+            bail!("train.keep_checkpoints must be at least 1: a resume needs a checkpoint");
         }
         if !(m.init_range.is_finite() && m.init_range > 0.0) {
             bail!("model.init_range must be a positive number, got {}", m.init_range);
@@ -201,7 +207,12 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
 /// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
 /// little-endian f32, written to a temporary file and renamed; older checkpoints but the
 /// previous one are removed.
-pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -> Result<()> {
+pub fn save_checkpoint(
+    run_dir: &Path,
+    epoch: usize,
+    emb: &native::Embeddings,
+    keep: usize,
+) -> Result<()> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("epoch-{epoch}.bin"));
@@ -213,9 +224,9 @@ pub fn save_checkpoint(run_dir: &Path, epoch: usize, emb: &native::Embeddings) -
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     run::write_atomic(&path, &bytes)?;
-    // Keep the last two: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
-    if epoch > 2 {
-        let _ = std::fs::remove_file(dir.join(format!("epoch-{}.bin", epoch - 2)));
+    // Keep the last `keep`: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
+    if let Some(old) = epoch.checked_sub(keep.max(1)) {
+        let _ = std::fs::remove_file(dir.join(format!("epoch-{old}.bin")));
     }
     Ok(())
 }
@@ -379,6 +390,7 @@ struct Job<'a> {
     /// Rows per step on the batched path, on this device; `None` runs the native threads.
     batched: Option<(usize, &'a burn::tensor::Device)>,
     first_epoch: usize,
+    keep_checkpoints: usize,
 }
 
 /// How the epochs went.
@@ -395,7 +407,7 @@ struct Trained {
 /// Trains from `emb` with the dashboard running beside it; after each epoch a checkpoint, the
 /// TensorBoard scalars and a line of text.
 fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
-    let Job { run_dir, corpus, vocab, cfg, batched, first_epoch } = job;
+    let Job { run_dir, corpus, vocab, cfg, batched, first_epoch, keep_checkpoints } = job;
     let corpus_words = vocab.total();
     let progress = Progress::default();
     let start_words = corpus_words * first_epoch as u64;
@@ -417,7 +429,7 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
     let mut epochs_run = 0;
     // Called after each complete epoch, from either trainer.
     let mut on_epoch = |epoch: usize, emb: &native::Embeddings| -> Result<()> {
-        save_checkpoint(run_dir, epoch + 1, emb)?;
+        save_checkpoint(run_dir, epoch + 1, emb, keep_checkpoints)?;
         epochs_run += 1;
         let loss = loss_of(&progress);
         progress.loss_milli.store(0, Ordering::Relaxed);
@@ -539,6 +551,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         cfg: &cfg,
         batched: device.as_ref().map(|d| (exp.train.batch, d)),
         first_epoch,
+        keep_checkpoints: exp.train.keep_checkpoints,
     };
     let trained = match run_epochs(job, emb) {
         Ok(t) => t,
