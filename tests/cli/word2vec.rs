@@ -210,6 +210,18 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     assert!(a == b, "resumed vectors differ from the uninterrupted run's");
     let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
+
+    // Killed after the last epoch's checkpoint, before the vectors were written (found by `just
+    // chaos`): the resume writes them from that checkpoint, and they are the same.
+    for f in ["vectors.bin", "vectors.txt", "metrics.json"] {
+        std::fs::remove_file(killed.join(f)).expect("remove");
+    }
+    let record = std::fs::read_to_string(killed.join("run.json")).expect("record");
+    std::fs::write(killed.join("run.json"), record.replace("\"finished\"", "\"running\""))
+        .expect("write");
+    let out = run_ok(train(&killed).arg("--resume"));
+    assert!(out.contains("checkpoint of the last epoch (3) is complete"), "{out}");
+    assert!(std::fs::read(killed.join("vectors.bin")).expect("vectors") == a);
 }
 
 /// One writer per run folder: a second process is refused while the first trains, naming its

@@ -354,9 +354,11 @@ fn vocabulary_and_folder(
 }
 
 /// The tables training starts from, and the epochs already done: a resumed run's last
-/// checkpoint, else a fresh initialisation.
+/// checkpoint, else a fresh initialisation. A run killed after its last epoch's checkpoint but
+/// before its vectors were written (`finished` false) resumes with nothing left to train.
 fn starting_tables(
     resume: Option<&Path>,
+    finished: bool,
     vocab: usize,
     cfg: &NativeConfig,
     init_range: f64,
@@ -364,14 +366,18 @@ fn starting_tables(
     let fresh = || (0, native::init(vocab, cfg.dim, init_range as f32, cfg.seed));
     let Some(dir) = resume else { return Ok(fresh()) };
     Ok(match load_checkpoint(dir, vocab, cfg.dim)? {
-        Some((e, _)) if e >= cfg.epochs => {
+        Some((e, _)) if e > cfg.epochs || (e == cfg.epochs && finished) => {
             bail!(
-                "{} already finished ({e} epochs); pass --epochs N to train further",
+                "{} already finished ({e} epochs); pass --epochs N (more than {e}) to train further",
                 dir.display()
             )
         }
         Some((e, emb)) => {
-            println!("resuming from the checkpoint of epoch {e}");
+            if e == cfg.epochs {
+                println!("the checkpoint of the last epoch ({e}) is complete: writing the vectors");
+            } else {
+                println!("resuming from the checkpoint of epoch {e}");
+            }
             (e, emb)
         }
         None => {
@@ -505,10 +511,15 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let batched = batched_path(exp.train.path, args.run.backend)?;
     // Fail on a missing GPU before counting a corpus.
     let device = if batched { Some(args.run.backend.device()?) } else { None };
-    let old_meta = match &resume {
-        Some(dir) => Some(record::read(dir)?.word2vec(dir)?.clone()),
+    let old_record = match &resume {
+        Some(dir) => Some(record::read(dir)?),
         None => None,
     };
+    let old_meta = match (&old_record, &resume) {
+        (Some(r), Some(dir)) => Some(r.word2vec(dir)?.clone()),
+        _ => None,
+    };
+    let finished = old_record.as_ref().is_some_and(|r| r.status == run::Status::Finished);
     let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
     // The lock is held until training ends: one writer per run folder.
@@ -542,7 +553,7 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     );
 
     let (first_epoch, emb) =
-        starting_tables(resume.as_deref(), vocab.len(), &cfg, exp.model.init_range)?;
+        starting_tables(resume.as_deref(), finished, vocab.len(), &cfg, exp.model.init_range)?;
     let started = Instant::now();
     let job = Job {
         run_dir: &run_dir,
