@@ -55,3 +55,23 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
     let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 }
+
+/// Killed after the last epoch's checkpoint but before the final model and metrics were written:
+/// the resume finishes from that checkpoint, on the same metrics.
+#[test]
+fn a_run_killed_after_its_last_checkpoint_resumes_to_the_end() {
+    let f = Fixture::new(40, 5, 2, 0.0);
+    let run = f.path("run");
+    run_ok(&mut f.train(&run));
+    let before = read_json(&run.join("metrics.json"));
+    for file in ["model.bpk", "metrics.json"] {
+        std::fs::remove_file(run.join(file)).expect("remove");
+    }
+    let record = std::fs::read_to_string(run.join("run.json")).expect("record");
+    std::fs::write(run.join("run.json"), record.replace("\"finished\"", "\"running\""))
+        .expect("write");
+    run_ok(f.train(&run).arg("--resume"));
+    let after = read_json(&run.join("metrics.json"));
+    assert_eq!(before["test"]["loss"], after["test"]["loss"]);
+    assert!(run.join("model.bpk").is_file());
+}

@@ -371,11 +371,16 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
 
+    let resumed = run_dir.is_some();
     // Held until training ends: one writer per run folder.
     let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
-        .with_context(|| format!("writing config to {}", run_dir.display()))?;
-    vocab.write(&run_dir.join(VOCAB_FILE))?;
+    // Atomic: a resume rewrites it, and a kill then must not leave half a config.
+    run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
+    // A resumed run keeps the vocabulary it was read from; a new one writes it (over whatever a
+    // process killed before its record left).
+    if !resumed {
+        vocab.write(&run_dir.join(VOCAB_FILE))?;
+    }
     println!("run folder: {}", run_dir.display());
 
     let model = initial_model(&exp, vocab.len(), args.run.backend.is_host(), &ad);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
@@ -73,8 +73,8 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     }
     // Held until training ends: one writer per run folder.
     let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
-    std::fs::write(run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?)
-        .with_context(|| format!("writing config to {}", run_dir.display()))?;
+    // Atomic: a resume rewrites it, and a kill then must not leave half a config.
+    run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     println!("run folder: {}", run_dir.display());
     let norm = train.channel_stats();
     let image = [train.channels, train.height, train.width];
