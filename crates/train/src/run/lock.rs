@@ -125,7 +125,8 @@ fn new_run_dir_in(root: &Path, explicit: Option<&Path>, name: &str) -> Result<(P
             .map(|d| {
                 d.filter_map(|e| e.ok()).any(|e| {
                     let name = e.file_name();
-                    !BEFORE_THE_RECORD.iter().any(|f| name == *f)
+                    let temporary = name.to_string_lossy().ends_with(".partial");
+                    !temporary && !BEFORE_THE_RECORD.iter().any(|f| name == *f)
                 })
             })
             .unwrap_or(true)
@@ -206,6 +207,7 @@ mod tests {
             new_run_dir_in(tmp.path(), Some(&tmp.path().join("early")), "x").expect("early");
         std::fs::write(early.join("config.toml"), "name = \"x\"").expect("write");
         std::fs::write(early.join("vocab.txt"), "a 1\n").expect("write");
+        std::fs::write(early.join("run.partial"), "{\"ta").expect("write");
         drop(lock);
         let (again, _lock) = new_run_dir_in(tmp.path(), Some(&early), "x").expect("taken again");
         assert_eq!(again, early);
