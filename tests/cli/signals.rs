@@ -15,7 +15,8 @@ fn signal_when(cmd: &mut Command, sig: &str, ready: impl Fn() -> bool) -> (i32, 
     while !ready() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let sent = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+    // The shell's own `kill`: no procps needed.
+    let sent = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status();
     assert!(sent.expect("run kill").success(), "kill -{sig}");
     let out = child.wait_with_output().expect("wait");
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
