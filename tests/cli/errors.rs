@@ -84,3 +84,23 @@ fn nan_loss_stops_training_with_a_clear_error() {
     assert_eq!(meta["status"], "failed");
     assert!(!run.join("model.bpk").exists(), "no final model from a diverged run");
 }
+
+/// A command that only prints ends quietly when its reader goes (`burnlab devices | head -c 1`:
+/// the device probe takes long enough that `head` has gone before the last lines), instead of
+/// panicking on the closed pipe (exit 101).
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_a_printing_command_quietly() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let err = tmp.path().join("stderr.txt");
+    let bin = env!("CARGO_BIN_EXE_burnlab");
+    let script = format!(
+        "'{bin}' devices 2>'{}' | head -c 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        err.display()
+    );
+    let out = std::process::Command::new("bash").arg("-c").arg(script).output().expect("bash");
+    let status = text(&out.stdout).trim().to_string();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(status == "141" || status == "0", "exit status {status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

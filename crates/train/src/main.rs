@@ -25,6 +25,10 @@ fn main() -> std::process::ExitCode {
         .with_target(false)
         .init();
     let cli = Cli::parse();
+    // Commands that only print end quietly when their reader goes (`burnlab runs | head`).
+    if !matches!(cli.command, Command::Train(_)) {
+        burnlab_kernels::process::default_sigpipe();
+    }
     // Training stops gracefully on SIGINT/SIGTERM (the run is resumable); other commands keep
     // the default: a signal ends them at once.
     if matches!(cli.command, Command::Train(_))
