@@ -160,10 +160,7 @@ pub fn kill_when(cmd: &mut Command, ready: impl Fn() -> bool) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !ready() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    wait_until(ready);
     child.kill().expect("kill");
     child.wait().expect("wait");
 }
@@ -171,4 +168,12 @@ pub fn kill_when(cmd: &mut Command, ready: impl Fn() -> bool) {
 /// Whether a Learner checkpoint of `epoch` (model, optimiser and scheduler) is in `dir`.
 pub fn learner_checkpoint(dir: &Path, epoch: usize) -> bool {
     ["model", "optim", "scheduler"].iter().all(|k| dir.join(format!("{k}-{epoch}.bpk")).exists())
+}
+
+/// Polls `ready` every millisecond, for up to two minutes.
+pub fn wait_until(ready: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ready() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }

@@ -11,10 +11,7 @@ use crate::common::*;
 fn signal_when(cmd: &mut Command, sig: &str, ready: impl Fn() -> bool) -> (i32, String, String) {
     let child: Child =
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn burnlab");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !ready() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until(ready);
     // The shell's own `kill`: no procps needed.
     let sent = Command::new("sh").arg("-c").arg(format!("kill -{sig} {}", child.id())).status();
     assert!(sent.expect("run kill").success(), "kill -{sig}");

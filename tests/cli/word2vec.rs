@@ -240,12 +240,7 @@ fn a_second_writer_is_refused_and_a_killed_writers_folder_taken_over() {
     };
     let mut first = train("1000").spawn().expect("spawn");
     let pid = run.join("pid");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::read_to_string(&pid).unwrap_or_default().is_empty()
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    wait_until(|| !std::fs::read_to_string(&pid).unwrap_or_default().is_empty());
     let e = run_err(train("1000").arg("--resume"));
     assert!(e.contains(&format!("is in use: process {} is training in it", first.id())), "{e}");
     let e = run_err(&mut train("1000"));
