@@ -11,6 +11,7 @@ use burn::tensor::Device;
 use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
 
+use super::lock::{RunLock, lock_to_resume};
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
 use super::renderer::PlainRenderer;
@@ -18,7 +19,10 @@ use super::signals;
 use super::{CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, Status, last_checkpoint};
 use crate::cli::RunFlags;
 
-/// Where a run starts: the run folder (when resuming), the config to read, and the checkpoint
+/// A run folder being resumed, and its lock (held until training ends).
+pub type Resumed = (PathBuf, RunLock);
+
+/// Where a run starts: the run folder and its lock (when resuming), the config to read, and the checkpoint
 /// epoch to resume from. A resumed run reads the config it was started with (overrides still
 /// apply, e.g. more epochs); `check` refuses a folder of another task; a finished run is refused
 /// unless `--epochs` asks for more.
@@ -26,12 +30,13 @@ pub fn start(
     flags: &RunFlags,
     default_config: &str,
     check: impl Fn(&RunRecord, &Path) -> Result<()>,
-) -> Result<(Option<PathBuf>, PathBuf, Option<usize>)> {
+) -> Result<(Option<Resumed>, PathBuf, Option<usize>)> {
     if !flags.resume {
         let config = flags.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
         return Ok((None, config, None));
     }
     let dir = flags.run_dir.clone().context("--resume needs --run-dir")?;
+    let lock = lock_to_resume(&dir)?;
     let meta = record::read(&dir)?;
     check(&meta, &dir)?;
     if meta.status == Status::Finished && flags.epochs.is_none_or(|e| e <= meta.epochs_done) {
@@ -42,7 +47,8 @@ pub fn start(
         );
     }
     let epoch = last_checkpoint(&dir);
-    Ok((Some(dir.clone()), dir.join(CONFIG_FILE), epoch))
+    let config = dir.join(CONFIG_FILE);
+    Ok((Some((dir, lock)), config, epoch))
 }
 
 /// What a task tells the launch besides its configured training.

@@ -97,15 +97,25 @@ impl Drop for RunLock {
     }
 }
 
-/// The locked run folder of a training process: `resumed` (an existing run), else a new one
-/// as [`new_run_dir`] makes it.
+/// The lock of a run folder to resume, taken before anything in it is read: a run still
+/// starting (locked, no record yet) is refused as in use, not as "no run". A folder that never
+/// held a run is refused by the record reader, without leaving a lock file in it.
+pub fn lock_to_resume(dir: &Path) -> Result<RunLock> {
+    if !dir.join(PID_FILE).is_file() {
+        super::record::read(dir)?;
+    }
+    RunLock::acquire(dir)
+}
+
+/// The locked run folder of a training process: `resumed` (an existing run, already locked),
+/// else a new one as [`new_run_dir`] makes it.
 pub fn claim_run_dir(
-    resumed: Option<PathBuf>,
+    resumed: Option<(PathBuf, RunLock)>,
     explicit: Option<&Path>,
     name: &str,
 ) -> Result<(PathBuf, RunLock)> {
     match resumed {
-        Some(dir) => RunLock::acquire(&dir).map(|lock| (dir, lock)),
+        Some(held) => Ok(held),
         None => new_run_dir(explicit, name),
     }
 }

@@ -350,11 +350,11 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let exp = CharLmExperiment::load(&config_path, &overrides(&args))?;
     let device = args.run.backend.device()?;
 
-    let corpus = corpus_path(&args, &exp, run_dir.as_deref())?;
+    let corpus = corpus_path(&args, &exp, run_dir.as_ref().map(|(d, _)| d.as_path()))?;
     let text = chars::read_text(&corpus)?;
     let vocab = match &run_dir {
         // A resumed run keeps its vocabulary: the rows of the embedding are its characters.
-        Some(dir) => CharVocab::read(&dir.join(VOCAB_FILE))?,
+        Some((dir, _)) => CharVocab::read(&dir.join(VOCAB_FILE))?,
         None => CharVocab::from_text(&text),
     };
     let ids = vocab.encode(&text);

@@ -325,16 +325,15 @@ fn batched_path(path: TrainPath, backend: crate::backend::Backend) -> Result<boo
     })
 }
 
-/// The vocabulary and the locked run folder: a resumed run's own (the rows of its checkpoint
-/// are its words), or a new folder with the vocabulary counted from `corpus` and written there.
+/// The vocabulary and the locked run folder: a resumed run's own (locked by the caller; the
+/// rows of its checkpoint are its words), or a new folder with the vocabulary counted from `corpus` and written there.
 fn vocabulary_and_folder(
     args: &W2vArgs,
     exp: &W2vExperiment,
     corpus: &Corpus,
-    resume: Option<&Path>,
+    resume: Option<(&Path, run::RunLock)>,
 ) -> Result<(Vocab, PathBuf, run::RunLock)> {
-    if let Some(dir) = resume {
-        let lock = run::RunLock::acquire(dir)?;
+    if let Some((dir, lock)) = resume {
         return Ok((Vocab::read(&dir.join(VOCAB_FILE))?, dir.to_path_buf(), lock));
     }
     let bar = ProgressBar::new(corpus.bytes()).with_style(
@@ -511,6 +510,11 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let batched = batched_path(exp.train.path, args.run.backend)?;
     // Fail on a missing GPU before counting a corpus.
     let device = if batched { Some(args.run.backend.device()?) } else { None };
+    // Locked before anything in it is read: one writer per run folder.
+    let resume_lock = match &resume {
+        Some(dir) => Some(run::lock::lock_to_resume(dir)?),
+        None => None,
+    };
     let old_record = match &resume {
         Some(dir) => Some(record::read(dir)?),
         None => None,
@@ -523,7 +527,8 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let corpus_path = corpus_path(&args, &exp, old_meta.as_ref())?;
     let corpus = Corpus::open(&corpus_path, exp.corpus.lowercase)?;
     // The lock is held until training ends: one writer per run folder.
-    let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resume.as_deref())?;
+    let resumed = resume.as_deref().zip(resume_lock);
+    let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resumed)?;
     run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     let corpus_words = vocab.total();
     let corpus_name = std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone());
