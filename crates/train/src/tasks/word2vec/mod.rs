@@ -502,6 +502,12 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
 }
 
 fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
+    // Locked before anything in it is read (its config too): one writer per run folder, and a
+    // run still starting is refused as in use, not as missing its config.
+    let resume_lock = match &resume {
+        Some(dir) => Some(run::lock::lock_to_resume(dir)?),
+        None => None,
+    };
     let config = match &resume {
         Some(dir) => dir.join(run::CONFIG_FILE),
         None => args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG)),
@@ -510,11 +516,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let batched = batched_path(exp.train.path, args.run.backend)?;
     // Fail on a missing GPU before counting a corpus.
     let device = if batched { Some(args.run.backend.device()?) } else { None };
-    // Locked before anything in it is read: one writer per run folder.
-    let resume_lock = match &resume {
-        Some(dir) => Some(run::lock::lock_to_resume(dir)?),
-        None => None,
-    };
     let old_record = match &resume {
         Some(dir) => Some(record::read(dir)?),
         None => None,
