@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
+/// The killed runs checkpoint after every step (`train.checkpoint_minutes` near 0), so kills
+/// land inside epochs after a checkpoint and inside checkpoint writes. Their span is timed on an
+/// uninterrupted run that does the same, which must also end where one with epoch-end checkpoints
+/// only does: checkpoints change nothing.
+const EVERY_STEP: [&str; 2] = ["--set", "train.checkpoint_minutes=1e-9"];
+
 fn kills() -> usize {
     std::env::var("CHAOS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
 }
@@ -26,7 +32,7 @@ fn finished(run: &Path) -> bool {
 }
 
 /// Trains `run` to the end through `kills` random `kill -9`s, each after a delay uniform in
-/// [0, `span` / 2): an attempt starts the run, or resumes it once it has a record, as a user would.
+/// [0, `span`): an attempt starts the run, or resumes it once it has a record, as a user would.
 /// Returns how many attempts were killed.
 fn train_through_kills(
     train: &dyn Fn(&Path) -> Command,
@@ -53,8 +59,8 @@ fn train_through_kills(
         }
         let mut child =
             attempt().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-        // Within the first half of a whole run's time: most attempts are killed, at any point.
-        let deadline = Instant::now() + span.mul_f64(0.5 * next());
+        // Within a whole run's time: most attempts are killed, at any point.
+        let deadline = Instant::now() + span.mul_f64(next());
         while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -63,11 +69,25 @@ fn train_through_kills(
             killed += 1;
         }
         child.wait().expect("wait");
+        eprintln!("  killed; checkpoints: {}", checkpoints(run));
     }
     if !finished(run) {
         run_ok(&mut attempt());
     }
     killed
+}
+
+/// What a kill left in the run's checkpoint folder, for the chaos log ("-" for nothing).
+fn checkpoints(run: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoint"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("optim-") && !n.starts_with("scheduler-"))
+        .collect();
+    names.sort();
+    if names.is_empty() { "-".into() } else { names.join(" ") }
 }
 
 /// A burnpack model file's tensor data: the bytes after its metadata block (the metadata holds
@@ -110,12 +130,20 @@ fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
 #[test]
 fn chaos_image_model_ends_on_the_uninterrupted_metrics() {
     let f = Fixture::new(40, 5, 4, 0.3);
-    let span = timed(&mut f.train(&f.path("full")));
+    run_ok(&mut f.train(&f.path("full")));
     let seed = seed();
     let run = f.path("chaos");
-    let killed = train_through_kills(&|r| f.train(r), &run, span, seed);
-    eprintln!("chaos image: seed {seed}, {killed} of {} attempts killed", kills());
+    let train = |r: &Path| {
+        let mut c = f.train(r);
+        c.args(EVERY_STEP);
+        c
+    };
+    let span = timed(&mut train(&f.path("timed")));
     let a = read_json(&f.path("full/metrics.json"));
+    let same = weights(&f.path("full/model.bpk")) == weights(&f.path("timed/model.bpk"));
+    assert!(same, "checkpoints inside epochs changed the weights");
+    let killed = train_through_kills(&train, &run, span, seed);
+    eprintln!("chaos image: seed {seed}, {killed} of {} attempts killed", kills());
     let b = read_json(&run.join("metrics.json"));
     for split in ["valid", "test"] {
         assert_eq!(a[split]["loss"], b[split]["loss"], "seed {seed}: {split} loss");
@@ -131,12 +159,19 @@ fn chaos_char_model_ends_on_the_uninterrupted_loss() {
     let corpus = tmp.path().join("text.txt");
     crate::rnn::write_text(&corpus);
     let train = |run: &Path| crate::rnn::train(&corpus, run, "lstm");
-    let span = timed(&mut train(&tmp.path().join("full")));
+    run_ok(&mut train(&tmp.path().join("full")));
     let seed = seed();
     let run = tmp.path().join("chaos");
-    let killed = train_through_kills(&train, &run, span, seed);
-    eprintln!("chaos char-LM: seed {seed}, {killed} of {} attempts killed", kills());
+    let every_step = |r: &Path| {
+        let mut c = train(r);
+        c.args(EVERY_STEP);
+        c
+    };
+    let span = timed(&mut every_step(&tmp.path().join("timed")));
     let a = read_json(&tmp.path().join("full/metrics.json"))["valid_loss"].clone();
+    assert_eq!(a, read_json(&tmp.path().join("timed/metrics.json"))["valid_loss"]);
+    let killed = train_through_kills(&every_step, &run, span, seed);
+    eprintln!("chaos char-LM: seed {seed}, {killed} of {} attempts killed", kills());
     let b = read_json(&run.join("metrics.json"))["valid_loss"].clone();
     assert_eq!(a, b, "seed {seed}: validation loss");
     let same = weights(&tmp.path().join("full/model.bpk")) == weights(&run.join("model.bpk"));

@@ -170,6 +170,28 @@ pub fn learner_checkpoint(dir: &Path, epoch: usize) -> bool {
     ["model", "optim", "scheduler"].iter().all(|k| dir.join(format!("{k}-{epoch}.bpk")).exists())
 }
 
+/// Whether `dir` holds a complete checkpoint taken inside `epoch` (`epoch-E-step-K/`).
+pub fn within_epoch_checkpoint(dir: &Path, epoch: usize) -> bool {
+    let prefix = format!("epoch-{epoch}-step-");
+    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with(&prefix)
+            && ["model", "optim", "scheduler"]
+                .iter()
+                .all(|k| e.path().join(format!("{k}.bpk")).exists())
+    })
+}
+
+/// The checkpoints taken inside epochs that are left in `dir`.
+pub fn within_epoch_checkpoints(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-step-"))
+        .collect()
+}
+
 /// Polls `ready` every millisecond, for up to two minutes.
 pub fn wait_until(ready: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);

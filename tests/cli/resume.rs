@@ -30,6 +30,39 @@ fn resnet_resume_after_kill_matches_uninterrupted_run() {
     });
 }
 
+/// Killed (`kill -9`) inside an epoch after a timed checkpoint (`train.checkpoint_minutes`, here
+/// every step): the resume starts at the step after it and ends on the uninterrupted run's
+/// metrics, dropout masks included; the finished run keeps only its epoch-end checkpoints.
+#[test]
+fn a_run_killed_inside_an_epoch_resumes_from_its_last_step_checkpoint() {
+    let f = Fixture::new(150, 5, 3, 0.3);
+    let full = f.path("full");
+    run_ok(&mut f.train(&full));
+    assert!(within_epoch_checkpoints(&full.join("checkpoint")).is_empty());
+
+    let killed = f.path("killed");
+    let ckpt = killed.join("checkpoint");
+    let every_step = ["--set", "train.checkpoint_minutes=1e-9"];
+    kill_when(f.train(&killed).args(every_step), || within_epoch_checkpoint(&ckpt, 2));
+    let out = run_ok(f.train(&killed).arg("--resume"));
+    assert!(out.contains("resuming from the checkpoint of epoch 2, step "), "{out}");
+    same_metrics(&full, &killed);
+    assert_eq!(within_epoch_checkpoints(&ckpt), Vec::<String>::new());
+    let e = run_err(f.train(&f.path("bad")).args(["--set", "train.checkpoint_minutes=-1"]));
+    assert!(e.contains("train.checkpoint_minutes must be 0"), "{e}");
+}
+
+/// The valid and test losses and confusion matrices of two finished runs are the same.
+fn same_metrics(a: &std::path::Path, b: &std::path::Path) {
+    let (a, b) = (read_json(&a.join("metrics.json")), read_json(&b.join("metrics.json")));
+    for split in ["valid", "test"] {
+        let (la, lb) =
+            (a[split]["loss"].as_f64().expect("loss"), b[split]["loss"].as_f64().expect("loss"));
+        assert!((la - lb).abs() < 1e-5, "{split} loss: uninterrupted {la} vs resumed {lb}");
+        assert_eq!(a[split]["confusion"], b[split]["confusion"]);
+    }
+}
+
 fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std::process::Command) {
     let tmp = &f.tmp;
 
@@ -42,14 +75,7 @@ fn kill_resume_and_compare(f: &Fixture, train: impl Fn(&std::path::Path) -> std:
 
     let out = run_ok(train(&killed).arg("--resume"));
     assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
-    let a = read_json(&full.join("metrics.json"));
-    let b = read_json(&killed.join("metrics.json"));
-    for split in ["valid", "test"] {
-        let (la, lb) =
-            (a[split]["loss"].as_f64().expect("loss"), b[split]["loss"].as_f64().expect("loss"));
-        assert!((la - lb).abs() < 1e-5, "{split} loss: uninterrupted {la} vs resumed {lb}");
-        assert_eq!(a[split]["confusion"], b[split]["confusion"]);
-    }
+    same_metrics(&full, &killed);
     assert_eq!(read_json(&killed.join("run.json"))["status"], "finished");
 
     let e = run_err(train(&killed).arg("--resume"));

@@ -158,6 +158,8 @@ pub struct CharLoader {
     range: (usize, usize),
     device: Device,
     next_epoch: Arc<AtomicUsize>,
+    /// Batches the next `iter()` call skips (a run resumed inside an epoch); then 0.
+    skip_batches: Arc<AtomicUsize>,
     /// (epoch, characters after the first batch, seconds) per pass.
     timings: Arc<std::sync::Mutex<Vec<(usize, usize, f64)>>>,
 }
@@ -217,6 +219,7 @@ impl CharLoader {
             range,
             device,
             next_epoch: Arc::new(AtomicUsize::new(1)),
+            skip_batches: Arc::new(AtomicUsize::new(0)),
             timings: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
     }
@@ -225,6 +228,13 @@ impl CharLoader {
     pub fn starting_epoch(self, epoch: usize) -> Self {
         self.next_epoch.store(epoch.max(1), Ordering::SeqCst);
         self
+    }
+
+    /// The first `iter()` call serves `epoch` from its batch `step` (0-based): the rest of an
+    /// epoch a run was stopped in, after `step` batches of it had trained.
+    pub fn resume_at(self, epoch: usize, step: usize) -> Self {
+        self.skip_batches.store(step, Ordering::SeqCst);
+        self.starting_epoch(epoch)
     }
 
     /// (epoch, characters, seconds) of each pass, timed from the end of its first batch.
@@ -269,6 +279,8 @@ impl CharLoader {
 struct CharIter<'a> {
     loader: &'a CharLoader,
     epoch: usize,
+    /// Index in the epoch of the next batch.
+    batch: usize,
     next: usize,
     first: Option<(Instant, usize)>,
 }
@@ -287,6 +299,15 @@ impl Iterator for CharIter<'_> {
             return None;
         }
         let end = (self.next + l.batch_size).min(l.range.1);
+        if let Windows::Random { seed } = l.windows {
+            // Dropout draws from the backend RNG: seeding it per (epoch, batch) makes a run
+            // resumed anywhere draw what the uninterrupted run drew.
+            l.device.seed(
+                seed ^ (self.epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)
+                    ^ (self.batch as u64).wrapping_mul(0x94D0_49BB_1331_11EB),
+            );
+        }
+        self.batch += 1;
         let batch = l.batch(self.epoch, self.next..end);
         self.next = end;
         if self.first.is_none() {
@@ -309,12 +330,10 @@ impl DataLoaderIterator<CharBatch> for CharIter<'_> {
 impl DataLoader<CharBatch> for CharLoader {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<CharBatch> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
-        if let Windows::Random { seed, .. } = self.windows {
-            // Dropout draws from the backend RNG: seed it per epoch so a resumed epoch draws
-            // what the uninterrupted run drew.
-            self.device.seed(seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
-        }
-        Box::new(CharIter { loader: self, epoch, next: self.range.0, first: None })
+        let batches = (self.range.1 - self.range.0).div_ceil(self.batch_size);
+        let skip = self.skip_batches.swap(0, Ordering::SeqCst).min(batches);
+        let next = (self.range.0 + skip * self.batch_size).min(self.range.1);
+        Box::new(CharIter { loader: self, epoch, batch: skip, next, first: None })
     }
 
     fn num_items(&self) -> usize {
@@ -414,5 +433,30 @@ mod tests {
         assert_eq!(all, (0..48).collect::<Vec<i64>>());
         assert!(CharLoader::contiguous(Arc::new(vec![1, 2]), 4, 5, Device::flex()).is_err());
         assert!(CharLoader::random(Arc::new(vec![1; 5]), 4, 5, 1, 0, Device::flex()).is_err());
+    }
+
+    #[test]
+    fn resuming_inside_an_epoch_serves_the_rest_of_it_and_draws_the_same_random_numbers() {
+        let ids: Arc<Vec<u32>> = Arc::new((0..200).collect());
+        let draw = |l: &CharLoader| -> Vec<(Vec<i64>, f32)> {
+            l.iter()
+                .map(|b| {
+                    let x = ints(b.expect("batch").inputs);
+                    // What a dropout mask would draw next from the training device.
+                    let r =
+                        Tensor::<1>::random([1], burn::tensor::Distribution::Default, &l.device)
+                            .into_scalar();
+                    (x, r)
+                })
+                .collect()
+        };
+        let full = CharLoader::random(ids.clone(), 4, 3, 5, 7, Device::flex()).expect("loader");
+        let _ = draw(&full);
+        let epoch2 = draw(&full);
+        assert_eq!(epoch2.len(), 5);
+        let resumed = CharLoader::random(ids, 4, 3, 5, 7, Device::flex()).expect("loader");
+        let resumed = resumed.resume_at(2, 2);
+        assert_eq!(draw(&resumed), epoch2[2..].to_vec());
+        assert_eq!(draw(&resumed).len(), 5, "only the first pass skips");
     }
 }

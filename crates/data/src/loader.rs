@@ -1,5 +1,6 @@
 //! A data loader over an in-memory [`ImageSet`] whose epoch order depends only on
-//! (seed, epoch): a run resumed at epoch k sees exactly the batches an uninterrupted run would.
+//! (seed, epoch): a run resumed at epoch k, or at step j of it, sees exactly the batches (and
+//! draws the dropout masks) an uninterrupted run would.
 //! Burn's `DataLoaderBuilder::shuffle` draws every epoch from one running RNG, so a resumed
 //! run would replay epoch 1's order instead.
 
@@ -35,6 +36,8 @@ pub struct ImageLoader {
     device: Device,
     /// The epoch the next `iter()` call serves (1-based, like burn-train's epochs).
     next_epoch: Arc<AtomicUsize>,
+    /// Batches the next `iter()` call skips (a run resumed inside an epoch); then 0.
+    skip_batches: Arc<AtomicUsize>,
     timings: Arc<Mutex<Vec<EpochTiming>>>,
 }
 
@@ -75,6 +78,7 @@ impl ImageLoader {
             table: Arc::new(norm.table()),
             device,
             next_epoch: Arc::new(AtomicUsize::new(1)),
+            skip_batches: Arc::new(AtomicUsize::new(0)),
             timings: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -99,6 +103,13 @@ impl ImageLoader {
     pub fn starting_epoch(self, epoch: usize) -> Self {
         self.next_epoch.store(epoch.max(1), Ordering::SeqCst);
         self
+    }
+
+    /// The first `iter()` call serves `epoch` from its batch `step` (0-based): the rest of an
+    /// epoch a run was stopped in, after `step` batches of it had trained.
+    pub fn resume_at(self, epoch: usize, step: usize) -> Self {
+        self.skip_batches.store(step, Ordering::SeqCst);
+        self.starting_epoch(epoch)
     }
 
     /// Indices of the images of `epoch`, in the order they are served.
@@ -172,6 +183,8 @@ impl ImageLoader {
 struct ImageLoaderIter<'a> {
     loader: &'a ImageLoader,
     receiver: Receiver<(Vec<f32>, Vec<i64>)>,
+    /// Index in the epoch of the next batch.
+    batch: usize,
     processed: usize,
     total: usize,
     epoch: usize,
@@ -196,7 +209,14 @@ impl Iterator for ImageLoaderIter<'_> {
             return None;
         };
         self.processed += labels.len();
-        let batch = self.loader.to_batch(pixels, labels);
+        let l = self.loader;
+        if let Some(seed) = l.shuffle_seed {
+            // Dropout and other random layers draw from the backend RNG: seeding it per (epoch,
+            // batch) makes a run resumed anywhere draw what the uninterrupted run drew.
+            l.device.seed(mix(seed, self.epoch as u64, u64::MAX - 1 - self.batch as u64));
+        }
+        self.batch += 1;
+        let batch = l.to_batch(pixels, labels);
         if self.first.is_none() {
             self.first = Some((Instant::now(), self.processed));
         }
@@ -214,18 +234,14 @@ impl DataLoader<ImageBatch> for ImageLoader {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<ImageBatch> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
         let order = self.epoch_order(epoch);
-        if let Some(seed) = self.shuffle_seed {
-            // Dropout and other random layers draw from the backend RNG: seeding it per epoch
-            // makes a resumed epoch draw what the uninterrupted run drew.
-            self.device.seed(mix(seed, epoch as u64, u64::MAX - 1));
-        }
         let total = order.len();
+        let skip = self.skip_batches.swap(0, Ordering::SeqCst).min(total.div_ceil(self.batch_size));
         // A worker prepares batches ahead (augmentation + normalisation, in parallel) while
         // the model trains on the current one; two in flight bound the memory.
         let (sender, receiver) = sync_channel(2);
         let worker = self.clone();
         std::thread::spawn(move || {
-            for (b, chunk) in order.chunks(worker.batch_size).enumerate() {
+            for (b, chunk) in order.chunks(worker.batch_size).enumerate().skip(skip) {
                 let batch = worker.prepare(epoch, b * worker.batch_size, chunk);
                 if sender.send(batch).is_err() {
                     return; // the consumer stopped early
@@ -235,7 +251,8 @@ impl DataLoader<ImageBatch> for ImageLoader {
         Box::new(ImageLoaderIter {
             loader: self,
             receiver,
-            processed: 0,
+            batch: skip,
+            processed: (skip * self.batch_size).min(total),
             total,
             epoch,
             first: None,
@@ -318,6 +335,36 @@ mod tests {
         assert_eq!(first_pixels(&resumed), e2);
         let plain = ImageLoader::new(set(5), 2, &norm(), Device::flex());
         assert_eq!(first_pixels(&plain), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    #[test]
+    fn resuming_inside_an_epoch_serves_the_rest_of_it_and_draws_the_same_random_numbers() {
+        let draw = |l: &ImageLoader| -> Vec<(Vec<i64>, f32)> {
+            l.iter()
+                .map(|b| {
+                    let b = b.expect("batch");
+                    let labels = b.targets.into_data().convert::<i64>().try_to_vec().expect("i64");
+                    // What a dropout mask would draw next from the training device.
+                    let r =
+                        Tensor::<1>::random([1], burn::tensor::Distribution::Default, &l.device)
+                            .into_scalar();
+                    (labels, r)
+                })
+                .collect()
+        };
+        let full = ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5);
+        let _ = draw(&full);
+        let epoch2 = draw(&full);
+        assert_eq!(epoch2.len(), 7);
+        let resumed =
+            ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5).resume_at(2, 3);
+        let rest = draw(&resumed);
+        assert_eq!(rest, epoch2[3..].to_vec());
+        // Only the first pass skips; the next is epoch 3 whole.
+        assert_eq!(draw(&resumed).len(), 7);
+        // Skipping every batch leaves an empty pass (stopped after the epoch's last step).
+        let done = ImageLoader::new(set(50), 8, &norm(), Device::flex()).shuffle(5).resume_at(2, 7);
+        assert_eq!(draw(&done).len(), 0);
     }
 
     #[test]

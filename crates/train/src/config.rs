@@ -94,6 +94,22 @@ pub struct TrainConfig {
     /// Checkpoints kept: the last N epochs' (a resume needs one; older ones are removed).
     #[serde(default = "default_keep_checkpoints")]
     pub keep_checkpoints: usize,
+    /// Minutes between checkpoints inside an epoch (0: at epoch ends only).
+    #[serde(default = "default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
+}
+
+/// Ten: a killed run loses at most ten minutes of training.
+pub fn default_checkpoint_minutes() -> f64 {
+    10.0
+}
+
+/// `train.checkpoint_minutes` must be a number of minutes, 0 or more.
+pub fn check_checkpoint_minutes(m: f64) -> Result<()> {
+    if !(m.is_finite() && m >= 0.0) {
+        bail!("train.checkpoint_minutes must be 0 (epoch ends only) or more, got {m}");
+    }
+    Ok(())
 }
 
 /// Two: the newest, and the one before it in case the newest is torn by a crash.
@@ -249,6 +265,7 @@ impl ImageExperiment {
         if self.train.keep_checkpoints == 0 {
             bail!("train.keep_checkpoints must be at least 1: a resume needs a checkpoint");
         }
+        check_checkpoint_minutes(self.train.checkpoint_minutes)?;
         if self.train.epochs == 0 {
             bail!("train.epochs must be at least 1");
         }

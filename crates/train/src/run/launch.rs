@@ -4,33 +4,37 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use burn::train::metric::{Adaptor, LossInput};
-use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep};
+use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep, TrainingStrategy};
 
+use super::checkpoint::{ResumePoint, load_within_epoch, prune_within_epoch, resume_point};
 use super::lock::{RunLock, lock_to_resume};
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
 use super::renderer::PlainRenderer;
 use super::signals;
+use super::strategy::Checkpointed;
 use super::{CHECKPOINT_DIR, CONFIG_FILE, MODEL_FILE, Status, last_checkpoint};
 use crate::cli::RunFlags;
 
 /// A run folder being resumed, and its lock (held until training ends).
 pub type Resumed = (PathBuf, RunLock);
 
-/// Where a run starts: the run folder and its lock (when resuming), the config to read, and the checkpoint
-/// epoch to resume from. A resumed run reads the config it was started with (overrides still
+/// Where a run starts: the run folder and its lock (when resuming), the config to read, and the
+/// checkpoint to resume from (at an epoch end or inside an epoch). A resumed run reads the config it was started with (overrides still
 /// apply, e.g. more epochs); `check` refuses a folder of another task; a finished run is refused
 /// unless `--epochs` asks for more.
 pub fn start(
     flags: &RunFlags,
     default_config: &str,
     check: impl Fn(&RunRecord, &Path) -> Result<()>,
-) -> Result<(Option<Resumed>, PathBuf, Option<usize>)> {
+) -> Result<(Option<Resumed>, PathBuf, Option<ResumePoint>)> {
     if !flags.resume {
         let config = flags.config.clone().unwrap_or_else(|| PathBuf::from(default_config));
         return Ok((None, config, None));
@@ -46,9 +50,9 @@ pub fn start(
             meta.epochs_done
         );
     }
-    let epoch = last_checkpoint(&dir);
+    let point = resume_point(&dir);
     let config = dir.join(CONFIG_FILE);
-    Ok((Some((dir, lock)), config, epoch))
+    Ok((Some((dir, lock)), config, point))
 }
 
 /// What a task tells the launch besides its configured training.
@@ -60,13 +64,15 @@ pub struct Launch<'a> {
     pub log_every: usize,
     /// What the renderer counts items as ("windows" for a character model).
     pub unit: Option<&'static str>,
-    /// The checkpoint epoch to resume from, and whether `--resume` was asked at all.
-    pub resume_from: Option<usize>,
+    /// The checkpoint to resume from, and whether `--resume` was asked at all.
+    pub resume_from: Option<ResumePoint>,
     pub resume_asked: bool,
     /// The `burnlab train` subcommand, for the "continue with" hint.
     pub command: &'a str,
     /// What to try after the loss diverged ("Lower optim.lr (now 0.1) and train again").
     pub diverged_advice: String,
+    /// `train.checkpoint_minutes`: time between checkpoints inside an epoch (0: none).
+    pub checkpoint_minutes: f64,
 }
 
 /// A model built on the CPU device seeded with `seed`, its parameters initialised there: the
@@ -92,15 +98,14 @@ pub enum Ended<M> {
 }
 
 /// Launches `training` with `learner`, and records a failure (an error or a diverged loss: the
-/// run record says failed, why, and the last complete checkpoint) or an interruption.
-/// `epochs_trained` counts the epochs this launch completed (burn-train's dashboard resets its
-/// interrupter when it closes, so a run stopped with `q` does not report itself interrupted).
+/// run record says failed, why, and the last complete checkpoint) or an interruption (burn-train's
+/// dashboard resets its interrupter when it closes, so a run stopped with `q` is told by the
+/// epochs it completed).
 pub fn launch<M>(
     mut training: SupervisedTraining<M>,
-    learner: Learner<M>,
+    mut learner: Learner<M>,
     spec: Launch,
     record: &mut RunRecord,
-    epochs_trained: impl Fn() -> usize,
 ) -> Result<Ended<M>>
 where
     M: LearnerModel,
@@ -117,15 +122,39 @@ where
         };
         training = training.renderer(Box::new(renderer));
     }
-    if let Some(epoch) = spec.resume_from {
-        println!("resuming from the checkpoint of epoch {epoch}");
-        training = training.checkpoint(epoch);
-    } else if spec.resume_asked {
-        println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display());
+    let start = spec.resume_from.unwrap_or(ResumePoint { epoch: 1, step: 0 });
+    match spec.resume_from {
+        Some(p) if p.within_epoch() => learner = load_within_epoch(run_dir, p, learner)?,
+        // burn-train loads its own epoch-end checkpoints.
+        Some(p) => training = training.checkpoint(p.epochs_done()),
+        None if spec.resume_asked => {
+            println!("no complete checkpoint in {}: starting from epoch 1", run_dir.display())
+        }
+        None => {}
     }
-    // SIGINT/SIGTERM stop the loop after its current step, as the dashboard's `q` does.
+    if let Some(p) = spec.resume_from {
+        println!("resuming from {p}");
+    }
+    let save_and_stop = Arc::new(AtomicBool::new(false));
+    let epochs_done = Arc::new(AtomicUsize::new(0));
+    let every = (spec.checkpoint_minutes > 0.0)
+        .then(|| Duration::from_secs_f64(spec.checkpoint_minutes * 60.0));
+    let device = learner.model().devices().into_iter().next().context("the model has no device")?;
+    let strategy = Checkpointed {
+        run: run_dir.to_path_buf(),
+        device,
+        every,
+        start,
+        save_and_stop: save_and_stop.clone(),
+        epochs_done: epochs_done.clone(),
+    };
+    training = training.with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)));
+    // SIGINT/SIGTERM stop the loop after its current step, which writes a checkpoint first.
     let interrupter = training.interrupter();
-    let _on_signal = signals::on_stop(move || interrupter.stop(Some("stopped by a signal")));
+    let _on_signal = signals::on_stop(move || {
+        save_and_stop.store(true, Ordering::SeqCst);
+        interrupter.stop(Some("stopped by a signal"))
+    });
     let started = Instant::now();
     let result = training.launch(learner);
     let wall = started.elapsed().as_secs_f64();
@@ -152,18 +181,21 @@ where
         record::write(run_dir, record)?;
         bail!("training failed: {err}");
     }
-    let completed = spec.resume_from.unwrap_or(0) + epochs_trained();
+    let completed = epochs_done.load(Ordering::SeqCst).max(start.epochs_done());
     if result.interrupted.is_some() || completed < spec.epochs {
         record.status = Status::Interrupted;
         record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
         record::write(run_dir, record)?;
+        let kept = resume_point(run_dir).map(|p| format!(" ({p} is kept)")).unwrap_or_default();
         println!(
-            "interrupted; continue with: burnlab train {} --run-dir {} --resume",
+            "interrupted{kept}; continue with: burnlab train {} --run-dir {} --resume",
             spec.command,
             run_dir.display()
         );
         return Ok(Ended::Interrupted);
     }
+    // The epoch-end checkpoints supersede those taken inside epochs.
+    prune_within_epoch(run_dir);
     result
         .model
         .clone()

@@ -2,12 +2,14 @@
 //! classes, backend, status), burn-train's checkpoints and metric logs, the final model and
 //! `metrics.json`.
 
+pub mod checkpoint;
 pub mod launch;
 pub mod lock;
 pub mod metrics;
 pub mod record;
 pub mod renderer;
 pub mod signals;
+pub mod strategy;
 
 pub use lock::{RunLock, claim_run_dir, new_run_dir};
 

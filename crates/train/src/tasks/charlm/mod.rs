@@ -12,7 +12,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::TensorReadError;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
@@ -36,6 +35,7 @@ use crate::cli::{RnnArgs, SampleArgs};
 use crate::config::{self, OptimConfig, ScheduleConfig, flag, float_flag};
 use crate::insight::tb_logger::TbLogger;
 use crate::optim::{Schedule, build_optimizer};
+use crate::run::checkpoint::{ResumePoint, epoch_checkpoints};
 use crate::run::launch::{Ended, Launch, launch, seeded_init, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, CharLmRecord, RunRecord, TaskRecord};
@@ -101,6 +101,9 @@ pub struct RnnTrain {
     /// Checkpoints kept: the last N epochs'.
     #[serde(default = "crate::config::default_keep_checkpoints")]
     pub keep_checkpoints: usize,
+    /// Minutes between checkpoints inside an epoch (0: at epoch ends only).
+    #[serde(default = "crate::config::default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
 }
 
 fn default_log_every() -> usize {
@@ -136,6 +139,7 @@ impl CharLmExperiment {
         if !(0.0..1.0).contains(&m.dropout) {
             bail!("model.dropout must be in [0, 1), got {}", m.dropout);
         }
+        crate::config::check_checkpoint_minutes(t.checkpoint_minutes)?;
         if !(t.clip.is_finite() && t.clip >= 0.0) {
             bail!("train.clip must be >= 0, got {}", t.clip);
         }
@@ -363,13 +367,9 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let ad = device.clone().autodiff();
     let seq = exp.data.seq_len;
     let valid_set = Arc::new(valid_ids);
-    let (train_loader, valid_loader) = loaders(
-        &exp,
-        [Arc::new(train_ids), valid_set.clone()],
-        [&ad, &device],
-        resume_from.map_or(1, |e| e + 1),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
+    let (train_loader, valid_loader) =
+        loaders(&exp, [Arc::new(train_ids), valid_set.clone()], [&ad, &device], resume_from)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", corpus.display()))?;
 
     let resumed = run_dir.is_some();
     // Held until training ends: one writer per run folder.
@@ -400,7 +400,7 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
     let trainable_params = part.trainable_params;
     let mut meta =
         RunRecord::new(TaskRecord::Charlm(part), describe.clone(), args.run.backend.to_string());
-    meta.epochs_done = resume_from.unwrap_or(0);
+    meta.epochs_done = resume_from.map_or(0, |p| p.epochs_done());
     record::write(&run_dir, &meta)?;
     println!(
         "{describe}: {} parameters, {} characters in the vocabulary, {train_chars} train / {valid_chars} valid characters, backend {}",
@@ -426,12 +426,12 @@ pub fn train_command(args: RnnArgs) -> Result<()> {
             "Lower optim.lr (now {}) or set train.clip, and train again",
             exp.optim.lr
         ),
+        checkpoint_minutes: exp.train.checkpoint_minutes,
     };
-    let (model, wall) =
-        match launch(training, learner, spec, &mut meta, || train_loader.timings().len())? {
-            Ended::Finished { model, wall } => (model, wall),
-            Ended::Interrupted => return Ok(()),
-        };
+    let (model, wall) = match launch(training, learner, spec, &mut meta)? {
+        Ended::Finished { model, wall } => (model, wall),
+        Ended::Interrupted => return Ok(()),
+    };
     let valid = validation_loss(&model.net, &valid_set, seq, &device);
     finish(&run_dir, &mut meta, &exp, valid, (&train_loader, wall))
 }
@@ -470,18 +470,18 @@ fn finish(
     Ok(())
 }
 
-/// The training loader (random windows from `first_epoch`, on the autodiff device) and the
-/// validation loader (every window in order, batches of 64).
+/// The training loader (random windows from where the run resumes, on the autodiff device) and
+/// the validation loader (every window in order, batches of 64).
 fn loaders(
     exp: &CharLmExperiment,
     [train, valid]: [Arc<Vec<u32>>; 2],
     [train_device, valid_device]: [&Device; 2],
-    first_epoch: usize,
+    resume: Option<ResumePoint>,
 ) -> std::result::Result<(CharLoader, CharLoader), burnlab_data::DataError> {
     let seq = exp.data.seq_len;
     let (batch, steps) = (exp.train.batch_size, exp.train.steps_per_epoch);
     let train = CharLoader::random(train, seq, batch, steps, exp.seed, train_device.clone())?
-        .starting_epoch(first_epoch);
+        .resume_at(resume.map_or(1, |p| p.epoch), resume.map_or(0, |p| p.step));
     let valid = CharLoader::contiguous(valid, seq, 64, valid_device.clone())?;
     Ok((train, valid))
 }
@@ -515,17 +515,16 @@ fn supervised(
     let valid_batches = burn::data::dataloader::DataLoader::num_items(&valid).div_ceil(64);
     let tb = TbLogger::create(run_dir, exp.train.steps_per_epoch, valid_batches)?;
     let chars_per_window = exp.data.seq_len as f64;
-    Ok(SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
+    let training = SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
         .with_metric_logger(FileMetricLogger::new(run_dir))
         .with_metric_logger(tb)
         .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::per_item("chars/s", chars_per_window))
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(exp.train.keep_checkpoints))
         .with_application_logger(None)
-        .num_epochs(exp.train.epochs))
+        .num_epochs(exp.train.epochs);
+    Ok(epoch_checkpoints(training, exp.train.keep_checkpoints))
 }
 
 /// Mean cross-entropy (nats/char) over every complete window of `seq` characters of `ids`,

@@ -8,7 +8,6 @@ use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -19,6 +18,7 @@ use crate::cli::TrainArgs;
 use crate::config::{self, ImageExperiment, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
+use crate::run::checkpoint::{ResumePoint, epoch_checkpoints};
 use crate::run::launch::{Ended, Launch, launch, seeded_init, start};
 use crate::run::metrics::ThroughputMetric;
 use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
@@ -94,7 +94,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let part = if task == "mlp" { TaskRecord::Mlp(part) } else { TaskRecord::Cnn(part) };
     let mut meta =
         RunRecord::new(part, describe_model(&exp, classes, image), args.run.backend.to_string());
-    meta.epochs_done = resume_from.unwrap_or(0);
+    meta.epochs_done = resume_from.map_or(0, |p| p.epochs_done());
     record::write(&run_dir, &meta)?;
     println!(
         "{}: {} trainable parameters, {} train / {} valid images, backend {}",
@@ -106,7 +106,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     );
 
     let steps_per_epoch = train.len().div_ceil(exp.train.batch_size);
-    let first_epoch = resume_from.map_or(1, |e| e + 1);
+    let start = resume_from.unwrap_or(ResumePoint { epoch: 1, step: 0 });
     let train_set = Arc::new(train);
     let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
         .shuffle(exp.seed)
@@ -115,11 +115,11 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
             hflip: exp.data.hflip,
             cutout: exp.data.cutout,
         })
-        .starting_epoch(first_epoch);
+        .resume_at(start.epoch, start.step);
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
     let training =
-        supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, first_epoch)?;
+        supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, start.epoch)?;
     let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
     let learner =
         Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
@@ -132,12 +132,12 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         resume_asked: args.run.resume,
         command: task,
         diverged_advice: format!("Lower optim.lr (now {}) and train again", exp.optim.lr),
+        checkpoint_minutes: exp.train.checkpoint_minutes,
     };
-    let (model, wall) =
-        match launch(training, learner, spec, &mut meta, || train_loader.timings().len())? {
-            Ended::Finished { model, wall } => (model, wall),
-            Ended::Interrupted => return Ok(()),
-        };
+    let (model, wall) = match launch(training, learner, spec, &mut meta)? {
+        Ended::Finished { model, wall } => (model, wall),
+        Ended::Interrupted => return Ok(()),
+    };
     let sets = [&valid_set, &Arc::new(data.test)];
     finish(&run_dir, &mut meta, &exp, &model, sets, &norm, &device, (&train_loader, wall))
 }
@@ -155,7 +155,7 @@ fn supervised(
     let steps_per_epoch = train.num_items().div_ceil(exp.train.batch_size);
     let tb = TbLogger::create(run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
     let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), first_epoch);
-    Ok(SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
+    let training = SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
         // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
         .with_metric_logger(FileMetricLogger::new(run_dir))
         .with_metric_logger(tb)
@@ -164,10 +164,9 @@ fn supervised(
         .metric_valid_numeric(LossMetric::new())
         .metric_train_numeric(LearningRateMetric::new())
         .metric_train_numeric(ThroughputMetric::new())
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(exp.train.keep_checkpoints))
         .with_application_logger(None)
-        .num_epochs(exp.train.epochs))
+        .num_epochs(exp.train.epochs);
+    Ok(epoch_checkpoints(training, exp.train.keep_checkpoints))
 }
 
 /// The trained model's validation and test scores (and flip TTA), `metrics.json`, the record.
