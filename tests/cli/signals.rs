@@ -58,5 +58,14 @@ fn learner_training_stops_on_sigterm() {
     let run = f.path("run");
     let ckpt = run.join("checkpoint");
     let result = signal_when(&mut f.train(&run), "TERM", || learner_checkpoint(&ckpt, 1));
+    // The step the signal stopped is checkpointed (inside its epoch) and named.
+    assert!(result.1.contains("interrupted (the checkpoint of epoch "), "{}", result.1);
+    let kept = result.1.split("interrupted (").nth(1).and_then(|r| r.split(" is kept").next());
+    let kept = kept.expect("the kept checkpoint").to_string();
     assert_interrupted(&run, result, "TERM", 143);
+    let done = read_json(&run.join("run.json"))["epochs_done"].as_u64().expect("epochs");
+    let more = (done + 2).to_string();
+    let out = run_ok(f.train(&run).args(["--epochs", &more, "--resume"]));
+    assert!(out.contains(&format!("resuming from {kept}")), "{out}");
+    assert_eq!(read_json(&run.join("run.json"))["status"], "finished");
 }
