@@ -117,12 +117,20 @@ fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
     std::fs::write(&corpus, text).expect("write");
     let args = ["--epochs", "8", "--threads", "1"];
     let train = |run: &Path| crate::word2vec::train(&corpus, run, &args);
-    let span = timed(&mut train(&tmp.path().join("full")));
+    run_ok(&mut train(&tmp.path().join("full")));
+    let every_chunk = |run: &Path| {
+        let mut c = train(run);
+        c.args(EVERY_STEP);
+        c
+    };
+    let span = timed(&mut every_chunk(&tmp.path().join("timed")));
+    let a = std::fs::read(tmp.path().join("full/vectors.bin")).expect("full");
+    let t = std::fs::read(tmp.path().join("timed/vectors.bin")).expect("timed");
+    assert!(a == t, "checkpoints inside epochs changed the vectors");
     let seed = seed();
     let run = tmp.path().join("chaos");
-    let killed = train_through_kills(&train, &run, span, seed);
+    let killed = train_through_kills(&every_chunk, &run, span, seed);
     eprintln!("chaos word2vec: seed {seed}, {killed} of {} attempts killed", kills());
-    let a = std::fs::read(tmp.path().join("full/vectors.bin")).expect("full");
     let b = std::fs::read(run.join("vectors.bin")).expect("chaos");
     assert!(a == b, "seed {seed}: vectors differ from the uninterrupted run's");
 }

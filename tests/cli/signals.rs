@@ -42,12 +42,17 @@ fn word2vec_stops_on_sigterm_and_sigint_and_resumes() {
             crate::word2vec::train(&corpus, &run, &["--epochs", "1000", "--threads", "1"]);
         let first = run.join("checkpoint/epoch-1.bin");
         let result = signal_when(&mut cmd, sig, || first.exists());
+        // Where it stopped is checkpointed (inside an epoch) and named.
+        let kept = result.1.split("stopped (").nth(1).and_then(|r| r.split(" is kept").next());
+        let kept = kept.unwrap_or_else(|| panic!("no kept checkpoint named: {}", result.1));
+        assert!(kept.starts_with("the checkpoint of epoch "), "{kept}");
+        let kept = kept.to_string();
         assert_interrupted(&run, result, sig, code);
         let done = read_json(&run.join("run.json"))["epochs_done"].as_u64().expect("epochs");
-        let more = (done + 1).to_string();
+        let more = (done + 2).to_string();
         let out =
             run_ok(crate::word2vec::train(&corpus, &run, &["--epochs", &more]).arg("--resume"));
-        assert!(out.contains(&format!("resuming from the checkpoint of epoch {done}")), "{out}");
+        assert!(out.contains(&format!("resuming from {kept}")), "{out}");
         assert_eq!(read_json(&run.join("run.json"))["status"], "finished");
     }
 }

@@ -224,6 +224,39 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     assert!(std::fs::read(killed.join("vectors.bin")).expect("vectors") == a);
 }
 
+/// Killed (`kill -9`) inside an epoch after a timed checkpoint (`train.checkpoint_minutes`, here
+/// after every chunk of ~10k words): the resume starts at the next chunk, and a one-thread run
+/// ends on the uninterrupted run's vectors; the finished run keeps no checkpoint inside an epoch.
+#[test]
+fn word2vec_killed_inside_an_epoch_resumes_from_its_last_chunk() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let corpus = tmp.path().join("corpus.txt");
+    let text: String = (0..40_000u64)
+        .map(|i| {
+            (0..10).map(|j| format!("w{} ", (i * 7 + j * j * 13) % 97)).collect::<String>() + "\n"
+        })
+        .collect();
+    std::fs::write(&corpus, text).expect("write");
+    let args = ["--epochs", "3", "--threads", "1"];
+    let full = tmp.path().join("full");
+    run_ok(&mut train(&corpus, &full, &args));
+    let killed = tmp.path().join("killed");
+    let every_chunk = ["--set", "train.checkpoint_minutes=1e-9"];
+    let inside = |dir: &Path| {
+        std::fs::read_dir(dir.join("checkpoint")).into_iter().flatten().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("epoch-2-step-") && name.ends_with(".bin")
+        })
+    };
+    kill_when(train(&corpus, &killed, &args).args(every_chunk), || inside(&killed));
+    let out = run_ok(train(&corpus, &killed, &args).arg("--resume"));
+    assert!(out.contains("resuming from the checkpoint of epoch 2, step "), "{out}");
+    let a = std::fs::read(full.join("vectors.bin")).expect("full vectors");
+    let b = std::fs::read(killed.join("vectors.bin")).expect("resumed vectors");
+    assert!(a == b, "resumed vectors differ from the uninterrupted run's");
+    assert!(!inside(&killed), "the finished run keeps only epoch-end checkpoints");
+}
+
 /// One writer per run folder: a second process is refused while the first trains, naming its
 /// pid; once the first is killed, the next one takes the folder over with a note.
 #[test]

@@ -14,6 +14,10 @@ use burnlab::tasks::image::{eval as evaluate, model, profile, train as train_ima
 use burnlab::tasks::word2vec::{self, words};
 
 fn main() -> std::process::ExitCode {
+    // burnlab passes its device everywhere; Burn's own `Device::default()` (reached when an
+    // optimiser or scheduler record loads on resume) would otherwise start the GPU backend,
+    // seconds of Vulkan set-up and stray driver errors on a CPU run. First: before any thread.
+    burnlab_kernels::process::default_env_var("BURN_DEVICE", "flex");
     burnlab_kernels::malloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(

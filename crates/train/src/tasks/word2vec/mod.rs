@@ -3,6 +3,7 @@
 //! and the run folder: vocabulary, vectors in word2vec text and binary formats, metrics.
 
 pub mod batched;
+pub mod checkpoint;
 pub mod dashboard;
 pub mod native;
 pub mod words;
@@ -25,6 +26,8 @@ use crate::insight::tb_logger::{SharedWriter, TB_DIR};
 use crate::run;
 use crate::run::record::{self, RunRecord, TaskRecord, W2vRecord};
 use crate::tasks::word2vec::dashboard::Dashboard;
+use checkpoint::last_epoch;
+pub use checkpoint::{load_checkpoint, save_checkpoint};
 use native::{NativeConfig, Progress, W2vArch};
 
 pub const DEFAULT_CONFIG: &str = "configs/word2vec-text8.toml";
@@ -98,6 +101,9 @@ pub struct W2vTrain {
     /// Checkpoints kept: the last N epochs' tables (vocab × dim × 8 bytes each).
     #[serde(default = "crate::config::default_keep_checkpoints")]
     pub keep_checkpoints: usize,
+    /// Minutes between checkpoints inside an epoch (0: at epoch ends only; the native path).
+    #[serde(default = "crate::config::default_checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
 }
 
 fn default_batch() -> usize {
@@ -130,6 +136,7 @@ impl W2vExperiment {
         if self.train.keep_checkpoints == 0 {
             bail!("train.keep_checkpoints must be at least 1: a resume needs a checkpoint");
         }
+        crate::config::check_checkpoint_minutes(self.train.checkpoint_minutes)?;
         if !(m.init_range.is_finite() && m.init_range > 0.0) {
             bail!("model.init_range must be a positive number, got {}", m.init_range);
         }
@@ -202,77 +209,6 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
         ],
         &args.run.sets,
     )
-}
-
-/// Tables after `epoch` epochs: a header (vocab, dim, epoch as u64) and both tables as
-/// little-endian f32, written to a temporary file and renamed; older checkpoints but the
-/// previous one are removed.
-pub fn save_checkpoint(
-    run_dir: &Path,
-    epoch: usize,
-    emb: &native::Embeddings,
-    keep: usize,
-) -> Result<()> {
-    let dir = run_dir.join(run::CHECKPOINT_DIR);
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("epoch-{epoch}.bin"));
-    let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
-    for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in emb.input.iter().chain(&emb.output) {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    run::write_atomic(&path, &bytes)?;
-    // Keep the last `keep`: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
-    if let Some(old) = epoch.checked_sub(keep.max(1)) {
-        let _ = std::fs::remove_file(dir.join(format!("epoch-{old}.bin")));
-    }
-    Ok(())
-}
-
-/// The newest `epoch-N.bin` in a run's checkpoint folder (written whole: see `save_checkpoint`).
-fn last_epoch(run_dir: &Path) -> Option<usize> {
-    std::fs::read_dir(run_dir.join(run::CHECKPOINT_DIR))
-        .ok()?
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_prefix("epoch-")?
-                .strip_suffix(".bin")?
-                .parse::<usize>()
-                .ok()
-        })
-        .max()
-}
-
-/// The last complete checkpoint of a run: (epochs done, tables).
-pub fn load_checkpoint(
-    run_dir: &Path,
-    vocab: usize,
-    dim: usize,
-) -> Result<Option<(usize, native::Embeddings)>> {
-    let dir = run_dir.join(run::CHECKPOINT_DIR);
-    let Some(epoch) = last_epoch(run_dir) else { return Ok(None) };
-    let path = dir.join(format!("epoch-{epoch}.bin"));
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let n = vocab * dim;
-    let header: Vec<u64> = bytes
-        .chunks_exact(8)
-        .take(3)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-        .collect();
-    if bytes.len() != 24 + 8 * n || header != [vocab as u64, dim as u64, epoch as u64] {
-        bail!(
-            "{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch})",
-            path.display()
-        );
-    }
-    let floats: Vec<f32> =
-        bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let (input, output) = floats.split_at(n);
-    Ok(Some((epoch, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
 }
 
 pub fn train_command(args: W2vArgs) -> Result<()> {
@@ -352,10 +288,48 @@ fn vocabulary_and_folder(
     Ok((vocab, run_dir, lock))
 }
 
+/// Where training starts: the epochs already done, and the point inside the next one (native
+/// path), with the tables there.
+struct Start {
+    epoch: usize,
+    within: Option<native::Within>,
+    emb: native::Embeddings,
+}
+
 /// The tables training starts from, and the epochs already done: a resumed run's last
-/// checkpoint, else a fresh initialisation. A run killed after its last epoch's checkpoint but
-/// before its vectors were written (`finished` false) resumes with nothing left to train.
+/// checkpoint (one inside an epoch, when `within` allows it and it is newer), else a fresh
+/// initialisation. A run killed after its last epoch's checkpoint but before its vectors were
+/// written (`finished` false) resumes with nothing left to train.
 fn starting_tables(
+    resume: Option<&Path>,
+    (finished, within): (bool, bool),
+    vocab: usize,
+    cfg: &NativeConfig,
+    init_range: f64,
+) -> Result<Start> {
+    let (epoch, emb) = epoch_start(resume, finished, vocab, cfg, init_range)?;
+    let inside = match resume {
+        Some(dir) if within => checkpoint::load_within(dir, epoch, vocab, cfg.dim)?,
+        _ => None,
+    };
+    Ok(match inside {
+        Some((w, emb)) => {
+            println!("resuming from the checkpoint of epoch {}, step {}", w.epoch + 1, w.chunks);
+            Start { epoch, within: Some(w), emb }
+        }
+        None => {
+            if let (Some(dir), 0) = (resume, epoch) {
+                println!("no checkpoint in {}: starting from epoch 1", dir.display());
+            } else if epoch > 0 && epoch < cfg.epochs {
+                println!("resuming from the checkpoint of epoch {epoch}");
+            }
+            Start { epoch, within: None, emb }
+        }
+    })
+}
+
+/// The epoch-end checkpoint training starts from.
+fn epoch_start(
     resume: Option<&Path>,
     finished: bool,
     vocab: usize,
@@ -374,15 +348,10 @@ fn starting_tables(
         Some((e, emb)) => {
             if e == cfg.epochs {
                 println!("the checkpoint of the last epoch ({e}) is complete: writing the vectors");
-            } else {
-                println!("resuming from the checkpoint of epoch {e}");
             }
             (e, emb)
         }
-        None => {
-            println!("no checkpoint in {}: starting from epoch 1", dir.display());
-            fresh()
-        }
+        None => fresh(),
     })
 }
 
@@ -395,7 +364,11 @@ struct Job<'a> {
     /// Rows per step on the batched path, on this device; `None` runs the native threads.
     batched: Option<(usize, &'a burn::tensor::Device)>,
     first_epoch: usize,
+    /// Where inside `first_epoch` training resumes (native path).
+    within: Option<native::Within>,
     keep_checkpoints: usize,
+    /// Time between checkpoints inside an epoch (native path).
+    every: Option<std::time::Duration>,
 }
 
 /// How the epochs went.
@@ -412,7 +385,8 @@ struct Trained {
 /// Trains from `emb` with the dashboard running beside it; after each epoch a checkpoint, the
 /// TensorBoard scalars and a line of text.
 fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
-    let Job { run_dir, corpus, vocab, cfg, batched, first_epoch, keep_checkpoints } = job;
+    let Job { run_dir, corpus, vocab, cfg, batched, first_epoch, within, keep_checkpoints, every } =
+        job;
     let corpus_words = vocab.total();
     let progress = Progress::default();
     let start_words = corpus_words * first_epoch as u64;
@@ -435,6 +409,7 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
     // Called after each complete epoch, from either trainer.
     let mut on_epoch = |epoch: usize, emb: &native::Embeddings| -> Result<()> {
         save_checkpoint(run_dir, epoch + 1, emb, keep_checkpoints)?;
+        checkpoint::prune_within(run_dir, None);
         epochs_run += 1;
         let loss = loss_of(&progress);
         progress.loss_milli.store(0, Ordering::Relaxed);
@@ -467,8 +442,14 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
         let result = match batched {
             None => {
                 let mut emb = emb;
-                native::train(&mut emb, corpus, vocab, cfg, first_epoch, &progress, &mut on_epoch)
-                    .map(|()| emb)
+                let plan = native::Plan {
+                    first_epoch,
+                    within,
+                    every,
+                    on_epoch: &mut on_epoch,
+                    on_within: &mut |at, emb| checkpoint::save_within(run_dir, at, emb),
+                };
+                native::train_planned(&mut emb, corpus, vocab, cfg, &progress, plan).map(|()| emb)
             }
             Some((batch, device)) => {
                 let model = batched::to_model(&emb, device);
@@ -558,8 +539,13 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         }
     );
 
-    let (first_epoch, emb) =
-        starting_tables(resume.as_deref(), finished, vocab.len(), &cfg, exp.model.init_range)?;
+    let Start { epoch: first_epoch, within, emb } = starting_tables(
+        resume.as_deref(),
+        (finished, !batched),
+        vocab.len(),
+        &cfg,
+        exp.model.init_range,
+    )?;
     let started = Instant::now();
     let job = Job {
         run_dir: &run_dir,
@@ -568,7 +554,10 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         cfg: &cfg,
         batched: device.as_ref().map(|d| (exp.train.batch, d)),
         first_epoch,
+        within,
         keep_checkpoints: exp.train.keep_checkpoints,
+        every: (exp.train.checkpoint_minutes > 0.0)
+            .then(|| std::time::Duration::from_secs_f64(exp.train.checkpoint_minutes * 60.0)),
     };
     let trained = match run_epochs(job, emb) {
         Ok(t) => t,
@@ -592,8 +581,11 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         meta.status = run::Status::Interrupted;
         meta.epochs_done = trained.epochs_run + first_epoch;
         record::write(&run_dir, &meta)?;
+        let kept = checkpoint::newest(&run_dir, meta.epochs_done)
+            .map(|c| format!(" ({c} is kept)"))
+            .unwrap_or_default();
         println!(
-            "stopped: continue with `burnlab train word2vec --resume --run-dir {}`",
+            "stopped{kept}: continue with `burnlab train word2vec --resume --run-dir {}`",
             run_dir.display()
         );
         return Ok(());

@@ -10,8 +10,9 @@
 //! (relaxed atomics), so those races are defined behaviour.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use burnlab_data::sampling::{Subsampler, UnigramTable, window_around};
@@ -124,6 +125,62 @@ pub fn train(
     progress: &Progress,
     mut on_epoch: impl FnMut(usize, &Embeddings) -> Result<()>,
 ) -> Result<()> {
+    let plan = Plan {
+        first_epoch,
+        within: None,
+        every: None,
+        on_epoch: &mut on_epoch,
+        on_within: &mut |_, _| Ok(()),
+    };
+    train_planned(emb, corpus, vocab, cfg, progress, plan)
+}
+
+/// Where training stood after `chunks` chunks of epoch `epoch` (0-based): what a checkpoint
+/// inside an epoch holds besides the tables, and what a resume restores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Within {
+    pub epoch: usize,
+    pub chunks: usize,
+    /// Corpus words (vocabulary words, sub-sampled ones included) in those chunks.
+    pub words: u64,
+    /// The epoch's loss estimate so far (see [`Progress`]).
+    pub loss_milli: u64,
+    pub loss_pairs: u64,
+}
+
+/// What to train and when to checkpoint.
+pub struct Plan<'a> {
+    pub first_epoch: usize,
+    /// Resume inside `first_epoch` from this point (its tables are the ones passed in).
+    pub within: Option<Within>,
+    /// Time between checkpoints inside an epoch; `None`: at epoch ends only. A stop
+    /// (`progress.stop`) also checkpoints where it stopped.
+    pub every: Option<Duration>,
+    pub on_epoch: &'a mut dyn FnMut(usize, &Embeddings) -> Result<()>,
+    pub on_within: &'a mut dyn FnMut(&Within, &Embeddings) -> Result<()>,
+}
+
+/// Words per chunk: the unit the reader hands to the threads, and the granularity of
+/// checkpoints inside an epoch.
+const CHUNK_WORDS: usize = 10_000;
+
+/// Each chunk draws from its own generator, seeded from (seed, epoch, chunk): a run resumed at a
+/// chunk draws what the uninterrupted run drew (exactly so with one thread).
+fn chunk_rng(seed: u64, epoch: usize, chunk: usize) -> SmallRng {
+    SmallRng::seed_from_u64(
+        seed ^ ((epoch as u64) << 32) ^ (chunk as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    )
+}
+
+/// [`train`], resuming inside an epoch and checkpointing inside epochs as `plan` says.
+pub fn train_planned(
+    emb: &mut Embeddings,
+    corpus: &Corpus,
+    vocab: &Vocab,
+    cfg: &NativeConfig,
+    progress: &Progress,
+    plan: Plan,
+) -> Result<()> {
     let dim = cfg.dim;
     let total_words = vocab.total();
     let schedule_words = (cfg.epochs as u64 * total_words).max(1);
@@ -131,29 +188,47 @@ pub fn train(
     let table = UnigramTable::new(&vocab.counts, 0.75);
     let sigmoid = Sigmoid::new();
     let threads = cfg.threads.max(1);
+    let first_epoch = plan.first_epoch;
     progress.words.store(first_epoch as u64 * total_words, Ordering::Relaxed);
+    if let Some(w) = plan.within {
+        progress.loss_milli.store(w.loss_milli, Ordering::Relaxed);
+        progress.loss_pairs.store(w.loss_pairs, Ordering::Relaxed);
+    }
+    let mut last_save = Instant::now();
     for epoch in first_epoch..cfg.epochs {
-        let (tx, rx) = mpsc::sync_channel::<Vec<Vec<u32>>>(threads * 4);
+        let skip = plan.within.filter(|w| w.epoch == epoch).map_or(0, |w| w.chunks);
+        let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Vec<u32>>)>(threads * 4);
         let rx = Arc::new(Mutex::new(rx));
         let (input, output) =
             (HogwildTable::new(&emb.input, dim), HogwildTable::new(&emb.output, dim));
         let (input, output) = (&input, &output);
+        // Chunks the threads have finished this epoch: a checkpoint waits for all sent.
+        let finished = AtomicUsize::new(0);
+        let mut at = Within { epoch, chunks: 0, words: 0, loss_milli: 0, loss_pairs: 0 };
+        let snapshot = |at: &Within| {
+            let sent = at.chunks - skip;
+            while finished.load(Ordering::Acquire) < sent {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            let at = Within {
+                loss_milli: progress.loss_milli.load(Ordering::Relaxed),
+                loss_pairs: progress.loss_pairs.load(Ordering::Relaxed),
+                ..*at
+            };
+            (at, Embeddings { dim, input: input.to_vec(), output: output.to_vec() })
+        };
         let read: Result<()> = std::thread::scope(|s| {
-            for t in 0..threads {
+            for _ in 0..threads {
                 let rx = rx.clone();
-                let (sub, table, sigmoid) = (&sub, &table, &sigmoid);
+                let (sub, table, sigmoid, finished) = (&sub, &table, &sigmoid, &finished);
                 s.spawn(move || {
-                    let mut rng = SmallRng::seed_from_u64(
-                        cfg.seed
-                            ^ ((epoch as u64) << 32)
-                            ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
                     let mut work = Worker::new(dim);
                     loop {
-                        let chunk = match rx.lock().map(|r| r.recv()) {
+                        let (index, chunk) = match rx.lock().map(|r| r.recv()) {
                             Ok(Ok(c)) => c,
                             _ => break,
                         };
+                        let mut rng = chunk_rng(cfg.seed, epoch, index);
                         for sentence in &chunk {
                             let done =
                                 progress.words.fetch_add(sentence.len() as u64, Ordering::Relaxed);
@@ -171,12 +246,33 @@ pub fn train(
                                 cfg, alpha, input, output, table, sigmoid, &mut rng, progress,
                             );
                         }
+                        finished.fetch_add(1, Ordering::Release);
                     }
                 });
             }
             // Reader: sentences as vocabulary indices, in chunks of ~10k words.
             let mut chunk: Vec<Vec<u32>> = Vec::new();
             let mut words = 0;
+            let mut failed = None;
+            let mut hand_out = |chunk: Vec<Vec<u32>>, words: usize| -> Result<bool> {
+                let index = at.chunks;
+                at.chunks += 1;
+                at.words += words as u64;
+                if index < skip {
+                    // Trained before the checkpoint this run resumed from.
+                    progress.words.fetch_add(words as u64, Ordering::Relaxed);
+                    return Ok(true);
+                }
+                if tx.send((index, chunk)).is_err() {
+                    return Ok(false);
+                }
+                if plan.every.is_some_and(|d| last_save.elapsed() >= d) {
+                    let (at, tables) = snapshot(&at);
+                    (plan.on_within)(&at, &tables)?;
+                    last_save = Instant::now();
+                }
+                Ok(true)
+            };
             let result = corpus.for_each_sentence(|sentence| {
                 if progress.stop.load(Ordering::Relaxed) {
                     return false;
@@ -184,26 +280,38 @@ pub fn train(
                 let ids: Vec<u32> = sentence.iter().filter_map(|w| vocab.get(w)).collect();
                 words += ids.len();
                 chunk.push(ids);
-                if words >= 10_000 {
-                    words = 0;
-                    if tx.send(std::mem::take(&mut chunk)).is_err() {
-                        return false;
+                if words >= CHUNK_WORDS {
+                    match hand_out(std::mem::take(&mut chunk), std::mem::take(&mut words)) {
+                        Ok(go_on) => return go_on,
+                        Err(e) => {
+                            failed = Some(e);
+                            return false;
+                        }
                     }
                 }
                 true
             });
-            if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+            if failed.is_none() && !chunk.is_empty() && !progress.stop.load(Ordering::Relaxed) {
+                hand_out(chunk, words)?;
             }
             drop(tx);
+            if let Some(e) = failed {
+                return Err(e);
+            }
             result.map_err(Into::into)
         });
         read?;
         if progress.stop.load(Ordering::Relaxed) {
+            // Stopped (a signal, the dashboard's `q`): keep what the finished chunks trained.
+            if at.chunks > skip {
+                let (at, tables) = snapshot(&at);
+                (plan.on_within)(&at, &tables)?;
+            }
             return Ok(());
         }
         (emb.input, emb.output) = (input.to_vec(), output.to_vec());
-        on_epoch(epoch, emb)?;
+        (plan.on_epoch)(epoch, emb)?;
+        last_save = Instant::now();
     }
     Ok(())
 }
