@@ -85,3 +85,68 @@ fn word2vec_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactly()
     let b = std::fs::read(run.join("vectors.bin")).expect("resumed vectors");
     assert!(a == b, "the resumed run ends exactly where the uninterrupted one does");
 }
+
+/// The same for a Learner run (an MLP): the disk fills up in its third epoch (the test fills it
+/// once the second epoch's checkpoint is on disk, leaving less room than a checkpoint takes).
+#[test]
+fn learner_run_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactly() {
+    let f = Fixture::new(150, 5, 4, 0.0);
+    let disk = match Tmpfs::mount(&f.path("disk"), "8m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED: the full-disk test needs a tmpfs of its own ({why}; run as root)");
+            return;
+        }
+    };
+    let full = f.path("full");
+    run_ok(&mut f.train(&full));
+    let checkpoint_bytes: u64 = ["model", "optim", "scheduler"]
+        .iter()
+        .map(|k| std::fs::metadata(full.join(format!("checkpoint/{k}-4.bpk"))).expect("size").len())
+        .sum();
+
+    let run = disk.0.join("run");
+    let child = f
+        .train(&run)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let ckpt = run.join("checkpoint");
+    wait_until(|| learner_checkpoint(&ckpt, 2));
+    // Fill the disk, then free half a checkpoint.
+    let filler = disk.0.join("filler");
+    let mut file = std::fs::File::create(&filler).expect("filler");
+    let block = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    let len = file.metadata().expect("len").len();
+    file.set_len(len.saturating_sub(checkpoint_bytes / 2)).expect("truncate");
+    drop(file);
+    let out = child.wait_with_output().expect("wait");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "the run cannot finish on a full disk:\n{stdout}");
+    // The file that could not be written is named (a checkpoint, or a metric log: whichever
+    // the disk ran out under), and the cause.
+    assert!(
+        stderr.contains(&format!("error: training stopped: writing {}", run.display()))
+            || stderr.contains(&format!("cannot write to '{}", ckpt.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("No space left on device"), "the cause is named: {stderr}");
+    assert!(stderr.contains("the checkpoints of epochs up to 2 are kept"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(learner_checkpoint(&ckpt, 2), "the last complete checkpoint is kept");
+    // The record says failed, unless the disk had no room for it either; the process is gone.
+    let status = read_json(&run.join("run.json"))["status"].clone();
+    assert!(status == "failed" || status == "running", "{status}");
+    assert_eq!(std::fs::read_to_string(run.join("pid")).expect("pid"), "");
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    let out = run_ok(f.train(&run).arg("--resume"));
+    assert!(out.contains("resuming from the checkpoint of epoch"), "{out}");
+    let (a, b) = (read_json(&full.join("metrics.json")), read_json(&run.join("metrics.json")));
+    for split in ["valid", "test"] {
+        assert_eq!(a[split]["loss"], b[split]["loss"], "{split} loss");
+        assert_eq!(a[split]["confusion"], b[split]["confusion"], "{split}");
+    }
+}

@@ -14,6 +14,7 @@ use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep, TrainingStrategy};
 
 use super::checkpoint::{ResumePoint, load_within_epoch, prune_within_epoch, resume_point};
+use super::file_log::{FileLog, WriteFailure};
 use super::lock::{RunLock, lock_to_resume};
 use super::metrics::GuardedLoss;
 use super::record::{self, RunRecord};
@@ -114,6 +115,10 @@ where
     let run_dir = spec.run_dir;
     let guard = GuardedLoss::new(training.interrupter());
     training = training.metric_train_numeric(guard.clone());
+    // burn-train's metric files, by a logger that stops the run on a failed write.
+    let log_failure = WriteFailure::default();
+    let log = FileLog::new(run_dir, training.interrupter(), log_failure.clone());
+    training = training.with_metric_logger(log);
     if !std::io::stdout().is_terminal() {
         let renderer = PlainRenderer::new(spec.log_every);
         let renderer = match spec.unit {
@@ -161,25 +166,28 @@ where
     // Closing the dashboard restores the terminal; what follows must print after that.
     drop(result.renderer);
 
+    if let Some(failure) = log_failure.get() {
+        record.status = Status::Failed;
+        record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
+        record.message = Some(failure.clone());
+        // (On a full disk the record may not be writable either; the error is what counts.)
+        let _ = record::write(run_dir, record);
+        bail!("training stopped: {failure}; {}", kept(run_dir, record.epochs_done));
+    }
     if let Some(reason) = guard.reason() {
         record.status = Status::Failed;
         record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
         record.message = Some(reason.clone());
         record::write(run_dir, record)?;
-        let kept = match record.epochs_done {
-            0 => "no epoch had finished".to_string(),
-            e => format!(
-                "the checkpoints of epochs up to {e} are kept in {}",
-                run_dir.join(CHECKPOINT_DIR).display()
-            ),
-        };
+        let kept = kept(run_dir, record.epochs_done);
         bail!("training stopped: {reason}; {kept}. {}", spec.diverged_advice);
     }
     if let Some(err) = result.error {
         record.status = Status::Failed;
+        record.epochs_done = last_checkpoint(run_dir).unwrap_or(0);
         record.message = Some(err.to_string());
-        record::write(run_dir, record)?;
-        bail!("training failed: {err}");
+        let _ = record::write(run_dir, record);
+        bail!("training failed: {err}; {}", kept(run_dir, record.epochs_done));
     }
     let completed = epochs_done.load(Ordering::SeqCst).max(start.epochs_done());
     if result.interrupted.is_some() || completed < spec.epochs {
@@ -202,4 +210,15 @@ where
         .save_file(run_dir.join(MODEL_FILE))
         .with_context(|| format!("saving the model to {}", run_dir.display()))?;
     Ok(Ended::Finished { model: result.model, wall })
+}
+
+/// What a failed run keeps: "the checkpoints of epochs up to 2 are kept in runs/x/checkpoint".
+fn kept(run_dir: &Path, epochs_done: usize) -> String {
+    match epochs_done {
+        0 => "no epoch had finished".to_string(),
+        e => format!(
+            "the checkpoints of epochs up to {e} are kept in {}",
+            run_dir.join(CHECKPOINT_DIR).display()
+        ),
+    }
 }

@@ -3,6 +3,7 @@
 //! `metrics.json`.
 
 pub mod checkpoint;
+pub mod file_log;
 pub mod launch;
 pub mod lock;
 pub mod metrics;

@@ -12,7 +12,6 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::TensorReadError;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use burn::train::logger::FileMetricLogger;
 use burn::train::metric::state::{FormatOptions, NumericMetricState};
 use burn::train::metric::{
     AccuracyMetric, Adaptor, LearningRateMetric, LossMetric, Metric, MetricAttributes,
@@ -516,7 +515,6 @@ fn supervised(
     let tb = TbLogger::create(run_dir, exp.train.steps_per_epoch, valid_batches)?;
     let chars_per_window = exp.data.seq_len as f64;
     let training = SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
-        .with_metric_logger(FileMetricLogger::new(run_dir))
         .with_metric_logger(tb)
         .metrics((BitsPerChar::new(), PerplexityMetric::new(), AccuracyMetric::new()))
         .metric_valid_numeric(LossMetric::new())

@@ -8,7 +8,6 @@ use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
 use burn::module::Module;
 use burn::tensor::Device;
-use burn::train::logger::FileMetricLogger;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
 use burnlab_data::{Augment, ImageLoader, ImageSet, Normalization};
@@ -156,8 +155,7 @@ fn supervised(
     let tb = TbLogger::create(run_dir, steps_per_epoch, valid_set.len().div_ceil(VALID_BATCH))?;
     let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), first_epoch);
     let training = SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
-        // burn-train's own logs (checkpoint selection reads them) and TensorBoard's.
-        .with_metric_logger(FileMetricLogger::new(run_dir))
+        // TensorBoard's logs (burn-train's own metric files are added by the launch).
         .with_metric_logger(tb)
         .metrics((AccuracyMetric::new(),))
         .metric_valid(samples)
