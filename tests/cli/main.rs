@@ -6,6 +6,7 @@ mod cnn;
 mod common;
 mod disk;
 mod errors;
+mod folders;
 mod legacy;
 mod mlp;
 mod report;

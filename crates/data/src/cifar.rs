@@ -102,7 +102,7 @@ fn load_files(dir: &Path, files: &[&str], classes: &[String]) -> Result<ImageSet
         let path = dir.join(f);
         let (i, l) = parse_batch(&read(&path)?, &path)?;
         images.extend(i);
-        labels.extend(l);
+        labels.extend(l.into_iter().map(u32::from));
     }
     Ok(ImageSet {
         images,

@@ -1,22 +1,34 @@
-//! `root/<class>/*.{png,jpg,jpeg}` folders, as torchvision's `ImageFolder` reads them: classes
-//! are the sorted sub-folder names, files are read in sorted order.
+//! `root/<class>/*.{jpg,jpeg,png,bmp,webp}` folders, as torchvision's `ImageFolder` reads them:
+//! classes are the sorted sub-folder names (hidden ones skipped), files are read in sorted order,
+//! extensions in any letter case; other files (`.DS_Store`, `Thumbs.db`, notes) are ignored and
+//! counted. Every colour type the decoders read (greyscale, alpha, 16-bit, CMYK JPEG) becomes
+//! RGB, and a phone photo's EXIF orientation is applied.
 //!
 //! Burn's `ImageFolderDataset` decodes an image on every access; training reads each image
 //! once per epoch, so we decode everything once, in parallel, into a compact `u8` array.
 
 use std::path::{Path, PathBuf};
 
+use image::{DynamicImage, ImageDecoder, ImageReader};
 use rayon::prelude::*;
 
 use crate::{DataError, ImageSet, Result};
 
-const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+/// The file extensions read as images (any letter case).
+pub const EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
+
+/// The most bytes one decoded image may take (the `image` crate's default allocation limit).
+const MAX_DECODED_BYTES: u64 = 512 << 20;
 
 fn is_image(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .map(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
         .unwrap_or(false)
+}
+
+fn hidden(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -28,37 +40,127 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// Decode one image file to planar CHW RGB bytes of `side`×`side`, resizing if needed.
-pub fn decode_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| DataError::Image { path: path.to_path_buf(), message: e.to_string() })?;
-    let mut rgb = img.to_rgb8();
-    if rgb.width() != side || rgb.height() != side {
-        rgb = image::imageops::resize(&rgb, side, side, image::imageops::FilterType::Triangle);
+/// Decodes an image file into RGB with its EXIF orientation applied.
+pub fn decode(path: &Path) -> Result<image::RgbImage> {
+    let bad = |e: image::ImageError| DataError::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?;
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    // A header claiming a huge image is an error here, not an abort when its pixels are
+    // allocated (`DynamicImage::from_decoder` applies no limit; 512 MiB is the decoders' default).
+    let (w, h) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODED_BYTES {
+        return Err(DataError::Image {
+            path: path.to_path_buf(),
+            message: format!(
+                "{w}x{h} pixels need {} bytes decoded, over the limit of {MAX_DECODED_BYTES}",
+                decoder.total_bytes()
+            ),
+        });
     }
-    let plane = (side * side) as usize;
+    let orientation = decoder.orientation().map_err(bad)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
+    img.apply_orientation(orientation);
+    Ok(img.to_rgb8())
+}
+
+/// Planar CHW bytes of an RGB image.
+pub fn to_chw(rgb: &image::RgbImage) -> Vec<u8> {
+    let plane = (rgb.width() * rgb.height()) as usize;
     let mut chw = vec![0u8; 3 * plane];
     for (i, px) in rgb.pixels().enumerate() {
         chw[i] = px[0];
         chw[plane + i] = px[1];
         chw[2 * plane + i] = px[2];
     }
-    Ok(chw)
+    chw
+}
+
+/// Decode one image file to planar CHW RGB bytes of `side`×`side`, resizing if needed.
+pub fn decode_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
+    let mut rgb = decode(path)?;
+    if rgb.width() != side || rgb.height() != side {
+        rgb = image::imageops::resize(&rgb, side, side, image::imageops::FilterType::Triangle);
+    }
+    Ok(to_chw(&rgb))
+}
+
+/// How to read a folder.
+#[derive(Clone, Copy, Debug)]
+pub struct FolderOptions {
+    /// Side of the square every image is resized to.
+    pub side: u32,
+    /// Skip an image that cannot be decoded (with a warning naming it) instead of failing.
+    pub skip_bad_images: bool,
+}
+
+/// What reading a folder passed over.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FolderReport {
+    /// Files that are not images by their extension.
+    pub ignored: usize,
+    /// Images that could not be decoded (with `skip_bad_images`), and why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The class folders of `root`: sorted, hidden ones skipped.
+pub fn class_folders(root: &Path) -> Result<Vec<String>> {
+    Ok(sorted_entries(root)?
+        .into_iter()
+        .filter(|p| p.is_dir() && !hidden(p))
+        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
+        .collect())
+}
+
+/// The image files of `root`'s class folders with their labels (classes in `classes` order),
+/// and how many other files there were.
+fn scan(root: &Path, classes: &[String]) -> Result<(Vec<(PathBuf, u32)>, usize)> {
+    let (mut files, mut ignored) = (Vec::new(), 0);
+    for (label, class) in classes.iter().enumerate() {
+        let dir = root.join(class);
+        if !dir.is_dir() {
+            continue;
+        }
+        let before = files.len();
+        for f in sorted_entries(&dir)?.into_iter().filter(|p| p.is_file()) {
+            if is_image(&f) && !hidden(&f) {
+                files.push((f, label as u32));
+            } else {
+                ignored += 1;
+            }
+        }
+        if files.len() == before {
+            return Err(DataError::format(
+                &dir,
+                format!("class folder has no images (.{})", EXTENSIONS.join(", .")),
+            ));
+        }
+    }
+    Ok((files, ignored))
 }
 
 /// Load every image below `root` (one sub-folder per class), resized to `side`×`side`.
 /// `classes`, when given, fixes the label order (a test split must use the training classes).
 pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageSet> {
-    let found: Vec<String> = sorted_entries(root)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
-        .collect();
+    load_with(root, FolderOptions { side, skip_bad_images: false }, classes).map(|(set, _)| set)
+}
+
+/// [`load`] with options, and what it passed over.
+pub fn load_with(
+    root: &Path,
+    opts: FolderOptions,
+    classes: Option<&[String]>,
+) -> Result<(ImageSet, FolderReport)> {
+    let found = class_folders(root)?;
     if found.is_empty() {
         return Err(DataError::format(
             root,
-            "no class folders found (expected root/<class>/*.png|jpg|jpeg)",
+            format!("no class folders found (expected root/<class>/*.{})", EXTENSIONS.join("|")),
         ));
     }
     let classes: Vec<String> = match classes {
@@ -73,18 +175,9 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
         }
         None => found,
     };
-    let mut files = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let dir = root.join(class);
-        if !dir.is_dir() {
-            continue;
-        }
-        for f in sorted_entries(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)) {
-            files.push((f, label as u8));
-        }
-    }
+    let (files, ignored) = scan(root, &classes)?;
     if files.is_empty() {
-        return Err(DataError::format(root, "no .png, .jpg or .jpeg images found"));
+        return Err(DataError::format(root, "no images found"));
     }
 
     let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -93,27 +186,48 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(root.display().to_string());
-    let decoded: Vec<Vec<u8>> = files
+    let decoded: Vec<Result<Vec<u8>>> = files
         .par_iter()
         .map(|(path, _)| {
-            let r = decode_rgb(path, side);
+            let r = decode_rgb(path, opts.side);
             bar.inc(1);
             r
         })
-        .collect::<Result<_>>()?;
+        .collect();
     bar.finish_and_clear();
 
-    let images = decoded.concat();
-    let labels = files.iter().map(|(_, l)| *l).collect();
-    tracing::info!("{}: {} images in {} classes", root.display(), files.len(), classes.len());
-    Ok(ImageSet {
-        images,
-        labels,
-        classes,
-        channels: 3,
-        height: side as usize,
-        width: side as usize,
-    })
+    let mut report = FolderReport { ignored, skipped: Vec::new() };
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for ((path, label), image) in files.iter().zip(decoded) {
+        match image {
+            Ok(px) => {
+                images.extend_from_slice(&px);
+                labels.push(*label);
+            }
+            Err(e) if opts.skip_bad_images => {
+                tracing::warn!("skipping {e}");
+                report.skipped.push((path.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if labels.is_empty() {
+        return Err(DataError::format(root, "no image could be decoded"));
+    }
+    if ignored > 0 {
+        tracing::info!("{}: ignored {ignored} files that are not images", root.display());
+    }
+    if !report.skipped.is_empty() {
+        tracing::warn!(
+            "{}: skipped {} images that cannot be decoded",
+            root.display(),
+            report.skipped.len()
+        );
+    }
+    tracing::info!("{}: {} images in {} classes", root.display(), labels.len(), classes.len());
+    let side = opts.side as usize;
+    Ok((ImageSet { images, labels, classes, channels: 3, height: side, width: side }, report))
 }
 
 #[cfg(test)]
@@ -195,5 +309,138 @@ mod tests {
         let err = load(dir.path(), 32, Some(&["cat".to_string()])).unwrap_err().to_string();
         assert!(err.contains("dog"), "{err}");
         assert!(load(&dir.path().join("dog"), 32, None).is_err(), "no class folders");
+    }
+
+    /// A JPEG of `w`×`h` pixels whose pixel (x, y) is red in the left half, blue in the right,
+    /// with an EXIF orientation tag when `orientation` is given.
+    fn jpeg_with_orientation(w: u32, h: u32, orientation: Option<u16>) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, _| {
+            if x < w / 2 { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) }
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&img)
+            .expect("encode");
+        let Some(o) = orientation else { return jpeg };
+        // APP1 "Exif\0\0" + a little-endian TIFF header + one IFD entry: 0x0112 SHORT = o.
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        tiff.extend_from_slice(&1u16.to_le_bytes());
+        tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+        tiff.extend_from_slice(&3u16.to_le_bytes());
+        tiff.extend_from_slice(&1u32.to_le_bytes());
+        tiff.extend_from_slice(&o.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0]);
+        tiff.extend_from_slice(&0u32.to_le_bytes());
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&app1);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // 8 wide, 4 high; orientation 6 (rotate 90° clockwise to display): 4 wide, 8 high, the
+        // left (red) half on top.
+        let path = dir.path().join("phone.jpg");
+        std::fs::write(&path, jpeg_with_orientation(8, 4, Some(6))).expect("write");
+        let rgb = decode(&path).expect("decode");
+        assert_eq!((rgb.width(), rgb.height()), (4, 8));
+        assert!(rgb.get_pixel(2, 1)[0] > 200 && rgb.get_pixel(2, 1)[2] < 50, "top is red");
+        assert!(rgb.get_pixel(2, 6)[2] > 200 && rgb.get_pixel(2, 6)[0] < 50, "bottom is blue");
+        std::fs::write(&path, jpeg_with_orientation(8, 4, None)).expect("write");
+        assert_eq!(decode(&path).expect("decode").dimensions(), (8, 4));
+    }
+
+    #[test]
+    fn every_file_kind_and_colour_type_becomes_rgb_and_other_files_are_counted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let class = dir.path().join("all");
+        std::fs::create_dir_all(&class).expect("mkdir");
+        let rgb = image::RgbImage::from_fn(6, 6, |_, _| image::Rgb([10, 120, 230]));
+        image::DynamicImage::ImageRgb8(rgb.clone()).save(class.join("a.JPG")).expect("jpg");
+        image::DynamicImage::ImageRgb8(rgb.clone()).save(class.join("b.Jpeg")).expect("jpeg");
+        image::DynamicImage::ImageRgb8(rgb.clone()).save(class.join("c.bmp")).expect("bmp");
+        let mut webp = Vec::new();
+        image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+            .encode(rgb.as_raw(), 6, 6, image::ExtendedColorType::Rgb8)
+            .expect("webp");
+        std::fs::write(class.join("d.WEBP"), webp).expect("write");
+        let grey = image::GrayImage::from_fn(6, 6, |_, _| image::Luma([77]));
+        image::DynamicImage::ImageLuma8(grey).save(class.join("e.png")).expect("grey");
+        let rgba = image::RgbaImage::from_fn(6, 6, |_, _| image::Rgba([10, 120, 230, 9]));
+        image::DynamicImage::ImageRgba8(rgba).save(class.join("f.png")).expect("rgba");
+        let deep = image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_fn(6, 6, |_, _| {
+            image::Rgb([10 * 257, 120 * 257, 230 * 257])
+        });
+        image::DynamicImage::ImageRgb16(deep).save(class.join("g.PNG")).expect("16-bit");
+        for other in [".DS_Store", "Thumbs.db", "notes.txt", "._a.jpg"] {
+            std::fs::write(class.join(other), b"not an image").expect("write");
+        }
+        std::fs::create_dir_all(dir.path().join(".hidden")).expect("mkdir");
+        let opts = FolderOptions { side: 6, skip_bad_images: false };
+        let (set, report) = load_with(dir.path(), opts, None).expect("load");
+        assert_eq!(set.classes, vec!["all"], "hidden folders are not classes");
+        assert_eq!(set.len(), 7);
+        assert_eq!(report.ignored, 4, "{report:?}");
+        let centre = |i: usize| {
+            let img = set.image(i);
+            [img[3 * 6 + 3], img[36 + 3 * 6 + 3], img[72 + 3 * 6 + 3]]
+        };
+        for i in [2, 3, 5, 6] {
+            assert_eq!(centre(i), [10, 120, 230], "lossless kind {i}");
+        }
+        assert_eq!(centre(4), [77, 77, 77], "greyscale is replicated");
+        for i in [0, 1] {
+            let c = centre(i);
+            assert!(c[0].abs_diff(10) < 8 && c[1].abs_diff(120) < 8 && c[2].abs_diff(230) < 8);
+        }
+    }
+
+    #[test]
+    fn bad_images_fail_naming_the_file_or_are_skipped_and_counted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("cat")).expect("mkdir");
+        write_png(&dir.path().join("cat/good.png"), |_, _| [0, 0, 0], 4);
+        let jpeg = jpeg_with_orientation(16, 16, None);
+        std::fs::write(dir.path().join("cat/truncated.jpg"), &jpeg[..jpeg.len() / 3])
+            .expect("write");
+        std::fs::write(dir.path().join("cat/text.jpg"), b"just some text").expect("write");
+        let strict = FolderOptions { side: 4, skip_bad_images: false };
+        let e = load_with(dir.path(), strict, None).expect_err("bad").to_string();
+        assert!(e.contains("text.jpg") || e.contains("truncated.jpg"), "{e}");
+        let lenient = FolderOptions { side: 4, skip_bad_images: true };
+        let (set, report) = load_with(dir.path(), lenient, None).expect("load");
+        assert_eq!(set.len(), 1);
+        let names: Vec<String> = report
+            .skipped
+            .iter()
+            .map(|(p, _)| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["text.jpg", "truncated.jpg"]);
+        // A class folder with nothing to read is an error naming it.
+        std::fs::create_dir_all(dir.path().join("dog")).expect("mkdir");
+        std::fs::write(dir.path().join("dog/readme.md"), b"x").expect("write");
+        let e = load_with(dir.path(), lenient, None).expect_err("empty class").to_string();
+        assert!(e.contains("dog") && e.contains("class folder has no images"), "{e}");
+    }
+
+    #[test]
+    fn more_classes_than_a_byte_can_count() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for c in 0..300 {
+            let class = dir.path().join(format!("class{c:03}"));
+            std::fs::create_dir_all(&class).expect("mkdir");
+            write_png(&class.join("x.png"), |_, _| [1, 2, 3], 2);
+        }
+        let set = load(dir.path(), 2, None).expect("load");
+        assert_eq!(set.classes.len(), 300);
+        assert_eq!(set.labels[299], 299);
+        assert_eq!(set.class_counts(), vec![1; 300]);
     }
 }

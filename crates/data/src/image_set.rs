@@ -10,7 +10,7 @@ use crate::{DataError, Result};
 #[derive(Clone, Debug)]
 pub struct ImageSet {
     pub images: Vec<u8>,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
     pub classes: Vec<String>,
     pub channels: usize,
     pub height: usize,
@@ -145,7 +145,7 @@ mod tests {
         }
         ImageSet {
             images,
-            labels: (0..n).map(|i| (i % 2) as u8).collect(),
+            labels: (0..n).map(|i| (i % 2) as u32).collect(),
             classes: vec!["a".into(), "b".into()],
             channels: 3,
             height: 2,
@@ -174,7 +174,7 @@ mod tests {
     fn validation_split_of_a_class_sorted_set_mixes_classes_from_its_start() {
         // 40 images, the first 20 of class 0: as an image folder lists them.
         let mut s = set(40);
-        s.labels = (0..40).map(|i| (i / 20) as u8).collect();
+        s.labels = (0..40).map(|i| (i / 20) as u32).collect();
         let (train, valid) = s.split_validation(10, 3).expect("split");
         assert!(
             valid.labels[..6].contains(&0) && valid.labels[..6].contains(&1),

@@ -21,7 +21,7 @@ pub use corpus::{Corpus, Vocab};
 pub use error::DataError;
 pub use image_set::{ImageSet, Normalization};
 pub use loader::{EpochTiming, ImageBatch, ImageLoader};
-pub use source::{ImageData, load_image_data, load_test_data};
+pub use source::{DataOptions, ImageData, load_image_data, load_test_data};
 pub use vectors::WordVectors;
 
 pub type Result<T, E = DataError> = std::result::Result<T, E>;

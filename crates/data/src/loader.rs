@@ -284,7 +284,7 @@ mod tests {
     fn set(n: usize) -> Arc<ImageSet> {
         Arc::new(ImageSet {
             images: (0..n).flat_map(|i| std::iter::repeat_n(i as u8, 3 * 4 * 4)).collect(),
-            labels: (0..n).map(|i| (i % 3) as u8).collect(),
+            labels: (0..n).map(|i| (i % 3) as u32).collect(),
             classes: vec!["a".into(), "b".into(), "c".into()],
             channels: 3,
             height: 4,

@@ -68,8 +68,11 @@ pub enum Arch {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Images held out of training for validation (seeded).
-    pub valid_size: usize,
+    /// Images held out of training for validation (seeded) when the data has no validation
+    /// split of its own: a count, or a fraction in (0, 1).
+    pub valid_size: ValidSize,
+    /// Skip images that cannot be decoded, with a warning naming each, instead of failing.
+    pub skip_bad_images: bool,
     /// Zero padding before the random 32x32 crop; 0 turns cropping off.
     pub crop_padding: usize,
     pub hflip: bool,
@@ -79,7 +82,40 @@ pub struct DataConfig {
 
 impl Default for DataConfig {
     fn default() -> Self {
-        Self { valid_size: 5000, crop_padding: 4, hflip: true, cutout: 0 }
+        Self {
+            valid_size: ValidSize::Count(5000),
+            skip_bad_images: false,
+            crop_padding: 4,
+            hflip: true,
+            cutout: 0,
+        }
+    }
+}
+
+impl DataConfig {
+    /// How the data crate reads an image folder for this config.
+    pub fn options(&self, seed: u64) -> burnlab_data::DataOptions {
+        let mut o = burnlab_data::DataOptions::cifar(seed);
+        o.folder.skip_bad_images = self.skip_bad_images;
+        o
+    }
+}
+
+/// `data.valid_size`: a number of images, or a fraction of the training images.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ValidSize {
+    Count(usize),
+    Fraction(f64),
+}
+
+impl ValidSize {
+    /// The number of images it holds out of `n`.
+    pub fn of(self, n: usize) -> usize {
+        match self {
+            ValidSize::Count(c) => c,
+            ValidSize::Fraction(f) => (n as f64 * f).round() as usize,
+        }
     }
 }
 
@@ -268,6 +304,11 @@ impl ImageExperiment {
         check_checkpoint_minutes(self.train.checkpoint_minutes)?;
         if self.train.epochs == 0 {
             bail!("train.epochs must be at least 1");
+        }
+        if let ValidSize::Fraction(f) = self.data.valid_size
+            && !(f > 0.0 && f < 1.0)
+        {
+            bail!("data.valid_size must be a count of images or a fraction in (0, 1), got {f}");
         }
         if self.train.batch_size == 0 {
             bail!("train.batch_size must be at least 1, got 0");

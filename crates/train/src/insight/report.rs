@@ -291,13 +291,13 @@ fn image_figures(d: &RunData, args: &ReportArgs, out: &Path) -> Result<Vec<Figur
     let meta = record.image(&d.dir)?;
     let device = args.backend.device()?;
     let model = load_run_model(&d.dir, &record, &device)?;
-    let (test, _) = run_test_data(meta, &args.data)?;
+    let (test, split, _) = run_test_data(&d.dir, meta, &args.data)?;
     let test = Arc::new(test);
     let report = evaluate(&model, &test, &meta.normalization, &device, 256, false);
     let mut figs = Vec::new();
 
     let png = format!("{}-confusion.png", d.name);
-    let title = format!("{}: test accuracy {:.2}%", record.model, 100.0 * report.accuracy);
+    let title = format!("{}: {split} accuracy {:.2}%", record.model, 100.0 * report.accuracy);
     plot::confusion_picture(&out.join(&png), &meta.classes, &report.confusion, &title, true)?;
     let svg = Some(format!("{}-confusion.svg", d.name));
     figs.push(Figure {

@@ -1,7 +1,7 @@
 //! Where the images come from: CIFAR-10 (downloaded) or an image folder (`--data`).
 
 use anyhow::Result;
-use burnlab_data::{cifar, download::Download, load_image_data};
+use burnlab_data::{DataOptions, cifar, download::Download, load_image_data};
 
 use crate::cli::DataArgs;
 
@@ -18,8 +18,8 @@ pub fn cifar_download() -> Download {
     d
 }
 
-pub fn load_data(args: &DataArgs) -> Result<burnlab_data::ImageData> {
-    let data = load_image_data(args.data.as_deref(), &args.cache, &cifar_download())?;
+pub fn load_data(args: &DataArgs, opts: &DataOptions) -> Result<burnlab_data::ImageData> {
+    let data = load_image_data(args.data.as_deref(), &args.cache, &cifar_download(), opts)?;
     tracing::info!(
         "data: {} ({} train, {} test images)",
         data.source,

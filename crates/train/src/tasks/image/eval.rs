@@ -133,9 +133,17 @@ pub fn evaluate(
     }
 }
 
-/// The test split of a run: from `--data`, else the data the run was trained on, else the
-/// CIFAR-10 download; its classes must be the run's.
-pub fn run_test_data(meta: &ImageRecord, args: &DataArgs) -> Result<(ImageSet, String)> {
+/// The split a run's final metrics are on (`test/`, else the folder's validation split), and
+/// its name and source: from `--data`, else the data the run was trained on, else the CIFAR-10
+/// download, read as the run's config says (a folder without splits is split with its seed);
+/// its classes must be the run's.
+pub fn run_test_data(
+    run_dir: &std::path::Path,
+    meta: &ImageRecord,
+    args: &DataArgs,
+) -> Result<(ImageSet, String, String)> {
+    let exp = crate::config::load_image(&run_dir.join(run::CONFIG_FILE), &[])?;
+    let opts = exp.data.options(exp.seed);
     let mut data = args.data.clone();
     if data.is_none()
         && let Some((_, path)) = meta.data_source.split_once(':')
@@ -143,12 +151,12 @@ pub fn run_test_data(meta: &ImageRecord, args: &DataArgs) -> Result<(ImageSet, S
     {
         data = Some(path.into());
     }
-    let (test, source) =
-        load_test_data(data.as_deref(), &args.cache, &cifar_download(), &meta.classes)?;
+    let (test, name, source) =
+        load_test_data(data.as_deref(), &args.cache, &cifar_download(), &meta.classes, &opts)?;
     if test.classes != meta.classes {
         bail!("test classes {:?} differ from the run's classes {:?}", test.classes, meta.classes);
     }
-    Ok((test, source))
+    Ok((test, name, source))
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<()> {
@@ -159,7 +167,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let meta = record.image(&args.run_dir)?;
     let device = args.backend.device()?;
     let model = load_run_model(&args.run_dir, &record, &device)?;
-    let (test, source) = run_test_data(meta, &args.data)?;
+    let (test, split, source) = run_test_data(&args.run_dir, meta, &args.data)?;
     let test = Arc::new(test);
     let mut report =
         evaluate(&model, &test, &meta.normalization, &device, args.batch_size, args.tta);
@@ -172,9 +180,9 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         args.timed_passes,
     );
     let tta = if args.tta { ", flip TTA" } else { "" };
-    println!("{} on {} test images ({source}{tta})", record.model, report.images);
-    println!("test loss      {:.4}", report.loss);
-    println!("test accuracy  {:.2}%", 100.0 * report.accuracy);
+    println!("{} on {} {split} images ({source}{tta})", record.model, report.images);
+    println!("{:<15}{:.4}", format!("{split} loss"), report.loss);
+    println!("{:<15}{:.2}%", format!("{split} accuracy"), 100.0 * report.accuracy);
     println!("throughput     {:.0} images/s", report.images_per_s);
     if !report.timed_images_per_s.is_empty() {
         let mut t = report.timed_images_per_s.clone();
@@ -197,7 +205,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let csv = args.run_dir.join("confusion.csv");
     run::write_atomic(&csv, confusion_csv(&meta.classes, &report.confusion).as_bytes())?;
     let png = args.run_dir.join("confusion.png");
-    let title = format!("{}: test accuracy {:.2}%{tta}", record.model, 100.0 * report.accuracy);
+    let title = format!("{}: {split} accuracy {:.2}%{tta}", record.model, 100.0 * report.accuracy);
     crate::insight::plot::confusion_png(&png, &meta.classes, &report.confusion, &title)?;
     println!("written: {}, {}, {}", out.display(), csv.display(), png.display());
     Ok(())

@@ -42,6 +42,8 @@ struct MetricsFile<'a> {
     peak_rss_mib: Option<f64>,
     valid: &'a EvalReport,
     test: &'a EvalReport,
+    /// The split `test` is on: "test", or the data's validation split when it has no test split.
+    test_split: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     test_tta: Option<&'a EvalReport>,
 }
@@ -65,11 +67,19 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let exp = config::load_image(&config_path, &overrides(&args))?;
     let device = args.run.backend.device()?;
     // Data first: a run folder appears only once there is something to train on.
-    let data = load_data(&args.data)?;
-    let (train, valid) = data.train.split_validation(exp.data.valid_size, exp.seed)?;
+    let data = load_data(&args.data, &exp.data.options(exp.seed))?;
+    let (train, valid) = match data.valid {
+        // The data's own validation split (a `val/` folder, or split off a folder without splits).
+        Some(valid) => (data.train, valid),
+        None => {
+            let count = exp.data.valid_size.of(data.train.len());
+            data.train.split_validation(count, exp.seed)?
+        }
+    };
     if valid.is_empty() {
         bail!("data.valid_size is 0: a validation split is needed to track training");
     }
+    let test_split = data.test_name.clone();
     // Held until training ends: one writer per run folder.
     let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
     // Atomic: a resume rewrites it, and a kill then must not leave half a config.
@@ -137,7 +147,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         Ended::Finished { model, wall } => (model, wall),
         Ended::Interrupted => return Ok(()),
     };
-    let sets = [&valid_set, &Arc::new(data.test)];
+    let sets = ([&valid_set, &Arc::new(data.test)], test_split.as_str());
     finish(&run_dir, &mut meta, &exp, &model, sets, &norm, &device, (&train_loader, wall))
 }
 
@@ -174,7 +184,7 @@ fn finish(
     meta: &mut RunRecord,
     exp: &ImageExperiment,
     model: &ImageClassifier,
-    [valid_set, test_set]: [&Arc<ImageSet>; 2],
+    ([valid_set, test_set], test_split): ([&Arc<ImageSet>; 2], &str),
     norm: &Normalization,
     device: &Device,
     (train_loader, wall): (&ImageLoader, f64),
@@ -195,6 +205,7 @@ fn finish(
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
         test: &test_report,
+        test_split,
         test_tta: test_tta.as_ref(),
     };
     run::write_json(&run_dir.join(run::METRICS_FILE), &metrics)?;
@@ -206,7 +217,7 @@ fn finish(
         .map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy))
         .unwrap_or_default();
     println!(
-        "done in {wall:.1}s: valid accuracy {:.2}%, test accuracy {:.2}%{tta}, {:.0} train images/s\nmodel: {}",
+        "done in {wall:.1}s: valid accuracy {:.2}%, {test_split} accuracy {:.2}%{tta}, {:.0} train images/s\nmodel: {}",
         100.0 * valid_report.accuracy,
         100.0 * test_report.accuracy,
         metrics.train_images_per_s,
