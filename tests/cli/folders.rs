@@ -48,3 +48,25 @@ fn a_folder_without_splits_is_split_by_the_seed() {
     let b = read_json(&run.join("eval.json"))["confusion"].clone();
     assert_eq!(a, b);
 }
+
+/// ResNet-18 in torchvision's layout trains, evaluates and is summarised at any size.
+#[test]
+fn resnet18_trains_on_a_folder_and_is_summarised() {
+    let f = Fixture::new(8, 2, 1, 0.0);
+    rename_test(&f.data, "val");
+    let run = f.path("run");
+    let mut c = burnlab();
+    c.args(["train", "cnn", "--model", "resnet18", "--epochs", "1", "--batch-size", "8"])
+        .arg("--data")
+        .arg(&f.data)
+        .arg("--run-dir")
+        .arg(&run);
+    let out = run_ok(&mut c);
+    assert!(out.contains("resnet18 (torchvision layout) 3x32x32 -> 3"), "{out}");
+    assert!(out.contains("val accuracy"), "{out}");
+    let out =
+        run_ok(burnlab().args(["summary", "resnet34", "--classes", "2", "--image-size", "224"]));
+    assert!(out.contains("total: 21,285,698 trainable parameters, output 2"), "{out}");
+    let e = run_err(burnlab().args(["summary", "resnet18", "--set", "model.depth=50"]));
+    assert!(e.contains("model.depth must be 18 or 34"), "{e}");
+}

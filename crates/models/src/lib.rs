@@ -16,6 +16,7 @@ pub mod word2vec;
 pub use activation::Activation;
 pub use dropout::Dropout;
 pub use image::blocks::ShortcutKind;
+pub use image::imagenet_resnet::{ResNet, ResNetConfig};
 pub use image::lenet5::{LeNet5, LeNet5Config};
 pub use image::mlp::{Mlp, MlpConfig, WeightInit};
 pub use image::resnet::{CifarResNet, CifarResNetConfig};

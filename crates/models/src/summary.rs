@@ -84,6 +84,13 @@ impl Summary {
         self.push(name, format!("maxpool{kernel}x{kernel}/{stride}"), 0);
     }
 
+    /// k×k max pooling with stride `stride` and `padding` on each side (torchvision's stem
+    /// pool: 3×3/2, padding 1).
+    pub fn max_pool_padded(&mut self, name: &str, kernel: usize, stride: usize, padding: usize) {
+        self.window(kernel, stride, padding);
+        self.push(name, format!("maxpool{kernel}x{kernel}/{stride}"), 0);
+    }
+
     /// A row that keeps the shape (a residual shortcut and sum, an activation).
     pub fn same(&mut self, name: &str, op: &str, params: usize) {
         self.push(name, op.to_string(), params);
@@ -137,6 +144,20 @@ pub fn conv2d(
     let params = layer.weight.shape().num_elements()
         + layer.bias.as_ref().map_or(0, |b| b.shape().num_elements());
     s.conv(name, c_out, k, layer.stride[0], padding, params, extra);
+}
+
+/// Add a bias-free Burn `Conv2d` (square kernel, padding k/2) followed by a layer with
+/// `extra_params` parameters (a BatchNorm's scale and shift) to `s`.
+pub fn conv2d_params(
+    s: &mut Summary,
+    name: &str,
+    layer: &burn::nn::conv::Conv2d,
+    extra_params: usize,
+    extra: &str,
+) {
+    let [c_out, _, k, _] = layer.weight.dims();
+    let params = layer.weight.shape().num_elements() + extra_params;
+    s.conv(name, c_out, k, layer.stride[0], k / 2, params, extra);
 }
 
 /// Render rows as an aligned text table with a total line.

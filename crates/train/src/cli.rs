@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::Backend;
 
 /// Every model name `summary`, `profile` and `train cnn --model` take (CNNs from index 2).
-const MODELS: [&str; 9] = [
+const MODELS: [&str; 11] = [
     "mlp",
     "softmax",
     "lenet5",
@@ -15,6 +15,8 @@ const MODELS: [&str; 9] = [
     "resnet44",
     "resnet56",
     "resnet110",
+    "resnet18",
+    "resnet34",
 ];
 
 /// burnlab: train the classic deep-learning models on real data, on CPU or GPU.
@@ -141,7 +143,7 @@ pub struct SummaryArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub sets: Vec<(String, String)>,
     /// Input image side (square).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, visible_alias = "image-size", default_value_t = 32)]
     pub size: usize,
     #[arg(long, default_value_t = 3)]
     pub channels: usize,

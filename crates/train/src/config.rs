@@ -63,6 +63,9 @@ pub enum Arch {
     Resnet,
     /// The DAWNBench ResNet-9 (Page 2018).
     Resnet9,
+    /// ResNet-18 or -34 (`depth`) in torchvision's layout, for photos (224 px as on ImageNet).
+    #[serde(rename = "imagenet-resnet")]
+    ImagenetResnet,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -254,6 +257,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("configs/lenet5-cifar10.toml", include_str!("../../../configs/lenet5-cifar10.toml")),
     ("configs/resnet20-cifar10.toml", include_str!("../../../configs/resnet20-cifar10.toml")),
     ("configs/resnet9-cifar10.toml", include_str!("../../../configs/resnet9-cifar10.toml")),
+    ("configs/resnet18-folder.toml", include_str!("../../../configs/resnet18-folder.toml")),
     ("configs/word2vec-text8.toml", include_str!("../../../configs/word2vec-text8.toml")),
     ("configs/charlm-shakespeare.toml", include_str!("../../../configs/charlm-shakespeare.toml")),
 ];
@@ -338,6 +342,12 @@ impl ImageExperiment {
             && (self.model.depth < 8 || !(self.model.depth - 2).is_multiple_of(6))
         {
             bail!("model.depth must be 6n + 2 (20, 32, 44, 56, 110), got {}", self.model.depth);
+        }
+        if self.model.arch == Arch::ImagenetResnet && ![18, 34].contains(&self.model.depth) {
+            bail!(
+                "model.depth must be 18 or 34 for arch = \"imagenet-resnet\", got {}",
+                self.model.depth
+            );
         }
         if self.model.hidden.contains(&0) {
             bail!("model.hidden layer widths must be at least 1, got {:?}", self.model.hidden);

@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burnlab_data::ImageBatch;
-use burnlab_models::{CifarResNet, LeNet5, LossKind, Mlp, ResNet9};
+use burnlab_models::{CifarResNet, LeNet5, LossKind, Mlp, ResNet, ResNet9};
 
 /// The image networks burnlab trains. One lives per process, so the size difference between
 /// the variants (ResNet's blocks against the MLP's layers) costs nothing worth a box.
@@ -15,6 +15,8 @@ pub enum ImageNet {
     LeNet5(LeNet5),
     ResNet(CifarResNet),
     ResNet9(ResNet9),
+    /// ResNet-18/34 in torchvision's layout.
+    ImagenetResNet(ResNet),
 }
 
 impl ImageNet {
@@ -24,6 +26,7 @@ impl ImageNet {
             ImageNet::LeNet5(m) => m.forward(images),
             ImageNet::ResNet(m) => m.forward(images),
             ImageNet::ResNet9(m) => m.forward(images),
+            ImageNet::ImagenetResNet(m) => m.forward(images),
         }
     }
 
@@ -32,6 +35,7 @@ impl ImageNet {
         match self {
             ImageNet::ResNet(m) => m.num_trainable_params(),
             ImageNet::ResNet9(m) => m.num_trainable_params(),
+            ImageNet::ImagenetResNet(m) => m.num_trainable_params(),
             other => other.num_params(),
         }
     }

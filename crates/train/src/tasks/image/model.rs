@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::Device;
-use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config};
+use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config, ResNetConfig};
 
 use crate::config::{self, Arch, ImageExperiment};
 use crate::run;
@@ -17,6 +17,7 @@ pub const DEFAULT_MLP_CONFIG: &str = "configs/mlp-cifar10.toml";
 pub const DEFAULT_CNN_CONFIG: &str = "configs/resnet20-cifar10.toml";
 pub const DEFAULT_LENET5_CONFIG: &str = "configs/lenet5-cifar10.toml";
 pub const DEFAULT_RESNET9_CONFIG: &str = "configs/resnet9-cifar10.toml";
+pub const DEFAULT_FOLDER_CONFIG: &str = "configs/resnet18-folder.toml";
 
 /// The default config of a `--model` name and the overrides that select it in any config.
 pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
@@ -29,6 +30,10 @@ pub fn model_choice(model: &str) -> (&'static str, Vec<(String, String)>) {
         ),
         "lenet5" => (DEFAULT_LENET5_CONFIG, vec![set("model.arch", "lenet5")]),
         "resnet9" => (DEFAULT_RESNET9_CONFIG, vec![set("model.arch", "resnet9")]),
+        "resnet18" | "resnet34" => (
+            DEFAULT_FOLDER_CONFIG,
+            vec![set("model.arch", "imagenet-resnet"), set("model.depth", &model[6..])],
+        ),
         other => {
             let depth = other.strip_prefix("resnet").unwrap_or("20");
             (DEFAULT_CNN_CONFIG, vec![set("model.arch", "resnet"), set("model.depth", depth)])
@@ -53,6 +58,7 @@ pub fn summary_command(args: crate::cli::SummaryArgs) -> Result<()> {
         ImageNet::LeNet5(m) => m.summary(image),
         ImageNet::ResNet(m) => m.summary(image),
         ImageNet::ResNet9(m) => m.summary(image),
+        ImageNet::ImagenetResNet(m) => m.summary(image),
     };
     println!("{} ({})", describe_model(&exp, args.classes, image), path.display());
     print!("{}", burnlab_models::format_table(&rows));
@@ -97,6 +103,13 @@ pub fn build_model(
         Arch::Resnet9 => ImageNet::ResNet9(
             ResNet9Config::new().with_in_channels(image[0]).with_num_classes(classes).init(device),
         ),
+        Arch::ImagenetResnet => ImageNet::ImagenetResNet(
+            ResNetConfig::new()
+                .with_depth(m.depth)
+                .with_in_channels(image[0])
+                .with_num_classes(classes)
+                .init(device),
+        ),
     };
     ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
 }
@@ -115,6 +128,10 @@ pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) 
             format!("resnet{} (shortcut {:?}) -> {classes}", exp.model.depth, exp.model.shortcut)
         }
         Arch::Resnet9 => format!("resnet9 -> {classes}"),
+        Arch::ImagenetResnet => format!(
+            "resnet{} (torchvision layout) {}x{}x{} -> {classes}",
+            exp.model.depth, image[0], image[1], image[2]
+        ),
     }
 }
 
