@@ -38,7 +38,14 @@ mod tests {
         let archs: Vec<Arch> = names.iter().map(|n| n.1).collect();
         assert_eq!(
             archs,
-            vec![Arch::Lenet5, Arch::Mlp, Arch::Resnet, Arch::Resnet9, Arch::Mlp],
+            vec![
+                Arch::Lenet5,
+                Arch::Mlp,
+                Arch::ImagenetResnet,
+                Arch::Resnet,
+                Arch::Resnet9,
+                Arch::Mlp
+            ],
             "{names:?}"
         );
     }
