@@ -57,16 +57,89 @@ fn resnet18_trains_on_a_folder_and_is_summarised() {
     let run = f.path("run");
     let mut c = burnlab();
     c.args(["train", "cnn", "--model", "resnet18", "--epochs", "1", "--batch-size", "8"])
+        .args(["--image-size", "64"])
         .arg("--data")
         .arg(&f.data)
         .arg("--run-dir")
         .arg(&run);
     let out = run_ok(&mut c);
-    assert!(out.contains("resnet18 (torchvision layout) 3x32x32 -> 3"), "{out}");
+    assert!(out.contains("resnet18 (torchvision layout) 3x64x64 -> 3"), "{out}");
     assert!(out.contains("val accuracy"), "{out}");
     let out =
         run_ok(burnlab().args(["summary", "resnet34", "--classes", "2", "--image-size", "224"]));
     assert!(out.contains("total: 21,285,698 trainable parameters, output 2"), "{out}");
     let e = run_err(burnlab().args(["summary", "resnet18", "--set", "model.depth=50"]));
     assert!(e.contains("model.depth must be 18 or 34"), "{e}");
+}
+
+/// Photos of mixed sizes and aspect ratios: training takes random resized crops of each (kept
+/// at its shorter side `data.resize`), validation and test the centre crop, and `predict` reads
+/// any image the way validation does.
+#[test]
+fn photos_of_any_size_train_with_random_resized_crops() {
+    let f = Fixture::new(12, 4, 1, 0.0);
+    // Re-save every image at a different size and aspect ratio, some as JPEG.
+    let mut k = 0u32;
+    for split in ["train", "test"] {
+        for class in CLASSES {
+            let dir = f.data.join(split).join(class);
+            for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
+                let img = image::open(entry.path()).expect("png").to_rgb8();
+                let (w, h) = (40 + (k * 37) % 200, 30 + (k * 53) % 150);
+                k += 1;
+                let big =
+                    image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+                std::fs::remove_file(entry.path()).expect("rm");
+                let name =
+                    entry.path().with_extension(if k.is_multiple_of(2) { "jpg" } else { "png" });
+                big.save(name).expect("save");
+            }
+        }
+    }
+    let run = f.path("run");
+    let sets = [
+        "--set",
+        "data.random_resized_crop=true",
+        "--set",
+        "data.image_size=24",
+        "--set",
+        "data.normalize=\"imagenet\"",
+        "--set",
+        "data.crop_padding=0",
+        "--set",
+        "data.valid_size=6",
+    ];
+    let out = run_ok(f.train(&run).args(sets));
+    assert!(out.contains("mlp 1728-16-3"), "24 x 24 x 3 inputs: {out}");
+    let record = read_json(&run.join("run.json"));
+    assert_eq!(record["image_size"], serde_json::json!([3, 24, 24]));
+    assert_eq!(
+        record["normalization"]["mean"][0].as_f64().map(|m| (m * 1000.0).round()),
+        Some(485.0)
+    );
+    let photo = f.path("wide.jpg");
+    image::RgbImage::from_pixel(300, 120, image::Rgb([20, 20, 230])).save(&photo).expect("save");
+    let out = run_ok(burnlab().arg("predict").arg(&run).arg(&photo));
+    assert!(out.contains("wide.jpg: "), "{out}");
+    let text = f.path("notes.jpg");
+    std::fs::write(&text, "not an image").expect("write");
+    let e = run_err(burnlab().arg("predict").arg(&run).arg(&text));
+    assert!(e.contains("notes.jpg"), "{e}");
+}
+
+#[test]
+fn bad_image_sizes_are_refused_naming_the_field() {
+    let f = Fixture::new(4, 2, 1, 0.0);
+    for (set, want) in [
+        ("data.image_size=0", "data.image_size must be 1 to 1024 pixels, got 0"),
+        ("data.image_size=2048", "data.image_size must be 1 to 1024 pixels, got 2048"),
+        ("data.resize=16", "data.resize (16) must be at least data.image_size (32)"),
+        ("data.normalize={ mean = [0.5], std = [0.2] }", "data.normalize needs 3 means"),
+    ] {
+        let e = run_err(f.train(&f.path("bad")).args(["--set", set]));
+        assert!(e.contains(want), "{set}: {e}");
+    }
+    let e = run_err(f.train_cnn(&f.path("bad"), "lenet5").args(["--image-size", "64"]));
+    assert!(e.contains("lenet5 takes 32x32 images"), "{e}");
+    assert!(!f.path("bad").exists(), "nothing is written for a refused config");
 }

@@ -110,6 +110,7 @@ fn load_files(dir: &Path, files: &[&str], classes: &[String]) -> Result<ImageSet
         classes: classes.to_vec(),
         channels: 3,
         height: SIDE,
+        own_sizes: None,
         width: SIDE,
     })
 }

@@ -81,20 +81,50 @@ pub fn to_chw(rgb: &image::RgbImage) -> Vec<u8> {
     chw
 }
 
-/// Decode one image file to planar CHW RGB bytes of `side`×`side`, resizing if needed.
-pub fn decode_rgb(path: &Path, side: u32) -> Result<Vec<u8>> {
-    let mut rgb = decode(path)?;
-    if rgb.width() != side || rgb.height() != side {
-        rgb = image::imageops::resize(&rgb, side, side, image::imageops::FilterType::Triangle);
+/// `rgb` with its shorter side resized to `shorter` (the aspect ratio kept, as torchvision's
+/// `Resize(int)`), bilinear with antialiasing.
+pub fn resize_shorter(rgb: image::RgbImage, shorter: u32) -> image::RgbImage {
+    let (w, h) = rgb.dimensions();
+    if w.min(h) == shorter || w == 0 || h == 0 {
+        return rgb;
     }
-    Ok(to_chw(&rgb))
+    let scale = shorter as f64 / w.min(h) as f64;
+    let (nw, nh) = if w <= h {
+        (shorter, ((h as f64 * scale).round() as u32).max(1))
+    } else {
+        (((w as f64 * scale).round() as u32).max(1), shorter)
+    };
+    image::imageops::resize(&rgb, nw, nh, image::imageops::FilterType::Triangle)
+}
+
+/// Decode one image file as a validation or test image is seen: the shorter side resized to
+/// `resize`, then the centre `side` × `side` (torchvision's `Resize` + `CenterCrop`), as planar
+/// CHW RGB bytes.
+pub fn decode_rgb(path: &Path, side: u32, resize: u32) -> Result<Vec<u8>> {
+    let rgb = resize_shorter(decode(path)?, resize);
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    let s = side as usize;
+    Ok(crate::augment::center_crop(&to_chw(&rgb), 3, h, w, s, s))
+}
+
+/// Decode one image file for a set of images kept at their own sizes: the shorter side resized
+/// to `resize`; planar CHW bytes, height and width.
+fn decode_own_size(path: &Path, resize: u32) -> Result<(Vec<u8>, usize, usize)> {
+    let rgb = resize_shorter(decode(path)?, resize);
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    Ok((to_chw(&rgb), h, w))
 }
 
 /// How to read a folder.
 #[derive(Clone, Copy, Debug)]
 pub struct FolderOptions {
-    /// Side of the square every image is resized to.
+    /// Side of the square images are cropped to (`data.image_size`).
     pub side: u32,
+    /// Length the shorter side of each image is resized to first (`data.resize`).
+    pub resize: u32,
+    /// Keep each image at its resized size (a training set cropped at random by the loader)
+    /// instead of centre-cropping it to `side` × `side`.
+    pub own_sizes: bool,
     /// Skip an image that cannot be decoded (with a warning naming it) instead of failing.
     pub skip_bad_images: bool,
 }
@@ -147,7 +177,14 @@ fn scan(root: &Path, classes: &[String]) -> Result<(Vec<(PathBuf, u32)>, usize)>
 /// Load every image below `root` (one sub-folder per class), resized to `side`×`side`.
 /// `classes`, when given, fixes the label order (a test split must use the training classes).
 pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageSet> {
-    load_with(root, FolderOptions { side, skip_bad_images: false }, classes).map(|(set, _)| set)
+    load_with(root, FolderOptions::square(side), classes).map(|(set, _)| set)
+}
+
+impl FolderOptions {
+    /// `side` × `side` images, the shorter side resized to `side` and centre-cropped.
+    pub fn square(side: u32) -> Self {
+        Self { side, resize: side, own_sizes: false, skip_bad_images: false }
+    }
 }
 
 /// [`load`] with options, and what it passed over.
@@ -186,10 +223,15 @@ pub fn load_with(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(root.display().to_string());
-    let decoded: Vec<Result<Vec<u8>>> = files
+    let decoded: Vec<Result<(Vec<u8>, usize, usize)>> = files
         .par_iter()
         .map(|(path, _)| {
-            let r = decode_rgb(path, opts.side);
+            let r = if opts.own_sizes {
+                decode_own_size(path, opts.resize)
+            } else {
+                let s = opts.side as usize;
+                decode_rgb(path, opts.side, opts.resize).map(|px| (px, s, s))
+            };
             bar.inc(1);
             r
         })
@@ -199,9 +241,11 @@ pub fn load_with(
     let mut report = FolderReport { ignored, skipped: Vec::new() };
     let mut images = Vec::new();
     let mut labels = Vec::new();
+    let mut sizes = Vec::new();
     for ((path, label), image) in files.iter().zip(decoded) {
         match image {
-            Ok(px) => {
+            Ok((px, h, w)) => {
+                sizes.push((images.len(), h, w));
                 images.extend_from_slice(&px);
                 labels.push(*label);
             }
@@ -227,7 +271,11 @@ pub fn load_with(
     }
     tracing::info!("{}: {} images in {} classes", root.display(), labels.len(), classes.len());
     let side = opts.side as usize;
-    Ok((ImageSet { images, labels, classes, channels: 3, height: side, width: side }, report))
+    let own_sizes = opts.own_sizes.then_some(sizes);
+    Ok((
+        ImageSet { images, labels, classes, channels: 3, height: side, width: side, own_sizes },
+        report,
+    ))
 }
 
 #[cfg(test)]
@@ -251,7 +299,7 @@ mod tests {
         crc.update(&bytes[12..29]);
         bytes[29..33].copy_from_slice(&crc.sum().to_be_bytes());
         std::fs::write(&path, &bytes).expect("write");
-        let e = decode_rgb(&path, 32).expect_err("refused").to_string();
+        let e = decode_rgb(&path, 32, 32).expect_err("refused").to_string();
         assert!(e.contains("huge.png"), "{e}");
     }
 
@@ -383,7 +431,7 @@ mod tests {
             std::fs::write(class.join(other), b"not an image").expect("write");
         }
         std::fs::create_dir_all(dir.path().join(".hidden")).expect("mkdir");
-        let opts = FolderOptions { side: 6, skip_bad_images: false };
+        let opts = FolderOptions::square(6);
         let (set, report) = load_with(dir.path(), opts, None).expect("load");
         assert_eq!(set.classes, vec!["all"], "hidden folders are not classes");
         assert_eq!(set.len(), 7);
@@ -411,10 +459,10 @@ mod tests {
         std::fs::write(dir.path().join("cat/truncated.jpg"), &jpeg[..jpeg.len() / 3])
             .expect("write");
         std::fs::write(dir.path().join("cat/text.jpg"), b"just some text").expect("write");
-        let strict = FolderOptions { side: 4, skip_bad_images: false };
+        let strict = FolderOptions::square(4);
         let e = load_with(dir.path(), strict, None).expect_err("bad").to_string();
         assert!(e.contains("text.jpg") || e.contains("truncated.jpg"), "{e}");
-        let lenient = FolderOptions { side: 4, skip_bad_images: true };
+        let lenient = FolderOptions { skip_bad_images: true, ..FolderOptions::square(4) };
         let (set, report) = load_with(dir.path(), lenient, None).expect("load");
         assert_eq!(set.len(), 1);
         let names: Vec<String> = report

@@ -7,14 +7,20 @@ use crate::{DataError, Result};
 
 /// Images held in memory as `u8`, planar CHW per image (the CIFAR-10 binary layout), with labels.
 /// 50,000 CIFAR images are 150 MB this way, against 600 MB as `f32`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ImageSet {
     pub images: Vec<u8>,
     pub labels: Vec<u32>,
     pub classes: Vec<String>,
     pub channels: usize,
+    /// The size of every image; for a set of images kept at their own sizes, the size the
+    /// loader crops them to.
     pub height: usize,
     pub width: usize,
+    /// Images kept at their own sizes (a training cache of photos, each resized so that its
+    /// shorter side is `data.resize`): per image, (offset in `images`, height, width). `None`:
+    /// every image is `height` × `width`.
+    pub own_sizes: Option<Vec<(usize, usize, usize)>>,
 }
 
 /// Per-channel mean and standard deviation of pixel values scaled to [0, 1].
@@ -33,20 +39,42 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
+    /// Bytes of one image as the loader hands it to the model (`height` × `width`).
     pub fn image_size(&self) -> usize {
         self.channels * self.height * self.width
     }
 
+    /// Height and width of image `index`.
+    pub fn dims(&self, index: usize) -> (usize, usize) {
+        match &self.own_sizes {
+            Some(sizes) => (sizes[index].1, sizes[index].2),
+            None => (self.height, self.width),
+        }
+    }
+
     pub fn image(&self, index: usize) -> &[u8] {
-        let n = self.image_size();
-        &self.images[index * n..(index + 1) * n]
+        match &self.own_sizes {
+            Some(sizes) => {
+                let (offset, h, w) = sizes[index];
+                &self.images[offset..offset + self.channels * h * w]
+            }
+            None => {
+                let n = self.image_size();
+                &self.images[index * n..(index + 1) * n]
+            }
+        }
     }
 
     /// A new set holding the given images, in that order.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
-        let mut images = Vec::with_capacity(indices.len() * self.image_size());
+        let mut images = Vec::new();
         let mut labels = Vec::with_capacity(indices.len());
+        let mut sizes = self.own_sizes.as_ref().map(|_| Vec::with_capacity(indices.len()));
         for &i in indices {
+            if let Some(s) = sizes.as_mut() {
+                let (h, w) = self.dims(i);
+                s.push((images.len(), h, w));
+            }
             images.extend_from_slice(self.image(i));
             labels.push(self.labels[i]);
         }
@@ -57,7 +85,20 @@ impl ImageSet {
             channels: self.channels,
             height: self.height,
             width: self.width,
+            own_sizes: sizes,
         }
+    }
+
+    /// The set at `height` × `width`: images kept at their own sizes are centre-cropped to it
+    /// (torchvision's `CenterCrop` after `Resize`: how validation and test images are seen).
+    pub fn to_fixed(self) -> ImageSet {
+        let Some(sizes) = &self.own_sizes else { return self };
+        let (oh, ow, c) = (self.height, self.width, self.channels);
+        let mut images = Vec::with_capacity(self.len() * c * oh * ow);
+        for (i, &(_, h, w)) in sizes.iter().enumerate() {
+            images.extend(crate::augment::center_crop(self.image(i), c, h, w, oh, ow));
+        }
+        ImageSet { images, own_sizes: None, ..self }
     }
 
     /// Carve a seeded random validation split of `valid_count` images: returns (train, valid).
@@ -81,11 +122,14 @@ impl ImageSet {
 
     /// Mean and (population) standard deviation per channel over all pixels of the set.
     pub fn channel_stats(&self) -> Normalization {
-        let plane = self.height * self.width;
         let mut sum = vec![0f64; self.channels];
         let mut sum_sq = vec![0f64; self.channels];
-        for img in self.images.chunks_exact(self.image_size()) {
-            for (c, chan) in img.chunks_exact(plane).enumerate() {
+        let mut pixels = 0usize;
+        for i in 0..self.len() {
+            let (h, w) = self.dims(i);
+            let plane = h * w;
+            pixels += plane;
+            for (c, chan) in self.image(i).chunks_exact(plane.max(1)).enumerate() {
                 // Integer sums are exact and much faster than per-pixel float work.
                 let (s, s2) = chan
                     .iter()
@@ -94,7 +138,7 @@ impl ImageSet {
                 sum_sq[c] += s2 as f64;
             }
         }
-        let count = (self.len() * plane).max(1) as f64;
+        let count = pixels.max(1) as f64;
         let mut mean = Vec::with_capacity(self.channels);
         let mut std = Vec::with_capacity(self.channels);
         for c in 0..self.channels {
@@ -150,6 +194,7 @@ mod tests {
             channels: 3,
             height: 2,
             width: 2,
+            own_sizes: None,
         }
     }
 
@@ -202,6 +247,7 @@ mod tests {
             channels: 3,
             height: 2,
             width: 2,
+            own_sizes: None,
         };
         let n = s.channel_stats();
         assert_eq!(n.mean, vec![0.0, 1.0, 0.5]);

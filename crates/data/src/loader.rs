@@ -16,6 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use crate::augment::{Rect, center_crop, random_resized_rect, resize_rect};
 use crate::{Augment, ImageSet, Normalization};
 
 /// A batch of normalised images [batch, channels, height, width] and their class indices.
@@ -132,21 +133,34 @@ impl ImageLoader {
         // to the CPU backend's matrix multiplications, which stall when it is busy here.
         pixels.chunks_mut(size).zip(indices.iter().enumerate()).for_each(|(out, (k, &i))| {
             let src = set.image(i);
-            let mut tmp;
+            let (h, w) = set.dims(i);
+            let (c, oh, ow) = (set.channels, set.height, set.width);
+            let (mut tmp, resized);
             let mut cut = None;
             let src = match (&self.augment, self.shuffle_seed) {
                 (Some(a), seed) => {
-                    tmp = vec![0u8; size];
                     let s = mix(seed.unwrap_or(0), epoch as u64, (offset + k) as u64);
-                    cut = a.apply(
-                        src,
-                        &mut tmp,
-                        set.channels,
-                        set.height,
-                        set.width,
-                        &mut StdRng::seed_from_u64(s),
-                    );
+                    let mut rng = StdRng::seed_from_u64(s);
+                    // An image kept at its own size: a random resized crop of it (or all of
+                    // it) to the output size first.
+                    let src = if a.random_resized || (h, w) != (oh, ow) {
+                        let rect = if a.random_resized {
+                            random_resized_rect(h, w, &mut rng)
+                        } else {
+                            Rect { y0: 0, y1: h, x0: 0, x1: w }
+                        };
+                        resized = resize_rect(src, (c, h, w), rect, (oh, ow));
+                        &resized[..]
+                    } else {
+                        src
+                    };
+                    tmp = vec![0u8; size];
+                    cut = a.apply(src, &mut tmp, c, oh, ow, &mut rng);
                     &tmp[..]
+                }
+                (None, _) if (h, w) != (oh, ow) => {
+                    resized = center_crop(src, c, h, w, oh, ow);
+                    &resized[..]
                 }
                 (None, _) => src,
             };
@@ -289,6 +303,7 @@ mod tests {
             channels: 3,
             height: 4,
             width: 4,
+            own_sizes: None,
         })
     }
 

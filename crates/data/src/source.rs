@@ -39,7 +39,10 @@ pub struct ImageData {
 /// How to read an image folder.
 #[derive(Clone, Copy, Debug)]
 pub struct DataOptions {
+    /// How validation and test images are read (`own_sizes` is for the training images).
     pub folder: FolderOptions,
+    /// Keep training images at their own (resized) sizes, for random resized crops.
+    pub train_own_sizes: bool,
     /// Seeds the split of a folder without `train/` (the same seed gives the same split).
     pub seed: u64,
 }
@@ -47,7 +50,7 @@ pub struct DataOptions {
 impl DataOptions {
     /// CIFAR's 32 × 32, no skipping of bad images.
     pub fn cifar(seed: u64) -> Self {
-        Self { folder: FolderOptions { side: cifar::SIDE as u32, skip_bad_images: false }, seed }
+        Self { folder: FolderOptions::square(cifar::SIDE as u32), train_own_sizes: false, seed }
     }
 }
 
@@ -125,12 +128,14 @@ pub fn load_image_data(
 ) -> Result<ImageData> {
     let layout = locate(data, cache, download)?;
     let source = describe(&layout);
+    let fixed = FolderOptions { own_sizes: false, ..opts.folder };
+    let for_training = FolderOptions { own_sizes: opts.train_own_sizes, ..opts.folder };
     let load = |dir: &Path, classes: Option<&[String]>| {
-        image_folder::load_with(dir, opts.folder, classes).map(|(set, _)| set)
+        image_folder::load_with(dir, fixed, classes).map(|(set, _)| set)
     };
     Ok(match &layout {
         Layout::Splits { root, valid, test } => {
-            let train = load(&root.join("train"), None)?;
+            let train = image_folder::load_with(&root.join("train"), for_training, None)?.0;
             let valid = match valid {
                 Some(v) => Some(load(&root.join(v), Some(&train.classes))?),
                 None => None,
@@ -144,8 +149,9 @@ pub fn load_image_data(
             ImageData { train, valid, test: test_set, test_name: test.clone(), source }
         }
         Layout::Flat(root) => {
-            let all = load(root, None)?;
+            let all = image_folder::load_with(root, for_training, None)?.0;
             let [train, valid, test] = stratified_split(&all, HELD_OUT_FRACTION, opts.seed);
+            let (valid, test) = (valid.to_fixed(), test.to_fixed());
             tracing::info!(
                 "no train/ folder: {} train, {} validation and {} test images split off by seed {}, per class",
                 train.len(),
@@ -156,6 +162,7 @@ pub fn load_image_data(
             ImageData { train, valid: Some(valid), test, test_name: "test".into(), source }
         }
         Layout::Binary(dir) => {
+            cifar_size(dir, opts)?;
             let (train, test) = cifar::load_dir(dir)?;
             ImageData { train, valid: None, test, test_name: "test".into(), source }
         }
@@ -177,13 +184,33 @@ pub fn load_test_data(
     let (test, name) = match &layout {
         Layout::Splits { root, test, .. } => (folder(&root.join(test))?.0, test.clone()),
         Layout::Flat(root) => {
+            // Split as training did (the same images, read at their own sizes when it read
+            // them so: the per-class draw depends only on the labels and the seed).
             let (all, _) = folder(root)?;
             let [_, _, test] = stratified_split(&all, HELD_OUT_FRACTION, opts.seed);
             (test, "test".into())
         }
-        Layout::Binary(dir) => (cifar::load_test(dir)?, "test".into()),
+        Layout::Binary(dir) => {
+            cifar_size(dir, opts)?;
+            (cifar::load_test(dir)?, "test".into())
+        }
     };
     Ok((test, name, source))
+}
+
+/// CIFAR-10's binary batches hold 32 × 32 images: another `data.image_size` is an error.
+fn cifar_size(dir: &Path, opts: &DataOptions) -> Result<()> {
+    if opts.folder.side as usize != cifar::SIDE {
+        return Err(DataError::format(
+            dir,
+            format!(
+                "CIFAR-10 binary images are {0}x{0}: data.image_size must be {0}, got {1}",
+                cifar::SIDE,
+                opts.folder.side
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits `set` into (train, validation, test), holding out `fraction` of each class for

@@ -273,6 +273,9 @@ pub struct TrainArgs {
     /// Override train.batch_size.
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Override data.image_size (the side of the square images the model sees).
+    #[arg(long)]
+    pub image_size: Option<usize>,
 }
 
 /// The flags every `train` takes.

@@ -76,7 +76,19 @@ pub struct DataConfig {
     pub valid_size: ValidSize,
     /// Skip images that cannot be decoded, with a warning naming each, instead of failing.
     pub skip_bad_images: bool,
-    /// Zero padding before the random 32x32 crop; 0 turns cropping off.
+    /// Side of the square images the model sees (CIFAR's 32; 224 as on ImageNet).
+    pub image_size: usize,
+    /// Length the shorter side of each image is resized to before cropping (torchvision's
+    /// `Resize`); default `image_size` with `crop_padding`, `image_size` × 256/224 with
+    /// `random_resized_crop`.
+    pub resize: Option<usize>,
+    /// Training crops: torchvision's `RandomResizedCrop(image_size)` (default scale and ratio)
+    /// of each image resized to `resize`, instead of the padded random crop of CIFAR.
+    pub random_resized_crop: bool,
+    /// Per-channel normalisation: "dataset" (the training images' mean and std), "imagenet"
+    /// (torchvision's constants), or `{ mean = [...], std = [...] }`.
+    pub normalize: Normalize,
+    /// Zero padding before the random crop; 0 turns cropping off.
     pub crop_padding: usize,
     pub hflip: bool,
     /// Side of the Cutout square blanked in each training image (0: off).
@@ -88,6 +100,10 @@ impl Default for DataConfig {
         Self {
             valid_size: ValidSize::Count(5000),
             skip_bad_images: false,
+            image_size: 32,
+            resize: None,
+            random_resized_crop: false,
+            normalize: Normalize::default(),
             crop_padding: 4,
             hflip: true,
             cutout: 0,
@@ -99,9 +115,92 @@ impl DataConfig {
     /// How the data crate reads an image folder for this config.
     pub fn options(&self, seed: u64) -> burnlab_data::DataOptions {
         let mut o = burnlab_data::DataOptions::cifar(seed);
+        o.folder.side = self.image_size as u32;
+        o.folder.resize = self.resize() as u32;
         o.folder.skip_bad_images = self.skip_bad_images;
+        o.train_own_sizes = self.random_resized_crop;
         o
     }
+
+    /// `data.resize`, or its default.
+    pub fn resize(&self) -> usize {
+        match (self.resize, self.random_resized_crop) {
+            (Some(r), _) => r,
+            (None, true) => (self.image_size as f64 * 256.0 / 224.0).floor() as usize,
+            (None, false) => self.image_size,
+        }
+    }
+
+    /// The training augmentation.
+    pub fn augment(&self) -> burnlab_data::Augment {
+        burnlab_data::Augment {
+            crop_padding: self.crop_padding,
+            hflip: self.hflip,
+            cutout: self.cutout,
+            random_resized: self.random_resized_crop,
+        }
+    }
+
+    /// The normalisation of a run whose training images are `train`.
+    pub fn normalization(&self, train: &burnlab_data::ImageSet) -> burnlab_data::Normalization {
+        match &self.normalize {
+            Normalize::Named(NamedNormalize::Dataset) => train.channel_stats(),
+            Normalize::Named(NamedNormalize::Imagenet) => burnlab_data::Normalization {
+                mean: vec![0.485, 0.456, 0.406],
+                std: vec![0.229, 0.224, 0.225],
+            },
+            Normalize::Given { mean, std } => {
+                burnlab_data::Normalization { mean: mean.clone(), std: std.clone() }
+            }
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=1024).contains(&self.image_size) {
+            bail!("data.image_size must be 1 to 1024 pixels, got {}", self.image_size);
+        }
+        if self.resize() < self.image_size {
+            bail!(
+                "data.resize ({}) must be at least data.image_size ({}): the crop is taken from the resized image",
+                self.resize(),
+                self.image_size
+            );
+        }
+        if self.resize() > 4096 {
+            bail!("data.resize must be at most 4096 pixels, got {}", self.resize());
+        }
+        if let Normalize::Given { mean, std } = &self.normalize
+            && (mean.len() != 3
+                || std.len() != 3
+                || std.iter().any(|s| !(s.is_finite() && *s > 0.0)))
+        {
+            bail!(
+                "data.normalize needs 3 means and 3 positive stds (RGB), got mean {mean:?}, std {std:?}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `data.normalize`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Normalize {
+    Named(NamedNormalize),
+    Given { mean: Vec<f32>, std: Vec<f32> },
+}
+
+impl Default for Normalize {
+    fn default() -> Self {
+        Normalize::Named(NamedNormalize::Dataset)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum NamedNormalize {
+    Dataset,
+    Imagenet,
 }
 
 /// `data.valid_size`: a number of images, or a fraction of the training images.
@@ -308,6 +407,24 @@ impl ImageExperiment {
         check_checkpoint_minutes(self.train.checkpoint_minutes)?;
         if self.train.epochs == 0 {
             bail!("train.epochs must be at least 1");
+        }
+        self.data.validate()?;
+        let size = self.data.image_size;
+        match self.model.arch {
+            Arch::Lenet5 if size != 32 => {
+                bail!(
+                    "lenet5 takes 32x32 images (its layers are sized for them): data.image_size must be 32, got {size}"
+                )
+            }
+            Arch::Resnet | Arch::Resnet9 if size < 8 => {
+                bail!("data.image_size must be at least 8 for this ResNet, got {size}")
+            }
+            Arch::ImagenetResnet if size < 32 => {
+                bail!(
+                    "data.image_size must be at least 32 for resnet18/34 (it downsamples 32 times), got {size}"
+                )
+            }
+            _ => {}
         }
         if let ValidSize::Fraction(f) = self.data.valid_size
             && !(f > 0.0 && f < 1.0)

@@ -90,7 +90,7 @@ fn cifar_meta_seeds(_: &Path) -> Vec<Vec<u8>> {
 }
 
 fn image_file(dir: &Path, data: &[u8]) {
-    let _ = image_folder::decode_rgb(&put(dir, "x.png", data), 8);
+    let _ = image_folder::decode_rgb(&put(dir, "x.png", data), 8, 10);
 }
 
 fn image_folder_scan(dir: &Path, data: &[u8]) {

@@ -369,6 +369,7 @@ mod tests {
             channels: 3,
             height: 4,
             width: 4,
+            own_sizes: None,
         };
         let mut grid = SampleGrid::new(Arc::new(set), 2, writer.clone(), 5);
         let device = burn::tensor::Device::flex();

@@ -245,11 +245,14 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
     if h != w || c != 3 {
         bail!("run has images of shape {:?}; predict supports square RGB", meta.image_size);
     }
+    // The run's own resize and centre crop, as its validation images were seen.
+    let exp = crate::config::load_image(&args.run_dir.join(run::CONFIG_FILE), &[])?;
+    let resize = exp.data.resize() as u32;
     let table = meta.normalization.table();
     let k = args.top_k.clamp(1, meta.classes.len());
     for path in &args.images {
-        let chw =
-            decode_rgb(path, h as u32).with_context(|| format!("reading {}", path.display()))?;
+        let chw = decode_rgb(path, h as u32, resize)
+            .with_context(|| format!("reading {}", path.display()))?;
         let plane = h * w;
         let pixels: Vec<f32> =
             chw.iter().enumerate().map(|(i, &p)| table[i / plane][p as usize]).collect();

@@ -36,6 +36,7 @@ fn random_images(n: usize) -> ImageSet {
         channels: 3,
         height: 32,
         width: 32,
+        own_sizes: None,
     }
 }
 
@@ -66,11 +67,7 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
 
     let set = Arc::new(random_images(n));
     let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
-    let augment = Augment {
-        crop_padding: exp.data.crop_padding,
-        hflip: exp.data.hflip,
-        cutout: exp.data.cutout,
-    };
+    let augment = Augment { random_resized: false, ..exp.data.augment() };
     let loader = ImageLoader::new(set.clone(), args.batch_size, &norm, ad.clone())
         .shuffle(0)
         .augment(augment);

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
-use burnlab_data::{Augment, ImageLoader, ImageSet, Normalization};
+use burnlab_data::{ImageLoader, ImageSet, Normalization};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
@@ -54,6 +54,7 @@ fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
             ("train.epochs", flag(args.run.epochs)),
             ("optim.lr", float_flag(args.lr)),
             ("train.batch_size", flag(args.batch_size)),
+            ("data.image_size", flag(args.image_size)),
             ("seed", flag(args.run.seed)),
         ],
         &args.run.sets,
@@ -73,7 +74,9 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         Some(valid) => (data.train, valid),
         None => {
             let count = exp.data.valid_size.of(data.train.len());
-            data.train.split_validation(count, exp.seed)?
+            let (train, valid) = data.train.split_validation(count, exp.seed)?;
+            // Validation images are seen as test images are: centre-cropped.
+            (train, valid.to_fixed())
         }
     };
     if valid.is_empty() {
@@ -85,7 +88,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     // Atomic: a resume rewrites it, and a kill then must not leave half a config.
     run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     println!("run folder: {}", run_dir.display());
-    let norm = train.channel_stats();
+    let norm = exp.data.normalization(&train);
     let image = [train.channels, train.height, train.width];
     let classes = train.classes.len();
 
@@ -119,11 +122,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let train_set = Arc::new(train);
     let train_loader = ImageLoader::new(train_set.clone(), exp.train.batch_size, &norm, ad.clone())
         .shuffle(exp.seed)
-        .augment(Augment {
-            crop_padding: exp.data.crop_padding,
-            hflip: exp.data.hflip,
-            cutout: exp.data.cutout,
-        })
+        .augment(exp.data.augment())
         .resume_at(start.epoch, start.step);
     let valid_set = Arc::new(valid);
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
