@@ -92,6 +92,11 @@ bench-kernels:
 bench-mlp *args:
     bash scripts/bench-mlp.sh "$@"
 
+# Own-images benchmark: ResNet-18 at 224 px on a 2-class folder of mixed-size photos made from the
+# CIFAR-10 JPEGs, 2 epochs; with PEER_PYTHON set, the PyTorch peer right after it
+bench-folder *args:
+    bash scripts/bench-folder.sh "$@"
+
 # CNN benchmark: `just bench-cnn [lenet5] [resnet20] [resnet9] [-- --backend wgpu]`; with
 # PEER_PYTHON=/path/to/python (torch installed) the PyTorch peer runs beside it and ratios print
 bench-cnn *args:

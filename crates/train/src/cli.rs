@@ -93,6 +93,9 @@ pub struct ProfileArgs {
     pub backend: Backend,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
+    /// Input image side (default: the model config's data.image_size).
+    #[arg(long)]
+    pub image_size: Option<usize>,
     /// Timed steps (after 2 warm-up steps); medians are printed.
     #[arg(long, default_value_t = 5)]
     pub steps: usize,

@@ -26,16 +26,16 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `n` random 32×32 RGB images in 10 classes (timing needs no real data).
-fn random_images(n: usize) -> ImageSet {
+/// `n` random `side` × `side` RGB images in 10 classes (timing needs no real data).
+fn random_images(n: usize, side: usize) -> ImageSet {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     ImageSet {
-        images: (0..n * 3 * 32 * 32).map(|_| rng.random()).collect(),
+        images: (0..n * 3 * side * side).map(|_| rng.random()).collect(),
         labels: (0..n).map(|_| rng.random_range(0..10)).collect(),
         classes: (0..10).map(|i| format!("c{i}")).collect(),
         channels: 3,
-        height: 32,
-        width: 32,
+        height: side,
+        width: side,
         own_sizes: None,
     }
 }
@@ -61,11 +61,12 @@ pub fn profile_command(args: ProfileArgs) -> Result<()> {
     let device = args.backend.device()?;
     let ad = device.clone().autodiff();
     let host = args.backend.is_host();
-    let image = [3usize, 32, 32];
+    let side = args.image_size.unwrap_or(exp.data.image_size);
+    let image = [3usize, side, side];
     let warmup = 2;
     let n = args.batch_size * (args.steps + warmup);
 
-    let set = Arc::new(random_images(n));
+    let set = Arc::new(random_images(n, side));
     let norm = Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] };
     let augment = Augment { random_resized: false, ..exp.data.augment() };
     let loader = ImageLoader::new(set.clone(), args.batch_size, &norm, ad.clone())
