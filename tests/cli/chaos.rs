@@ -15,6 +15,11 @@ use crate::common::*;
 /// only does: checkpoints change nothing.
 const EVERY_STEP: [&str; 2] = ["--set", "train.checkpoint_minutes=1e-9"];
 
+/// Epochs of each chaos run: enough that `kills` kills land in training, not in start-ups.
+fn epochs(least: usize) -> String {
+    least.max(kills() + 2).to_string()
+}
+
 fn kills() -> usize {
     std::env::var("CHAOS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
 }
@@ -31,8 +36,8 @@ fn finished(run: &Path) -> bool {
     run.join("run.json").is_file() && read_json(&run.join("run.json"))["status"] == "finished"
 }
 
-/// Trains `run` to the end through `kills` random `kill -9`s, each after a delay uniform in
-/// [0, `span`): an attempt starts the run, or resumes it once it has a record, as a user would.
+/// Trains `run` to the end through `kills` random `kill -9`s, each once the attempt has written a
+/// checkpoint and then after a delay uniform in [0, `span` / `kills`): an attempt starts the run, or resumes it once it has a record, as a user would.
 /// Returns how many attempts were killed.
 fn train_through_kills(
     train: &dyn Fn(&Path) -> Command,
@@ -57,10 +62,20 @@ fn train_through_kills(
         if finished(run) {
             break;
         }
+        let before = checkpoints(run);
         let mut child =
             attempt().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
-        // Within a whole run's time: most attempts are killed, at any point.
-        let deadline = Instant::now() + span.mul_f64(next());
+        // Past its start-up (a checkpoint it wrote), then a random moment within a
+        // kills-th of a whole run: the kills land in training and in checkpoint writes, and
+        // nearly every attempt is killed.
+        let started = Instant::now();
+        while checkpoints(run) == before
+            && child.try_wait().expect("wait").is_none()
+            && started.elapsed() < Duration::from_secs(120)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let deadline = Instant::now() + span.mul_f64(next() / kills() as f64);
         while Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -115,7 +130,8 @@ fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
         })
         .collect();
     std::fs::write(&corpus, text).expect("write");
-    let args = ["--epochs", "8", "--threads", "1"];
+    let epochs = epochs(8);
+    let args = ["--epochs", epochs.as_str(), "--threads", "1"];
     let train = |run: &Path| crate::word2vec::train(&corpus, run, &args);
     run_ok(&mut train(&tmp.path().join("full")));
     let every_chunk = |run: &Path| {
@@ -138,11 +154,17 @@ fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
 #[test]
 fn chaos_image_model_ends_on_the_uninterrupted_metrics() {
     let f = Fixture::new(40, 5, 4, 0.3);
-    run_ok(&mut f.train(&f.path("full")));
+    let epochs = epochs(4);
+    let f_train = |r: &Path| {
+        let mut c = f.train(r);
+        c.args(["--epochs", epochs.as_str()]);
+        c
+    };
+    run_ok(&mut f_train(&f.path("full")));
     let seed = seed();
     let run = f.path("chaos");
     let train = |r: &Path| {
-        let mut c = f.train(r);
+        let mut c = f_train(r);
         c.args(EVERY_STEP);
         c
     };
@@ -166,7 +188,12 @@ fn chaos_char_model_ends_on_the_uninterrupted_loss() {
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("text.txt");
     crate::rnn::write_text(&corpus);
-    let train = |run: &Path| crate::rnn::train(&corpus, run, "lstm");
+    let epochs = epochs(2);
+    let train = |run: &Path| {
+        let mut c = crate::rnn::train(&corpus, run, "lstm");
+        c.args(["--set", &format!("train.epochs={epochs}")]);
+        c
+    };
     run_ok(&mut train(&tmp.path().join("full")));
     let seed = seed();
     let run = tmp.path().join("chaos");
