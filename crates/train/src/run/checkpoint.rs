@@ -187,6 +187,18 @@ pub fn prune_within_epoch(run: &Path) {
     }
 }
 
+/// Removes what a process killed while writing a checkpoint left: burnpack's temporary files
+/// (`model-3.bpk.<pid>-<n>.tmp`). Only while holding the run's lock, before training starts
+/// (a running writer's temporaries are in flight).
+pub fn remove_leftovers(run: &Path) {
+    let Ok(dir) = std::fs::read_dir(run.join(CHECKPOINT_DIR)) else { return };
+    for entry in dir.filter_map(|e| e.ok()) {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// burn-train's epoch-end checkpoints, keeping the last `keep`.
 pub fn epoch_checkpoints<M: LearnerModel>(
     training: SupervisedTraining<M>,
@@ -232,5 +244,9 @@ mod tests {
         assert_eq!(ResumePoint { epoch: 3, step: 0 }.to_string(), "the checkpoint of epoch 2");
         prune_within_epoch(tmp.path());
         assert!(within_epoch(tmp.path()).is_empty(), "none is complete: all are removed");
+        touch(&ck, &["model-3.bpk.4242-7.tmp", "model-2.bpk"]);
+        remove_leftovers(tmp.path());
+        assert!(!ck.join("model-3.bpk.4242-7.tmp").exists());
+        assert!(ck.join("model-2.bpk").exists());
     }
 }

@@ -51,6 +51,7 @@ pub fn start(
             meta.epochs_done
         );
     }
+    super::checkpoint::remove_leftovers(&dir);
     let point = resume_point(&dir);
     let config = dir.join(CONFIG_FILE);
     Ok((Some((dir, lock)), config, point))
