@@ -44,6 +44,8 @@ fn a_run_killed_inside_an_epoch_resumes_from_its_last_step_checkpoint() {
     let ckpt = killed.join("checkpoint");
     let every_step = ["--set", "train.checkpoint_minutes=1e-9"];
     kill_when(f.train(&killed).args(every_step), || within_epoch_checkpoint(&ckpt, 2));
+    let e = run_err(f.train(&killed).args(["--resume", "--epochs", "1"]));
+    assert!(e.contains("has trained up to the checkpoint of epoch 2, step"), "{e}");
     let out = run_ok(f.train(&killed).arg("--resume"));
     assert!(out.contains("resuming from the checkpoint of epoch 2, step "), "{out}");
     same_metrics(&full, &killed);

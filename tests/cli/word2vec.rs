@@ -211,6 +211,18 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     let e = run_err(train(&killed).arg("--resume"));
     assert!(e.contains("already finished"), "{e}");
 
+    // A resume asking for fewer epochs than are done is refused, and changes nothing: the
+    // config keeps its epochs and the run stays resumable (found by hand: the refused resume had
+    // rewritten the config, and every later resume then said "already finished").
+    let config = std::fs::read_to_string(killed.join("config.toml")).expect("config");
+    let record = std::fs::read_to_string(killed.join("run.json")).expect("record");
+    std::fs::write(killed.join("run.json"), record.replace("\"finished\"", "\"interrupted\""))
+        .expect("write");
+    let e = run_err(train(&killed).args(["--resume", "--set", "train.epochs=2"]));
+    assert!(e.contains("has 3 epochs done, more than --epochs 2"), "{e}");
+    assert_eq!(std::fs::read_to_string(killed.join("config.toml")).expect("config"), config);
+    assert!(read_json(&killed.join("run.json"))["status"] == "interrupted");
+
     // Killed after the last epoch's checkpoint, before the vectors were written (found by `just
     // chaos`): the resume writes them from that checkpoint, and they are the same.
     for f in ["vectors.bin", "vectors.txt", "metrics.json"] {

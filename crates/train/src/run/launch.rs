@@ -53,6 +53,15 @@ pub fn start(
     }
     super::checkpoint::remove_leftovers(&dir);
     let point = resume_point(&dir);
+    // Fewer epochs than are done (or than the one a checkpoint is inside) cannot be trained.
+    if let (Some(e), Some(p)) = (flags.epochs, point)
+        && (e < p.epochs_done() || (p.within_epoch() && e < p.epoch))
+    {
+        bail!(
+            "{} has trained up to {p}, more than --epochs {e}: pass a larger --epochs, or none to keep the run's",
+            dir.display()
+        );
+    }
     let config = dir.join(CONFIG_FILE);
     Ok((Some((dir, lock)), config, point))
 }

@@ -309,7 +309,10 @@ fn starting_tables(
 ) -> Result<Start> {
     let (epoch, emb) = epoch_start(resume, finished, vocab, cfg, init_range)?;
     let inside = match resume {
-        Some(dir) if within => checkpoint::load_within(dir, epoch, vocab, cfg.dim)?,
+        // (Not past the epochs asked for: `--epochs` equal to those done writes their vectors.)
+        Some(dir) if within && epoch < cfg.epochs => {
+            checkpoint::load_within(dir, epoch, vocab, cfg.dim)?
+        }
         _ => None,
     };
     Ok(match inside {
@@ -339,10 +342,17 @@ fn epoch_start(
     let fresh = || (0, native::init(vocab, cfg.dim, init_range as f32, cfg.seed));
     let Some(dir) = resume else { return Ok(fresh()) };
     Ok(match load_checkpoint(dir, vocab, cfg.dim)? {
-        Some((e, _)) if e > cfg.epochs || (e == cfg.epochs && finished) => {
+        Some((e, _)) if e == cfg.epochs && finished => {
             bail!(
                 "{} already finished ({e} epochs); pass --epochs N (more than {e}) to train further",
                 dir.display()
+            )
+        }
+        Some((e, _)) if e > cfg.epochs => {
+            bail!(
+                "{} has {e} epochs done, more than --epochs {}: pass a larger --epochs, or none to keep the run's",
+                dir.display(),
+                cfg.epochs
             )
         }
         Some((e, emb)) => {
@@ -511,6 +521,15 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     // The lock is held until training ends: one writer per run folder.
     let resumed = resume.as_deref().zip(resume_lock);
     let (vocab, run_dir, _lock) = vocabulary_and_folder(&args, &exp, &corpus, resumed)?;
+    let cfg = exp.native_config();
+    // Before the config and record are rewritten: a refused resume changes nothing.
+    let Start { epoch: first_epoch, within, emb } = starting_tables(
+        resume.as_deref(),
+        (finished, !batched),
+        vocab.len(),
+        &cfg,
+        exp.model.init_range,
+    )?;
     run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     let corpus_words = vocab.total();
     let corpus_name = std::fs::canonicalize(&corpus_path).unwrap_or(corpus_path.clone());
@@ -522,7 +541,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
     let model = format!("{} dim {}", exp.model.arch.name(), exp.model.dim);
     let mut meta = RunRecord::new(TaskRecord::Word2vec(part), model, args.run.backend.to_string());
     record::write(&run_dir, &meta)?;
-    let cfg = exp.native_config();
     let threads = cfg.threads;
     println!("run folder: {}", run_dir.display());
     println!(
@@ -539,13 +557,6 @@ fn train_in(args: W2vArgs, resume: Option<PathBuf>) -> Result<()> {
         }
     );
 
-    let Start { epoch: first_epoch, within, emb } = starting_tables(
-        resume.as_deref(),
-        (finished, !batched),
-        vocab.len(),
-        &cfg,
-        exp.model.init_range,
-    )?;
     let started = Instant::now();
     let job = Job {
         run_dir: &run_dir,
