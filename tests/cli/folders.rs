@@ -143,3 +143,21 @@ fn bad_image_sizes_are_refused_naming_the_field() {
     assert!(e.contains("lenet5 takes 32x32 images"), "{e}");
     assert!(!f.path("bad").exists(), "nothing is written for a refused config");
 }
+
+/// `eval --data` on a folder whose classes are not the run's is refused naming the class.
+#[test]
+fn eval_on_a_folder_with_other_classes_is_refused() {
+    let f = Fixture::new(20, 2, 1, 0.0);
+    let run = f.path("run");
+    run_ok(&mut f.train(&run));
+    let other = f.path("other");
+    make_image_folder(&other, 2, 2);
+    std::fs::rename(other.join("test/red"), other.join("test/purple")).expect("rename");
+    let e = run_err(burnlab().arg("eval").arg(&run).arg("--data").arg(&other));
+    assert!(e.contains("class folder `purple` is not one of the training classes"), "{e}");
+    // A class folder with no images in it is named too.
+    std::fs::remove_dir_all(other.join("test/purple")).expect("rm");
+    std::fs::create_dir_all(other.join("test/red")).expect("mkdir");
+    let e = run_err(burnlab().arg("eval").arg(&run).arg("--data").arg(&other));
+    assert!(e.contains("red") && e.contains("class folder has no images"), "{e}");
+}

@@ -491,4 +491,20 @@ mod tests {
         assert_eq!(set.labels[299], 299);
         assert_eq!(set.class_counts(), vec![1; 300]);
     }
+
+    /// A CMYK JPEG (print workflows, some scanners) becomes RGB: cyan reads as low red.
+    #[test]
+    fn a_cmyk_jpeg_becomes_rgb() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("print.jpg");
+        // 8 × 8, every pixel C = 255, M = Y = K = 0: pure cyan.
+        let pixels: Vec<u8> = (0..64).flat_map(|_| [255u8, 0, 0, 0]).collect();
+        jpeg_encoder::Encoder::new_file(&path, 95)
+            .expect("file")
+            .encode(&pixels, 8, 8, jpeg_encoder::ColorType::Cmyk)
+            .expect("encode");
+        let rgb = decode(&path).expect("decode");
+        let px = rgb.get_pixel(4, 4);
+        assert!(px[0] < 60 && px[1] > 190 && px[2] > 190, "cyan: {px:?}");
+    }
 }
