@@ -117,6 +117,12 @@ fn photos_of_any_size_train_with_random_resized_crops() {
         record["normalization"]["mean"][0].as_f64().map(|m| (m * 1000.0).round()),
         Some(485.0)
     );
+    // Past data.cache_mib the training images are decoded on the fly: the same run.
+    let lazy = f.path("lazy");
+    run_ok(f.train(&lazy).args(sets).args(["--set", "data.cache_mib=0"]));
+    let (a, b) = (read_json(&run.join("metrics.json")), read_json(&lazy.join("metrics.json")));
+    assert_eq!(a["test"]["loss"], b["test"]["loss"]);
+    assert_eq!(a["valid"]["confusion"], b["valid"]["confusion"]);
     let photo = f.path("wide.jpg");
     image::RgbImage::from_pixel(300, 120, image::Rgb([20, 20, 230])).save(&photo).expect("save");
     let out = run_ok(burnlab().arg("predict").arg(&run).arg(&photo));

@@ -111,6 +111,7 @@ fn load_files(dir: &Path, files: &[&str], classes: &[String]) -> Result<ImageSet
         channels: 3,
         height: SIDE,
         own_sizes: None,
+        lazy: None,
         width: SIDE,
     })
 }

@@ -109,7 +109,7 @@ pub fn decode_rgb(path: &Path, side: u32, resize: u32) -> Result<Vec<u8>> {
 
 /// Decode one image file for a set of images kept at their own sizes: the shorter side resized
 /// to `resize`; planar CHW bytes, height and width.
-fn decode_own_size(path: &Path, resize: u32) -> Result<(Vec<u8>, usize, usize)> {
+pub fn decode_own_size(path: &Path, resize: u32) -> Result<(Vec<u8>, usize, usize)> {
     let rgb = resize_shorter(decode(path)?, resize);
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok((to_chw(&rgb), h, w))
@@ -127,6 +127,9 @@ pub struct FolderOptions {
     pub own_sizes: bool,
     /// Skip an image that cannot be decoded (with a warning naming it) instead of failing.
     pub skip_bad_images: bool,
+    /// The most bytes the decoded images kept at their own sizes may take (`data.cache_mib`):
+    /// past it they are decoded on the fly, each time the loader needs one. `None`: no limit.
+    pub cache_bytes: Option<u64>,
 }
 
 /// What reading a folder passed over.
@@ -183,8 +186,71 @@ pub fn load(root: &Path, side: u32, classes: Option<&[String]>) -> Result<ImageS
 impl FolderOptions {
     /// `side` × `side` images, the shorter side resized to `side` and centre-cropped.
     pub fn square(side: u32) -> Self {
-        Self { side, resize: side, own_sizes: false, skip_bad_images: false }
+        Self { side, resize: side, own_sizes: false, skip_bad_images: false, cache_bytes: None }
     }
+}
+
+/// A set decoded on the fly when the images kept at their own sizes would take more than
+/// `budget` bytes (estimated from each file's header: 3 × resize² × its aspect ratio), else
+/// `None`. A file whose header cannot be read is an error, or skipped with `skip_bad_images`.
+fn lazy_if_over(
+    root: &Path,
+    opts: FolderOptions,
+    files: &[(PathBuf, u32)],
+    ignored: usize,
+    classes: &[String],
+    budget: u64,
+) -> Result<(Option<ImageSet>, FolderReport)> {
+    let r = opts.resize as u64;
+    let headers: Vec<Result<u64>> = files
+        .par_iter()
+        .map(|(path, _)| {
+            let (w, h) = image::image_dimensions(path)
+                .map_err(|e| DataError::Image { path: path.clone(), message: e.to_string() })?;
+            let (short, long) = (w.min(h).max(1) as u64, w.max(h) as u64);
+            Ok(3 * r * r * long / short)
+        })
+        .collect();
+    let mut report = FolderReport { ignored, skipped: Vec::new() };
+    let (mut paths, mut labels, mut total) = (Vec::new(), Vec::new(), 0u64);
+    for ((path, label), bytes) in files.iter().zip(headers) {
+        match bytes {
+            Ok(b) => {
+                total += b;
+                paths.push(path.clone());
+                labels.push(*label);
+            }
+            Err(e) if opts.skip_bad_images => {
+                tracing::warn!("skipping {e}");
+                report.skipped.push((path.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if total <= budget {
+        return Ok((None, report));
+    }
+    tracing::warn!(
+        "{}: the decoded images would take {} MiB, over data.cache_mib ({} MiB): decoding them on the fly each epoch",
+        root.display(),
+        total >> 20,
+        budget >> 20
+    );
+    let side = opts.side as usize;
+    let set = ImageSet {
+        images: Vec::new(),
+        labels,
+        classes: classes.to_vec(),
+        channels: 3,
+        height: side,
+        width: side,
+        own_sizes: None,
+        lazy: Some(std::sync::Arc::new(crate::image_set::LazyImages {
+            paths,
+            resize: opts.resize,
+        })),
+    };
+    Ok((Some(set), report))
 }
 
 /// [`load`] with options, and what it passed over.
@@ -215,6 +281,12 @@ pub fn load_with(
     let (files, ignored) = scan(root, &classes)?;
     if files.is_empty() {
         return Err(DataError::format(root, "no images found"));
+    }
+    if let (true, Some(budget)) = (opts.own_sizes, opts.cache_bytes) {
+        let (set, report) = lazy_if_over(root, opts, &files, ignored, &classes, budget)?;
+        if let Some(set) = set {
+            return Ok((set, report));
+        }
     }
 
     let bar = indicatif::ProgressBar::new(files.len() as u64);
@@ -273,7 +345,16 @@ pub fn load_with(
     let side = opts.side as usize;
     let own_sizes = opts.own_sizes.then_some(sizes);
     Ok((
-        ImageSet { images, labels, classes, channels: 3, height: side, width: side, own_sizes },
+        ImageSet {
+            images,
+            labels,
+            classes,
+            channels: 3,
+            height: side,
+            width: side,
+            own_sizes,
+            lazy: None,
+        },
         report,
     ))
 }
@@ -506,5 +587,33 @@ mod tests {
         let rgb = decode(&path).expect("decode");
         let px = rgb.get_pixel(4, 4);
         assert!(px[0] < 60 && px[1] > 190 && px[2] > 190, "cyan: {px:?}");
+    }
+
+    /// Past the cache budget the training images are decoded on the fly: the same pixels,
+    /// none held in memory, and a file that goes bad later is an error naming it.
+    #[test]
+    fn images_over_the_cache_budget_are_decoded_on_the_fly() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("cat")).expect("mkdir");
+        for i in 0..3u8 {
+            let img = image::RgbImage::from_fn(12, 8, |x, y| image::Rgb([i, x as u8, y as u8]));
+            img.save(dir.path().join(format!("cat/{i}.png"))).expect("save");
+        }
+        let opts = FolderOptions { own_sizes: true, resize: 8, ..FolderOptions::square(8) };
+        let (held, _) = load_with(dir.path(), opts, None).expect("in memory");
+        // 3 images of 3 × 8 × 12 bytes: 864; a budget of 500 is passed.
+        let lazy_opts = FolderOptions { cache_bytes: Some(500), ..opts };
+        let (lazy, _) = load_with(dir.path(), lazy_opts, None).expect("lazy");
+        assert!(lazy.images.is_empty() && lazy.lazy.is_some());
+        for i in 0..3 {
+            let (a, b) = (held.load(i).expect("held"), lazy.load(i).expect("decoded"));
+            assert_eq!((a.0.as_ref(), a.1, a.2), (b.0.as_ref(), b.1, b.2));
+        }
+        assert_eq!(lazy.subset(&[2]).load(0).expect("subset").0, held.load(2).expect("held").0);
+        let under = FolderOptions { cache_bytes: Some(10_000), ..opts };
+        assert!(load_with(dir.path(), under, None).expect("held").0.lazy.is_none());
+        std::fs::write(dir.path().join("cat/1.png"), b"gone bad").expect("write");
+        let e = lazy.load(1).expect_err("bad file").to_string();
+        assert!(e.contains("1.png"), "{e}");
     }
 }

@@ -3,6 +3,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use crate::{DataError, Result};
 
 /// Images held in memory as `u8`, planar CHW per image (the CIFAR-10 binary layout), with labels.
@@ -21,6 +25,16 @@ pub struct ImageSet {
     /// shorter side is `data.resize`): per image, (offset in `images`, height, width). `None`:
     /// every image is `height` × `width`.
     pub own_sizes: Option<Vec<(usize, usize, usize)>>,
+    /// Images not held in memory (their decoded size would pass `data.cache_mib`): each is
+    /// decoded from its file when the loader needs it. `images` is then empty.
+    pub lazy: Option<Arc<LazyImages>>,
+}
+
+/// The files of a set decoded on the fly, and the shorter side each is resized to.
+#[derive(Clone, Debug)]
+pub struct LazyImages {
+    pub paths: Vec<PathBuf>,
+    pub resize: u32,
 }
 
 /// Per-channel mean and standard deviation of pixel values scaled to [0, 1].
@@ -52,7 +66,10 @@ impl ImageSet {
         }
     }
 
+    /// The pixels of image `index` as held in memory (not for a set decoded on the fly: see
+    /// [`ImageSet::load`]).
     pub fn image(&self, index: usize) -> &[u8] {
+        assert!(self.lazy.is_none(), "ImageSet::image on a set decoded on the fly: use load");
         match &self.own_sizes {
             Some(sizes) => {
                 let (offset, h, w) = sizes[index];
@@ -65,8 +82,32 @@ impl ImageSet {
         }
     }
 
+    /// The pixels, height and width of image `index`: from memory, or decoded from its file.
+    pub fn load(&self, index: usize) -> Result<(Cow<'_, [u8]>, usize, usize)> {
+        match &self.lazy {
+            Some(lazy) => {
+                let (px, h, w) =
+                    crate::image_folder::decode_own_size(&lazy.paths[index], lazy.resize)?;
+                Ok((Cow::Owned(px), h, w))
+            }
+            None => {
+                let (h, w) = self.dims(index);
+                Ok((Cow::Borrowed(self.image(index)), h, w))
+            }
+        }
+    }
+
     /// A new set holding the given images, in that order.
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
+        if let Some(lazy) = &self.lazy {
+            let paths = indices.iter().map(|&i| lazy.paths[i].clone()).collect();
+            return ImageSet {
+                labels: indices.iter().map(|&i| self.labels[i]).collect(),
+                classes: self.classes.clone(),
+                lazy: Some(Arc::new(LazyImages { paths, resize: lazy.resize })),
+                ..self.clone()
+            };
+        }
         let mut images = Vec::new();
         let mut labels = Vec::with_capacity(indices.len());
         let mut sizes = self.own_sizes.as_ref().map(|_| Vec::with_capacity(indices.len()));
@@ -86,19 +127,29 @@ impl ImageSet {
             height: self.height,
             width: self.width,
             own_sizes: sizes,
+            lazy: None,
         }
     }
 
     /// The set at `height` × `width`: images kept at their own sizes are centre-cropped to it
     /// (torchvision's `CenterCrop` after `Resize`: how validation and test images are seen).
-    pub fn to_fixed(self) -> ImageSet {
-        let Some(sizes) = &self.own_sizes else { return self };
+    pub fn to_fixed(self) -> Result<ImageSet> {
+        if self.lazy.is_some() {
+            let (oh, ow, c) = (self.height, self.width, self.channels);
+            let mut images = Vec::with_capacity(self.len() * c * oh * ow);
+            for i in 0..self.len() {
+                let (px, h, w) = self.load(i)?;
+                images.extend(crate::augment::center_crop(&px, c, h, w, oh, ow));
+            }
+            return Ok(ImageSet { images, own_sizes: None, lazy: None, ..self });
+        }
+        let Some(sizes) = &self.own_sizes else { return Ok(self) };
         let (oh, ow, c) = (self.height, self.width, self.channels);
         let mut images = Vec::with_capacity(self.len() * c * oh * ow);
         for (i, &(_, h, w)) in sizes.iter().enumerate() {
             images.extend(crate::augment::center_crop(self.image(i), c, h, w, oh, ow));
         }
-        ImageSet { images, own_sizes: None, ..self }
+        Ok(ImageSet { images, own_sizes: None, ..self })
     }
 
     /// Carve a seeded random validation split of `valid_count` images: returns (train, valid).
@@ -120,16 +171,17 @@ impl ImageSet {
         Ok((self.subset(&train), self.subset(valid)))
     }
 
-    /// Mean and (population) standard deviation per channel over all pixels of the set.
-    pub fn channel_stats(&self) -> Normalization {
+    /// Mean and (population) standard deviation per channel over all pixels of the set (a set
+    /// decoded on the fly is decoded once for it).
+    pub fn channel_stats(&self) -> Result<Normalization> {
         let mut sum = vec![0f64; self.channels];
         let mut sum_sq = vec![0f64; self.channels];
         let mut pixels = 0usize;
         for i in 0..self.len() {
-            let (h, w) = self.dims(i);
+            let (px, h, w) = self.load(i)?;
             let plane = h * w;
             pixels += plane;
-            for (c, chan) in self.image(i).chunks_exact(plane.max(1)).enumerate() {
+            for (c, chan) in px.chunks_exact(plane.max(1)).enumerate() {
                 // Integer sums are exact and much faster than per-pixel float work.
                 let (s, s2) = chan
                     .iter()
@@ -148,7 +200,7 @@ impl ImageSet {
             // A constant channel would divide by zero; 1 leaves it centred only.
             std.push(if var > 0.0 { var.sqrt() as f32 } else { 1.0 });
         }
-        Normalization { mean, std }
+        Ok(Normalization { mean, std })
     }
 
     /// Number of images per class.
@@ -195,6 +247,7 @@ mod tests {
             height: 2,
             width: 2,
             own_sizes: None,
+            lazy: None,
         }
     }
 
@@ -248,8 +301,9 @@ mod tests {
             height: 2,
             width: 2,
             own_sizes: None,
+            lazy: None,
         };
-        let n = s.channel_stats();
+        let n = s.channel_stats().expect("in memory");
         assert_eq!(n.mean, vec![0.0, 1.0, 0.5]);
         assert_eq!(n.std[0], 1.0, "constant channel gets std 1");
         assert!((n.std[2] - 0.5).abs() < 1e-6);

@@ -124,16 +124,17 @@ impl ImageLoader {
 
     /// Build the normalised (and augmented) float pixels and labels of one batch (~1 ms for 128
     /// CIFAR images).
-    fn prepare(&self, epoch: usize, offset: usize, indices: &[usize]) -> (Vec<f32>, Vec<i64>) {
+    fn prepare(&self, epoch: usize, offset: usize, indices: &[usize]) -> Prepared {
         let set = &self.set;
         let size = set.image_size();
         let plane = set.height * set.width;
         let mut pixels = vec![0f32; indices.len() * size];
         // Sequential on purpose: this runs on the loader's own thread, and rayon's pool belongs
         // to the CPU backend's matrix multiplications, which stall when it is busy here.
-        pixels.chunks_mut(size).zip(indices.iter().enumerate()).for_each(|(out, (k, &i))| {
-            let src = set.image(i);
-            let (h, w) = set.dims(i);
+        for (out, (k, &i)) in pixels.chunks_mut(size).zip(indices.iter().enumerate()) {
+            // From memory, or decoded now for a set past `data.cache_mib`.
+            let (src, h, w) = set.load(i)?;
+            let src = &src[..];
             let (c, oh, ow) = (set.channels, set.height, set.width);
             let (mut tmp, resized);
             let mut cut = None;
@@ -176,9 +177,9 @@ impl ImageLoader {
                     }
                 }
             }
-        });
+        }
         let labels = indices.iter().map(|&i| set.labels[i] as i64).collect();
-        (pixels, labels)
+        Ok((pixels, labels))
     }
 
     fn to_batch(&self, pixels: Vec<f32>, labels: Vec<i64>) -> ImageBatch {
@@ -194,9 +195,12 @@ impl ImageLoader {
     }
 }
 
+/// A batch's normalised pixels and labels, or the image that could not be decoded.
+type Prepared = crate::Result<(Vec<f32>, Vec<i64>)>;
+
 struct ImageLoaderIter<'a> {
     loader: &'a ImageLoader,
-    receiver: Receiver<(Vec<f32>, Vec<i64>)>,
+    receiver: Receiver<Prepared>,
     /// Index in the epoch of the next batch.
     batch: usize,
     processed: usize,
@@ -210,7 +214,7 @@ impl Iterator for ImageLoaderIter<'_> {
     type Item = Result<ImageBatch, DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let Ok((pixels, labels)) = self.receiver.recv() else {
+        let Ok(prepared) = self.receiver.recv() else {
             if let Some((t0, n0)) = self.first.take()
                 && let Ok(mut t) = self.loader.timings.lock()
             {
@@ -221,6 +225,10 @@ impl Iterator for ImageLoaderIter<'_> {
                 });
             }
             return None;
+        };
+        let (pixels, labels) = match prepared {
+            Ok(batch) => batch,
+            Err(e) => return Some(Err(DatasetError::new(e))),
         };
         self.processed += labels.len();
         let l = self.loader;
@@ -304,6 +312,7 @@ mod tests {
             height: 4,
             width: 4,
             own_sizes: None,
+            lazy: None,
         })
     }
 

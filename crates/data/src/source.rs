@@ -151,7 +151,7 @@ pub fn load_image_data(
         Layout::Flat(root) => {
             let all = image_folder::load_with(root, for_training, None)?.0;
             let [train, valid, test] = stratified_split(&all, HELD_OUT_FRACTION, opts.seed);
-            let (valid, test) = (valid.to_fixed(), test.to_fixed());
+            let (valid, test) = (valid.to_fixed()?, test.to_fixed()?);
             tracing::info!(
                 "no train/ folder: {} train, {} validation and {} test images split off by seed {}, per class",
                 train.len(),

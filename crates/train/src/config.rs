@@ -88,6 +88,10 @@ pub struct DataConfig {
     /// Per-channel normalisation: "dataset" (the training images' mean and std), "imagenet"
     /// (torchvision's constants), or `{ mean = [...], std = [...] }`.
     pub normalize: Normalize,
+    /// The most memory the decoded training images may take, in MiB (with
+    /// `random_resized_crop`, where they are kept at their own sizes); past it they are decoded
+    /// from their files each epoch instead.
+    pub cache_mib: usize,
     /// Zero padding before the random crop; 0 turns cropping off.
     pub crop_padding: usize,
     pub hflip: bool,
@@ -104,6 +108,7 @@ impl Default for DataConfig {
             resize: None,
             random_resized_crop: false,
             normalize: Normalize::default(),
+            cache_mib: 2048,
             crop_padding: 4,
             hflip: true,
             cutout: 0,
@@ -119,6 +124,7 @@ impl DataConfig {
         o.folder.resize = self.resize() as u32;
         o.folder.skip_bad_images = self.skip_bad_images;
         o.train_own_sizes = self.random_resized_crop;
+        o.folder.cache_bytes = Some((self.cache_mib as u64) << 20);
         o
     }
 
@@ -142,9 +148,12 @@ impl DataConfig {
     }
 
     /// The normalisation of a run whose training images are `train`.
-    pub fn normalization(&self, train: &burnlab_data::ImageSet) -> burnlab_data::Normalization {
-        match &self.normalize {
-            Normalize::Named(NamedNormalize::Dataset) => train.channel_stats(),
+    pub fn normalization(
+        &self,
+        train: &burnlab_data::ImageSet,
+    ) -> Result<burnlab_data::Normalization> {
+        Ok(match &self.normalize {
+            Normalize::Named(NamedNormalize::Dataset) => train.channel_stats()?,
             Normalize::Named(NamedNormalize::Imagenet) => burnlab_data::Normalization {
                 mean: vec![0.485, 0.456, 0.406],
                 std: vec![0.229, 0.224, 0.225],
@@ -152,7 +161,7 @@ impl DataConfig {
             Normalize::Given { mean, std } => {
                 burnlab_data::Normalization { mean: mean.clone(), std: std.clone() }
             }
-        }
+        })
     }
 
     pub fn validate(&self) -> Result<()> {

@@ -370,6 +370,7 @@ mod tests {
             height: 4,
             width: 4,
             own_sizes: None,
+            lazy: None,
         };
         let mut grid = SampleGrid::new(Arc::new(set), 2, writer.clone(), 5);
         let device = burn::tensor::Device::flex();

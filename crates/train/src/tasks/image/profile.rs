@@ -37,6 +37,7 @@ fn random_images(n: usize, side: usize) -> ImageSet {
         height: side,
         width: side,
         own_sizes: None,
+        lazy: None,
     }
 }
 

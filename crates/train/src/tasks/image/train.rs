@@ -76,7 +76,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
             let count = exp.data.valid_size.of(data.train.len());
             let (train, valid) = data.train.split_validation(count, exp.seed)?;
             // Validation images are seen as test images are: centre-cropped.
-            (train, valid.to_fixed())
+            (train, valid.to_fixed()?)
         }
     };
     if valid.is_empty() {
@@ -88,7 +88,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     // Atomic: a resume rewrites it, and a kill then must not leave half a config.
     run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
     println!("run folder: {}", run_dir.display());
-    let norm = exp.data.normalization(&train);
+    let norm = exp.data.normalization(&train)?;
     let image = [train.channels, train.height, train.width];
     let classes = train.classes.len();
 
