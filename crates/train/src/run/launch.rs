@@ -44,7 +44,10 @@ pub fn start(
     let lock = lock_to_resume(&dir)?;
     let meta = record::read(&dir)?;
     check(&meta, &dir)?;
-    if meta.status == Status::Finished && flags.epochs.is_none_or(|e| e <= meta.epochs_done) {
+    // The epochs asked for: `--set train.epochs=N` wins over `--epochs`, as in the config.
+    let set = flags.sets.iter().rev().find(|(k, _)| k == "train.epochs");
+    let asked: Option<usize> = set.and_then(|(_, v)| v.parse().ok()).or(flags.epochs);
+    if meta.status == Status::Finished && asked.is_none_or(|e| e <= meta.epochs_done) {
         bail!(
             "{} already finished ({} epochs); pass --epochs N to train further",
             dir.display(),
@@ -54,7 +57,7 @@ pub fn start(
     super::checkpoint::remove_leftovers(&dir);
     let point = resume_point(&dir);
     // Fewer epochs than are done (or than the one a checkpoint is inside) cannot be trained.
-    if let (Some(e), Some(p)) = (flags.epochs, point)
+    if let (Some(e), Some(p)) = (asked, point)
         && (e < p.epochs_done() || (p.within_epoch() && e < p.epoch))
     {
         bail!(
