@@ -90,7 +90,8 @@ fn word2vec_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactly()
 /// once the second epoch's checkpoint is on disk, leaving less room than a checkpoint takes).
 #[test]
 fn learner_run_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactly() {
-    let f = Fixture::new(150, 5, 4, 0.0);
+    // Eight epochs: the disk is full well before the run could end, however fast it goes.
+    let f = Fixture::new(150, 5, 8, 0.0);
     let disk = match Tmpfs::mount(&f.path("disk"), "8m") {
         Ok(d) => d,
         Err(why) => {
@@ -102,7 +103,7 @@ fn learner_run_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactl
     run_ok(&mut f.train(&full));
     let checkpoint_bytes: u64 = ["model", "optim", "scheduler"]
         .iter()
-        .map(|k| std::fs::metadata(full.join(format!("checkpoint/{k}-4.bpk"))).expect("size").len())
+        .map(|k| std::fs::metadata(full.join(format!("checkpoint/{k}-8.bpk"))).expect("size").len())
         .sum();
 
     let run = disk.0.join("run");
@@ -133,9 +134,13 @@ fn learner_run_on_a_full_disk_stops_clearly_keeps_checkpoints_and_resumes_exactl
         "{stderr}"
     );
     assert!(stderr.contains("No space left on device"), "the cause is named: {stderr}");
-    assert!(stderr.contains("the checkpoints of epochs up to 2 are kept"), "{stderr}");
+    // Epoch 2's checkpoint, or a later one if training got there before the disk was full.
+    let kept = stderr.split("the checkpoints of epochs up to ").nth(1);
+    let kept: usize =
+        kept.and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("kept");
+    assert!(kept >= 2, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(learner_checkpoint(&ckpt, 2), "the last complete checkpoint is kept");
+    assert!(learner_checkpoint(&ckpt, kept), "the last complete checkpoint is kept");
     // The record says failed, unless the disk had no room for it either; the process is gone.
     let status = read_json(&run.join("run.json"))["status"].clone();
     assert!(status == "failed" || status == "running", "{status}");
