@@ -108,6 +108,8 @@ fn photos_of_any_size_train_with_random_resized_crops() {
         "data.crop_padding=0",
         "--set",
         "data.valid_size=6",
+        "--set",
+        "data.color_jitter=0.4",
     ];
     let out = run_ok(f.train(&run).args(sets));
     assert!(out.contains("mlp 1728-16-3"), "24 x 24 x 3 inputs: {out}");
@@ -140,6 +142,7 @@ fn bad_image_sizes_are_refused_naming_the_field() {
         ("data.image_size=0", "data.image_size must be 1 to 1024 pixels, got 0"),
         ("data.image_size=2048", "data.image_size must be 1 to 1024 pixels, got 2048"),
         ("data.resize=16", "data.resize (16) must be at least data.image_size (32)"),
+        ("data.color_jitter=-0.5", "data.color_jitter must be 0 (off) or more, got -0.5"),
         ("data.normalize={ mean = [0.5], std = [0.2] }", "data.normalize needs 3 means"),
     ] {
         let e = run_err(f.train(&f.path("bad")).args(["--set", set]));

@@ -2,8 +2,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// torchvision's `RandomCrop(size, padding=p)` (zero padding) followed by
-/// `RandomHorizontalFlip(0.5)`, on planar CHW `u8` images, and optionally Cutout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// `RandomHorizontalFlip(0.5)`, on planar CHW `u8` images, and optionally `ColorJitter` and
+/// Cutout.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Augment {
     /// Zero padding on each side before the random crop; 0 disables cropping.
     pub crop_padding: usize,
@@ -15,6 +16,10 @@ pub struct Augment {
     /// of 3/4–4/3, resized to the output size), for images kept at their own sizes.
     #[serde(default)]
     pub random_resized: bool,
+    /// torchvision's `ColorJitter(j, j, j)`: brightness, contrast and saturation each scaled by
+    /// a factor drawn from [max(0, 1 − j), 1 + j], in a random order; 0 disables it.
+    #[serde(default)]
+    pub color_jitter: f32,
 }
 
 /// Rows `y0..y1` and columns `x0..x1` of an image.
@@ -28,7 +33,11 @@ pub struct Rect {
 
 impl Augment {
     pub fn is_identity(&self) -> bool {
-        self.crop_padding == 0 && !self.hflip && self.cutout == 0 && !self.random_resized
+        self.crop_padding == 0
+            && !self.hflip
+            && self.cutout == 0
+            && !self.random_resized
+            && self.color_jitter == 0.0
     }
 
     /// Write the augmented `src` into `dst` (same shape). Padding pixels are 0, as in torchvision.
@@ -55,6 +64,15 @@ impl Augment {
         };
         let flip = self.hflip && rng.random_bool(0.5);
         self.apply_with(src, dst, channels, height, width, dy, dx, flip);
+        if self.color_jitter > 0.0 && channels == 3 {
+            let j = self.color_jitter;
+            let mut order = [0usize, 1, 2];
+            rand::seq::SliceRandom::shuffle(&mut order[..], rng);
+            let factors: Vec<f32> =
+                (0..3).map(|_| rng.random_range((1.0 - j).max(0.0)..=1.0 + j)).collect();
+            let ops = order.map(|o| (o, factors[o]));
+            color_jitter(dst, height * width, &ops);
+        }
         (self.cutout > 0).then(|| {
             let (cy, cx) = (rng.random_range(0..height), rng.random_range(0..width));
             let half = self.cutout / 2;
@@ -100,6 +118,36 @@ impl Augment {
                 }
             }
         }
+    }
+}
+
+/// Brightness (0), contrast (1) and saturation (2) adjustments of a planar RGB image, in the
+/// given order with their factors, as torchvision's functional ones: brightness scales; contrast
+/// blends with the mean grey level; saturation blends each pixel with its grey (ITU-R 601).
+pub fn color_jitter(img: &mut [u8], plane: usize, ops: &[(usize, f32)]) {
+    let mut x: Vec<f32> = img.iter().map(|&v| v as f32).collect();
+    let grey = |x: &[f32], i: usize| 0.299 * x[i] + 0.587 * x[plane + i] + 0.114 * x[2 * plane + i];
+    let clamp = |v: f32| v.clamp(0.0, 255.0);
+    for &(op, f) in ops {
+        match op {
+            0 => x.iter_mut().for_each(|v| *v = clamp(*v * f)),
+            1 => {
+                let mean = (0..plane).map(|i| grey(&x, i)).sum::<f32>() / plane.max(1) as f32;
+                x.iter_mut().for_each(|v| *v = clamp(mean + (*v - mean) * f));
+            }
+            _ => {
+                for i in 0..plane {
+                    let g = grey(&x, i);
+                    for c in 0..3 {
+                        let v = &mut x[c * plane + i];
+                        *v = clamp(g + (*v - g) * f);
+                    }
+                }
+            }
+        }
+    }
+    for (o, v) in img.iter_mut().zip(x) {
+        *o = v.round() as u8;
     }
 }
 
@@ -203,7 +251,7 @@ mod tests {
 
     #[test]
     fn shift_pads_with_zero() {
-        let a = Augment { crop_padding: 1, hflip: false, cutout: 0, random_resized: false };
+        let a = Augment { crop_padding: 1, ..Augment::default() };
         let mut out = vec![9u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 1, -1, false);
         // Channel 0 input rows: [1 2 3] [4 5 6] [7 8 9]; out(y,x) = in(y+1, x-1).
@@ -213,7 +261,7 @@ mod tests {
 
     #[test]
     fn flip_mirrors_rows() {
-        let a = Augment { crop_padding: 0, hflip: true, cutout: 0, random_resized: false };
+        let a = Augment { hflip: true, ..Augment::default() };
         let mut out = vec![0u8; 18];
         a.apply_with(&img(), &mut out, 2, 3, 3, 0, 0, true);
         assert_eq!(&out[..9], &[3, 2, 1, 6, 5, 4, 9, 8, 7]);
@@ -221,7 +269,7 @@ mod tests {
 
     #[test]
     fn identity_and_seeded() {
-        let a = Augment { crop_padding: 4, hflip: true, cutout: 0, random_resized: false };
+        let a = Augment { crop_padding: 4, hflip: true, ..Augment::default() };
         let src: Vec<u8> = (0..3 * 32 * 32).map(|v| (v % 251) as u8).collect();
         let mut o1 = vec![0u8; src.len()];
         let mut o2 = vec![0u8; src.len()];
@@ -262,6 +310,30 @@ mod tests {
         let c0: Vec<u8> = (0..h * w).map(|i| ((i / w) * 16 + i % w) as u8).collect();
         let c1: Vec<u8> = c0.iter().map(|v| 255 - v).collect();
         [c0, c1].concat()
+    }
+
+    #[test]
+    fn color_jitter_known_answers() {
+        // One pixel (R, G, B) = (100, 150, 200): grey 0.299·100 + 0.587·150 + 0.114·200 = 140.75.
+        let px = [100u8, 150, 200];
+        let mut a = px;
+        color_jitter(&mut a, 1, &[(0, 1.5)]);
+        assert_eq!(a, [150, 225, 255], "brightness scales and clips");
+        let mut b = px;
+        color_jitter(&mut b, 1, &[(2, 0.0)]);
+        assert_eq!(b, [141, 141, 141], "saturation 0 is the grey");
+        let mut c = px;
+        color_jitter(&mut c, 1, &[(1, 0.0)]);
+        assert_eq!(c, [141, 141, 141], "contrast 0 is the mean grey");
+        let mut d = px;
+        color_jitter(&mut d, 1, &[(0, 1.0), (1, 1.0), (2, 1.0)]);
+        assert_eq!(d, px, "factors of 1 change nothing");
+        // Off by default: no draw, so runs without it are unchanged.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let (src, mut dst) = (vec![7u8; 12], vec![0u8; 12]);
+        let on = Augment { color_jitter: 0.4, ..Augment::default() };
+        on.apply(&src, &mut dst, 3, 2, 2, &mut rng);
+        assert!(dst.iter().all(|&v| v == dst[0]), "a grey image stays grey: {dst:?}");
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct DataConfig {
     /// Training crops: torchvision's `RandomResizedCrop(image_size)` (default scale and ratio)
     /// of each image resized to `resize`, instead of the padded random crop of CIFAR.
     pub random_resized_crop: bool,
+    /// torchvision's `ColorJitter(j, j, j)` on training images (brightness, contrast and
+    /// saturation factors in [max(0, 1 − j), 1 + j]); 0: off.
+    pub color_jitter: f64,
     /// Per-channel normalisation: "dataset" (the training images' mean and std), "imagenet"
     /// (torchvision's constants), or `{ mean = [...], std = [...] }`.
     pub normalize: Normalize,
@@ -107,6 +110,7 @@ impl Default for DataConfig {
             image_size: 32,
             resize: None,
             random_resized_crop: false,
+            color_jitter: 0.0,
             normalize: Normalize::default(),
             cache_mib: 2048,
             crop_padding: 4,
@@ -144,6 +148,7 @@ impl DataConfig {
             hflip: self.hflip,
             cutout: self.cutout,
             random_resized: self.random_resized_crop,
+            color_jitter: self.color_jitter as f32,
         }
     }
 
@@ -174,6 +179,9 @@ impl DataConfig {
                 self.resize(),
                 self.image_size
             );
+        }
+        if !(self.color_jitter.is_finite() && self.color_jitter >= 0.0) {
+            bail!("data.color_jitter must be 0 (off) or more, got {}", self.color_jitter);
         }
         if self.resize() > 4096 {
             bail!("data.resize must be at most 4096 pixels, got {}", self.resize());
