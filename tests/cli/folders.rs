@@ -125,6 +125,20 @@ fn photos_of_any_size_train_with_random_resized_crops() {
     let (a, b) = (read_json(&run.join("metrics.json")), read_json(&lazy.join("metrics.json")));
     assert_eq!(a["test"]["loss"], b["test"]["loss"]);
     assert_eq!(a["valid"]["confusion"], b["valid"]["confusion"]);
+    // The report's confusion matrix and mistakes grid, at the run's size and class names.
+    let report = f.path("report");
+    let printed = run_ok(burnlab().arg("report").arg(&run).arg("--out").arg(&report));
+    assert!(printed.contains("index.html"), "{printed}");
+    let pngs: Vec<String> = std::fs::read_dir(&report)
+        .expect("report")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    assert!(pngs.iter().any(|n| n.contains("confusion")), "{pngs:?}");
+    for png in &pngs {
+        image::open(report.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+    }
     let photo = f.path("wide.jpg");
     image::RgbImage::from_pixel(300, 120, image::Rgb([20, 20, 230])).save(&photo).expect("save");
     let out = run_ok(burnlab().arg("predict").arg(&run).arg(&photo));
