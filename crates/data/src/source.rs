@@ -141,10 +141,12 @@ pub fn load_image_data(
                 None => None,
             };
             let test_set = load(&root.join(test), Some(&train.classes))?;
-            tracing::info!(
-                "splits: train/{}, final metrics on {test}/",
-                valid.as_ref().map(|_| ", validation on a folder of its own").unwrap_or("")
-            );
+            let validation = match (&valid, test.as_str()) {
+                (Some(_), _) => format!("validation on {}/", layout_valid_name(&layout)),
+                (None, "test") => "validation held out of train/ (data.valid_size)".to_string(),
+                (None, name) => format!("validation on {name}/"),
+            };
+            tracing::info!("splits: training on train/, {validation}, final metrics on {test}/");
             let valid = valid.or_else(|| (test != "test").then(|| test_set.clone()));
             ImageData { train, valid, test: test_set, test_name: test.clone(), source }
         }
@@ -167,6 +169,14 @@ pub fn load_image_data(
             ImageData { train, valid: None, test, test_name: "test".into(), source }
         }
     })
+}
+
+/// The validation folder's name of a split layout ("" for others).
+fn layout_valid_name(layout: &Layout) -> &str {
+    match layout {
+        Layout::Splits { valid: Some(v), .. } => v,
+        _ => "",
+    }
 }
 
 /// Only the split the final metrics are on (labelled with `classes` for an image folder), its
