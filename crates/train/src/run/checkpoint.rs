@@ -173,15 +173,17 @@ pub fn save_within_epoch<M: LearnerModel>(
     checkpointer.checkpoint(learner, p.epoch, store);
     // Dropping it joins its writer threads: the files are written (or the write failed).
     drop(checkpointer);
-    prune_within_epoch(run);
+    if interrupter.error().is_none() {
+        // Complete, so it supersedes every older one (and any torn newer one a kill left).
+        remove_within_epoch(run, |q| q != p);
+    }
 }
 
-/// Removes the checkpoints inside epochs that the newest complete checkpoint supersedes (all of
-/// them once the run has a complete epoch-end checkpoint after them), and torn ones.
-pub fn prune_within_epoch(run: &Path) {
-    let newest = resume_point(run);
+/// Removes the checkpoints inside epochs for which `drop` says so (no file is read: this runs
+/// in the training loop).
+pub fn remove_within_epoch(run: &Path, drop: impl Fn(ResumePoint) -> bool) {
     for (p, dir) in within_epoch(run) {
-        if Some(p) != newest {
+        if drop(p) {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
@@ -242,8 +244,8 @@ mod tests {
             "the checkpoint of epoch 2, step 5"
         );
         assert_eq!(ResumePoint { epoch: 3, step: 0 }.to_string(), "the checkpoint of epoch 2");
-        prune_within_epoch(tmp.path());
-        assert!(within_epoch(tmp.path()).is_empty(), "none is complete: all are removed");
+        remove_within_epoch(tmp.path(), |p| p.epoch == 2);
+        assert!(within_epoch(tmp.path()).is_empty(), "both are removed");
         touch(&ck, &["model-3.bpk.4242-7.tmp", "model-2.bpk"]);
         remove_leftovers(tmp.path());
         assert!(!ck.join("model-3.bpk.4242-7.tmp").exists());

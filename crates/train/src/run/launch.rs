@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use burn::train::metric::{Adaptor, LossInput};
 use burn::train::{Learner, LearnerModel, SupervisedTraining, TrainStep, TrainingStrategy};
 
-use super::checkpoint::{ResumePoint, load_within_epoch, prune_within_epoch, resume_point};
+use super::checkpoint::{ResumePoint, load_within_epoch, remove_within_epoch, resume_point};
 use super::file_log::{FileLog, WriteFailure};
 use super::lock::{RunLock, lock_to_resume};
 use super::metrics::GuardedLoss;
@@ -215,8 +215,9 @@ where
         );
         return Ok(Ended::Interrupted);
     }
-    // The epoch-end checkpoints supersede those taken inside epochs.
-    prune_within_epoch(run_dir);
+    // The epoch-end checkpoints (all written: the strategy waited for them) supersede those
+    // taken inside epochs.
+    remove_within_epoch(run_dir, |_| true);
     result
         .model
         .clone()

@@ -17,7 +17,7 @@ use burn::train::{
     TrainingComponents, TrainingItem, ValidLoader,
 };
 
-use super::checkpoint::{ResumePoint, prune_within_epoch, save_within_epoch};
+use super::checkpoint::{ResumePoint, remove_within_epoch, save_within_epoch};
 
 pub struct Checkpointed {
     pub run: PathBuf,
@@ -128,7 +128,9 @@ impl<M: LearnerModel> SupervisedLearningStrategy<M> for Checkpointed {
                 checkpointer.checkpoint(&learner, epoch, event_store);
             }
             self.epochs_done.store(epoch, Ordering::SeqCst);
-            prune_within_epoch(&self.run);
+            // Those inside earlier epochs are superseded by the previous epoch's checkpoint,
+            // whole by now (this epoch's is still being written: its own stay until the next).
+            remove_within_epoch(&self.run, |p| p.epoch < epoch);
             last_save = Instant::now();
         }
         // Dropping the checkpointer waits for its last files.
