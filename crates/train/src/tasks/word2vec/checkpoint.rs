@@ -22,14 +22,7 @@ pub fn save_checkpoint(
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("epoch-{epoch}.bin"));
-    let mut bytes = Vec::with_capacity(24 + 4 * (emb.input.len() + emb.output.len()));
-    for v in [(emb.input.len() / emb.dim) as u64, emb.dim as u64, epoch as u64] {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in emb.input.iter().chain(&emb.output) {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    run::write_atomic(&path, &bytes)?;
+    run::write_atomic(&path, &encode(&[epoch as u64], emb))?;
     // Keep the last `keep`: a table pair is vocab × dim × 8 bytes (57 MB for text8 at dim 100).
     if let Some(old) = epoch.checked_sub(keep.max(1)) {
         let _ = std::fs::remove_file(dir.join(format!("epoch-{old}.bin")));
@@ -62,23 +55,53 @@ pub fn load_checkpoint(
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     let Some(epoch) = last_epoch(run_dir) else { return Ok(None) };
     let path = dir.join(format!("epoch-{epoch}.bin"));
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let n = vocab * dim;
+    let what = format!("tables of epoch {epoch}");
+    let (_, emb) = decode(&path, (vocab, dim), &[epoch as u64], 1, &what)?;
+    Ok(Some((epoch, emb)))
+}
+
+/// A table file: a little-endian u64 header (vocab, dim, then `fields`) and both tables as
+/// little-endian f32.
+fn encode(fields: &[u64], emb: &native::Embeddings) -> Vec<u8> {
+    let header = [(emb.input.len() / emb.dim) as u64, emb.dim as u64];
+    let mut bytes = Vec::with_capacity(8 * (2 + fields.len()) + 4 * 2 * emb.input.len());
+    for v in header.iter().chain(fields) {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in emb.input.iter().chain(&emb.output) {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
+}
+
+/// Reads a table file of `vocab` × `dim` tables whose header holds `fields` fields after vocab
+/// and dim, the first of them `expected`: those fields, and the tables. Anything else (another
+/// size, a torn or foreign file) is an error naming the file and `what` was expected.
+fn decode(
+    path: &Path,
+    (vocab, dim): (usize, usize),
+    expected: &[u64],
+    fields: usize,
+    what: &str,
+) -> Result<(Vec<u64>, native::Embeddings)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let (n, head) = (vocab * dim, 8 * (2 + fields));
     let header: Vec<u64> = bytes
         .chunks_exact(8)
-        .take(3)
+        .take(2 + fields)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
         .collect();
-    if bytes.len() != 24 + 8 * n || header != [vocab as u64, dim as u64, epoch as u64] {
-        bail!(
-            "{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch})",
-            path.display()
-        );
+    let want: Vec<u64> = [vocab as u64, dim as u64].iter().chain(expected).copied().collect();
+    if bytes.len() != head + 8 * n || header.get(..want.len()) != Some(&want[..]) {
+        bail!("{}: corrupt checkpoint (expected {vocab} x {dim} {what})", path.display());
     }
-    let floats: Vec<f32> =
-        bytes[24..].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let floats: Vec<f32> = bytes[head..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     let (input, output) = floats.split_at(n);
-    Ok(Some((epoch, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
+    let emb = native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() };
+    Ok((header[2..].to_vec(), emb))
 }
 
 /// The file of the checkpoint after `at.chunks` chunks of epoch `at.epoch` (0-based; named
@@ -87,30 +110,13 @@ fn within_path(run_dir: &Path, at: &Within) -> PathBuf {
     run_dir.join(run::CHECKPOINT_DIR).join(format!("epoch-{}-step-{}.bin", at.epoch + 1, at.chunks))
 }
 
-const WITHIN_HEADER: usize = 7 * 8;
-
 /// Writes the tables after `at`: a header (vocab, dim, epoch, chunks, words, loss_milli,
 /// loss_pairs as u64) and both tables as little-endian f32; then removes the older ones.
 pub fn save_within(run_dir: &Path, at: &Within, emb: &native::Embeddings) -> Result<()> {
     let dir = run_dir.join(run::CHECKPOINT_DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut bytes = Vec::with_capacity(WITHIN_HEADER + 4 * (emb.input.len() + emb.output.len()));
-    let header = [
-        (emb.input.len() / emb.dim) as u64,
-        emb.dim as u64,
-        at.epoch as u64,
-        at.chunks as u64,
-        at.words,
-        at.loss_milli,
-        at.loss_pairs,
-    ];
-    for v in header {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in emb.input.iter().chain(&emb.output) {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    run::write_atomic(&within_path(run_dir, at), &bytes)?;
+    let fields = [at.epoch as u64, at.chunks as u64, at.words, at.loss_milli, at.loss_pairs];
+    run::write_atomic(&within_path(run_dir, at), &encode(&fields, emb))?;
     prune_within(run_dir, Some(at));
     Ok(())
 }
@@ -172,33 +178,10 @@ pub fn load_within(
     if epoch <= epochs_done {
         return Ok(None);
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let n = vocab * dim;
-    let header: Vec<u64> = bytes
-        .chunks_exact(8)
-        .take(7)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-        .collect();
-    let expected = [vocab as u64, dim as u64, epoch as u64 - 1, chunks as u64];
-    if bytes.len() != WITHIN_HEADER + 8 * n || header.get(..4) != Some(&expected[..]) {
-        bail!(
-            "{}: corrupt checkpoint (expected {vocab} x {dim} tables of epoch {epoch}, step {chunks})",
-            path.display()
-        );
-    }
-    let at = Within {
-        epoch: epoch - 1,
-        chunks,
-        words: header[4],
-        loss_milli: header[5],
-        loss_pairs: header[6],
-    };
-    let floats: Vec<f32> = bytes[WITHIN_HEADER..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    let (input, output) = floats.split_at(n);
-    Ok(Some((at, native::Embeddings { dim, input: input.to_vec(), output: output.to_vec() })))
+    let what = format!("tables of epoch {epoch}, step {chunks}");
+    let (h, emb) = decode(&path, (vocab, dim), &[epoch as u64 - 1, chunks as u64], 5, &what)?;
+    let at = Within { epoch: epoch - 1, chunks, words: h[2], loss_milli: h[3], loss_pairs: h[4] };
+    Ok(Some((at, emb)))
 }
 
 #[cfg(test)]
