@@ -1,7 +1,8 @@
 """key=value lines of an image-classification benchmark run, and the PyTorch peer's beside it.
 
 usage: bench_report.py TASK RUN_DIR PEER_LINE [MODEL]
-TASK is bench_cnn or bench_mlp; PEER_LINE is the last line cifar_train.py printed (or empty);
+TASK is bench_cnn, bench_mlp or bench_folder; PEER_LINE is the last line cifar_train.py (or, for
+bench_folder, folder_train.py) printed (or empty);
 inference is the median of `burnlab eval --timed-passes` (eval.json), as the peer times it.
 """
 import json
@@ -12,6 +13,23 @@ model = sys.argv[4] if len(sys.argv) > 4 else None
 m = json.load(open(f"{run}/metrics.json"))
 timed = sorted(json.load(open(f"{run}/eval.json"))["timed_images_per_s"])
 train, infer = m["train_images_per_s"], timed[len(timed) // 2]
+if task == "bench_folder":
+    print(f"task=bench_folder model={model} image_size=224 epochs={m['epochs']} train_images={m['train_images']}")
+    print(f"train_img_per_s={train:.2f}")
+    print(f"sec_per_epoch={m['train_images'] / max(train, 1e-9):.1f}")
+    print(f"infer_img_per_s={infer:.2f}")
+    print(f"eval_split={m.get('test_split', 'test')} eval_acc={m['test']['accuracy']:.4f}")
+    print(f"peak_rss_mib={m['peak_rss_mib']:.0f}")
+    if peer:
+        p = dict(kv.split("=", 1) for kv in peer.split() if "=" in kv)
+        print(f"peer_train_img_per_s={float(p['train_img_per_s']):.2f}")
+        print(f"peer_sec_per_epoch={float(p['sec_per_epoch']):.1f}")
+        print(f"peer_infer_img_per_s={float(p['infer_img_per_s']):.2f}")
+        print(f"peer_eval_acc={float(p['eval_acc']):.4f}")
+        print(f"peer_peak_rss_mib={p['peak_rss_mib']}")
+        print(f"ratio_train={train / float(p['train_img_per_s']):.3f}")
+        print(f"ratio_infer={infer / float(p['infer_img_per_s']):.3f}")
+    sys.exit(0)
 if task == "bench_cnn":
     meta = json.load(open(f"{run}/run.json"))
     print(f"task=bench_cnn model={model} backend={meta['backend']} epochs={m['epochs']} train_images={m['train_images']}")
