@@ -124,12 +124,7 @@ fn timed(cmd: &mut Command) -> Duration {
 fn chaos_word2vec_ends_on_the_uninterrupted_vectors() {
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("corpus.txt");
-    let text: String = (0..30_000u64)
-        .map(|i| {
-            (0..10).map(|j| format!("w{} ", (i * 7 + j * j * 13) % 97)).collect::<String>() + "\n"
-        })
-        .collect();
-    std::fs::write(&corpus, text).expect("write");
+    crate::word2vec::write_cycling_corpus(&corpus, 30_000);
     let epochs = epochs(8);
     let args = ["--epochs", epochs.as_str(), "--threads", "1"];
     let train = |run: &Path| crate::word2vec::train(&corpus, run, &args);

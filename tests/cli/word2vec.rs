@@ -22,6 +22,16 @@ pub fn write_corpus(path: &std::path::Path) {
 }
 
 /// `burnlab train word2vec` on `corpus` into `run`: dim 16, vocabulary of every word, and `extra`.
+/// `lines` lines of 10 words drawn from 97 in a fixed pattern (one-thread runs are repeatable).
+pub fn write_cycling_corpus(path: &Path, lines: u64) {
+    let text: String = (0..lines)
+        .map(|i| {
+            (0..10).map(|j| format!("w{} ", (i * 7 + j * j * 13) % 97)).collect::<String>() + "\n"
+        })
+        .collect();
+    std::fs::write(path, text).expect("write corpus");
+}
+
 pub fn train(corpus: &Path, run: &Path, extra: &[&str]) -> Command {
     let mut c = burnlab();
     c.args(["train", "word2vec", "--dim", "16", "--min-count", "1"]).args(extra);
@@ -170,14 +180,7 @@ fn word2vec_bad_input_is_a_clear_error() {
 fn word2vec_resume_after_kill_matches_uninterrupted_run() {
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("corpus.txt");
-    let mut text = String::new();
-    for i in 0..60_000u64 {
-        let words: Vec<String> =
-            (0..10).map(|j| format!("w{}", (i * 7 + j * j * 13) % 97)).collect();
-        text.push_str(&words.join(" "));
-        text.push('\n');
-    }
-    std::fs::write(&corpus, text).expect("write");
+    write_cycling_corpus(&corpus, 60_000);
     let train = |run: &std::path::Path| {
         let mut c = burnlab();
         c.args(["train", "word2vec", "--dim", "32", "--epochs", "3", "--threads", "1"])
@@ -243,12 +246,7 @@ fn word2vec_resume_after_kill_matches_uninterrupted_run() {
 fn word2vec_killed_inside_an_epoch_resumes_from_its_last_chunk() {
     let tmp = tempfile::tempdir().expect("tmp");
     let corpus = tmp.path().join("corpus.txt");
-    let text: String = (0..40_000u64)
-        .map(|i| {
-            (0..10).map(|j| format!("w{} ", (i * 7 + j * j * 13) % 97)).collect::<String>() + "\n"
-        })
-        .collect();
-    std::fs::write(&corpus, text).expect("write");
+    write_cycling_corpus(&corpus, 40_000);
     let args = ["--epochs", "3", "--threads", "1"];
     let full = tmp.path().join("full");
     run_ok(&mut train(&corpus, &full, &args));
