@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::store::ModuleRecord;
 use burn::train::checkpoint::{
     AsyncCheckpointer, Checkpoint, Checkpointer, CheckpointerError, CheckpointingAction,
@@ -93,23 +93,14 @@ pub fn load_within_epoch<M: LearnerModel>(
     mut learner: Learner<M>,
 ) -> Result<Learner<M>> {
     let dir = within_dir(run, p);
-    let path = |k: &str| dir.join(format!("{k}.bpk"));
-    let read = |k: &str| format!("reading the checkpoint {}", path(k).display());
-    learner.load_model(
-        ModuleRecord::load(path("model"))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| read("model"))?,
-    );
-    learner.load_optim(
-        Checkpoint::load(path("optim"))
-            .map_err(|e: CheckpointerError| anyhow::anyhow!("{e}"))
-            .with_context(|| read("optim"))?,
-    );
-    learner.load_scheduler(
-        Checkpoint::load(path("scheduler"))
-            .map_err(|e: CheckpointerError| anyhow::anyhow!("{e}"))
-            .with_context(|| read("scheduler"))?,
-    );
+    fn read<R: Checkpoint>(dir: &Path, part: &str) -> Result<R> {
+        let path = dir.join(format!("{part}.bpk"));
+        R::load(path.clone())
+            .map_err(|e| anyhow::anyhow!("reading the checkpoint {}: {e}", path.display()))
+    }
+    learner.load_model(read(&dir, "model")?);
+    learner.load_optim(read(&dir, "optim")?);
+    learner.load_scheduler(read(&dir, "scheduler")?);
     Ok(learner)
 }
 
