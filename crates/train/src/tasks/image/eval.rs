@@ -251,8 +251,8 @@ pub fn predict_command(args: PredictArgs) -> Result<()> {
     let table = meta.normalization.table();
     let k = args.top_k.clamp(1, meta.classes.len());
     for path in &args.images {
-        let chw = decode_rgb(path, h as u32, resize)
-            .with_context(|| format!("reading {}", path.display()))?;
+        // (Its errors name the file already.)
+        let chw = decode_rgb(path, h as u32, resize)?;
         let plane = h * w;
         let pixels: Vec<f32> =
             chw.iter().enumerate().map(|(i, &p)| table[i / plane][p as usize]).collect();
