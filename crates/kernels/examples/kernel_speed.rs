@@ -68,8 +68,12 @@ fn main() {
         black_box(cpu.run(Peak(iters)));
         let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} fma_peak_gflops={peak:.1}");
-        let layers: &[(usize, usize)] =
-            if std::env::var("LIN").is_ok() { &[] } else { &[(16, 32), (32, 16), (64, 8)] };
+        // ResNet-20's stride-1 layers, then ResNet-18's at 224 px.
+        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
+            &[]
+        } else {
+            &[(16, 32), (32, 16), (64, 8), (64, 56), (128, 28), (256, 14), (512, 7)]
+        };
         for &(c, hw) in layers {
             let mut xp = Padded::new(c, hw, hw, 1, 1);
             let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
@@ -79,7 +83,7 @@ fn main() {
             let wt: Vec<f32> = (0..c * offs.len()).map(|i| (i as f32 * 0.11).cos()).collect();
             let bias = vec![0.0; c];
             let mut out = vec![0.0; c * len];
-            let reps = 40_000 / c;
+            let reps = (40_000 * 1024 / (c * hw * hw)).max(1);
             // Useful multiply-adds only (the junk columns of the padded width not counted).
             let flops = (2 * c * offs.len() * hw * hw * reps) as f64;
             let t = Instant::now();

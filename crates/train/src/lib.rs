@@ -15,3 +15,4 @@ pub mod insight;
 pub mod optim;
 pub mod run;
 pub mod tasks;
+pub mod weights;

@@ -1,6 +1,8 @@
 //! The training wrapper: an image network plus its loss, as burn-train's Learner wants it.
 
 use burn::module::Module;
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{ApplyResult, ModuleAdapter, ModuleSnapshot};
 use burn::tensor::Tensor;
 use burn::train::{ClassificationOutput, InferenceStep, TrainOutput, TrainStep};
 use burnlab_data::ImageBatch;
@@ -19,7 +21,46 @@ pub enum ImageNet {
     ImagenetResNet(ResNet),
 }
 
+/// `$body` with `$m` bound to the network inside whichever variant `$net` is.
+macro_rules! each_net {
+    ($net:expr, $m:ident => $body:expr) => {
+        match $net {
+            ImageNet::Mlp($m) => $body,
+            ImageNet::LeNet5($m) => $body,
+            ImageNet::ResNet($m) => $body,
+            ImageNet::ResNet9($m) => $body,
+            ImageNet::ImagenetResNet($m) => $body,
+        }
+    };
+}
+
 impl ImageNet {
+    /// The output layer, the one replaced when a checkpoint has another class count.
+    pub fn head_name(&self) -> &'static str {
+        match self {
+            ImageNet::Mlp(_) => "output",
+            ImageNet::LeNet5(_) => "fc3",
+            ImageNet::ResNet(_) | ImageNet::ResNet9(_) => "head",
+            ImageNet::ImagenetResNet(_) => "fc",
+        }
+    }
+
+    /// The network's tensors named by their paths inside it (`layer1.0.conv1.weight`, no
+    /// wrapper or variant names), through `adapter` (e.g. Burn to PyTorch layouts). Lazy: the
+    /// data is read when asked for.
+    pub fn tensors(&self, adapter: Option<Box<dyn ModuleAdapter>>) -> Vec<PackTensor> {
+        each_net!(self, m => m.collect(None, adapter, true))
+    }
+
+    /// Loads `tensors` (named as [`Self::tensors`] names them) into the network.
+    pub fn load_tensors(
+        &mut self,
+        tensors: Vec<PackTensor>,
+        adapter: Option<Box<dyn ModuleAdapter>>,
+    ) -> ApplyResult {
+        each_net!(self, m => m.apply(tensors, None, adapter, true))
+    }
+
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         match self {
             ImageNet::Mlp(m) => m.forward(images),
