@@ -97,6 +97,11 @@ bench-mlp *args:
 bench-folder *args:
     bash scripts/bench-folder.sh "$@"
 
+# Fine-tuning benchmark: ResNet-18 at 224 px from a torchvision-layout checkpoint (BENCH_INIT, or
+# torchvision's random init saved by PEER_PYTHON), 3 epochs head-only and full, each beside the peer
+bench-finetune *args:
+    bash scripts/bench-finetune.sh "$@"
+
 # CNN benchmark: `just bench-cnn [lenet5] [resnet20] [resnet9] [-- --backend wgpu]`; with
 # PEER_PYTHON=/path/to/python (torch installed) the PyTorch peer runs beside it and ratios print
 bench-cnn *args:

@@ -13,5 +13,6 @@ mod report;
 mod resume;
 mod rnn;
 mod signals;
+mod weights;
 mod wgpu;
 mod word2vec;

@@ -53,8 +53,26 @@ pub enum Command {
     Report(ReportArgs),
     /// List the runs of a folder: task, model, backend, epochs, best valid, test, time, status.
     Runs(RunsArgs),
+    /// Write a trained run's weights for other tools: safetensors with PyTorch's names.
+    Export(ExportArgs),
     /// List what each backend can see.
     Devices,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub run_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Safetensors)]
+    pub format: ExportFormat,
+    /// Output file (default: RUN/model.safetensors).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Safetensors,
+    Onnx,
 }
 
 #[derive(Args, Debug)]
@@ -279,6 +297,15 @@ pub struct TrainArgs {
     /// Override data.image_size (the side of the square images the model sees).
     #[arg(long)]
     pub image_size: Option<usize>,
+    /// Start from these weights: a PyTorch checkpoint (.pth/.pt, e.g. torchvision's
+    /// resnet18-f37072fd.pth), a .safetensors file with PyTorch's names, or a run folder. A head
+    /// for another class count starts fresh.
+    #[arg(long, value_name = "FILE|RUN", conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
+    /// With --init-from: start the network's tensors the source lacks from scratch (listed)
+    /// rather than refusing.
+    #[arg(long, requires = "init_from")]
+    pub init_partial: bool,
 }
 
 /// The flags every `train` takes.

@@ -252,6 +252,18 @@ pub struct TrainConfig {
     /// Minutes between checkpoints inside an epoch (0: at epoch ends only).
     #[serde(default = "default_checkpoint_minutes")]
     pub checkpoint_minutes: f64,
+    /// What does not train: "none", or "backbone" (the head only: torchvision's "ConvNet as
+    /// fixed feature extractor"; the rest runs without autodiff, BatchNorm in eval mode).
+    #[serde(default)]
+    pub freeze: Freeze,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Freeze {
+    #[default]
+    None,
+    Backbone,
 }
 
 /// Ten: a killed run loses at most ten minutes of training.
@@ -302,6 +314,18 @@ pub struct OptimConfig {
     /// L2 penalty λ (coupled weight decay; decoupled for AdamW).
     #[serde(default)]
     pub weight_decay: f64,
+    /// Image models: the learning rate of everything but the head, as a multiple of `lr`
+    /// (fine-tuning often uses 0.1: the pretrained layers move less than the new head).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub backbone_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -422,6 +446,13 @@ impl ImageExperiment {
             bail!("train.keep_checkpoints must be at least 1: a resume needs a checkpoint");
         }
         check_checkpoint_minutes(self.train.checkpoint_minutes)?;
+        let scale = self.optim.backbone_lr_scale;
+        if !(scale.is_finite() && scale > 0.0) {
+            bail!(
+                "optim.backbone_lr_scale must be above 0, got {scale} (train.freeze = \"backbone\" \
+                 keeps the backbone fixed)"
+            );
+        }
         if self.train.epochs == 0 {
             bail!("train.epochs must be at least 1");
         }

@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Predict(args) => evaluate::predict_command(args),
         Command::Report(args) => report::report_command(args),
         Command::Runs(args) => runs::runs_command(&args.dir),
+        Command::Export(args) => burnlab::weights::export::export_command(args),
         Command::Devices => {
             burnlab::backend::print_devices();
             Ok(())

@@ -52,6 +52,9 @@ pub struct ImageRecord {
     pub image_size: [usize; 3],
     pub normalization: Normalization,
     pub trainable_params: usize,
+    /// The weights training started from (`--init-from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<crate::weights::init::InitRecord>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -171,6 +174,7 @@ mod tests {
                 image_size: [3, 32, 32],
                 normalization: Normalization { mean: vec![0.5; 3], std: vec![0.25; 3] },
                 trainable_params: 42,
+                init_from: None,
             }),
             "mlp 3072-10".into(),
             "flex".into(),

@@ -84,3 +84,174 @@ pub fn write_safetensors(
         .map_err(|e| anyhow!("encoding {}: {e}", path.display()))?;
     run::write_atomic(path, &file).with_context(|| format!("writing {}", path.display()))
 }
+
+/// A character model's tensors under the names of PyTorch's `nn.Embedding` + `nn.LSTM` /
+/// `nn.GRU` / `nn.RNN` (`batch_first`) + `nn.Linear`: each layer's fused input and hidden
+/// projections are PyTorch's `weight_ih_l{k}` / `weight_hh_l{k}` (same gate order: i, f, g, o
+/// and r, z, n) and their biases.
+pub fn charlm_torch_tensors(net: &burnlab_models::CharLm) -> Result<Vec<Named>> {
+    use burn::store::ModuleSnapshot;
+    let mut out = Vec::new();
+    for t in net.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true) {
+        let name = charlm_torch_name(&t.name);
+        let shape = t.shape.to_vec();
+        let data = bridge::into_data(t).map_err(|e| anyhow!("reading {name}: {e:?}"))?;
+        let values = data.try_to_vec::<f32>().map_err(|e| anyhow!("reading {name}: {e:?}"))?;
+        out.push(Named { name, shape, data: Data::F32(values) });
+    }
+    Ok(out)
+}
+
+/// `rnn.layers.K.input.weight` → `rnn.weight_ih_lK` (and `hidden` → `hh`, biases alike).
+fn charlm_torch_name(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("rnn.layers.") else { return path.to_string() };
+    let mut parts = rest.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(k), Some(proj @ ("input" | "hidden")), Some(kind @ ("weight" | "bias")), None) => {
+            let which = if proj == "input" { "ih" } else { "hh" };
+            format!("rnn.{kind}_{which}_l{k}")
+        }
+        _ => path.to_string(),
+    }
+}
+
+/// `burnlab export RUN --format safetensors|onnx [--out FILE]`.
+pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
+    use crate::run::record::{self, TaskRecord};
+    use crate::tasks::word2vec::{VECTORS_BIN, VECTORS_TEXT};
+    let dir = &args.run_dir;
+    let meta = record::read(dir)?;
+    if let TaskRecord::Word2vec(_) = meta.task {
+        anyhow::bail!(
+            "{} is a word2vec run: its vectors are already in word2vec's own formats, which \
+             gensim (KeyedVectors.load_word2vec_format) and word2vec.c read: {} and {}",
+            dir.display(),
+            dir.join(VECTORS_TEXT).display(),
+            dir.join(VECTORS_BIN).display()
+        );
+    }
+    if args.format == crate::cli::ExportFormat::Onnx {
+        anyhow::bail!(
+            "ONNX export is not built yet (burn-onnx's exporter is experimental upstream and not \
+             a dependency of burnlab): export safetensors and convert with PyTorch's \
+             torch.onnx.export, loading them into the modules the README shows"
+        );
+    }
+    let device = burn::tensor::Device::flex();
+    let tensors = match &meta.task {
+        TaskRecord::Mlp(_) | TaskRecord::Cnn(_) => {
+            let model = crate::tasks::image::model::load_run_model(dir, &meta, &device)?;
+            torch_tensors(&model.net)?
+        }
+        TaskRecord::Charlm(_) => {
+            let (net, ..) = crate::tasks::charlm::load_run(dir, &device)?;
+            charlm_torch_tensors(&net)?
+        }
+        TaskRecord::Word2vec(_) => unreachable!("refused above"),
+    };
+    let out = args.out.clone().unwrap_or_else(|| dir.join("model.safetensors"));
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("burnlab_task".to_string(), meta.task.name().to_string()),
+        ("burnlab_model".to_string(), meta.model.clone()),
+    ]);
+    write_safetensors(&out, &tensors, metadata)?;
+    let params: usize = tensors
+        .iter()
+        .filter(|t| matches!(t.data, Data::F32(_)))
+        .map(|t| t.shape.iter().product::<usize>())
+        .sum();
+    println!(
+        "wrote {} ({} tensors, {params} values, PyTorch names and layouts; {})",
+        out.display(),
+        tensors.len(),
+        meta.model
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+    use burnlab_models::{LeNet5Config, ResNetConfig};
+
+    use super::*;
+    use crate::weights::init::init_from;
+    use crate::weights::testing::{fixed_input, formula};
+
+    /// A network with the fixtures' formula weights (BatchNorm statistics included, so that a
+    /// swapped scale and shift or mean and variance would show), exported, loaded strictly into
+    /// PyTorch's module (torchvision's resnet18; the README's LeNet-5): the same logits. Needs a
+    /// Python with torch and torchvision in BURNLAB_TEST_PYTHON; otherwise says SKIPPED.
+    #[test]
+    fn pytorch_loads_the_export_strictly_and_gives_the_same_logits() {
+        let Some(python) = std::env::var_os("BURNLAB_TEST_PYTHON") else {
+            eprintln!(
+                "SKIPPED: set BURNLAB_TEST_PYTHON to a Python with torch and torchvision to load \
+                 the exports into PyTorch"
+            );
+            return;
+        };
+        let dev = Device::flex();
+        let cases = [
+            (
+                "resnet18",
+                3,
+                ImageNet::ImagenetResNet(ResNetConfig::new().with_num_classes(3).init(&dev)),
+                [2, 3, 64, 64],
+            ),
+            (
+                "lenet5",
+                4,
+                ImageNet::LeNet5(LeNet5Config::new().with_num_classes(4).init(&dev)),
+                [2, 3, 32, 32],
+            ),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (model, classes, mut net, input) in cases {
+            let formula_file = dir.path().join(format!("{model}-formula.safetensors"));
+            let tensors: Vec<Named> = torch_tensors(&net)
+                .expect("tensors")
+                .into_iter()
+                .map(|t| Named { data: formula(&t.name, &t.shape), ..t })
+                .collect();
+            write_safetensors(&formula_file, &tensors, HashMap::new()).expect("write");
+            init_from(&mut net, &formula_file, false).expect("init");
+            let file = dir.path().join(format!("{model}.safetensors"));
+            write_safetensors(&file, &torch_tensors(&net).expect("export"), HashMap::new())
+                .expect("write");
+            let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/fixtures/check_export.py");
+            let out = std::process::Command::new(&python)
+                .arg(&script)
+                .args([model, &classes.to_string()])
+                .arg(&file)
+                .args(input.map(|v| v.to_string()))
+                .output()
+                .expect("run python");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("logits");
+            let ours =
+                net.forward(fixed_input(input)).into_data().try_to_vec::<f32>().expect("f32");
+            let theirs = theirs.concat();
+            assert_eq!(ours.len(), theirs.len());
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs PyTorch {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn charlm_cells_take_pytorchs_recurrent_names() {
+        let cases = [
+            ("rnn.layers.0.input.weight", "rnn.weight_ih_l0"),
+            ("rnn.layers.1.hidden.bias", "rnn.bias_hh_l1"),
+            ("rnn.layers.0.input.bias", "rnn.bias_ih_l0"),
+            ("embedding.weight", "embedding.weight"),
+            ("head.weight", "head.weight"),
+        ];
+        for (ours, torch) in cases {
+            assert_eq!(charlm_torch_name(ours), torch);
+        }
+    }
+}

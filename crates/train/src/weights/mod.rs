@@ -12,6 +12,8 @@
 pub mod checkpoint;
 pub mod export;
 pub mod init;
+#[cfg(test)]
+pub(crate) mod testing;
 
 /// A PyTorch state-dict name → the path of the same tensor in a burnlab network.
 pub fn from_torch_name(name: &str) -> String {

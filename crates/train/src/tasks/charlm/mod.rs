@@ -118,6 +118,9 @@ impl CharLmExperiment {
 
     fn validate(&self) -> Result<()> {
         let (d, m, t) = (&self.data, &self.model, &self.train);
+        if self.optim.backbone_lr_scale != 1.0 {
+            bail!("optim.backbone_lr_scale is for image models (a head on a backbone)");
+        }
         if !(d.valid_fraction > 0.0 && d.valid_fraction < 1.0) {
             bail!("data.valid_fraction must be in (0, 1), got {}", d.valid_fraction);
         }
@@ -543,7 +546,7 @@ pub fn validation_loss(net: &CharLm, ids: &Arc<Vec<u32>>, seq: usize, device: &D
 }
 
 /// Rebuild a trained run's network on `device`.
-fn load_run(
+pub(crate) fn load_run(
     run_dir: &Path,
     device: &Device,
 ) -> Result<(CharLm, CharVocab, CharLmExperiment, RunRecord)> {
@@ -771,6 +774,7 @@ mod tests {
                 momentum: 0.0,
                 nesterov: false,
                 weight_decay: 0.0,
+                backbone_lr_scale: 1.0,
             },
             true,
         );

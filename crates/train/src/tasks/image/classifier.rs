@@ -1,6 +1,6 @@
 //! The training wrapper: an image network plus its loss, as burn-train's Learner wants it.
 
-use burn::module::Module;
+use burn::module::{Module, ParamGroup};
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ApplyResult, ModuleAdapter, ModuleSnapshot};
 use burn::tensor::Tensor;
@@ -43,6 +43,23 @@ impl ImageNet {
             ImageNet::ResNet(_) | ImageNet::ResNet9(_) => "head",
             ImageNet::ImagenetResNet(_) => "fc",
         }
+    }
+
+    /// The head's parameters, as a group for freezing and learning rates (matched by path, so
+    /// the group holds across a checkpoint reload).
+    pub fn head_group(&self) -> ParamGroup {
+        ParamGroup::from_regex(format!(r"(^|\.){}\.(weight|bias)$", self.head_name()))
+            .expect("a valid pattern")
+    }
+
+    /// Parameters of the head (what trains with `train.freeze = "backbone"`).
+    pub fn head_params(&self) -> usize {
+        let prefix = format!("{}.", self.head_name());
+        self.tensors(None)
+            .iter()
+            .filter(|t| t.name.starts_with(&prefix))
+            .map(|t| t.shape.to_vec().iter().product::<usize>())
+            .sum()
     }
 
     /// The network's tensors named by their paths inside it (`layer1.0.conv1.weight`, no
@@ -154,6 +171,7 @@ mod tests {
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,
+            backbone_lr_scale: 1.0,
         };
         let mut optim = build_optimizer(&c, true);
         for step in 1..=max_steps {

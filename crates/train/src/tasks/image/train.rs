@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
-use burn::module::Module;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::module::{Module, ParamGroup};
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -14,7 +15,7 @@ use burnlab_data::{ImageLoader, ImageSet, Normalization};
 use serde::Serialize;
 
 use crate::cli::TrainArgs;
-use crate::config::{self, ImageExperiment, flag, float_flag};
+use crate::config::{self, Freeze, ImageExperiment, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
 use crate::optim::{Schedule, build_optimizer};
 use crate::run::checkpoint::{ResumePoint, epoch_checkpoints};
@@ -26,6 +27,7 @@ use crate::tasks::image::classifier::ImageClassifier;
 use crate::tasks::image::data::load_data;
 use crate::tasks::image::eval::{EvalReport, evaluate};
 use crate::tasks::image::model::{build_model, describe_model};
+use crate::weights::init::{describe as describe_init, init_from};
 
 /// Validation batch size (the sample grid's images are the first batch's).
 const VALID_BATCH: usize = 256;
@@ -83,25 +85,45 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         bail!("data.valid_size is 0: a validation split is needed to track training");
     }
     let test_split = data.test_name.clone();
-    // Held until training ends: one writer per run folder.
-    let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
-    // Atomic: a resume rewrites it, and a kill then must not leave half a config.
-    run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
-    println!("run folder: {}", run_dir.display());
     let norm = exp.data.normalization(&train)?;
     let image = [train.channels, train.height, train.width];
     let classes = train.classes.len();
-
     let ad = device.clone().autodiff();
     let host = args.run.backend.is_host();
-    let model = seeded_init(exp.seed, |d| build_model(&exp, classes, image, host, d));
+    let mut model = seeded_init(exp.seed, |d| build_model(&exp, classes, image, host, d));
+    // Starting weights are read before the run folder is touched: a bad file leaves nothing.
+    let init = match (&args.init_from, resume_from) {
+        (Some(source), None) => Some(init_from(&mut model.net, source, args.init_partial)?),
+        _ => None,
+    };
+    if exp.train.freeze == Freeze::Backbone {
+        let head = model.net.head_group();
+        model = model.freeze().unfreeze_group(head);
+    }
     let model = model.fork(&ad).train();
+    // Held until training ends: one writer per run folder.
+    let (run_dir, _lock) = run::claim_run_dir(run_dir, args.run.run_dir.as_deref(), &exp.name)?;
+    // A resumed run keeps the record of the weights it started from.
+    let init = init.or_else(|| {
+        let meta = record::read(&run_dir).ok()?;
+        meta.image(&run_dir).ok()?.init_from.clone()
+    });
+    // Atomic: a resume rewrites it, and a kill then must not leave half a config.
+    run::write_atomic(&run_dir.join(run::CONFIG_FILE), toml::to_string_pretty(&exp)?.as_bytes())?;
+    println!("run folder: {}", run_dir.display());
+    if let (Some(r), None) = (&init, resume_from) {
+        println!("{}", describe_init(r));
+    }
     let part = ImageRecord {
         data_source: data.source.clone(),
         classes: train.classes.clone(),
         image_size: image,
         normalization: norm.clone(),
-        trainable_params: model.net.num_trainable_params(),
+        trainable_params: match exp.train.freeze {
+            Freeze::Backbone => model.net.head_params(),
+            Freeze::None => model.net.num_trainable_params(),
+        },
+        init_from: init,
     };
     let part = if task == "mlp" { TaskRecord::Mlp(part) } else { TaskRecord::Cnn(part) };
     let mut meta =
@@ -129,6 +151,13 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let training =
         supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, start.epoch)?;
     let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
+    let mut schedule = ModuleLrScheduler::new(schedule);
+    if exp.optim.backbone_lr_scale != 1.0 {
+        let backbone = ParamGroup::all().exclude(model.net.head_group());
+        let lr = exp.optim.lr * exp.optim.backbone_lr_scale;
+        let scaled = Schedule::new(&exp.schedule, lr, steps_per_epoch, exp.train.epochs);
+        schedule = schedule.with_group(backbone, scaled);
+    }
     let learner =
         Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
     let spec = Launch {
