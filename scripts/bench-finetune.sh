@@ -6,7 +6,8 @@
 # The checkpoint is BENCH_INIT (e.g. torchvision's resnet18-f37072fd.pth), or, where this machine
 # cannot download it, torchvision's own random initialisation saved by PEER_PYTHON (seed 0): then
 # the accuracies compare the two implementations on identical starting weights, not ImageNet
-# transfer. Prints key=value lines. `bench-finetune.sh [-- TRAIN ARGS]`.
+# transfer. BENCH_MODES="head" (or "full") runs one mode. Prints key=value lines.
+# `bench-finetune.sh [-- TRAIN ARGS]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${1:-}" = "--" ] && shift
@@ -30,7 +31,7 @@ torch.save(torchvision.models.resnet18().state_dict(), '$init')"
 else
   echo "init=$(basename "$init")"
 fi
-for mode in head full; do
+for mode in ${BENCH_MODES:-head full}; do
   run="$out/ft-$mode"
   rm -rf "$run"
   set_freeze=(); peer_freeze=()

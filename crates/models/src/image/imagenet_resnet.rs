@@ -194,7 +194,12 @@ impl ResNet {
 
     /// `images` → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.fc.forward(self.features(images))
+        self.classify(self.features(images))
+    }
+
+    /// The head: features → logits.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc.forward(features)
     }
 
     /// Layer table for an input of shape [channels, height, width].

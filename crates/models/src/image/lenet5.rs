@@ -64,13 +64,22 @@ impl LeNet5 {
 
     /// `images`: [batch, channels, 32, 32] → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classify(self.features(images))
+    }
+
+    /// The head: features → logits.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.fc3.forward(features)
+    }
+
+    /// Everything before the head: fc2's activations [batch, 84].
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let a = &self.activation;
         let x = self.pool.forward(a.forward(conv2d(&self.conv1, images))); // [b, 6, 14, 14]
         let x = self.pool.forward(a.forward(conv2d(&self.conv2, x))); // [b, 16, 5, 5]
         let x: Tensor<2> = x.flatten(1, 3);
         let x = a.forward(self.fc1.forward(x));
-        let x = a.forward(self.fc2.forward(x));
-        self.fc3.forward(x)
+        a.forward(self.fc2.forward(x))
     }
 }
 

@@ -86,13 +86,24 @@ impl MlpConfig {
 impl Mlp {
     /// `images`: [batch, channels, height, width] (or any [batch, ...]) → logits [batch, classes].
     pub fn forward<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
+        self.classify(self.features(images))
+    }
+
+    /// Everything before the output layer: the last hidden layer's activations (the flattened
+    /// images for a linear classifier).
+    pub fn features<const D: usize>(&self, images: Tensor<D>) -> Tensor<2> {
         let mut x: Tensor<2> = images.flatten(1, D - 1);
         for layer in &self.hidden {
             x = self
                 .dropout
                 .forward(self.activation.forward(burnlab_ops::linear::linear(layer, x)));
         }
-        burnlab_ops::linear::linear(&self.output, x)
+        x
+    }
+
+    /// The output layer: features → logits.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        burnlab_ops::linear::linear(&self.output, features)
     }
 
     /// Layer table for an input of shape [channels, height, width].

@@ -65,12 +65,21 @@ impl CifarResNetConfig {
 impl CifarResNet {
     /// `images`: [batch, channels, height, width] → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classify(self.features(images))
+    }
+
+    /// Everything before the head: pooled features [batch, 64].
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = self.stem.forward_relu(images);
         for block in &self.blocks {
             x = block.forward(x);
         }
-        let x: Tensor<2> = adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3);
-        self.head.forward(x)
+        adaptive_avg_pool2d(x, [1, 1]).flatten(1, 3)
+    }
+
+    /// The head: features → logits.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.head.forward(features)
     }
 
     /// Layer table for an input of shape [channels, height, width].

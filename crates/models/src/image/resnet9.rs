@@ -65,6 +65,16 @@ fn pool2(x: Tensor<4>) -> Tensor<4> {
 impl ResNet9 {
     /// `images`: [batch, channels, height, width] (32x32 for CIFAR) → logits [batch, classes].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.classify(self.features(images))
+    }
+
+    /// The head: features → scaled logits.
+    pub fn classify(&self, features: Tensor<2>) -> Tensor<2> {
+        self.head.forward(features).mul_scalar(self.logit_scale)
+    }
+
+    /// Everything before the head: globally max-pooled features [batch, 512].
+    pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let x = self.prep.forward_relu(images);
         let x = self.res1.forward(pool2(self.layer1.forward_relu(x)));
         let x = pool2(self.layer2.forward_relu(x));
@@ -72,8 +82,7 @@ impl ResNet9 {
         let [_, _, h, w] = x.dims();
         // Global max-pool (Page's MaxPool2d(4) on 32x32 inputs).
         let x = max_pool2d(x, MaxPoolOptions { stride: [h, w], ..MaxPoolOptions::new([h, w]) });
-        let x: Tensor<2> = x.flatten(1, 3);
-        self.head.forward(x).mul_scalar(self.logit_scale)
+        x.flatten(1, 3)
     }
 
     /// Layer table for an input of shape [channels, height, width].

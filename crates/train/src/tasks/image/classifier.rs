@@ -78,6 +78,18 @@ impl ImageNet {
         each_net!(self, m => m.apply(tensors, None, adapter, true))
     }
 
+    /// Logits through a frozen backbone: on an autodiff device the backbone runs on the plain
+    /// backend (no graph, BatchNorm in eval mode, burnlab's inference kernels) and only the head
+    /// is tracked. Elsewhere the same as [`Self::forward`].
+    pub fn forward_frozen(&self, images: Tensor<4>) -> Tensor<2> {
+        if !images.device().is_autodiff() {
+            return self.forward(images);
+        }
+        let plain = self.valid();
+        let features = Tensor::from_inner(each_net!(&plain, m => m.features(images.inner())));
+        each_net!(self, m => m.classify(features))
+    }
+
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         match self {
             ImageNet::Mlp(m) => m.forward(images),
@@ -107,11 +119,18 @@ pub struct ImageClassifier {
     /// Label smoothing of the training loss (validation and test report plain cross-entropy).
     #[module(skip)]
     pub label_smoothing: f64,
+    /// `train.freeze = "backbone"`: training runs the backbone without autodiff.
+    #[module(skip)]
+    pub frozen_backbone: bool,
 }
 
 impl ImageClassifier {
     pub fn logits(&self, images: Tensor<4>) -> Tensor<2> {
-        self.net.forward(images)
+        if self.frozen_backbone {
+            self.net.forward_frozen(images)
+        } else {
+            self.net.forward(images)
+        }
     }
 
     pub fn forward_classification(&self, batch: ImageBatch) -> ClassificationOutput {
@@ -149,7 +168,7 @@ mod tests {
     use super::*;
     use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
     use burn::tensor::{Device, Distribution, Int, TensorData};
-    use burnlab_models::{CifarResNetConfig, LeNet5Config};
+    use burnlab_models::{CifarResNetConfig, LeNet5Config, ResNetConfig};
 
     use crate::config::{OptimConfig, OptimKind};
     use crate::optim::build_optimizer;
@@ -163,8 +182,14 @@ mod tests {
         let images = Tensor::<4>::random([64, 3, size, size], Distribution::Normal(0.0, 1.0), &ad);
         let labels: Vec<i64> = (0..64).map(|i| (i * 7 + i / 5) % 10).collect();
         let targets = Tensor::<1, Int>::from_data(TensorData::new(labels.clone(), [64]), &ad);
-        let mut model =
-            ImageClassifier { net, loss: LossKind::Ce, label_smoothing: 0.0 }.fork(&ad).train();
+        let mut model = ImageClassifier {
+            net,
+            loss: LossKind::Ce,
+            label_smoothing: 0.0,
+            frozen_backbone: false,
+        }
+        .fork(&ad)
+        .train();
         let c = OptimConfig {
             name: OptimKind::Sgd,
             lr,
@@ -187,6 +212,32 @@ mod tests {
             model = optim.step(ModuleLearningRate::from(lr), model, out.grads);
         }
         None
+    }
+
+    /// A frozen backbone run on the plain backend: the logits of the whole network (BatchNorm
+    /// in eval mode either way), and gradients for the head only.
+    #[test]
+    fn a_frozen_backbone_gives_the_same_logits_and_trains_the_head_only() {
+        let d = Device::flex();
+        d.seed(5);
+        let net = ImageNet::ImagenetResNet(ResNetConfig::new().with_num_classes(3).init(&d));
+        let head = net.head_group();
+        let ad = d.autodiff();
+        let net = net.freeze().unfreeze_group(head).fork(&ad).train();
+        let x = Tensor::<4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &ad);
+        let (a, b) = (net.forward(x.clone()), net.forward_frozen(x));
+        let (va, vb): (Vec<f32>, Vec<f32>) = (
+            a.into_data().try_to_vec().expect("f32"),
+            b.clone().into_data().try_to_vec().expect("f32"),
+        );
+        for (p, q) in va.iter().zip(&vb) {
+            assert!((p - q).abs() < 1e-4, "{va:?} vs {vb:?}");
+        }
+        let grads = b.sum().backward();
+        let ImageNet::ImagenetResNet(m) = &net else { unreachable!() };
+        assert!(m.fc.weight.grad(&grads).is_some(), "the head has a gradient");
+        assert!(m.conv1.weight.grad(&grads).is_none(), "the frozen stem has none");
+        assert!(m.layer4[1].bn2.gamma.grad(&grads).is_none(), "frozen BatchNorm has none");
     }
 
     #[test]

@@ -111,7 +111,12 @@ pub fn build_model(
                 .init(device),
         ),
     };
-    ImageClassifier { net, loss: m.loss, label_smoothing: m.label_smoothing }
+    ImageClassifier {
+        net,
+        loss: m.loss,
+        label_smoothing: m.label_smoothing,
+        frozen_backbone: exp.train.freeze == config::Freeze::Backbone,
+    }
 }
 
 pub fn describe_model(exp: &ImageExperiment, classes: usize, image: [usize; 3]) -> String {
