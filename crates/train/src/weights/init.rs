@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 use burn::store::burn_pack::Tensor as PackTensor;
-use burn::store::{ModuleAdapter, PyTorchToBurnAdapter};
+use burn::store::{ApplyError, ModuleAdapter, PyTorchToBurnAdapter};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,15 @@ fn load(
     }
     let result = net.load_tensors(tensors, adapter);
     if let Some(e) = result.errors.first() {
-        bail!("--init-from {from}: {e} (is it a checkpoint of another architecture?)");
+        let what = match e {
+            ApplyError::ShapeMismatch { path, expected, found } => format!(
+                "{path} is {:?} in it but {:?} in the network",
+                found.to_vec(),
+                expected.to_vec()
+            ),
+            other => other.to_string(),
+        };
+        bail!("--init-from {from}: {what} (is it a checkpoint of another architecture?)");
     }
     let mut fresh: Vec<String> = Vec::new();
     let mut missing: Vec<String> = Vec::new();
@@ -242,7 +250,7 @@ mod tests {
     #[test]
     fn a_checkpoint_of_another_architecture_names_the_tensor_and_both_shapes() {
         let mut net = ImageNet::ImagenetResNet(ResNetConfig::new().init(&Device::flex()));
-        let e = init_from(&mut net, &fixture("lenet5.pth"), false).err().expect("refused");
+        let e = init_from(&mut net, &fixture("lenet5.pth"), false).expect_err("refused");
         let e = format!("{e:#}");
         assert!(
             e.contains("conv1.weight") && e.contains("[64, 3, 7, 7]") && e.contains("[6, 3, 5, 5]"),
