@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use burn::store::{BurnToPyTorchAdapter, bridge};
-use burn::tensor::DType;
+use burn::tensor::{DType, Device};
 use safetensors::tensor::{Dtype, TensorView};
 
 use crate::run;
@@ -115,6 +115,39 @@ fn charlm_torch_name(path: &str) -> String {
     }
 }
 
+/// An image network as an ONNX model (opset 18) through burn-onnx's exporter, which traces
+/// forward passes on its capture device (where burnlab's layers take Burn's own operations):
+/// with a dynamic batch axis where the trace allows it, else (a network that creates tensors
+/// sized by the batch, as the CIFAR ResNets' zero-padding shortcut does) for batches of one.
+/// Returns the bytes and whether the batch axis is dynamic.
+pub fn onnx_bytes(net: &ImageNet, image: [usize; 3]) -> Result<(Vec<u8>, bool)> {
+    use burn::module::Module;
+    use burn::tensor::Tensor;
+    use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter};
+    let model = net.valid();
+    let dev = Device::flex();
+    let [c, h, w] = image;
+    let input = |n: usize| Tensor::<4>::zeros([n, c, h, w], &dev);
+    let forward = |m: &ImageNet, x: Tensor<4>| m.forward(x);
+    let specs = [InputSpec::new([
+        AxisSpec::dynamic("batch"),
+        AxisSpec::Static,
+        AxisSpec::Static,
+        AxisSpec::Static,
+    ])];
+    let exporter = OnnxExporter::new();
+    match exporter.export_dynamic(&model, input(1), input(2), &specs, forward) {
+        Ok(onnx) => Ok((onnx.into_bytes(), true)),
+        Err(dynamic) => {
+            tracing::debug!("dynamic-batch ONNX export failed ({dynamic}); exporting batch 1");
+            let onnx = exporter
+                .export(&model, input(1), forward)
+                .map_err(|e| anyhow!("ONNX export: {e}"))?;
+            Ok((onnx.into_bytes(), false))
+        }
+    }
+}
+
 /// `burnlab export RUN --format safetensors|onnx [--out FILE]`.
 pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
     use crate::run::record::{self, TaskRecord};
@@ -131,13 +164,32 @@ pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
         );
     }
     if args.format == crate::cli::ExportFormat::Onnx {
-        anyhow::bail!(
-            "ONNX export is not built yet (burn-onnx's exporter is experimental upstream and not \
-             a dependency of burnlab): export safetensors and convert with PyTorch's \
-             torch.onnx.export, loading them into the modules the README shows"
+        let image = match &meta.task {
+            TaskRecord::Mlp(r) | TaskRecord::Cnn(r) => r.image_size,
+            _ => anyhow::bail!(
+                "{}: ONNX export covers image models; a character model's recurrence is a Rust \
+                 loop over time steps that the exporter cannot trace as one graph (export \
+                 safetensors and load them into PyTorch's nn.LSTM/GRU/RNN, as the README shows)",
+                dir.display()
+            ),
+        };
+        let model = crate::tasks::image::model::load_run_model(dir, &meta, &Device::flex())?;
+        let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
+        let (bytes, dynamic) = onnx_bytes(&model.net, image)?;
+        run::write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+        println!(
+            "wrote {} (ONNX opset 18: images [{}, {}, {}, {}], normalised as the run normalises \
+             them, to logits; {})",
+            out.display(),
+            if dynamic { "batch" } else { "1" },
+            image[0],
+            image[1],
+            image[2],
+            meta.model
         );
+        return Ok(());
     }
-    let device = burn::tensor::Device::flex();
+    let device = Device::flex();
     let tensors = match &meta.task {
         TaskRecord::Mlp(_) | TaskRecord::Cnn(_) => {
             let model = crate::tasks::image::model::load_run_model(dir, &meta, &device)?;
@@ -237,6 +289,67 @@ mod tests {
             assert_eq!(ours.len(), theirs.len());
             for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
                 assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs PyTorch {b}");
+            }
+        }
+    }
+
+    /// The ONNX export of ResNet-18 and LeNet-5 with the formula's weights passes
+    /// onnx.checker and gives burnlab's logits in onnxruntime, at another batch size than the
+    /// traced ones (the batch axis is dynamic). Needs BURNLAB_TEST_PYTHON with onnx and
+    /// onnxruntime; otherwise says SKIPPED and why.
+    #[test]
+    fn the_onnx_export_runs_in_onnxruntime_with_the_same_logits() {
+        let Some(python) = std::env::var_os("BURNLAB_TEST_PYTHON") else {
+            eprintln!("SKIPPED: set BURNLAB_TEST_PYTHON to a Python with onnx and onnxruntime");
+            return;
+        };
+        let dev = Device::flex();
+        let cases = [
+            (
+                "resnet18",
+                ImageNet::ImagenetResNet(ResNetConfig::new().with_num_classes(3).init(&dev)),
+                [3, 3, 64, 64],
+            ),
+            (
+                "lenet5",
+                ImageNet::LeNet5(LeNet5Config::new().with_num_classes(4).init(&dev)),
+                [3, 3, 32, 32],
+            ),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (model, mut net, input) in cases {
+            let formula_file = dir.path().join(format!("{model}-formula.safetensors"));
+            let tensors: Vec<Named> = torch_tensors(&net)
+                .expect("tensors")
+                .into_iter()
+                .map(|t| Named { data: formula(&t.name, &t.shape), ..t })
+                .collect();
+            write_safetensors(&formula_file, &tensors, HashMap::new()).expect("write");
+            init_from(&mut net, &formula_file, false).expect("init");
+            let file = dir.path().join(format!("{model}.onnx"));
+            let (bytes, dynamic) = onnx_bytes(&net, [input[1], input[2], input[3]]).expect("onnx");
+            assert!(dynamic, "{model}: the batch axis is dynamic");
+            std::fs::write(&file, bytes).expect("write");
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures/check_onnx.py");
+            let out = std::process::Command::new(&python)
+                .arg(&script)
+                .arg(&file)
+                .args(input.map(|v| v.to_string()))
+                .output()
+                .expect("run python");
+            if out.status.code() == Some(3) {
+                eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
+                return;
+            }
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("logits");
+            let ours =
+                net.forward(fixed_input(input)).into_data().try_to_vec::<f32>().expect("f32");
+            let theirs = theirs.concat();
+            assert_eq!(ours.len(), theirs.len());
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs onnxruntime {b}");
             }
         }
     }
