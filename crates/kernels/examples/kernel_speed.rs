@@ -1,6 +1,7 @@
 //! Where the convolution kernels run against the machine's limit, per ISA, on one core:
 //! GFLOP/s of the forward, input-gradient and weight-gradient kernels on ResNet-20's three
-//! stride-1 layer shapes, beside the FMA peak (12 independent multiply-add chains).
+//! stride-1 layer shapes and ResNet-18's four (at 224 px), beside the FMA peak (12 independent
+//! multiply-add chains).
 //!
 //! `cargo run --release -p burnlab-kernels --example kernel_speed` (every ISA this CPU has; one
 //! with `BURNLAB_ISA=avx2`, say). Prints `key=value` lines.
