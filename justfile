@@ -97,6 +97,11 @@ bench-mlp *args:
 bench-folder *args:
     bash scripts/bench-folder.sh "$@"
 
+# A trained image run as ONNX: builds burnlab with its `onnx` feature (Burn's exporter, experimental
+# upstream; the first build with it recompiles Burn), then `burnlab export RUN --format onnx`
+export-onnx run *args:
+    cargo run --release -p burnlab --features onnx -- export {{run}} --format onnx {{args}}
+
 # Fine-tuning benchmark: ResNet-18 at 224 px from a torchvision-layout checkpoint (BENCH_INIT, or
 # torchvision's random init saved by PEER_PYTHON), 3 epochs head-only and full, each beside the peer
 bench-finetune *args:

@@ -4,7 +4,9 @@
 
 pub mod sgd;
 
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::lr_scheduler::{LrScheduler, LrSchedulerRecord};
+use burn::module::ParamGroup;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdaGradConfig, AdamConfig, AdamWConfig, ModuleOptimizer};
 
@@ -30,6 +32,27 @@ pub fn build_optimizer(c: &OptimConfig, host: bool) -> ModuleOptimizer {
             AdamWConfig::new().with_epsilon(1e-8).with_weight_decay(c.weight_decay as f32).init()
         }
     }
+}
+
+/// The run's learning-rate schedule, and with `optim.backbone_lr_scale` ≠ 1 a second group
+/// (every parameter but `head`'s) on the same schedule at lr × scale: Burn's module scheduler
+/// gives each parameter the rate of the last group it matches.
+pub fn module_schedule(
+    optim: &OptimConfig,
+    schedule: &ScheduleConfig,
+    steps_per_epoch: usize,
+    epochs: usize,
+    head: ParamGroup,
+) -> ModuleLrScheduler {
+    let base = ModuleLrScheduler::new(Schedule::new(schedule, optim.lr, steps_per_epoch, epochs));
+    if optim.backbone_lr_scale == 1.0 {
+        return base;
+    }
+    let lr = optim.lr * optim.backbone_lr_scale;
+    base.with_group(
+        ParamGroup::all().exclude(head),
+        Schedule::new(schedule, lr, steps_per_epoch, epochs),
+    )
 }
 
 /// Per-step learning rate as a closed form of the step index, so that a resumed run (which

@@ -115,6 +115,7 @@ fn charlm_torch_name(path: &str) -> String {
     }
 }
 
+#[cfg(feature = "onnx")]
 /// An image network as an ONNX model (opset 18) through burn-onnx's exporter, which traces
 /// forward passes on its capture device (where burnlab's layers take Burn's own operations):
 /// with a dynamic batch axis where the trace allows it, else (a network that creates tensors
@@ -148,6 +149,46 @@ pub fn onnx_bytes(net: &ImageNet, image: [usize; 3]) -> Result<(Vec<u8>, bool)> 
     }
 }
 
+/// `export --format onnx` of an image run.
+#[cfg(feature = "onnx")]
+fn export_onnx(args: &crate::cli::ExportArgs, meta: &crate::run::record::RunRecord) -> Result<()> {
+    use crate::run::record::TaskRecord;
+    let dir = &args.run_dir;
+    let image = match &meta.task {
+        TaskRecord::Mlp(r) | TaskRecord::Cnn(r) => r.image_size,
+        _ => anyhow::bail!(
+            "{}: ONNX export covers image models; a character model's recurrence is a Rust \
+                 loop over time steps that the exporter cannot trace as one graph (export \
+                 safetensors and load them into PyTorch's nn.LSTM/GRU/RNN, as the README shows)",
+            dir.display()
+        ),
+    };
+    let model = crate::tasks::image::model::load_run_model(dir, &meta, &Device::flex())?;
+    let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
+    let (bytes, dynamic) = onnx_bytes(&model.net, image)?;
+    run::write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "wrote {} (ONNX opset 18: images [{}, {}, {}, {}], normalised as the run normalises \
+             them, to logits; {})",
+        out.display(),
+        if dynamic { "batch" } else { "1" },
+        image[0],
+        image[1],
+        image[2],
+        meta.model
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "onnx"))]
+fn export_onnx(_: &crate::cli::ExportArgs, _: &crate::run::record::RunRecord) -> Result<()> {
+    anyhow::bail!(
+        "this burnlab was built without the ONNX exporter (Burn's exporter is experimental \
+         upstream and adds a few minutes to every build, so it is a feature): `just export-onnx \
+         RUN` builds burnlab with `--features onnx` and exports"
+    )
+}
+
 /// `burnlab export RUN --format safetensors|onnx [--out FILE]`.
 pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
     use crate::run::record::{self, TaskRecord};
@@ -164,30 +205,7 @@ pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
         );
     }
     if args.format == crate::cli::ExportFormat::Onnx {
-        let image = match &meta.task {
-            TaskRecord::Mlp(r) | TaskRecord::Cnn(r) => r.image_size,
-            _ => anyhow::bail!(
-                "{}: ONNX export covers image models; a character model's recurrence is a Rust \
-                 loop over time steps that the exporter cannot trace as one graph (export \
-                 safetensors and load them into PyTorch's nn.LSTM/GRU/RNN, as the README shows)",
-                dir.display()
-            ),
-        };
-        let model = crate::tasks::image::model::load_run_model(dir, &meta, &Device::flex())?;
-        let out = args.out.clone().unwrap_or_else(|| dir.join("model.onnx"));
-        let (bytes, dynamic) = onnx_bytes(&model.net, image)?;
-        run::write_atomic(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-        println!(
-            "wrote {} (ONNX opset 18: images [{}, {}, {}, {}], normalised as the run normalises \
-             them, to logits; {})",
-            out.display(),
-            if dynamic { "batch" } else { "1" },
-            image[0],
-            image[1],
-            image[2],
-            meta.model
-        );
-        return Ok(());
+        return export_onnx(&args, &meta);
     }
     let device = Device::flex();
     let tensors = match &meta.task {
@@ -225,7 +243,7 @@ pub fn export_command(args: crate::cli::ExportArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use burn::tensor::Device;
-    use burnlab_models::{LeNet5Config, ResNetConfig};
+    use burnlab_models::{CifarResNetConfig, LeNet5Config, MlpConfig, ResNet9Config, ResNetConfig};
 
     use super::*;
     use crate::weights::init::init_from;
@@ -233,7 +251,8 @@ mod tests {
 
     /// A network with the fixtures' formula weights (BatchNorm statistics included, so that a
     /// swapped scale and shift or mean and variance would show), exported, loaded strictly into
-    /// PyTorch's module (torchvision's resnet18; the README's LeNet-5): the same logits. Needs a
+    /// PyTorch's module (torchvision's resnet18; for the others the README's modules,
+    /// scripts/fixtures/torch_modules.py): the same logits. Needs a
     /// Python with torch and torchvision in BURNLAB_TEST_PYTHON; otherwise (CI's Python has
     /// tensorboard only) says SKIPPED and why.
     #[test]
@@ -257,6 +276,30 @@ mod tests {
                 "lenet5",
                 4,
                 ImageNet::LeNet5(LeNet5Config::new().with_num_classes(4).init(&dev)),
+                [2, 3, 32, 32],
+            ),
+            (
+                "mlp",
+                5,
+                ImageNet::Mlp(
+                    MlpConfig::new()
+                        .with_d_input(3 * 32 * 32)
+                        .with_num_classes(5)
+                        .with_hidden(vec![32, 16])
+                        .init(&dev),
+                ),
+                [2, 3, 32, 32],
+            ),
+            (
+                "resnet20",
+                3,
+                ImageNet::ResNet(CifarResNetConfig::new().with_num_classes(3).init(&dev)),
+                [2, 3, 32, 32],
+            ),
+            (
+                "resnet9",
+                3,
+                ImageNet::ResNet9(ResNet9Config::new().with_num_classes(3).init(&dev)),
                 [2, 3, 32, 32],
             ),
         ];
@@ -302,6 +345,7 @@ mod tests {
     /// onnx.checker and gives burnlab's logits in onnxruntime, at another batch size than the
     /// traced ones (the batch axis is dynamic). Needs BURNLAB_TEST_PYTHON with onnx and
     /// onnxruntime; otherwise says SKIPPED and why.
+    #[cfg(feature = "onnx")]
     #[test]
     fn the_onnx_export_runs_in_onnxruntime_with_the_same_logits() {
         let Some(python) = std::env::var_os("BURNLAB_TEST_PYTHON") else {

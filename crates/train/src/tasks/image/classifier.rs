@@ -240,6 +240,55 @@ mod tests {
         assert!(m.layer4[1].bn2.gamma.grad(&grads).is_none(), "frozen BatchNorm has none");
     }
 
+    /// `optim.backbone_lr_scale = 0.1`: one plain SGD step moves every backbone weight a tenth
+    /// as far as with scale 1, and the head as far.
+    #[test]
+    fn the_backbone_learning_rate_is_scaled_and_the_heads_is_not() {
+        use crate::config::{ScheduleConfig, ScheduleKind};
+        use crate::optim::module_schedule;
+        let d = Device::flex();
+        d.seed(8);
+        let start = ImageNet::LeNet5(LeNet5Config::new().init(&d));
+        let ad = d.autodiff();
+        let x = Tensor::<4>::random([4, 3, 32, 32], Distribution::Normal(0.0, 1.0), &ad);
+        let values = |net: &ImageNet| -> Vec<(String, Vec<f32>)> {
+            net.tensors(None)
+                .into_iter()
+                .map(|t| {
+                    let name = t.name.clone();
+                    let v = burn::store::bridge::into_data(t).expect("data");
+                    (name, v.try_to_vec::<f32>().expect("f32"))
+                })
+                .collect()
+        };
+        let step = |scale: f64| {
+            let net = start.clone().fork(&ad).train();
+            let c = OptimConfig {
+                name: OptimKind::Sgd,
+                lr: 0.5,
+                momentum: 0.0,
+                nesterov: false,
+                weight_decay: 0.0,
+                backbone_lr_scale: scale,
+            };
+            let sched = ScheduleConfig { name: ScheduleKind::Constant, warmup_epochs: 0.0 };
+            let mut lr = module_schedule(&c, &sched, 1, 1, net.head_group());
+            let grads = net.forward(x.clone()).powf_scalar(2.0).sum().backward();
+            let grads = burn::optim::GradientsParams::from_grads(grads, &net);
+            let net = build_optimizer(&c, true).step(lr.step(), net, grads);
+            values(&net)
+        };
+        let (before, full, tenth) = (values(&start), step(1.0), step(0.1));
+        assert_eq!(before.len(), 10);
+        for (((name, b), (_, f)), (_, t)) in before.iter().zip(&full).zip(&tenth) {
+            let moved = |v: &Vec<f32>| v.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>();
+            let (mf, mt) = (moved(f), moved(t));
+            assert!(mf > 0.0, "{name} did not move");
+            let want = if name.starts_with("fc3.") { 1.0 } else { 0.1 };
+            assert!((mt / mf / want - 1.0).abs() < 1e-2, "{name}: moved {mt} against {mf}");
+        }
+    }
+
     #[test]
     fn lenet5_memorises_a_batch_of_64() {
         let d = Device::flex();

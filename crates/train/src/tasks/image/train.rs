@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use burn::data::dataloader::DataLoader;
-use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
-use burn::module::{Module, ParamGroup};
+use burn::module::Module;
 use burn::tensor::Device;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric};
 use burn::train::{Learner, SupervisedTraining};
@@ -17,7 +16,7 @@ use serde::Serialize;
 use crate::cli::TrainArgs;
 use crate::config::{self, Freeze, ImageExperiment, flag, float_flag};
 use crate::insight::tb_logger::{SampleGrid, TbLogger};
-use crate::optim::{Schedule, build_optimizer};
+use crate::optim::{build_optimizer, module_schedule};
 use crate::run::checkpoint::{ResumePoint, epoch_checkpoints};
 use crate::run::launch::{Ended, Launch, launch, seeded_init, start};
 use crate::run::metrics::ThroughputMetric;
@@ -150,14 +149,13 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let valid_loader = ImageLoader::new(valid_set.clone(), VALID_BATCH, &norm, device.clone());
     let training =
         supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, start.epoch)?;
-    let schedule = Schedule::new(&exp.schedule, exp.optim.lr, steps_per_epoch, exp.train.epochs);
-    let mut schedule = ModuleLrScheduler::new(schedule);
-    if exp.optim.backbone_lr_scale != 1.0 {
-        let backbone = ParamGroup::all().exclude(model.net.head_group());
-        let lr = exp.optim.lr * exp.optim.backbone_lr_scale;
-        let scaled = Schedule::new(&exp.schedule, lr, steps_per_epoch, exp.train.epochs);
-        schedule = schedule.with_group(backbone, scaled);
-    }
+    let schedule = module_schedule(
+        &exp.optim,
+        &exp.schedule,
+        steps_per_epoch,
+        exp.train.epochs,
+        model.net.head_group(),
+    );
     let learner =
         Learner::new(model, build_optimizer(&exp.optim, args.run.backend.is_host()), schedule);
     let spec = Launch {
