@@ -249,6 +249,34 @@ mod tests {
     use crate::weights::init::init_from;
     use crate::weights::testing::{fixed_input, formula};
 
+    /// The logits `scripts/fixtures/SCRIPT ARGS` prints, or `None` (after saying SKIPPED and
+    /// why) when that Python lacks the packages the script needs (its exit status 3).
+    fn python_logits(python: &std::ffi::OsStr, script: &str, args: &[String]) -> Option<Vec<f32>> {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures").join(script);
+        let out = std::process::Command::new(python)
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("run python");
+        if out.status.code() == Some(3) {
+            eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("logits");
+        Some(theirs.concat())
+    }
+
+    /// `net`'s logits on the fixed input against `theirs`, within 1e-4.
+    fn assert_logits(net: &ImageNet, input: [usize; 4], theirs: &[f32], model: &str, who: &str) {
+        let ours = net.forward(fixed_input(input)).into_data().try_to_vec::<f32>().expect("f32");
+        assert_eq!(ours.len(), theirs.len());
+        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs {who} {b}");
+        }
+    }
+
     /// A network with the fixtures' formula weights (BatchNorm statistics included, so that a
     /// swapped scale and shift or mean and variance would show), exported, loaded strictly into
     /// PyTorch's module (torchvision's resnet18; for the others the README's modules,
@@ -316,28 +344,10 @@ mod tests {
             let file = dir.path().join(format!("{model}.safetensors"));
             write_safetensors(&file, &torch_tensors(&net).expect("export"), HashMap::new())
                 .expect("write");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../scripts/fixtures/check_export.py");
-            let out = std::process::Command::new(&python)
-                .arg(&script)
-                .args([model, &classes.to_string()])
-                .arg(&file)
-                .args(input.map(|v| v.to_string()))
-                .output()
-                .expect("run python");
-            if out.status.code() == Some(3) {
-                eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
-                return;
-            }
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("logits");
-            let ours =
-                net.forward(fixed_input(input)).into_data().try_to_vec::<f32>().expect("f32");
-            let theirs = theirs.concat();
-            assert_eq!(ours.len(), theirs.len());
-            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs PyTorch {b}");
-            }
+            let mut args = vec![model.to_string(), classes.to_string(), file.display().to_string()];
+            args.extend(input.map(|v| v.to_string()));
+            let Some(theirs) = python_logits(&python, "check_export.py", &args) else { return };
+            assert_logits(&net, input, &theirs, model, "PyTorch");
         }
     }
 
@@ -379,27 +389,10 @@ mod tests {
             let (bytes, dynamic) = onnx_bytes(&net, [input[1], input[2], input[3]]).expect("onnx");
             assert!(dynamic, "{model}: the batch axis is dynamic");
             std::fs::write(&file, bytes).expect("write");
-            let script =
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fixtures/check_onnx.py");
-            let out = std::process::Command::new(&python)
-                .arg(&script)
-                .arg(&file)
-                .args(input.map(|v| v.to_string()))
-                .output()
-                .expect("run python");
-            if out.status.code() == Some(3) {
-                eprintln!("SKIPPED: {}", String::from_utf8_lossy(&out.stderr).trim());
-                return;
-            }
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            let theirs: Vec<Vec<f32>> = serde_json::from_slice(&out.stdout).expect("logits");
-            let ours =
-                net.forward(fixed_input(input)).into_data().try_to_vec::<f32>().expect("f32");
-            let theirs = theirs.concat();
-            assert_eq!(ours.len(), theirs.len());
-            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-                assert!((a - b).abs() <= 1e-4, "{model} logit {i}: burnlab {a} vs onnxruntime {b}");
-            }
+            let mut args = vec![file.display().to_string()];
+            args.extend(input.map(|v| v.to_string()));
+            let Some(theirs) = python_logits(&python, "check_onnx.py", &args) else { return };
+            assert_logits(&net, input, &theirs, model, "onnxruntime");
         }
     }
 
