@@ -55,8 +55,67 @@ pub enum Command {
     Runs(RunsArgs),
     /// Write a trained run's weights for other tools: safetensors with PyTorch's names.
     Export(ExportArgs),
+    /// Stratified N-fold cross-validation of a training setup over the training split:
+    /// `burnlab cv --folds 5 mlp --epochs 10` (the test split is not touched; `--final` then
+    /// trains on the whole training split and reports test).
+    Cv(CvArgs),
+    /// Train every point of a grid of config values and rank them by validation score:
+    /// `burnlab sweep mlp --grid model.hidden=[],[128] --grid optim.weight_decay=0,1e-3`.
+    Sweep(SweepArgs),
     /// List what each backend can see.
     Devices,
+}
+
+/// Tasks `cv` and `sweep` run (the `train` subcommands).
+const TASKS: [&str; 4] = ["mlp", "cnn", "word2vec", "rnn"];
+
+#[derive(Args, Debug)]
+pub struct CvArgs {
+    /// The `burnlab train` task: mlp or cnn (word2vec and rnn: see `burnlab sweep`).
+    #[arg(value_parser = TASKS)]
+    pub task: String,
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Folds trained at once (the CPU threads are split between them).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Parent folder of the fold runs (default runs/<name>-cv<N>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Then train on the whole training split with these settings and report the test score.
+    #[arg(long)]
+    pub r#final: bool,
+    /// `burnlab train <task>` flags: --epochs 10 --set model.hidden=[128] …
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "TRAIN ARGS")]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// The `burnlab train` task: mlp, cnn, word2vec or rnn.
+    #[arg(value_parser = TASKS)]
+    pub task: String,
+    /// A config key and its values: model.hidden=[],[16],[128] (repeat for a grid).
+    #[arg(long, value_name = "KEY=V1,V2,…")]
+    pub grid: Vec<String>,
+    /// Cross-validate every point over this many folds (image tasks).
+    #[arg(long)]
+    pub folds: Option<usize>,
+    /// Points trained at once (the CPU threads are split between them).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Parent folder of the point runs (default runs/<name>-sweep).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// word2vec: rank by accuracy on these analogy questions (questions-words.txt format).
+    #[arg(long, env = "BURNLAB_ANALOGIES")]
+    pub analogies: Option<PathBuf>,
+    /// word2vec: rank by Spearman ρ on these word pairs (WordSim-353 TSV) when no --analogies.
+    #[arg(long, env = "BURNLAB_SIMILARITY")]
+    pub similarity: Option<PathBuf>,
+    /// `burnlab train <task>` flags: --epochs 10 --data DIR …
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "TRAIN ARGS")]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -100,6 +100,17 @@ pub struct DataConfig {
     pub hflip: bool,
     /// Side of the Cutout square blanked in each training image (0: off).
     pub cutout: usize,
+    /// Cross-validation (`burnlab cv` sets these): the training split dealt into `cv_folds`
+    /// stratified folds (seeded by `seed`), fold `cv_fold` (from 1) validating and the others
+    /// training; the test split is not touched. 0: off.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cv_folds: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cv_fold: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for DataConfig {
@@ -116,6 +127,8 @@ impl Default for DataConfig {
             crop_padding: 4,
             hflip: true,
             cutout: 0,
+            cv_folds: 0,
+            cv_fold: 0,
         }
     }
 }
@@ -169,7 +182,21 @@ impl DataConfig {
         })
     }
 
+    /// (folds, fold) of a cross-validation fold run.
+    pub fn cv(&self) -> Option<(usize, usize)> {
+        (self.cv_folds > 0).then_some((self.cv_folds, self.cv_fold))
+    }
+
     pub fn validate(&self) -> Result<()> {
+        match (self.cv_folds, self.cv_fold) {
+            (0, 0) => {}
+            (0, f) => bail!("data.cv_fold = {f} needs data.cv_folds (the number of folds)"),
+            (1, _) => bail!("data.cv_folds must be at least 2, got 1"),
+            (k, f) if !(1..=k).contains(&f) => {
+                bail!("data.cv_fold must be 1 to data.cv_folds ({k}), got {f}")
+            }
+            _ => {}
+        }
         if !(1..=1024).contains(&self.image_size) {
             bail!("data.image_size must be 1 to 1024 pixels, got {}", self.image_size);
         }

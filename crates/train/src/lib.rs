@@ -4,11 +4,13 @@
 //! Where things are: `cli`, `backend`, `config` and `optim` are the plumbing every task shares;
 //! `tasks/` holds one folder per task (image, charlm, word2vec); `run/` the run folder, its
 //! record and what training writes into it; `insight/` what reads it back (TensorBoard, plots,
-//! `report`, `runs`); `fuzz` the parser fuzz targets.
+//! `report`, `runs`); `compare/` cross-validation and sweeps (runs of `train` side by side);
+//! `fuzz` the parser fuzz targets.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod fuzz;
 pub mod insight;

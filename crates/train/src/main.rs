@@ -30,14 +30,14 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     // Commands that only print end quietly when their reader goes (`burnlab runs | head`).
-    if !matches!(cli.command, Command::Train(_)) {
+    let trains = matches!(cli.command, Command::Train(_) | Command::Cv(_) | Command::Sweep(_));
+    if !trains {
         burnlab_kernels::process::default_sigpipe();
     }
     // Training stops gracefully on SIGINT/SIGTERM (the run is resumable); other commands keep
     // the default: a signal ends them at once.
-    if matches!(cli.command, Command::Train(_))
-        && let Err(e) = burnlab::run::signals::install()
-    {
+    // (`cv` and `sweep` stop starting runs; their running children stop by themselves.)
+    if trains && let Err(e) = burnlab::run::signals::install() {
         tracing::warn!("cannot handle SIGINT/SIGTERM gracefully: {e}");
     }
     // A bad BURNLAB_ISA is a clear error before any work, not a panic inside a kernel.
@@ -52,13 +52,9 @@ fn main() -> std::process::ExitCode {
         Command::Train(TrainTask::Mlp(args)) => {
             train_image::train_image(args, model::DEFAULT_MLP_CONFIG, "mlp")
         }
-        Command::Train(TrainTask::Cnn(mut args)) => {
-            let (default_config, sets) =
-                model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
-            if args.model.is_some() {
-                args.train.run.sets.splice(0..0, sets);
-            }
-            train_image::train_image(args.train, default_config, "cnn")
+        Command::Train(TrainTask::Cnn(args)) => {
+            let (args, default_config) = train_image::cnn_args(args);
+            train_image::train_image(args, default_config, "cnn")
         }
         Command::Similar(a) => words::similar_command(&a.target, &a.word, a.k),
         Command::Analogy(a) => words::analogy_command(&a.target, &a.a, &a.b, &a.c, a.k),
@@ -80,6 +76,8 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => report::report_command(args),
         Command::Runs(args) => runs::runs_command(&args.dir),
         Command::Export(args) => burnlab::weights::export::export_command(args),
+        Command::Cv(args) => burnlab::compare::cv::cv_command(args),
+        Command::Sweep(args) => burnlab::compare::sweep::sweep_command(args),
         Command::Devices => {
             burnlab::backend::print_devices();
             Ok(())

@@ -167,12 +167,36 @@ pub fn line_chart(
     y_desc: &str,
     series: &[Series],
 ) -> Result<()> {
+    chart_files(stem, title, x_desc, y_desc, series, None)
+}
+
+/// A line chart over categories (a sweep's values of one key): series x values are indices
+/// into `labels`, which label the x axis.
+pub fn category_chart(
+    stem: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    labels: &[String],
+    series: &[Series],
+) -> Result<()> {
+    chart_files(stem, title, x_desc, y_desc, series, Some(labels))
+}
+
+fn chart_files(
+    stem: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    labels: Option<&[String]>,
+) -> Result<()> {
     register_fonts();
     let png = stem.with_extension("png");
     let tmp = stem.with_extension("partial.png");
     {
         let root = BitMapBackend::new(&tmp, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series)
+        draw_lines(root, title, x_desc, y_desc, series, labels)
             .map_err(|e| anyhow!("drawing {}: {e}", png.display()))?;
     }
     std::fs::rename(&tmp, &png).with_context(|| format!("writing {}", png.display()))?;
@@ -180,7 +204,7 @@ pub fn line_chart(
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, CHART_SIZE).into_drawing_area();
-        draw_lines(root, title, x_desc, y_desc, series)
+        draw_lines(root, title, x_desc, y_desc, series, labels)
             .map_err(|e| anyhow!("drawing {}: {e}", svg.display()))?;
     }
     crate::run::write_atomic(&svg, text.as_bytes())
@@ -207,6 +231,7 @@ fn draw_lines<DB: DrawingBackend>(
     x_desc: &str,
     y_desc: &str,
     series: &[Series],
+    labels: Option<&[String]>,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| format!("{e:?}");
     root.fill(&WHITE).map_err(err)?;
@@ -219,6 +244,10 @@ fn draw_lines<DB: DrawingBackend>(
         pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if pts.is_empty() {
         (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if let Some(l) = labels {
+        // Half a category of margin each side, so that the end labels show whole.
+        (x0, x1) = (-0.5, l.len() as f64 - 0.5);
     }
     if x1 <= x0 {
         x1 = x0 + 1.0;
@@ -237,11 +266,20 @@ fn draw_lines<DB: DrawingBackend>(
         .y_label_area_size(72)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(err)?;
-    let x_fmt = |x: &f64| if whole_x { format!("{x:.0}") } else { tick(*x) };
+    let x_fmt = |x: &f64| match labels {
+        Some(l) if (x - x.round()).abs() < 1e-6 && x.round() >= 0.0 => {
+            l.get(x.round() as usize).cloned().unwrap_or_default()
+        }
+        Some(_) => String::new(),
+        None if whole_x => format!("{x:.0}"),
+        None => tick(*x),
+    };
     let y_fmt = |y: &f64| tick(*y);
     let mut mesh = chart.configure_mesh();
     // A few epochs: one tick per epoch, never "1.5".
-    if whole_x && x1 - x0 <= 20.0 {
+    if let Some(l) = labels {
+        mesh.x_labels(2 * l.len() + 1);
+    } else if whole_x && x1 - x0 <= 20.0 {
         mesh.x_labels((x1 - x0) as usize + 1);
     }
     mesh.x_label_formatter(&x_fmt)

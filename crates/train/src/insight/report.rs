@@ -87,7 +87,17 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-pub fn report_command(args: ReportArgs) -> Result<()> {
+pub fn report_command(mut args: ReportArgs) -> Result<()> {
+    // A cross-validation's parent folder stands for its folds, with their spread drawn.
+    let mut cv_parent = None;
+    if let [one] = args.runs.as_slice()
+        && !runs::is_run(one)
+        && let Some(folds) = crate::compare::cv::fold_dirs(one)
+    {
+        cv_parent = Some(one.clone());
+        args.out = args.out.take().or_else(|| Some(one.join("report")));
+        args.runs = folds;
+    }
     for r in &args.runs {
         if !runs::is_run(r) {
             bail!(
@@ -102,10 +112,15 @@ pub fn report_command(args: ReportArgs) -> Result<()> {
     let mut figures = epoch_curves(&data, &out)?;
     figures.extend(step_loss_curve(&data, &out)?);
     figures.extend(lr_curve(&data, &out)?);
+    if cv_parent.is_some() {
+        figures.extend(fold_spread(&data, &out)?);
+    }
 
     let mut notes = Vec::new();
     for d in &data {
         match d.row.task.as_str() {
+            // Cross-validation folds leave the test split alone.
+            "cnn" | "mlp" if cv_parent.is_some() => {}
             "cnn" | "mlp" => match image_figures(d, &args, &out) {
                 Ok(f) => figures.extend(f),
                 Err(e) => notes.push(format!("{}: no test-set pictures: {e:#}", d.name)),
@@ -226,6 +241,57 @@ fn epoch_curves(data: &[RunData], out: &Path) -> Result<Vec<Figure>> {
         )?);
     }
     Ok(figures)
+}
+
+/// The folds' validation accuracy per epoch: their mean, and mean ± one (sample) standard
+/// deviation dashed, with each fold faint behind.
+fn fold_spread(data: &[RunData], out: &Path) -> Result<Option<Figure>> {
+    let metric = "epoch/accuracy";
+    let mut by_epoch: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for d in data {
+        for &(e, v) in d.valid.get(metric).map_or(&[][..], |v| v.as_slice()) {
+            by_epoch.entry(e).or_default().push(v);
+        }
+    }
+    if by_epoch.is_empty() {
+        return Ok(None);
+    }
+    let stats: Vec<(f64, f64, f64)> = by_epoch
+        .iter()
+        .filter_map(|(&e, v)| {
+            let (m, s) = crate::compare::score::mean_std(v.iter().map(|&x| Some(x)))?;
+            Some((e as f64, m, s))
+        })
+        .collect();
+    let series = vec![
+        Series {
+            label: "mean".into(),
+            color: 0,
+            dashed: false,
+            points: stats.iter().map(|s| (s.0, s.1)).collect(),
+        },
+        Series {
+            label: "mean + std".into(),
+            color: 1,
+            dashed: true,
+            points: stats.iter().map(|s| (s.0, s.1 + s.2)).collect(),
+        },
+        Series {
+            label: "mean − std".into(),
+            color: 1,
+            dashed: true,
+            points: stats.iter().map(|s| (s.0, s.1 - s.2)).collect(),
+        },
+    ];
+    let title = format!("Validation accuracy over {} folds", data.len());
+    Ok(Some(chart(
+        out,
+        "cv-spread",
+        [&title, &format!("{title}: mean ± standard deviation")],
+        "epoch",
+        "accuracy %",
+        &series,
+    )?))
 }
 
 /// One series per run of the training scalar `tag` (mapped by `points`), labelled `solo` when

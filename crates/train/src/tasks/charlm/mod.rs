@@ -350,6 +350,13 @@ fn read_meta(run_dir: &Path) -> Result<RunRecord> {
     Ok(meta)
 }
 
+/// The experiment a new `train rnn` run with these flags trains (its config, overrides applied,
+/// validated).
+pub fn load_experiment(args: &RnnArgs) -> Result<CharLmExperiment> {
+    let config = args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    CharLmExperiment::load(&config, &overrides(args))
+}
+
 pub fn train_command(args: RnnArgs) -> Result<()> {
     let (run_dir, config_path, resume_from) =
         start(&args.run, DEFAULT_CONFIG, |r, dir| r.charlm(dir).map(drop))?;

@@ -42,7 +42,9 @@ struct MetricsFile<'a> {
     /// Peak resident memory of the process so far (Linux), MiB.
     peak_rss_mib: Option<f64>,
     valid: &'a EvalReport,
-    test: &'a EvalReport,
+    /// None for a cross-validation fold (the test split is not touched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test: Option<&'a EvalReport>,
     /// The split `test` is on: "test", or the data's validation split when it has no test split.
     test_split: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +64,24 @@ fn overrides(args: &TrainArgs) -> Vec<(String, String)> {
     )
 }
 
+/// The experiment a new `train mlp|cnn` run with these flags trains (`default_config` unless
+/// `--config`; overrides applied, validated).
+pub fn load_experiment(args: &TrainArgs, default_config: &str) -> Result<ImageExperiment> {
+    let config = args.run.config.clone().unwrap_or_else(|| default_config.into());
+    config::load_image(&config, &overrides(args))
+}
+
+/// `train cnn`'s flags as an image run's, and its default config: `--model` picks the config and
+/// sets the architecture (before the `--set`s, which win).
+pub fn cnn_args(mut args: crate::cli::CnnArgs) -> (TrainArgs, &'static str) {
+    let (default_config, sets) =
+        crate::tasks::image::model::model_choice(args.model.as_deref().unwrap_or("resnet20"));
+    if args.model.is_some() {
+        args.train.run.sets.splice(0..0, sets);
+    }
+    (args.train, default_config)
+}
+
 /// `burnlab train mlp|cnn`: `default_config` when `--config` is not given, `task` names the run.
 pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<()> {
     let (run_dir, config_path, resume_from) =
@@ -70,18 +90,38 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     let device = args.run.backend.device()?;
     // Data first: a run folder appears only once there is something to train on.
     let data = load_data(&args.data, &exp.data.options(exp.seed))?;
-    let (train, valid) = match data.valid {
-        // The data's own validation split (a `val/` folder, or split off a folder without splits).
-        Some(valid) => (data.train, valid),
-        None => {
-            let count = exp.data.valid_size.of(data.train.len());
-            let (train, valid) = data.train.split_validation(count, exp.seed)?;
-            // Validation images are seen as test images are: centre-cropped.
+    let cv = exp.data.cv();
+    let (train, valid) = match (cv, data.valid) {
+        // A cross-validation fold: folds of the training split only (the data's own validation
+        // split, if any, is left out; the test split is never touched).
+        (Some((folds, fold)), _) => {
+            let (train, valid) = data.train.fold_split(folds, fold, exp.seed)?;
+            println!("cross-validation: fold {fold} of {folds} validates ({} images)", valid.len());
             (train, valid.to_fixed()?)
         }
+        // The data's own validation split (a `val/` folder, or split off a folder without splits).
+        (None, Some(valid)) => (data.train, valid),
+        (None, None) => match exp.data.valid_size.of(data.train.len()) {
+            // The final run after model selection: the whole training split trains, and the
+            // epoch-end curves are on the test split (nothing is chosen by them any more).
+            0 => {
+                println!(
+                    "data.valid_size = 0: training on all {} training images; the curves' validation is the {} split",
+                    data.train.len(),
+                    data.test_name
+                );
+                let test = data.test.clone();
+                (data.train, test)
+            }
+            count => {
+                let (train, valid) = data.train.split_validation(count, exp.seed)?;
+                // Validation images are seen as test images are: centre-cropped.
+                (train, valid.to_fixed()?)
+            }
+        },
     };
     if valid.is_empty() {
-        bail!("data.valid_size is 0: a validation split is needed to track training");
+        bail!("the validation split is empty: a validation split is needed to track training");
     }
     let test_split = data.test_name.clone();
     let norm = exp.data.normalization(&train)?;
@@ -173,7 +213,9 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         Ended::Finished { model, wall } => (model, wall),
         Ended::Interrupted => return Ok(()),
     };
-    let sets = ([&valid_set, &Arc::new(data.test)], test_split.as_str());
+    // A cross-validation fold is scored on its validation fold only.
+    let test = cv.is_none().then(|| Arc::new(data.test));
+    let sets = ((&valid_set, test.as_ref()), test_split.as_str());
     finish(&run_dir, &mut meta, &exp, &model, sets, &norm, &device, (&train_loader, wall))
 }
 
@@ -210,15 +252,16 @@ fn finish(
     meta: &mut RunRecord,
     exp: &ImageExperiment,
     model: &ImageClassifier,
-    ([valid_set, test_set], test_split): ([&Arc<ImageSet>; 2], &str),
+    ((valid_set, test_set), test_split): ((&Arc<ImageSet>, Option<&Arc<ImageSet>>), &str),
     norm: &Normalization,
     device: &Device,
     (train_loader, wall): (&ImageLoader, f64),
 ) -> Result<()> {
     let valid_report = evaluate(model, valid_set, norm, device, 256, false);
-    let test_report = evaluate(model, test_set, norm, device, 256, false);
+    let test_report = test_set.map(|t| evaluate(model, t, norm, device, 256, false));
     // Models trained on flipped images are also scored with flip test-time augmentation.
-    let test_tta = exp.data.hflip.then(|| evaluate(model, test_set, norm, device, 256, true));
+    let test_tta =
+        test_set.filter(|_| exp.data.hflip).map(|t| evaluate(model, t, norm, device, 256, true));
     let timings = train_loader.timings();
     let (imgs, secs) =
         timings.iter().fold((0usize, 0f64), |(n, s), t| (n + t.images, s + t.seconds));
@@ -230,7 +273,7 @@ fn finish(
         epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
         peak_rss_mib: peak_rss_mib(),
         valid: &valid_report,
-        test: &test_report,
+        test: test_report.as_ref(),
         test_split,
         test_tta: test_tta.as_ref(),
     };
@@ -242,10 +285,13 @@ fn finish(
         .as_ref()
         .map(|r| format!(" ({:.2}% with flip TTA)", 100.0 * r.accuracy))
         .unwrap_or_default();
+    let test = match &test_report {
+        Some(t) => format!("{test_split} accuracy {:.2}%{tta}", 100.0 * t.accuracy),
+        None => "test split not touched (cross-validation fold)".to_string(),
+    };
     println!(
-        "done in {wall:.1}s: valid accuracy {:.2}%, {test_split} accuracy {:.2}%{tta}, {:.0} train images/s\nmodel: {}",
+        "done in {wall:.1}s: valid accuracy {:.2}%, {test}, {:.0} train images/s\nmodel: {}",
         100.0 * valid_report.accuracy,
-        100.0 * test_report.accuracy,
         metrics.train_images_per_s,
         run_dir.join(run::MODEL_FILE).display()
     );

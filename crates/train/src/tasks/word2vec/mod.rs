@@ -211,6 +211,13 @@ fn overrides(args: &W2vArgs) -> Vec<(String, String)> {
     )
 }
 
+/// The experiment a new `train word2vec` run with these flags trains (its config, overrides
+/// applied, validated).
+pub fn load_experiment(args: &W2vArgs) -> Result<W2vExperiment> {
+    let config = args.run.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    W2vExperiment::load(&config, &overrides(args))
+}
+
 pub fn train_command(args: W2vArgs) -> Result<()> {
     if args.run.resume {
         let dir = args.run.run_dir.clone().context("--resume needs --run-dir")?;

@@ -114,7 +114,7 @@ impl Score {
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.covered.max(1) as f64
     }
-    fn add(&mut self, o: &Score) {
+    pub fn add(&mut self, o: &Score) {
         self.correct += o.correct;
         self.covered += o.covered;
         self.total += o.total;
