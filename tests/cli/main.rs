@@ -4,6 +4,7 @@
 mod chaos;
 mod cnn;
 mod common;
+mod compare;
 mod disk;
 mod errors;
 mod folders;

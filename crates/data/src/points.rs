@@ -154,7 +154,9 @@ pub fn generate(
                 }
                 Shape::Xor => {
                     // Uniform in a quadrant pair: class 0 where x·y > 0.
-                    let (x, y) = (rng.random_range(0.05..1.0), rng.random_range(0.05..1.0));
+                    // Kept 0.2 off the axes (TensorFlow Playground pads them too), so that the
+                    // noise flips only a few points across.
+                    let (x, y) = (rng.random_range(0.2..1.0), rng.random_range(0.2..1.0));
                     let flip = rng.random::<bool>();
                     let (sx, sy) = match (c, flip) {
                         (0, false) => (1.0, 1.0),

@@ -62,6 +62,9 @@ pub enum Command {
     /// Train every point of a grid of config values and rank them by validation score:
     /// `burnlab sweep mlp --grid model.hidden=[],[128] --grid optim.weight_decay=0,1e-3`.
     Sweep(SweepArgs),
+    /// The 2-D classification demo: decision regions of a small net on spiral, moons, circles,
+    /// xor or blobs as it trains, the loss curve, and `--compare hidden=1,2,4,16` panels.
+    Playground(PlaygroundArgs),
     /// List what each backend can see.
     Devices,
 }
@@ -116,6 +119,66 @@ pub struct SweepArgs {
     /// `burnlab train <task>` flags: --epochs 10 --data DIR …
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "TRAIN ARGS")]
     pub args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct PlaygroundArgs {
+    /// spiral, moons, circles, xor, blobs, or a CSV file of x,y,label rows.
+    #[arg(long, default_value = "spiral")]
+    pub data: String,
+    /// Points generated (split evenly between the classes).
+    #[arg(long, default_value_t = 500)]
+    pub points: usize,
+    /// Gaussian noise on each coordinate (standard deviation).
+    #[arg(long, default_value_t = 0.1)]
+    pub noise: f64,
+    /// Classes of spiral and blobs (default 3; the others have 2).
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Fraction of the points held out for validation (stratified).
+    #[arg(long, default_value_t = 0.2)]
+    pub valid: f64,
+    #[arg(long, value_enum, default_value_t = crate::tasks::playground::ModelKind::Mlp)]
+    pub model: crate::tasks::playground::ModelKind,
+    /// Hidden layer widths of the MLP: 8,8 (empty or 0: none, softmax regression).
+    #[arg(long, default_value = "8,8")]
+    pub hidden: String,
+    #[arg(long, value_enum, default_value_t = crate::tasks::playground::net::Activation::Tanh)]
+    pub activation: crate::tasks::playground::net::Activation,
+    /// L2 penalty λ: the loss adds (λ/2)·‖W‖².
+    #[arg(long, default_value_t = 0.0)]
+    pub l2: f64,
+    /// Dropout probability of hidden units.
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
+    /// Inputs, as TensorFlow Playground offers them: x,y,x2,y2,xy,sinx,siny.
+    #[arg(long, default_value = "x,y")]
+    pub features: String,
+    /// Full-batch epochs.
+    #[arg(long, default_value_t = 1000)]
+    pub epochs: usize,
+    /// Learning rate (Adam; with --sgd, gradient descent with momentum 0.9).
+    #[arg(long, default_value_t = 0.03)]
+    pub lr: f64,
+    /// Plain gradient descent with momentum instead of Adam.
+    #[arg(long)]
+    pub sgd: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A picture every this many epochs (default: a tenth of them).
+    #[arg(long)]
+    pub snapshot_every: Option<usize>,
+    /// One panel per value on one picture: hidden=1,2,4,16 | l2=0,1e-3,1e-2 | activation=… |
+    /// dropout=… | lr=… | model=… | features=x+y,x+y+x2+y2 (layers of a hidden value: 8x8).
+    #[arg(long, value_name = "KEY=V1,V2,…")]
+    pub compare: Option<String>,
+    /// Picture side in pixels.
+    #[arg(long, default_value_t = 360)]
+    pub size: u32,
+    /// Output folder (default runs/playground-<data>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -78,6 +78,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => burnlab::weights::export::export_command(args),
         Command::Cv(args) => burnlab::compare::cv::cv_command(args),
         Command::Sweep(args) => burnlab::compare::sweep::sweep_command(args),
+        Command::Playground(args) => burnlab::tasks::playground::playground_command(args),
         Command::Devices => {
             burnlab::backend::print_devices();
             Ok(())

@@ -3,6 +3,7 @@
 
 pub mod charlm;
 pub mod image;
+pub mod playground;
 pub mod word2vec;
 
 #[cfg(test)]
