@@ -39,6 +39,21 @@ eval run *args:
 report *args:
     cargo run --release -p burnlab -- report "$@"
 
+# Stratified N-fold cross-validation over the training split: `just cv mlp --folds 5 --epochs 10`
+# (`--final` then trains on the whole training split and reports test; `burnlab report PARENT`)
+cv *args:
+    cargo run --release -p burnlab -- cv "$@"
+
+# One run per point of a grid of config values, ranked by validation score, with charts:
+# `just sweep mlp --grid 'model.hidden=[],[128]' --grid optim.weight_decay=0,1e-3 [--folds 5] [--jobs 2]`
+sweep *args:
+    cargo run --release -p burnlab -- sweep "$@"
+
+# The 2-D demo: decision regions as a small net learns (`--data spiral|moons|circles|xor|blobs|FILE.csv`,
+# `--model logistic|perceptron|mlp`, `--compare hidden=1,2,4,16`)
+playground *args:
+    cargo run --release -p burnlab -- playground "$@"
+
 # Table of the runs in a folder (default runs/): task, model, epochs, best valid, test, status
 runs *args:
     cargo run --release -p burnlab -- runs "$@"

@@ -176,3 +176,26 @@ fn bad_grids_are_refused_before_anything_trains() {
     let e = run_err(burnlab().args(["sweep", "word2vec", "--grid", "model.dim=10,20"]));
     assert!(e.contains("--analogies FILE"), "{e}");
 }
+
+#[test]
+fn a_sweep_with_folds_cross_validates_every_point() {
+    let f = Fixture::new(10, 2, 1, 0.0);
+    let out = f.path("sweep");
+    let stdout =
+        run_ok(compare(&f, "sweep", &out).args(["--grid", "optim.lr=0.05,0.01", "--folds", "2"]));
+    assert!(stdout.contains("valid std"), "{stdout}");
+    let sweep = read_json(&out.join("sweep.json"));
+    for p in sweep["points"].as_array().expect("points") {
+        let folds = p["folds"].as_array().expect("folds");
+        assert_eq!(folds.len(), 2, "{p}");
+        // The point's score is its folds' mean.
+        let mean = (f64_at(&folds[0], &["valid"]) + f64_at(&folds[1], &["valid"])) / 2.0;
+        assert!((f64_at(p, &["valid"]) - mean).abs() < 1e-9, "{p}");
+    }
+    // best.toml holds no fold settings; a point's folder reports like a cross-validation.
+    let best = std::fs::read_to_string(out.join("best.toml")).expect("best.toml");
+    assert!(!best.contains("cv_fold"), "{best}");
+    let point = out.join("1-lr_0.05");
+    run_ok(burnlab().arg("report").arg(&point));
+    assert!(point.join("report/cv-spread.png").is_file());
+}

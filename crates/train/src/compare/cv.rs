@@ -257,6 +257,19 @@ pub fn cv_command(args: CvArgs) -> Result<()> {
     Ok(())
 }
 
+/// Writes `parent/cv.json` for folds run as part of a sweep point, so that `burnlab report` on
+/// the point draws its folds as on a cross-validation's parent.
+pub fn write_point_file(
+    parent: &Path,
+    setup: CvSetup,
+    metric: Metric,
+    folds: &[FoldResult],
+) -> Result<()> {
+    let spread = Spread::of(folds);
+    let file = CvFile { setup, metric, folds: folds.to_vec(), spread, r#final: None };
+    runner::write(&parent.join(CV_FILE), &file)
+}
+
 /// The fold run folders of a cross-validation parent (for `report`), in fold order.
 pub fn fold_dirs(parent: &Path) -> Option<Vec<PathBuf>> {
     let text = std::fs::read_to_string(parent.join(CV_FILE)).ok()?;

@@ -67,8 +67,8 @@ impl Metric {
 /// A run's scores.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Score {
-    /// The training metric of the last epoch (as the dashboard shows it: with augmentation and
-    /// dropout); word2vec: its training loss.
+    /// The training metric: image classifiers, the final model on up to 5,000 training images
+    /// (no augmentation); character models, the last epoch's loss; word2vec, its training loss.
     pub train: Option<f64>,
     /// The ranking metric on the validation split (the final model's).
     pub valid: Option<f64>,
@@ -102,8 +102,11 @@ pub fn read(dir: &Path, metric: Metric, words: &WordBench) -> Result<Score> {
     let seconds = get(&m, &["train_seconds"]);
     Ok(match metric {
         Metric::Accuracy => Score {
-            // TensorBoard's epoch accuracy is in %.
-            train: last_epoch(dir, "train", "accuracy"),
+            // The final model on a training sample without augmentation; else (older runs) the
+            // last epoch's running accuracy (TensorBoard's is in %).
+            train: get(&m, &["train_sample", "accuracy"])
+                .map(|a| 100.0 * a)
+                .or_else(|| last_epoch(dir, "train", "accuracy")),
             valid: get(&m, &["valid", "accuracy"]).map(|a| 100.0 * a),
             valid_loss: get(&m, &["valid", "loss"]),
             similarity: None,

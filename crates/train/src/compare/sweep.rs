@@ -192,6 +192,12 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
         };
         if s.folds > 0 {
             r.folds = cv::fold_results(jobs_i, outs_i, metric);
+            let mut point_setup = s.setup.clone();
+            for (k, v) in p {
+                point_setup.args.extend(["--set".to_string(), format!("{k}={v}")]);
+            }
+            let cv_setup = cv::CvSetup { setup: point_setup, folds: s.folds };
+            cv::write_point_file(&dirs[i], cv_setup, metric, &r.folds)?;
             let spread = Spread::of(&r.folds);
             r.score.train = spread.train.map(|m| m.0);
             r.score.valid = spread.valid.map(|m| m.0);
@@ -257,14 +263,24 @@ fn best(points: &[PointResult], metric: Metric) -> Option<usize> {
 /// The table, best point first; failed points last with why.
 pub fn sweep_table(points: &[PointResult], grid: &[Axis], metric: Metric) -> String {
     let (train, valid) = metric.headings();
+    let words = matches!(metric, Metric::AnalogyAccuracy | Metric::SimilarityRho);
+    let rho = words && points.iter().any(|p| p.score.similarity.is_some());
+    let folds = points.iter().any(|p| p.spread.is_some());
     let mut header: Vec<String> = vec!["#".into()];
     header.extend(grid.iter().map(|a| a.key.clone()));
     header.extend([train.to_string(), valid.to_string()]);
-    let folds = points.iter().any(|p| p.spread.is_some());
     if folds {
         header.push("valid std".into());
     }
-    header.extend(["gap".to_string(), "valid loss".into(), "train s".into()]);
+    if words {
+        if rho {
+            header.push("similarity ρ".into());
+        }
+    } else {
+        // Train minus validation: large when overfitting, both low when underfitting.
+        header.extend(["gap".to_string(), "valid loss".into()]);
+    }
+    header.push("train s".into());
     let mut order: Vec<&PointResult> = points.iter().collect();
     let key = |p: &PointResult| match (&p.error, p.score.valid) {
         (None, Some(v)) => {
@@ -286,17 +302,20 @@ pub fn sweep_table(points: &[PointResult], grid: &[Axis], metric: Metric) -> Str
                 r.push(format!("failed: {e}"));
                 return r;
             }
-            r.push(cell(p.score.train, 2));
+            r.push(cell(p.score.train, if words { 4 } else { 2 }));
             r.push(cell(p.score.valid, if metric == Metric::SimilarityRho { 3 } else { 2 }));
             if folds {
                 r.push(cell(p.spread.as_ref().and_then(|s| s.valid).map(|v| v.1), 2));
             }
-            let gap = match (p.score.train, p.score.valid, metric) {
-                (Some(t), Some(v), Metric::Accuracy | Metric::Loss) => Some(t - v),
-                _ => None,
-            };
-            r.push(cell(gap, 2));
-            r.push(cell(p.score.valid_loss, 4));
+            if words {
+                if rho {
+                    r.push(cell(p.score.similarity, 3));
+                }
+            } else {
+                let gap = p.score.train.zip(p.score.valid).map(|(t, v)| t - v);
+                r.push(cell(gap, 2));
+                r.push(cell(p.score.valid_loss, 4));
+            }
             let secs: Option<f64> = if p.folds.is_empty() {
                 p.score.train_seconds
             } else {

@@ -256,7 +256,13 @@ fn draw_lines<DB: DrawingBackend>(
         (y0, y1) = (y0 - 0.5, y1 + 0.5);
     } else {
         let pad = 0.05 * (y1 - y0);
-        (y0, y1) = (y0 - pad, y1 + pad);
+        // A category chart's legend (a line per combination of the other keys) gets room of
+        // its own above the data, which spans the whole width.
+        let legend_room = match labels {
+            Some(_) => (y1 - y0) * (0.08 * series.len() as f64).min(0.9),
+            None => 0.0,
+        };
+        (y0, y1) = (y0 - pad, y1 + pad + legend_room);
     }
     let whole_x = !pts.is_empty() && pts.iter().all(|p| p.0.fract() == 0.0);
     let mut chart = ChartBuilder::on(&root)

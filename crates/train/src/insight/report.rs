@@ -97,6 +97,24 @@ pub fn report_command(mut args: ReportArgs) -> Result<()> {
         cv_parent = Some(one.clone());
         args.out = args.out.take().or_else(|| Some(one.join("report")));
         args.runs = folds;
+    } else if let [one] = args.runs.as_slice()
+        && one.join(crate::compare::sweep::SWEEP_FILE).is_file()
+    {
+        // A sweep's parent: its points' runs side by side.
+        let mut points: Vec<PathBuf> = std::fs::read_dir(one)
+            .with_context(|| format!("listing {}", one.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| runs::is_run(p))
+            .collect();
+        points.sort();
+        if points.is_empty() {
+            bail!(
+                "{} is a sweep with no finished point runs yet (with --folds, report one point's folder)",
+                one.display()
+            );
+        }
+        args.out = args.out.take().or_else(|| Some(one.join("report")));
+        args.runs = points;
     }
     for r in &args.runs {
         if !runs::is_run(r) {

@@ -31,6 +31,20 @@ use crate::weights::init::{describe as describe_init, init_from};
 /// Validation batch size (the sample grid's images are the first batch's).
 const VALID_BATCH: usize = 256;
 
+/// Training images the final model is scored on (`metrics.json` `train_sample`).
+const TRAIN_SAMPLE: usize = 5000;
+
+/// Up to `TRAIN_SAMPLE` training images, a seeded choice, as validation images are seen.
+fn train_sample(train: &ImageSet, seed: u64) -> Result<ImageSet> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7a1e));
+    order.truncate(TRAIN_SAMPLE);
+    order.sort_unstable();
+    Ok(train.subset(&order).to_fixed()?)
+}
+
 #[derive(Serialize)]
 struct MetricsFile<'a> {
     epochs: usize,
@@ -41,6 +55,10 @@ struct MetricsFile<'a> {
     epoch_images_per_s: Vec<f64>,
     /// Peak resident memory of the process so far (Linux), MiB.
     peak_rss_mib: Option<f64>,
+    /// The final model on (up to) `TRAIN_SAMPLE` training images, without augmentation (as
+    /// CS231n's `check_accuracy(X_train[:1000])`): set beside `valid`, it shows over- and
+    /// underfitting, which the epoch's running accuracy (augmented, a moving model) blurs.
+    train_sample: &'a EvalReport,
     valid: &'a EvalReport,
     /// None for a cross-validation fold (the test split is not touched).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -216,6 +234,8 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
     // A cross-validation fold is scored on its validation fold only.
     let test = cv.is_none().then(|| Arc::new(data.test));
     let sets = ((&valid_set, test.as_ref()), test_split.as_str());
+    let sample = Arc::new(train_sample(&train_set, exp.seed)?);
+    let sets = ((&sample, sets.0.0, sets.0.1), sets.1);
     finish(&run_dir, &mut meta, &exp, &model, sets, &norm, &device, (&train_loader, wall))
 }
 
@@ -246,17 +266,21 @@ fn supervised(
 }
 
 /// The trained model's validation and test scores (and flip TTA), `metrics.json`, the record.
+/// The training sample, validation and (unless a cross-validation fold) test sets.
+type SplitsToScore<'a> = (&'a Arc<ImageSet>, &'a Arc<ImageSet>, Option<&'a Arc<ImageSet>>);
+
 #[allow(clippy::too_many_arguments)]
 fn finish(
     run_dir: &Path,
     meta: &mut RunRecord,
     exp: &ImageExperiment,
     model: &ImageClassifier,
-    ((valid_set, test_set), test_split): ((&Arc<ImageSet>, Option<&Arc<ImageSet>>), &str),
+    ((sample, valid_set, test_set), test_split): (SplitsToScore, &str),
     norm: &Normalization,
     device: &Device,
     (train_loader, wall): (&ImageLoader, f64),
 ) -> Result<()> {
+    let sample_report = evaluate(model, sample, norm, device, 256, false);
     let valid_report = evaluate(model, valid_set, norm, device, 256, false);
     let test_report = test_set.map(|t| evaluate(model, t, norm, device, 256, false));
     // Models trained on flipped images are also scored with flip test-time augmentation.
@@ -272,6 +296,7 @@ fn finish(
         train_images_per_s: if secs > 0.0 { imgs as f64 / secs } else { 0.0 },
         epoch_images_per_s: timings.iter().map(|t| t.images as f64 / t.seconds.max(1e-9)).collect(),
         peak_rss_mib: peak_rss_mib(),
+        train_sample: &sample_report,
         valid: &valid_report,
         test: test_report.as_ref(),
         test_split,
@@ -290,7 +315,9 @@ fn finish(
         None => "test split not touched (cross-validation fold)".to_string(),
     };
     println!(
-        "done in {wall:.1}s: valid accuracy {:.2}%, {test}, {:.0} train images/s\nmodel: {}",
+        "done in {wall:.1}s: train accuracy {:.2}% ({} images), valid accuracy {:.2}%, {test}, {:.0} train images/s\nmodel: {}",
+        100.0 * sample_report.accuracy,
+        sample_report.images,
         100.0 * valid_report.accuracy,
         metrics.train_images_per_s,
         run_dir.join(run::MODEL_FILE).display()

@@ -381,7 +381,7 @@ mod tests {
                 let loss =
                     |net: &Net| net.loss(Net::logits(&net.forward(&x, n, None)), &labels, l2);
                 let h = 1e-6;
-                for li in 0..net.layers.len() {
+                for (li, g) in grads.iter().enumerate() {
                     for which in 0..2 {
                         let len = if which == 0 {
                             net.layers[li].w.len()
@@ -399,7 +399,7 @@ mod tests {
                                 minus.layers[li].b[i] -= h;
                             }
                             let numeric = (loss(&plus) - loss(&minus)) / (2.0 * h);
-                            let analytic = if which == 0 { grads[li].0[i] } else { grads[li].1[i] };
+                            let analytic = if which == 0 { g.0[i] } else { g.1[i] };
                             assert!(
                                 (numeric - analytic).abs() < 1e-6 * (1.0 + numeric.abs()),
                                 "{output:?} {act:?} layer {li} {} {i}: numeric {numeric} analytic {analytic}",
