@@ -454,8 +454,17 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
         Ok(())
     };
     let finished = std::sync::atomic::AtomicBool::new(false);
+    /// Tells the dashboard thread to end however the training ends: a panic unwinding out of
+    /// the trainer must not leave the scope waiting for the dashboard for ever.
+    struct Finish<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Finish<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let trained = std::thread::scope(|s| -> Result<native::Embeddings> {
         s.spawn(|| dashboard.run(&progress, &finished));
+        let _finish = Finish(&finished);
         let result = match batched {
             None => {
                 let mut emb = emb;
@@ -484,7 +493,6 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
                 .and_then(|m| batched::to_embeddings(&m))
             }
         };
-        finished.store(true, Ordering::Relaxed);
         result
     });
     dashboard.close();

@@ -99,7 +99,10 @@ impl Sigmoid {
         } else if f < -MAX_EXP {
             label
         } else {
-            label - self.0[((f + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]
+            // f just below MAX_EXP can round up to EXP_TABLE (word2vec.c allocates one spare,
+            // uninitialised entry for it): the last entry stands in.
+            let i = ((f + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize;
+            label - self.0[i.min(EXP_TABLE - 1)]
         }
     }
 }
@@ -198,6 +201,8 @@ pub fn train_planned(
     for epoch in first_epoch..cfg.epochs {
         let skip = plan.within.filter(|w| w.epoch == epoch).map_or(0, |w| w.chunks);
         let (tx, rx) = mpsc::sync_channel::<(usize, Vec<Vec<u32>>)>(threads * 4);
+        // Only the workers hold the receiver: if they all die (a panic), a send fails instead of
+        // blocking the reader for ever.
         let rx = Arc::new(Mutex::new(rx));
         let (input, output) =
             (HogwildTable::new(&emb.input, dim), HogwildTable::new(&emb.output, dim));
@@ -250,6 +255,7 @@ pub fn train_planned(
                     }
                 });
             }
+            drop(rx);
             // Reader: sentences as vocabulary indices, in chunks of ~10k words.
             let mut chunk: Vec<Vec<u32>> = Vec::new();
             let mut words = 0;
@@ -446,6 +452,23 @@ impl Worker {
 mod tests {
     use super::*;
     use burnlab_kernels::hogwild::{axpy, dot};
+
+    /// Scores at the table's upper edge (6.0 − 1 ulp rounds to index 1000 in f32) are read from
+    /// its last entry, not past it (a run of a sweep hit it and panicked), and are σ's.
+    #[test]
+    fn the_sigmoid_table_edge_is_inside_the_table() {
+        let s = Sigmoid::new();
+        for f in
+            [MAX_EXP, f32::from_bits(MAX_EXP.to_bits() - 1), f32::from_bits(MAX_EXP.to_bits() - 2)]
+        {
+            let g = s.error(f, 1.0);
+            assert!((0.0..0.01).contains(&g), "{f}: {g}");
+        }
+        for f in [-MAX_EXP, 0.0, 2.5] {
+            let want = 1.0 - 1.0 / (1.0 + (-f).exp());
+            assert!((s.error(f, 1.0) - want).abs() < 0.01, "{f}");
+        }
+    }
 
     /// Two "topics" whose words only ever appear among themselves: after training, every word's
     /// nearest neighbour (cosine) is from its own topic.
