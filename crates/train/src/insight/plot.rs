@@ -319,13 +319,22 @@ fn draw_lines<DB: DrawingBackend>(
                 .map_err(err)?;
         }
     }
+    // The legend goes where the curves are not: lower right when they end high (accuracy
+    // rising), else upper right (a falling loss).
+    let right: Vec<f64> =
+        pts.iter().filter(|p| p.0 >= x0 + 0.75 * (x1 - x0)).map(|p| p.1).collect();
+    let ends_high = labels.is_none()
+        && !right.is_empty()
+        && right.iter().sum::<f64>() / right.len() as f64 > y0 + 0.6 * (y1 - y0);
+    let corner =
+        if ends_high { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight };
     if series.iter().any(|s| !s.label.is_empty()) {
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .label_font((FONT, 14))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .draw()
             .map_err(err)?;
     }
