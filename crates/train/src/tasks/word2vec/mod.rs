@@ -465,7 +465,7 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
     let trained = std::thread::scope(|s| -> Result<native::Embeddings> {
         s.spawn(|| dashboard.run(&progress, &finished));
         let _finish = Finish(&finished);
-        let result = match batched {
+        match batched {
             None => {
                 let mut emb = emb;
                 let plan = native::Plan {
@@ -492,8 +492,7 @@ fn run_epochs(job: Job, emb: native::Embeddings) -> Result<Trained> {
                 )
                 .and_then(|m| batched::to_embeddings(&m))
             }
-        };
-        result
+        }
     });
     dashboard.close();
     for line in &epoch_lines {
