@@ -199,3 +199,26 @@ fn a_sweep_with_folds_cross_validates_every_point() {
     run_ok(burnlab().arg("report").arg(&point));
     assert!(point.join("report/cv-spread.png").is_file());
 }
+
+#[test]
+fn a_char_lm_sweep_ranks_by_validation_loss() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let text = tmp.path().join("t.txt");
+    let line = "the quick brown fox jumps over the lazy dog. ";
+    std::fs::write(&text, line.repeat(200)).expect("text");
+    let out = tmp.path().join("sweep");
+    let mut c = burnlab();
+    c.args(["sweep", "rnn", "--grid", "model.cell=rnn,gru", "--epochs", "1", "--steps", "4"])
+        .args(["--hidden", "16", "--corpus"])
+        .arg(&text)
+        .arg("--out")
+        .arg(&out);
+    let stdout = run_ok(&mut c);
+    assert!(stdout.contains("train loss  valid loss"), "{stdout}");
+    let sweep = read_json(&out.join("sweep.json"));
+    assert_eq!(sweep["metric"], "loss");
+    let points = sweep["points"].as_array().expect("points");
+    let losses: Vec<f64> = points.iter().map(|p| f64_at(p, &["valid"])).collect();
+    let best = sweep["best"].as_u64().expect("best") as usize;
+    assert!(losses.iter().all(|&l| l >= losses[best - 1]), "lowest loss wins: {losses:?} {best}");
+}

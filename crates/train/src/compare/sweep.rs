@@ -278,7 +278,10 @@ pub fn sweep_table(points: &[PointResult], grid: &[Axis], metric: Metric) -> Str
         }
     } else {
         // Train minus validation: large when overfitting, both low when underfitting.
-        header.extend(["gap".to_string(), "valid loss".into()]);
+        header.push("gap".into());
+        if metric == Metric::Accuracy {
+            header.push("valid loss".into());
+        }
     }
     header.push("train s".into());
     let mut order: Vec<&PointResult> = points.iter().collect();
@@ -302,8 +305,13 @@ pub fn sweep_table(points: &[PointResult], grid: &[Axis], metric: Metric) -> Str
                 r.push(format!("failed: {e}"));
                 return r;
             }
-            r.push(cell(p.score.train, if words { 4 } else { 2 }));
-            r.push(cell(p.score.valid, if metric == Metric::SimilarityRho { 3 } else { 2 }));
+            let digits = match metric {
+                Metric::Accuracy | Metric::AnalogyAccuracy => 2,
+                Metric::SimilarityRho => 3,
+                Metric::Loss => 4,
+            };
+            r.push(cell(p.score.train, if words { 4 } else { digits }));
+            r.push(cell(p.score.valid, digits));
             if folds {
                 r.push(cell(p.spread.as_ref().and_then(|s| s.valid).map(|v| v.1), 2));
             }
@@ -313,8 +321,10 @@ pub fn sweep_table(points: &[PointResult], grid: &[Axis], metric: Metric) -> Str
                 }
             } else {
                 let gap = p.score.train.zip(p.score.valid).map(|(t, v)| t - v);
-                r.push(cell(gap, 2));
-                r.push(cell(p.score.valid_loss, 4));
+                r.push(cell(gap, digits));
+                if metric == Metric::Accuracy {
+                    r.push(cell(p.score.valid_loss, 4));
+                }
             }
             let secs: Option<f64> = if p.folds.is_empty() {
                 p.score.train_seconds
