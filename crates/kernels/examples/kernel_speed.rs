@@ -118,21 +118,20 @@ fn main() {
         let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let b = vec![0.0; n];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-        let reps = 10;
-        let t = Instant::now();
-        for _ in 0..reps {
-            black_box(pool.install(|| linear::forward(cpu, &x, &w, &b, m, k, n)));
-        }
-        let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
-        println!(
-            "isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}",
-            100.0 * g / peak
-        );
-        // The `gemm` crate (Burn's flex matmul) on the same product, one thread, beside it: the
-        // linear layer goes through the kernel only where it wins (burnlab-ops `uses_kernel`).
-        // gemm picks its own ISA (BURNLAB_ISA does not reach it), so this prints once per run.
-        if cpu.isa() == Cpu::best().isa() {
-            let mut y = vec![0.0f32; m * n];
+        let reps = 3;
+        let flops = (2 * m * k * n * reps) as f64;
+        let ours = || {
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box(pool.install(|| linear::forward(cpu, &x, &w, &b, m, k, n)));
+            }
+            flops / t.elapsed().as_secs_f64() / 1e9
+        };
+        // The `gemm` crate (Burn's flex matmul) on the same product, one thread: the linear layer
+        // goes through the kernel only where it wins (burnlab-ops `uses_kernel`). gemm picks its
+        // own ISA (BURNLAB_ISA does not reach it), so it runs beside the best ISA only.
+        let mut y = vec![0.0f32; m * n];
+        let mut theirs = || {
             let t = Instant::now();
             for _ in 0..reps {
                 // SAFETY: y is [m, n], x [m, k], w [k, n], all row-major and as long as the
@@ -162,10 +161,36 @@ fn main() {
                 }
                 black_box(&y);
             }
-            let g = (2 * m * k * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
+            flops / t.elapsed().as_secs_f64() / 1e9
+        };
+        // Rounds alternate the two, so that a noisy (shared) machine slows both alike; the
+        // medians, and the median of the rounds' ratios, are printed.
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let with_gemm = cpu.isa() == Cpu::best().isa();
+        let (mut g_ours, mut g_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..9 {
+            let a = ours();
+            g_ours.push(a);
+            if with_gemm {
+                let b = theirs();
+                g_theirs.push(b);
+                ratio.push(a / b);
+            }
+        }
+        let g = median(g_ours);
+        println!(
+            "isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}",
+            100.0 * g / peak
+        );
+        if with_gemm {
+            let gg = median(g_theirs);
             println!(
-                "gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={g:.1} gemm_pct_peak_of_{isa}={:.0}",
-                100.0 * g / peak
+                "gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={gg:.1} gemm_pct_peak_of_{isa}={:.0} linear_vs_gemm={:.3}",
+                100.0 * gg / peak,
+                median(ratio)
             );
         }
         let t = Instant::now();

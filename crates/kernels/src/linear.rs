@@ -1,15 +1,17 @@
 //! Inference-time linear layer (y = x·W + b): a small GEMM in the BLIS manner. Per pass of
-//! [`KC`] rows of W, W's [KC, N] panel is packed into column blocks of [`BLOCK`] ([KC, 32] each,
-//! contiguous, read from W row by row; once per call, shared by the threads) and each thread's
-//! rows of x into panels of [`MR`] rows, interleaved (`a[p·MR + r]`); the register tile (MR
-//! rows × `Simd::NV` vectors) then broadcasts its six x values from one stream and loads W's
-//! vectors from a block in L1.
+//! [`KC`] rows of W, W's [KC, N] panel is packed into column blocks as wide as the ISA's register
+//! tile ([KC, 16] on AVX2 and NEON, [KC, 32] on AVX-512; contiguous, read from W row by row; once
+//! per call, shared by the threads) and each thread's rows of x into panels of [`MR`] rows,
+//! interleaved (`a[p·MR + r]`); the register tile (MR rows × `Simd::NV` vectors) then
+//! broadcasts its six x values from one stream and loads W's vectors from one contiguous stream
+//! in L1.
 //!
 //! Why: the `gemm` crate, which flex's matmul uses, ran the MLP's 256×3072×512 product at
 //! 138–167 GFLOP/s on a Zen 4 (PyTorch's MKL: 174), so MLP inference was at 0.80–0.86×
-//! PyTorch's. On a Zen 3 (AVX2, one thread, 128×3072·3072×512) gemm reaches ~55 GFLOP/s,
-//! PyTorch ~75; the earlier form of this kernel (the direct convolution's, broadcasting from six
-//! rows of x in place) ~55.
+//! PyTorch's. On a Zen 3 (AVX2, one thread, 128×3072·3072×512, rounds alternating with gemm on
+//! a noisy shared machine) this kernel ran at a median 0.90× gemm with 32-wide blocks and
+//! KC = 128 (a tile read half of each 128-byte block row), 0.95× with tile-wide blocks and
+//! KC = 256.
 
 use rayon::prelude::*;
 
@@ -17,16 +19,16 @@ use crate::isa::{Cpu, Kernel};
 use crate::packed::MR;
 use crate::simd::Simd;
 
-/// Columns per block of W: a multiple of every ISA's tile width (8, 16, 32).
+/// N must be a multiple of this: every ISA's tile width (8 plain, 16, 32) divides it.
 pub const BLOCK: usize = 32;
 
-/// Rows of W per pass: a block of W ([KC, 32], 32 KB) stays in L1 while every row panel of x
-/// runs over it, and the thread's x panels ([rows, KC]) stay in L2.
-const KC: usize = 128;
+/// Rows of W per pass: a block of W ([KC, 16], 16 KB on AVX2) stays in L1 while every row panel
+/// of x runs over it, and the thread's x panels ([rows, KC]) stay in L2.
+const KC: usize = 256;
 
 /// y [M, N] = x [M, K] · w [K, N] + bias. W is packed once per call, in parallel, one pass of
-/// [`KC`] rows at a time: pass i is [N/32][kc][32] (each block's rows contiguous), read from W
-/// row by row. Rows of y are then shared out over rayon's threads in multiples of [`MR`]; each
+/// [`KC`] rows at a time: pass i is [N/width][kc][width] (each block's rows contiguous), read
+/// from W row by row. Rows of y are then shared out over rayon's threads in multiples of [`MR`]; each
 /// packs its own x panels and runs the tiles over every block of every pass.
 pub fn forward(
     cpu: Cpu,
@@ -42,8 +44,13 @@ pub fn forward(
     if m == 0 || n == 0 || k == 0 {
         return (0..m * n).map(|i| bias[i % n]).collect();
     }
+    // Block width: the ISA's register tile (16 columns on AVX2 and NEON, 32 on AVX-512; 8 on the
+    // plain floor), so that a tile reads its block's rows as one contiguous stream.
+    let width = cpu.run(TileWidth).max(8);
+    debug_assert!(BLOCK.is_multiple_of(width));
     // SAFETY: `par_chunks_uninit` needs every value written: chunk i is pass i, kc = its length
-    // / n rows of W; (blk, p, j) over blk < n/32, p < kc, j < 32 writes each of its kc·n once.
+    // / n rows of W; (blk, p, j) over blk < n/width, p < kc, j < width writes each of its kc·n
+    // once.
     let packed = unsafe {
         crate::par::par_chunks_uninit(
             k * n,
@@ -52,9 +59,9 @@ pub fn forward(
             |_, pass, c| {
                 let kc = c.len() / n;
                 for (p, row) in w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate() {
-                    for (blk, src) in row.as_chunks::<BLOCK>().0.iter().enumerate() {
-                        let dst = (blk * kc + p) * BLOCK;
-                        for (d, &v) in c[dst..dst + BLOCK].iter_mut().zip(src) {
+                    for (blk, src) in row.chunks_exact(width).enumerate() {
+                        let dst = (blk * kc + p) * width;
+                        for (d, &v) in c[dst..dst + width].iter_mut().zip(src) {
                             d.write(v);
                         }
                     }
@@ -84,13 +91,14 @@ pub fn forward(
                 }
             }
             let pass = &packed[k0 * n..(k0 + kc) * n];
-            for (blk, b) in pass.chunks_exact(kc * BLOCK).enumerate() {
+            for (blk, b) in pass.chunks_exact(kc * width).enumerate() {
                 cpu.run(Panels {
                     a: &a[..panels * MR * kc],
                     b,
                     kc,
+                    width,
                     rows: r,
-                    c: &mut yr[blk * BLOCK..],
+                    c: &mut yr[blk * width..],
                     ldc: n,
                     acc: k0 > 0,
                 });
@@ -105,11 +113,23 @@ pub fn forward(
     y
 }
 
-/// One block of 32 columns of y for every row panel: c[r][j] (+)= Σ_p a[p][r]·b[p][j].
+/// The register tile's width in columns on an ISA.
+struct TileWidth;
+
+impl Kernel for TileWidth {
+    type Output = usize;
+
+    fn run<S: Simd>(self, _: S) -> usize {
+        S::NV * S::LANES
+    }
+}
+
+/// One block of `width` columns of y for every row panel: c[r][j] (+)= Σ_p a[p][r]·b[p][j].
 struct Panels<'a> {
     a: &'a [f32],
     b: &'a [f32],
     kc: usize,
+    width: usize,
     rows: usize,
     c: &'a mut [f32],
     ldc: usize,
@@ -121,21 +141,22 @@ impl Kernel for Panels<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let Panels { a, b, kc, rows, c, ldc, acc } = self;
+        let Panels { a, b, kc, width, rows, c, ldc, acc } = self;
         let step = S::NV * S::LANES;
         assert!(
-            BLOCK.is_multiple_of(step)
+            width.is_multiple_of(step)
                 && a.len() == rows.div_ceil(MR) * MR * kc
-                && b.len() == kc * BLOCK,
+                && b.len() == kc * width,
             "linear panels: operands"
         );
         for (t, panel) in a.chunks_exact(MR * kc).enumerate() {
             let r = MR.min(rows - t * MR);
-            for q0 in (0..BLOCK).step_by(step) {
+            for q0 in (0..width).step_by(step) {
                 let args = PanelTile {
                     a: panel,
                     b: &b[q0..],
                     kc,
+                    width,
                     c: &mut c[t * MR * ldc + q0..],
                     ldc,
                     acc,
@@ -149,9 +170,10 @@ impl Kernel for Panels<'_> {
 struct PanelTile<'a> {
     /// [kc][MR], interleaved rows.
     a: &'a [f32],
-    /// Rows [`BLOCK`] apart, the tile's columns first.
+    /// Rows `width` apart, the tile's columns first.
     b: &'a [f32],
     kc: usize,
+    width: usize,
     c: &'a mut [f32],
     ldc: usize,
     acc: bool,
@@ -160,13 +182,14 @@ struct PanelTile<'a> {
 /// R rows × NV vectors of y.
 #[inline(always)]
 fn panel_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: PanelTile) {
-    let PanelTile { a, b, kc, c, ldc, acc } = t;
+    let PanelTile { a, b, kc, width, c, ldc, acc } = t;
     let full = NV * S::LANES;
     assert!(
         kc > 0
             && R <= MR
+            && full <= width
             && a.len() >= kc * MR
-            && b.len() >= (kc - 1) * BLOCK + full
+            && b.len() >= (kc - 1) * width + full
             && c.len() >= (R - 1) * ldc + full,
         "linear tile: operands"
     );
@@ -175,8 +198,8 @@ fn panel_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: PanelTile) {
     for p in 0..kc {
         let mut bv = [s.zero(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: p < kc and v·LANES + LANES ≤ full: within (kc − 1)·BLOCK + full ≤ b.len().
-            *x = unsafe { s.load(bp.add(p * BLOCK + v * S::LANES)) };
+            // SAFETY: p < kc and v·LANES + LANES ≤ full: within (kc − 1)·width + full ≤ b.len().
+            *x = unsafe { s.load(bp.add(p * width + v * S::LANES)) };
         }
         for (r, row) in tile.iter_mut().enumerate() {
             // SAFETY: p·MR + r < kc·MR ≤ a.len() (asserted).
