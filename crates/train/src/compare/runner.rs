@@ -104,17 +104,22 @@ pub fn run_all(all: &[Job], jobs: usize, logs: &Path) -> Result<Vec<Outcome>> {
     let mut pending: std::collections::VecDeque<usize> = (0..all.len()).collect();
     let mut running: Vec<(usize, Child, Instant)> = Vec::new();
     let total = all.len();
+    // In a terminal, a status line shows the running jobs' latest log lines (overwritten).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut status = StatusLine::default();
     loop {
         while running.len() < jobs.max(1) && crate::run::signals::received().is_none() {
             let Some(i) = pending.pop_front() else { break };
             let job = &all[i];
             match state(&job.dir) {
                 State::Done => {
+                    status.clear();
                     println!("[{}/{total}] {}: finished before, kept", i + 1, job.label);
                     outcomes[i] = Some(Ok(()));
                 }
                 s => {
                     let how = if s == State::Resume { "resuming" } else { "training" };
+                    status.clear();
                     println!("[{}/{total}] {}: {how} in {}", i + 1, job.label, job.dir.display());
                     let child = spawn(job, logs, threads)?;
                     running.push((i, child, Instant::now()));
@@ -125,17 +130,31 @@ pub fn run_all(all: &[Job], jobs: usize, logs: &Path) -> Result<Vec<Outcome>> {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
+        if terminal {
+            let lines: Vec<String> = running
+                .iter()
+                .map(|(i, _, _)| {
+                    let log = logs.join(format!("{}.log", folder_of(&all[*i].dir)));
+                    let line = last_line(&log);
+                    let line =
+                        if line.is_empty() { format!("{}: starting", all[*i].label) } else { line };
+                    format!("[{}/{total}] {line}", i + 1)
+                })
+                .collect();
+            status.show(&lines.join("  "));
+        }
         let mut k = 0;
         while k < running.len() {
             let (i, child, started) = &mut running[k];
-            if let Some(status) = child.try_wait()? {
+            if let Some(exit) = child.try_wait()? {
                 let job = &all[*i];
                 let secs = started.elapsed().as_secs_f64();
                 let log = logs.join(format!("{}.log", folder_of(&job.dir)));
-                let outcome = if status.success() && state(&job.dir) == State::Done {
+                status.clear();
+                let outcome = if exit.success() && state(&job.dir) == State::Done {
                     println!("[{}/{total}] {}: done in {secs:.1}s", *i + 1, job.label);
                     Ok(())
-                } else if status.success() {
+                } else if exit.success() {
                     Err(format!("stopped before the end (resumable); log: {}", log.display()))
                 } else {
                     Err(format!("{}; log: {}", last_line(&log), log.display()))
@@ -154,6 +173,34 @@ pub fn run_all(all: &[Job], jobs: usize, logs: &Path) -> Result<Vec<Outcome>> {
         .into_iter()
         .map(|o| o.unwrap_or_else(|| Err("not started (interrupted)".into())))
         .collect())
+}
+
+/// The one overwritten status line of a terminal.
+#[derive(Default)]
+struct StatusLine {
+    shown: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl StatusLine {
+    /// Shows `text` (cut to 120 characters), at most once a second.
+    fn show(&mut self, text: &str) {
+        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        let cut: String = text.chars().take(120).collect();
+        print!("\r\x1b[K{cut}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        (self.shown, self.last) = (true, Some(Instant::now()));
+    }
+
+    /// Clears the line before a lasting line is printed.
+    fn clear(&mut self) {
+        if self.shown {
+            print!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
 }
 
 /// The setup a parent folder was made for must be the one asked now: a rerun continues the
