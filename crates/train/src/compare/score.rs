@@ -68,7 +68,8 @@ impl Metric {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Score {
     /// The training metric: image classifiers, the final model on up to 5,000 training images
-    /// (no augmentation); character models, the last epoch's loss; word2vec, its training loss.
+    /// (at most 64 MB of them; no augmentation); character models, the last epoch's loss;
+    /// word2vec, its training loss.
     pub train: Option<f64>,
     /// The ranking metric on the validation split (the final model's).
     pub valid: Option<f64>,

@@ -31,16 +31,21 @@ use crate::weights::init::{describe as describe_init, init_from};
 /// Validation batch size (the sample grid's images are the first batch's).
 const VALID_BATCH: usize = 256;
 
-/// Training images the final model is scored on (`metrics.json` `train_sample`).
+/// Training images the final model is scored on (`metrics.json` `train_sample`): at most this
+/// many, and at most [`TRAIN_SAMPLE_BYTES`] of pixels (5,000 CIFAR images are 15 MB; at 224 px
+/// the cap is 445 images), so that scoring it never raises the run's peak memory much.
 const TRAIN_SAMPLE: usize = 5000;
+const TRAIN_SAMPLE_BYTES: usize = 64 << 20;
 
 /// Up to `TRAIN_SAMPLE` training images, a seeded choice, as validation images are seen.
 fn train_sample(train: &ImageSet, seed: u64) -> Result<ImageSet> {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
+    let image_bytes = (train.channels * train.height * train.width).max(1);
+    let count = TRAIN_SAMPLE.min(TRAIN_SAMPLE_BYTES / image_bytes).max(1);
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7a1e));
-    order.truncate(TRAIN_SAMPLE);
+    order.truncate(count);
     order.sort_unstable();
     Ok(train.subset(&order).to_fixed()?)
 }
@@ -331,4 +336,37 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize, side: usize) -> ImageSet {
+        let px = 3 * side * side;
+        ImageSet {
+            images: (0..n).flat_map(|i| std::iter::repeat_n(i as u8, px)).collect(),
+            labels: vec![0; n],
+            classes: vec!["a".into()],
+            channels: 3,
+            height: side,
+            width: side,
+            own_sizes: None,
+            lazy: None,
+        }
+    }
+
+    /// 5,000 small images at most, and at most 64 MiB of large ones; a seeded, distinct choice.
+    #[test]
+    fn the_training_sample_is_capped_by_count_and_bytes() {
+        assert_eq!(train_sample(&set(6000, 2), 1).expect("small").len(), 5000);
+        // 1024² RGB images are 3 MiB: 21 fit in 64 MiB.
+        let big = train_sample(&set(25, 1024), 1).expect("big");
+        assert_eq!(big.len(), 21);
+        let firsts: Vec<u8> = (0..big.len()).map(|i| big.images[i * 3 * 1024 * 1024]).collect();
+        let mut distinct = firsts.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 21, "{firsts:?}");
+        assert_eq!(train_sample(&set(25, 1024), 1).expect("again").images, big.images);
+    }
 }
