@@ -9,9 +9,10 @@
 //! Why: the `gemm` crate, which flex's matmul uses, ran the MLP's 256×3072×512 product at
 //! 138–167 GFLOP/s on a Zen 4 (PyTorch's MKL: 174), so MLP inference was at 0.80–0.86×
 //! PyTorch's. On a Zen 3 (AVX2, one thread, 128×3072·3072×512, rounds alternating with gemm on
-//! a noisy shared machine) this kernel ran at a median 0.90× gemm with 32-wide blocks and
-//! KC = 128 (a tile read half of each 128-byte block row), 0.95× with tile-wide blocks and
-//! KC = 256.
+//! a noisy shared machine) this kernel runs at 0.87–0.95× gemm (73–75 against 80–84 GFLOP/s in a
+//! quiet hour), with 32-wide blocks and KC = 128 (a tile then read half of each 128-byte block
+//! row) at 0.78–0.95×: no clear difference. The MLP's whole eval pass measured faster through it
+//! than through Burn's matmul (see burnlab-ops `uses_kernel`).
 
 use rayon::prelude::*;
 
