@@ -212,22 +212,16 @@ pub fn cv_command(args: CvArgs) -> Result<()> {
         spread: Spread::default(),
         r#final: None,
     };
-    runner::write(&file, &cv)?;
+    crate::run::write_json(&file, &cv)?;
     let fold_jobs = fold_jobs(&setup, &[], &parent, folds, "");
     let outcomes = runner::run_all(&fold_jobs, jobs, &parent.join("logs"))?;
     cv.folds = fold_results(&fold_jobs, &outcomes, metric);
     cv.spread = Spread::of(&cv.folds);
-    runner::write(&file, &cv)?;
+    crate::run::write_json(&file, &cv)?;
     println!("\n{}", fold_table(&cv.folds, metric));
-    if let Some(s) = crate::run::signals::received() {
-        println!("stopped by signal {s}: run the same command again to continue");
-        return Ok(());
-    }
     let failed = cv.folds.iter().filter(|f| f.error.is_some()).count();
-    if failed > 0 {
-        bail!(
-            "{failed} of {folds} folds failed (see the table); run the same command again to retry them"
-        );
+    if runner::stopped_or_failed(failed, folds, "folds")? {
+        return Ok(());
     }
     if final_run {
         let job = Job {
@@ -250,7 +244,7 @@ pub fn cv_command(args: CvArgs) -> Result<()> {
             );
             cv.r#final =
                 Some(FinalResult { run: job.dir, test_split: split, test_accuracy: 100.0 * a });
-            runner::write(&file, &cv)?;
+            crate::run::write_json(&file, &cv)?;
         }
     }
     println!("cv: {}\npictures: burnlab report {}", file.display(), parent.display());
@@ -267,7 +261,7 @@ pub fn write_point_file(
 ) -> Result<()> {
     let spread = Spread::of(folds);
     let file = CvFile { setup, metric, folds: folds.to_vec(), spread, r#final: None };
-    runner::write(&parent.join(CV_FILE), &file)
+    crate::run::write_json(&parent.join(CV_FILE), &file)
 }
 
 /// The fold run folders of a cross-validation parent (for `report`), in fold order.

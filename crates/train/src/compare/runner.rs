@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::run::{self, Status, record};
+use crate::run::{Status, record};
 
 /// One training run to do.
 #[derive(Clone, Debug)]
@@ -227,7 +227,17 @@ pub fn check_same<T: serde::Serialize + PartialEq + serde::de::DeserializeOwned>
     Ok(())
 }
 
-/// Writes `value` to `file` atomically.
-pub fn write(file: &Path, value: &impl serde::Serialize) -> Result<()> {
-    run::write_json(file, value)
+/// After the runs: Ok(true) if a signal stopped them (they resume on a rerun), an error if
+/// any of `total` `what` failed, else Ok(false).
+pub fn stopped_or_failed(failed: usize, total: usize, what: &str) -> Result<bool> {
+    if let Some(sig) = crate::run::signals::received() {
+        println!("stopped by signal {sig}: run the same command again to continue");
+        return Ok(true);
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {total} {what} failed (see the table); run the same command again to retry them"
+        );
+    }
+    Ok(false)
 }

@@ -175,7 +175,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
         }
     }
     let mut sweep = SweepFile { setup: s.clone(), metric, points: Vec::new(), best: None };
-    runner::write(&file, &sweep)?;
+    crate::run::write_json(&file, &sweep)?;
     let outcomes = runner::run_all(&all_jobs, jobs, &parent.join("logs"))?;
     let per = s.folds.max(1);
     for (i, p) in points.iter().enumerate() {
@@ -215,7 +215,7 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
         sweep.points.push(r);
     }
     sweep.best = best(&sweep.points, metric);
-    runner::write(&file, &sweep)?;
+    crate::run::write_json(&file, &sweep)?;
     println!("\n{}", sweep_table(&sweep.points, &s.grid, metric));
     if let Some(b) = sweep.best {
         let p = &sweep.points[b - 1];
@@ -236,17 +236,8 @@ pub fn sweep_command(args: SweepArgs) -> Result<()> {
         chart(&stem, &sweep.points, &s.grid, a, metric)?;
         println!("chart: {}", stem.with_extension("png").display());
     }
-    if let Some(sig) = crate::run::signals::received() {
-        println!("stopped by signal {sig}: run the same command again to continue");
-        return Ok(());
-    }
     let failed = sweep.points.iter().filter(|p| p.error.is_some()).count();
-    if failed > 0 {
-        bail!(
-            "{failed} of {} points failed (see the table); run the same command again to retry them",
-            points.len()
-        );
-    }
+    runner::stopped_or_failed(failed, points.len(), "points")?;
     Ok(())
 }
 
