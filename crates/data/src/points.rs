@@ -116,7 +116,8 @@ pub fn generate(
     let two_only = matches!(shape, Shape::Moons | Shape::Circles | Shape::Xor);
     if two_only && classes != 2 {
         return Err(DataError::Invalid(format!(
-            "{shape:?} has 2 classes, not {classes}: --classes is for spiral and blobs"
+            "{} has 2 classes, not {classes}: --classes is for spiral and blobs",
+            format!("{shape:?}").to_lowercase()
         )));
     }
     if classes < 2 {
