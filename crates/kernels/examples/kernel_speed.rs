@@ -3,16 +3,20 @@
 //! stride-1 layer shapes and ResNet-18's four (at 224 px), beside the FMA peak (12 independent
 //! multiply-add chains).
 //!
+//! Then Winograd's F(2×2, 3×3) against the direct convolution on the same layers (forward and
+//! weight gradient), and the inference linear kernel against the `gemm` crate.
+//!
 //! `cargo run --release -p burnlab-kernels --example kernel_speed` (every ISA this CPU has; one
 //! with `BURNLAB_ISA=avx2`, say). Prints `key=value` lines.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use burnlab_kernels::conv::{ConvDims, conv2d_backward, conv2d_forward};
 use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
-use burnlab_kernels::linear;
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
+use burnlab_kernels::{linear, winograd};
 
 /// 12 independent chains of multiply-adds on registers: the FMA throughput of one core.
 struct Peak(usize);
@@ -106,6 +110,72 @@ fn main() {
                 "isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}",
                 100.0 * fwd / peak,
                 100.0 * wg / peak
+            );
+        }
+        // Winograd F(2×2, 3×3) against the direct path on ResNet-18's stride-1 layers (and
+        // ResNet-20's widest), 4 images on one thread, through the public entry points (padding
+        // and transforms included); GFLOP/s count the direct convolution's multiply-adds.
+        // Rounds alternate the two; medians.
+        let wino: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
+            &[]
+        } else {
+            &[(64, 56), (128, 28), (256, 14), (512, 7), (16, 32), (32, 16)]
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        for &(c, hw) in wino {
+            let d = ConvDims {
+                n: 4,
+                ci: c,
+                h: hw,
+                w: hw,
+                co: c,
+                kh: 3,
+                kw: 3,
+                stride: [1, 1],
+                padding: [1, 1],
+            };
+            if !winograd::applies(&d) {
+                println!("isa={isa} layer=c{c}_{hw}x{hw} winograd=declined");
+                continue;
+            }
+            let x: Vec<f32> = (0..4 * c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..c * c * 9).map(|i| (i as f32 * 0.11).cos()).collect();
+            let b = vec![0.0; c];
+            let flops = (2 * 4 * c * c * 9 * hw * hw) as f64;
+            let time = |f: &(dyn Fn() + Sync)| {
+                let t = Instant::now();
+                pool.install(f);
+                flops / t.elapsed().as_secs_f64() / 1e9
+            };
+            let mut r: [Vec<f64>; 4] = Default::default();
+            for _ in 0..5 {
+                r[0].push(time(&|| {
+                    black_box(conv2d_forward(cpu, &d, &x, &w, &b));
+                }));
+                r[1].push(time(&|| {
+                    black_box(winograd::forward(cpu, &d, &x, &w, &b));
+                }));
+                r[2].push(time(&|| {
+                    black_box(conv2d_backward(cpu, &d, &x, &w, &x, false));
+                }));
+                r[3].push(time(&|| {
+                    if winograd::applies_weight_grad(&d) {
+                        black_box(winograd::weight_grad(cpu, &d, &x, &x));
+                    }
+                }));
+            }
+            let [df, wf, dg, wg] = r.map(|mut v| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            });
+            let wgrad = if winograd::applies_weight_grad(&d) {
+                format!("winograd_wgrad_gflops={wg:.1} winograd_speedup_wgrad={:.2}", wg / dg)
+            } else {
+                "winograd_wgrad=declined".into()
+            };
+            println!(
+                "isa={isa} layer=c{c}_{hw}x{hw} direct_fwd_gflops={df:.1} winograd_fwd_gflops={wf:.1} winograd_speedup_fwd={:.2} direct_wgrad_gflops={dg:.1} {wgrad}",
+                wf / df
             );
         }
         // The MLP's first layer at inference, one thread's share of a 256 batch: 128×3072·3072×512.

@@ -1,5 +1,6 @@
 //! 2-D convolution (NCHW, f32, groups 1, dilation 1) with its backward pass on f32 slices:
-//! stride-1 layers as direct convolutions ([`crate::direct`]), the others through im2col and
+//! 3×3 stride-1 layers of 64 channels and more by Winograd's F(2×2, 3×3) ([`crate::winograd`]),
+//! other stride-1 layers as direct convolutions ([`crate::direct`]), the rest through im2col and
 //! one matrix product per image; images shared out over rayon's threads.
 //!
 //! Why: burn-flex computes the weight gradient as a convolution of the input by the output
@@ -18,6 +19,7 @@ use crate::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
 use crate::isa::Cpu;
 use crate::par::{lane_total, par_chunks_uninit, write_all};
 use crate::recurrent::matmul;
+use crate::winograd;
 
 /// Shapes of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +165,9 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
     assert_eq!(bias.len(), d.co, "conv2d: bias");
     if p == 0 || d.co == 0 {
         return vec![0.0; d.n * d.co * p];
+    }
+    if winograd::applies(d) {
+        return winograd::forward(cpu, d, x, w, bias);
     }
     if d.direct() {
         return direct_images(
@@ -369,11 +374,17 @@ pub fn conv2d_backward(
     let mut fresh =
         Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
     let mut dx = Vec::new();
-    if want_dx && d.direct() {
+    if want_dx && winograd::applies(d) {
+        dx = winograd::input_grad(cpu, d, w, dy);
+    } else if want_dx && d.direct() {
         dx = direct_input_grad(cpu, d, w, dy);
     }
     if d.direct() {
-        let (dw, db) = direct_weight_grad(cpu, d, x, dy);
+        let (dw, db) = if winograd::applies_weight_grad(d) {
+            winograd::weight_grad(cpu, d, x, dy)
+        } else {
+            direct_weight_grad(cpu, d, x, dy)
+        };
         return (want_dx.then_some(dx), dw, db);
     }
     let c = chunk(d.n);
@@ -441,13 +452,14 @@ mod tests {
     #[test]
     fn gradients_do_not_depend_on_thread_scheduling() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("pool");
-        for (stride, pad) in [(1, 1), (2, 1)] {
+        // The last one: Winograd's input and weight gradients (64 channels, 28×27).
+        for (stride, pad, ci, co, hw) in [(1, 1, 3, 5, 9), (2, 1, 3, 5, 9), (1, 1, 64, 64, 28)] {
             let d = ConvDims {
-                n: 37,
-                ci: 3,
-                h: 9,
-                w: 8,
-                co: 5,
+                n: if ci == 64 { 9 } else { 37 },
+                ci,
+                h: hw,
+                w: hw - 1,
+                co,
                 kh: 3,
                 kw: 3,
                 stride: [stride, stride],
@@ -527,6 +539,10 @@ mod tests {
             (3, 2, 33, 5, 6, 1, 1, 0),
             (2, 5, 7, 9, 7, 5, 1, 2),
             (1, 16, 16, 6, 6, 3, 1, 1),
+            // Winograd: forward and input gradient (7×7 tiles), and the weight gradient too
+            // (14×14 tiles, 64 output channels).
+            (2, 64, 70, 13, 14, 3, 1, 1),
+            (1, 64, 64, 28, 27, 3, 1, 1),
         ] {
             let d = ConvDims { n, ci, h, w, co, kh: k, kw: k, stride: [s, s], padding: [p, p] };
             let (ho, wo) = d.out_hw();

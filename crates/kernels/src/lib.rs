@@ -24,6 +24,7 @@ pub mod recurrent;
 pub mod residual;
 pub mod simd;
 pub mod vmath;
+pub mod winograd;
 
 pub use isa::{Cpu, Isa, IsaError, Kernel};
 pub use par::{lane_sum, lane_total};

@@ -126,15 +126,17 @@ impl Kernel for TileWidth {
 }
 
 /// One block of `width` columns of y for every row panel: c[r][j] (+)= Σ_p a[p][r]·b[p][j].
-struct Panels<'a> {
-    a: &'a [f32],
-    b: &'a [f32],
-    kc: usize,
-    width: usize,
-    rows: usize,
-    c: &'a mut [f32],
-    ldc: usize,
-    acc: bool,
+pub(crate) struct Panels<'a> {
+    /// [⌈rows/MR⌉][kc][MR], interleaved rows.
+    pub a: &'a [f32],
+    /// [kc][width].
+    pub b: &'a [f32],
+    pub kc: usize,
+    pub width: usize,
+    pub rows: usize,
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub acc: bool,
 }
 
 impl Kernel for Panels<'_> {
@@ -150,9 +152,11 @@ impl Kernel for Panels<'_> {
                 && b.len() == kc * width,
             "linear panels: operands"
         );
-        for (t, panel) in a.chunks_exact(MR * kc).enumerate() {
-            let r = MR.min(rows - t * MR);
-            for q0 in (0..width).step_by(step) {
+        // Column strips outermost: a strip of b ([kc, step]) stays in L1 while every row panel
+        // runs over it.
+        for q0 in (0..width).step_by(step) {
+            for (t, panel) in a.chunks_exact(MR * kc).enumerate() {
+                let r = MR.min(rows - t * MR);
                 let args = PanelTile {
                     a: panel,
                     b: &b[q0..],
