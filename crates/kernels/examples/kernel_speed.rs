@@ -12,7 +12,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use burnlab_kernels::conv::{ConvDims, conv2d_backward, conv2d_forward};
+use burnlab_kernels::conv::ConvDims;
 use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
@@ -112,17 +112,14 @@ fn main() {
                 100.0 * wg / peak
             );
         }
-        // Winograd F(2×2, 3×3) against the direct path on ResNet-18's stride-1 layers (and
-        // ResNet-20's widest), 4 images on one thread, through the public entry points (padding
-        // and transforms included); GFLOP/s count the direct convolution's multiply-adds.
-        // Rounds alternate the two; medians.
-        let wino: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
-            &[]
-        } else {
-            &[(64, 56), (128, 28), (256, 14), (512, 7), (16, 32), (32, 16)]
-        };
+        // Winograd F(2×2, 3×3) (what `conv` runs on these layers) against the direct kernels,
+        // 4 images on one thread: Winograd through its public entry points (padding and
+        // transforms included), the direct kernels as above per image (the padding copy
+        // included, the output's junk-column copy and dy's transpose left out). GFLOP/s count
+        // the direct convolution's multiply-adds. Rounds alternate the two (a noisy shared
+        // machine slows both alike); medians of 5 rounds, and of the rounds' ratios.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-        for &(c, hw) in wino {
+        for &(c, hw) in layers {
             let d = ConvDims {
                 n: 4,
                 ci: c,
@@ -141,41 +138,58 @@ fn main() {
             let x: Vec<f32> = (0..4 * c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             let w: Vec<f32> = (0..c * c * 9).map(|i| (i as f32 * 0.11).cos()).collect();
             let b = vec![0.0; c];
+            let mut xp = Padded::new(c, hw, hw, 1, 1);
+            let offs = tap_offsets(c, 3, 3, xp.hp, xp.wp);
+            let len = hw * xp.wp;
+            let mut out = vec![0.0; c * len];
+            let mut dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
+            dyt.extend([0.0; SLACK]);
+            let mut dw = vec![0.0; offs.len() * c];
             let flops = (2 * 4 * c * c * 9 * hw * hw) as f64;
-            let time = |f: &(dyn Fn() + Sync)| {
-                let t = Instant::now();
-                pool.install(f);
-                flops / t.elapsed().as_secs_f64() / 1e9
-            };
-            let mut r: [Vec<f64>; 4] = Default::default();
+            let gflops = |t: Instant| flops / t.elapsed().as_secs_f64() / 1e9;
+            let with_wgrad = winograd::applies_weight_grad(&d);
+            let mut r: [Vec<f64>; 6] = Default::default();
             for _ in 0..5 {
-                r[0].push(time(&|| {
-                    black_box(conv2d_forward(cpu, &d, &x, &w, &b));
-                }));
-                r[1].push(time(&|| {
-                    black_box(winograd::forward(cpu, &d, &x, &w, &b));
-                }));
-                r[2].push(time(&|| {
-                    black_box(conv2d_backward(cpu, &d, &x, &w, &x, false));
-                }));
-                r[3].push(time(&|| {
-                    if winograd::applies_weight_grad(&d) {
-                        black_box(winograd::weight_grad(cpu, &d, &x, &x));
+                let t = Instant::now();
+                for img in 0..4 {
+                    xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
+                    wide_conv(cpu, &w, &offs, &xp.data, len, &b, &mut out);
+                }
+                let df = gflops(t);
+                let t = Instant::now();
+                pool.install(|| black_box(winograd::forward(cpu, &d, &x, &w, &b)));
+                let wf = gflops(t);
+                r[0].push(df);
+                r[1].push(wf);
+                r[2].push(wf / df);
+                if with_wgrad {
+                    let t = Instant::now();
+                    for img in 0..4 {
+                        xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
+                        wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, c, &mut dw, true);
                     }
-                }));
+                    let dg = gflops(t);
+                    let t = Instant::now();
+                    pool.install(|| black_box(winograd::weight_grad(cpu, &d, &x, &x)));
+                    let wg = gflops(t);
+                    r[3].push(dg);
+                    r[4].push(wg);
+                    r[5].push(wg / dg);
+                }
             }
-            let [df, wf, dg, wg] = r.map(|mut v| {
+            let [df, wf, sf, dg, wg, sg] = r.map(|mut v| {
                 v.sort_by(f64::total_cmp);
-                v[v.len() / 2]
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
             });
-            let wgrad = if winograd::applies_weight_grad(&d) {
-                format!("winograd_wgrad_gflops={wg:.1} winograd_speedup_wgrad={:.2}", wg / dg)
+            let wgrad = if with_wgrad {
+                format!(
+                    "direct_wgrad_gflops={dg:.1} winograd_wgrad_gflops={wg:.1} winograd_speedup_wgrad={sg:.2}"
+                )
             } else {
                 "winograd_wgrad=declined".into()
             };
             println!(
-                "isa={isa} layer=c{c}_{hw}x{hw} direct_fwd_gflops={df:.1} winograd_fwd_gflops={wf:.1} winograd_speedup_fwd={:.2} direct_wgrad_gflops={dg:.1} {wgrad}",
-                wf / df
+                "isa={isa} layer=c{c}_{hw}x{hw} direct_fwd_gflops={df:.1} winograd_fwd_gflops={wf:.1} winograd_speedup_fwd={sf:.2} {wgrad}"
             );
         }
         // The MLP's first layer at inference, one thread's share of a 256 batch: 128×3072·3072×512.

@@ -268,23 +268,31 @@ fn output_transform(
                     h1[j] = m1[j] - m2[j] - m3[j];
                 }
             }
-            // … then down the columns (over a), for output columns 2j (x = 0) and 2j + 1.
-            for x in 0..2 {
-                let [q0, q1, q2, q3] = [0, 1, 2, 3].map(|a| &s.out[2 * a + x]);
-                let (top, bottom) = (2 * i, 2 * i + 1);
-                for (yy, last) in [(top, false), (bottom, true)] {
-                    if yy >= h {
-                        continue;
-                    }
-                    let dst = &mut y[(c * h + yy) * w..(c * h + yy + 1) * w];
-                    for j in 0..tw {
-                        let xx = 2 * j + x;
-                        if xx < w {
-                            let v =
-                                if last { q1[j] - q2[j] - q3[j] } else { q0[j] + q1[j] + q2[j] };
-                            dst[xx] = v + bias[c];
-                        }
-                    }
+            // … then down the columns (over a): rows 2i (y0 = h0 + h1 + h2) and 2i + 1
+            // (y1 = h1 − h2 − h3), even output columns from the h0 rows, odd from the h1 rows.
+            let (hs, ys) = s.out.split_at_mut(8);
+            let [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o] =
+                [0, 1, 2, 3, 4, 5, 6, 7].map(|k| &hs[k][..tw]);
+            let [te, to, be, bo, ..] = ys else { unreachable!() };
+            let (te, to, be, bo) = (&mut te[..tw], &mut to[..tw], &mut be[..tw], &mut bo[..tw]);
+            let b = bias[c];
+            for j in 0..tw {
+                te[j] = q0e[j] + q1e[j] + q2e[j] + b;
+                to[j] = q0o[j] + q1o[j] + q2o[j] + b;
+                be[j] = q1e[j] - q2e[j] - q3e[j] + b;
+                bo[j] = q1o[j] - q2o[j] - q3o[j] + b;
+            }
+            for (yy, even, odd) in [(2 * i, &*te, &*to), (2 * i + 1, &*be, &*bo)] {
+                if yy >= h {
+                    continue;
+                }
+                let dst = &mut y[(c * h + yy) * w..(c * h + yy + 1) * w];
+                let (pairs, tail) = dst.as_chunks_mut::<2>();
+                for ((p, &e), &o) in pairs.iter_mut().zip(even).zip(odd) {
+                    *p = [e, o];
+                }
+                if let [last] = tail {
+                    *last = even[tw - 1];
                 }
             }
         }
