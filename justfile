@@ -98,7 +98,8 @@ miri:
     MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance" cargo +nightly miri test -p burnlab-kernels -- \
       simd:: packed:: direct:: gemv:: vmath:: par:: residual:: batch_norm:: hogwild:: isa:: linear::
 
-# Convolution kernels' GFLOP/s per ISA on ResNet-20's layers beside the FMA peak, one core
+# Convolution kernels' GFLOP/s per ISA on ResNet-20's and ResNet-18's layers beside the FMA
+# peak, one core; Winograd against the direct kernels; the linear kernel against `gemm`
 # (`BURNLAB_ISA=avx2 just bench-kernels` for one ISA)
 bench-kernels:
     cargo run --release -p burnlab-kernels --example kernel_speed
