@@ -471,8 +471,9 @@ pub struct EvalArgs {
     pub data: DataArgs,
     #[arg(long, env = "BURNLAB_BACKEND", value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
-    #[arg(long, default_value_t = 256)]
-    pub batch_size: usize,
+    /// Images per batch [default: 256 of 32×32, as many pixels of larger ones, at least 32]
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Flip test-time augmentation: average the logits of each image and its mirror image.
     #[arg(long)]
     pub tta: bool,

@@ -39,6 +39,19 @@ pub struct EvalReport {
     pub timed_images_per_s: Vec<f64>,
 }
 
+/// Evaluation batch size for CIFAR-sized images (the validation sample grid's images are the
+/// first batch's); see [`eval_batch`].
+const EVAL_BATCH: usize = 256;
+
+/// Batch size of validation passes, the final scoring and `burnlab eval`: [`EVAL_BATCH`]
+/// images of 32×32, fewer of larger ones (the same pixels per batch, not below the training
+/// batch), so that a 224-px run does not hold 256 images' activations at once (0.8 GB for one
+/// tensor after ResNet-18's stem): its peak memory had been set by the final scoring.
+pub fn eval_batch(train_batch: usize, (height, width): (usize, usize)) -> usize {
+    (EVAL_BATCH * 32 * 32 / (height * width).max(1))
+        .clamp(train_batch.clamp(1, EVAL_BATCH), EVAL_BATCH)
+}
+
 /// Inference throughput over `set` timed as the PyTorch peer times it (its `infer_bench`):
 /// whole passes of data preparation, forward and argmax in eval mode, without the loss,
 /// softmax and confusion matrix of [`evaluate`]; images/s of each pass.
@@ -160,7 +173,7 @@ pub fn run_test_data(
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<()> {
-    if args.batch_size == 0 {
+    if args.batch_size == Some(0) {
         bail!("--batch-size must be at least 1");
     }
     let record = record::read(&args.run_dir)?;
@@ -169,16 +182,10 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     let model = load_run_model(&args.run_dir, &record, &device)?;
     let (test, split, source) = run_test_data(&args.run_dir, meta, &args.data)?;
     let test = Arc::new(test);
-    let mut report =
-        evaluate(&model, &test, &meta.normalization, &device, args.batch_size, args.tta);
-    report.timed_images_per_s = timed_passes(
-        &model,
-        &test,
-        &meta.normalization,
-        &device,
-        args.batch_size,
-        args.timed_passes,
-    );
+    let batch = args.batch_size.unwrap_or_else(|| eval_batch(32, (test.height, test.width)));
+    let mut report = evaluate(&model, &test, &meta.normalization, &device, batch, args.tta);
+    report.timed_images_per_s =
+        timed_passes(&model, &test, &meta.normalization, &device, batch, args.timed_passes);
     let tta = if args.tta { ", flip TTA" } else { "" };
     println!("{} on {} {split} images ({source}{tta})", record.model, report.images);
     println!("{:<15}{:.4}", format!("{split} loss"), report.loss);

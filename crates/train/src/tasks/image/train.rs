@@ -24,22 +24,10 @@ use crate::run::record::{self, ImageRecord, RunRecord, TaskRecord};
 use crate::run::{self, Status};
 use crate::tasks::image::classifier::ImageClassifier;
 use crate::tasks::image::data::load_data;
+use crate::tasks::image::eval::eval_batch;
 use crate::tasks::image::eval::{EvalReport, evaluate};
 use crate::tasks::image::model::{build_model, describe_model};
 use crate::weights::init::{describe as describe_init, init_from};
-
-/// Validation batch size for CIFAR-sized images (the sample grid's images are the first
-/// batch's); see [`valid_batch`].
-const VALID_BATCH: usize = 256;
-
-/// Batch size of the validation passes and the final scoring: [`VALID_BATCH`] images of 32×32,
-/// fewer of larger ones (the same pixels per batch, not below the training batch), so that a
-/// 224-px run does not hold 256 images' activations at once (0.8 GB for one tensor after
-/// ResNet-18's stem): its peak memory had been set by the final scoring, not by training.
-fn valid_batch(train_batch: usize, (height, width): (usize, usize)) -> usize {
-    (VALID_BATCH * 32 * 32 / (height * width).max(1))
-        .clamp(train_batch.clamp(1, VALID_BATCH), VALID_BATCH)
-}
 
 /// Training images the final model is scored on (`metrics.json` `train_sample`): at most this
 /// many, and at most [`TRAIN_SAMPLE_BYTES`] of pixels (5,000 CIFAR images are 15 MB; at 224 px
@@ -219,7 +207,7 @@ pub fn train_image(args: TrainArgs, default_config: &str, task: &str) -> Result<
         .augment(exp.data.augment())
         .resume_at(start.epoch, start.step);
     let valid_set = Arc::new(valid);
-    let eval_batch = valid_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
+    let eval_batch = eval_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
     let valid_loader = ImageLoader::new(valid_set.clone(), eval_batch, &norm, device.clone());
     let training =
         supervised(&run_dir, &exp, train_loader.clone(), valid_loader, &valid_set, start.epoch)?;
@@ -266,7 +254,7 @@ fn supervised(
     first_epoch: usize,
 ) -> Result<SupervisedTraining<ImageClassifier>> {
     let steps_per_epoch = train.num_items().div_ceil(exp.train.batch_size);
-    let batch = valid_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
+    let batch = eval_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
     let tb = TbLogger::create(run_dir, steps_per_epoch, valid_set.len().div_ceil(batch))?;
     let samples = SampleGrid::new(valid_set.clone(), 32, tb.valid_writer(), first_epoch);
     let training = SupervisedTraining::new(run_dir, Arc::new(train), Arc::new(valid))
@@ -297,7 +285,7 @@ fn finish(
     device: &Device,
     (train_loader, wall): (&ImageLoader, f64),
 ) -> Result<()> {
-    let batch = valid_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
+    let batch = eval_batch(exp.train.batch_size, (valid_set.height, valid_set.width));
     let sample_report = evaluate(model, sample, norm, device, batch, false);
     let valid_report = evaluate(model, valid_set, norm, device, batch, false);
     let test_report = test_set.map(|t| evaluate(model, t, norm, device, batch, false));
@@ -374,11 +362,11 @@ mod tests {
     fn the_training_sample_and_evaluation_batches_are_capped() {
         assert_eq!(train_sample(&set(6000, 2), 1).expect("small").len(), 5000);
         // Evaluation batches: 256 CIFAR images, the training batch's 32 at 224 px, 64 at 64 px.
-        assert_eq!(valid_batch(128, (32, 32)), 256);
-        assert_eq!(valid_batch(32, (224, 224)), 32);
-        assert_eq!(valid_batch(8, (224, 224)), 8);
-        assert_eq!(valid_batch(32, (64, 64)), 64);
-        assert_eq!(valid_batch(1000, (32, 32)), 256);
+        assert_eq!(eval_batch(128, (32, 32)), 256);
+        assert_eq!(eval_batch(32, (224, 224)), 32);
+        assert_eq!(eval_batch(8, (224, 224)), 8);
+        assert_eq!(eval_batch(32, (64, 64)), 64);
+        assert_eq!(eval_batch(1000, (32, 32)), 256);
         // 1024² RGB images are 3 MiB: 21 fit in 64 MiB.
         let big = train_sample(&set(25, 1024), 1).expect("big");
         assert_eq!(big.len(), 21);
