@@ -258,22 +258,27 @@ fn output_transform(
         for i in i0..i0 + g.rows_at(i0) {
             let t0 = (i - i0) * tw;
             let row = |xi: usize| &m[xi * plane + c * g.width + t0..][..tw];
-            // Aᵀ along the rows (over b) for each a: h0 = m0 + m1 + m2, h1 = m1 − m2 − m3.
-            for a in 0..4 {
+            let [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o, te, to, be, bo, ..] = &mut s.out;
+            // Aᵀ along the rows (over b) for each a: the even output column's row
+            // m0 + m1 + m2 and the odd one's m1 − m2 − m3.
+            let rows_of_a = [
+                (&mut *q0e, &mut *q0o),
+                (&mut *q1e, &mut *q1o),
+                (&mut *q2e, &mut *q2o),
+                (&mut *q3e, &mut *q3o),
+            ];
+            for (a, (he, ho)) in rows_of_a.into_iter().enumerate() {
                 let (m0, m1, m2, m3) = (row(a * 4), row(a * 4 + 1), row(a * 4 + 2), row(a * 4 + 3));
-                let [h0, h1] = &mut s.out[2 * a..2 * a + 2] else { unreachable!() };
-                let (h0, h1) = (&mut h0[..tw], &mut h1[..tw]);
+                let (he, ho) = (&mut he[..tw], &mut ho[..tw]);
                 for j in 0..tw {
-                    h0[j] = m0[j] + m1[j] + m2[j];
-                    h1[j] = m1[j] - m2[j] - m3[j];
+                    he[j] = m0[j] + m1[j] + m2[j];
+                    ho[j] = m1[j] - m2[j] - m3[j];
                 }
             }
-            // … then down the columns (over a): rows 2i (y0 = h0 + h1 + h2) and 2i + 1
-            // (y1 = h1 − h2 − h3), even output columns from the h0 rows, odd from the h1 rows.
-            let (hs, ys) = s.out.split_at_mut(8);
+            // … then down the columns (over a): rows 2i (q0 + q1 + q2) and 2i + 1
+            // (q1 − q2 − q3).
             let [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o] =
-                [0, 1, 2, 3, 4, 5, 6, 7].map(|k| &hs[k][..tw]);
-            let [te, to, be, bo, ..] = ys else { unreachable!() };
+                [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o].map(|q| &q[..tw]);
             let (te, to, be, bo) = (&mut te[..tw], &mut to[..tw], &mut be[..tw], &mut bo[..tw]);
             let b = bias[c];
             for j in 0..tw {
