@@ -19,6 +19,7 @@ pub mod linear;
 pub mod malloc;
 pub mod packed;
 mod par;
+pub mod pool;
 pub mod process;
 pub mod recurrent;
 pub mod residual;

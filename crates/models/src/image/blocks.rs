@@ -3,13 +3,12 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use burnlab_ops::batch_norm::batch_norm;
 use burnlab_ops::conv::conv2d;
+use burnlab_ops::pool::max_pool2d;
 use burnlab_ops::residual::add_relu;
 
 /// He et al.'s initialisation for ReLU networks (PyTorch `kaiming_normal_`, fan-in).
@@ -103,9 +102,7 @@ pub struct ZeroPad {
 
 impl ZeroPad {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options =
-            MaxPoolOptions { stride: [self.stride, self.stride], ..MaxPoolOptions::new([1, 1]) };
-        let x = max_pool2d(x, options);
+        let x = max_pool2d(x, [1, 1], [self.stride, self.stride], [0, 0]);
         let [b, _, h, w] = x.dims();
         let device = x.device();
         Tensor::cat(

@@ -10,12 +10,12 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 
 use burnlab_ops::batch_norm::batch_norm;
 use burnlab_ops::conv::conv2d;
+use burnlab_ops::pool::max_pool2d;
 use burnlab_ops::residual::add_relu;
 
 use crate::image::blocks::pytorch_default;
@@ -182,8 +182,7 @@ impl ResNet {
     /// pooled features [batch, 512].
     pub fn features(&self, images: Tensor<4>) -> Tensor<2> {
         let x = batch_norm(&self.bn1, conv2d(&self.conv1, images), true);
-        let mut x =
-            max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]));
+        let mut x = max_pool2d(x, [3, 3], [2, 2], [1, 1]);
         for stage in self.stages() {
             for block in stage {
                 x = block.forward(x);
