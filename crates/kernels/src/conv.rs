@@ -70,7 +70,7 @@ impl ConvDims {
 }
 
 /// Images per rayon task: enough to keep a thread's scratch buffers warm.
-fn chunk(n: usize) -> usize {
+pub(crate) fn chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1) * 4).max(1)
 }
 
@@ -261,7 +261,7 @@ fn direct_images(
 /// The sum of two threads' partial (dW, dbias). Partials are per fixed chunk of images, collected
 /// in order and added on one thread: the result does not depend on how rayon split the work,
 /// so a resumed run repeats the uninterrupted one exactly.
-fn add_partials(
+pub(crate) fn add_partials(
     (mut a, mut b): (Vec<f32>, Vec<f32>),
     (a2, b2): (Vec<f32>, Vec<f32>),
 ) -> (Vec<f32>, Vec<f32>) {

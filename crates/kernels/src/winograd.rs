@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::conv::ConvDims;
+use crate::conv::{ConvDims, add_partials, chunk};
 use crate::isa::Cpu;
 use crate::linear::{BLOCK, Panels};
 use crate::packed::MR;
@@ -345,11 +345,6 @@ fn pad_into(
     }
 }
 
-/// Images per rayon task.
-fn chunk(n: usize) -> usize {
-    n.div_ceil(rayon::current_num_threads().max(1) * 4).max(1)
-}
-
 /// y [N, Co, H, W] = conv(x [N, Ci, H, W], w [Co, Ci, 3, 3], padding 1) + bias.
 pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
     assert!(applies(d), "winograd: not a 3×3 stride-1 padding-1 layer it takes: {d:?}");
@@ -479,11 +474,7 @@ pub fn weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, 
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .reduce(|(mut a, mut b), (a2, b2)| {
-            a.iter_mut().zip(&a2).for_each(|(x, y)| *x += y);
-            b.iter_mut().zip(&b2).for_each(|(x, y)| *x += y);
-            (a, b)
-        })
+        .reduce(add_partials)
         .unwrap_or_else(zero);
     // dW = Gᵀ P G: Gᵀ rows (1, ½, ½, 0), (0, ½, −½, 0), (0, ½, ½, 1).
     let gt =
