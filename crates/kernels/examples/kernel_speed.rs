@@ -3,8 +3,8 @@
 //! stride-1 layer shapes and ResNet-18's four (at 224 px), beside the FMA peak (12 independent
 //! multiply-add chains).
 //!
-//! Then Winograd's F(2×2, 3×3) against the direct convolution on the same layers (forward and
-//! weight gradient), and the inference linear kernel against the `gemm` crate.
+//! Then Winograd (forward F(4×4, 3×3), weight gradient F(2×2, 3×3)) against the direct
+//! convolution on the same layers, and the inference linear kernel against the `gemm` crate.
 //!
 //! `cargo run --release -p burnlab-kernels --example kernel_speed` (every ISA this CPU has; one
 //! with `BURNLAB_ISA=avx2`, say). Prints `key=value` lines.
@@ -17,6 +17,9 @@ use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
 use burnlab_kernels::{linear, winograd};
+
+/// Images per Winograd-against-direct round.
+const IMAGES: usize = 16;
 
 /// 12 independent chains of multiply-adds on registers: the FMA throughput of one core.
 struct Peak(usize);
@@ -112,8 +115,8 @@ fn main() {
                 100.0 * wg / peak
             );
         }
-        // Winograd F(2×2, 3×3) (what `conv` runs on these layers) against the direct kernels,
-        // 4 images on one thread: Winograd through its public entry points (padding and
+        // Winograd (what `conv` runs on these layers) against the direct kernels, 16 images on
+        // one thread (its weight transform is once per call, as in a training batch): Winograd through its public entry points (padding and
         // transforms included), the direct kernels as above per image (the padding copy
         // included, the output's junk-column copy and dy's transpose left out). GFLOP/s count
         // the direct convolution's multiply-adds. Rounds alternate the two (a noisy shared
@@ -121,7 +124,7 @@ fn main() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
         for &(c, hw) in layers {
             let d = ConvDims {
-                n: 4,
+                n: IMAGES,
                 ci: c,
                 h: hw,
                 w: hw,
@@ -135,7 +138,7 @@ fn main() {
                 println!("isa={isa} layer=c{c}_{hw}x{hw} winograd=declined");
                 continue;
             }
-            let x: Vec<f32> = (0..4 * c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
+            let x: Vec<f32> = (0..IMAGES * c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             let w: Vec<f32> = (0..c * c * 9).map(|i| (i as f32 * 0.11).cos()).collect();
             let b = vec![0.0; c];
             let mut xp = Padded::new(c, hw, hw, 1, 1);
@@ -145,13 +148,13 @@ fn main() {
             let mut dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
             dyt.extend([0.0; SLACK]);
             let mut dw = vec![0.0; offs.len() * c];
-            let flops = (2 * 4 * c * c * 9 * hw * hw) as f64;
+            let flops = (2 * IMAGES * c * c * 9 * hw * hw) as f64;
             let gflops = |t: Instant| flops / t.elapsed().as_secs_f64() / 1e9;
             let with_wgrad = winograd::applies_weight_grad(&d);
             let mut r: [Vec<f64>; 6] = Default::default();
             for _ in 0..5 {
                 let t = Instant::now();
-                for img in 0..4 {
+                for img in 0..IMAGES {
                     xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
                     wide_conv(cpu, &w, &offs, &xp.data, len, &b, &mut out);
                 }
@@ -164,7 +167,7 @@ fn main() {
                 r[2].push(wf / df);
                 if with_wgrad {
                     let t = Instant::now();
-                    for img in 0..4 {
+                    for img in 0..IMAGES {
                         xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
                         wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, c, &mut dw, true);
                     }

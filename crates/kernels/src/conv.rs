@@ -1,5 +1,5 @@
 //! 2-D convolution (NCHW, f32, groups 1, dilation 1) with its backward pass on f32 slices:
-//! 3×3 stride-1 layers of 64 channels and more by Winograd's F(2×2, 3×3) ([`crate::winograd`]),
+//! 3×3 stride-1 layers of 64 channels and more by Winograd's algorithms ([`crate::winograd`]),
 //! other stride-1 layers as direct convolutions ([`crate::direct`]), the rest through im2col and
 //! one matrix product per image; images shared out over rayon's threads.
 //!
@@ -567,9 +567,14 @@ mod tests {
                     ("db", &db, &want[3]),
                 ] {
                     assert_eq!(got.len(), want.len(), "{what}: {name} length");
+                    // Winograd F(4×4, 3×3) rounds in proportion to the terms summed, not the
+                    // sum: near-zero outputs of a layer whose values reach ±20 may be off by
+                    // ~1e-4, hence the share of the largest value (a wrong index or tap would
+                    // be off by a share near 1).
+                    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
                     for (i, (a, e)) in got.iter().zip(want).enumerate() {
                         assert!(
-                            (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                            (a - e).abs() < 1e-4 * (1.0 + e.abs()) + 2e-5 * scale,
                             "{what}: {name}[{i}] {a} vs {e}"
                         );
                     }

@@ -26,6 +26,7 @@ pub mod residual;
 pub mod simd;
 pub mod vmath;
 pub mod winograd;
+mod winograd_f4;
 
 pub use isa::{Cpu, Isa, IsaError, Kernel};
 pub use par::{lane_sum, lane_total};

@@ -1,16 +1,16 @@
 //! 3×3, stride-1, padding-1 convolutions and their gradients by Winograd's minimal filtering
-//! F(2×2, 3×3) (Lavin & Gray, 2016): each 2×2 block of output from a 4×4 patch of input with 16
-//! multiply-adds per channel pair instead of 36.
+//! (Lavin & Gray, 2016): the forward pass and the input gradient (the forward pass of dy by the
+//! flipped weights) by F(4×4, 3×3) ([`crate::winograd_f4`]: 36 multiply-adds per channel pair for
+//! a 4×4 block of output instead of 144), the weight gradient by F(2×2, 3×3) here (16 for a 2×2
+//! block instead of 36; dW = Gᵀ[Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ)]G, the adjoint of the forward
+//! formula).
 //!
-//! Why: these layers are ~83% of ResNet-18's multiply-adds and ran at 50–60% of the FMA peak as
+//! Why: these layers are ~64% of ResNet-18's multiply-adds and ran at 50–60% of the FMA peak as
 //! direct convolutions ([`crate::direct`]); the same products in the transformed domain are
-//! 16 matrix products of [Co, Ci]·[Ci, tiles] per block of tiles, run by the inference linear
-//! layer's register tiles ([`crate::linear`]), 2.25× fewer multiply-adds, for the forward pass,
-//! the input gradient (the forward pass of dy by the flipped weights) and the weight gradient
-//! (dW = Gᵀ[Σ_tiles (Bᵀ d B) ⊙ (A dY Aᵀ)]G, the adjoint of the forward formula).
-//!
-//! Numerics: the transforms only add and halve, so results differ from the direct sum by
-//! rounding (relative ~1e-6, checked against the definition on odd shapes below).
+//! matrix products of [Co, Ci]·[Ci, tiles] per block of tiles, run by the inference linear
+//! layer's register tiles ([`crate::linear`]). F(4×4, 3×3) for the weight gradient would need
+//! its larger transforms on both operands (x and dy) and its sums over many tiles amplify the
+//! rounding; F(2×2, 3×3)'s transforms only add and halve (relative error ~1e-6).
 //!
 //! The transforms are plain loops over whole rows of tiles (the even and odd columns of a row
 //! split apart first), which LLVM vectorises on every target.
@@ -22,16 +22,17 @@ use crate::isa::Cpu;
 use crate::linear::{BLOCK, Panels};
 use crate::packed::MR;
 
-/// Tiles per block (whole rows of tiles, then up to [`BLOCK`] columns): the block's 16
-/// transformed planes ([16][Ci][width]) and products ([16][Co][width]) stay in L2. Measured on a
-/// Zen 3 (`kernel_speed`): 32 ran ResNet-18's 56×56 and 28×28 forward passes at 1.3–1.5× the
-/// direct convolution, 224 at 1.2–1.35× (the planes spilled to L3).
+/// Tiles per block of the weight gradient (whole rows of tiles, then up to [`BLOCK`] columns):
+/// the block's 16 transformed planes of x and dy stay in L2. Measured on a Zen 3
+/// (`kernel_speed`, the F(2×2, 3×3) forward pass when it had one): 32 ran ResNet-18's 56×56 and
+/// 28×28 layers at 1.3–1.5× the direct convolution, 224 at 1.2–1.35× (the planes spilled to L3).
 const TILES: usize = 32;
 
 /// Whether [`forward`] and [`input_grad`] take this convolution: 3×3, stride 1, padding 1,
-/// enough tiles per image (≥ 7×7) that a block is not mostly padding, and at least 64 channels
-/// in and out: with ResNet-20's 16 and 32 the transforms cost more than the products save
-/// (0.6–0.7× the direct convolution, `kernel_speed`).
+/// at least 7×7 tiles of 2×2 (13×13 and up: with F(2×2, 3×3) the transforms cost more than they saved on ResNet-20's
+/// 16- and 32-channel layers, 0.6–0.7× the direct convolution; on ResNet-18's 7×7 layers,
+/// 512 channels, F(4×4, 3×3) measured 0.8–0.95× the direct one: its transformed weights,
+/// 38 MB, stream from memory for every block), and at least 64 channels in and out.
 pub fn applies(d: &ConvDims) -> bool {
     d.kh == 3
         && d.kw == 3
@@ -77,8 +78,6 @@ impl Geometry {
 /// Where a transformed value (position ξ, channel c, tile t of the block) goes.
 #[derive(Clone, Copy)]
 enum Layout {
-    /// [16][channels][width]: the right-hand side of the forward products.
-    Rows { channels: usize, width: usize },
     /// [16][⌈channels/MR⌉][width][MR]: row panels, the left-hand side of the weight gradient's.
     Panels { channels: usize, width: usize },
     /// [16][width][channels]: the weight gradient's right-hand side.
@@ -89,7 +88,7 @@ impl Layout {
     /// Floats per position ξ.
     fn plane(self) -> usize {
         match self {
-            Layout::Rows { channels, width } | Layout::Cols { channels, width } => channels * width,
+            Layout::Cols { channels, width } => channels * width,
             Layout::Panels { channels, width } => channels.div_ceil(MR) * MR * width,
         }
     }
@@ -97,7 +96,6 @@ impl Layout {
     /// (offset of tile 0, step per tile) of channel c at position ξ.
     fn at(self, xi: usize, c: usize) -> (usize, usize) {
         match self {
-            Layout::Rows { width, .. } => (xi * self.plane() + c * width, 1),
             Layout::Panels { width, .. } => {
                 (xi * self.plane() + (c / MR) * MR * width + c % MR, MR)
             }
@@ -110,12 +108,8 @@ impl Layout {
 #[inline]
 fn place(out: &mut [f32], layout: Layout, xi: usize, c: usize, t0: usize, vals: &[f32]) {
     let (base, step) = layout.at(xi, c);
-    if step == 1 {
-        out[base + t0..base + t0 + vals.len()].copy_from_slice(vals);
-    } else {
-        for (j, &v) in vals.iter().enumerate() {
-            out[base + (t0 + j) * step] = v;
-        }
+    for (j, &v) in vals.iter().enumerate() {
+        out[base + (t0 + j) * step] = v;
     }
 }
 
@@ -240,93 +234,6 @@ fn grad_transform(
     }
 }
 
-/// y = Aᵀ M A (+ bias) of the block into the image's output [co][h][w]; `m` is
-/// [16][co][width].
-#[allow(clippy::too_many_arguments)]
-fn output_transform(
-    m: &[f32],
-    co: usize,
-    g: Geometry,
-    i0: usize,
-    bias: &[f32],
-    (h, w): (usize, usize),
-    s: &mut Scratch,
-    y: &mut [f32],
-) {
-    let (tw, plane) = (g.tw, co * g.width);
-    for c in 0..co {
-        for i in i0..i0 + g.rows_at(i0) {
-            let t0 = (i - i0) * tw;
-            let row = |xi: usize| &m[xi * plane + c * g.width + t0..][..tw];
-            let [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o, te, to, be, bo, ..] = &mut s.out;
-            // Aᵀ along the rows (over b) for each a: the even output column's row
-            // m0 + m1 + m2 and the odd one's m1 − m2 − m3.
-            let rows_of_a = [
-                (&mut *q0e, &mut *q0o),
-                (&mut *q1e, &mut *q1o),
-                (&mut *q2e, &mut *q2o),
-                (&mut *q3e, &mut *q3o),
-            ];
-            for (a, (he, ho)) in rows_of_a.into_iter().enumerate() {
-                let (m0, m1, m2, m3) = (row(a * 4), row(a * 4 + 1), row(a * 4 + 2), row(a * 4 + 3));
-                let (he, ho) = (&mut he[..tw], &mut ho[..tw]);
-                for j in 0..tw {
-                    he[j] = m0[j] + m1[j] + m2[j];
-                    ho[j] = m1[j] - m2[j] - m3[j];
-                }
-            }
-            // … then down the columns (over a): rows 2i (q0 + q1 + q2) and 2i + 1
-            // (q1 − q2 − q3).
-            let [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o] =
-                [q0e, q0o, q1e, q1o, q2e, q2o, q3e, q3o].map(|q| &q[..tw]);
-            let (te, to, be, bo) = (&mut te[..tw], &mut to[..tw], &mut be[..tw], &mut bo[..tw]);
-            let b = bias[c];
-            for j in 0..tw {
-                te[j] = q0e[j] + q1e[j] + q2e[j] + b;
-                to[j] = q0o[j] + q1o[j] + q2o[j] + b;
-                be[j] = q1e[j] - q2e[j] - q3e[j] + b;
-                bo[j] = q1o[j] - q2o[j] - q3o[j] + b;
-            }
-            for (yy, even, odd) in [(2 * i, &*te, &*to), (2 * i + 1, &*be, &*bo)] {
-                if yy >= h {
-                    continue;
-                }
-                let dst = &mut y[(c * h + yy) * w..(c * h + yy + 1) * w];
-                let (pairs, tail) = dst.as_chunks_mut::<2>();
-                for ((p, &e), &o) in pairs.iter_mut().zip(even).zip(odd) {
-                    *p = [e, o];
-                }
-                if let [last] = tail {
-                    *last = even[tw - 1];
-                }
-            }
-        }
-    }
-}
-
-/// U = G g Gᵀ for every (co, ci), packed as the left-hand side of the forward products:
-/// [16][⌈co/MR⌉][ci][MR], zero past the last output channel.
-fn weight_transform(w: &[f32], co: usize, ci: usize) -> Vec<f32> {
-    let panels = co.div_ceil(MR);
-    let plane = panels * MR * ci;
-    let mut u = vec![0.0; 16 * plane];
-    let g1 = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    for o in 0..co {
-        for i in 0..ci {
-            let k = &w[(o * ci + i) * 9..][..9];
-            // G down the columns, then along the rows.
-            let cols: [[f32; 4]; 3] = std::array::from_fn(|x| g1(k[x], k[3 + x], k[6 + x]));
-            for a in 0..4 {
-                let r = g1(cols[0][a], cols[1][a], cols[2][a]);
-                for (b, &v) in r.iter().enumerate() {
-                    u[(a * 4 + b) * plane + (o / MR) * MR * ci + i * MR + o % MR] = v;
-                }
-            }
-        }
-    }
-    u
-}
-
 /// Image `x` [ci][h][w] into the zero border of `xp` ([ci][hp][wp], image at (top, left));
 /// the border is never written, so it stays zero.
 fn pad_into(
@@ -348,53 +255,7 @@ fn pad_into(
 /// y [N, Co, H, W] = conv(x [N, Ci, H, W], w [Co, Ci, 3, 3], padding 1) + bias.
 pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
     assert!(applies(d), "winograd: not a 3×3 stride-1 padding-1 layer it takes: {d:?}");
-    let (ci, co, h, wd) = (d.ci, d.co, d.h, d.w);
-    assert!(
-        x.len() == d.n * ci * h * wd && w.len() == co * ci * 9 && bias.len() == co,
-        "winograd forward: operand sizes"
-    );
-    let g = Geometry::new(h, wd);
-    let u = weight_transform(w, co, ci);
-    let uplane = co.div_ceil(MR) * MR * ci;
-    let (hp, wp) = (2 * g.th + 2, 2 * g.tw + 2);
-    let (img_in, img_out) = (ci * h * wd, co * h * wd);
-    let vl = Layout::Rows { channels: ci, width: g.width };
-    let ml = Layout::Rows { channels: co, width: g.width };
-    let mut y = vec![0.0; d.n * img_out];
-    let per = chunk(d.n);
-    y.par_chunks_mut(per * img_out).enumerate().for_each_init(
-        || {
-            (
-                vec![0.0; ci * hp * wp],
-                vec![0.0; 16 * vl.plane()],
-                vec![0.0; 16 * ml.plane()],
-                Scratch::new(g.tw),
-            )
-        },
-        |(xp, v, m, s), (part, ys)| {
-            for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
-                let img = part * per + j;
-                pad_into(&x[img * img_in..(img + 1) * img_in], (ci, h, wd), xp, hp, wp, 1);
-                for i0 in (0..g.th).step_by(g.rows) {
-                    input_transform(xp, ci, g, i0, s, v, vl);
-                    for xi in 0..16 {
-                        cpu.run(Panels {
-                            a: &u[xi * uplane..(xi + 1) * uplane],
-                            b: &v[xi * vl.plane()..(xi + 1) * vl.plane()],
-                            kc: ci,
-                            width: g.width,
-                            rows: co,
-                            c: &mut m[xi * ml.plane()..(xi + 1) * ml.plane()],
-                            ldc: g.width,
-                            acc: false,
-                        });
-                    }
-                    output_transform(m, co, g, i0, bias, (h, wd), s, yi);
-                }
-            }
-        },
-    );
-    y
+    crate::winograd_f4::forward(cpu, d, x, w, bias)
 }
 
 /// dx of [`forward`]: the forward pass of dy by the flipped weights with the channels swapped,
@@ -544,10 +405,18 @@ mod tests {
 
     /// Forward pass, input gradient and weight gradient against the definition (the gradients
     /// as the adjoint sums: dx = Σ dy·w, dw = Σ dy·x) on every ISA, with odd and even sides,
-    /// one block and several (a shorter last one), and more images than threads.
+    /// one block and several (a shorter last one), blocks of whole images (a shorter last
+    /// group), and more images than threads.
     #[test]
     fn every_isa_matches_the_definition() {
-        for (n, ci, co, h, w) in [(3, 64, 96, 17, 15), (2, 96, 64, 16, 16), (2, 64, 64, 34, 30)] {
+        let shapes = [
+            (3, 64, 96, 17, 15),
+            (2, 96, 64, 16, 16),
+            (2, 64, 64, 34, 30),
+            (5, 64, 64, 14, 14),
+            (1, 64, 64, 21, 26),
+        ];
+        for (n, ci, co, h, w) in shapes {
             let d = dims(n, ci, co, h, w);
             assert!(applies(&d) && d.co.is_multiple_of(BLOCK));
             let x: Vec<f32> = (0..n * ci * h * w).map(|i| (i as f32 * 0.731).sin()).collect();
