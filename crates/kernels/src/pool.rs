@@ -5,6 +5,9 @@
 //! freshly allocated full-size buffer; on a ResNet-18 step at 224 px that scatter was ~5% of the
 //! time. Here the forward pass keeps the winning tap of each output as one byte and the
 //! backward pass fills each input plane in one go (plane in L1/L2), planes over rayon's threads.
+//! The forward pass runs tap by tap over whole output rows, so that LLVM vectorises it (window
+//! by window, with a branch per tap, it was ~8% of a ResNet-18 step at 224 px with the
+//! backward pass).
 
 use rayon::prelude::*;
 
@@ -45,6 +48,9 @@ impl PoolDims {
     }
 }
 
+/// No tap yet (windows have at most 255 taps, 0..=254).
+const NONE: u8 = u8::MAX;
+
 /// The rows (or columns) of the window of output `o` that lie inside 0..len: taps lo..hi.
 #[inline]
 fn taps(o: usize, stride: usize, pad: usize, k: usize, len: usize) -> (usize, usize) {
@@ -66,27 +72,36 @@ pub fn max_pool2d_forward(d: &PoolDims, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
     if y.is_empty() {
         return (y, arg);
     }
+    // Tap by tap over a whole output row (loops LLVM vectorises, the strided loads included),
+    // each output visiting its taps in row-major order as the definition does.
     y.par_chunks_mut(ho * wo).zip(arg.par_chunks_mut(ho * wo)).enumerate().for_each(
         |(p, (yp, ap))| {
             let plane = &x[p * d.h * d.w..(p + 1) * d.h * d.w];
-            for oy in 0..ho {
+            for ((oy, best), at) in yp.chunks_exact_mut(wo).enumerate().zip(ap.chunks_exact_mut(wo))
+            {
+                best.fill(f32::NEG_INFINITY);
+                at.fill(NONE);
                 let (ky0, ky1) = taps(oy, sh, ph, kh, d.h);
-                let iy0 = oy * sh + ky0 - ph;
-                for ox in 0..wo {
-                    let (kx0, kx1) = taps(ox, sw, pw, kw, d.w);
-                    let ix0 = ox * sw + kx0 - pw;
-                    let (mut best, mut at) = (f32::NEG_INFINITY, ky0 * kw + kx0);
-                    for (ky, row) in (ky0..ky1).zip(iy0..) {
-                        let r = &plane[row * d.w + ix0..row * d.w + ix0 + (kx1 - kx0)];
-                        for (kx, &v) in (kx0..kx1).zip(r) {
-                            // A larger value or a NaN takes the window; a NaN keeps it.
-                            if (v > best || v.is_nan()) && !best.is_nan() {
-                                (best, at) = (v, ky * kw + kx);
-                            }
+                for ky in ky0..ky1 {
+                    let row = &plane[(oy * sh + ky - ph) * d.w..][..d.w];
+                    for kx in 0..kw {
+                        // Outputs whose tap kx lies inside the row: ox·sw + kx − pw in 0..w.
+                        let lo = pw.saturating_sub(kx).div_ceil(sw);
+                        let hi = (d.w + pw).saturating_sub(kx).div_ceil(sw).min(wo);
+                        if lo >= hi {
+                            continue;
+                        }
+                        let t = (ky * kw + kx) as u8;
+                        let first = lo * sw + kx - pw;
+                        let src = row[first..].iter().step_by(sw);
+                        for ((b, a), &v) in best[lo..hi].iter_mut().zip(&mut at[lo..hi]).zip(src) {
+                            // The first tap, a larger value, or a NaN takes the window; a NaN
+                            // keeps it.
+                            let take = *a == NONE || v > *b || (v.is_nan() && !b.is_nan());
+                            *b = if take { v } else { *b };
+                            *a = if take { t } else { *a };
                         }
                     }
-                    yp[oy * wo + ox] = best;
-                    ap[oy * wo + ox] = at as u8;
                 }
             }
         },
@@ -102,20 +117,24 @@ pub fn max_pool2d_backward(d: &PoolDims, arg: &[u8], dy: &[f32]) -> Vec<f32> {
         arg.len() == d.planes * ho * wo && dy.len() == arg.len(),
         "max pool backward: operand sizes"
     );
-    let ([_, kw], [sh, sw], [ph, pw]) = (d.kernel, d.stride, d.padding);
+    let ([kh, kw], [sh, sw], [ph, pw]) = (d.kernel, d.stride, d.padding);
     let mut dx = vec![0.0; d.planes * d.h * d.w];
     if dx.is_empty() {
         return dx;
     }
+    // Tap t's offset in the plane from its window's top-left corner (padding included), looked
+    // up rather than divided out per output (an integer division per element was ~2% of a
+    // ResNet-18 step).
+    let offset: Vec<usize> = (0..kh * kw).map(|t| (t / kw) * d.w + t % kw).collect();
     dx.par_chunks_mut(d.h * d.w).enumerate().for_each(|(p, plane)| {
         let (ap, gp) = (&arg[p * ho * wo..(p + 1) * ho * wo], &dy[p * ho * wo..(p + 1) * ho * wo]);
         for oy in 0..ho {
             for ox in 0..wo {
                 let t = ap[oy * wo + ox] as usize;
-                // In range: the forward pass only picks taps inside the image.
-                let iy = oy * sh + t / kw - ph;
-                let ix = ox * sw + t % kw - pw;
-                plane[iy * d.w + ix] += gp[oy * wo + ox];
+                // In range: the forward pass only picks taps inside the image, so the corner
+                // plus the tap's offset is past the padding.
+                let at = (oy * sh) * d.w + ox * sw + offset[t] - ph * d.w - pw;
+                plane[at] += gp[oy * wo + ox];
             }
         }
     });
