@@ -4,14 +4,14 @@
 //! 144, 1.78× fewer than F(2×2, 3×3)'s 16 per 2×2 block, and 1.78× fewer transformed values to
 //! write and read.
 //!
-//! Numerics: the transforms multiply by 4, 5 and 8 and the weight transform divides by 6 and 24,
-//! so rounding error grows over F(2×2, 3×3)'s (relative ~1e-5 here against ~1e-6, checked against
-//! the definition in [`crate::winograd`]'s tests); oneDNN and cuDNN run this tile for fp32
-//! training too. The weight gradient stays F(2×2, 3×3) ([`crate::winograd::weight_grad`]).
+//! Numerics: the transforms multiply by 4, 5 and 8 and the weight transform by ⅙ and 1⁄24, so
+//! rounding error grows over F(2×2, 3×3)'s (~1e-5 of the layer's largest value against ~1e-6,
+//! checked against the definition in [`crate::winograd`]'s tests); oneDNN and cuDNN run this
+//! tile for fp32 training too. The weight gradient stays F(2×2, 3×3) ([`crate::winograd::weight_grad`]).
 //!
-//! Blocks of up to [`MAX_WIDTH`] columns: whole rows of tiles of one image, or whole images
-//! where an image has few tiles (ResNet-18's 14×14 maps: 16), so that the products' right-hand
-//! sides are as wide as the register tiles. Measured on a Zen 3 (AVX2, 32 images, 2 threads),
+//! Blocks of [`BLOCK`] columns of whole rows of tiles of one image, or of up to [`MAX_WIDTH`]
+//! columns of whole images where an image has few tiles (ResNet-18's 14×14 maps: 16), so that
+//! the products' right-hand sides are as wide as the register tiles and mostly used. Measured on a Zen 3 (AVX2, 32 images, 2 threads),
 //! against F(2×2, 3×3): 1.3–1.4× on the 56×56 and 28×28 layers, level on the 14×14 one; the
 //! ResNet-18 training step at 224 px 1.1–1.3× faster.
 
@@ -22,8 +22,8 @@ use crate::isa::Cpu;
 use crate::linear::{BLOCK, Panels};
 use crate::packed::MR;
 
-/// Columns per block at most: its 36 transformed planes ([36][Ci][width]) and products
-/// ([36][Co][width]).
+/// Columns per block of whole images at most: its 36 transformed planes ([36][Ci][width]) and
+/// products ([36][Co][width]).
 const MAX_WIDTH: usize = 64;
 
 /// The transformed positions of a tile (6×6).
@@ -32,8 +32,8 @@ const POS: usize = 36;
 /// How tiles map to a block's columns. Tile row after tile row, each `pitch` = tw + 1 columns
 /// (the last one junk): every transform is then one loop over the block's columns, whose
 /// neighbouring tile is always the next column, rather than loops as short as a row of tiles
-/// (2–14 here). A block is whole images where an image has few tiles (ResNet-18's 14×14 and
-/// 7×7 maps), else tile rows of one image.
+/// (2–14 here). A block is whole images where an image has few tiles (ResNet-18's 14×14
+/// maps), else tile rows of one image.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
     /// Tile rows of an image, and columns per tile row (its tiles and the junk one).
@@ -97,12 +97,14 @@ struct Scratch {
     input: [Vec<f32>; 6],
     /// The vertical input transform's six rows, tile row after tile row.
     vert: [Vec<f32>; 6],
-    /// A row split by column mod 4 (one column per tile, a zero after the last).
+    /// A row split by column mod 4: one entry per block column, and one past the last that
+    /// only the junk column before it reads.
     phase: [Vec<f32>; 4],
     /// Output transform: Aᵀ along the rows for each of the 6 rows a, 4 phases each.
     half: [[Vec<f32>; 4]; 6],
-    /// … and down the columns: one output row's 4 phases, then interleaved.
+    /// … and down the columns: one output row's 4 phases of every tile row of the block…
     out: [Vec<f32>; 4],
+    /// … interleaved: tile row q's output row at q·wp (its first w values are the image's).
     row: Vec<f32>,
 }
 
