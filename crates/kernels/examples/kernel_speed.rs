@@ -116,10 +116,10 @@ fn main() {
             );
         }
         // Winograd (what `conv` runs on these layers) against the direct kernels, 16 images on
-        // one thread (its weight transform is once per call, as in a training batch): Winograd through its public entry points (padding and
-        // transforms included), the direct kernels as above per image (the padding copy
-        // included, the output's junk-column copy and dy's transpose left out). GFLOP/s count
-        // the direct convolution's multiply-adds. Rounds alternate the two (a noisy shared
+        // one thread (its weight transform is once per call, as in a training batch): Winograd
+        // through its public entry points (padding and transforms included), the direct
+        // kernels as above per image (the padding copy included, the output's junk-column copy
+        // and dy's transpose left out). GFLOP/s count the direct convolution's multiply-adds. Rounds alternate the two (a noisy shared
         // machine slows both alike); medians of 5 rounds, and of the rounds' ratios.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
         for &(c, hw) in layers {

@@ -123,12 +123,12 @@ fn split(row: &[f32], even: &mut [f32], odd: &mut [f32]) {
 }
 
 /// Scratch rows of one thread: the 4 rows of a vertical transform and their even and odd
-/// columns, and the 16 transformed rows of a tile row.
+/// columns, and the 4 transformed rows of one of them.
 struct Scratch {
     vert: [Vec<f32>; 4],
     even: Vec<f32>,
     odd: Vec<f32>,
-    out: [Vec<f32>; 16],
+    out: [Vec<f32>; 4],
 }
 
 impl Scratch {
@@ -173,7 +173,7 @@ fn input_transform(
             for a in 0..4 {
                 split(&s.vert[a], &mut s.even, &mut s.odd);
                 let (e, o) = (&s.even[..tw + 1], &s.odd[..tw + 1]);
-                let [r0, r1, r2, r3, ..] = &mut s.out;
+                let [r0, r1, r2, r3] = &mut s.out;
                 let (r0, r1, r2, r3) = (&mut r0[..tw], &mut r1[..tw], &mut r2[..tw], &mut r3[..tw]);
                 // … and along the rows: column j of tile j is 2j, its neighbours 2j + 1…2j + 3.
                 for j in 0..tw {
@@ -218,7 +218,7 @@ fn grad_transform(
             for a in 0..4 {
                 split(&s.vert[a][..wq], &mut s.even[..tw], &mut s.odd[..tw]);
                 let (e, o) = (&s.even[..tw], &s.odd[..tw]);
-                let [r0, r1, r2, r3, ..] = &mut s.out;
+                let [r0, r1, r2, r3] = &mut s.out;
                 let (r0, r1, r2, r3) = (&mut r0[..tw], &mut r1[..tw], &mut r2[..tw], &mut r3[..tw]);
                 for j in 0..tw {
                     r0[j] = e[j];
