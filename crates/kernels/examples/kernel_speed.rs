@@ -186,7 +186,8 @@ fn main() {
             });
             let wgrad = if with_wgrad {
                 format!(
-                    "direct_wgrad_gflops={dg:.1} winograd_wgrad_gflops={wg:.1} winograd_speedup_wgrad={sg:.2}"
+                    "direct_wgrad_gflops={dg:.1} winograd_wgrad_gflops={wg:.1} winograd_speedup_wgrad={sg:.2} winograd_wgrad_taken={}",
+                    winograd::takes_weight_grad(cpu, &d)
                 )
             } else {
                 "winograd_wgrad=declined".into()

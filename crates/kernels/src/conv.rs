@@ -380,7 +380,7 @@ pub fn conv2d_backward(
         dx = direct_input_grad(cpu, d, w, dy);
     }
     if d.direct() {
-        let (dw, db) = if winograd::applies_weight_grad(d) {
+        let (dw, db) = if winograd::takes_weight_grad(cpu, d) {
             winograd::weight_grad(cpu, d, x, dy)
         } else {
             direct_weight_grad(cpu, d, x, dy)
