@@ -27,10 +27,62 @@ pub const BLOCK: usize = 32;
 /// of x runs over it, and the thread's x panels ([rows, KC]) stay in L2.
 const KC: usize = 256;
 
-/// y [M, N] = x [M, K] · w [K, N] + bias. W is packed once per call, in parallel, one pass of
-/// [`KC`] rows at a time: pass i is [N/width][kc][width] (each block's rows contiguous), read
-/// from W row by row. Rows of y are then shared out over rayon's threads in multiples of [`MR`]; each
-/// packs its own x panels and runs the tiles over every block of every pass.
+/// W [K, N] packed for [`forward_packed`]: per pass of [`KC`] rows, [N/width][kc][width] (each
+/// block's rows contiguous), width the ISA's register tile.
+pub struct PackedW {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+    width: usize,
+}
+
+impl PackedW {
+    /// W [K, N] (N a multiple of [`BLOCK`]) packed for `cpu`'s tiles, in parallel, one pass of
+    /// [`KC`] rows per task.
+    pub fn new(cpu: Cpu, w: &[f32], k: usize, n: usize) -> Self {
+        assert!(w.len() == k * n, "linear: weight size");
+        assert!(n.is_multiple_of(BLOCK), "linear: N must be a multiple of {BLOCK}");
+        // Block width: the ISA's register tile (16 columns on AVX2 and NEON, 32 on AVX-512; 8
+        // on the plain floor), so that a tile reads its block's rows as one contiguous stream.
+        let width = cpu.run(TileWidth).max(8);
+        debug_assert!(BLOCK.is_multiple_of(width));
+        if k * n == 0 {
+            return Self { data: Vec::new(), k, n, width };
+        }
+        // SAFETY: `par_chunks_uninit` needs every value written: chunk i is pass i, kc = its
+        // length / n rows of W; (blk, p, j) over blk < n/width, p < kc, j < width writes each
+        // of its kc·n once.
+        let data = unsafe {
+            crate::par::par_chunks_uninit(
+                k * n,
+                KC * n,
+                || (),
+                |_, pass, c| {
+                    let kc = c.len() / n;
+                    for (p, row) in
+                        w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate()
+                    {
+                        for (blk, src) in row.chunks_exact(width).enumerate() {
+                            let dst = (blk * kc + p) * width;
+                            for (d, &v) in c[dst..dst + width].iter_mut().zip(src) {
+                                d.write(v);
+                            }
+                        }
+                    }
+                },
+            )
+        };
+        Self { data, k, n, width }
+    }
+
+    /// K and N of the packed W.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// y [M, N] = x [M, K] · w [K, N] + bias, W packed once per call ([`PackedW`]); see
+/// [`forward_packed`].
 pub fn forward(
     cpu: Cpu,
     x: &[f32],
@@ -41,35 +93,20 @@ pub fn forward(
     n: usize,
 ) -> Vec<f32> {
     assert!(x.len() == m * k && w.len() == k * n && bias.len() == n, "linear: operand sizes");
-    assert!(n.is_multiple_of(BLOCK), "linear: N must be a multiple of {BLOCK}");
+    forward_packed(cpu, x, &PackedW::new(cpu, w, k, n), bias, m)
+}
+
+/// y [M, N] = x [M, K] · W + bias with W packed by [`PackedW::new`] (for the same ISA: the
+/// block width is checked). Rows of y are shared out over rayon's threads in multiples of
+/// [`MR`]; each packs its own x panels and runs the tiles over every block of every pass.
+pub fn forward_packed(cpu: Cpu, x: &[f32], w: &PackedW, bias: &[f32], m: usize) -> Vec<f32> {
+    let (k, n, width) = (w.k, w.n, w.width);
+    assert!(x.len() == m * k && bias.len() == n, "linear: operand sizes");
+    assert_eq!(width, cpu.run(TileWidth).max(8), "linear: W packed for another ISA");
     if m == 0 || n == 0 || k == 0 {
         return (0..m * n).map(|i| bias[i % n]).collect();
     }
-    // Block width: the ISA's register tile (16 columns on AVX2 and NEON, 32 on AVX-512; 8 on the
-    // plain floor), so that a tile reads its block's rows as one contiguous stream.
-    let width = cpu.run(TileWidth).max(8);
-    debug_assert!(BLOCK.is_multiple_of(width));
-    // SAFETY: `par_chunks_uninit` needs every value written: chunk i is pass i, kc = its length
-    // / n rows of W; (blk, p, j) over blk < n/width, p < kc, j < width writes each of its kc·n
-    // once.
-    let packed = unsafe {
-        crate::par::par_chunks_uninit(
-            k * n,
-            KC * n,
-            || (),
-            |_, pass, c| {
-                let kc = c.len() / n;
-                for (p, row) in w[pass * KC * n..(pass * KC + kc) * n].chunks_exact(n).enumerate() {
-                    for (blk, src) in row.chunks_exact(width).enumerate() {
-                        let dst = (blk * kc + p) * width;
-                        for (d, &v) in c[dst..dst + width].iter_mut().zip(src) {
-                            d.write(v);
-                        }
-                    }
-                }
-            },
-        )
-    };
+    let packed = &w.data;
     let mut y = vec![0.0; m * n];
     let threads = rayon::current_num_threads().max(1);
     let rows = m.div_ceil(threads).div_ceil(MR).max(1) * MR;

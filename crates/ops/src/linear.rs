@@ -13,7 +13,11 @@ use burn::backend::ops::FloatTensorOps;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
 use burn::nn::Linear;
 use burn::tensor::{Device, Shape, Tensor};
-use burnlab_kernels::linear::{BLOCK, forward};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burnlab_kernels::linear::{BLOCK, PackedW, forward_packed};
 use burnlab_kernels::{Cpu, Isa};
 
 use crate::{contiguous, f32s, flex};
@@ -59,6 +63,63 @@ pub fn linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     layer.forward(x)
 }
 
+/// Packed weights kept between calls inside [`with_packed_weights`], on the thread that opened
+/// the scope (flex runs a model's ops on the calling thread; another thread's training or
+/// validation never sees them): by the address and shape of the weight's storage, which the
+/// entry keeps alive (a clone of the tensor), so that the address cannot be reused by other
+/// data and the storage cannot change in place (flex copies a shared buffer before writing)
+/// while the entry exists. `None` outside every scope.
+#[derive(Default)]
+struct PackedCache {
+    depth: usize,
+    map: Option<HashMap<StorageKey, (FlexTensor, Arc<PackedW>)>>,
+}
+
+/// The address and length of a contiguous weight's values, and K.
+type StorageKey = (usize, usize, usize);
+
+thread_local! {
+    static PACKED: RefCell<PackedCache> = RefCell::new(PackedCache::default());
+}
+
+/// Runs `f` with the inference linear layers' weights packed once and kept until `f` returns,
+/// instead of packed on every call: for evaluation passes (the MLP's first layer packs 6 MB of
+/// W per batch otherwise). The cache holds a reference to each weight, released when the
+/// outermost scope on this thread ends; an optimizer step inside the scope would copy the
+/// weights it updates rather than update them in place, so keep training out of it.
+pub fn with_packed_weights<R>(f: impl FnOnce() -> R) -> R {
+    struct Scope;
+    impl Drop for Scope {
+        fn drop(&mut self) {
+            PACKED.with_borrow_mut(|cache| {
+                cache.depth -= 1;
+                if cache.depth == 0 {
+                    cache.map = None;
+                }
+            });
+        }
+    }
+    PACKED.with_borrow_mut(|cache| {
+        cache.depth += 1;
+        cache.map.get_or_insert_with(HashMap::new);
+    });
+    let _scope = Scope;
+    f()
+}
+
+/// W packed for this CPU: from the scope's cache where one is open and W's storage is
+/// contiguous (packed and kept on the first call), packed for this call only otherwise.
+fn packed_weight(cpu: Cpu, w: &FlexTensor, k: usize, n: usize) -> Arc<PackedW> {
+    let pack = || Arc::new(PackedW::new(cpu, f32s(&contiguous(w)), k, n));
+    let Some(key) = w.as_slice::<f32>().map(|ws| (ws.as_ptr() as usize, ws.len(), k)) else {
+        return pack();
+    };
+    PACKED.with_borrow_mut(|cache| match cache.map.as_mut() {
+        Some(map) => map.entry(key).or_insert_with(|| (w.clone(), pack())).1.clone(),
+        None => pack(),
+    })
+}
+
 fn linear_flex(x: FlexTensor, w: FlexTensor, bias: FlexTensor) -> FlexTensor {
     let (xs, ws) = (x.layout().shape().clone(), w.layout().shape().clone());
     assert!(
@@ -66,8 +127,10 @@ fn linear_flex(x: FlexTensor, w: FlexTensor, bias: FlexTensor) -> FlexTensor {
         "linear: x [M, K] and w [K, N], got {xs:?} and {ws:?}"
     );
     let (m, k, n) = (xs[0], xs[1], ws[1]);
-    let (x, w, bias) = (contiguous(&x), contiguous(&w), contiguous(&bias));
-    flex(forward(Cpu::current(), f32s(&x), f32s(&w), f32s(&bias), m, k, n), &[m, n])
+    let cpu = Cpu::current();
+    let packed = packed_weight(cpu, &w, k, n);
+    let (x, bias) = (contiguous(&x), contiguous(&bias));
+    flex(forward_packed(cpu, f32s(&x), &packed, f32s(&bias), m), &[m, n])
 }
 
 impl FusedLinear for Flex {
@@ -137,6 +200,43 @@ mod tests {
                 close(&vec(ours), &want, 1e-5, &format!("kernel: m {m} k {k} n {n} bias {bias}"));
             }
         }
+    }
+
+    /// Inside [`with_packed_weights`] a layer's W is packed once and reused, a changed W (a new
+    /// tensor, as an optimizer step makes) is packed anew, and the cache is gone when the
+    /// outermost scope ends; every result equals Burn's `Linear::forward`.
+    #[test]
+    fn packed_weights_scope_reuses_and_follows_changes() {
+        use burn::module::Param;
+        let _rng = crate::device_rng_lock();
+        let dev = Device::flex();
+        dev.seed(7);
+        let mut layer = LinearConfig::new(40, 64).init(&dev);
+        let x = Tensor::<2>::random([9, 40], Distribution::Default, &dev);
+        let cached = || PACKED.with_borrow(|c| c.map.as_ref().map(|m| m.len()));
+        assert_eq!(cached(), None, "no cache outside a scope");
+        let kernel = takes_kernel(&layer);
+        with_packed_weights(|| {
+            for round in 0..2 {
+                let want = vec(layer.forward(x.clone()));
+                close(&vec(linear(&layer, x.clone())), &want, 1e-5, &format!("round {round}"));
+                assert_eq!(cached(), Some(usize::from(kernel)), "one entry, reused");
+            }
+            with_packed_weights(|| {
+                layer.weight = Param::from_tensor(layer.weight.val() * 2.0 - 0.5);
+                let want = vec(layer.forward(x.clone()));
+                close(&vec(linear(&layer, x.clone())), &want, 1e-5, "changed weights");
+            });
+            assert_eq!(cached(), Some(2 * usize::from(kernel)), "the nested scope keeps the cache");
+        });
+        assert_eq!(cached(), None, "released when the outermost scope ends");
+    }
+
+    /// Whether `linear` takes the kernel for this layer on this CPU.
+    fn takes_kernel(layer: &burn::nn::Linear) -> bool {
+        layer.weight.dims()[1].is_multiple_of(BLOCK)
+            && crate::enabled()
+            && uses_kernel(Cpu::current())
     }
 
     /// The extension on an autodiff device (Burn's ops) gives Linear's values and gradients.

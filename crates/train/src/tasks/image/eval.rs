@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use burn::train::ClassificationOutput;
 use burnlab_data::image_folder::decode_rgb;
 use burnlab_data::{ImageLoader, ImageSet, Normalization, load_test_data};
+use burnlab_ops::linear::with_packed_weights;
 use serde::Serialize;
 
 use crate::cli::{DataArgs, EvalArgs, PredictArgs};
@@ -64,6 +65,18 @@ pub fn timed_passes(
     passes: usize,
 ) -> Vec<f64> {
     let model = model.valid();
+    // The weights do not change here: the linear layers' packed copies are kept across batches.
+    with_packed_weights(|| timed(&model, set, norm, device, batch, passes))
+}
+
+fn timed(
+    model: &ImageClassifier,
+    set: &Arc<ImageSet>,
+    norm: &Normalization,
+    device: &Device,
+    batch: usize,
+    passes: usize,
+) -> Vec<f64> {
     (0..passes)
         .map(|_| {
             let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
@@ -89,7 +102,17 @@ pub fn evaluate(
     batch: usize,
     tta: bool,
 ) -> EvalReport {
-    let model = model.valid();
+    with_packed_weights(|| evaluate_valid(&model.valid(), set, norm, device, batch, tta))
+}
+
+fn evaluate_valid(
+    model: &ImageClassifier,
+    set: &Arc<ImageSet>,
+    norm: &Normalization,
+    device: &Device,
+    batch: usize,
+    tta: bool,
+) -> EvalReport {
     let k = set.classes.len();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut loss_sum = 0f64;
