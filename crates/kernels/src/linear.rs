@@ -74,11 +74,6 @@ impl PackedW {
         };
         Self { data, k, n, width }
     }
-
-    /// K and N of the packed W.
-    pub fn dims(&self) -> (usize, usize) {
-        (self.k, self.n)
-    }
 }
 
 /// y [M, N] = x [M, K] · w [K, N] + bias, W packed once per call ([`PackedW`]); see

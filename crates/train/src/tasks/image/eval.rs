@@ -66,30 +66,21 @@ pub fn timed_passes(
 ) -> Vec<f64> {
     let model = model.valid();
     // The weights do not change here: the linear layers' packed copies are kept across batches.
-    with_packed_weights(|| timed(&model, set, norm, device, batch, passes))
-}
-
-fn timed(
-    model: &ImageClassifier,
-    set: &Arc<ImageSet>,
-    norm: &Normalization,
-    device: &Device,
-    batch: usize,
-    passes: usize,
-) -> Vec<f64> {
-    (0..passes)
-        .map(|_| {
-            let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
-            let started = std::time::Instant::now();
-            let mut images = 0;
-            for b in loader.iter().flatten() {
-                images += b.targets.dims()[0];
-                // Read back, so that an asynchronous (GPU) backend has finished the batch.
-                let _ = model.logits(b.images).argmax(1).into_data();
-            }
-            images as f64 / started.elapsed().as_secs_f64().max(1e-9)
-        })
-        .collect()
+    with_packed_weights(|| {
+        (0..passes)
+            .map(|_| {
+                let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
+                let started = std::time::Instant::now();
+                let mut images = 0;
+                for b in loader.iter().flatten() {
+                    images += b.targets.dims()[0];
+                    // Read back, so that an asynchronous (GPU) backend has finished the batch.
+                    let _ = model.logits(b.images).argmax(1).into_data();
+                }
+                images as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            })
+            .collect()
+    })
 }
 
 /// Loss, accuracy and confusion matrix of `model` (used in eval mode: BatchNorm with its running
@@ -102,71 +93,64 @@ pub fn evaluate(
     batch: usize,
     tta: bool,
 ) -> EvalReport {
-    with_packed_weights(|| evaluate_valid(&model.valid(), set, norm, device, batch, tta))
-}
-
-fn evaluate_valid(
-    model: &ImageClassifier,
-    set: &Arc<ImageSet>,
-    norm: &Normalization,
-    device: &Device,
-    batch: usize,
-    tta: bool,
-) -> EvalReport {
-    let k = set.classes.len();
-    let mut confusion = vec![vec![0usize; k]; k];
-    let mut loss_sum = 0f64;
-    let mut predictions = Vec::with_capacity(set.len());
-    let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
-    let started = std::time::Instant::now();
-    for b in loader.iter().flatten() {
-        let n = b.targets.dims()[0];
-        let out = if tta {
-            let logits =
-                (model.logits(b.images.clone()) + model.logits(b.images.flip([3]))).div_scalar(2.0);
-            let loss = model.loss.forward(logits.clone(), b.targets.clone());
-            ClassificationOutput { loss, output: logits, targets: b.targets }
-        } else {
-            model.forward_classification(b)
-        };
-        loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
-        let conf: Vec<f32> = softmax(out.output.clone(), 1)
-            .max_dim(1)
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec()
-            .unwrap_or_default();
-        let pred: Vec<i64> =
-            out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
-        let truth: Vec<i64> =
-            out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
-        for ((t, p), c) in truth.iter().zip(&pred).zip(&conf) {
-            confusion[*t as usize][*p as usize] += 1;
-            predictions.push((*p as usize, *c));
+    let model = model.valid();
+    // As in [`timed_passes`]: the weights do not change here.
+    with_packed_weights(|| {
+        let k = set.classes.len();
+        let mut confusion = vec![vec![0usize; k]; k];
+        let mut loss_sum = 0f64;
+        let mut predictions = Vec::with_capacity(set.len());
+        let loader = ImageLoader::new(set.clone(), batch, norm, device.clone());
+        let started = std::time::Instant::now();
+        for b in loader.iter().flatten() {
+            let n = b.targets.dims()[0];
+            let out = if tta {
+                let logits = (model.logits(b.images.clone()) + model.logits(b.images.flip([3])))
+                    .div_scalar(2.0);
+                let loss = model.loss.forward(logits.clone(), b.targets.clone());
+                ClassificationOutput { loss, output: logits, targets: b.targets }
+            } else {
+                model.forward_classification(b)
+            };
+            loss_sum += out.loss.into_scalar::<f32>() as f64 * n as f64;
+            let conf: Vec<f32> = softmax(out.output.clone(), 1)
+                .max_dim(1)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap_or_default();
+            let pred: Vec<i64> =
+                out.output.argmax(1).into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+            let truth: Vec<i64> =
+                out.targets.into_data().convert::<i64>().try_to_vec().unwrap_or_default();
+            for ((t, p), c) in truth.iter().zip(&pred).zip(&conf) {
+                confusion[*t as usize][*p as usize] += 1;
+                predictions.push((*p as usize, *c));
+            }
         }
-    }
-    let total: usize = confusion.iter().flatten().sum();
-    let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
-    let per_class_accuracy = set
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let n: usize = confusion[i].iter().sum();
-            (c.clone(), if n > 0 { confusion[i][i] as f64 / n as f64 } else { 0.0 })
-        })
-        .collect();
-    EvalReport {
-        images: total,
-        tta,
-        images_per_s: total as f64 / started.elapsed().as_secs_f64().max(1e-9),
-        loss: loss_sum / total.max(1) as f64,
-        accuracy: correct as f64 / total.max(1) as f64,
-        per_class_accuracy,
-        confusion,
-        predictions,
-        timed_images_per_s: Vec::new(),
-    }
+        let total: usize = confusion.iter().flatten().sum();
+        let correct: usize = (0..k).map(|i| confusion[i][i]).sum();
+        let per_class_accuracy = set
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let n: usize = confusion[i].iter().sum();
+                (c.clone(), if n > 0 { confusion[i][i] as f64 / n as f64 } else { 0.0 })
+            })
+            .collect();
+        EvalReport {
+            images: total,
+            tta,
+            images_per_s: total as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            loss: loss_sum / total.max(1) as f64,
+            accuracy: correct as f64 / total.max(1) as f64,
+            per_class_accuracy,
+            confusion,
+            predictions,
+            timed_images_per_s: Vec::new(),
+        }
+    })
 }
 
 /// The split a run's final metrics are on (`test/`, else the folder's validation split), and
