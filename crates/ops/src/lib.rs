@@ -12,6 +12,7 @@ pub mod linear;
 pub mod pool;
 pub mod recurrence;
 pub mod residual;
+pub mod slices;
 
 pub use recurrence::{gru_sequence, lstm_sequence, rnn_sequence};
 
