@@ -237,7 +237,8 @@ impl CharLoader {
         self.starting_epoch(epoch)
     }
 
-    /// (epoch, characters, seconds) of each pass, timed from the end of its first batch.
+    /// (epoch, characters, seconds) of each pass, timed from the end of its first step (the
+    /// second batch asked for), as [`crate::loader::EpochTiming`].
     pub fn timings(&self) -> Vec<(usize, usize, f64)> {
         self.timings.lock().map(|t| t.clone()).unwrap_or_default()
     }
@@ -282,6 +283,9 @@ struct CharIter<'a> {
     /// Index in the epoch of the next batch.
     batch: usize,
     next: usize,
+    /// Batches handed out in this pass.
+    served: usize,
+    /// Set when the second batch is asked for: (time, windows handed out before it).
     first: Option<(Instant, usize)>,
 }
 
@@ -290,8 +294,11 @@ impl Iterator for CharIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let l = self.loader;
+        if self.served == 1 && self.first.is_none() {
+            self.first = Some((Instant::now(), self.next));
+        }
         if self.next >= l.range.1 {
-            if let Some((t0, n0)) = self.first.take()
+            if let Some((t0, n0)) = self.first.take().filter(|&(_, n0)| self.next > n0)
                 && let Ok(mut t) = l.timings.lock()
             {
                 t.push((self.epoch, (self.next - n0) * l.seq_len, t0.elapsed().as_secs_f64()));
@@ -310,9 +317,7 @@ impl Iterator for CharIter<'_> {
         self.batch += 1;
         let batch = l.batch(self.epoch, self.next..end);
         self.next = end;
-        if self.first.is_none() {
-            self.first = Some((Instant::now(), self.next));
-        }
+        self.served += 1;
         Some(Ok(batch))
     }
 }
@@ -333,7 +338,7 @@ impl DataLoader<CharBatch> for CharLoader {
         let batches = (self.range.1 - self.range.0).div_ceil(self.batch_size);
         let skip = self.skip_batches.swap(0, Ordering::SeqCst).min(batches);
         let next = (self.range.0 + skip * self.batch_size).min(self.range.1);
-        Box::new(CharIter { loader: self, epoch, batch: skip, next, first: None })
+        Box::new(CharIter { loader: self, epoch, batch: skip, next, served: 0, first: None })
     }
 
     fn num_items(&self) -> usize {
@@ -433,6 +438,28 @@ mod tests {
         assert_eq!(all, (0..48).collect::<Vec<i64>>());
         assert!(CharLoader::contiguous(Arc::new(vec![1, 2]), 4, 5, Device::flex()).is_err());
         assert!(CharLoader::random(Arc::new(vec![1; 5]), 4, 5, 1, 0, Device::flex()).is_err());
+    }
+
+    /// Timed from the request for the second batch, as the image loader: the first step (a
+    /// 400 ms pause) is outside the window and its characters are not counted.
+    #[test]
+    fn timing_starts_after_the_first_step() {
+        let ids: Arc<Vec<u32>> = Arc::new((0..50).collect());
+        let l = CharLoader::random(ids, 4, 3, 3, 7, Device::flex()).expect("loader");
+        for (i, b) in l.iter().enumerate() {
+            b.expect("batch");
+            std::thread::sleep(std::time::Duration::from_millis(if i == 0 { 400 } else { 20 }));
+        }
+        let t = l.timings();
+        assert_eq!(t.len(), 1, "{t:?}");
+        let (epoch, chars, secs) = t[0];
+        assert_eq!((epoch, chars), (1, 2 * 3 * 4), "two batches of 3 windows of 4");
+        assert!((0.04..0.4).contains(&secs), "{t:?}");
+        // A pass of one batch has no step after its first: no timing.
+        let ids: Arc<Vec<u32>> = Arc::new((0..50).collect());
+        let one = CharLoader::random(ids, 4, 3, 1, 7, Device::flex()).expect("loader");
+        assert_eq!(one.iter().count(), 1);
+        assert!(one.timings().is_empty());
     }
 
     #[test]

@@ -42,8 +42,10 @@ pub struct ImageLoader {
     timings: Arc<Mutex<Vec<EpochTiming>>>,
 }
 
-/// Wall time of one pass, from the end of its first batch to the end of its last (the
-/// consumer's work included), as the PyTorch peer measures training throughput.
+/// Wall time of one pass, from the end of its first step (the consumer asking for the second
+/// batch) to the end of its last (the consumer's work included), as the PyTorch peer measures
+/// training throughput: the first step, with its one-off allocations, is neither timed nor
+/// counted.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EpochTiming {
     pub epoch: usize,
@@ -206,7 +208,9 @@ struct ImageLoaderIter<'a> {
     processed: usize,
     total: usize,
     epoch: usize,
-    /// Set when the first batch is handed out: (time, images in it).
+    /// Batches handed out in this pass.
+    served: usize,
+    /// Set when the second batch is asked for: (time, images handed out before it).
     first: Option<(Instant, usize)>,
 }
 
@@ -214,8 +218,11 @@ impl Iterator for ImageLoaderIter<'_> {
     type Item = Result<ImageBatch, DatasetError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.served == 1 && self.first.is_none() {
+            self.first = Some((Instant::now(), self.processed));
+        }
         let Ok(prepared) = self.receiver.recv() else {
-            if let Some((t0, n0)) = self.first.take()
+            if let Some((t0, n0)) = self.first.take().filter(|&(_, n0)| self.processed > n0)
                 && let Ok(mut t) = self.loader.timings.lock()
             {
                 t.push(EpochTiming {
@@ -238,11 +245,8 @@ impl Iterator for ImageLoaderIter<'_> {
             l.device.seed(mix(seed, self.epoch as u64, u64::MAX - 1 - self.batch as u64));
         }
         self.batch += 1;
-        let batch = l.to_batch(pixels, labels);
-        if self.first.is_none() {
-            self.first = Some((Instant::now(), self.processed));
-        }
-        Some(Ok(batch))
+        self.served += 1;
+        Some(Ok(l.to_batch(pixels, labels)))
     }
 }
 
@@ -277,6 +281,7 @@ impl DataLoader<ImageBatch> for ImageLoader {
             processed: (skip * self.batch_size).min(total),
             total,
             epoch,
+            served: 0,
             first: None,
         })
     }
@@ -329,6 +334,26 @@ mod tests {
                 v.chunks(48).map(|c| c[0].round() as i64).collect()
             })
             .collect()
+    }
+
+    /// A pass is timed from the consumer's request for its second batch, as the peer times
+    /// training: the first step (here a 400 ms pause after the first batch) is outside the
+    /// window and its images are not counted; the steps after it are inside.
+    #[test]
+    fn timing_starts_after_the_first_step() {
+        let l = ImageLoader::new(set(5), 2, &norm(), Device::flex());
+        for (i, b) in l.iter().enumerate() {
+            b.expect("batch");
+            let pause = if i == 0 { 400 } else { 20 };
+            std::thread::sleep(std::time::Duration::from_millis(pause));
+        }
+        let t = l.timings();
+        assert_eq!((t.len(), t[0].epoch, t[0].images), (1, 1, 3), "{t:?}");
+        assert!(t[0].seconds >= 0.04 && t[0].seconds < 0.4, "{t:?}");
+        // A pass of one batch has no step after its first: no timing.
+        let one = ImageLoader::new(set(2), 2, &norm(), Device::flex());
+        assert_eq!(one.iter().count(), 1);
+        assert!(one.timings().is_empty());
     }
 
     #[test]
