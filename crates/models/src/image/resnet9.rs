@@ -6,9 +6,8 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
+use burnlab_ops::pool::max_pool2d;
 
 use crate::image::blocks::{ConvBn, Residual, pytorch_default};
 
@@ -58,8 +57,9 @@ impl ResNet9Config {
     }
 }
 
+/// 2×2 max pool (burnlab's kernel on flex, Burn's op elsewhere).
 fn pool2(x: Tensor<4>) -> Tensor<4> {
-    max_pool2d(x, MaxPoolOptions { stride: [2, 2], ..MaxPoolOptions::new([2, 2]) })
+    max_pool2d(x, [2, 2], [2, 2], [0, 0])
 }
 
 impl ResNet9 {
@@ -81,7 +81,7 @@ impl ResNet9 {
         let x = self.res3.forward(pool2(self.layer3.forward_relu(x)));
         let [_, _, h, w] = x.dims();
         // Global max-pool (Page's MaxPool2d(4) on 32x32 inputs).
-        let x = max_pool2d(x, MaxPoolOptions { stride: [h, w], ..MaxPoolOptions::new([h, w]) });
+        let x = max_pool2d(x, [h, w], [h, w], [0, 0]);
         x.flatten(1, 3)
     }
 
