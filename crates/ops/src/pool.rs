@@ -13,7 +13,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor
 use burn::tensor::module::max_pool2d as burn_max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
-use burnlab_kernels::pool::{PoolDims, max_pool2d_backward, max_pool2d_forward};
+use burnlab_kernels::pool::{PoolDims, max_pool2d_backward, max_pool2d_forward, max_pool2d_values};
 
 use crate::{contiguous, f32s, flex, register_grads};
 
@@ -73,7 +73,14 @@ impl FusedMaxPool for Flex {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> FlexTensor {
-        pool_forward(&x, kernel, stride, padding).0
+        // Inference (flex without autodiff): no backward pass, so no argmax to keep.
+        let s = x.layout().shape();
+        assert!(s.num_dims() == 4, "max pool: x [N, C, H, W], got {s:?}");
+        let (n, c) = (s[0], s[1]);
+        let d = PoolDims { planes: n * c, h: s[2], w: s[3], kernel, stride, padding };
+        let xc = contiguous(&x);
+        let (ho, wo) = d.out_hw();
+        flex(max_pool2d_values(&d, f32s(&xc)), &[n, c, ho, wo])
     }
 }
 
@@ -164,18 +171,28 @@ mod tests {
         }
     }
 
-    /// Without autodiff (inference) the same values.
+    /// Without autodiff (inference, no argmax kept) the same values: ResNet-18's 3×3/2,
+    /// LeNet-5's 2×2/2 and 3×3/3 side-by-side windows on sides they do not divide, ResNet-20's
+    /// 1×1/2 shortcut.
     #[test]
     fn inference_matches_burns_max_pool2d() {
         let _rng = crate::device_rng_lock();
         let dev = Device::flex();
         dev.seed(22);
-        let x = Tensor::<4>::random([2, 3, 11, 10], Distribution::Default, &dev);
-        let ours = max_pool2d(x.clone(), [3, 3], [2, 2], [1, 1]);
-        let theirs = burn_max_pool2d(
-            x,
-            MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]),
-        );
-        close(&vec(ours), &vec(theirs), 0.0, "inference y");
+        for (kernel, stride, padding) in [
+            ([3, 3], [2, 2], [1, 1]),
+            ([2, 2], [2, 2], [0, 0]),
+            ([3, 3], [3, 3], [0, 0]),
+            ([1, 1], [2, 2], [0, 0]),
+        ] {
+            let x = Tensor::<4>::random([2, 3, 11, 10], Distribution::Default, &dev);
+            let ours = max_pool2d(x.clone(), kernel, stride, padding);
+            let theirs = burn_max_pool2d(
+                x,
+                MaxPoolOptions::new(kernel).with_stride(stride).with_padding(padding),
+            );
+            assert_eq!(ours.dims(), theirs.dims(), "{kernel:?}/{stride:?}");
+            close(&vec(ours), &vec(theirs), 0.0, &format!("inference y {kernel:?}/{stride:?}"));
+        }
     }
 }
