@@ -50,20 +50,30 @@ pub fn max_pool2d(
     burn_max_pool2d(x, MaxPoolOptions::new(kernel).with_stride(stride).with_padding(padding))
 }
 
+/// Runs `kernel` on x [N, C, H, W] with its pooling dims; the output as [N, C, Ho, Wo].
+fn pool_with<A>(
+    x: &FlexTensor,
+    (kernel, stride, padding): ([usize; 2], [usize; 2], [usize; 2]),
+    run: impl FnOnce(&PoolDims, &[f32]) -> (Vec<f32>, A),
+) -> (FlexTensor, PoolDims, A) {
+    let s = x.layout().shape();
+    assert!(s.num_dims() == 4, "max pool: x [N, C, H, W], got {s:?}");
+    let (n, c) = (s[0], s[1]);
+    let d = PoolDims { planes: n * c, h: s[2], w: s[3], kernel, stride, padding };
+    let x = contiguous(x);
+    let (y, extra) = run(&d, f32s(&x));
+    let (ho, wo) = d.out_hw();
+    (flex(y, &[n, c, ho, wo]), d, extra)
+}
+
+/// Training's forward pass: the output, its dims and each window's winning tap.
 fn pool_forward(
     x: &FlexTensor,
     kernel: [usize; 2],
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> (FlexTensor, PoolDims, Vec<u8>) {
-    let s = x.layout().shape();
-    assert!(s.num_dims() == 4, "max pool: x [N, C, H, W], got {s:?}");
-    let (n, c) = (s[0], s[1]);
-    let d = PoolDims { planes: n * c, h: s[2], w: s[3], kernel, stride, padding };
-    let x = contiguous(x);
-    let (y, arg) = max_pool2d_forward(&d, f32s(&x));
-    let (ho, wo) = d.out_hw();
-    (flex(y, &[n, c, ho, wo]), d, arg)
+    pool_with(x, (kernel, stride, padding), max_pool2d_forward)
 }
 
 impl FusedMaxPool for Flex {
@@ -74,13 +84,7 @@ impl FusedMaxPool for Flex {
         padding: [usize; 2],
     ) -> FlexTensor {
         // Inference (flex without autodiff): no backward pass, so no argmax to keep.
-        let s = x.layout().shape();
-        assert!(s.num_dims() == 4, "max pool: x [N, C, H, W], got {s:?}");
-        let (n, c) = (s[0], s[1]);
-        let d = PoolDims { planes: n * c, h: s[2], w: s[3], kernel, stride, padding };
-        let xc = contiguous(&x);
-        let (ho, wo) = d.out_hw();
-        flex(max_pool2d_values(&d, f32s(&xc)), &[n, c, ho, wo])
+        pool_with(&x, (kernel, stride, padding), |d, x| (max_pool2d_values(d, x), ())).0
     }
 }
 
