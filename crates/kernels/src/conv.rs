@@ -1,22 +1,21 @@
 //! 2-D convolution (NCHW, f32, groups 1, dilation 1) with its backward pass on f32 slices:
 //! 3×3 stride-1 layers of 64 channels and more by Winograd's algorithms ([`crate::winograd`]),
-//! other stride-1 layers as direct convolutions ([`crate::direct`]), the rest through im2col and
-//! one matrix product per image; images shared out over rayon's threads.
+//! other stride-1 layers as direct convolutions ([`crate::direct`]) on the padded input,
+//! strided layers as direct convolutions on the input's phases ([`crate::layout::Phases`]),
+//! 1×1 stride-1 layers as one matrix product per image; images shared out over rayon's threads.
 //!
 //! Why: burn-flex computes the weight gradient as a convolution of the input by the output
 //! gradient with batch and channels swapped (for ResNet-20's first stage a 32×32 "kernel" over
 //! 128 "channels"), through a generic 3-D path, and the input gradient as a transposed
 //! convolution in plain loops; on ResNet-20 that backward took ~530 ms a step of 128 images where
-//! its FLOPs take ~100 ms. Here both gradients are the textbook ones: dW = Σ_n dY_n · cols_nᵀ and
-//! dcols_n = Wᵀ · dY_n scattered back (col2im), with the columns recomputed in backward rather
-//! than kept (they are 9× the input).
-
-use std::mem::MaybeUninit;
+//! its FLOPs take ~100 ms. Here both gradients are the textbook ones, dW = Σ_n dY_n ⋆ X_n and
+//! dX_n = dY_n ⋆ flipped Wᵀ, in the same register tiles as the forward pass.
 
 use rayon::prelude::*;
 
-use crate::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use crate::direct::{SLACK, wide_conv, wide_weight_grad};
 use crate::isa::Cpu;
+use crate::layout::{Layout, Padding, PhaseGrad, Phases};
 use crate::par::{lane_total, par_chunks_uninit, write_all};
 use crate::recurrent::matmul;
 use crate::winograd;
@@ -63,6 +62,13 @@ impl ConvDims {
             && self.padding[1] < self.kw
     }
 
+    /// Whether the layer runs on its input's phases ([`crate::layout::Phases`]): every layer
+    /// that is neither direct nor 1×1 stride 1 (strided ones, and stride 1 with padding as
+    /// large as the kernel).
+    fn phased(&self) -> bool {
+        !self.direct() && !self.identity_cols() && self.kh > 0 && self.kw > 0
+    }
+
     /// Whether the column matrix is the image itself (1×1, stride 1, no padding).
     fn identity_cols(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0, 0]
@@ -72,89 +78,6 @@ impl ConvDims {
 /// Images per rayon task: enough to keep a thread's scratch buffers warm.
 pub(crate) fn chunk(n: usize) -> usize {
     n.div_ceil(rayon::current_num_threads().max(1) * 4).max(1)
-}
-
-/// Output columns `lo..hi` whose input column ox·sw + kx − pw lies inside 0..w.
-fn valid_columns(d: &ConvDims, wo: usize, kx: usize) -> (usize, usize) {
-    let (sw, pw) = (d.stride[1], d.padding[1]);
-    let lo = pw.saturating_sub(kx).div_ceil(sw).min(wo);
-    let hi = if d.w + pw > kx { ((d.w + pw - kx - 1) / sw + 1).min(wo) } else { 0 };
-    (lo, hi.max(lo))
-}
-
-/// The column matrix of one image: cols[(c·kh + ky)·kw + kx][oy·wo + ox] = x[c][iy][ix] with
-/// iy = oy·sh + ky − ph, ix = ox·sw + kx − pw (zero outside the image). Rows are short (32
-/// floats for CIFAR), so the copies are plain loops (LLVM vectorises them) rather than memcpy
-/// calls, and the valid column range is worked out once per kernel column.
-fn im2col(d: &ConvDims, x: &[f32], cols: &mut [f32]) {
-    let (ho, wo) = d.out_hw();
-    let [sh, sw] = d.stride;
-    let [ph, pw] = d.padding;
-    for c in 0..d.ci {
-        let plane = &x[c * d.h * d.w..(c + 1) * d.h * d.w];
-        for ky in 0..d.kh {
-            for kx in 0..d.kw {
-                let (lo, hi) = valid_columns(d, wo, kx);
-                let row = &mut cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
-                for (oy, out) in row.chunks_exact_mut(wo).enumerate() {
-                    let iy = (oy * sh + ky) as isize - ph as isize;
-                    if iy < 0 || iy >= d.h as isize {
-                        out.fill(0.0);
-                        continue;
-                    }
-                    let src = &plane[iy as usize * d.w..(iy as usize + 1) * d.w];
-                    for v in &mut out[..lo] {
-                        *v = 0.0;
-                    }
-                    for v in &mut out[hi..] {
-                        *v = 0.0;
-                    }
-                    if sw == 1 {
-                        let src = &src[lo + kx - pw..hi + kx - pw];
-                        for (v, &s) in out[lo..hi].iter_mut().zip(src) {
-                            *v = s;
-                        }
-                    } else {
-                        for (ox, v) in out[lo..hi].iter_mut().enumerate() {
-                            *v = src[(lo + ox) * sw + kx - pw];
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of [`im2col`]: dx[c][iy][ix] += every column entry that copied it.
-fn col2im(d: &ConvDims, cols: &[f32], dx: &mut [f32]) {
-    let (ho, wo) = d.out_hw();
-    let [sh, sw] = d.stride;
-    let [ph, pw] = d.padding;
-    for c in 0..d.ci {
-        let plane = &mut dx[c * d.h * d.w..(c + 1) * d.h * d.w];
-        for ky in 0..d.kh {
-            for kx in 0..d.kw {
-                let (lo, hi) = valid_columns(d, wo, kx);
-                let row = &cols[((c * d.kh + ky) * d.kw + kx) * ho * wo..][..ho * wo];
-                for (oy, src) in row.chunks_exact(wo).enumerate() {
-                    let iy = (oy * sh + ky) as isize - ph as isize;
-                    if iy < 0 || iy >= d.h as isize {
-                        continue;
-                    }
-                    let dst = &mut plane[iy as usize * d.w..(iy as usize + 1) * d.w];
-                    if sw == 1 {
-                        for (o, v) in dst[lo + kx - pw..hi + kx - pw].iter_mut().zip(&src[lo..hi]) {
-                            *o += v;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            dst[ox * sw + kx - pw] += src[ox];
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// y [N, Co, Ho, Wo] = conv(x [N, Ci, H, W], w [Co, Ci, kh, kw]) + bias [Co].
@@ -170,62 +93,55 @@ pub fn conv2d_forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]
         return winograd::forward(cpu, d, x, w, bias);
     }
     if d.direct() {
+        let layout = Padding::new((d.ci, d.h, d.w), (d.kh, d.kw), d.padding);
+        return direct_images(cpu, d.n, &layout, (x, d.ci * d.h * d.w), d.out_hw(), w, bias);
+    }
+    if d.phased() {
         return direct_images(
             cpu,
             d.n,
-            (d.ci, d.h, d.w),
-            (d.co, d.kh, d.kw),
-            d.padding,
-            x,
+            &Phases::new(d),
+            (x, d.ci * d.h * d.w),
+            d.out_hw(),
             w,
             bias,
         );
     }
+    // 1×1 stride 1: one matrix product per image.
     let c = chunk(d.n);
     // SAFETY: each image's rows are set to the bias first (write_all), then accumulated into.
     unsafe {
         par_chunks_uninit(
             d.n * d.co * p,
             c * d.co * p,
-            || {
-                if d.identity_cols() { Vec::new() } else { vec![0.0; k * p] }
-            },
-            |cols, i, ys| {
+            || (),
+            |_, i, ys| {
                 for (j, yi) in ys.chunks_exact_mut(d.co * p).enumerate() {
                     let img = i * c + j;
                     let xi = &x[img * d.ci * d.h * d.w..(img + 1) * d.ci * d.h * d.w];
-                    let cols: &[f32] = if d.identity_cols() {
-                        xi
-                    } else {
-                        im2col(d, xi, cols);
-                        cols
-                    };
                     let yi = write_all(yi, |i| bias[i / p]);
-                    matmul(d.co, p, k, yi, true, w, k, 1, cols, p, 1, false);
+                    matmul(d.co, p, k, yi, true, w, k, 1, xi, p, 1, false);
                 }
             },
         )
     }
 }
 
-/// Stride-1 convolution of `n` images x [N, Ci, H, W] by w [Co, Ci, kh, kw] (+ bias) into
-/// y [N, Co, Ho, Wo], through [`crate::direct`]; images shared out over rayon's threads.
-#[allow(clippy::too_many_arguments)]
+/// A convolution of `n` images x [N, Ci, H, W] (`img_in` floats each) by w [Co, K] (+ bias)
+/// into y [N, Co, Ho, Wo] through [`crate::direct`], the input laid out by `layout`; images
+/// shared out over rayon's threads.
 fn direct_images(
     cpu: Cpu,
     n: usize,
-    (ci, h, w_in): (usize, usize, usize),
-    (co, kh, kw): (usize, usize, usize),
-    [ph, pw]: [usize; 2],
-    x: &[f32],
+    layout: &impl Layout,
+    (x, img_in): (&[f32], usize),
+    (ho, wo): (usize, usize),
     w: &[f32],
     bias: &[f32],
 ) -> Vec<f32> {
-    let (ho, wo) = (h + 2 * ph - kh + 1, w_in + 2 * pw - kw + 1);
-    let probe = Padded::new(0, h, w_in, ph, pw);
-    let offs = tap_offsets(ci, kh, kw, probe.hp, probe.wp);
-    let len = ho * probe.wp;
-    let (img_in, img_out) = (ci * h * w_in, co * ho * wo);
+    let (co, wp, offs) = (bias.len(), layout.wp(), layout.offsets());
+    let len = ho * wp;
+    let img_out = co * ho * wo;
     assert!(x.len() >= n * img_in, "direct conv: input");
     if img_out == 0 || n == 0 {
         return vec![0.0; n * img_out];
@@ -237,16 +153,16 @@ fn direct_images(
         par_chunks_uninit(
             n * img_out,
             per * img_out,
-            || (Padded::new(ci, h, w_in, ph, pw), vec![0.0; co * len]),
+            || (vec![0.0; layout.size()], vec![0.0; co * len]),
             |(xp, wide), i, ys| {
                 for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
                     let img = i * per + j;
-                    xp.fill(&x[img * img_in..(img + 1) * img_in], ci, h, w_in, ph, pw);
-                    wide_conv(cpu, w, &offs, &xp.data, len, bias, wide);
+                    layout.fill(&x[img * img_in..(img + 1) * img_in], xp);
+                    wide_conv(cpu, w, &offs, xp, len, bias, wide);
                     // Drop the junk columns of the padded-width rows.
                     for (c, plane) in yi.chunks_exact_mut(ho * wo).enumerate() {
                         for (oy, row) in plane.chunks_exact_mut(wo).enumerate() {
-                            let at = c * len + oy * probe.wp;
+                            let at = c * len + oy * wp;
                             for (o, &v) in row.iter_mut().zip(&wide[at..at + wo]) {
                                 o.write(v);
                             }
@@ -270,34 +186,29 @@ pub(crate) fn add_partials(
     (a, b)
 }
 
-/// dW [Co, K] and dbias of a stride-1 convolution through [`wide_weight_grad`]: per image the
-/// padded input and the output gradient at the padded width, transposed; the threads' partial
-/// sums are added at the end.
-fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// dW [Co, K] and dbias through [`wide_weight_grad`]: per image the input laid out by `layout`
+/// and the output gradient at its padded width, transposed; the threads' partial sums are
+/// added at the end.
+fn direct_weight_grad(
+    cpu: Cpu,
+    d: &ConvDims,
+    layout: &impl Layout,
+    x: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let (k, (ho, wo)) = (d.k(), d.out_hw());
-    let probe = Padded::new(0, d.h, d.w, d.padding[0], d.padding[1]);
-    let offs = tap_offsets(d.ci, d.kh, d.kw, probe.hp, probe.wp);
-    let len = ho * probe.wp;
+    let (wp, offs) = (layout.wp(), layout.offsets());
+    let len = ho * wp;
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
     let c = chunk(d.n);
     let (dwt, db) = (0..d.n.div_ceil(c))
         .into_par_iter()
         .map(|part| {
-            let ((mut dwt, mut db), mut xp, mut dyt) = (
-                zero(),
-                Padded::new(d.ci, d.h, d.w, d.padding[0], d.padding[1]),
-                vec![0.0; len * d.co + SLACK],
-            );
+            let ((mut dwt, mut db), mut xp, mut dyt) =
+                (zero(), vec![0.0; layout.size()], vec![0.0; len * d.co + SLACK]);
             for img in part * c..((part + 1) * c).min(d.n) {
-                xp.fill(
-                    &x[img * img_in..(img + 1) * img_in],
-                    d.ci,
-                    d.h,
-                    d.w,
-                    d.padding[0],
-                    d.padding[1],
-                );
+                layout.fill(&x[img * img_in..(img + 1) * img_in], &mut xp);
                 let dyi = &dy[img * img_out..(img + 1) * img_out];
                 // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
                 for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
@@ -309,7 +220,7 @@ fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32
                 for oy in 0..ho {
                     for x0 in (0..wo).step_by(16) {
                         let x1 = (x0 + 16).min(wo);
-                        let base = (oy * probe.wp + x0) * d.co;
+                        let base = (oy * wp + x0) * d.co;
                         for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
                             for (j, &v) in plane[oy * wo + x0..oy * wo + x1].iter().enumerate() {
                                 dyt[base + j * d.co + c] = v;
@@ -317,7 +228,7 @@ fn direct_weight_grad(cpu: Cpu, d: &ConvDims, x: &[f32], dy: &[f32]) -> (Vec<f32
                         }
                     }
                 }
-                wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, d.co, &mut dwt, true);
+                wide_weight_grad(cpu, &offs, &xp, len, &dyt, d.co, &mut dwt, true);
             }
             (dwt, db)
         })
@@ -351,7 +262,69 @@ fn direct_input_grad(cpu: Cpu, d: &ConvDims, w: &[f32], dy: &[f32]) -> Vec<f32> 
         }
     }
     let pad = [d.kh - 1 - d.padding[0], d.kw - 1 - d.padding[1]];
-    direct_images(cpu, d.n, (d.co, ho, wo), (d.ci, d.kh, d.kw), pad, dy, &wf, &vec![0.0; d.ci])
+    let layout = Padding::new((d.co, ho, wo), (d.kh, d.kw), pad);
+    direct_images(cpu, d.n, &layout, (dy, d.co * ho * wo), (d.h, d.w), &wf, &vec![0.0; d.ci])
+}
+
+/// dx of a strided layer ([`crate::layout::Phases`]), one phase (a, b) of dx at a time: its
+/// rows a, a + s, … and columns b, b + s, … are a stride-1 convolution of the padded dy by the
+/// taps that read that phase (the rest of dx, read by no tap, is zero).
+fn phased_input_grad(cpu: Cpu, d: &ConvDims, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (ho, wo) = d.out_hw();
+    let g = PhaseGrad::new(d);
+    let phases = g.phases();
+    // Per phase: Wp[ci][(co, tap)] = W[co][ci][ky][kx].
+    let weights: Vec<Vec<f32>> = phases
+        .iter()
+        .map(|ph| {
+            let nt = ph.taps.len();
+            let mut wp = vec![0.0; d.ci * d.co * nt];
+            for ci in 0..d.ci {
+                for co in 0..d.co {
+                    for (j, &(ky, kx)) in ph.taps.iter().enumerate() {
+                        wp[(ci * d.co + co) * nt + j] =
+                            w[((co * d.ci + ci) * d.kh + ky) * d.kw + kx];
+                    }
+                }
+            }
+            wp
+        })
+        .collect();
+    let wide_len = phases.iter().map(|ph| ph.rows * g.wp()).max().unwrap_or(0);
+    let zeros = vec![0.0; d.ci];
+    let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
+    let mut dx = vec![0.0; d.n * img_in];
+    if dx.is_empty() {
+        return dx;
+    }
+    let [sy, sx] = d.stride;
+    let per = chunk(d.n);
+    dx.par_chunks_mut(per * img_in).enumerate().for_each_init(
+        || (vec![0.0; g.size()], vec![0.0; d.ci * wide_len]),
+        |(dyp, wide), (i, dxs)| {
+            for (j, dxi) in dxs.chunks_exact_mut(img_in).enumerate() {
+                let img = i * per + j;
+                g.fill(&dy[img * img_out..(img + 1) * img_out], dyp);
+                for (ph, wp) in phases.iter().zip(&weights) {
+                    if ph.taps.is_empty() {
+                        continue;
+                    }
+                    let len = ph.rows * g.wp();
+                    wide_conv(cpu, wp, &ph.offsets, dyp, len, &zeros, &mut wide[..d.ci * len]);
+                    for (ci, plane) in dxi.chunks_exact_mut(d.h * d.w).enumerate() {
+                        for r in 0..ph.rows {
+                            let src = &wide[ci * len + r * g.wp()..][..ph.cols];
+                            let row = &mut plane[(r * sy + ph.a) * d.w..][..d.w];
+                            for (v, o) in src.iter().zip(row[ph.b..].iter_mut().step_by(sx)) {
+                                *o = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
+    dx
 }
 
 /// Gradients of [`conv2d_forward`]: (dx if `want_dx`, dw, dbias) from dy [N, Co, Ho, Wo].
@@ -365,31 +338,38 @@ pub fn conv2d_backward(
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let (k, p) = (d.k(), d.p());
     let img_in = d.ci * d.h * d.w;
+    assert_eq!(x.len(), d.n * img_in, "conv2d backward: input");
+    assert_eq!(w.len(), d.co * k, "conv2d backward: weight");
     assert_eq!(dy.len(), d.n * d.co * p, "conv2d backward: output gradient");
     if d.n == 0 || img_in == 0 || p == 0 || d.co == 0 {
         return (want_dx.then(|| vec![0.0; d.n * img_in]), vec![0.0; d.co * k], vec![0.0; d.co]);
     }
-    // col2im accumulates into dx, so it starts at zero: each task zeroes its own images below
-    // (not a serial memset here); the direct path writes every value.
-    let mut fresh =
-        Box::<[f32]>::new_uninit_slice(if want_dx && !d.direct() { d.n * img_in } else { 0 });
-    let mut dx = Vec::new();
-    if want_dx && winograd::applies(d) {
-        dx = winograd::input_grad(cpu, d, w, dy);
-    } else if want_dx && d.direct() {
-        dx = direct_input_grad(cpu, d, w, dy);
-    }
     if d.direct() {
+        let dx = if !want_dx {
+            None
+        } else if winograd::applies(d) {
+            Some(winograd::input_grad(cpu, d, w, dy))
+        } else {
+            Some(direct_input_grad(cpu, d, w, dy))
+        };
         let (dw, db) = if winograd::takes_weight_grad(cpu, d) {
             winograd::weight_grad(cpu, d, x, dy)
         } else {
-            direct_weight_grad(cpu, d, x, dy)
+            let layout = Padding::new((d.ci, d.h, d.w), (d.kh, d.kw), d.padding);
+            direct_weight_grad(cpu, d, &layout, x, dy)
         };
-        return (want_dx.then_some(dx), dw, db);
+        return (dx, dw, db);
     }
+    if d.phased() {
+        let dx = want_dx.then(|| phased_input_grad(cpu, d, w, dy));
+        let (dw, db) = direct_weight_grad(cpu, d, &Phases::new(d), x, dy);
+        return (dx, dw, db);
+    }
+    // 1×1 stride 1: dW [Co, Ci] = Σ_n dY_n · X_nᵀ, dX_n = Wᵀ · dY_n.
     let c = chunk(d.n);
-    let dx_chunks: Vec<Option<&mut [MaybeUninit<f32>]>> = if want_dx {
-        fresh.chunks_mut(c * img_in).map(Some).collect()
+    let mut dx = vec![0.0; if want_dx { d.n * img_in } else { 0 }];
+    let dx_chunks: Vec<Option<&mut [f32]>> = if want_dx {
+        dx.chunks_mut(c * img_in).map(Some).collect()
     } else {
         (0..d.n.div_ceil(c)).map(|_| None).collect()
     };
@@ -397,39 +377,19 @@ pub fn conv2d_backward(
     let (dw, db) = dx_chunks
         .into_par_iter()
         .enumerate()
-        .map(|(i, dxs)| {
-            let mut dxs = dxs.map(|chunk| write_all(chunk, |_| 0.0));
-            let ((mut dw, mut db), mut cols, mut dcols) = (
-                zero(),
-                vec![0.0; if d.identity_cols() { 0 } else { k * p }],
-                vec![0.0; if want_dx { k * p } else { 0 }],
-            );
+        .map(|(i, mut dxs)| {
+            let (mut dw, mut db) = zero();
             let first = i * c;
-            let last = (first + c).min(d.n);
-            for img in first..last {
+            for img in first..(first + c).min(d.n) {
                 let xi = &x[img * img_in..(img + 1) * img_in];
                 let dyi = &dy[img * d.co * p..(img + 1) * d.co * p];
-                let cols_i: &[f32] = if d.identity_cols() {
-                    xi
-                } else {
-                    im2col(d, xi, &mut cols);
-                    &cols
-                };
-                // dW [Co, K] += dY_n [Co, P] · cols_nᵀ [P, K]
-                matmul(d.co, k, p, &mut dw, true, dyi, p, 1, cols_i, 1, p, false);
+                matmul(d.co, k, p, &mut dw, true, dyi, p, 1, xi, 1, p, false);
                 for (acc, row) in db.iter_mut().zip(dyi.chunks_exact(p)) {
                     *acc += lane_total(row);
                 }
                 if let Some(dxs) = dxs.as_deref_mut() {
                     let dxi = &mut dxs[(img - first) * img_in..(img - first + 1) * img_in];
-                    if d.identity_cols() {
-                        // dx_n [Ci, P] = Wᵀ [Ci, Co] · dY_n
-                        matmul(d.ci, p, d.co, dxi, false, w, 1, k, dyi, p, 1, false);
-                    } else {
-                        // dcols [K, P] = Wᵀ [K, Co] · dY_n, then scattered back.
-                        matmul(k, p, d.co, &mut dcols, false, w, 1, k, dyi, p, 1, false);
-                        col2im(d, &dcols, dxi);
-                    }
+                    matmul(d.ci, p, d.co, dxi, false, w, 1, k, dyi, p, 1, false);
                 }
             }
             (dw, db)
@@ -438,8 +398,6 @@ pub fn conv2d_backward(
         .into_iter()
         .reduce(add_partials)
         .unwrap_or_else(zero);
-    // SAFETY: the chunks cover the buffer, and each was zeroed by its task above.
-    let dx = unsafe { fresh.assume_init() }.into_vec();
     (want_dx.then_some(dx), dw, db)
 }
 
@@ -533,7 +491,19 @@ mod tests {
                 .collect()
         };
         // (n, ci, co, h, w, k, stride, pad)
-        for (n, ci, co, h, w, k, s, p) in [
+        let square = |(n, ci, co, h, w, k, s, p)| ConvDims {
+            n,
+            ci,
+            h,
+            w,
+            co,
+            kh: k,
+            kw: k,
+            stride: [s, s],
+            padding: [p, p],
+        };
+        // (n, ci, co, h, w, k, stride, pad)
+        let mut cases: Vec<ConvDims> = [
             (2, 3, 5, 7, 9, 3, 1, 1),
             (1, 4, 17, 8, 8, 3, 2, 1),
             (3, 2, 33, 5, 6, 1, 1, 0),
@@ -543,12 +513,50 @@ mod tests {
             // (14×14 tiles, 64 output channels).
             (2, 64, 70, 13, 14, 3, 1, 1),
             (1, 64, 64, 28, 27, 3, 1, 1),
-        ] {
-            let d = ConvDims { n, ci, h, w, co, kh: k, kw: k, stride: [s, s], padding: [p, p] };
+            // On the input's phases: ResNet-18's stem (7×7/2 pad 3) on odd sizes, a 1×1/2
+            // shortcut (one phase read, dx zero on the others), 3×3/2 on an odd image, a
+            // patchify 2×2/2, stride 3, and stride 1 with padding as large as the kernel.
+            (2, 3, 9, 11, 13, 7, 2, 3),
+            (2, 6, 13, 9, 7, 1, 2, 0),
+            (1, 5, 7, 9, 9, 3, 2, 1),
+            (2, 3, 4, 8, 6, 2, 2, 0),
+            (1, 2, 5, 10, 8, 3, 3, 1),
+            (1, 3, 4, 5, 4, 1, 1, 1),
+            (1, 2, 3, 3, 2, 3, 2, 3),
+        ]
+        .into_iter()
+        .map(square)
+        .collect();
+        // Different strides, kernels and padding per axis.
+        cases.push(ConvDims {
+            n: 2,
+            ci: 3,
+            h: 9,
+            w: 8,
+            co: 7,
+            kh: 3,
+            kw: 5,
+            stride: [2, 1],
+            padding: [1, 2],
+        });
+        cases.push(ConvDims {
+            n: 1,
+            ci: 2,
+            h: 6,
+            w: 11,
+            co: 9,
+            kh: 1,
+            kw: 3,
+            stride: [1, 3],
+            padding: [0, 1],
+        });
+        for d in cases {
+            let ConvDims { n, ci, co, h, w, kh: k, stride: [s, _], padding: [p, _], .. } = d;
+            let kw = d.kw;
             let (ho, wo) = d.out_hw();
             let (x, wt, b, r) = (
                 val(n * ci * h * w, 1),
-                val(co * ci * k * k, 2),
+                val(co * ci * k * kw, 2),
                 val(co, 3),
                 val(n * co * ho * wo, 4),
             );
@@ -557,8 +565,10 @@ mod tests {
                 let y = conv2d_forward(cpu, &d, &x, &wt, &b);
                 let (dx, dw, db) = conv2d_backward(cpu, &d, &x, &wt, &r, true);
                 let what = format!(
-                    "{:?} n {n} ci {ci} co {co} {h}x{w} k {k} stride {s} pad {p}",
-                    cpu.isa()
+                    "{:?} n {n} ci {ci} co {co} {h}x{w} k {k}x{kw} stride {s}/{:?} pad {p}/{:?}",
+                    cpu.isa(),
+                    d.stride,
+                    d.padding
                 );
                 for (name, got, want) in [
                     ("y", &y, &want[0]),

@@ -43,24 +43,40 @@ impl Padded {
 
     /// Copies x [C, H, W] into the interior (the borders stay zero).
     pub fn fill(&mut self, x: &[f32], c: usize, h: usize, w: usize, ph: usize, pw: usize) {
-        assert!(
-            x.len() >= c * h * w && self.data.len() >= c * self.hp * self.wp + pw,
-            "Padded::fill: sizes"
-        );
-        for ch in 0..c {
-            for y in 0..h {
-                let dst = (ch * self.hp + y + ph) * self.wp + pw;
-                let (to, from) =
-                    (&mut self.data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
-                // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
-                // memcpy call per row (4% of a ResNet-20 step).
-                let mut blocks = to.chunks_exact_mut(8);
-                for (d, s) in (&mut blocks).zip(from.chunks_exact(8)) {
-                    d.copy_from_slice(s);
-                }
-                let tail = w / 8 * 8;
-                blocks.into_remainder().copy_from_slice(&from[tail..]);
+        fill_padded(&mut self.data, self.hp, self.wp, x, c, h, w, ph, pw);
+    }
+}
+
+/// Copies x [C, H, W] into the interior of a padded buffer laid out as [`Padded`]'s (rows `wp`
+/// apart, planes `hp` rows, element (c, y, x) at pw + (c·hp + y + ph)·wp + x).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fill_padded(
+    data: &mut [f32],
+    hp: usize,
+    wp: usize,
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    ph: usize,
+    pw: usize,
+) {
+    assert!(
+        x.len() >= c * h * w && data.len() >= c * hp * wp + pw && w + pw <= wp && h + ph <= hp,
+        "Padded::fill: sizes"
+    );
+    for ch in 0..c {
+        for y in 0..h {
+            let dst = (ch * hp + y + ph) * wp + pw;
+            let (to, from) = (&mut data[dst..dst + w], &x[(ch * h + y) * w..(ch * h + y + 1) * w]);
+            // Rows are 8 to 32 floats: copied in fixed blocks of 8, inline, rather than a
+            // memcpy call per row (4% of a ResNet-20 step).
+            let mut blocks = to.chunks_exact_mut(8);
+            for (d, s) in (&mut blocks).zip(from.chunks_exact(8)) {
+                d.copy_from_slice(s);
             }
+            let tail = w / 8 * 8;
+            blocks.into_remainder().copy_from_slice(&from[tail..]);
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod direct;
 pub mod gemv;
 pub mod hogwild;
 pub mod isa;
+mod layout;
 pub mod linear;
 pub mod malloc;
 pub mod packed;

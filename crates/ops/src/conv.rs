@@ -1,13 +1,12 @@
 //! 2-D convolution (NCHW, f32, groups 1, dilation 1) with its backward pass, for the CPU backend
-//! (flex), through `burnlab_kernels::conv` (direct convolutions for stride 1, im2col otherwise).
+//! (flex), through `burnlab_kernels::conv` (Winograd or direct convolutions for stride 1, direct
+//! convolutions on the input's phases for strided layers).
 //!
 //! Why: burn-flex computes the weight gradient as a convolution of the input by the output
 //! gradient with batch and channels swapped (for ResNet-20's first stage a 32×32 "kernel" over
 //! 128 "channels"), through a generic 3-D path, and the input gradient as a transposed
 //! convolution in plain loops; on ResNet-20 that backward took ~530 ms a step of 128 images where
-//! its FLOPs take ~100 ms. Here both gradients are the textbook ones: dW = Σ_n dY_n · cols_nᵀ and
-//! dcols_n = Wᵀ · dY_n scattered back (col2im), with the columns recomputed in backward rather
-//! than kept (they are 9× the input).
+//! its FLOPs take ~100 ms.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
