@@ -126,6 +126,29 @@ fn pool_row<const K: usize>(best: &mut [f32], row: &[f32]) {
     }
 }
 
+/// `best[o] = max(best[o], row[2o − 1], row[2o], row[2o + 1])`: 3 taps, stride 2, padding 1
+/// (ResNet-18's stem pool, a strided loop 4% of its inference at 224 px). Window o ≥ 1 is the
+/// pair (row[2o], row[2o + 1]) and the previous pair's second, read as 2-float arrays (shuffles,
+/// vectorised); window 0 starts in the padding.
+#[inline(always)]
+fn pool_row_k3s2p1(best: &mut [f32], row: &[f32]) {
+    let Some((first, rest)) = best.split_first_mut() else {
+        return;
+    };
+    *first = row.iter().take(2).fold(*first, |b, &v| max_nan(b, v));
+    let (pairs, last) = row.as_chunks::<2>();
+    for ((b, prev), cur) in rest.iter_mut().zip(pairs).zip(pairs.iter().skip(1)) {
+        *b = max_nan(max_nan(max_nan(*b, prev[1]), cur[0]), cur[1]);
+    }
+    // An odd row: the last window is the last pair's second and the odd one out.
+    if let ([v], Some(prev)) = (last, pairs.last())
+        && rest.len() == pairs.len()
+        && let Some(b) = rest.last_mut()
+    {
+        *b = max_nan(max_nan(*b, prev[1]), *v);
+    }
+}
+
 /// y [planes, Ho, Wo] of a max pool without the argmax: inference (no backward pass to route
 /// gradients to the winners). The same values as [`max_pool2d_forward`]'s, at a fraction of its
 /// time where windows lie side by side (2×2/2, 3×3/3: LeNet-5's pools, with the argmax 36% of its
@@ -148,6 +171,7 @@ pub fn max_pool2d_values(d: &PoolDims, x: &[f32]) -> Vec<f32> {
                 match (kw, sw, pw) {
                     (2, 2, 0) => pool_row::<2>(best, row),
                     (3, 3, 0) => pool_row::<3>(best, row),
+                    (3, 2, 1) => pool_row_k3s2p1(best, row),
                     _ => {
                         for kx in 0..kw {
                             let lo = pw.saturating_sub(kx).div_ceil(sw);
@@ -240,6 +264,10 @@ mod tests {
     fn matches_the_definition() {
         for (planes, h, w, kernel, stride, padding) in [
             (6, 13, 12, [3, 3], [2, 2], [1, 1]),
+            (2, 12, 13, [3, 3], [2, 2], [1, 1]),
+            (2, 3, 1, [3, 3], [2, 2], [1, 1]),
+            (2, 2, 2, [3, 3], [2, 2], [1, 1]),
+            (2, 4, 3, [3, 3], [2, 2], [1, 1]),
             (3, 8, 8, [2, 2], [2, 2], [0, 0]),
             (2, 7, 9, [3, 3], [1, 1], [1, 1]),
             (2, 5, 5, [1, 1], [1, 1], [0, 0]),
@@ -278,6 +306,18 @@ mod tests {
         }
         let all_low = [f32::NEG_INFINITY; 4];
         assert_eq!(max_pool2d_values(&d, &all_low), [f32::NEG_INFINITY]);
+        // ResNet's 3×3/2 padding 1 on a 1×5 row (windows 0..=1, 1..=3, 3..=4): a NaN at each
+        // position reaches exactly the windows that hold it.
+        let d = PoolDims { planes: 1, h: 1, w: 5, kernel: [3, 3], stride: [2, 2], padding: [1, 1] };
+        for at in 0..5 {
+            let mut x = [1.0, 2.0, 3.0, 4.0, 5.0];
+            x[at] = f32::NAN;
+            let y = max_pool2d_values(&d, &x);
+            let nan: Vec<bool> = y.iter().map(|v| v.is_nan()).collect();
+            let want: Vec<bool> =
+                (0..3usize).map(|o| (2 * o).saturating_sub(1) <= at && at <= 2 * o + 1).collect();
+            assert_eq!(nan, want, "NaN at {at}: {y:?}");
+        }
     }
 
     /// Shapes it declines rather than computing wrongly.
