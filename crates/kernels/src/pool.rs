@@ -84,6 +84,10 @@ pub fn max_pool2d_forward(d: &PoolDims, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
                 let (ky0, ky1) = taps(oy, sh, ph, kh, d.h);
                 for ky in ky0..ky1 {
                     let row = &plane[(oy * sh + ky - ph) * d.w..][..d.w];
+                    if (kw, sw, pw) == (3, 2, 1) {
+                        pool_row_arg_k3s2p1(best, at, row, (ky * kw) as u8);
+                        continue;
+                    }
                     for kx in 0..kw {
                         // Outputs whose tap kx lies inside the row: ox·sw + kx − pw in 0..w.
                         let lo = pw.saturating_sub(kx).div_ceil(sw);
@@ -95,11 +99,7 @@ pub fn max_pool2d_forward(d: &PoolDims, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
                         let first = lo * sw + kx - pw;
                         let src = row[first..].iter().step_by(sw);
                         for ((b, a), &v) in best[lo..hi].iter_mut().zip(&mut at[lo..hi]).zip(src) {
-                            // The first tap, a larger value, or a NaN takes the window; a NaN
-                            // keeps it.
-                            let take = *a == NONE || v > *b || (v.is_nan() && !b.is_nan());
-                            *b = if take { v } else { *b };
-                            *a = if take { t } else { *a };
+                            take(b, a, v, t);
                         }
                     }
                 }
@@ -107,6 +107,45 @@ pub fn max_pool2d_forward(d: &PoolDims, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
         },
     );
     (y, arg)
+}
+
+/// One tap of a window: the first tap, a larger value, or a NaN takes the window (tap `t`); a
+/// NaN keeps it. Taps visited in row-major order, so ties go to the first, as in the definition.
+#[inline(always)]
+fn take(b: &mut f32, a: &mut u8, v: f32, t: u8) {
+    let take = *a == NONE || v > *b || (v.is_nan() && !b.is_nan());
+    *b = if take { v } else { *b };
+    *a = if take { t } else { *a };
+}
+
+/// [`max_pool2d_forward`]'s row of taps t0, t0 + 1, t0 + 2 for 3 taps, stride 2, padding 1
+/// (ResNet-18's stem pool; the strided loop was 2.5% of its training step at 224 px), read as
+/// pairs as in [`pool_row_k3s2p1`], each window's taps in order.
+#[inline(always)]
+fn pool_row_arg_k3s2p1(best: &mut [f32], at: &mut [u8], row: &[f32], t0: u8) {
+    let (Some((b0, best)), Some((a0, at))) = (best.split_first_mut(), at.split_first_mut()) else {
+        return;
+    };
+    // Window 0: tap t0 is in the padding.
+    for (i, &v) in row.iter().take(2).enumerate() {
+        take(b0, a0, v, t0 + 1 + i as u8);
+    }
+    let (pairs, last) = row.as_chunks::<2>();
+    for (((b, a), prev), cur) in
+        best.iter_mut().zip(at.iter_mut()).zip(pairs).zip(pairs.iter().skip(1))
+    {
+        take(b, a, prev[1], t0);
+        take(b, a, cur[0], t0 + 1);
+        take(b, a, cur[1], t0 + 2);
+    }
+    // An odd row: the last window holds the last pair's second and the odd one out.
+    if let ([v], Some(prev)) = (last, pairs.last())
+        && best.len() == pairs.len()
+        && let (Some(b), Some(a)) = (best.last_mut(), at.last_mut())
+    {
+        take(b, a, prev[1], t0);
+        take(b, a, *v, t0 + 1);
+    }
 }
 
 /// The larger of `b` and `v`, a NaN in either winning (as PyTorch's max pool propagates it).
@@ -277,17 +316,21 @@ mod tests {
             (2, 10, 11, [3, 3], [3, 3], [0, 0]),
         ] {
             let d = PoolDims { planes, h, w, kernel, stride, padding };
-            let x: Vec<f32> =
-                (0..planes * h * w).map(|i| ((i * 7919) % 1013) as f32 - 500.0).collect();
-            let (ho, wo) = d.out_hw();
-            let dy: Vec<f32> = (0..planes * ho * wo).map(|i| (i as f32 * 0.37).sin()).collect();
-            let (y, arg) = max_pool2d_forward(&d, &x);
-            let (want_y, want_dx) = reference(&d, &x, &dy);
-            assert_eq!(y, want_y, "{d:?}");
-            assert_eq!(max_pool2d_values(&d, &x), want_y, "values only: {d:?}");
-            let dx = max_pool2d_backward(&d, &arg, &dy);
-            for (i, (a, b)) in dx.iter().zip(&want_dx).enumerate() {
-                assert!((a - b).abs() < 1e-5, "{d:?} dx[{i}]: {a} vs {b}");
+            // Distinct values, then three values only (ties everywhere: the first tap in
+            // row-major order takes the window, and gets the gradient).
+            let distinct = |i: usize| ((i * 7919) % 1013) as f32 - 500.0;
+            let ties = |i: usize| ((i * 7919) % 1013 % 2) as f32;
+            for x in [distinct, ties].map(|f| (0..planes * h * w).map(f).collect::<Vec<f32>>()) {
+                let (ho, wo) = d.out_hw();
+                let dy: Vec<f32> = (0..planes * ho * wo).map(|i| (i as f32 * 0.37).sin()).collect();
+                let (y, arg) = max_pool2d_forward(&d, &x);
+                let (want_y, want_dx) = reference(&d, &x, &dy);
+                assert_eq!(y, want_y, "{d:?}");
+                assert_eq!(max_pool2d_values(&d, &x), want_y, "values only: {d:?}");
+                let dx = max_pool2d_backward(&d, &arg, &dy);
+                for (i, (a, b)) in dx.iter().zip(&want_dx).enumerate() {
+                    assert!((a - b).abs() < 1e-5, "{d:?} dx[{i}]: {a} vs {b}");
+                }
             }
         }
     }
