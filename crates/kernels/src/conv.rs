@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::direct::{SLACK, wide_conv, wide_weight_grad};
+use crate::direct::{SLACK, wide_conv, wide_weight_grad_images};
 use crate::isa::Cpu;
 use crate::layout::{Layout, Padding, PhaseGrad, Phases};
 use crate::par::{lane_total, par_chunks_uninit, write_all};
@@ -186,7 +186,10 @@ pub(crate) fn add_partials(
     (a, b)
 }
 
-/// dW [Co, K] and dbias through [`wide_weight_grad`]: per image the input laid out by `layout`
+/// Bytes of transposed output gradient per weight-gradient call (see [`direct_weight_grad`]).
+const GROUP_BYTES: usize = 512 << 10;
+
+/// dW [Co, K] and dbias through [`crate::direct::wide_weight_grad`]: per image the input laid out by `layout`
 /// and the output gradient at its padded width, transposed; the threads' partial sums are
 /// added at the end.
 fn direct_weight_grad(
@@ -202,33 +205,45 @@ fn direct_weight_grad(
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
     let c = chunk(d.n);
+    // Images per call of the kernel: as many as keep their transposed dy within half an L2
+    // (ResNet-18's 7×7 stage: 4, its 14×14 one 2, larger maps 1), so that dW, read and written
+    // once per call, is not streamed through for every small image.
+    let group = (GROUP_BYTES / (4 * len * d.co).max(1)).clamp(1, c);
     let (dwt, db) = (0..d.n.div_ceil(c))
         .into_par_iter()
         .map(|part| {
-            let ((mut dwt, mut db), mut xp, mut dyt) =
-                (zero(), vec![0.0; layout.size()], vec![0.0; len * d.co + SLACK]);
-            for img in part * c..((part + 1) * c).min(d.n) {
-                layout.fill(&x[img * img_in..(img + 1) * img_in], &mut xp);
-                let dyi = &dy[img * img_out..(img + 1) * img_out];
-                // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
-                for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
-                    db[c] += lane_total(plane);
-                }
-                // Transposed a block of 16 pixels at a time, all channels, so that the rows of
-                // dyt being written (16 × Co floats) stay in L1 rather than one whole pass over
-                // dyt per channel.
-                for oy in 0..ho {
-                    for x0 in (0..wo).step_by(16) {
-                        let x1 = (x0 + 16).min(wo);
-                        let base = (oy * wp + x0) * d.co;
-                        for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
-                            for (j, &v) in plane[oy * wo + x0..oy * wo + x1].iter().enumerate() {
-                                dyt[base + j * d.co + c] = v;
+            let (mut dwt, mut db) = zero();
+            let mut xps = vec![vec![0.0; layout.size()]; group];
+            let mut dyts = vec![vec![0.0; len * d.co + SLACK]; group];
+            let images: Vec<usize> = (part * c..((part + 1) * c).min(d.n)).collect();
+            for imgs in images.chunks(group) {
+                for ((&img, xp), dyt) in imgs.iter().zip(&mut xps).zip(&mut dyts) {
+                    layout.fill(&x[img * img_in..(img + 1) * img_in], xp);
+                    let dyi = &dy[img * img_out..(img + 1) * img_out];
+                    // Junk columns (ox ≥ wo) of dyt are never written: they stay zero.
+                    for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                        db[c] += lane_total(plane);
+                    }
+                    // Transposed a block of 16 pixels at a time, all channels, so that the rows
+                    // of dyt being written (16 × Co floats) stay in L1 rather than one whole
+                    // pass over dyt per channel.
+                    for oy in 0..ho {
+                        for x0 in (0..wo).step_by(16) {
+                            let x1 = (x0 + 16).min(wo);
+                            let base = (oy * wp + x0) * d.co;
+                            for (c, plane) in dyi.chunks_exact(ho * wo).enumerate() {
+                                let src = &plane[oy * wo + x0..oy * wo + x1];
+                                for (j, &v) in src.iter().enumerate() {
+                                    dyt[base + j * d.co + c] = v;
+                                }
                             }
                         }
                     }
                 }
-                wide_weight_grad(cpu, &offs, &xp, len, &dyt, d.co, &mut dwt, true);
+                let n = imgs.len();
+                let xs: Vec<&[f32]> = xps[..n].iter().map(|v| &v[..]).collect();
+                let ds: Vec<&[f32]> = dyts[..n].iter().map(|v| &v[..]).collect();
+                wide_weight_grad_images(cpu, &offs, &xs, len, &ds, d.co, &mut dwt, true);
             }
             (dwt, db)
         })
@@ -586,6 +601,50 @@ mod tests {
                         assert!(
                             (a - e).abs() < 1e-4 * (1.0 + e.abs()) + 2e-5 * scale,
                             "{what}: {name}[{i}] {a} vs {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight gradient with several images per kernel call (a one-thread pool: 9 images
+    /// make chunks of 3, and these small maps groups of 3) against the definition, stride 1 and
+    /// on the input's phases, every ISA.
+    #[test]
+    fn weight_gradient_of_image_groups_matches_the_definition() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+        for (s, k, p) in [(1, 3, 1), (2, 3, 1), (2, 1, 0)] {
+            let d = ConvDims {
+                n: 9,
+                ci: 5,
+                h: 7,
+                w: 6,
+                co: 19,
+                kh: k,
+                kw: k,
+                stride: [s, s],
+                padding: [p, p],
+            };
+            let (ho, wo) = d.out_hw();
+            let val = |len: usize, f: f32| -> Vec<f32> {
+                (0..len).map(|i| (i as f32 * f).sin()).collect()
+            };
+            let (x, w, b) = (
+                val(d.n * d.ci * d.h * d.w, 0.731),
+                val(d.co * d.ci * k * k, 0.37),
+                val(d.co, 0.5),
+            );
+            let r = val(d.n * d.co * ho * wo, 0.113);
+            let want = reference(&d, &x, &w, &b, &r);
+            for cpu in Cpu::all() {
+                let (_, dw, db) = pool.install(|| conv2d_backward(cpu, &d, &x, &w, &r, false));
+                for (name, got, want) in [("dw", &dw, &want[2]), ("db", &db, &want[3])] {
+                    for (i, (a, e)) in got.iter().zip(want).enumerate() {
+                        assert!(
+                            (a - e).abs() < 1e-4 * (1.0 + e.abs()),
+                            "{:?} stride {s} k {k}: {name}[{i}] {a} vs {e}",
+                            cpu.isa()
                         );
                     }
                 }

@@ -326,29 +326,51 @@ pub fn wide_weight_grad(
     out: &mut [f32],
     acc: bool,
 ) {
+    wide_weight_grad_images(cpu, offs, &[x], len, &[dyt], co, out, acc)
+}
+
+/// [`wide_weight_grad`] summed over several images (`xs[i]` with `dyts[i]`), each tile reducing
+/// over every image before it is stored: where the weights are large and the images small
+/// (ResNet-18's 512-channel layers: out is 9.4 MB, an image's pixels 56 per row of taps) the
+/// output is read and written once per group rather than once per image.
+#[allow(clippy::too_many_arguments)]
+pub fn wide_weight_grad_images(
+    cpu: Cpu,
+    offs: &[usize],
+    xs: &[&[f32]],
+    len: usize,
+    dyts: &[&[f32]],
+    co: usize,
+    out: &mut [f32],
+    acc: bool,
+) {
     let k = offs.len();
-    assert!(dyt.len() >= len * co + SLACK && out.len() >= k * co, "wide_weight_grad: sizes");
+    assert!(xs.len() == dyts.len(), "wide_weight_grad: one output gradient per image");
     assert!(
-        offs.iter().all(|&o| o + len <= x.len()),
+        dyts.iter().all(|d| d.len() >= len * co + SLACK) && out.len() >= k * co,
+        "wide_weight_grad: sizes"
+    );
+    assert!(
+        xs.iter().all(|x| offs.iter().all(|&o| o + len <= x.len())),
         "wide_weight_grad: input too short for its taps"
     );
     if k == 0 || co == 0 {
         return;
     }
-    if len == 0 {
+    if len == 0 || xs.is_empty() {
         if !acc {
             out[..k * co].fill(0.0);
         }
         return;
     }
-    cpu.run(WeightGrad { offs, x, len, dyt, co, out, acc })
+    cpu.run(WeightGrad { offs, xs, len, dyts, co, out, acc })
 }
 
 struct WeightGrad<'a> {
     offs: &'a [usize],
-    x: &'a [f32],
+    xs: &'a [&'a [f32]],
     len: usize,
-    dyt: &'a [f32],
+    dyts: &'a [&'a [f32]],
     co: usize,
     out: &'a mut [f32],
     acc: bool,
@@ -359,7 +381,7 @@ impl Kernel for WeightGrad<'_> {
 
     #[inline(always)]
     fn run<S: Simd>(self, s: S) {
-        let WeightGrad { offs, x, len, dyt, co, out, acc } = self;
+        let WeightGrad { offs, xs, len, dyts, co, out, acc } = self;
         let k = offs.len();
         let tiles = k.div_ceil(MR);
         // As few vectors as cover the output channels: on AVX-512 a 2-vector (32-channel) tile
@@ -374,9 +396,10 @@ impl Kernel for WeightGrad<'_> {
                 let width = step.min(co - c0);
                 let args = GradTile {
                     offs: &offs[p0..p0 + rows],
-                    x,
+                    xs,
                     len,
-                    b: &dyt[c0..],
+                    bs: dyts,
+                    c0,
                     ldb: co,
                     c: &mut out[p0 * co + c0..],
                     width,
@@ -391,44 +414,56 @@ impl Kernel for WeightGrad<'_> {
 
 struct GradTile<'a> {
     offs: &'a [usize],
-    x: &'a [f32],
+    xs: &'a [&'a [f32]],
     len: usize,
-    b: &'a [f32],
+    /// Every image's dyt; the tile's channels start at column `c0`.
+    bs: &'a [&'a [f32]],
+    c0: usize,
     ldb: usize,
     c: &'a mut [f32],
     width: usize,
     acc: bool,
 }
 
-/// R taps × NV vectors of output channels, reduced over the `len` pixels.
+/// R taps × NV vectors of output channels, reduced over the `len` pixels of every image.
 #[inline(always)]
 fn grad_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: GradTile) {
-    let GradTile { offs, x, len, b, ldb, c, width, acc } = t;
+    let GradTile { offs, xs, len, bs, c0, ldb, c, width, acc } = t;
     let full = NV * S::LANES;
-    assert!(
-        offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()),
-        "grad tile: input too short"
-    );
-    // Row q's full-width load reads b[q·ldb .. q·ldb + full]: inside b for every q < len.
-    assert!(len == 0 || (len - 1) * ldb + full <= b.len(), "grad tile: output gradient too short");
-    let mut rows = [x.as_ptr(); R];
-    for (r, p) in rows.iter_mut().enumerate() {
-        // SAFETY: offs[r] + len ≤ x.len() (asserted): the row pointer and its len values are in x.
-        *p = unsafe { x.as_ptr().add(offs[r]) };
-    }
     let mut t = [[s.zero(); NV]; R];
-    let bp = b.as_ptr();
-    for q in 0..len {
-        let mut bv = [s.zero(); NV];
-        for (v, a) in bv.iter_mut().enumerate() {
-            // SAFETY: q·ldb + v·LANES + LANES ≤ (len − 1)·ldb + full ≤ b.len() (asserted).
-            *a = unsafe { s.load(bp.add(q * ldb + v * S::LANES)) };
+    for (&x, &b) in xs.iter().zip(bs) {
+        assert!(
+            offs.len() >= R && offs[..R].iter().all(|&o| o + len <= x.len()),
+            "grad tile: input too short"
+        );
+        // Row q's full-width load reads b[c0 + q·ldb .. c0 + q·ldb + full]: inside b for every
+        // q < len.
+        assert!(
+            len == 0 || c0 + (len - 1) * ldb + full <= b.len(),
+            "grad tile: output gradient too short"
+        );
+        let mut rows = [x.as_ptr(); R];
+        for (r, p) in rows.iter_mut().enumerate() {
+            // SAFETY: offs[r] + len ≤ x.len() (asserted): the row pointer and its len values
+            // are in x.
+            *p = unsafe { x.as_ptr().add(offs[r]) };
         }
-        for (r, row) in t.iter_mut().enumerate() {
-            // SAFETY: q < len and rows[r] has len values (asserted).
-            let xv = s.splat(unsafe { *rows[r].add(q) });
-            for (v, a) in row.iter_mut().enumerate() {
-                *a = s.mul_add(xv, bv[v], *a);
+        // SAFETY: c0 ≤ c0 + (len − 1)·ldb + full ≤ b.len() (asserted; len ≥ 1 here, as the
+        // caller returns early on 0, and the loop below does not run otherwise).
+        let bp = unsafe { b.as_ptr().add(c0.min(b.len())) };
+        for q in 0..len {
+            let mut bv = [s.zero(); NV];
+            for (v, a) in bv.iter_mut().enumerate() {
+                // SAFETY: c0 + q·ldb + v·LANES + LANES ≤ c0 + (len − 1)·ldb + full ≤ b.len()
+                // (asserted).
+                *a = unsafe { s.load(bp.add(q * ldb + v * S::LANES)) };
+            }
+            for (r, row) in t.iter_mut().enumerate() {
+                // SAFETY: q < len and rows[r] has len values (asserted).
+                let xv = s.splat(unsafe { *rows[r].add(q) });
+                for (v, a) in row.iter_mut().enumerate() {
+                    *a = s.mul_add(xv, bv[v], *a);
+                }
             }
         }
     }
@@ -456,6 +491,46 @@ mod tests {
             xp.fill(&x, ci, h, w, pad, pad);
             let offs = tap_offsets(ci, k, k, xp.hp, xp.wp);
             Self { wt, bias, xp, offs }
+        }
+    }
+
+    /// Three images in one call: the sum of the three single-image calls, every ISA.
+    #[test]
+    fn wide_weight_grad_of_images_sums_them() {
+        for cpu in Cpu::all() {
+            let (ci, co, h, w, k, pad) = (2, 19, 5, 4, 3, 1);
+            let cases: Vec<Case> = (0..3).map(|_| Case::new(ci, co, h, w, k, pad)).collect();
+            let len = (cases[0].xp.hp - k + 1) * cases[0].xp.wp;
+            let dyts: Vec<Vec<f32>> = (0..3)
+                .map(|g| {
+                    let mut d: Vec<f32> =
+                        (0..len * co).map(|i| (i as f32 * 0.23 + g as f32).cos()).collect();
+                    d.extend([f32::NAN; SLACK]);
+                    d
+                })
+                .collect();
+            // Different inputs per image: scale image g by g + 1.
+            let xs: Vec<Vec<f32>> = cases
+                .iter()
+                .enumerate()
+                .map(|(g, c)| c.xp.data.iter().map(|v| v * (g + 1) as f32).collect())
+                .collect();
+            let offs = &cases[0].offs;
+            let mut want = vec![0.5; offs.len() * co];
+            for (x, dyt) in xs.iter().zip(&dyts) {
+                wide_weight_grad(cpu, offs, x, len, dyt, co, &mut want, true);
+            }
+            let mut got = vec![0.5; offs.len() * co];
+            let xr: Vec<&[f32]> = xs.iter().map(|v| &v[..]).collect();
+            let dr: Vec<&[f32]> = dyts.iter().map(|v| &v[..]).collect();
+            wide_weight_grad_images(cpu, offs, &xr, len, &dr, co, &mut got, true);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                    "{:?} [{i}]: {a} vs {b}",
+                    cpu.isa()
+                );
+            }
         }
     }
 
