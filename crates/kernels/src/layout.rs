@@ -282,21 +282,23 @@ impl PhaseGrad {
                         .collect()
                 };
                 let (ty, tx) = (of(&self.y, a), of(&self.x, b));
-                let mut taps = Vec::new();
-                let mut offsets = Vec::new();
-                for co in 0..self.co {
-                    for &(ky, sy) in &ty {
-                        for &(kx, sx) in &tx {
-                            if co == 0 {
-                                taps.push((ky, kx));
-                            }
-                            // dy row r − δ at buffer row r − δ + top, δ = shift − lo.
-                            let row = self.top + self.y.lo - sy;
-                            let col = self.left + self.x.lo - sx;
-                            offsets.push(co * self.rows * self.cols + row * self.cols + col);
-                        }
-                    }
-                }
+                let taps: Vec<(usize, usize)> = ty
+                    .iter()
+                    .flat_map(|&(ky, _)| tx.iter().map(move |&(kx, _)| (ky, kx)))
+                    .collect();
+                // dy row r − δ sits at buffer row r − δ + top, δ = shift − lo: per tap a fixed
+                // offset within each output-gradient channel.
+                let within: Vec<usize> = ty
+                    .iter()
+                    .flat_map(|&(_, sy)| {
+                        tx.iter().map(move |&(_, sx)| {
+                            (self.top + self.y.lo - sy) * self.cols + self.left + self.x.lo - sx
+                        })
+                    })
+                    .collect();
+                let offsets = (0..self.co)
+                    .flat_map(|co| within.iter().map(move |o| co * self.rows * self.cols + o))
+                    .collect();
                 out.push(GradPhase { a, b, rows, cols, taps, offsets });
             }
         }
