@@ -104,6 +104,11 @@ miri:
 bench-kernels:
     cargo run --release -p burnlab-kernels --example kernel_speed
 
+# Each convolution layer of LeNet-5, ResNet-20 and ResNet-18 through burnlab against Burn's own
+# conv, forward and training step, with the ratio (`BURNLAB_ISA=plain just bench-layers`: the floor)
+bench-layers:
+    cargo run --release -p burnlab-ops --example conv_layers
+
 # MLP benchmark on the shared CIFAR-10 image folder: key=value lines (BURNLAB_DATA overrides the path)
 bench-mlp *args:
     bash scripts/bench-mlp.sh "$@"

@@ -17,8 +17,8 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension, tensor
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
-use burnlab_kernels::Cpu;
 use burnlab_kernels::conv::{ConvDims, conv2d_backward, conv2d_forward};
+use burnlab_kernels::{Cpu, Isa};
 
 use crate::{contiguous, f32s, flex, register_grads};
 
@@ -35,9 +35,21 @@ pub trait FusedConv: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// Whether burnlab's kernels take a layer with `ci` input channels, a `kh`×`kw` kernel and
+/// `out_pixels` output pixels per image on `cpu`: everywhere they have vector tiles, and on the
+/// plain floor (`BURNLAB_ISA=plain`, or a CPU without AVX2 or NEON) all but the deep layers on
+/// small maps (a kernel larger than 1×1 reducing over at least 400 inputs a pixel, at most 28×28
+/// outputs), where Burn's conv is the faster one: its `gemm` picks its own ISA. Per layer on a
+/// Zen 4 (`just bench-layers`, plain against Burn's conv at AVX-512, training step): ResNet-18's
+/// 3×3 layers from 128 channels 0.6–0.8× Burn's, its 56×56 ones, stem and 1×1/2 shortcuts
+/// 1.2–3.7×; ResNet-20's 64-channel 8×8 layers 0.7×, its 16- and 32-channel ones 1.1–3.4×.
+pub fn uses_kernel(cpu: Cpu, ci: usize, [kh, kw]: [usize; 2], out_pixels: usize) -> bool {
+    cpu.isa() != Isa::Plain || kh * kw == 1 || ci * kh * kw < 400 || out_pixels > 28 * 28
+}
+
 /// `conv.forward(x)`, through [`FusedConv`] on flex where the layer is one it covers (groups 1,
-/// dilation 1, symmetric explicit or no padding), through Burn's own op elsewhere. The module
-/// stays Burn's `Conv2d` (same parameters, same records).
+/// dilation 1, symmetric explicit or no padding) and [`uses_kernel`], through Burn's own op
+/// elsewhere. The module stays Burn's `Conv2d` (same parameters, same records).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match conv.padding {
         PaddingConfig2d::Valid => Some([0, 0]),
@@ -46,8 +58,9 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => None,
     };
-    let [_, _, h, w] = x.dims();
+    let [_, ci, h, w] = x.dims();
     let [kh, kw] = conv.kernel_size;
+    let [sh, sw] = conv.stride;
     match padding {
         Some(pad)
             if x.device() == Device::flex()
@@ -55,7 +68,15 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
                 && conv.groups == 1
                 && conv.dilation == [1, 1]
                 && h + 2 * pad[0] >= kh
-                && w + 2 * pad[1] >= kw =>
+                && w + 2 * pad[1] >= kw
+                && sh > 0
+                && sw > 0
+                && uses_kernel(
+                    Cpu::current(),
+                    ci,
+                    [kh, kw],
+                    ((h + 2 * pad[0] - kh) / sh + 1) * ((w + 2 * pad[1] - kw) / sw + 1),
+                ) =>
         {
             let co = conv.weight.dims()[0];
             let bias = conv
@@ -187,6 +208,33 @@ mod tests {
     use super::*;
 
     use crate::testing::{close, vec};
+
+    /// The plain floor hands ResNet-18's deep 3×3 layers and ResNet-20's 64-channel ones to
+    /// Burn's conv and keeps the rest; every vector ISA keeps them all.
+    #[test]
+    fn plain_floor_routes_deep_small_maps_to_burn() {
+        let plain = Cpu::new(Isa::Plain).expect("plain is always there");
+        // (ci, kernel, output pixels, burnlab's kernels on plain)
+        let layers = [
+            (3, [7, 7], 112 * 112, true), // ResNet-18's stem
+            (64, [3, 3], 56 * 56, true),  // its first stage
+            (64, [3, 3], 28 * 28, false), // 3×3/2 into the second
+            (64, [1, 1], 28 * 28, true),  // 1×1/2 shortcut
+            (512, [3, 3], 7 * 7, false),  // its last stage
+            (16, [3, 3], 32 * 32, true),  // ResNet-20's first stage
+            (32, [3, 3], 16 * 16, true),  // its second
+            (64, [3, 3], 8 * 8, false),   // its third
+            (6, [5, 5], 10 * 10, true),   // LeNet-5's second conv
+            (48, [3, 3], 16 * 16, false), // 432 inputs a pixel
+            (44, [3, 3], 16 * 16, true),  // 396
+        ];
+        for (ci, k, out, expected) in layers {
+            assert_eq!(uses_kernel(plain, ci, k, out), expected, "ci {ci} k {k:?} out {out}");
+            for cpu in Cpu::all().into_iter().filter(|c| c.isa() != Isa::Plain) {
+                assert!(uses_kernel(cpu, ci, k, out), "{:?} ci {ci} k {k:?}", cpu.isa());
+            }
+        }
+    }
 
     /// Values and the gradients of x, weight and bias against Burn's own conv2d on the same
     /// draws: strides 1 and 2, padding 0/1/2, 1×1, odd sizes and channel counts, batch 1,
