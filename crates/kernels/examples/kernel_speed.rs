@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use burnlab_kernels::conv::ConvDims;
-use burnlab_kernels::direct::{Padded, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use burnlab_kernels::direct::{Padded, Pixels, SLACK, tap_offsets, wide_conv, wide_weight_grad};
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
 use burnlab_kernels::{linear, winograd};
@@ -104,7 +104,16 @@ fn main() {
             let mut dw = vec![0.0; offs.len() * c];
             let t = Instant::now();
             for _ in 0..reps {
-                wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, c, &mut dw, true);
+                wide_weight_grad(
+                    cpu,
+                    &offs,
+                    &xp.data,
+                    Pixels::new(hw, hw, xp.wp),
+                    &dyt,
+                    c,
+                    &mut dw,
+                    true,
+                );
             }
             let wg = flops / t.elapsed().as_secs_f64() / 1e9;
             // The input gradient of these layers is the same kernel on the same shapes (a
@@ -169,7 +178,16 @@ fn main() {
                     let t = Instant::now();
                     for img in 0..IMAGES {
                         xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
-                        wide_weight_grad(cpu, &offs, &xp.data, len, &dyt, c, &mut dw, true);
+                        wide_weight_grad(
+                            cpu,
+                            &offs,
+                            &xp.data,
+                            Pixels::new(hw, hw, xp.wp),
+                            &dyt,
+                            c,
+                            &mut dw,
+                            true,
+                        );
                     }
                     let dg = gflops(t);
                     let t = Instant::now();

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use crate::direct::{SLACK, wide_conv, wide_weight_grad_images};
+use crate::direct::{Pixels, SLACK, wide_conv, wide_weight_grad_images};
 use crate::isa::Cpu;
 use crate::layout::{Layout, Padding, PhaseGrad, Phases};
 use crate::par::{lane_total, par_chunks_uninit, write_all};
@@ -201,7 +201,8 @@ fn direct_weight_grad(
 ) -> (Vec<f32>, Vec<f32>) {
     let (k, (ho, wo)) = (d.k(), d.out_hw());
     let (wp, offs) = (layout.wp(), layout.offsets());
-    let len = ho * wp;
+    let px = Pixels::new(ho, wo, wp);
+    let len = px.len();
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
     let c = chunk(d.n);
@@ -243,7 +244,7 @@ fn direct_weight_grad(
                 let n = imgs.len();
                 let xs: Vec<&[f32]> = xps[..n].iter().map(|v| &v[..]).collect();
                 let ds: Vec<&[f32]> = dyts[..n].iter().map(|v| &v[..]).collect();
-                wide_weight_grad_images(cpu, &offs, &xs, len, &ds, d.co, &mut dwt, true);
+                wide_weight_grad_images(cpu, &offs, &xs, px, &ds, d.co, &mut dwt, true);
             }
             (dwt, db)
         })
