@@ -38,13 +38,18 @@ pub trait FusedConv: Backend {
 /// Whether burnlab's kernels take a layer with `ci` input channels, a `kh`×`kw` kernel and
 /// `out_pixels` output pixels per image on `cpu`: everywhere they have vector tiles, and on the
 /// plain floor (`BURNLAB_ISA=plain`, or a CPU without AVX2 or NEON) all but the deep layers on
-/// small maps (a kernel larger than 1×1 reducing over at least 400 inputs a pixel, at most 28×28
-/// outputs), where Burn's conv is the faster one: its `gemm` picks its own ISA. Per layer on a
-/// Zen 4 (`just bench-layers`, plain against Burn's conv at AVX-512, training step): ResNet-18's
-/// 3×3 layers from 128 channels 0.6–0.8× Burn's, its 56×56 ones, stem and 1×1/2 shortcuts
-/// 1.2–3.7×; ResNet-20's 64-channel 8×8 layers 0.7×, its 16- and 32-channel ones 1.1–3.4×.
+/// small maps (a kernel larger than 1×1 reducing over at least 400 inputs a pixel with at most
+/// 28×28 outputs, or over at least 288 with at most 8×8), where Burn's conv is the faster one:
+/// its `gemm` picks its own ISA. Per layer on a Zen 4 (`just bench-layers`, plain against Burn's
+/// conv at AVX-512, training step): ResNet-18's 3×3 layers from 128 channels and its 3×3/2 into
+/// them 0.4–0.85× Burn's, its 56×56 ones, stem and 1×1/2 shortcuts 1.2–3.9×; ResNet-20's
+/// 64-channel 8×8 layers 0.55–0.72× and its 3×3/2 into them 0.8–0.94× (one run of four 1.3×),
+/// its 16- and 32-channel layers on 32×32 and 16×16 outputs 1.1–3.2×.
 pub fn uses_kernel(cpu: Cpu, ci: usize, [kh, kw]: [usize; 2], out_pixels: usize) -> bool {
-    cpu.isa() != Isa::Plain || kh * kw == 1 || ci * kh * kw < 400 || out_pixels > 28 * 28
+    let depth = ci * kh * kw;
+    let deep = kh * kw > 1
+        && ((depth >= 400 && out_pixels <= 28 * 28) || (depth >= 288 && out_pixels <= 8 * 8));
+    cpu.isa() != Isa::Plain || !deep
 }
 
 /// `conv.forward(x)`, through [`FusedConv`] on flex where the layer is one it covers (groups 1,
