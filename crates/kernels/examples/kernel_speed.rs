@@ -102,18 +102,10 @@ fn main() {
             let mut dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
             dyt.extend([0.0; SLACK]);
             let mut dw = vec![0.0; offs.len() * c];
+            let px = Pixels::new(hw, hw, xp.wp);
             let t = Instant::now();
             for _ in 0..reps {
-                wide_weight_grad(
-                    cpu,
-                    &offs,
-                    &xp.data,
-                    Pixels::new(hw, hw, xp.wp),
-                    &dyt,
-                    c,
-                    &mut dw,
-                    true,
-                );
+                wide_weight_grad(cpu, &offs, &xp.data, px, &dyt, c, &mut dw, true);
             }
             let wg = flops / t.elapsed().as_secs_f64() / 1e9;
             // The input gradient of these layers is the same kernel on the same shapes (a
@@ -178,16 +170,8 @@ fn main() {
                     let t = Instant::now();
                     for img in 0..IMAGES {
                         xp.fill(&x[img * c * hw * hw..(img + 1) * c * hw * hw], c, hw, hw, 1, 1);
-                        wide_weight_grad(
-                            cpu,
-                            &offs,
-                            &xp.data,
-                            Pixels::new(hw, hw, xp.wp),
-                            &dyt,
-                            c,
-                            &mut dw,
-                            true,
-                        );
+                        let px = Pixels::new(hw, hw, xp.wp);
+                        wide_weight_grad(cpu, &offs, &xp.data, px, &dyt, c, &mut dw, true);
                     }
                     let dg = gflops(t);
                     let t = Instant::now();
