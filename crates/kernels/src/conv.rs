@@ -202,7 +202,7 @@ fn direct_weight_grad(
     let (k, (ho, wo)) = (d.k(), d.out_hw());
     let (wp, offs) = (layout.wp(), layout.offsets());
     let px = Pixels::new(ho, wo, wp);
-    let len = px.len();
+    let len = px.span();
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
     let c = chunk(d.n);

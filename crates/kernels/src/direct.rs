@@ -328,17 +328,18 @@ impl Pixels {
     }
 
     /// The span the rows cover, junk columns included: `rows · pitch`.
-    pub fn len(self) -> usize {
+    pub fn span(self) -> usize {
         self.rows * self.pitch
     }
 
-    pub fn is_empty(self) -> bool {
+    /// Whether there is no pixel to reduce over.
+    pub fn none(self) -> bool {
         self.rows == 0 || self.cols == 0
     }
 }
 
 /// The weight gradient's transpose, per image: out[p][co] (+)= Σ_q x[q + offs[p]]·dyt[q][co]
-/// over the pixels q of `px` (junk columns skipped), with dyt [px.len(), Co] the output gradient
+/// over the pixels q of `px` (junk columns skipped), with dyt [px.span(), Co] the output gradient
 /// at the padded width, transposed, followed by [`SLACK`] more floats; `out` is [K, Co]. Rows of
 /// a tile are taps (each a contiguous run of the padded input), columns NV vectors of output
 /// channels: every q is NV loads of dyt and R broadcasts.
@@ -371,7 +372,7 @@ pub fn wide_weight_grad_images(
     out: &mut [f32],
     acc: bool,
 ) {
-    let (k, len) = (offs.len(), px.len());
+    let (k, len) = (offs.len(), px.span());
     assert!(xs.len() == dyts.len(), "wide_weight_grad: one output gradient per image");
     assert!(
         dyts.iter().all(|d| d.len() >= len * co + SLACK) && out.len() >= k * co,
@@ -384,7 +385,7 @@ pub fn wide_weight_grad_images(
     if k == 0 || co == 0 {
         return;
     }
-    if px.is_empty() || xs.is_empty() {
+    if px.none() || xs.is_empty() {
         if !acc {
             out[..k * co].fill(0.0);
         }
@@ -457,7 +458,7 @@ struct GradTile<'a> {
 fn grad_tile<S: Simd, const R: usize, const NV: usize>(s: S, t: GradTile) {
     let GradTile { offs, xs, px, bs, c0, ldb, c, width, acc } = t;
     let full = NV * S::LANES;
-    let len = px.len();
+    let len = px.span();
     let mut t = [[s.zero(); NV]; R];
     for (&x, &b) in xs.iter().zip(bs) {
         assert!(
@@ -532,7 +533,7 @@ mod tests {
             let (ci, co, h, w, k, pad) = (2, 19, 5, 4, 3, 1);
             let cases: Vec<Case> = (0..3).map(|_| Case::new(ci, co, h, w, k, pad)).collect();
             let px = Pixels::new(h + 2 * pad - k + 1, w + 2 * pad - k + 1, cases[0].xp.wp);
-            let len = px.len();
+            let len = px.span();
             let dyts: Vec<Vec<f32>> = (0..3)
                 .map(|g| {
                     let mut d: Vec<f32> =
@@ -585,7 +586,7 @@ mod tests {
                 let Case { xp, offs, .. } = Case::new(ci, co, h, w, k, pad);
                 let wo = w + 2 * pad - k + 1;
                 let px = Pixels::new(xp.hp - k + 1, wo, xp.wp);
-                let len = px.len();
+                let len = px.span();
                 // NaN in the junk columns (q mod pitch ≥ cols): they must not be read.
                 let junk = |q: usize| q % xp.wp >= wo;
                 let mut dyt: Vec<f32> = (0..len * co)

@@ -219,8 +219,8 @@ impl Layout for Phases {
 
 /// The input gradient of a strided layer, one phase (a, b) of dx at a time: dx's rows
 /// a, a + s, … are a stride-1 convolution of the padded output gradient by the taps of phase a,
-/// dx_a[r] = Σ_k w[k]·dy[r − δ_k]. The padded dy is [Co, rows, cols]: dy [Co, Ho, Wo] with `top` zero rows above
-/// and `left` zero columns before every row (and zeros below and after it).
+/// dx_a[r] = Σ_k w[k]·dy[r − δ_k]. The padded dy is [Co, rows, cols]: dy [Co, Ho, Wo] with
+/// `top` zero rows above and `left` zero columns before every row (and zeros below and after it).
 pub(crate) struct PhaseGrad {
     co: usize,
     ho: usize,
