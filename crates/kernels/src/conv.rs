@@ -186,6 +186,37 @@ pub(crate) fn add_partials(
     (a, b)
 }
 
+/// Weights (k·Co floats) from which the direct weight gradient takes one part a thread.
+const LARGE_DW: usize = 1 << 18;
+
+/// dW [Co, K] = Σ over the parts' dWᵀ [K, Co], in the parts' order (so the result does not
+/// depend on scheduling), in blocks of 16 output channels over the threads: each block
+/// writes 16 rows of dW in order and reads one 64-byte run of each part per tap.
+fn sum_transposed(parts: &[(Vec<f32>, Vec<f32>)], k: usize, co: usize) -> Vec<f32> {
+    const BLOCK: usize = 16;
+    let mut dw = vec![0.0; co * k];
+    if k == 0 {
+        return dw;
+    }
+    assert!(parts.iter().all(|(p, _)| p.len() >= k * co), "weight gradient: parts");
+    dw.par_chunks_mut(BLOCK * k).enumerate().for_each(|(b, rows)| {
+        let c0 = b * BLOCK;
+        let n = rows.len() / k;
+        let mut acc = [0.0f32; BLOCK];
+        for p in 0..k {
+            acc[..n].fill(0.0);
+            for (part, _) in parts {
+                let src = &part[p * co + c0..p * co + c0 + n];
+                acc.iter_mut().zip(src).for_each(|(a, v)| *a += v);
+            }
+            for (j, a) in acc[..n].iter().enumerate() {
+                rows[j * k + p] = *a;
+            }
+        }
+    });
+    dw
+}
+
 /// Bytes of transposed output gradient per weight-gradient call (see [`direct_weight_grad`]).
 const GROUP_BYTES: usize = 512 << 10;
 
@@ -205,12 +236,19 @@ fn direct_weight_grad(
     let len = px.span();
     let (img_in, img_out) = (d.ci * d.h * d.w, d.co * ho * wo);
     let zero = || (vec![0.0; k * d.co], vec![0.0; d.co]);
-    let c = chunk(d.n);
+    // Every part is a dW of its own, zeroed, then read again when the parts are summed: where
+    // dW is large (ResNet-18's 512-channel layers: 9.4 MB) one part per thread rather than
+    // [`chunk`]'s four (those were 11 of the 7×7 layer's ~55 ms).
+    let c = if k * d.co >= LARGE_DW {
+        d.n.div_ceil(rayon::current_num_threads().max(1))
+    } else {
+        chunk(d.n)
+    };
     // Images per call of the kernel: as many as keep their transposed dy within half an L2
     // (ResNet-18's 7×7 stage: 4, its 14×14 one 2, larger maps 1), so that dW, read and written
     // once per call, is not streamed through for every small image.
     let group = (GROUP_BYTES / (4 * len * d.co).max(1)).clamp(1, c);
-    let (dwt, db) = (0..d.n.div_ceil(c))
+    let parts = (0..d.n.div_ceil(c))
         .into_par_iter()
         .map(|part| {
             let (mut dwt, mut db) = zero();
@@ -248,18 +286,14 @@ fn direct_weight_grad(
             }
             (dwt, db)
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .reduce(add_partials)
-        .unwrap_or_else(zero);
-    // [K, Co] → [Co, K]
-    let mut dw = vec![0.0; d.co * k];
-    for p in 0..k {
-        for c in 0..d.co {
-            dw[c * k + p] = dwt[p * d.co + c];
-        }
-    }
-    (dw, db)
+        .collect::<Vec<_>>();
+    (
+        sum_transposed(&parts, k, d.co),
+        parts.iter().fold(vec![0.0; d.co], |mut db, (_, b)| {
+            db.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            db
+        }),
+    )
 }
 
 /// dx of the direct path: the convolution of dy, padded by k − 1 − p, by the flipped weights
