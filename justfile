@@ -106,8 +106,8 @@ bench-kernels:
 
 # Each convolution layer of LeNet-5, ResNet-20 and ResNet-18 through burnlab against Burn's own
 # conv, forward and training step, with the ratio (`BURNLAB_ISA=plain just bench-layers`: the floor)
-bench-layers:
-    cargo run --release -p burnlab-ops --example conv_layers
+bench-layers *args:
+    cargo run --release -p burnlab-ops --example conv_layers -- {{args}}
 
 # MLP benchmark on the shared CIFAR-10 image folder: key=value lines (BURNLAB_DATA overrides the path)
 bench-mlp *args:

@@ -1,7 +1,8 @@
 //! Each convolution layer of LeNet-5, ResNet-20 and ResNet-18 (224 px) through
 //! `burnlab_ops::conv::conv2d` (burnlab's kernels where it takes the layer) against Burn's own
 //! `Conv2d::forward`, forward alone and forward + backward, best of three, one `key=value` line a
-//! layer with the ratio. `BURNLAB_ISA=plain` checks the plain floor: no ratio under 1.
+//! layer with the ratio. `BURNLAB_ISA=plain` checks the plain floor: no ratio under 1. An
+//! argument keeps only the layers whose model or name holds it (`resnet18`, `c512-512`).
 use std::time::Instant;
 
 use burn::nn::PaddingConfig2d;
@@ -25,6 +26,8 @@ fn time(conv: &Conv2d, x: &Tensor<4>, f: impl Fn(&Conv2d, Tensor<4>) -> Tensor<4
 }
 
 fn main() -> Result<(), burnlab_kernels::IsaError> {
+    // As the binary does: freed blocks stay in the heap (no page faults per call).
+    burnlab_kernels::malloc::tune();
     let cpu = Cpu::init()?;
     let dev = Device::flex().autodiff();
     // (model, n, ci, co, size, kernel, stride, padding)
@@ -49,7 +52,13 @@ fn main() -> Result<(), burnlab_kernels::IsaError> {
         ("resnet18", 32, 256, 512, 14, 1, 2, 0),
         ("resnet18", 32, 512, 512, 7, 3, 1, 1),
     ];
+    // `-- resnet18` (or `c512-512`): only the layers whose model or name holds it.
+    let only = std::env::args().nth(1).unwrap_or_default();
     for (model, n, ci, co, size, k, s, p) in layers {
+        let name = format!("c{ci}-{co}_{size}x{size}_k{k}s{s}");
+        if !model.contains(&only) && !name.contains(&only) {
+            continue;
+        }
         let conv = Conv2dConfig::new([ci, co], [k, k])
             .with_stride([s, s])
             .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
@@ -59,7 +68,7 @@ fn main() -> Result<(), burnlab_kernels::IsaError> {
         let ours = time(&conv, &x, burnlab_ops::conv::conv2d);
         let burn = time(&conv, &x, |c, x| c.forward(x));
         println!(
-            "isa={} model={model} layer=c{ci}-{co}_{size}x{size}_k{k}s{s} batch={n} \
+            "isa={} model={model} layer={name} batch={n} \
              fwd_ms={:.1} burn_fwd_ms={:.1} ratio_fwd={:.2} train_ms={:.1} burn_train_ms={:.1} ratio_train={:.2}",
             cpu.isa().name(),
             ours[0],
