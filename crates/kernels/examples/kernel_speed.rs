@@ -12,6 +12,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use burnlab_kernels::channels::{ChannelWeights, channel_conv};
 use burnlab_kernels::conv::ConvDims;
 use burnlab_kernels::direct::{Padded, Pixels, SLACK, tap_offsets, wide_conv, wide_weight_grad};
 use burnlab_kernels::simd::Simd;
@@ -99,6 +100,15 @@ fn main() {
                 wide_conv(cpu, &wt, &offs, &xp.data, len, &bias, &mut out);
             }
             let fwd = flops / t.elapsed().as_secs_f64() / 1e9;
+            // The same layer with output channels as vectors (`channels`): real pixels only.
+            let wtt = ChannelWeights::new(cpu, &wt, c, offs.len());
+            let pixels: Vec<usize> =
+                (0..hw).flat_map(|y| (0..hw).map(move |x| y * (hw + 1) + x)).collect();
+            let t = Instant::now();
+            for _ in 0..reps {
+                channel_conv(cpu, &wtt, &offs, &xp.data, &pixels, &bias, &mut out, hw * hw, false);
+            }
+            let chan = flops / t.elapsed().as_secs_f64() / 1e9;
             let mut dyt: Vec<f32> = (0..len * c).map(|i| (i as f32 * 0.23).cos()).collect();
             dyt.extend([0.0; SLACK]);
             let mut dw = vec![0.0; offs.len() * c];
@@ -111,9 +121,10 @@ fn main() {
             // The input gradient of these layers is the same kernel on the same shapes (a
             // convolution of dy by the flipped weights, channels swapped: Ci = Co here).
             println!(
-                "isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0}",
+                "isa={isa} layer=c{c}_{hw}x{hw} conv_gflops={fwd:.1} input_grad_gflops={fwd:.1} weight_grad_gflops={wg:.1} conv_pct_peak={:.0} weight_grad_pct_peak={:.0} channel_conv_gflops={chan:.1} channel_conv_pct_peak={:.0}",
                 100.0 * fwd / peak,
-                100.0 * wg / peak
+                100.0 * wg / peak,
+                100.0 * chan / peak
             );
         }
         // Winograd (what `conv` runs on these layers) against the direct kernels, 16 images on

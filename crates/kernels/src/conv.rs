@@ -13,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use crate::channels::{self, ChannelWeights, channel_conv};
 use crate::direct::{Pixels, SLACK, wide_conv, wide_weight_grad_images};
 use crate::isa::Cpu;
 use crate::layout::{Layout, Padding, PhaseGrad, Phases};
@@ -147,6 +148,29 @@ fn direct_images(
         return vec![0.0; n * img_out];
     }
     let per = chunk(n);
+    if channels::pays(cpu, ho, wo, wp) {
+        // Small maps: output channels as the vectors, real pixels only (see `channels`).
+        let k = offs.len();
+        let packed = ChannelWeights::new(cpu, w, co, k);
+        let pixels: Vec<usize> = (0..ho).flat_map(|y| (0..wo).map(move |x| y * wp + x)).collect();
+        // SAFETY: every value of every image of the chunk is written (write_all; the kernel
+        // then overwrites them).
+        return unsafe {
+            par_chunks_uninit(
+                n * img_out,
+                per * img_out,
+                || vec![0.0; layout.size()],
+                |xp, i, ys| {
+                    for (j, yi) in ys.chunks_exact_mut(img_out).enumerate() {
+                        let img = i * per + j;
+                        layout.fill(&x[img * img_in..(img + 1) * img_in], xp);
+                        let yi = write_all(yi, |_| 0.0);
+                        channel_conv(cpu, &packed, &offs, xp, &pixels, bias, yi, ho * wo, false);
+                    }
+                },
+            )
+        };
+    }
     // SAFETY: the copy out of the padded-width rows writes every row of every channel of every
     // image of the chunk (write_all).
     unsafe {

@@ -12,6 +12,7 @@ pub mod batch_norm;
 pub mod conv;
 #[macro_use]
 pub mod direct;
+pub mod channels;
 pub mod gemv;
 pub mod hogwild;
 pub mod isa;
