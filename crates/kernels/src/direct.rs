@@ -548,6 +548,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn copy_row_copies_every_length() {
+        for n in 0..=70 {
+            let from: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+            let mut to = vec![0.0; n];
+            copy_row(&mut to, &from);
+            assert_eq!(to, from, "length {n}");
+        }
+    }
+
     /// Three images in one call: the sum of the three single-image calls, every ISA.
     #[test]
     fn wide_weight_grad_of_images_sums_them() {
