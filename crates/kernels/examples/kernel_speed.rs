@@ -1,7 +1,8 @@
 //! Where the convolution kernels run against the machine's limit, per ISA, on one core:
 //! GFLOP/s of the forward, input-gradient and weight-gradient kernels on ResNet-20's three
 //! stride-1 layer shapes and ResNet-18's four (at 224 px), beside the FMA peak (12 independent
-//! multiply-add chains).
+//! multiply-add chains), and the forward kernel turned round (`channels`: output channels as
+//! vectors, real pixels only) on the same layers.
 //!
 //! Then Winograd (forward F(4×4, 3×3), weight gradient F(2×2, 3×3)) against the direct
 //! convolution on the same layers, and the inference linear kernel against the `gemm` crate.
