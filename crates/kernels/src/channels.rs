@@ -6,13 +6,14 @@
 //! AVX-512) computes 64 lanes for 49 real pixels: a quarter of its multiply-adds on junk
 //! columns and rounding. Here a tile is R pixels (any R of them: each has its own base in the
 //! padded input, so only real pixels are computed) × NV vectors of output channels, read from
-//! weights transposed to [K, Co]; per tap it loads NV weight vectors and broadcasts R inputs.
+//! weights packed per ISA ([`ChannelWeights`]); per tap it loads NV weight vectors and
+//! broadcasts R inputs.
 //! The result is written straight into the [Co, pixels] output.
+
+use rayon::prelude::*;
 
 use crate::isa::{Cpu, Kernel};
 use crate::packed::MR;
-use rayon::prelude::*;
-
 use crate::simd::Simd;
 
 /// Weights w [Co, K] packed for [`channel_conv`] on one ISA: blocks of `step` output channels
@@ -30,7 +31,7 @@ pub struct ChannelWeights {
 impl ChannelWeights {
     pub fn new(cpu: Cpu, w: &[f32], co: usize, k: usize) -> Self {
         assert!(w.len() >= co * k, "channel weights: {} values for {co}×{k}", w.len());
-        let step = cpu.run(Step);
+        let step = tile_width(cpu);
         let mut data = vec![0.0; co.div_ceil(step) * k * step];
         if k > 0 {
             // A block a task; within it tap by tap, so that the `step` rows of w are read as
@@ -56,14 +57,6 @@ impl ChannelWeights {
 /// (80%), c32 16×16 95.3 / 106.0 (94%); AVX2 c512 7×7 82.3 / 92.8 (88%), c64 8×8 94.6 / 93.2
 /// (89%).
 pub fn pays(cpu: Cpu, ho: usize, wo: usize, wp: usize) -> bool {
-    struct Shape;
-    impl Kernel for Shape {
-        type Output = (usize, usize);
-        #[inline(always)]
-        fn run<S: Simd>(self, _s: S) -> (usize, usize) {
-            (S::LANES, S::NV)
-        }
-    }
     let (lanes, nv) = cpu.run(Shape);
     wide_lanes_used(lanes, nv, ho, wo, wp) < 0.85
 }
@@ -77,16 +70,22 @@ fn wide_lanes_used(lanes: usize, nv: usize, ho: usize, wo: usize, wp: usize) -> 
     if computed == 0 { 1.0 } else { (ho * wo) as f64 / computed as f64 }
 }
 
-/// The tile width in floats of an ISA: NV vectors.
-struct Step;
+/// An ISA's (LANES, NV): its vector width and the vectors a tile row holds.
+struct Shape;
 
-impl Kernel for Step {
-    type Output = usize;
+impl Kernel for Shape {
+    type Output = (usize, usize);
 
     #[inline(always)]
-    fn run<S: Simd>(self, _s: S) -> usize {
-        S::NV * S::LANES
+    fn run<S: Simd>(self, _s: S) -> (usize, usize) {
+        (S::LANES, S::NV)
     }
+}
+
+/// The tile width in floats on `cpu`: NV vectors.
+fn tile_width(cpu: Cpu) -> usize {
+    let (lanes, nv) = cpu.run(Shape);
+    lanes * nv
 }
 
 /// out[c][j] = bias[c] + Σ_p w[c][p]·x[pixels[j] + offs[p]] for every channel c < Co and pixel
@@ -111,7 +110,7 @@ pub fn channel_conv(
         w.co,
         w.k
     );
-    assert!(w.step == cpu.run(Step), "channel_conv: weights packed for another ISA");
+    assert!(w.step == tile_width(cpu), "channel_conv: weights packed for another ISA");
     assert!(ldc >= n && (co == 0 || out.len() >= (co - 1) * ldc + n), "channel_conv: output");
     let reach = offs.iter().max().copied().unwrap_or(0);
     let last = pixels.iter().max().copied().unwrap_or(0);
@@ -145,6 +144,8 @@ impl Kernel for ChannelConv<'_> {
         // Taps per block: the block's weights (16 KB) stay in L1 while every pixel tile runs
         // over them; the tiles' sums wait in `sums` [n, step] between blocks.
         let kb = (4096 / step).max(1);
+        // Every tile's bound on the taps it reads, worked out once (not per tile).
+        let reach = offs.iter().max().copied().unwrap_or(0);
         let mut sums = vec![0.0f32; n * step];
         assert!(wt.len() >= co.div_ceil(step) * k * step, "channel_conv: packed weights");
         for c0 in (0..co).step_by(step) {
@@ -158,8 +159,8 @@ impl Kernel for ChannelConv<'_> {
                     let rows = n / tiles + usize::from(ti < n % tiles);
                     let args = Tile {
                         wt: &wt[(c0 / step * k + p0) * step..],
-                        ldw: step,
                         offs: &offs[p0..p1],
+                        reach,
                         x,
                         pixels: &pixels[j0..j0 + rows],
                         sums: &mut sums[j0 * step..(j0 + rows) * step],
@@ -181,11 +182,12 @@ impl Kernel for ChannelConv<'_> {
 }
 
 struct Tile<'a> {
-    /// From the block's first tap and channel on.
+    /// From the block's first tap and channel on: rows of `step` floats, one a tap.
     wt: &'a [f32],
-    ldw: usize,
     /// The block's taps.
     offs: &'a [usize],
+    /// At least the largest of `offs`.
+    reach: usize,
     x: &'a [f32],
     /// The tile's R pixels.
     pixels: &'a [usize],
@@ -197,13 +199,14 @@ struct Tile<'a> {
 /// R pixels × NV vectors of output channels over a block of taps, added to `sums`.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
-    let Tile { wt, ldw, offs, x, pixels, sums, step } = t;
+    let Tile { wt, offs, reach, x, pixels, sums, step } = t;
     let k = offs.len();
     let full = NV * S::LANES;
     assert!(pixels.len() == R && full <= step && sums.len() >= R * step, "channel tile: shape");
-    // Every tap's NV weight vectors: row p reads wt[p·ldw .. p·ldw + full].
-    assert!(k == 0 || (k - 1) * ldw + full <= wt.len(), "channel tile: weights");
-    let reach = offs.iter().max().copied().unwrap_or(0);
+    // Every tap's NV weight vectors: row p reads wt[p·step .. p·step + full].
+    assert!(k == 0 || (k - 1) * step + full <= wt.len(), "channel tile: weights");
+    // `reach` bounds every tap of `offs`: the one caller, `ChannelConv::run`, takes the largest
+    // of all the taps once, of which `offs` is a block (as `direct`'s conv tile does).
     assert!(k == 0 || pixels.iter().all(|&q| q + reach < x.len()), "channel tile: input");
     let mut t = [[s.zero(); NV]; R];
     for (r, row) in t.iter_mut().enumerate() {
@@ -222,11 +225,12 @@ fn tile<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
     for (p, &off) in offs.iter().enumerate() {
         let mut wv = [s.zero(); NV];
         for (v, a) in wv.iter_mut().enumerate() {
-            // SAFETY: p·ldw + v·LANES + LANES ≤ (k − 1)·ldw + full ≤ wt.len() (asserted).
-            *a = unsafe { s.load(wp.add(p * ldw + v * S::LANES)) };
+            // SAFETY: p·step + v·LANES + LANES ≤ (k − 1)·step + full ≤ wt.len() (asserted).
+            *a = unsafe { s.load(wp.add(p * step + v * S::LANES)) };
         }
         for (r, row) in t.iter_mut().enumerate() {
-            // SAFETY: pixels[r] + off ≤ pixels[r] + reach < x.len() (asserted).
+            // SAFETY: pixels[r] + off ≤ pixels[r] + reach < x.len() (off ≤ reach: see above;
+            // the sum asserted).
             let xv = s.splat(unsafe { *base[r].add(off) });
             for (v, a) in row.iter_mut().enumerate() {
                 *a = s.mul_add(xv, wv[v], *a);
@@ -320,7 +324,7 @@ mod tests {
     #[test]
     fn weights_are_packed_in_blocks_of_the_tile_width() {
         let cpu = Cpu::current();
-        let step = cpu.run(Step);
+        let step = tile_width(cpu);
         let (co, k) = (step + 3, 2);
         let w: Vec<f32> = (0..co * k).map(|i| i as f32).collect();
         let p = ChannelWeights::new(cpu, &w, co, k);
@@ -339,7 +343,7 @@ mod tests {
         // Only where the CPU has a vector ISA do two tile widths differ; elsewhere the one
         // assert left is the same message, raised by hand.
         let w = ChannelWeights::new(wide, &[1.0], 1, 1);
-        if wide.run(Step) == plain.run(Step) {
+        if tile_width(wide) == tile_width(plain) {
             panic!("packed for another ISA (one ISA here)");
         }
         channel_conv(plain, &w, &[0], &[1.0; 4], &[0], &[0.0], &mut [0.0], 1, false);
