@@ -29,10 +29,10 @@ use crate::packed::MR;
 const TILES: usize = 32;
 
 /// Whether [`forward`] and [`input_grad`] take this convolution: 3×3, stride 1, padding 1,
-/// at least 7×7 tiles of 2×2 (13×13 and up: with F(2×2, 3×3) the transforms cost more than they saved on ResNet-20's
-/// 16- and 32-channel layers, 0.6–0.7× the direct convolution; on ResNet-18's 7×7 layers,
-/// 512 channels, F(4×4, 3×3) measured 0.8–0.95× the direct one: its transformed weights,
-/// 38 MB, stream from memory for every block), and at least 64 channels in and out.
+/// at least 64 channels in and out, and at least 7×7 tiles of 2×2 (13×13 and up: with
+/// F(2×2, 3×3) the transforms cost more than they saved on ResNet-20's 16- and 32-channel
+/// layers, 0.6–0.7× the direct convolution) or, on smaller maps, where
+/// [`pays_on_small_maps`] with this many rayon threads.
 pub fn applies(d: &ConvDims) -> bool {
     d.kh == 3
         && d.kw == 3
@@ -40,7 +40,19 @@ pub fn applies(d: &ConvDims) -> bool {
         && d.padding == [1, 1]
         && d.ci >= 64
         && d.co >= 64
-        && d.h.div_ceil(2) * d.w.div_ceil(2) >= 49
+        && (d.h.div_ceil(2) * d.w.div_ceil(2) >= 49
+            || pays_on_small_maps(d, rayon::current_num_threads()))
+}
+
+/// Whether F(4×4, 3×3) pays on a map of 7×7 to 12×12 (ResNet-18's and -34's last stage): with
+/// 512 channels or more in and out and at least 16 images a thread. Its transformed weights
+/// (36·Ci·Co floats, 38 MB there) are rewritten on every call and streamed once per block of
+/// whole images ([`crate::winograd_f4`]: 16 of 7×7). Measured on a Zen 4 (batch 32, 2
+/// threads, against the direct convolution): forward 40 → 32 ms on AVX2, 36 → 31 on AVX-512,
+/// input gradient 46 → 34 and 42 → 36; with 8 images a thread 1.5–2× slower, with 256
+/// channels 0.9–1.1×.
+pub fn pays_on_small_maps(d: &ConvDims, threads: usize) -> bool {
+    d.h >= 7 && d.w >= 7 && d.ci >= 512 && d.co >= 512 && d.n >= 16 * threads.max(1)
 }
 
 /// Whether [`weight_grad`] takes it: [`applies`], output channels in multiples of [`BLOCK`]
@@ -470,6 +482,21 @@ mod tests {
         }
     }
 
+    /// F(4×4, 3×3) on 7×7 maps, in blocks of 16 whole images (ResNet-18's last stage, there
+    /// with 512 channels): 18 images, a full block and a short one, against the definition.
+    #[test]
+    fn small_maps_in_blocks_of_whole_images() {
+        let d = dims(18, 3, 5, 7, 7);
+        let x: Vec<f32> = (0..18 * 3 * 49).map(|i| (i as f32 * 0.731).sin()).collect();
+        let wt: Vec<f32> = (0..5 * 3 * 9).map(|i| (i as f32 * 0.37).cos()).collect();
+        let b: Vec<f32> = (0..5).map(|i| i as f32 * 0.1).collect();
+        let y = conv(&d, &x, &wt, &b);
+        for cpu in Cpu::all() {
+            let got = crate::winograd_f4::forward(cpu, &d, &x, &wt, &b);
+            close(&got, &y, &format!("{:?} 7×7", cpu.isa()));
+        }
+    }
+
     /// The layers it declines: other kernels, strides, paddings, tiny images; the weight
     /// gradient also output channels off the block width and fewer than 14×14 tiles.
     #[test]
@@ -492,6 +519,17 @@ mod tests {
             applies(&dims(1, 64, 64, 14, 14)) && !applies_weight_grad(&dims(1, 64, 64, 14, 14))
         );
         assert!(!applies(&dims(1, 64, 64, 12, 12)));
+        // Small maps: only with 512 channels and 16 images a thread.
+        assert!(pays_on_small_maps(&dims(32, 512, 512, 7, 7), 2));
+        assert!(pays_on_small_maps(&dims(64, 512, 512, 7, 7), 4));
+        assert!(!pays_on_small_maps(&dims(16, 512, 512, 7, 7), 2));
+        assert!(!pays_on_small_maps(&dims(32, 512, 512, 7, 7), 4));
+        assert!(!pays_on_small_maps(&dims(32, 256, 512, 7, 7), 2));
+        assert!(!pays_on_small_maps(&dims(32, 512, 256, 7, 7), 1));
+        assert!(!pays_on_small_maps(&dims(32, 512, 512, 6, 7), 1));
+        let threads = rayon::current_num_threads();
+        assert!(applies(&dims(16 * threads, 512, 512, 7, 7)));
+        assert!(!applies(&dims(16 * threads - 1, 512, 512, 7, 7)));
         // The direct weight gradient is the faster one on AVX-512 (measured on a Zen 4).
         for cpu in Cpu::all() {
             let taken = takes_weight_grad(cpu, &dims(1, 64, 64, 56, 56));

@@ -23,8 +23,10 @@ use crate::linear::{BLOCK, Panels};
 use crate::packed::MR;
 
 /// Columns per block of whole images at most: its 36 transformed planes ([36][Ci][width]) and
-/// products ([36][Co][width]).
-const MAX_WIDTH: usize = 64;
+/// products ([36][Co][width]). The transformed weights stream once per block: 96 columns are
+/// 16 images of 7×7 (ResNet-18's last stage; 64, 10 images, ran it at 0.9× the direct
+/// convolution, see [`crate::winograd::pays_on_small_maps`]); 14×14 maps still take 3.
+const MAX_WIDTH: usize = 96;
 
 /// The transformed positions of a tile (6×6).
 const POS: usize = 36;
@@ -387,7 +389,7 @@ mod tests {
         let g = Geometry::new(14, 14);
         assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (4, 5, 0, 3, 64));
         let g = Geometry::new(7, 7);
-        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (2, 3, 0, 5, 32));
+        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (2, 3, 0, 16, 96));
         let g = Geometry::new(21, 26);
         assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (6, 8, 4, 1, 32));
         let blk = Block { i0: 0, count: 8, whole: true, th: 4 };
