@@ -21,6 +21,7 @@ use crate::conv::{ConvDims, chunk};
 use crate::isa::Cpu;
 use crate::linear::{BLOCK, Panels};
 use crate::packed::MR;
+use crate::par::Pool;
 
 /// Columns per block of whole images at most: its 36 transformed planes ([36][Ci][width]) and
 /// products ([36][Co][width]). The transformed weights stream once per block: 96 columns are
@@ -329,9 +330,17 @@ pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Ve
     let (vplane, mplane) = (ci * g.width, co * g.width);
     // Whole blocks of images per task where blocks hold several.
     let per = chunk(d.n).div_ceil(g.images) * g.images;
+    // The transformed planes and products: allocated here (see `Pool`), zeroed on first use by
+    // the task that has them.
+    let tasks = rayon::current_num_threads().min(d.n.div_ceil(per));
+    let pool =
+        Pool::new(tasks, || (Vec::with_capacity(POS * vplane), Vec::with_capacity(POS * mplane)));
     y.par_chunks_mut(per * img_out).enumerate().for_each_init(
-        || (vec![0.0; POS * vplane], vec![0.0; POS * mplane], Scratch::new(g)),
-        |(v, m, s), (part, ys)| {
+        || (pool.lease(|| (Vec::new(), Vec::new())), Scratch::new(g)),
+        |(lease, s), (part, ys)| {
+            let (v, m) = &mut **lease;
+            v.resize(POS * vplane, 0.0);
+            m.resize(POS * mplane, 0.0);
             // Columns a block leaves unwritten hold an earlier block's values: their products
             // land in columns no output transform reads.
             for (b, yb) in ys.chunks_mut(g.images * img_out).enumerate() {
