@@ -19,7 +19,7 @@ use crate::isa::Cpu;
 use crate::layout::{Layout, Padding, PhaseGrad, Phases};
 use crate::par::{lane_total, par_chunks_uninit, write_all};
 use crate::recurrent::matmul;
-use crate::winograd;
+use crate::{winograd, winograd_wgrad};
 
 /// Shapes of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,7 +426,9 @@ pub fn conv2d_backward(
         } else {
             Some(direct_input_grad(cpu, d, w, dy))
         };
-        let (dw, db) = if winograd::takes_weight_grad(cpu, d) {
+        let (dw, db) = if winograd_wgrad::takes(d) {
+            winograd_wgrad::weight_grad(cpu, d, x, dy)
+        } else if winograd::takes_weight_grad(cpu, d) {
             winograd::weight_grad(cpu, d, x, dy)
         } else {
             let layout = Padding::new((d.ci, d.h, d.w), (d.kh, d.kw), d.padding);

@@ -29,6 +29,7 @@ pub mod simd;
 pub mod vmath;
 pub mod winograd;
 mod winograd_f4;
+pub mod winograd_wgrad;
 
 pub use isa::{Cpu, Isa, IsaError, Kernel};
 pub use par::{lane_sum, lane_total};
