@@ -279,18 +279,11 @@ pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Ve
 }
 
 /// dx of [`forward`]: the forward pass of dy by the flipped weights with the channels swapped,
-/// Wf[ci][co][ky][kx] = W[co][ci][2 − ky][2 − kx] (padding 1 again).
+/// Wf[ci][co][ky][kx] = W[co][ci][2 − ky][2 − kx] (padding 1 again), read from W in place.
 pub fn input_grad(cpu: Cpu, d: &ConvDims, w: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut wf = vec![0.0; w.len()];
-    for o in 0..d.co {
-        for i in 0..d.ci {
-            for k in 0..9 {
-                wf[(i * d.co + o) * 9 + k] = w[(o * d.ci + i) * 9 + 8 - k];
-            }
-        }
-    }
+    assert!(applies(d), "winograd: not a 3×3 stride-1 padding-1 layer it takes: {d:?}");
     let swapped = ConvDims { ci: d.co, co: d.ci, ..*d };
-    forward(cpu, &swapped, dy, &wf, &vec![0.0; d.ci])
+    crate::winograd_f4::forward_flipped(cpu, &swapped, dy, w, &vec![0.0; d.ci])
 }
 
 /// (dW [Co, Ci, 3, 3], dbias) of [`forward`] from x and dy [N, Co, H, W]: per block of tiles

@@ -32,11 +32,13 @@ const MAX_WIDTH: usize = 96;
 /// The transformed positions of a tile (6×6).
 const POS: usize = 36;
 
-/// How tiles map to a block's columns. Tile row after tile row, each `pitch` = tw + 1 columns
-/// (the last one junk): every transform is then one loop over the block's columns, whose
-/// neighbouring tile is always the next column, rather than loops as short as a row of tiles
-/// (2–14 here). A block is whole images where an image has few tiles (ResNet-18's 14×14
-/// maps), else tile rows of one image.
+/// How tiles map to a block's columns. The transforms run on tile row after tile row, each
+/// `pitch` = tw + 1 columns (the last one junk): every transform is then one loop over the
+/// block's columns, whose neighbouring tile is always the next column, rather than loops as
+/// short as a row of tiles (2–14 here). A block is whole images where an image has few tiles
+/// (ResNet-18's 14×14 and 7×7 maps), else tile rows of one image. Blocks of tile rows keep the
+/// junk columns in the products (1 in 15 and 1 in 8 on the 56×56 and 28×28 maps); blocks of
+/// whole images leave them out ([`Geometry::dense`]: 1 in 3 on 7×7 maps, 1 in 5 on 14×14).
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
     /// Tile rows of an image, and columns per tile row (its tiles and the junk one).
@@ -50,19 +52,17 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn new(h: usize, w: usize) -> Self {
+    /// The geometry of an h×w map with `share` images a thread.
+    fn new(h: usize, w: usize, share: usize) -> Self {
         let (th, tw) = (h.div_ceil(4), w.div_ceil(4));
         let pitch = tw + 1;
-        let fill = |cols: usize| cols as f64 / cols.div_ceil(BLOCK).max(1) as f64;
-        if th * pitch <= BLOCK {
-            // As many whole images as fill the columns best, the fewest of equals.
-            let most = (MAX_WIDTH / (th * pitch)).max(1);
-            let images = (1..=most)
-                .max_by(|&a, &b| {
-                    fill(a * th * pitch).total_cmp(&fill(b * th * pitch)).then(b.cmp(&a))
-                })
-                .unwrap_or(1);
-            let width = (images * th * pitch).div_ceil(BLOCK) * BLOCK;
+        if th * tw <= BLOCK {
+            // As many whole images as fit (the transformed weights stream once per block), in
+            // blocks of equal size over a thread's share (16 of 7×7 with 32 or 64 images on 2
+            // threads: one block or two each).
+            let (most, share) = ((MAX_WIDTH / (th * tw)).max(1), share.max(1));
+            let images = share.div_ceil(share.div_ceil(most));
+            let width = (images * th * tw).div_ceil(BLOCK) * BLOCK;
             Geometry { th, pitch, rows: 0, images, width }
         } else {
             let rows = (BLOCK / pitch).clamp(1, th);
@@ -74,6 +74,17 @@ impl Geometry {
     /// The padded width of a tile row's input rows: 4 columns per tile and its junk one.
     fn wp(&self) -> usize {
         4 * self.pitch
+    }
+
+    /// Whether a block's columns in the products are its tiles only (blocks of whole images),
+    /// tile row q's at q·tw, rather than the transforms' q·pitch.
+    fn dense(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Columns of the transforms' rows: a block's tile rows at `pitch`.
+    fn cols(&self) -> usize {
+        if self.dense() { self.images * self.th * self.pitch } else { self.width }
     }
 }
 
@@ -113,7 +124,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(g: Geometry) -> Self {
-        let (wp, cols) = (g.wp(), g.width);
+        let (wp, cols) = (g.wp(), g.cols());
         let v = |n: usize| vec![0.0; n];
         Scratch {
             input: std::array::from_fn(|_| v(wp)),
@@ -204,6 +215,11 @@ fn input_transform(
             let [q0, q1, q2, q3] = s.phase.each_ref().map(|p| &p[..=cols]);
             let src = [&q0[..cols], &q1[..cols], &q2[..cols], &q3[..cols], &q0[1..], &q1[1..]];
             let off = |b: usize| (a * 6 + b) * plane + c * g.width;
+            if g.dense() {
+                let out = split6(v, plane, a * 6 * plane + c * g.width, blk.count * (g.pitch - 1));
+                pack_rows(src, out, blk.count, g.pitch);
+                continue;
+            }
             combine::<0, 6>(&mut v[off(0)..][..cols], src, bt);
             combine::<1, 6>(&mut v[off(1)..][..cols], src, bt);
             combine::<2, 6>(&mut v[off(2)..][..cols], src, bt);
@@ -212,6 +228,53 @@ fn input_transform(
             combine::<5, 6>(&mut v[off(5)..][..cols], src, bt);
         }
     }
+}
+
+/// Bᵀ along the rows of a dense block: tile row q's tiles (at q·pitch in `src`) to q·tw in
+/// `out`, the junk columns left out. Apart from [`input_transform`] (not inlined), whose loops
+/// over whole rows vectorise as they did without it.
+#[inline(never)]
+fn pack_rows(src: [&[f32]; 6], out: [&mut [f32]; 6], count: usize, pitch: usize) {
+    let tw = pitch - 1;
+    let [o0, o1, o2, o3, o4, o5] = out;
+    for q in 0..count {
+        for j in 0..tw {
+            let k = q * pitch + j;
+            let o = bt([src[0][k], src[1][k], src[2][k], src[3][k], src[4][k], src[5][k]]);
+            let d = q * tw + j;
+            (o0[d], o1[d], o2[d], o3[d], o4[d], o5[d]) = (o[0], o[1], o[2], o[3], o[4], o[5]);
+        }
+    }
+}
+
+/// Aᵀ along the rows of a dense block's products: tile row q's tiles from q·tw to the
+/// transforms' q·pitch in `half` (its junk columns keep stale values, which land past w in the
+/// output rows and are never written out).
+#[inline(never)]
+fn unpack_rows(m: [&[f32]; 6], half: &mut [Vec<f32>; 4], count: usize, pitch: usize) {
+    let tw = pitch - 1;
+    let [h0, h1, h2, h3] = half;
+    for q in 0..count {
+        for j in 0..tw {
+            let k = q * tw + j;
+            let o = at([m[0][k], m[1][k], m[2][k], m[3][k], m[4][k], m[5][k]]);
+            let d = q * pitch + j;
+            (h0[d], h1[d], h2[d], h3[d]) = (o[0], o[1], o[2], o[3]);
+        }
+    }
+}
+
+/// The six rows `v[at + b·plane..][..n]`, b = 0‥5.
+#[inline]
+fn split6(v: &mut [f32], plane: usize, at: usize, n: usize) -> [&mut [f32]; 6] {
+    let mut rest = &mut v[at..];
+    std::array::from_fn(|_| {
+        let all = std::mem::take(&mut rest);
+        let cut = plane.min(all.len());
+        let (row, tail) = all.split_at_mut(cut);
+        rest = tail;
+        &mut row[..n]
+    })
 }
 
 /// dst[j] = f(the six rows' entries j)[K]: one output of a transform over whole rows (K a
@@ -223,7 +286,9 @@ fn combine<const K: usize, const N: usize>(
     f: impl Fn([f32; 6]) -> [f32; N],
 ) {
     let n = dst.len();
-    let [s0, s1, s2, s3, s4, s5] = src.map(|r| &r[..n]);
+    // Destructured rather than `src.map(…)`: a call LLVM stopped inlining here.
+    let [s0, s1, s2, s3, s4, s5] = src;
+    let (s0, s1, s2, s3, s4, s5) = (&s0[..n], &s1[..n], &s2[..n], &s3[..n], &s4[..n], &s5[..n]);
     for j in 0..n {
         dst[j] = f([s0[j], s1[j], s2[j], s3[j], s4[j], s5[j]])[K];
     }
@@ -244,8 +309,13 @@ fn output_transform(
     for c in 0..co {
         // Aᵀ along the rows (over b) for each a: 4 output-column phases.
         for (a, hs) in s.half.iter_mut().enumerate() {
-            let [m0, m1, m2, m3, m4, m5] =
-                std::array::from_fn(|b| &m[(a * 6 + b) * plane + c * g.width..][..cols]);
+            let row = |b: usize| (a * 6 + b) * plane + c * g.width;
+            if g.dense() {
+                let n = blk.count * (g.pitch - 1);
+                unpack_rows(std::array::from_fn(|b| &m[row(b)..][..n]), hs, blk.count, g.pitch);
+                continue;
+            }
+            let [m0, m1, m2, m3, m4, m5] = std::array::from_fn(|b| &m[row(b)..][..cols]);
             let [h0, h1, h2, h3] = hs.each_mut().map(|r| &mut r[..cols]);
             for j in 0..cols {
                 let o = at([m0[j], m1[j], m2[j], m3[j], m4[j], m5[j]]);
@@ -288,8 +358,10 @@ fn output_transform(
 
 /// U = G g Gᵀ for every (co, ci), packed as the left-hand side of the products:
 /// [36][⌈co/MR⌉][ci][MR], zero past the last output channel. One task per row a of the 6×6
-/// result (its 6 planes are contiguous).
-fn weight_transform(w: &[f32], co: usize, ci: usize) -> Vec<f32> {
+/// result (its 6 planes are contiguous). `flipped`: the kernel of (o, i) is w's of (i, o)
+/// turned by 180° (w is [ci][co][3][3]), the input gradient's, read in place rather than
+/// copied first.
+fn weight_transform(w: &[f32], co: usize, ci: usize, flipped: bool) -> Vec<f32> {
     let plane = co.div_ceil(MR) * MR * ci;
     if plane == 0 {
         return Vec::new();
@@ -302,33 +374,72 @@ fn weight_transform(w: &[f32], co: usize, ci: usize) -> Vec<f32> {
             POS * plane,
             6 * plane,
             || (),
-            |_, a, planes| {
-                // Panel by panel, channel by channel: each (plane, panel, i) is MR consecutive floats.
-                for o0 in (0..co).step_by(MR) {
-                    for i in 0..ci {
-                        for o in o0..o0 + MR {
-                            let vals = if o < co {
-                                let k = &w[(o * ci + i) * 9..][..9];
-                                // G down the columns (row a of each), then along the row.
-                                let col: [f32; 3] =
-                                    std::array::from_fn(|x| gm([k[x], k[3 + x], k[6 + x]])[a]);
-                                gm(col)
-                            } else {
-                                [0.0; 6]
-                            };
-                            for (b, val) in vals.into_iter().enumerate() {
-                                planes[b * plane + o0 * ci + i * MR + o - o0].write(val);
-                            }
-                        }
-                    }
-                }
+            |_, a, planes| match a {
+                0 => transform_row::<0>(w, (co, ci), flipped, planes),
+                1 => transform_row::<1>(w, (co, ci), flipped, planes),
+                2 => transform_row::<2>(w, (co, ci), flipped, planes),
+                3 => transform_row::<3>(w, (co, ci), flipped, planes),
+                4 => transform_row::<4>(w, (co, ci), flipped, planes),
+                _ => transform_row::<5>(w, (co, ci), flipped, planes),
             },
         )
     }
 }
 
+/// Row A of U (see [`weight_transform`]) into its 6 planes: A a constant, so only that row of
+/// G's column transform is computed (a third of the work of all six).
+fn transform_row<const A: usize>(
+    w: &[f32],
+    (co, ci): (usize, usize),
+    flipped: bool,
+    planes: &mut [MaybeUninit<f32>],
+) {
+    let plane = planes.len() / 6;
+    // Panel by panel, channel by channel: each (plane, panel, i) is MR consecutive floats.
+    for o0 in (0..co).step_by(MR) {
+        for i in 0..ci {
+            for o in o0..o0 + MR {
+                let vals = if o < co {
+                    let k: [f32; 9] = if flipped {
+                        let k = &w[(i * co + o) * 9..][..9];
+                        std::array::from_fn(|t| k[8 - t])
+                    } else {
+                        let k = &w[(o * ci + i) * 9..][..9];
+                        std::array::from_fn(|t| k[t])
+                    };
+                    // G down the columns (row A of each), then along the row.
+                    let col: [f32; 3] = std::array::from_fn(|x| gm([k[x], k[3 + x], k[6 + x]])[A]);
+                    gm(col)
+                } else {
+                    [0.0; 6]
+                };
+                for (b, val) in vals.into_iter().enumerate() {
+                    planes[b * plane + o0 * ci + i * MR + o - o0].write(val);
+                }
+            }
+        }
+    }
+}
+
 /// y [N, Co, H, W] = conv(x [N, Ci, H, W], w [Co, Ci, 3, 3], padding 1) + bias.
 pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    forward_with(cpu, d, x, w, false, bias)
+}
+
+/// [`forward`] by the flipped weights with the channels swapped (the input gradient of a
+/// convolution with `w` [Ci, Co, 3, 3]: `d` is the swapped convolution's).
+pub fn forward_flipped(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    forward_with(cpu, d, x, w, true, bias)
+}
+
+fn forward_with(
+    cpu: Cpu,
+    d: &ConvDims,
+    x: &[f32],
+    w: &[f32],
+    flipped: bool,
+    bias: &[f32],
+) -> Vec<f32> {
     assert!(
         d.kh == 3 && d.kw == 3 && d.stride == [1, 1] && d.padding == [1, 1],
         "winograd F(4×4, 3×3): not a 3×3 stride-1 padding-1 layer: {d:?}"
@@ -341,8 +452,8 @@ pub fn forward(cpu: Cpu, d: &ConvDims, x: &[f32], w: &[f32], bias: &[f32]) -> Ve
     if d.n * co * h * wd == 0 {
         return vec![0.0; d.n * co * h * wd];
     }
-    let g = Geometry::new(h, wd);
-    let u = weight_transform(w, co, ci);
+    let g = Geometry::new(h, wd, d.n.div_ceil(rayon::current_num_threads().max(1)));
+    let u = weight_transform(w, co, ci, flipped);
     let uplane = co.div_ceil(MR) * MR * ci;
     let (img_in, img_out) = (ci * h * wd, co * h * wd);
     let (vplane, mplane) = (ci * g.width, co * g.width);
@@ -415,15 +526,22 @@ mod tests {
     /// 14×14 and 7×7 in blocks of whole images, each filling most of its columns.
     #[test]
     fn blocks_fill_their_columns() {
-        let g = Geometry::new(56, 56);
+        let g = Geometry::new(56, 56, 16);
         assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (14, 15, 2, 1, 32));
-        let g = Geometry::new(28, 28);
+        let g = Geometry::new(28, 28, 16);
         assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (7, 8, 4, 1, 32));
-        let g = Geometry::new(14, 14);
-        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (4, 5, 0, 3, 64));
-        let g = Geometry::new(7, 7);
-        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (2, 3, 0, 16, 96));
-        let g = Geometry::new(21, 26);
+        // Whole images: as many as MAX_WIDTH takes, at most a thread's share.
+        let g = Geometry::new(14, 14, 16);
+        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width, g.cols()), (4, 5, 0, 6, 96, 120));
+        let g = Geometry::new(7, 7, 16);
+        assert_eq!((g.th, g.pitch, g.rows, g.images, g.width, g.cols()), (2, 3, 0, 16, 64, 96));
+        let g = Geometry::new(7, 7, 32);
+        assert_eq!((g.images, g.width), (16, 64));
+        let g = Geometry::new(7, 7, 5);
+        assert_eq!((g.images, g.width), (5, 32));
+        let g = Geometry::new(7, 7, 0);
+        assert_eq!((g.images, g.width), (1, 32));
+        let g = Geometry::new(21, 26, 16);
         assert_eq!((g.th, g.pitch, g.rows, g.images, g.width), (6, 8, 4, 1, 32));
         let blk = Block { i0: 0, count: 8, whole: true, th: 4 };
         assert_eq!((blk.row(0), blk.row(5)), ((0, 0), (1, 1)));
