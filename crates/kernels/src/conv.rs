@@ -428,8 +428,6 @@ pub fn conv2d_backward(
         };
         let (dw, db) = if winograd_wgrad::takes(d) {
             winograd_wgrad::weight_grad(cpu, d, x, dy)
-        } else if winograd::takes_weight_grad(cpu, d) {
-            winograd::weight_grad(cpu, d, x, dy)
         } else {
             let layout = Padding::new((d.ci, d.h, d.w), (d.kh, d.kw), d.padding);
             direct_weight_grad(cpu, d, &layout, x, dy)

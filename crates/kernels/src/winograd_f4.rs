@@ -7,7 +7,7 @@
 //! Numerics: the transforms multiply by 4, 5 and 8 and the weight transform by ⅙ and 1⁄24, so
 //! rounding error grows over F(2×2, 3×3)'s (~1e-5 of the layer's largest value against ~1e-6,
 //! checked against the definition in [`crate::winograd`]'s tests); oneDNN and cuDNN run this
-//! tile for fp32 training too. The weight gradient stays F(2×2, 3×3) ([`crate::winograd::weight_grad`]).
+//! tile for fp32 training too. The weight gradient stays F(2×2, 3×3) ([`crate::winograd_wgrad`]).
 //!
 //! Blocks of [`BLOCK`] columns of whole rows of tiles of one image, or of up to [`MAX_WIDTH`]
 //! columns of whole images where an image has few tiles (ResNet-18's 14×14 maps: 16), so that
