@@ -107,8 +107,8 @@ impl Block {
 
 /// Scratch rows of one thread.
 struct Scratch {
-    /// The six padded input rows of a tile row.
-    input: [Vec<f32>; 6],
+    /// A zero row: the patch's rows outside the image.
+    zero: Vec<f32>,
     /// The vertical input transform's six rows, tile row after tile row.
     vert: [Vec<f32>; 6],
     /// A row split by column mod 4: one entry per block column, and one past the last that
@@ -127,7 +127,7 @@ impl Scratch {
         let (wp, cols) = (g.wp(), g.cols());
         let v = |n: usize| vec![0.0; n];
         Scratch {
-            input: std::array::from_fn(|_| v(wp)),
+            zero: v(wp),
             vert: std::array::from_fn(|_| v(cols * 4)),
             phase: std::array::from_fn(|_| v(cols + 1)),
             half: std::array::from_fn(|_| std::array::from_fn(|_| v(cols))),
@@ -188,18 +188,16 @@ fn input_transform(
         for q in 0..blk.count {
             let (k, i) = blk.row(q);
             let xc = &x[(k * channels + c) * h * w..][..h * w];
-            for (a, row) in s.input.iter_mut().enumerate() {
-                // Columns 0 and w + 1.. stay zero: only 1..=w is ever written.
-                let dst = &mut row[1..=w];
-                match (4 * i + a).checked_sub(1).filter(|&y| y < h) {
-                    Some(y) => dst.copy_from_slice(&xc[y * w..(y + 1) * w]),
-                    None => dst.fill(0.0),
-                }
-            }
-            // Bᵀ down the columns.
-            let [p0, p1, p2, p3, p4, p5] = s.input.each_ref().map(|r| &r[..wp]);
-            let [r0, r1, r2, r3, r4, r5] = s.vert.each_mut().map(|r| &mut r[q * wp..][..wp]);
-            for k in 0..wp {
+            // The patch's rows 4i − 1 … 4i + 4, read in place (a zero row outside the image).
+            let row = |a: usize| match (4 * i + a).checked_sub(1).filter(|&y| y < h) {
+                Some(y) => &xc[y * w..][..w],
+                None => &s.zero[..w],
+            };
+            let (p0, p1, p2, p3, p4, p5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+            // Bᵀ down the columns, into columns 1..=w: columns 0 and w + 1.. of `vert` are
+            // never written, so they stay zero (the padding).
+            let [r0, r1, r2, r3, r4, r5] = s.vert.each_mut().map(|r| &mut r[q * wp + 1..][..w]);
+            for k in 0..w {
                 let o = bt([p0[k], p1[k], p2[k], p3[k], p4[k], p5[k]]);
                 (r0[k], r1[k], r2[k], r3[k], r4[k], r5[k]) = (o[0], o[1], o[2], o[3], o[4], o[5]);
             }
