@@ -1,7 +1,7 @@
-//! The weight gradient of a 3×3, stride-1, padding-1 convolution by F(2×2, 3×3) over groups of
-//! whole images: dW = Gᵀ P G with P[ξ][co][ci] = Σ_tiles Z[ξ][co][t]·V[ξ][ci][t], V = Bᵀ d B
-//! the transformed 4×4 patches of x, Z = A dY Aᵀ the transformed 2×2 blocks of dy (the adjoint
-//! of the forward formula; 16 multiply-adds a 2×2 block instead of 36).
+//! The weight gradient of a 3×3, stride-1, padding-1 convolution by F(2×2, 3×3): dW = Gᵀ P G
+//! with P[ξ][co][ci] = Σ_tiles Z[ξ][co][t]·V[ξ][ci][t], V = Bᵀ d B the transformed 4×4 patches
+//! of x, Z = A dY Aᵀ the transformed 2×2 blocks of dy (the adjoint of the forward formula; 16
+//! multiply-adds a 2×2 block instead of 36).
 //!
 //! Two arrangements, both running the products by the inference linear layer's register tiles
 //! ([`crate::linear::Panels`]) on operands the transforms lay out for them (V in strips of
