@@ -46,10 +46,18 @@ pub fn decode(path: &Path) -> Result<image::RgbImage> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let reader = ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let reader = ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_complete(&bytes) {
+        return Err(DataError::Image {
+            path: path.to_path_buf(),
+            message: "truncated JPEG: the file ends before its last scan does (no end-of-image \
+                      marker after it)"
+                .into(),
+        });
+    }
     let mut decoder = reader.into_decoder().map_err(bad)?;
     // A header claiming a huge image is an error here, not an abort when its pixels are
     // allocated (`DynamicImage::from_decoder` applies no limit; 512 MiB is the decoders' default).
@@ -67,6 +75,18 @@ pub fn decode(path: &Path) -> Result<image::RgbImage> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(bad)?;
     img.apply_orientation(orientation);
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG stream finishes its last scan: an end-of-image marker (FF D9) after the last
+/// start-of-scan one (FF DA; inside a scan's data FF is always followed by 00 or a restart
+/// marker, so neither pair occurs there). `image`'s decoder fills the rows of a file cut short
+/// with grey and reports no error; PIL, and so torchvision's `ImageFolder`, refuses such a file
+/// ("image file is truncated"). A stream with no scan at all is left to the decoder's error.
+fn jpeg_complete(bytes: &[u8]) -> bool {
+    match bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]) {
+        Some(sos) => bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => true,
+    }
 }
 
 /// Planar CHW bytes of an RGB image.
@@ -540,9 +560,21 @@ mod tests {
         std::fs::write(dir.path().join("cat/truncated.jpg"), &jpeg[..jpeg.len() / 3])
             .expect("write");
         std::fs::write(dir.path().join("cat/text.jpg"), b"just some text").expect("write");
+        // Cut in its scan data: `image`'s decoder alone greys out the missing rows.
+        let noisy = image::RgbImage::from_fn(64, 64, |x, y| {
+            let v = ((x * 7919 + y * 104_729) % 251) as u8;
+            image::Rgb([v, v.wrapping_mul(3), v.wrapping_mul(7)])
+        });
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+            .encode_image(&noisy)
+            .expect("encode");
+        std::fs::write(dir.path().join("cat/cut.jpg"), &jpeg[..jpeg.len() * 2 / 3]).expect("write");
+        let e = decode(&dir.path().join("cat/cut.jpg")).expect_err("cut short").to_string();
+        assert!(e.contains("cut.jpg") && e.contains("truncated"), "{e}");
         let strict = FolderOptions::square(4);
         let e = load_with(dir.path(), strict, None).expect_err("bad").to_string();
-        assert!(e.contains("text.jpg") || e.contains("truncated.jpg"), "{e}");
+        assert!(["cut.jpg", "text.jpg", "truncated.jpg"].iter().any(|f| e.contains(f)), "{e}");
         let lenient = FolderOptions { skip_bad_images: true, ..FolderOptions::square(4) };
         let (set, report) = load_with(dir.path(), lenient, None).expect("load");
         assert_eq!(set.len(), 1);
@@ -551,7 +583,7 @@ mod tests {
             .iter()
             .map(|(p, _)| p.file_name().expect("name").to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["text.jpg", "truncated.jpg"]);
+        assert_eq!(names, ["cut.jpg", "text.jpg", "truncated.jpg"]);
         // A class folder with nothing to read is an error naming it.
         std::fs::create_dir_all(dir.path().join("dog")).expect("mkdir");
         std::fs::write(dir.path().join("dog/readme.md"), b"x").expect("write");
