@@ -24,9 +24,10 @@ use crate::packed::MR;
 use crate::par::{Pool, par_chunks_uninit};
 
 /// Columns per block of whole images at most: its 36 transformed planes ([36][Ci][width]) and
-/// products ([36][Co][width]). The transformed weights stream once per block: 96 columns are
-/// 16 images of 7×7 (ResNet-18's last stage; 64, 10 images, ran it at 0.9× the direct
-/// convolution, see [`crate::winograd::pays_on_small_maps`]); 14×14 maps still take 3.
+/// products ([36][Co][width]). The transformed weights stream once per block, so blocks take
+/// as many images as fit: 24 of 7×7 (4 tiles each; with a thread's share of 16, 16 in 64
+/// columns: ResNet-18's last stage, where blocks of 10 images once ran at 0.9× the direct
+/// convolution, see [`crate::winograd::pays_on_small_maps`]), 6 of 14×14 (16 tiles each).
 const MAX_WIDTH: usize = 96;
 
 /// The transformed positions of a tile (6×6).
