@@ -46,6 +46,15 @@ pub fn decode(path: &Path) -> Result<image::RgbImage> {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
+    // Read whole (the JPEG check below needs the bytes), so a file larger than any image
+    // decoded here is refused before it is read.
+    let len = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?.len();
+    if len > MAX_DECODED_BYTES {
+        return Err(DataError::Image {
+            path: path.to_path_buf(),
+            message: format!("the file is {len} bytes, over the limit of {MAX_DECODED_BYTES}"),
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let reader = ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
@@ -572,6 +581,12 @@ mod tests {
         std::fs::write(dir.path().join("cat/cut.jpg"), &jpeg[..jpeg.len() * 2 / 3]).expect("write");
         let e = decode(&dir.path().join("cat/cut.jpg")).expect_err("cut short").to_string();
         assert!(e.contains("cut.jpg") && e.contains("truncated"), "{e}");
+        // A file larger than any image decoded here is refused unread (a sparse file).
+        let huge = dir.path().join("huge.png");
+        std::fs::File::create(&huge).and_then(|f| f.set_len(MAX_DECODED_BYTES + 1)).expect("huge");
+        let e = decode(&huge).expect_err("huge").to_string();
+        assert!(e.contains("huge.png") && e.contains("over the limit"), "{e}");
+        std::fs::remove_file(&huge).expect("rm");
         let strict = FolderOptions::square(4);
         let e = load_with(dir.path(), strict, None).expect_err("bad").to_string();
         assert!(["cut.jpg", "text.jpg", "truncated.jpg"].iter().any(|f| e.contains(f)), "{e}");
