@@ -1,19 +1,33 @@
 # Sourced by the bench scripts after the build. Prints which instruction set burnlab's kernels
 # run on (`BURNLAB_ISA` lowers it) and the CPU; restricts the PyTorch peer the same way
-# (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) and checks that torch took it.
+# (ATEN_CPU_CAPABILITY for ATen's kernels, ONEDNN_MAX_CPU_ISA for its convolutions,
+# MKL_ENABLE_INSTRUCTIONS for its matrix products: linear layers and recurrences) and checks
+# that each took.
 bench_isa=$(./target/release/burnlab devices 2>/dev/null | sed -n 's/.* kernels isa=\([a-z0-9]*\).*/\1/p')
 [ -n "$bench_isa" ] || { echo "bench: could not read the kernels' ISA from 'burnlab devices'" >&2; exit 1; }
 echo "isa=$bench_isa cpu=\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\""
-want_peer=""
+want_peer="" want_mkl=""
 case "${BURNLAB_ISA:-}" in
-  avx2) export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2; want_peer=AVX2 ;;
-  plain) export ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41; want_peer=DEFAULT ;;
+  avx2) export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+    want_peer=AVX2 want_mkl=AVX2 ;;
+  plain) export ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
+    want_peer=DEFAULT want_mkl=SSE4.2 ;;
 esac
 if [ -n "${PEER_PYTHON:-}" ]; then
   peer_cap=$("$PEER_PYTHON" -c 'import torch; print(torch.backends.cpu.get_cpu_capability())')
   echo "peer_isa=$peer_cap"
   if [ -n "$want_peer" ] && [ "$peer_cap" != "$want_peer" ]; then
     echo "bench: BURNLAB_ISA=$BURNLAB_ISA but torch runs $peer_cap: the restriction did not take" >&2
+    exit 1
+  fi
+  # MKL names the instruction set it dispatched to in its verbose banner, e.g. "… Intel(R)
+  # Advanced Vector Extensions 2 (Intel(R) AVX2) enabled processors …"; a torch without MKL
+  # (an ARM build) prints none.
+  peer_mkl=$(MKL_VERBOSE=1 "$PEER_PYTHON" -c 'import torch; torch.ones(8, 8) @ torch.ones(8, 8)' 2>/dev/null \
+    | grep -o '(Intel(R) [A-Z][A-Za-z0-9.-]*)' | head -1 | sed 's/(Intel(R) \(.*\))/\1/')
+  echo "peer_mkl_isa=${peer_mkl:-none}"
+  if [ -n "$want_mkl" ] && [ -n "$peer_mkl" ] && [ "$peer_mkl" != "$want_mkl" ]; then
+    echo "bench: BURNLAB_ISA=$BURNLAB_ISA but MKL runs $peer_mkl: the restriction did not take" >&2
     exit 1
   fi
 fi
