@@ -14,7 +14,7 @@ models=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do models+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#models[@]} -eq 0 ] && models=(lenet5 resnet20)
-cargo build --release -p burnlab -q
+bash scripts/bench-build.sh
 . scripts/isa.sh
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 for model in "${models[@]}"; do

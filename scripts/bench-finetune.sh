@@ -17,7 +17,7 @@ mkdir -p "$out"
 peers="$(realpath "${PEER_DIR:-../shared/peers/torch}")"
 folder="$out/pets"
 epochs="${BENCH_EPOCHS:-3}"
-cargo build --release -p burnlab -q --bin burnlab --example make_folder
+bash scripts/bench-build.sh --bin burnlab --example make_folder
 . scripts/isa.sh
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 [ -d "$folder" ] || ./target/release/examples/make_folder "$data" "$folder" > /dev/null

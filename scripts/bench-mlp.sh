@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 data="$(realpath "${BURNLAB_DATA:-../shared/datasets/cifar10-jpg}")"
 run="${BENCH_RUN_DIR:-$(mktemp -d)/bench-mlp}"
 peers="${PEER_DIR:-../shared/peers/torch}"
-cargo build --release -p burnlab -q
+bash scripts/bench-build.sh
 . scripts/isa.sh
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 ./target/release/burnlab train mlp --config configs/mlp-cifar10.toml --data "$data" --run-dir "$run" "$@" > "$run.log"

@@ -26,7 +26,7 @@ text="$(realpath "${BURNLAB_TEXT:-../shared/datasets/tinyshakespeare/input.txt}"
 steps="${BENCH_STEPS:-300}"
 out="${BENCH_RUN_DIR:-$(mktemp -d)}"
 mkdir -p "$out"
-cargo build --release -p burnlab -q
+bash scripts/bench-build.sh
 . scripts/isa.sh
 bin=./target/release/burnlab
 # Runs a command with its output in a log file and prints its peak resident memory in MiB.

@@ -17,7 +17,7 @@ threads="${BENCH_THREADS:-2}"
 arch="${BENCH_ARCH:-skipgram}"
 seeds="${BENCH_SEEDS:-1}"
 peers="$(realpath ../shared/peers/word2vec 2>/dev/null || echo "${PEER_DIR:-}")"
-cargo build --release -p burnlab -q
+bash scripts/bench-build.sh
 . scripts/isa.sh
 bin=./target/release/burnlab
 figures="$out/figures.txt"

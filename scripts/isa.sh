@@ -5,7 +5,14 @@
 # that each took.
 bench_isa=$(./target/release/burnlab devices 2>/dev/null | sed -n 's/.* kernels isa=\([a-z0-9]*\).*/\1/p')
 [ -n "$bench_isa" ] || { echo "bench: could not read the kernels' ISA from 'burnlab devices'" >&2; exit 1; }
-echo "isa=$bench_isa cpu=\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\""
+gemm_isa=$(./target/release/burnlab devices 2>/dev/null | sed -n 's/.* gemm isa=\([a-z0-9]*\).*/\1/p')
+echo "isa=$bench_isa gemm_isa=${gemm_isa:-unknown} cpu=\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\""
+# Burn's matmuls run the `gemm` crate, which BURNLAB_ISA cannot lower: scripts/bench-build.sh
+# builds without its AVX-512 kernels for a lowered ISA.
+if [ -n "${BURNLAB_ISA:-}" ] && [ "$BURNLAB_ISA" != avx512 ] && [ "$gemm_isa" = avx512 ]; then
+  echo "bench: BURNLAB_ISA=$BURNLAB_ISA but gemm runs avx512: build with scripts/bench-build.sh" >&2
+  exit 1
+fi
 want_peer="" want_mkl=""
 case "${BURNLAB_ISA:-}" in
   avx2) export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2

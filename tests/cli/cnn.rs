@@ -1,4 +1,5 @@
 use crate::common::*;
+use burnlab_kernels::Isa;
 
 #[test]
 fn lenet5_trains_evaluates_and_predicts() {
@@ -123,6 +124,9 @@ fn every_isa_trains_resnet20_to_the_same_loss_and_bad_isas_are_refused() {
     assert!(!run.exists(), "no run folder for a run that never started");
     let devices = run_ok(burnlab().arg("devices").env("BURNLAB_ISA", "plain"));
     assert!(devices.contains("kernels isa=plain"), "{devices}");
+    // gemm (Burn's matmuls) picks its own kernels: the override does not reach it.
+    let gemm = Isa::of_gemm().name();
+    assert!(devices.contains(&format!("gemm isa={gemm}")), "{devices}");
 }
 
 /// `burnlab profile` times each phase of a step on random images: every figure is printed and

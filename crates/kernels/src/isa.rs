@@ -37,6 +37,20 @@ impl Isa {
         }
     }
 
+    /// The instruction set of the `gemm` crate's kernels on this CPU (Burn's matmuls on flex,
+    /// burnlab's 1×1 convolutions, the recurrences' big products): its AVX-512 kernels where
+    /// this build has them (the `gemm-avx512` feature, on in the `burnlab` binary by default)
+    /// and the CPU has AVX-512, else AVX2+FMA, NEON or plain. `gemm` picks its kernels once,
+    /// itself, so `BURNLAB_ISA` does not lower it; a build without the feature does.
+    pub fn of_gemm() -> Isa {
+        let has = Cpu::all().into_iter().map(Cpu::isa).collect::<Vec<_>>();
+        Isa::ALL
+            .into_iter()
+            .filter(|&isa| isa != Isa::Avx512 || cfg!(feature = "gemm-avx512"))
+            .find(|isa| has.contains(isa))
+            .unwrap_or(Isa::Plain)
+    }
+
     pub fn parse(s: &str) -> Result<Isa, IsaError> {
         Isa::ALL
             .into_iter()
@@ -158,6 +172,21 @@ static CURRENT: OnceLock<Cpu> = OnceLock::new();
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// gemm's ISA is one this CPU has: AVX-512 exactly where the build has gemm's AVX-512
+    /// kernels and the CPU has AVX-512, never lowered by the override.
+    #[test]
+    fn gemm_runs_an_isa_this_cpu_has() {
+        let has: Vec<Isa> = Cpu::all().into_iter().map(Cpu::isa).collect();
+        let gemm = Isa::of_gemm();
+        assert!(has.contains(&gemm), "{gemm} not in {has:?}");
+        let avx512 = cfg!(feature = "gemm-avx512") && has.contains(&Isa::Avx512);
+        assert_eq!(gemm == Isa::Avx512, avx512, "{gemm} with {has:?}");
+        if !avx512 {
+            // The widest of the rest.
+            assert_eq!(gemm, has.into_iter().find(|&i| i != Isa::Avx512).unwrap_or(Isa::Plain));
+        }
+    }
 
     #[test]
     fn names_parse_back_and_unknown_names_are_errors() {

@@ -105,9 +105,10 @@ pub fn print_devices() {
     let cpu = burnlab_kernels::Cpu::current();
     let all: Vec<&str> = burnlab_kernels::Cpu::all().iter().map(|c| c.isa().name()).collect();
     println!(
-        "flex     cpu  available (default); kernels isa={} (this CPU has: {}; BURNLAB_ISA lowers it)",
+        "flex     cpu  available (default); kernels isa={} (this CPU has: {}; BURNLAB_ISA lowers it); gemm isa={}",
         cpu.isa(),
-        all.join(", ")
+        all.join(", "),
+        burnlab_kernels::Isa::of_gemm()
     );
     println!("ndarray  cpu  available");
     let adapters = wgpu_adapters();
