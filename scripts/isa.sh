@@ -3,9 +3,10 @@
 # (ATEN_CPU_CAPABILITY for ATen's kernels, ONEDNN_MAX_CPU_ISA for its convolutions,
 # MKL_ENABLE_INSTRUCTIONS for its matrix products: linear layers and recurrences) and checks
 # that each took.
-bench_isa=$(./target/release/burnlab devices 2>/dev/null | sed -n 's/.* kernels isa=\([a-z0-9]*\).*/\1/p')
+devices=$(./target/release/burnlab devices 2>/dev/null | grep '^flex ' || true)
+bench_isa=$(sed -n 's/.* kernels isa=\([a-z0-9]*\).*/\1/p' <<< "$devices")
 [ -n "$bench_isa" ] || { echo "bench: could not read the kernels' ISA from 'burnlab devices'" >&2; exit 1; }
-gemm_isa=$(./target/release/burnlab devices 2>/dev/null | sed -n 's/.* gemm isa=\([a-z0-9]*\).*/\1/p')
+gemm_isa=$(sed -n 's/.* gemm isa=\([a-z0-9]*\).*/\1/p' <<< "$devices")
 echo "isa=$bench_isa gemm_isa=${gemm_isa:-unknown} cpu=\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)\""
 # Burn's matmuls run the `gemm` crate, which BURNLAB_ISA cannot lower: scripts/bench-build.sh
 # builds without its AVX-512 kernels for a lowered ISA.
