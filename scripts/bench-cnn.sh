@@ -23,14 +23,13 @@ bash scripts/bench-build.sh
 . scripts/isa.sh
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 for model in "${models[@]}"; do
-  ratios="$out/ratios-$model.txt"
-  : > "$ratios"
+  # The peer's budgets (no warm-up): 5 epochs of LeNet-5, 1 of ResNet-20; ResNet-9 its own 24.
+  case "$model" in lenet5) epochs=(--epochs 5) ;; resnet9) epochs=() ;; *) epochs=(--epochs 1 --set schedule.warmup_epochs=0) ;; esac
+  reports="$out/reports-$model.txt"
+  : > "$reports"
   for round in $(seq 1 "$rounds"); do
     run="$out/bench-$model"
     [ "$rounds" -gt 1 ] && { run="$out/bench-$model-r$round"; echo "round=$round"; }
-    rm -rf "$run"
-    # The peer's budgets (no warm-up): 5 epochs of LeNet-5, 1 of ResNet-20; ResNet-9 its own 24.
-    case "$model" in lenet5) epochs=(--epochs 5) ;; resnet9) epochs=() ;; *) epochs=(--epochs 1 --set schedule.warmup_epochs=0) ;; esac
     ./target/release/burnlab train cnn --model "$model" --data "$data" --run-dir "$run" "${epochs[@]}" "$@" > "$run.log" 2>&1 \
       || { tail -5 "$run.log"; exit 1; }
     # Inference timed as the peer times it: 3 extra passes over the test set, the median.
@@ -41,10 +40,10 @@ for model in "${models[@]}"; do
       pm=$model; [ "$model" = lenet5 ] && pm=lenet
       peer_line=$(cd "$peers" && "$PEER_PYTHON" cifar_train.py "$data" --model "$pm" --infer-reps 3 | tail -1)
     fi
-    python3 scripts/bench_report.py bench_cnn "$run" "$peer_line" "$model" | tee -a "$ratios"
+    python3 scripts/bench_report.py bench_cnn "$run" "$peer_line" "$model" | tee -a "$reports"
   done
   if [ "$rounds" -gt 1 ]; then
-    python3 - "$ratios" "$model" <<'PY'
+    python3 - "$reports" "$model" <<'PY'
 import statistics, sys
 vals = {}
 for line in open(sys.argv[1]):
