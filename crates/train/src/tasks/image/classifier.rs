@@ -184,6 +184,7 @@ mod tests {
 
     use crate::config::{OptimConfig, OptimKind};
     use crate::optim::build_optimizer;
+    use crate::run::launch::seeded_init;
 
     /// Steps of SGD (Nesterov 0.9, the recipes' optimiser) until the training-mode predictions
     /// on one fixed batch of 64 noise images with random labels are all right; `None` if
@@ -301,21 +302,22 @@ mod tests {
         }
     }
 
+    /// At lr 0.02 this sat on the edge of stability: a small rounding difference (AVX2's sums
+    /// against plain ones, or another test drawing from the shared RNG) decided whether the net
+    /// memorised in ~100 steps or died with every prediction one class. At 0.01 six seeds take
+    /// 129-152 steps on the plain, AVX2 and Burn-only paths alike.
     #[test]
     fn lenet5_memorises_a_batch_of_64() {
-        let d = Device::flex();
-        d.seed(0);
-        let steps =
-            steps_to_memorise(ImageNet::LeNet5(LeNet5Config::new().init(&d)), 32, 0.02, 300);
+        let net = seeded_init(0, |d| ImageNet::LeNet5(LeNet5Config::new().init(d)));
+        let steps = steps_to_memorise(net, 32, 0.01, 300);
         eprintln!("LeNet-5 memorised 64 noise images in {steps:?} steps");
         assert!(steps.is_some_and(|s| s > 5), "{steps:?}");
     }
 
     #[test]
     fn resnet_memorises_a_batch_of_64() {
-        let d = Device::flex();
-        d.seed(0);
-        let net = ImageNet::ResNet(CifarResNetConfig::new().with_depth(8).init(&d));
+        let net =
+            seeded_init(0, |d| ImageNet::ResNet(CifarResNetConfig::new().with_depth(8).init(d)));
         let steps = steps_to_memorise(net, 16, 0.05, 40);
         eprintln!("ResNet-8 memorised 64 noise images in {steps:?} steps");
         assert!(steps.is_some_and(|s| s > 5), "{steps:?}");
