@@ -7,8 +7,12 @@
 //! Then Winograd (forward F(4×4, 3×3), weight gradient F(2×2, 3×3)) against the direct
 //! convolution on the same layers, and the inference linear kernel against the `gemm` crate.
 //!
-//! `cargo run --release -p burnlab-kernels --example kernel_speed` (every ISA this CPU has; one
-//! with `BURNLAB_ISA=avx2`, say). Prints `key=value` lines.
+//! Last, the recurrences' per-step products (`packed`): one thread's 16 batch rows against the
+//! packed recurrent weight of an LSTM, GRU and RNN of 256, forward and backward.
+//!
+//! `cargo run --release -p burnlab-kernels --example kernel_speed [conv|winograd|linear|packed]`
+//! (every ISA this CPU has; one with `BURNLAB_ISA=avx2`, say; a section name runs that section
+//! only). Prints `key=value` lines.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -16,6 +20,7 @@ use std::time::Instant;
 use burnlab_kernels::channels::{ChannelWeights, channel_conv};
 use burnlab_kernels::conv::ConvDims;
 use burnlab_kernels::direct::{Padded, Pixels, SLACK, tap_offsets, wide_conv, wide_weight_grad};
+use burnlab_kernels::packed::{PackedB, gemm_packed};
 use burnlab_kernels::simd::Simd;
 use burnlab_kernels::{Cpu, Kernel};
 use burnlab_kernels::{linear, winograd, winograd_wgrad};
@@ -71,6 +76,8 @@ fn main() {
         Ok(_) => vec![Cpu::from_env().unwrap_or_else(|e| panic!("{e}"))],
         Err(_) => Cpu::all(),
     };
+    let section = std::env::args().nth(1);
+    let runs = |name: &str| section.as_deref().is_none_or(|s| s == name);
     for cpu in cpus {
         let isa = cpu.isa();
         let iters = 20_000_000;
@@ -79,12 +86,9 @@ fn main() {
         let peak = (2 * 12 * lanes(cpu) * iters) as f64 / t.elapsed().as_secs_f64() / 1e9;
         println!("isa={isa} fma_peak_gflops={peak:.1}");
         // ResNet-20's stride-1 layers, then ResNet-18's at 224 px.
-        let layers: &[(usize, usize)] = if std::env::var("LIN").is_ok() {
-            &[]
-        } else {
-            &[(16, 32), (32, 16), (64, 8), (64, 56), (128, 28), (256, 14), (512, 7)]
-        };
-        for &(c, hw) in layers {
+        let layers: &[(usize, usize)] =
+            &[(16, 32), (32, 16), (64, 8), (64, 56), (128, 28), (256, 14), (512, 7)];
+        for &(c, hw) in layers.iter().filter(|_| runs("conv")) {
             let mut xp = Padded::new(c, hw, hw, 1, 1);
             let x: Vec<f32> = (0..c * hw * hw).map(|i| (i as f32 * 0.37).sin()).collect();
             xp.fill(&x, c, hw, hw, 1, 1);
@@ -135,7 +139,7 @@ fn main() {
         // and dy's transpose left out). GFLOP/s count the direct convolution's multiply-adds. Rounds alternate the two (a noisy shared
         // machine slows both alike); medians of 5 rounds, and of the rounds' ratios.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
-        for &(c, hw) in layers {
+        for &(c, hw) in layers.iter().filter(|_| runs("winograd")) {
             let d = ConvDims {
                 n: IMAGES,
                 ci: c,
@@ -208,6 +212,12 @@ fn main() {
             println!(
                 "isa={isa} layer=c{c}_{hw}x{hw} direct_fwd_gflops={df:.1} winograd_fwd_gflops={wf:.1} winograd_speedup_fwd={sf:.2} {wgrad}"
             );
+        }
+        if runs("packed") {
+            packed(cpu, peak);
+        }
+        if !runs("linear") {
+            continue;
         }
         // The MLP's first layer at inference, one thread's share of a 256 batch: 128×3072·3072×512.
         let (m, k, n) = match std::env::var("LIN").ok().as_deref() {
@@ -302,6 +312,40 @@ fn main() {
             "isa={isa} linear_6_rows_ms={:.2} linear_128_rows_ms={:.2}",
             t.elapsed().as_secs_f64() * 1e3 / reps as f64,
             (2 * m * k * n) as f64 / g / 1e6
+        );
+    }
+}
+
+/// The recurrences' per-step products on one thread: 16 batch rows (a 32 batch on 2 threads)
+/// times the packed recurrent weight, 128 steps per call as in a sequence of 128.
+fn packed(cpu: Cpu, peak: f64) {
+    let isa = cpu.isa();
+    let h = 256;
+    for (name, k, n) in
+        [("lstm_fwd", h, 4 * h), ("lstm_bwd", 4 * h, h), ("gru_fwd", h, 3 * h), ("rnn_fwd", h, h)]
+    {
+        let m = 16;
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let bp = PackedB::new(&b, k, n, n, 1);
+        let mut c = vec![0.0f32; m * n];
+        let steps = 512;
+        let flops = (2 * m * k * n * steps) as f64;
+        let mut g = Vec::new();
+        for _ in 0..11 {
+            let t = Instant::now();
+            for _ in 0..steps {
+                gemm_packed(cpu, m, &mut c, true, &a, &bp);
+                c[0] *= 0.5;
+            }
+            black_box(&c);
+            g.push(flops / t.elapsed().as_secs_f64() / 1e9);
+        }
+        g.sort_by(f64::total_cmp);
+        let g = g[g.len() / 2];
+        println!(
+            "isa={isa} packed={name}_{m}x{k}x{n} packed_gflops={g:.1} packed_pct_peak={:.0}",
+            100.0 * g / peak
         );
     }
 }
