@@ -32,12 +32,22 @@ pub trait FusedLinear: Backend {
     ) -> FloatTensor<Self>;
 }
 
-/// Whether inference goes through the kernel on this CPU: wherever it has vector tiles. On a
-/// Zen 3 (AVX2), eval passes of the MLP alternated run for run: this kernel 28.6–35.0k
-/// images/s, Burn's matmul (the `gemm` crate) 25.3–30.4k. On the plain floor Burn's op, whose
-/// `gemm` picks its own ISA and keeps its vector kernels, is the faster one.
+/// Whether inference goes through the kernel on this CPU: wherever it has vector tiles, except
+/// AVX-512 where `gemm` has its AVX-512 kernels too ([`Isa::of_gemm`]). On a Zen 3 (AVX2), eval
+/// passes of the MLP alternated run for run: this kernel 28.6–35.0k images/s, Burn's matmul
+/// (the `gemm` crate, AVX2) 25.3–30.4k. On an Intel Xeon (Emerald Rapids) with gemm's AVX-512
+/// kernels: the MLP's 128×3072·3072×512 at 56 GFLOP/s here against gemm's 95–97 (one core,
+/// `just bench-kernels linear` with `--features gemm-avx512`, rounds alternated), eval passes
+/// 31.9–35.2k against 32.2–40.5k images/s (4 runs alternated, `BURNLAB_FUSED=0` for gemm).
+/// On the plain floor Burn's op, whose `gemm` picks its own ISA and keeps its vector kernels,
+/// is the faster one. Under `BURNLAB_ISA=avx2` on an AVX-512 CPU the kernel runs (AVX2), as
+/// the override asks.
 pub fn uses_kernel(cpu: Cpu) -> bool {
-    cpu.isa() != Isa::Plain
+    match cpu.isa() {
+        Isa::Plain => false,
+        Isa::Avx512 => Isa::of_gemm() != Isa::Avx512,
+        _ => true,
+    }
 }
 
 /// `layer.forward(x)`: through [`FusedLinear`] for inference on flex (no autodiff) when the
@@ -230,6 +240,20 @@ mod tests {
             assert_eq!(cached(), Some(2 * usize::from(kernel)), "the nested scope keeps the cache");
         });
         assert_eq!(cached(), None, "released when the outermost scope ends");
+    }
+
+    /// The kernel on AVX2 and NEON; not on plain; on AVX-512 only where gemm lacks its AVX-512
+    /// kernels (every ISA this CPU has).
+    #[test]
+    fn kernel_only_where_it_beats_gemm() {
+        for cpu in Cpu::all() {
+            let takes = uses_kernel(cpu);
+            match cpu.isa() {
+                Isa::Plain => assert!(!takes, "plain"),
+                Isa::Avx2 | Isa::Neon => assert!(takes, "{:?}", cpu.isa()),
+                Isa::Avx512 => assert_eq!(takes, Isa::of_gemm() != Isa::Avx512, "avx512"),
+            }
+        }
     }
 
     /// Whether `linear` takes the kernel for this layer on this CPU.
