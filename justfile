@@ -58,10 +58,15 @@ playground *args:
 runs *args:
     cargo run --release -p burnlab -- runs "$@"
 
-# `cargo fmt --check` and Clippy over every crate and target, warnings as errors (CI runs it).
+# `cargo fmt --check` and Clippy over every crate and target, warnings as errors; the kernels'
+# NEON paths too where the aarch64 target is installed (they compile only for it). CI lints the
+# same code as its tests build (see .ci/run).
 lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --release -- -D warnings
+    if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
+      cargo clippy -p burnlab-kernels --all-targets --release --target aarch64-unknown-linux-gnu -- -D warnings; \
+    fi
 
 # Run every test (release profile: Burn is compiled once for build and tests)
 test *args:

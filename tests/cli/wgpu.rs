@@ -1,6 +1,11 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
+
+// The GPU path for real: on CI through Mesa's software Vulkan. The same seed gives the same
+// starting weights and batches on every backend, so each training step's loss must agree with
+// flex. One test per model, so that the test harness runs them side by side (software Vulkan
+// compiles each kernel on one core; serially the five took ~280 s of a 2-core CI run).
 
 /// Per-step training losses that burn-train logged for `epoch` of the run in `dir`.
 fn step_losses(dir: &Path, epoch: usize) -> Vec<f64> {
@@ -12,107 +17,122 @@ fn step_losses(dir: &Path, epoch: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The GPU path for real: on CI through Mesa's software Vulkan. The same seed gives the same
-/// starting weights and batches on every backend, so the losses of each training step of an MLP,
-/// LeNet-5 and a ResNet-8 (BatchNorm, stride 2, option-A shortcuts) must agree with flex. Where no
-/// adapter exists the test says so and checks the clear error instead (CI sets
-/// BURNLAB_REQUIRE_WGPU=1 so a missing driver fails there).
-#[test]
-fn wgpu_matches_flex_or_explains_missing_adapter() {
+/// A fixture when wgpu has an adapter. Where none exists the clear error is checked instead and
+/// `None` comes back; CI sets BURNLAB_REQUIRE_WGPU=1, so there a missing driver fails the test.
+fn wgpu_fixture() -> Option<Fixture> {
     let devices = run_ok(burnlab().arg("devices"));
     let f = Fixture::new(20, 4, 2, 0.0);
-    if devices.contains("wgpu     gpu  no adapter") {
-        assert!(
-            std::env::var("BURNLAB_REQUIRE_WGPU").is_err(),
-            "BURNLAB_REQUIRE_WGPU is set but wgpu has no adapter:\n{devices}"
-        );
-        eprintln!(
-            "SKIPPED wgpu training: no Vulkan/Metal/DX12 adapter here; checking the error message instead"
-        );
-        let e = run_err(f.train(&f.path("wgpu")).args(["--backend", "wgpu"]));
-        assert!(e.contains("no GPU adapter found") && e.contains("--backend flex"), "{e}");
-        return;
+    if !devices.contains("wgpu     gpu  no adapter") {
+        return Some(f);
     }
-    for (model, epochs) in [("mlp", 2), ("lenet5", 1), ("resnet8", 1)] {
-        let run = |backend: &str| {
-            let dir = f.path(&format!("{model}-{backend}"));
-            let mut c = match model {
-                "mlp" => f.train(&dir),
-                // The smallest CIFAR ResNet (one block per stage) keeps software Vulkan quick.
-                "resnet8" => {
-                    let mut c = f.train_cnn(&dir, "resnet20");
-                    c.args(["--set", "model.depth=8"]);
-                    c
-                }
-                _ => f.train_cnn(&dir, model),
-            };
-            run_ok(c.args(["--backend", backend, "--epochs", &epochs.to_string()]));
-            dir
-        };
-        let (flex, wgpu) = (run("flex"), run("wgpu"));
-        for epoch in 1..=epochs {
-            let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(a.len() >= 2 && a.len() == b.len(), "{model} epoch {epoch}: {a:?} vs {b:?}");
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-3 * x.abs().max(1.0),
-                    "{model} epoch {epoch} step {i}: flex {x} vs wgpu {y}"
-                );
-            }
+    assert!(
+        std::env::var("BURNLAB_REQUIRE_WGPU").is_err(),
+        "BURNLAB_REQUIRE_WGPU is set but wgpu has no adapter:\n{devices}"
+    );
+    eprintln!(
+        "SKIPPED wgpu training: no Vulkan/Metal/DX12 adapter here; checked the error message instead"
+    );
+    let e = run_err(f.train(&f.path("wgpu")).args(["--backend", "wgpu"]));
+    assert!(e.contains("no GPU adapter found") && e.contains("--backend flex"), "{e}");
+    None
+}
+
+/// Trains with `cmd(backend)` on flex and on wgpu and compares the per-step losses of each epoch.
+fn same_losses(name: &str, epochs: usize, cmd: impl Fn(&str) -> PathBuf) {
+    let (flex, wgpu) = (cmd("flex"), cmd("wgpu"));
+    for epoch in 1..=epochs {
+        let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
+        assert!(a.len() >= 2 && a.len() == b.len(), "{name} epoch {epoch}: {a:?} vs {b:?}");
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                "{name} epoch {epoch} step {i}: flex {x} vs wgpu {y}"
+            );
         }
     }
+}
 
-    // A character LM: on flex each layer is one fused operation with a hand-written backward,
-    // on wgpu the cells run step by step as Burn ops, so equal losses check one against the
-    // other (the LSTM only: software Vulkan compiles each cell's many small kernels slowly; the
-    // unit tests compare all three cells' fused and step-by-step gradients).
+/// An image model on the fixture's folder, `epochs` epochs on `backend`.
+fn image_run(f: &Fixture, model: &str, epochs: usize, backend: &str) -> PathBuf {
+    let dir = f.path(&format!("{model}-{backend}"));
+    let mut c = match model {
+        "mlp" => f.train(&dir),
+        // The smallest CIFAR ResNet (one block per stage) keeps software Vulkan quick.
+        "resnet8" => {
+            let mut c = f.train_cnn(&dir, "resnet20");
+            c.args(["--set", "model.depth=8"]);
+            c
+        }
+        _ => f.train_cnn(&dir, model),
+    };
+    run_ok(c.args(["--backend", backend, "--epochs", &epochs.to_string()]));
+    dir
+}
+
+#[test]
+fn wgpu_mlp_matches_flex() {
+    let Some(f) = wgpu_fixture() else { return };
+    same_losses("mlp", 2, |b| image_run(&f, "mlp", 2, b));
+}
+
+#[test]
+fn wgpu_lenet5_matches_flex() {
+    let Some(f) = wgpu_fixture() else { return };
+    same_losses("lenet5", 1, |b| image_run(&f, "lenet5", 1, b));
+}
+
+/// BatchNorm, stride 2 and option-A shortcuts.
+#[test]
+fn wgpu_resnet8_matches_flex() {
+    let Some(f) = wgpu_fixture() else { return };
+    same_losses("resnet8", 1, |b| image_run(&f, "resnet8", 1, b));
+}
+
+/// A character LM: on flex each layer is one fused operation with a hand-written backward, on
+/// wgpu the cells run step by step as Burn ops, so equal losses check one against the other (the
+/// LSTM only: software Vulkan compiles each cell's many small kernels slowly; the unit tests
+/// compare all three cells' fused and step-by-step gradients).
+#[test]
+fn wgpu_lstm_matches_flex() {
+    let Some(f) = wgpu_fixture() else { return };
     let text = f.path("text.txt");
     crate::rnn::write_text(&text);
-    for cell in ["lstm"] {
-        let run = |backend: &str| {
-            let dir = f.path(&format!("{cell}-{backend}"));
-            // Short windows and few steps: software Vulkan runs the cells one small op at a time.
-            let args = [
-                "train",
-                "rnn",
-                "--cell",
-                cell,
-                "--layers",
-                "2",
-                "--hidden",
-                "24",
-                "--epochs",
-                "1",
-                "--steps",
-                "6",
-                "--batch-size",
-                "4",
-                "--seq-len",
-                "12",
-                "--set",
-                "model.embed=8",
-                "--backend",
-                backend,
-            ];
-            run_ok(burnlab().args(args).arg("--corpus").arg(&text).arg("--run-dir").arg(&dir));
-            dir
-        };
-        let (flex, wgpu) = (run("flex"), run("wgpu"));
-        for epoch in 1..=1 {
-            let (a, b) = (step_losses(&flex, epoch), step_losses(&wgpu, epoch));
-            assert!(a.len() >= 2 && a.len() == b.len(), "{cell} epoch {epoch}: {a:?} vs {b:?}");
-            for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-3 * x.abs().max(1.0),
-                    "{cell} epoch {epoch} step {i}: flex {x} vs wgpu {y}"
-                );
-            }
-        }
-    }
+    same_losses("lstm", 1, |backend| {
+        let dir = f.path(&format!("lstm-{backend}"));
+        // Short windows and few steps: software Vulkan runs the cells one small op at a time.
+        let args = [
+            "train",
+            "rnn",
+            "--cell",
+            "lstm",
+            "--layers",
+            "2",
+            "--hidden",
+            "24",
+            "--epochs",
+            "1",
+            "--steps",
+            "6",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "12",
+            "--set",
+            "model.embed=8",
+            "--backend",
+            backend,
+        ];
+        run_ok(burnlab().args(args).arg("--corpus").arg(&text).arg("--run-dir").arg(&dir));
+        dir
+    });
+}
 
-    // word2vec's batched path, which is what a GPU runs: the host builds the same batches for
-    // both backends, so the losses agree (up to the order of the atomic row updates) and the
-    // vectors put words next to their topic.
+/// word2vec's batched path, which is what a GPU runs: the host builds the same batches for both
+/// backends, so the losses agree (up to the order of the atomic row updates) and the vectors put
+/// words next to their topic.
+#[test]
+fn wgpu_word2vec_matches_flex() {
+    let Some(f) = wgpu_fixture() else { return };
     let corpus = f.path("corpus.txt");
     crate::word2vec::write_corpus(&corpus);
     let w2v = |backend: &str| {
