@@ -52,40 +52,40 @@ fn same_losses(name: &str, epochs: usize, cmd: impl Fn(&str) -> PathBuf) {
     }
 }
 
-/// An image model on the fixture's folder, `epochs` epochs on `backend`.
-fn image_run(f: &Fixture, model: &str, epochs: usize, backend: &str) -> PathBuf {
-    let dir = f.path(&format!("{model}-{backend}"));
-    let mut c = match model {
-        "mlp" => f.train(&dir),
-        // The smallest CIFAR ResNet (one block per stage) keeps software Vulkan quick.
-        "resnet8" => {
-            let mut c = f.train_cnn(&dir, "resnet20");
-            c.args(["--set", "model.depth=8"]);
-            c
-        }
-        _ => f.train_cnn(&dir, model),
-    };
-    run_ok(c.args(["--backend", backend, "--epochs", &epochs.to_string()]));
-    dir
+/// An image model trained for `epochs` on flex and on wgpu, step losses compared.
+fn image_model_matches_flex(model: &str, epochs: usize) {
+    let Some(f) = wgpu_fixture() else { return };
+    same_losses(model, epochs, |backend| {
+        let dir = f.path(&format!("{model}-{backend}"));
+        let mut c = match model {
+            "mlp" => f.train(&dir),
+            // The smallest CIFAR ResNet (one block per stage) keeps software Vulkan quick.
+            "resnet8" => {
+                let mut c = f.train_cnn(&dir, "resnet20");
+                c.args(["--set", "model.depth=8"]);
+                c
+            }
+            _ => f.train_cnn(&dir, model),
+        };
+        run_ok(c.args(["--backend", backend, "--epochs", &epochs.to_string()]));
+        dir
+    });
 }
 
 #[test]
 fn wgpu_mlp_matches_flex() {
-    let Some(f) = wgpu_fixture() else { return };
-    same_losses("mlp", 2, |b| image_run(&f, "mlp", 2, b));
+    image_model_matches_flex("mlp", 2);
 }
 
 #[test]
 fn wgpu_lenet5_matches_flex() {
-    let Some(f) = wgpu_fixture() else { return };
-    same_losses("lenet5", 1, |b| image_run(&f, "lenet5", 1, b));
+    image_model_matches_flex("lenet5", 1);
 }
 
 /// BatchNorm, stride 2 and option-A shortcuts.
 #[test]
 fn wgpu_resnet8_matches_flex() {
-    let Some(f) = wgpu_fixture() else { return };
-    same_losses("resnet8", 1, |b| image_run(&f, "resnet8", 1, b));
+    image_model_matches_flex("resnet8", 1);
 }
 
 /// A character LM: on flex each layer is one fused operation with a hand-written backward, on
