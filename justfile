@@ -107,9 +107,10 @@ miri:
 # Convolution kernels' GFLOP/s per ISA on ResNet-20's and ResNet-18's layers beside the FMA
 # peak, one core; Winograd against the direct kernels; the linear kernel against `gemm`
 # (`BURNLAB_ISA=avx2 just bench-kernels` for one ISA); the recurrences' per-step products too
-# (`just bench-kernels packed`: that section only; also conv, winograd, linear)
+# (`just bench-kernels packed`: that section only; also conv, winograd, linear). With gemm's
+# AVX-512 kernels, as the `burnlab` binary has them by default.
 bench-kernels *args:
-    cargo run --release -p burnlab-kernels --example kernel_speed -- {{args}}
+    cargo run --release -p burnlab-kernels --features gemm-avx512 --example kernel_speed -- {{args}}
 
 # Each convolution layer of LeNet-5, ResNet-20 and ResNet-18 through burnlab against Burn's own
 # conv, forward and training step, with the ratio (`BURNLAB_ISA=plain just bench-layers`: the floor)

@@ -5,7 +5,10 @@
 //! vectors, real pixels only) on the same layers.
 //!
 //! Then Winograd (forward F(4×4, 3×3), weight gradient F(2×2, 3×3)) against the direct
-//! convolution on the same layers, and the inference linear kernel against the `gemm` crate.
+//! convolution on the same layers, and the inference linear kernel (W packed per call, and
+//! packed once as `eval` keeps it) against the `gemm` crate, whose line names the ISA gemm
+//! picked (`gemm_isa=`: its AVX-512 kernels only in a build with the `gemm-avx512` feature, as
+//! `just bench-kernels` and the `burnlab` binary build it).
 //!
 //! Last, the recurrences' per-step products (`packed`): one thread's 16 batch rows against the
 //! packed recurrent weight of an LSTM, GRU and RNN of 256, forward and backward.
@@ -22,7 +25,7 @@ use burnlab_kernels::conv::ConvDims;
 use burnlab_kernels::direct::{Padded, Pixels, SLACK, tap_offsets, wide_conv, wide_weight_grad};
 use burnlab_kernels::packed::{PackedB, gemm_packed};
 use burnlab_kernels::simd::Simd;
-use burnlab_kernels::{Cpu, Kernel};
+use burnlab_kernels::{Cpu, Isa, Kernel};
 use burnlab_kernels::{linear, winograd, winograd_wgrad};
 
 /// Images per Winograd-against-direct round.
@@ -238,6 +241,15 @@ fn main() {
             }
             flops / t.elapsed().as_secs_f64() / 1e9
         };
+        // As `eval` runs it: W packed once and kept across batches, only x's rows per call.
+        let packed_w = linear::PackedW::new(cpu, &w, k, n);
+        let ours_packed = || {
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box(pool.install(|| linear::forward_packed(cpu, &x, &packed_w, &b, m)));
+            }
+            flops / t.elapsed().as_secs_f64() / 1e9
+        };
         // The `gemm` crate (Burn's flex matmul) on the same product, one thread: the linear layer
         // goes through the kernel only where it wins (burnlab-ops `uses_kernel`). gemm picks its
         // own ISA (BURNLAB_ISA does not reach it), so it runs beside the best ISA only.
@@ -282,24 +294,28 @@ fn main() {
         };
         let with_gemm = cpu.isa() == Cpu::best().isa();
         let (mut g_ours, mut g_theirs, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        let mut g_packed = Vec::new();
         for _ in 0..9 {
             let a = ours();
             g_ours.push(a);
+            g_packed.push(ours_packed());
             if with_gemm {
                 let b = theirs();
                 g_theirs.push(b);
                 ratio.push(a / b);
             }
         }
-        let g = median(g_ours);
+        let (g, gp) = (median(g_ours), median(g_packed));
         println!(
-            "isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0}",
-            100.0 * g / peak
+            "isa={isa} layer=linear_{m}x{k}x{n} linear_gflops={g:.1} linear_pct_peak={:.0} linear_packed_w_gflops={gp:.1} linear_packed_w_pct_peak={:.0}",
+            100.0 * g / peak,
+            100.0 * gp / peak
         );
         if with_gemm {
             let gg = median(g_theirs);
             println!(
-                "gemm_isa=own layer=linear_{m}x{k}x{n} gemm_gflops={gg:.1} gemm_pct_peak_of_{isa}={:.0} linear_vs_gemm={:.3}",
+                "gemm_isa={} layer=linear_{m}x{k}x{n} gemm_gflops={gg:.1} gemm_pct_peak_of_{isa}={:.0} linear_vs_gemm={:.3}",
+                Isa::of_gemm(),
                 100.0 * gg / peak,
                 median(ratio)
             );
