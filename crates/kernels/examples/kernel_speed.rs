@@ -234,22 +234,18 @@ fn main() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
         let reps = 3;
         let flops = (2 * m * k * n * reps) as f64;
-        let ours = || {
+        // GFLOP/s of `reps` calls of the kernel on one thread.
+        let gflops_of = |call: &(dyn Fn() -> Vec<f32> + Sync)| {
             let t = Instant::now();
             for _ in 0..reps {
-                black_box(pool.install(|| linear::forward(cpu, &x, &w, &b, m, k, n)));
+                black_box(pool.install(call));
             }
             flops / t.elapsed().as_secs_f64() / 1e9
         };
+        let ours = || gflops_of(&|| linear::forward(cpu, &x, &w, &b, m, k, n));
         // As `eval` runs it: W packed once and kept across batches, only x's rows per call.
         let packed_w = linear::PackedW::new(cpu, &w, k, n);
-        let ours_packed = || {
-            let t = Instant::now();
-            for _ in 0..reps {
-                black_box(pool.install(|| linear::forward_packed(cpu, &x, &packed_w, &b, m)));
-            }
-            flops / t.elapsed().as_secs_f64() / 1e9
-        };
+        let ours_packed = || gflops_of(&|| linear::forward_packed(cpu, &x, &packed_w, &b, m));
         // The `gemm` crate (Burn's flex matmul) on the same product, one thread: the linear layer
         // goes through the kernel only where it wins (burnlab-ops `uses_kernel`). gemm picks its
         // own ISA (BURNLAB_ISA does not reach it), so it runs beside the best ISA only.
