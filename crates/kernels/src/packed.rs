@@ -17,10 +17,14 @@ pub const NR: usize = 16;
 /// Rows per register tile where a block is two or four vectors: 6 × 16 accumulators fit AVX2's
 /// 16 registers with room for the operands.
 pub const MR: usize = 6;
-/// Rows per register tile where a block is one vector (AVX-512): 16 accumulators of AVX-512's
-/// 32 registers, so that one thread's 16 batch rows take B in a single pass and the two FMA
-/// units (latency 4) always have eight or more independent chains (6 rows left them 25% idle).
-pub const MR_WIDE: usize = 16;
+/// Where a block is one vector (AVX-512), a register tile spans [`WIDE_BLOCKS`] blocks side by
+/// side and this many rows: 16 accumulators of AVX-512's 32 registers, so that the two FMA units
+/// (latency 4) always have eight or more independent chains (6 rows × 1 block left them 25%
+/// idle), and 10 loads per 16 multiply-adds (16 rows × 1 block took 17: the broadcasts, not the
+/// FMA units, set its pace, at 66–79% of the FMA peak on a Zen 5).
+pub const MR_WIDE: usize = 8;
+/// Blocks of B per AVX-512 register tile (see [`MR_WIDE`]).
+pub const WIDE_BLOCKS: usize = 2;
 /// Depth of one pass over B's blocks (see [`Gemm::run`]).
 const KC: usize = 256;
 
@@ -94,6 +98,7 @@ impl Kernel for Gemm<'_> {
                         a: &a[r0 * k..(r0 + rows) * k],
                         k,
                         b: block,
+                        vs: S::LANES,
                         c: &mut dst[r0 * n + col..],
                         ldc: n,
                         width,
@@ -105,11 +110,9 @@ impl Kernel for Gemm<'_> {
             }
             return;
         }
-        // One vector a block (AVX-512): tiles of up to 16 rows, A packed first, tile by tile,
-        // as k columns of the tile's rows, so that a tile's broadcasts walk one stream (16 row
-        // pointers would not fit the general registers). Measured on an Intel Xeon (one core,
-        // best of 6 alternated runs, GFLOP/s): LSTM forward 97 → 117, backward 97 → 110. The
-        // same packing on AVX2's 6-row tiles was 3–10% slower than reading A in place.
+        // One vector a block (AVX-512): tiles of up to 8 rows × 2 blocks, A packed first, tile
+        // by tile, as k columns of the tile's rows, so that a tile's broadcasts walk one stream.
+        // One thread's 16 batch rows read each pair of blocks twice, the second time from L1.
         let mut panels = vec![0.0; m * k];
         let mut r0 = 0;
         while r0 < m {
@@ -122,12 +125,13 @@ impl Kernel for Gemm<'_> {
             }
             r0 += rows;
         }
-        // k in chunks of KC, so that a tile's chunk of A (16 rows × 256 = 16 KB) stays in L1
-        // while B's blocks stream past it from L2 (the backward's k of 1024 would not).
+        let blocks = n.div_ceil(NR);
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            for (jb, block) in b.data.chunks_exact(k * NR).enumerate() {
-                let (col, width) = (jb * NR, NR.min(n - jb * NR));
+            let mut jb = 0;
+            while jb < blocks {
+                let nb = WIDE_BLOCKS.min(blocks - jb);
+                let (col, width) = (jb * NR, (nb * NR).min(n - jb * NR));
                 let mut r0 = 0;
                 while r0 < m {
                     let rows = MR_WIDE.min(m - r0);
@@ -135,38 +139,43 @@ impl Kernel for Gemm<'_> {
                     let t = Tile {
                         a: &panel[k0 * rows..(k0 + kc) * rows],
                         k: kc,
-                        b: &block[k0 * NR..(k0 + kc) * NR],
+                        b: &b.data[jb * k * NR + k0 * NR..],
+                        vs: k * NR,
                         c: &mut dst[r0 * n + col..],
                         ldc: n,
                         width,
                         acc: acc || k0 > 0,
                     };
-                    match rows {
-                        16 => tile_panel::<S, 16, 1>(s, t),
-                        15 => tile_panel::<S, 15, 1>(s, t),
-                        14 => tile_panel::<S, 14, 1>(s, t),
-                        13 => tile_panel::<S, 13, 1>(s, t),
-                        12 => tile_panel::<S, 12, 1>(s, t),
-                        11 => tile_panel::<S, 11, 1>(s, t),
-                        10 => tile_panel::<S, 10, 1>(s, t),
-                        9 => tile_panel::<S, 9, 1>(s, t),
-                        8 => tile_panel::<S, 8, 1>(s, t),
-                        7 => tile_panel::<S, 7, 1>(s, t),
+                    match (nb, rows) {
+                        (2, 8) => tile_panel::<S, 8, 2>(s, t),
+                        (2, 7) => tile_panel::<S, 7, 2>(s, t),
+                        (2, 6) => tile_panel::<S, 6, 2>(s, t),
+                        (2, 5) => tile_panel::<S, 5, 2>(s, t),
+                        (2, 4) => tile_panel::<S, 4, 2>(s, t),
+                        (2, 3) => tile_panel::<S, 3, 2>(s, t),
+                        (2, 2) => tile_panel::<S, 2, 2>(s, t),
+                        (2, _) => tile_panel::<S, 1, 2>(s, t),
+                        (_, 8) => tile_panel::<S, 8, 1>(s, t),
+                        (_, 7) => tile_panel::<S, 7, 1>(s, t),
                         _ => tiles!(tile_panel, s, 1, rows, t),
                     }
                     r0 += rows;
                 }
+                jb += nb;
             }
         }
     }
 }
 
-/// One register tile's operands: R rows of A (k each, or k columns of R in a panel), a packed
-/// block of B (k × NR), and R rows of C (`ldc` apart) of which `width` columns are real.
+/// One register tile's operands: R rows of A (k each, or k columns of R in a panel), B's k rows
+/// of [`NR`] with vector v of row p at `p·NR + v·vs` (`vs` = LANES: the vectors of one block;
+/// `vs` = a block's length: one vector from each of adjacent blocks), and R rows of C (`ldc`
+/// apart) of which `width` columns are real.
 struct Tile<'a> {
     a: &'a [f32],
     k: usize,
     b: &'a [f32],
+    vs: usize,
     c: &'a mut [f32],
     ldc: usize,
     width: usize,
@@ -185,12 +194,13 @@ fn tile_panel<S: Simd, const R: usize, const NV: usize>(s: S, t: Tile) {
     tile::<S, R, NV, true>(s, t)
 }
 
-/// R rows × NV vectors (= [`NR`] columns) of C in registers.
+/// R rows × NV vectors of C in registers.
 #[inline(always)]
 fn tile<S: Simd, const R: usize, const NV: usize, const PANEL: bool>(s: S, t: Tile) {
-    let Tile { a, k, b, c, ldc, width, acc } = t;
-    assert!(NV * S::LANES == NR && a.len() >= R * k && b.len() >= k * NR, "gemm tile: operands");
-    assert!(c.len() >= (R - 1) * ldc + width && width <= NR, "gemm tile: output");
+    let Tile { a, k, b, vs, c, ldc, width, acc } = t;
+    assert!(vs >= S::LANES && a.len() >= R * k, "gemm tile: operands");
+    assert!(k == 0 || b.len() >= (NV - 1) * vs + (k - 1) * NR + S::LANES, "gemm tile: operands");
+    assert!(c.len() >= (R - 1) * ldc + width && width <= NV * S::LANES, "gemm tile: output");
     let mut t = [[s.zero(); NV]; R];
     if acc {
         for (r, row) in t.iter_mut().enumerate() {
@@ -213,8 +223,9 @@ fn tile<S: Simd, const R: usize, const NV: usize, const PANEL: bool>(s: S, t: Ti
     for p in 0..k {
         let mut bv = [s.zero(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
-            // SAFETY: p < k and v·LANES + LANES ≤ NR: inside the k × NR block (asserted).
-            *x = unsafe { s.load(bp.add(p * NR + v * S::LANES)) };
+            // SAFETY: p < k and v < NV: p·NR + v·vs + LANES ≤ (k-1)·NR + (NV-1)·vs + LANES ≤ b.len()
+            // (asserted).
+            *x = unsafe { s.load(bp.add(p * NR + v * vs)) };
         }
         for (r, row) in t.iter_mut().enumerate() {
             let at = if PANEL { p * R + r } else { r * k + p };
