@@ -217,12 +217,12 @@ impl Kernel for Conv<'_> {
         let (co, k) = (bias.len(), offs.len());
         let reach = offs.iter().copied().max().unwrap_or(0);
         let tiles = co.div_ceil(MR);
-        let step = S::NV * S::LANES;
+        let step = S::NV_WIDE * S::LANES;
         for q0 in (0..len).step_by(step) {
             let width = step.min(len - q0);
             // A short last strip takes as few vectors as cover it (AVX-512 on ResNet-20's 8×8
-            // maps: 80 pixels a row of the padded image, 32 a tile).
-            let nv = width.div_ceil(S::LANES).min(S::NV);
+            // maps: 80 pixels a row of the padded image, 64 a tile).
+            let nv = width.div_ceil(S::LANES).min(S::NV_WIDE);
             let mut r0 = 0;
             for ti in 0..tiles {
                 let rows = co / tiles + usize::from(ti < co % tiles);
