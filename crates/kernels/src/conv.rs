@@ -17,8 +17,8 @@ use crate::channels::{self, ChannelWeights, channel_conv};
 use crate::direct::{Pixels, SLACK, wide_conv, wide_weight_grad_images};
 use crate::isa::Cpu;
 use crate::layout::{Layout, Padding, PhaseGrad, Phases};
+use crate::matmul::matmul;
 use crate::par::{lane_total, par_chunks_uninit, write_all};
-use crate::recurrent::matmul;
 use crate::{winograd, winograd_wgrad};
 
 /// Shapes of one convolution.

@@ -19,6 +19,7 @@ pub mod isa;
 mod layout;
 pub mod linear;
 pub mod malloc;
+pub mod matmul;
 pub mod packed;
 mod par;
 pub mod pool;

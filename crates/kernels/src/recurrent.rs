@@ -18,71 +18,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::isa::Cpu;
+use crate::matmul::matmul;
 use crate::packed::{PackedB, gemm_packed};
 use crate::vmath;
-
-/// dst[m×n] (row-major, contiguous) = (dst if `acc`) + lhs[m×k]·rhs[k×n], the operands given
-/// by their row and column strides so that transposes cost nothing. `threads`: let gemm split
-/// the work across rayon's pool (for big products only).
-#[allow(clippy::too_many_arguments)]
-pub fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    acc: bool,
-    lhs: &[f32],
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: &[f32],
-    rhs_rs: usize,
-    rhs_cs: usize,
-    threads: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !acc {
-            dst[..m * n].fill(0.0);
-        }
-        return;
-    }
-    assert!(dst.len() >= m * n, "matmul: destination too short");
-    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
-    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
-    // burn-flex's threshold: below ~192³ multiply-adds, threads cost more than they give.
-    let par = if threads && m * n * k >= 192 * 192 * 192 {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does
-    // not alias lhs or rhs (it is a unique borrow).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            acc,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
 
 /// A buffer shared by the batch blocks' threads, each writing only its own rows.
 struct Rows<'a> {

@@ -9,6 +9,7 @@
 pub mod batch_norm;
 pub mod conv;
 pub mod linear;
+pub mod matmul;
 pub mod pool;
 pub mod recurrence;
 pub mod residual;

@@ -25,7 +25,7 @@ pub(crate) fn uniform_init(d_hidden: usize) -> Initializer {
 pub(crate) fn project(x: Tensor<3>, input: &Linear) -> Tensor<3> {
     let [t, b, d] = x.dims();
     let g = input.weight.dims()[1];
-    x.reshape([t * b, d]).matmul(input.weight.val()).reshape([t, b, g])
+    burnlab_ops::matmul::matmul(x.reshape([t * b, d]), input.weight.val()).reshape([t, b, g])
 }
 
 /// b_ih + b_hh ([G]; zeros for a missing bias), the one bias an LSTM or RNN step adds.
