@@ -18,7 +18,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::isa::Cpu;
-use crate::matmul::matmul;
+use crate::matmul::{matmul, product};
 use crate::packed::{PackedB, gemm_packed};
 use crate::vmath;
 
@@ -303,8 +303,7 @@ pub fn lstm_backward(
 /// dW_hh = Σ_t h_{t-1}ᵀ·da_t = [h0; h_0 … h_{T-2}]ᵀ · da as two matmuls (no copy of the states).
 fn weight_grad(d: Dims, g: usize, hs: &[f32], h0: &[f32], da: &[f32]) -> Vec<f32> {
     let Dims { t: tn, b: bn, h } = d;
-    let mut dw = vec![0.0; h * g];
-    matmul(h, g, bn, &mut dw, false, h0, 1, h, &da[..bn * g], g, 1, true);
+    let mut dw = product(h, g, bn, h0, 1, h, &da[..bn * g], g, 1, true);
     if tn > 1 {
         matmul(
             h,
