@@ -126,6 +126,9 @@ impl Kernel for Gemm<'_> {
             r0 += rows;
         }
         let blocks = n.div_ceil(NR);
+        // k in chunks of KC, so that a tile's chunk of A (8 rows × 256 = 8 KB) and the pair of
+        // B blocks it meets (32 KB) stay in L1 for the second row tile (the backward's k of 1024
+        // would not).
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             let mut jb = 0;
