@@ -29,16 +29,58 @@ pub fn matmul(
         return;
     }
     assert!(dst.len() >= m * n, "matmul: destination too short");
-    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "matmul: lhs too short");
-    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "matmul: rhs too short");
-    // SAFETY: the asserts above keep every element gemm touches inside the slices; dst does
-    // not alias lhs or rhs (it is a unique borrow).
+    // SAFETY: dst holds m·n values (asserted) and, a unique borrow, aliases neither operand;
+    // m, n, k > 0.
+    unsafe {
+        gemm_into(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            acc,
+            lhs,
+            lhs_rs,
+            lhs_cs,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            threads,
+            "matmul",
+        )
+    }
+}
+
+/// dst[m×n] (row-major) = (dst if `acc`) + lhs·rhs through gemm, after checking that every
+/// strided element of lhs and rhs lies inside its slice (`what` names the caller in the panic).
+///
+/// # Safety
+/// `dst` is valid for m·n writes (and reads, with `acc`) and aliases neither slice; m, n, k > 0.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    acc: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    threads: bool,
+    what: &str,
+) {
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "{what}: lhs too short");
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "{what}: rhs too short");
+    // SAFETY: the operands' elements are inside their slices (asserted above); dst as the
+    // caller guarantees. Without `acc` gemm does not read dst (`read_dst` false).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             acc,
@@ -88,33 +130,24 @@ pub fn product(
     if len == 0 || k == 0 {
         return vec![0.0; len];
     }
-    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "product: lhs too short");
-    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "product: rhs too short");
     let mut dst = Vec::<f32>::with_capacity(len);
-    // SAFETY: the asserts above keep every element gemm reads inside the slices; dst has
-    // capacity for m·n values, which gemm, told not to read it (`read_dst` false) and with
-    // m, n, k > 0, writes every one of before `set_len`.
+    // SAFETY: dst has capacity for m·n values and aliases neither operand; m, n, k > 0. gemm,
+    // told not to read dst, writes every one of the m·n values before `set_len`.
     unsafe {
-        gemm::gemm(
+        gemm_into(
             m,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
             false,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(threads, m, n, k),
+            lhs,
+            lhs_rs,
+            lhs_cs,
+            rhs,
+            rhs_rs,
+            rhs_cs,
+            threads,
+            "product",
         );
         dst.set_len(len);
     }
